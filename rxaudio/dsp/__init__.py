@@ -1,0 +1,1 @@
+"""Pure numpy kernels, no Rx: framing, resampling, levels (and, later, STFT/mel/MFCC)."""

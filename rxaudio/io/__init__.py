@@ -1,0 +1,1 @@
+"""I/O edges: byte formats live here and nowhere else."""

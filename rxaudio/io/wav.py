@@ -1,0 +1,110 @@
+"""A streaming WAV writer whose header is valid after every write.
+
+After each block the RIFF and data sizes are patched, so a reader sees a complete, valid file at
+any moment (a crash loses at most the block being written). Written under a temporary name and
+renamed by :meth:`WavWriter.close`, so the final name only ever holds a finished file.
+"""
+
+from __future__ import annotations
+
+import os
+import struct
+from typing import BinaryIO
+
+import numpy as np
+from numpy.typing import NDArray
+
+SUBTYPES = ("PCM_16", "FLOAT")
+
+
+def partial_name(path: str) -> str:
+    """The temporary name a file is written under before it is complete."""
+    d, base = os.path.split(path)
+    return os.path.join(d, f".{base}.partial")
+
+
+def _header(sample_rate: int, channels: int, subtype: str, data_bytes: int) -> bytes:
+    if subtype == "PCM_16":
+        fmt_tag, bits = 1, 16
+    else:
+        fmt_tag, bits = 3, 32
+    block_align = channels * bits // 8
+    return (
+        b"RIFF"
+        + struct.pack("<I", 36 + data_bytes)
+        + b"WAVEfmt "
+        + struct.pack(
+            "<IHHIIHH",
+            16,
+            fmt_tag,
+            channels,
+            sample_rate,
+            sample_rate * block_align,
+            block_align,
+            bits,
+        )
+        + b"data"
+        + struct.pack("<I", data_bytes)
+    )
+
+
+class WavWriter:
+    """Write float32 ``(n, channels)`` blocks to a WAV file, header always valid."""
+
+    def __init__(self, path: str, sample_rate: int, channels: int, subtype: str = "PCM_16") -> None:
+        if subtype not in SUBTYPES:
+            raise ValueError(f"WavWriter: subtype must be one of {SUBTYPES}, got {subtype!r}")
+        self.path = path
+        self.tmp = partial_name(path)
+        self.sample_rate = sample_rate
+        self.channels = channels
+        self.subtype = subtype
+        self.samples = 0
+        self._data_bytes = 0
+        self._f: BinaryIO | None = open(self.tmp, "wb")
+        self._f.write(_header(sample_rate, channels, subtype, 0))
+        self._f.flush()
+
+    def write(self, block: NDArray[np.float32]) -> None:
+        """Append a block; the header is patched so the file stays valid."""
+        f = self._f
+        if f is None:
+            raise ValueError(f"WavWriter: {self.path} is already closed")
+        if self.subtype == "PCM_16":
+            data = np.rint(np.clip(block * 32768.0, -32768, 32767)).astype("<i2").tobytes()
+        else:
+            data = np.ascontiguousarray(block, dtype="<f4").tobytes()
+        f.write(data)
+        self._data_bytes += len(data)
+        self.samples += block.shape[0]
+        f.seek(4)
+        f.write(struct.pack("<I", 36 + self._data_bytes))
+        f.seek(40)
+        f.write(struct.pack("<I", self._data_bytes))
+        f.seek(0, os.SEEK_END)
+        f.flush()
+
+    def close(self) -> str:
+        """Close and rename to the final path; return it. Safe to call twice."""
+        if self._f is not None:
+            self._f.close()
+            self._f = None
+            os.replace(self.tmp, self.path)
+        return self.path
+
+    @property
+    def closed(self) -> bool:
+        """Whether :meth:`close` ran."""
+        return self._f is None
+
+
+def write_wav(
+    path: str, samples: NDArray[np.float32], sample_rate: int, subtype: str = "PCM_16"
+) -> str:
+    """Write a whole ``(n, channels)`` signal (temporary name, then rename)."""
+    w = WavWriter(path, sample_rate, samples.shape[1], subtype)
+    try:
+        w.write(samples)
+    finally:
+        w.close()
+    return path

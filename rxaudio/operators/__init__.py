@@ -1,0 +1,26 @@
+"""Operators: each a factory that validates its options and returns an Rx operator.
+
+Use them with ``observable.pipe(...)``. Later layers (VAD, features) add theirs here.
+"""
+
+from ._channels import channels, to_mono
+from ._gain import gain
+from ._level import level
+from ._reframe import reframe
+from ._resample import resample
+from ._stage import Operator, map_operator, stage_operator
+
+from ..pipeline.caps import conform  # isort: skip
+
+__all__ = [
+    "Operator",
+    "channels",
+    "conform",
+    "gain",
+    "level",
+    "map_operator",
+    "reframe",
+    "resample",
+    "stage_operator",
+    "to_mono",
+]

@@ -1,0 +1,82 @@
+"""to_mono / channels: mix down, duplicate or select channels."""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+
+import numpy as np
+
+from ..errors import ConfigError
+from ..frames import AudioFrame
+from ._check import audio, positive_int
+from ._stage import Operator, map_operator
+
+
+def to_mono() -> Operator[AudioFrame, AudioFrame]:
+    """Mix all channels to one by averaging them (mono frames pass through).
+
+    .. marble::
+        -a(2ch)--b(2ch)--|
+        [    to_mono()   ]
+        -A(1ch)--B(1ch)--|
+    """
+    return channels(1)
+
+
+def channels(
+    count: int | None = None, *, select: Sequence[int] | None = None
+) -> Operator[AudioFrame, AudioFrame]:
+    """Change the channel layout.
+
+    ``channels(1)`` averages to mono; ``channels(n)`` from mono duplicates the channel;
+    ``select=[i, j, ...]`` picks (and reorders) input channels. Any other mapping is refused
+    with an error naming ``select=``.
+
+    .. marble::
+        -a(1ch)--b(1ch)--|
+        [   channels(2)  ]
+        -A(2ch)--B(2ch)--|
+
+    Raises
+    ------
+    ConfigError
+        Neither or both of ``count`` and ``select``, a non-positive count, a negative index.
+    """
+    if (count is None) == (select is None):
+        raise ConfigError("channels: give exactly one of count=N or select=[indices]")
+    if select is not None:
+        idx = list(select)
+        if not idx or any(isinstance(i, bool) or not isinstance(i, int) or i < 0 for i in idx):
+            raise ConfigError(
+                f"channels: select must be non-negative channel indices, got {select!r}"
+            )
+
+        def pick(item: AudioFrame) -> AudioFrame:
+            frame = audio("channels", item)
+            if max(idx) >= frame.channels:
+                raise ValueError(
+                    f"select={idx} needs {max(idx) + 1} channels, the input has {frame.channels}"
+                )
+            return AudioFrame(
+                np.ascontiguousarray(frame.samples[:, idx]), frame.sample_rate, frame.start
+            )
+
+        return map_operator("channels", pick)
+
+    n = positive_int("channels", "count", count, maximum=64)
+
+    def convert(item: AudioFrame) -> AudioFrame:
+        frame = audio("channels", item)
+        c = frame.channels
+        if c == n:
+            return frame
+        if n == 1:
+            mixed = frame.samples.mean(axis=1, dtype=np.float32, keepdims=True)
+            return AudioFrame(mixed, frame.sample_rate, frame.start)
+        if c == 1:
+            return AudioFrame(np.repeat(frame.samples, n, axis=1), frame.sample_rate, frame.start)
+        raise ValueError(
+            f"cannot map {c} channels to {n}; use channels(select=[...]) to choose them"
+        )
+
+    return map_operator("channels", convert)

@@ -1,0 +1,74 @@
+"""Argument validation shared by operator factories (raise ConfigError at construction)."""
+
+from __future__ import annotations
+
+import math
+from typing import Any
+
+from ..errors import ConfigError
+from ..frames import AudioFrame
+
+
+def positive_int(op: str, name: str, value: Any, *, maximum: int | None = None) -> int:
+    """Validate a positive int option."""
+    if isinstance(value, bool) or not isinstance(value, int) or value <= 0:
+        raise ConfigError(f"{op}: {name} must be a positive int, got {value!r}")
+    if maximum is not None and value > maximum:
+        raise ConfigError(f"{op}: {name} must be at most {maximum}, got {value}")
+    return value
+
+
+def finite(
+    op: str, name: str, value: Any, lo: float | None = None, hi: float | None = None
+) -> float:
+    """Validate a finite float option within [lo, hi]."""
+    if isinstance(value, bool) or not isinstance(value, int | float) or not math.isfinite(value):
+        raise ConfigError(f"{op}: {name} must be a finite number, got {value!r}")
+    if (lo is not None and value < lo) or (hi is not None and value > hi):
+        raise ConfigError(f"{op}: {name} must be in [{lo}, {hi}], got {value!r}")
+    return float(value)
+
+
+def choice(op: str, name: str, value: Any, allowed: tuple[str, ...]) -> str:
+    """Validate a string option from a fixed set."""
+    if value not in allowed:
+        raise ConfigError(f"{op}: {name} must be one of {', '.join(allowed)}; got {value!r}")
+    return str(value)
+
+
+def audio(op: str, item: Any) -> AudioFrame:
+    """Check that a stream item is an AudioFrame (raised inside the stream)."""
+    if not isinstance(item, AudioFrame):
+        raise TypeError(
+            f"{op}: expected AudioFrame, got {type(item).__name__}; put {op} on an audio stream"
+        )
+    return item
+
+
+class FormatTracker:
+    """Remembers a stream's sample rate and channel count and refuses changes mid-stream."""
+
+    __slots__ = ("channels", "op", "sample_rate")
+
+    def __init__(self, op: str) -> None:
+        self.op = op
+        self.sample_rate: int | None = None
+        self.channels: int | None = None
+
+    def check(self, frame: AudioFrame) -> bool:
+        """Return True on the first frame; raise on a change of rate or channels."""
+        if self.sample_rate is None:
+            self.sample_rate = frame.sample_rate
+            self.channels = frame.channels
+            return True
+        if frame.sample_rate != self.sample_rate:
+            raise ValueError(
+                f"sample rate changed mid-stream from {self.sample_rate} to "
+                f"{frame.sample_rate} Hz; put resample(rate) before {self.op}"
+            )
+        if frame.channels != self.channels:
+            raise ValueError(
+                f"channel count changed mid-stream from {self.channels} to {frame.channels}; "
+                f"put channels(n) before {self.op}"
+            )
+        return False

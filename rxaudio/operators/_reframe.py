@@ -1,0 +1,92 @@
+"""reframe: fixed-size frames with hop, remainder carried between chunks."""
+
+from __future__ import annotations
+
+import numpy as np
+
+from ..dsp.framing import Reframer
+from ..frames import AudioFrame
+from ._check import FormatTracker, audio, choice, positive_int
+from ._stage import Operator, stage_operator
+
+TAILS = ("flush", "pad", "drop")
+MAX_GAP_SECONDS = 10.0
+
+
+class _ReframeStage:
+    def __init__(self, size: int, hop: int, tail: str) -> None:
+        self.size, self.hop, self.tail = size, hop, tail
+        self.fmt = FormatTracker("reframe")
+        self.r: Reframer | None = None
+
+    def _frames(self, pairs: list[tuple[int, np.ndarray]]) -> list[AudioFrame]:
+        rate = self.fmt.sample_rate
+        assert rate is not None
+        return [AudioFrame(s, rate, start) for start, s in pairs]
+
+    def push(self, item: AudioFrame) -> list[AudioFrame]:
+        frame = audio("reframe", item)
+        if self.fmt.check(frame):
+            self.r = Reframer(self.size, self.hop, frame.channels, frame.start)
+        r = self.r
+        assert r is not None
+        out: list[tuple[int, np.ndarray]] = []
+        if frame.start > r.end:
+            # A gap (e.g. blocks dropped at capture): fill with silence so every later sample
+            # keeps its index. Overlaps cannot be repaired and are refused.
+            gap = frame.start - r.end
+            if gap > MAX_GAP_SECONDS * frame.sample_rate:
+                raise ValueError(
+                    f"gap of {gap} samples before sample {frame.start} is longer than "
+                    f"{MAX_GAP_SECONDS:g} s; the input is not one continuous stream"
+                )
+            out.extend(r.push(np.zeros((gap, frame.channels), dtype=np.float32)))
+        elif frame.start < r.end:
+            raise ValueError(
+                f"frame starts at sample {frame.start} but the previous one ended at {r.end}; "
+                "frames must not overlap (reframe expects one continuous stream)"
+            )
+        out.extend(r.push(frame.samples))
+        return self._frames(out)
+
+    def flush(self) -> list[AudioFrame]:
+        if self.r is None:
+            return []
+        return self._frames(self.r.flush(self.tail))
+
+
+def reframe(
+    size: int, hop: int | None = None, *, tail: str = "flush"
+) -> Operator[AudioFrame, AudioFrame]:
+    """Cut audio into frames of exactly ``size`` samples, one every ``hop`` samples.
+
+    Chunks of any size go in; frames of ``size`` samples come out, each stamped with the sample
+    index of its first sample. The remainder is carried to the next chunk, so any chunking of the
+    same signal gives the same frames. ``hop < size`` makes overlapping frames (analysis
+    windows), ``hop > size`` skips samples. A gap in the input (blocks dropped at capture) is
+    filled with silence so later samples keep their index.
+
+    .. marble::
+        -a(300)----b(300)----c(300)--|
+        [        reframe(256)        ]
+        -A(0)------B(256)----C(512)--(D(768)|)
+
+    Parameters
+    ----------
+    size
+        Frame length in samples.
+    hop
+        Samples between frame starts (default ``size``).
+    tail
+        At completion: ``"flush"`` emits the uncovered remainder as a shorter frame, ``"pad"``
+        zero-pads it to ``size``, ``"drop"`` discards it.
+
+    Raises
+    ------
+    ConfigError
+        ``size`` or ``hop`` not a positive int, unknown ``tail``.
+    """
+    size = positive_int("reframe", "size", size)
+    hop = size if hop is None else positive_int("reframe", "hop", hop)
+    tail = choice("reframe", "tail", tail, TAILS)
+    return stage_operator("reframe", lambda: _ReframeStage(size, hop, tail))

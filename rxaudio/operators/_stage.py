@@ -1,0 +1,114 @@
+"""The one adapter every stateful operator uses: a per-subscription *stage*.
+
+A stage is a plain object with ``push(item) -> list`` and ``flush() -> list``; it holds the
+operator's state and no Rx. :func:`stage_operator` turns a stage factory into an Rx operator:
+the factory is called inside ``subscribe`` (fresh state for every subscriber, re-subscribe and
+``retry``), exceptions raised by the stage become ``on_error`` with the operator's name and the
+sample index of the item being processed, and ``flush`` runs once on completion.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Iterable
+from typing import Any, Protocol, TypeVar
+
+from reactivex import Observable, abc
+
+from ..errors import StreamError
+
+A = TypeVar("A")
+B = TypeVar("B")
+A_contra = TypeVar("A_contra", contravariant=True)
+B_co = TypeVar("B_co", covariant=True)
+
+Operator = Callable[[Observable[A]], Observable[B]]
+
+
+class Stage(Protocol[A_contra, B_co]):
+    """Per-subscription state of an operator: no Rx, testable with plain calls."""
+
+    def push(self, item: A_contra) -> Iterable[B_co]:
+        """Consume one input item, return the outputs it completes (possibly none)."""
+        ...
+
+    def flush(self) -> Iterable[B_co]:
+        """The input completed: return whatever is still pending."""
+        ...
+
+
+def sample_index_of(item: Any) -> int | None:
+    """Best-effort sample index of a frame-like item, for error context."""
+    start = getattr(item, "start", None)
+    return start if isinstance(start, int) else None
+
+
+def wrap_error(name: str, exc: BaseException, item: Any = None) -> StreamError:
+    """Give an exception raised inside an operator its context (operator, sample index)."""
+    if isinstance(exc, StreamError):
+        return exc
+    message = str(exc) or type(exc).__name__
+    # Avoid "resample: resample: ..." when the stage already named itself.
+    if message.startswith(name + ": "):
+        message = message[len(name) + 2 :]
+    err = StreamError(name, message, sample_index_of(item))
+    err.__cause__ = exc
+    return err
+
+
+def stage_operator(name: str, make_stage: Callable[[], Stage[A, B]]) -> Operator[A, B]:
+    """Build an Rx operator from a stage factory (called once per subscription)."""
+
+    def _operator(source: Observable[A]) -> Observable[B]:
+        def subscribe(
+            observer: abc.ObserverBase[B], scheduler: abc.SchedulerBase | None = None
+        ) -> abc.DisposableBase:
+            stage = make_stage()
+
+            def on_next(item: A) -> None:
+                try:
+                    out = stage.push(item)
+                except Exception as exc:  # an operator's failure travels downstream
+                    observer.on_error(wrap_error(name, exc, item))
+                    return
+                for o in out:
+                    observer.on_next(o)
+
+            def on_completed() -> None:
+                try:
+                    out = stage.flush()
+                except Exception as exc:
+                    observer.on_error(wrap_error(name, exc))
+                    return
+                for o in out:
+                    observer.on_next(o)
+                observer.on_completed()
+
+            return source.subscribe(on_next, observer.on_error, on_completed, scheduler=scheduler)
+
+        return Observable(subscribe)
+
+    return _operator
+
+
+def map_operator(name: str, fn: Callable[[A], B]) -> Operator[A, B]:
+    """A stateless one-in-one-out operator; exceptions become ``on_error`` with context."""
+
+    def _operator(source: Observable[A]) -> Observable[B]:
+        def subscribe(
+            observer: abc.ObserverBase[B], scheduler: abc.SchedulerBase | None = None
+        ) -> abc.DisposableBase:
+            def on_next(item: A) -> None:
+                try:
+                    out = fn(item)
+                except Exception as exc:
+                    observer.on_error(wrap_error(name, exc, item))
+                    return
+                observer.on_next(out)
+
+            return source.subscribe(
+                on_next, observer.on_error, observer.on_completed, scheduler=scheduler
+            )
+
+        return Observable(subscribe)
+
+    return _operator

@@ -1,0 +1,5 @@
+"""Caps (what a stream carries), conversion to caps, and the launch-string machinery."""
+
+from .caps import Caps, conform
+
+__all__ = ["Caps", "conform"]

@@ -1,0 +1,103 @@
+"""Caps in the GStreamer sense: what kind of frames a stream carries and in what format.
+
+An operator declares the caps it accepts (e.g. Silero: mono, 16 kHz, 512-sample frames) and
+:func:`conform` converts any audio stream to them (channels, resample, reframe), so no operator
+hand-rolls conversion. ``None`` in a field means "any".
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from dataclasses import dataclass
+
+from reactivex import Observable
+
+from ..errors import ConfigError
+from ..frames import AudioFrame
+
+
+@dataclass(frozen=True, slots=True)
+class Caps:
+    """Format of an audio stream; ``None`` fields accept anything.
+
+    Parameters
+    ----------
+    sample_rate
+        Samples per second.
+    channels
+        Channel count.
+    frame_size
+        Samples per frame (frames of exactly this size, except a possibly shorter last one).
+    """
+
+    sample_rate: int | None = None
+    channels: int | None = None
+    frame_size: int | None = None
+
+    def __post_init__(self) -> None:
+        for name in ("sample_rate", "channels", "frame_size"):
+            v = getattr(self, name)
+            if v is not None and (isinstance(v, bool) or not isinstance(v, int) or v <= 0):
+                raise ConfigError(f"Caps: {name} must be a positive int or None, got {v!r}")
+
+    def accepts(self, frame: AudioFrame) -> bool:
+        """Whether ``frame`` already satisfies these caps."""
+        return (
+            (self.sample_rate is None or frame.sample_rate == self.sample_rate)
+            and (self.channels is None or frame.channels == self.channels)
+            and (self.frame_size is None or frame.n == self.frame_size)
+        )
+
+    def intersect(self, other: Caps) -> Caps:
+        """Caps satisfying both, or :class:`ConfigError` when they conflict."""
+        out: dict[str, int | None] = {}
+        for name in ("sample_rate", "channels", "frame_size"):
+            a, b = getattr(self, name), getattr(other, name)
+            if a is not None and b is not None and a != b:
+                raise ConfigError(f"caps conflict on {name}: {a} vs {b}")
+            out[name] = a if a is not None else b
+        return Caps(**out)
+
+    def __str__(self) -> str:
+        parts = [
+            f"{k}={v}"
+            for k, v in (
+                ("rate", self.sample_rate),
+                ("channels", self.channels),
+                ("frame", self.frame_size),
+            )
+            if v is not None
+        ]
+        return "audio/x-raw," + ",".join(parts) if parts else "audio/x-raw"
+
+
+def conform(caps: Caps) -> Callable[[Observable[AudioFrame]], Observable[AudioFrame]]:
+    """Convert an audio stream to ``caps``: channels first (cheaper), then resample, then reframe.
+
+    Each step passes frames through untouched when they already match, so conforming a stream
+    that already has the caps costs one function call per frame and step.
+
+    .. marble::
+        -a(48k,2ch,480)--b(48k,2ch,480)--|
+        [ conform(Caps(16000, 1, 512))   ]
+        ---------------A(16k,1ch,512)----(B|)
+    """
+    from ..operators._channels import channels
+    from ..operators._reframe import reframe
+    from ..operators._resample import resample
+
+    steps: list[Callable[[Observable[AudioFrame]], Observable[AudioFrame]]] = []
+    if caps.channels is not None:
+        steps.append(channels(caps.channels))
+    if caps.sample_rate is not None:
+        steps.append(resample(caps.sample_rate))
+    if caps.frame_size is not None:
+        steps.append(reframe(caps.frame_size))
+
+    def _conform(source: Observable[AudioFrame]) -> Observable[AudioFrame]:
+        out = source
+        for step in steps:
+            out = step(out)
+        return out
+
+    return _conform

@@ -1,0 +1,58 @@
+"""to_jsonl: one JSON object per stream item."""
+
+from __future__ import annotations
+
+import json
+import os
+from collections.abc import Callable
+from typing import IO, Any
+
+from reactivex import Observable
+
+from ..frames import FileReceipt
+from ..io.wav import partial_name
+from ._filesink import check_target, file_sink
+from ._serialize import to_record
+
+
+class _JsonlFile:
+    def __init__(self, path: str, serialize: Callable[[Any], dict[str, Any]]) -> None:
+        self.path, self.serialize = path, serialize
+        self.tmp = partial_name(path)
+        self.f: IO[str] | None = None
+        self.count = 0
+
+    def write(self, item: Any) -> None:
+        line = json.dumps(self.serialize(item), allow_nan=False, separators=(",", ":"))
+        if self.f is None:
+            self.f = open(self.tmp, "w", encoding="utf-8")
+        self.f.write(line + "\n")
+        self.f.flush()
+        self.count += 1
+
+    def finish(self, reason: str) -> FileReceipt | None:
+        if self.f is None:
+            # an empty log is still a valid (empty) JSONL file
+            self.f = open(self.tmp, "w", encoding="utf-8")
+        self.f.close()
+        os.replace(self.tmp, self.path)
+        return FileReceipt(self.path, self.count, 0, reason=reason)
+
+
+def to_jsonl(
+    path: str | os.PathLike[str], *, serialize: Callable[[Any], dict[str, Any]] = to_record
+) -> Callable[[Observable[Any]], Observable[FileReceipt]]:
+    """Write each item as one JSON line; emit a :class:`FileReceipt` when the file is final.
+
+    Items are converted by ``serialize`` (default: ``to_dict()`` when the item has one,
+    dataclass fields otherwise, with large arrays summarised). Lines are flushed as they come;
+    the file is renamed from its temporary name on completion, error or dispose. An item that
+    cannot be serialised ends the stream with an error; the lines before it stay valid.
+
+    .. marble::
+        -e1--e2--e3--|
+        [ to_jsonl("events.jsonl") ]
+        -------------(R|)      R = FileReceipt(path, frames=3)
+    """
+    p = check_target("to_jsonl", path)
+    return file_sink("to_jsonl", lambda: _JsonlFile(p, serialize))

@@ -1,0 +1,79 @@
+"""to_wav: stream audio frames into a WAV file."""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Callable
+
+import numpy as np
+from reactivex import Observable
+
+from ..errors import FormatError
+from ..frames import AudioFrame, FileReceipt
+from ..io.wav import SUBTYPES, WavWriter
+from ..operators._check import audio, choice
+from ._filesink import check_target, file_sink
+
+
+class _WavFile:
+    def __init__(self, path: str, subtype: str) -> None:
+        self.path, self.subtype = path, subtype
+        self.w: WavWriter | None = None
+        self.frames = 0
+
+    def write(self, item: AudioFrame) -> None:
+        frame = audio("to_wav", item)
+        if not np.isfinite(frame.samples).all():
+            raise FormatError(
+                f"NaN or inf samples in the frame at sample {frame.start}; the file keeps the "
+                f"{self.w.samples if self.w else 0} samples before it"
+            )
+        if self.w is None:
+            self.w = WavWriter(self.path, frame.sample_rate, frame.channels, self.subtype)
+        elif frame.sample_rate != self.w.sample_rate or frame.channels != self.w.channels:
+            raise FormatError(
+                f"format changed mid-stream from {self.w.sample_rate} Hz/{self.w.channels} ch "
+                f"to {frame.sample_rate} Hz/{frame.channels} ch; resample or remix before to_wav"
+            )
+        self.w.write(frame.samples)
+        self.frames += 1
+
+    def finish(self, reason: str) -> FileReceipt | None:
+        w = self.w
+        if w is None:
+            return FileReceipt(self.path, 0, 0, None, None, reason="empty")
+        w.close()
+        return FileReceipt(w.path, self.frames, w.samples, w.sample_rate, w.channels, reason)
+
+
+def to_wav(
+    path: str | os.PathLike[str], *, subtype: str = "PCM_16"
+) -> Callable[[Observable[AudioFrame]], Observable[FileReceipt]]:
+    """Write the audio stream to a WAV file; emit a :class:`FileReceipt` when it is final.
+
+    The file is written under a temporary name (``.NAME.partial`` beside it) with a header that
+    is valid after every block, and renamed to ``path`` on completion, on an upstream error
+    (before the error is forwarded) and on dispose (Ctrl-C). A bad frame (NaN, rate or channel
+    change) ends the stream with an error; the file keeps every sample before it. An empty
+    stream writes no file (receipt ``reason="empty"``).
+
+    .. marble::
+        -a--b--c--|
+        [ to_wav("x.wav") ]
+        ----------(R|)        R = FileReceipt(path, frames=3, samples, ...)
+
+    Parameters
+    ----------
+    path
+        Output file; its directory must exist.
+    subtype
+        ``"PCM_16"`` (default) or ``"FLOAT"`` (32-bit float, lossless for float frames).
+
+    Raises
+    ------
+    ConfigError
+        Directory missing or not writable, path is a directory, unknown subtype.
+    """
+    p = check_target("to_wav", path)
+    subtype = choice("to_wav", "subtype", subtype, SUBTYPES)
+    return file_sink("to_wav", lambda: _WavFile(p, subtype))

@@ -1,0 +1,18 @@
+"""Sources: Observables of :class:`~rxaudio.frames.AudioFrame`.
+
+Every source opens its resource on subscribe and releases it on dispose or completion.
+"""
+
+from ._array import from_array
+from ._file import FileSource, from_file
+from ._microphone import CaptureStats, MicrophoneSource, from_microphone, list_input_devices
+
+__all__ = [
+    "CaptureStats",
+    "FileSource",
+    "MicrophoneSource",
+    "from_array",
+    "from_file",
+    "from_microphone",
+    "list_input_devices",
+]

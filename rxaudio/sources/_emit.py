@@ -1,0 +1,93 @@
+"""Shared emission loop for block sources: immediate (as fast as consumed) or paced in real time."""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Iterator
+from datetime import timedelta
+from typing import Any
+
+from reactivex import abc
+from reactivex.disposable import CompositeDisposable, Disposable, SerialDisposable
+from reactivex.scheduler import CurrentThreadScheduler, NewThreadScheduler
+
+from ..frames import AudioFrame
+
+
+def emit_blocks(
+    observer: abc.ObserverBase[AudioFrame],
+    scheduler: abc.SchedulerBase | None,
+    open_blocks: Callable[[], tuple[Iterator[AudioFrame], Callable[[], None]]],
+    *,
+    realtime: bool,
+) -> abc.DisposableBase:
+    """Emit the frames of an iterator opened on subscribe; close it on end or dispose.
+
+    Immediate mode loops in one scheduled action (like ``reactivex.from_iterable``). Realtime
+    mode schedules frame ``k`` at ``t0 + frame.start / rate`` on absolute time, so pacing does
+    not drift, and works in virtual time on a ``TestScheduler``.
+    """
+    disposed = False
+    closer: list[Callable[[], None]] = []
+    pending = SerialDisposable()
+
+    def close() -> None:
+        while closer:
+            closer.pop()()
+
+    def fail(exc: Exception) -> None:
+        close()
+        observer.on_error(exc)
+
+    def start(sched: abc.SchedulerBase, _: Any = None) -> abc.DisposableBase | None:
+        try:
+            blocks, close_fn = open_blocks()
+        except Exception as exc:
+            observer.on_error(exc)
+            return None
+        closer.append(close_fn)
+        if not realtime:
+            try:
+                for frame in blocks:
+                    if disposed:
+                        break
+                    observer.on_next(frame)
+            except Exception as exc:
+                fail(exc)
+                return None
+            close()
+            if not disposed:
+                observer.on_completed()
+            return None
+
+        t0 = sched.now
+        first: list[int] = []
+
+        def step(s: abc.SchedulerBase, __: Any = None) -> abc.DisposableBase | None:
+            if disposed:
+                return None
+            try:
+                frame = next(blocks, None)
+            except Exception as exc:
+                fail(exc)
+                return None
+            if frame is None:
+                close()
+                observer.on_completed()
+                return None
+            if not first:
+                first.append(frame.start)
+            observer.on_next(frame)
+            due = t0 + timedelta(seconds=(frame.end - first[0]) / frame.sample_rate)
+            pending.disposable = s.schedule_absolute(due, step)
+            return None
+
+        return step(sched)
+
+    def dispose() -> None:
+        nonlocal disposed
+        disposed = True
+        close()
+
+    if scheduler is None:
+        scheduler = NewThreadScheduler() if realtime else CurrentThreadScheduler.singleton()
+    return CompositeDisposable(scheduler.schedule(start), pending, Disposable(dispose))

@@ -1,0 +1,267 @@
+"""from_microphone: a real PortAudio input stream as an Observable.
+
+Threads: PortAudio's callback thread only copies the block, stamps its sample index and puts
+it into a bounded queue (counting overruns and drops). One pump thread per subscription takes
+blocks from the queue and emits them: that is the single hop from the audio thread to the
+processing side. The device opens on subscribe and closes on dispose.
+"""
+
+from __future__ import annotations
+
+import queue
+import threading
+from dataclasses import dataclass, field
+from typing import Any
+
+import numpy as np
+from reactivex import Observable, abc
+from reactivex.disposable import Disposable
+
+from ..errors import ConfigError, DeviceError
+from ..frames import AudioFrame
+from ..operators._check import positive_int
+
+COMMON_RATES = (8000, 11025, 16000, 22050, 32000, 44100, 48000, 88200, 96000)
+
+
+@dataclass
+class CaptureStats:
+    """Counters of a microphone source (all subscriptions together)."""
+
+    opens: int = 0
+    closes: int = 0
+    blocks: int = 0
+    samples: int = 0
+    overruns: int = 0  # PortAudio reported input overflow (audio lost inside PortAudio)
+    status_flags: int = 0  # any PortAudio status flag
+    dropped_blocks: int = 0  # our queue was full: the consumer is too slow
+    max_queue_depth: int = 0
+    errors: list[str] = field(default_factory=list)
+
+
+def _sd() -> Any:
+    try:
+        import sounddevice as sd
+    except OSError as exc:  # PortAudio library missing
+        raise DeviceError(
+            f"PortAudio is not available ({exc}); install it (Debian: apt-get install "
+            "libportaudio2)"
+        ) from exc
+    return sd
+
+
+def list_input_devices() -> list[dict[str, Any]]:
+    """Input devices: index, name, host API, max input channels, default and supported rates."""
+    sd = _sd()
+    out = []
+    hostapis = sd.query_hostapis()
+    for i, d in enumerate(sd.query_devices()):
+        if d["max_input_channels"] <= 0:
+            continue
+        rates = []
+        for r in COMMON_RATES:
+            try:
+                sd.check_input_settings(device=i, samplerate=r, channels=1, dtype="float32")
+                rates.append(r)
+            except Exception:
+                pass
+        out.append(
+            {
+                "index": i,
+                "name": d["name"],
+                "hostapi": hostapis[d["hostapi"]]["name"],
+                "max_input_channels": int(d["max_input_channels"]),
+                "default_samplerate": int(d["default_samplerate"]),
+                "rates": rates,
+            }
+        )
+    return out
+
+
+def _describe(sd: Any, device: int | str | None) -> str:
+    try:
+        d = sd.query_devices(device, "input")
+        return (
+            f"device {d['name']!r} (max {d['max_input_channels']} input channels, "
+            f"default {int(d['default_samplerate'])} Hz)"
+        )
+    except Exception:
+        return f"device {device!r}"
+
+
+def check_device(device: int | str | None, sample_rate: int, channels: int) -> None:
+    """Raise :class:`DeviceError` naming the device and what it supports, if unusable."""
+    sd = _sd()
+    try:
+        sd.query_devices(device, "input")
+    except Exception as exc:
+        names = [d["name"] for d in sd.query_devices() if d["max_input_channels"] > 0]
+        which = "no default input device" if device is None else f"no input device {device!r}"
+        raise DeviceError(
+            f"{which} ({exc}); input devices here: {names or 'none'} (see `rxaudio devices`)"
+        ) from exc
+    try:
+        sd.check_input_settings(
+            device=device, samplerate=sample_rate, channels=channels, dtype="float32"
+        )
+    except Exception as exc:
+        raise DeviceError(
+            f"{_describe(sd, device)} cannot capture {channels} channel(s) at {sample_rate} Hz "
+            f"({exc}); use a supported rate/channel count or resample afterwards"
+        ) from exc
+
+
+class MicrophoneSource(Observable[AudioFrame]):
+    """Observable over a PortAudio input stream; ``stats`` counts blocks, overruns and drops."""
+
+    def __init__(
+        self,
+        device: int | str | None,
+        *,
+        sample_rate: int,
+        channels: int,
+        block_size: int,
+        latency: float | str,
+        queue_blocks: int,
+        check: bool,
+    ) -> None:
+        self.device = device
+        self.sample_rate = positive_int("from_microphone", "sample_rate", sample_rate)
+        self.channels = positive_int("from_microphone", "channels", channels, maximum=64)
+        self.block_size = positive_int("from_microphone", "block_size", block_size)
+        self.queue_blocks = positive_int("from_microphone", "queue_blocks", queue_blocks)
+        if not (latency in ("low", "high") or (isinstance(latency, int | float) and latency > 0)):
+            raise ConfigError(
+                f"from_microphone: latency must be 'low', 'high' or seconds > 0, got {latency!r}"
+            )
+        self.latency = latency
+        self.stats = CaptureStats()
+        if check:
+            check_device(device, self.sample_rate, self.channels)
+        super().__init__(self._subscribe_mic)
+
+    def _subscribe_mic(
+        self, observer: abc.ObserverBase[AudioFrame], scheduler: abc.SchedulerBase | None = None
+    ) -> abc.DisposableBase:
+        sd = _sd()
+        stats = self.stats
+        q: queue.Queue[tuple[int, np.ndarray] | None] = queue.Queue(self.queue_blocks)
+        index = 0
+        rate = self.sample_rate
+
+        def callback(indata: np.ndarray, frames: int, _time: Any, status: Any) -> None:
+            nonlocal index
+            if status:
+                stats.status_flags += 1
+                if status.input_overflow:
+                    stats.overruns += 1
+            start = index
+            index += frames
+            try:
+                q.put_nowait((start, indata.copy()))
+            except queue.Full:
+                stats.dropped_blocks += 1
+
+        try:
+            stream = sd.InputStream(
+                device=self.device,
+                samplerate=rate,
+                channels=self.channels,
+                dtype="float32",
+                blocksize=self.block_size,
+                latency=self.latency,
+                callback=callback,
+            )
+            stream.start()
+        except Exception as exc:
+            observer.on_error(
+                DeviceError(
+                    f"cannot open {_describe(sd, self.device)} at {rate} Hz, "
+                    f"{self.channels} channel(s): {exc}"
+                )
+            )
+            return Disposable()
+        stats.opens += 1
+        stop = threading.Event()
+
+        def pump() -> None:
+            while not stop.is_set():
+                try:
+                    item = q.get(timeout=0.05)
+                except queue.Empty:
+                    continue
+                if item is None:
+                    break
+                stats.max_queue_depth = max(stats.max_queue_depth, q.qsize() + 1)
+                start, block = item
+                stats.blocks += 1
+                stats.samples += block.shape[0]
+                try:
+                    frame = AudioFrame(block, rate, start)
+                except Exception as exc:  # pragma: no cover - PortAudio gave an odd block
+                    observer.on_error(DeviceError(f"bad block from PortAudio: {exc}"))
+                    return
+                observer.on_next(frame)
+
+        worker = threading.Thread(target=pump, name="rxaudio-mic-pump", daemon=True)
+        worker.start()
+
+        def close_stream() -> None:
+            try:
+                stream.abort()
+                stream.close()
+            except Exception as exc:  # pragma: no cover - device vanished
+                stats.errors.append(str(exc))
+            stats.closes += 1
+
+        def dispose() -> None:
+            stop.set()
+            # PortAudio's stop can block when a device stalls; never hang the disposer on it.
+            closer = threading.Thread(target=close_stream, name="rxaudio-mic-close", daemon=True)
+            closer.start()
+            closer.join(timeout=3.0)
+            if threading.current_thread() is not worker:
+                worker.join(timeout=1.0)
+
+        return Disposable(dispose)
+
+
+def from_microphone(
+    device: int | str | None = None,
+    *,
+    sample_rate: int = 16000,
+    channels: int = 1,
+    block_size: int = 512,
+    latency: float | str = "low",
+    queue_blocks: int = 64,
+    check: bool = True,
+) -> MicrophoneSource:
+    """Capture from a PortAudio input device as a never-completing stream of frames.
+
+    Each PortAudio block becomes one :class:`AudioFrame` of ``block_size`` samples stamped with
+    its sample index since the stream opened. Blocks the consumer cannot keep up with are
+    dropped when the queue of ``queue_blocks`` is full and counted in ``stats.dropped_blocks``
+    (the sample indices keep counting, so downstream sees the gap). Use ``share()`` to feed
+    several chains from one device.
+
+    .. marble::
+        from_microphone(block_size=512)
+        -A--B--C--D--...    A.start=0, B.start=512, ... every 32 ms at 16 kHz
+
+    Raises
+    ------
+    DeviceError
+        No such device, PortAudio missing, or rate/channels unsupported (at construction when
+        ``check``; as ``on_error`` if opening fails at subscribe).
+    ConfigError
+        Bad rate, channels, block size, latency or queue size.
+    """
+    return MicrophoneSource(
+        device,
+        sample_rate=sample_rate,
+        channels=channels,
+        block_size=block_size,
+        latency=latency,
+        queue_blocks=queue_blocks,
+        check=check,
+    )

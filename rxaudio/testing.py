@@ -154,7 +154,7 @@ def run_marbles(
         Tick at which the subscription is disposed (default: never).
     """
     sched = scheduler or TestScheduler()
-    names: dict[str | float, Any] = dict(lookup)
+    names: dict[str | float, Any] = {k: v for k, v in lookup.items()}
     messages = parse(source, timespan=timespan, lookup=names, error=error)
     records: list[Recorded[Any]] = []
     for t, n in messages:

@@ -1,0 +1,67 @@
+"""The ``rxaudio`` command line.
+
+Each subcommand lives in its own module ``rxaudio.apps._<name>`` with ``HELP`` (one line),
+``add_arguments(parser)`` and ``run(args) -> int``. Modules keep heavy imports (torch,
+onnxruntime, librosa, aiohttp) inside ``run`` so ``rxaudio --help`` stays fast.
+User errors (:class:`~rxaudio.errors.RxAudioError`) print one line and exit 2, no traceback.
+"""
+
+from __future__ import annotations
+
+import argparse
+import importlib
+import sys
+from collections.abc import Sequence
+from types import ModuleType
+
+# name -> module; add a line here for a new subcommand
+COMMANDS: dict[str, str] = {
+    "run": "rxaudio.apps._run",
+    "devices": "rxaudio.apps._devices",
+    "record": "rxaudio.apps._record",
+}
+
+
+def _module(name: str) -> ModuleType:
+    return importlib.import_module(COMMANDS[name])
+
+
+def build_parser() -> argparse.ArgumentParser:
+    """The full argument parser (imports each subcommand's light module)."""
+    from .. import __version__
+
+    parser = argparse.ArgumentParser(
+        prog="rxaudio",
+        description="Real-time audio dataflow: capture, VAD, features, files and a live server.",
+    )
+    parser.add_argument("--version", action="version", version=f"rxaudio {__version__}")
+    sub = parser.add_subparsers(dest="command", metavar="COMMAND")
+    for name in COMMANDS:
+        mod = _module(name)
+        p = sub.add_parser(name, help=mod.HELP, description=mod.HELP)
+        mod.add_arguments(p)
+    return parser
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    """Entry point of the ``rxaudio`` console script."""
+    from ..errors import RxAudioError
+
+    parser = build_parser()
+    args = parser.parse_args(argv)
+    if not args.command:
+        parser.print_help()
+        return 2
+    try:
+        code: int = _module(args.command).run(args)
+    except RxAudioError as exc:
+        print(f"rxaudio {args.command}: error: {exc}", file=sys.stderr)
+        return 2
+    except KeyboardInterrupt:
+        print(f"rxaudio {args.command}: interrupted", file=sys.stderr)
+        return 130
+    return code
+
+
+if __name__ == "__main__":  # pragma: no cover
+    sys.exit(main())

@@ -1,0 +1,222 @@
+"""Shared by ``record`` and ``run``: a live source, a level meter and a WAV file, stopped cleanly.
+
+:func:`record_live` publishes the source once (so a microphone opens once), feeds one branch
+into the level meter and one into :func:`~rxaudio.sinks.to_wav`, and waits until the WAV branch
+completes (``seconds`` reached, or the source ended), the source fails, or the user stops it
+(Ctrl-C / SIGTERM). Every way out disposes the chain, and disposing ``to_wav`` finalizes the
+file, so the WAV on disk is always complete and valid.
+"""
+
+from __future__ import annotations
+
+import math
+import os
+import signal
+import sys
+import threading
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
+from dataclasses import dataclass
+from types import FrameType
+from typing import Any, TextIO
+
+from reactivex import Observable
+from reactivex import operators as ops
+
+from ..errors import ConfigError
+from ..frames import AudioFrame, FileReceipt, LevelFrame
+
+_FLOOR_DB = -60.0  # left end of the meter bar
+
+
+@dataclass
+class RecordResult:
+    """What a live recording wrote and why it stopped."""
+
+    path: str
+    samples: int
+    sample_rate: int | None
+    channels: int | None
+    stopped_by: str  # "completed", "SIGINT", "SIGTERM"
+
+    @property
+    def seconds(self) -> float:
+        """Duration written, in seconds."""
+        return self.samples / self.sample_rate if self.sample_rate else 0.0
+
+
+class LevelMeter:
+    """Renders :class:`LevelFrame` s as a meter on a text stream.
+
+    On a terminal: one line rewritten in place (``\\r``) about ten times a second. Otherwise
+    (a pipe, a log file): a plain line once a second. Intervals are counted in samples, not
+    wall-clock time, so the meter shows the audio's own time.
+    """
+
+    def __init__(self, stream: TextIO | None = None, *, tty: bool | None = None) -> None:
+        self.stream = stream if stream is not None else sys.stderr
+        self.tty = self.stream.isatty() if tty is None else tty
+        self.interval = 0.1 if self.tty else 1.0
+        self._next_end: int | None = None
+        self._rms_sum = 0.0
+        self._n = 0
+        self._peak = -math.inf
+        self.lines = 0
+        self._dirty = False
+        self._last: tuple[int, int] | None = None
+
+    def update(self, lv: LevelFrame) -> None:
+        """Accumulate one level frame; draw when an interval of audio is complete."""
+        if self._next_end is None:
+            self._next_end = lv.start + round(self.interval * lv.sample_rate)
+        n = lv.end - lv.start
+        self._rms_sum += n * 10.0 ** (lv.rms_db / 10.0)
+        self._n += n
+        self._peak = max(self._peak, lv.peak_db)
+        if lv.end >= self._next_end:
+            rms = 10.0 * math.log10(max(self._rms_sum / max(self._n, 1), 1e-12))
+            self.draw(lv.end / lv.sample_rate, rms, self._peak)
+            self._next_end += round(self.interval * lv.sample_rate)
+            self._rms_sum, self._n, self._peak = 0.0, 0, -math.inf
+        self._last = (lv.end, lv.sample_rate)
+
+    def draw(self, t: float, rms_db: float, peak_db: float) -> None:
+        """Write one meter reading."""
+        clock = f"{int(t // 60):02d}:{t % 60:04.1f}"
+        if self.tty:
+            width = 30
+            fill = round(width * min(max((rms_db - _FLOOR_DB) / -_FLOOR_DB, 0.0), 1.0))
+            bar = "#" * fill + "-" * (width - fill)
+            self.stream.write(f"\r{clock} [{bar}] rms {rms_db:6.1f} dBFS  peak {peak_db:6.1f}")
+            self._dirty = True
+        else:
+            self.stream.write(f"level {clock} rms {rms_db:.1f} dBFS peak {peak_db:.1f} dBFS\n")
+        self.stream.flush()
+        self.lines += 1
+
+    def close(self) -> None:
+        """Draw what is left of the last interval; end the in-place line."""
+        if self._n and self._last is not None:
+            rms = 10.0 * math.log10(max(self._rms_sum / self._n, 1e-12))
+            self.draw(self._last[0] / self._last[1], rms, self._peak)
+            self._rms_sum, self._n, self._peak = 0.0, 0, -math.inf
+        if self._dirty:
+            self.stream.write("\n")
+            self.stream.flush()
+            self._dirty = False
+
+
+def limit_seconds(
+    seconds: float | None,
+) -> Callable[[Observable[AudioFrame]], Observable[AudioFrame]]:
+    """Keep the first ``seconds`` of audio (cut inside the last frame), then complete."""
+    if seconds is None:
+        return lambda source: source
+    if not (math.isfinite(seconds) and seconds > 0):
+        raise ConfigError(f"--seconds must be a positive number, got {seconds!r}")
+
+    def _limit(source: Observable[AudioFrame]) -> Observable[AudioFrame]:
+        def cut(frame: AudioFrame) -> AudioFrame:
+            n = round(seconds * frame.sample_rate)
+            if frame.end <= n:
+                return frame
+            return frame.with_samples(frame.samples[: n - frame.start])
+
+        def more(frame: AudioFrame) -> bool:
+            return frame.end < round(seconds * frame.sample_rate)
+
+        return source.pipe(ops.take_while(more, inclusive=True), ops.map(cut))
+
+    return _limit
+
+
+@contextmanager
+def _signals(stop: threading.Event, why: list[str]) -> Iterator[None]:
+    """Turn SIGINT/SIGTERM into a stop request while the chain runs (main thread only)."""
+    if threading.current_thread() is not threading.main_thread():
+        yield
+        return
+
+    def handler(signum: int, _frame: FrameType | None) -> None:
+        why.append(signal.Signals(signum).name)
+        stop.set()
+
+    old = {s: signal.signal(s, handler) for s in (signal.SIGINT, signal.SIGTERM)}
+    try:
+        yield
+    finally:
+        for s, h in old.items():
+            signal.signal(s, h)
+
+
+def record_live(
+    source: Observable[AudioFrame],
+    path: str,
+    *,
+    seconds: float | None = None,
+    meter: LevelMeter | None = None,
+    on_start: Callable[[], None] | None = None,
+) -> RecordResult:
+    """Record ``source`` into the WAV ``path`` with a level meter until done or stopped.
+
+    Raises whatever error the chain ended with (a :class:`~rxaudio.errors.RxAudioError` for
+    device, file and format problems), after the file has been finalized.
+    """
+    from ..operators import level
+    from ..sinks import to_wav
+
+    limit = limit_seconds(seconds)
+    sink = to_wav(path)  # validates the directory before anything opens
+    stop = threading.Event()
+    why: list[str] = []
+    errors: list[Exception] = []
+    receipts: list[FileReceipt] = []
+    written = RecordResult(path, 0, None, None, "completed")
+
+    def count(frame: AudioFrame) -> None:
+        written.samples += frame.n
+        written.sample_rate, written.channels = frame.sample_rate, frame.channels
+
+    def fail(exc: Exception) -> None:
+        errors.append(exc)
+        stop.set()
+
+    def done() -> None:
+        stop.set()
+
+    published = source.pipe(limit, ops.publish())
+    subs: list[Any] = []
+    if meter is not None:
+        subs.append(published.pipe(level()).subscribe(meter.update, fail))
+    subs.append(published.pipe(ops.do_action(count), sink).subscribe(receipts.append, fail, done))
+    with _signals(stop, why):
+        try:
+            subs.append(published.connect())
+            if on_start is not None:
+                on_start()
+            while not stop.wait(0.1):
+                pass
+        except KeyboardInterrupt:  # a signal that arrived outside our handler's reach
+            why.append("SIGINT")
+        finally:
+            for sub in reversed(subs):
+                sub.dispose()
+            if meter is not None:
+                meter.close()
+    if errors:
+        raise errors[0]
+    if receipts:
+        r = receipts[-1]
+        return RecordResult(r.path, r.samples, r.sample_rate, r.channels, "completed")
+    written.path = path if os.path.exists(path) else ""
+    written.stopped_by = why[0] if why else "completed"
+    return written
+
+
+def describe(result: RecordResult) -> str:
+    """One line saying what was written."""
+    if not result.path:
+        return "no audio arrived; no file written"
+    fmt = f"{result.sample_rate} Hz, {result.channels} ch" if result.sample_rate else ""
+    how = "" if result.stopped_by == "completed" else f" (stopped by {result.stopped_by})"
+    return f"wrote {result.path}: {result.seconds:.2f} s, {fmt}{how}"

@@ -1,0 +1,84 @@
+"""``rxaudio record OUT.wav``: capture a device (or play a file in real time) into a WAV file.
+
+A live level meter goes to stderr (one updating line on a terminal, a plain line a second
+otherwise). Ctrl-C or SIGTERM stops the recording cleanly: the WAV is finalized and valid.
+"""
+
+from __future__ import annotations
+
+import argparse
+import sys
+
+from reactivex import Observable
+
+from ..frames import AudioFrame
+
+HELP = "record a device (or a file played in real time) into a WAV file, with a level meter"
+
+
+def add_arguments(p: argparse.ArgumentParser) -> None:
+    """Options of ``rxaudio record``."""
+    p.add_argument("out", metavar="OUT.wav", help="WAV file to write (its directory must exist)")
+    p.add_argument(
+        "--seconds", type=float, default=None, help="stop after N seconds (default: until Ctrl-C)"
+    )
+    p.add_argument(
+        "--device",
+        default=None,
+        help="input device index or name, as `rxaudio devices` lists (default: system default)",
+    )
+    p.add_argument("--rate", type=int, default=None, help="sample rate in Hz (default 16000)")
+    p.add_argument("--channels", type=int, default=None, help="channel count (default 1)")
+    p.add_argument("--block-size", type=int, default=512, help="samples per block (default 512)")
+    p.add_argument(
+        "--source",
+        metavar="FILE",
+        default=None,
+        help="play this audio file in real time instead of capturing a device",
+    )
+    p.add_argument("--quiet", action="store_true", help="no level meter")
+
+
+def parse_device(device: str | None) -> int | str | None:
+    """A device given on the command line: an index when it is all digits, else a name."""
+    if device is None or device == "":
+        return None
+    return int(device) if device.isdigit() else device
+
+
+def build_source(args: argparse.Namespace) -> tuple[Observable[AudioFrame], str]:
+    """The source the options ask for, and a phrase saying what it is."""
+    if args.source is not None:
+        from ..operators import conform
+        from ..pipeline.caps import Caps
+        from ..sources import from_file
+
+        src = from_file(args.source, block_size=args.block_size, realtime=True)
+        info = src.info
+        what = f"file {info.path} ({info.sample_rate} Hz, {info.channels} ch) in real time"
+        if args.rate is not None or args.channels is not None:
+            return src.pipe(conform(Caps(args.rate, args.channels))), what
+        return src, what
+
+    from ..sources import from_microphone
+
+    rate = 16000 if args.rate is None else args.rate
+    channels = 1 if args.channels is None else args.channels
+    device = parse_device(args.device)
+    mic = from_microphone(device, sample_rate=rate, channels=channels, block_size=args.block_size)
+    name = "the default input device" if device is None else f"device {device!r}"
+    return mic, f"{name} at {rate} Hz, {channels} ch"
+
+
+def run(args: argparse.Namespace) -> int:
+    """Record until ``--seconds`` of audio, the end of ``--source``, or Ctrl-C/SIGTERM."""
+    from ._live import LevelMeter, describe, limit_seconds, record_live
+
+    limit_seconds(args.seconds)  # refuse a bad --seconds before opening anything
+    source, what = build_source(args)
+    stop_hint = "" if args.seconds is not None else "; Ctrl-C to stop"
+    print(f"rxaudio record: {what} -> {args.out}{stop_hint}", file=sys.stderr)
+    meter = None if args.quiet else LevelMeter(sys.stderr)
+    result = record_live(source, args.out, seconds=args.seconds, meter=meter)
+    print(f"rxaudio record: {describe(result)}")
+    return 0

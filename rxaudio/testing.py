@@ -141,7 +141,8 @@ def run_marbles(
     Parameters
     ----------
     source
-        Marble string, e.g. ``"-a-b-|"`` (``#`` for an error, ``(ab)`` for simultaneous).
+        Marble string, e.g. ``"-a-b-|"`` (``#`` for an error, ``(a,b)`` for simultaneous values;
+        names may be several characters, so a group needs commas, and takes its characters' ticks).
     lookup
         Values of the marble names.
     chain

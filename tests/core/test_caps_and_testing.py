@@ -1,0 +1,70 @@
+from __future__ import annotations
+
+import numpy as np
+import pytest
+import soxr
+
+from rxaudio.errors import ConfigError, StreamError
+from rxaudio.frames import AudioFrame
+from rxaudio.operators import conform, gain, reframe
+from rxaudio.pipeline import Caps
+from rxaudio.sources import from_array
+from rxaudio.testing import collect, concat, frame, frames_close, ramp_frames, run_marbles
+
+
+def test_caps_accepts_and_intersect() -> None:
+    caps = Caps(sample_rate=16000, channels=1, frame_size=512)
+    assert caps.accepts(AudioFrame(np.zeros((512, 1), np.float32), 16000))
+    assert not caps.accepts(AudioFrame(np.zeros((512, 2), np.float32), 16000))
+    assert Caps(sample_rate=16000).intersect(Caps(channels=1)) == Caps(16000, 1)
+    with pytest.raises(ConfigError, match="sample_rate"):
+        Caps(sample_rate=16000).intersect(Caps(sample_rate=8000))
+    with pytest.raises(ConfigError):
+        Caps(channels=0)
+    assert str(caps) == "audio/x-raw,rate=16000,channels=1,frame=512"
+
+
+def test_conform_converts_rate_channels_and_size() -> None:
+    rng = np.random.default_rng(3)
+    x = (0.1 * rng.standard_normal((48000, 2))).astype(np.float32)
+    out = collect(from_array(x, 48000, block_size=480).pipe(conform(Caps(16000, 1, 512))))
+    assert all(f.sample_rate == 16000 and f.channels == 1 for f in out)
+    assert all(f.n == 512 for f in out[:-1])
+    ref = soxr.resample(x.mean(axis=1, dtype=np.float32), 48000, 16000, quality="HQ")
+    assert np.max(np.abs(concat(out)[:, 0] - ref)) < 1e-5
+
+
+def test_conform_is_a_passthrough_when_caps_match() -> None:
+    frames = ramp_frames([512, 512])
+    out = run_marbles("-a-b-|", dict(zip("ab", frames, strict=True)), conform(Caps(16000, 1, 512)))
+    assert all(frames_close(a, b) for a, b in zip(out.values, frames, strict=True))
+
+
+def test_marble_result_rendering_and_error() -> None:
+    boom = ValueError("x")
+    src = {"a": frame(), "b": frame(4), "c": frame(8)}
+    out = run_marbles("-a-(b,c)-#", src, gain(0), error=boom)
+    # a group takes the ticks of its characters (RxPY semantics): the error lands at tick 9
+    assert out.marbles() == "-x-(xx)-----#"
+    assert [f.start for f in out.values] == [0, 4, 8]
+    assert out.error is boom and not out.completed
+    assert out.ticks == [1.0, 3.0, 3.0]
+
+
+def test_stream_error_names_operator_and_index() -> None:
+    out = run_marbles("-a-b-|", {"a": frame(0, 4), "b": frame(2, 4)}, reframe(4))
+    err = out.error
+    assert isinstance(err, StreamError)
+    assert err.operator == "reframe" and err.sample_index == 2
+    assert str(err).startswith("reframe at sample 2:")
+
+
+def test_collect_reraises() -> None:
+    with pytest.raises(StreamError, match="frame starts at sample 2"):
+        collect(run_marbles_source())
+
+
+def run_marbles_source():  # type: ignore[no-untyped-def]
+    from reactivex import from_iterable
+
+    return from_iterable([frame(0, 4), frame(2, 4)]).pipe(reframe(4))

@@ -1,0 +1,129 @@
+from __future__ import annotations
+
+import json
+import os
+
+import numpy as np
+import pytest
+import soundfile as sf
+from reactivex import operators as ops
+from reactivex.subject import Subject
+
+from rxaudio.errors import ConfigError, FormatError, StreamError
+from rxaudio.frames import AudioFrame, FileReceipt
+from rxaudio.operators import level
+from rxaudio.sinks import to_jsonl, to_wav
+from rxaudio.sources import from_array
+from rxaudio.testing import collect, frame, run_marbles
+
+
+def test_to_wav_complete(tmp_path: os.PathLike[str], speech: np.ndarray) -> None:
+    p = os.path.join(tmp_path, "out.wav")
+    (receipt,) = collect(from_array(speech, 16000, block_size=512).pipe(to_wav(p)))
+    assert isinstance(receipt, FileReceipt)
+    assert receipt.samples == speech.shape[0] and receipt.reason == "completed"
+    y, sr = sf.read(p, dtype="float32")
+    assert sr == 16000 and np.allclose(y, speech, atol=1 / 32768)
+    assert os.listdir(tmp_path) == ["out.wav"]
+
+
+def test_to_wav_float_is_lossless(tmp_path: os.PathLike[str]) -> None:
+    p = os.path.join(tmp_path, "f.wav")
+    x = np.random.default_rng(1).uniform(-1, 1, (3000, 2)).astype(np.float32)
+    collect(from_array(x, 48000, block_size=1000).pipe(to_wav(p, subtype="FLOAT")))
+    y, sr = sf.read(p, dtype="float32")
+    assert np.array_equal(y, x) and sr == 48000
+
+
+def test_to_wav_marbles_and_upstream_error(tmp_path: os.PathLike[str]) -> None:
+    p = os.path.join(tmp_path, "e.wav")
+    boom = RuntimeError("mic unplugged")
+    out = run_marbles("-a-b-#", {"a": frame(0, 100), "b": frame(100, 100)}, to_wav(p), error=boom)
+    assert out.marbles() == "-----(x#)"
+    assert out.values[0].samples == 200 and out.values[0].reason == "error"
+    assert out.error is boom
+    y, _ = sf.read(p)
+    assert y.shape[0] == 200
+
+
+def test_to_wav_dispose_finalizes(tmp_path: os.PathLike[str]) -> None:
+    p = os.path.join(tmp_path, "d.wav")
+    src = {k: frame(i * 100, 100) for i, k in enumerate("abc")}
+    out = run_marbles("-a-b-c-|", src, to_wav(p), dispose_at=4)
+    assert out.values == [] and not out.completed
+    info = sf.info(p)
+    assert info.frames == 200
+    assert not os.path.exists(os.path.join(tmp_path, ".d.wav.partial"))
+
+
+def test_to_wav_header_valid_while_writing(tmp_path: os.PathLike[str]) -> None:
+    p = os.path.join(tmp_path, "live.wav")
+    subj: Subject[AudioFrame] = Subject()
+    subj.pipe(to_wav(p)).subscribe()
+    subj.on_next(frame(0, 300))
+    subj.on_next(frame(300, 300))
+    partial = os.path.join(tmp_path, ".live.wav.partial")
+    assert not os.path.exists(p)
+    assert sf.info(partial).frames == 600  # a reader sees a valid file mid-stream
+    subj.on_completed()
+    assert sf.info(p).frames == 600
+
+
+def test_to_wav_nan_keeps_what_was_written(tmp_path: os.PathLike[str]) -> None:
+    p = os.path.join(tmp_path, "nan.wav")
+    bad = AudioFrame(np.full((100, 1), np.nan, dtype=np.float32), 16000, 100)
+    out = run_marbles("-a-b-c-|", {"a": frame(0, 100), "b": bad, "c": frame(200, 100)}, to_wav(p))
+    assert isinstance(out.error, StreamError) and "NaN" in str(out.error)
+    assert out.error.sample_index == 100
+    assert sf.info(p).frames == 100
+
+
+def test_to_wav_format_change_refused(tmp_path: os.PathLike[str]) -> None:
+    p = os.path.join(tmp_path, "fmt.wav")
+    src = {"a": frame(0, 100), "b": frame(100, 100, sample_rate=8000)}
+    out = run_marbles("-a-b-|", src, to_wav(p))
+    assert isinstance(out.error.__cause__, FormatError)  # type: ignore[union-attr]
+    assert sf.info(p).frames == 100
+
+
+def test_to_wav_empty_stream_writes_nothing(tmp_path: os.PathLike[str]) -> None:
+    p = os.path.join(tmp_path, "empty.wav")
+    out = run_marbles("--|", {}, to_wav(p))
+    assert out.values[0].reason == "empty" and not os.path.exists(p)
+
+
+def test_to_wav_bad_target(tmp_path: os.PathLike[str]) -> None:
+    with pytest.raises(ConfigError, match="does not exist"):
+        to_wav(os.path.join(tmp_path, "no", "such", "dir.wav"))
+    with pytest.raises(ConfigError, match="directory"):
+        to_wav(tmp_path)
+    with pytest.raises(ConfigError, match="subtype"):
+        to_wav(os.path.join(tmp_path, "x.wav"), subtype="MP3")
+
+
+def test_to_jsonl(tmp_path: os.PathLike[str], speech: np.ndarray) -> None:
+    p = os.path.join(tmp_path, "levels.jsonl")
+    (receipt,) = collect(from_array(speech, 16000, block_size=1600).pipe(level(), to_jsonl(p)))
+    lines = [json.loads(line) for line in open(p)]
+    assert receipt.frames == len(lines) == int(np.ceil(speech.shape[0] / 1600))
+    assert lines[0]["type"] == "LevelFrame" and lines[1]["start"] == 1600
+    assert lines[1]["time"] == pytest.approx(0.1)
+
+
+def test_to_jsonl_unserialisable_keeps_earlier_lines(tmp_path: os.PathLike[str]) -> None:
+    p = os.path.join(tmp_path, "bad.jsonl")
+    out = run_marbles("-a-b-c-|", {"a": {"x": 1}, "b": object(), "c": {"x": 2}}, to_jsonl(p))
+    assert "cannot serialise" in str(out.error)
+    assert [json.loads(line) for line in open(p)] == [{"x": 1}]
+
+
+def test_sinks_fan_out_with_share(tmp_path: os.PathLike[str], speech: np.ndarray) -> None:
+    wav = os.path.join(tmp_path, "a.wav")
+    log = os.path.join(tmp_path, "a.jsonl")
+    src = from_array(speech, 16000, block_size=800).pipe(ops.publish())
+    receipts: list[FileReceipt] = []
+    src.pipe(to_wav(wav)).subscribe(receipts.append)
+    src.pipe(level(), to_jsonl(log)).subscribe(receipts.append)
+    src.connect()  # type: ignore[attr-defined]
+    assert sorted(r.path for r in receipts) == sorted([wav, log])
+    assert sf.info(wav).frames == speech.shape[0]

@@ -218,3 +218,121 @@ class FileReceipt:
     def seconds(self) -> float:
         """Duration written, in seconds (0 when nothing or not audio)."""
         return self.samples / self.sample_rate if self.sample_rate else 0.0
+
+
+@dataclass(frozen=True, slots=True, eq=False)
+class FeatureFrame:
+    """Consecutive rows of audio features (spectrogram, mel, MFCC, spectral descriptors).
+
+    Row ``i`` of ``values`` was computed from samples ``[start + i * hop, start + i * hop +
+    n_fft)`` of the stream; it is row ``row + i`` counted from the start of the stream.
+
+    Parameters
+    ----------
+    kind
+        What the columns are: ``"power"``, ``"magnitude"``, ``"mel"``, ``"log_mel"`` (dB),
+        ``"mfcc"`` or ``"spectral"``.
+    values
+        float32 array ``(n_rows, n_features)``, ``n_rows >= 1``. Stored read-only.
+    start
+        Sample index of the first row's first sample.
+    sample_rate
+        Hz of the audio the rows come from.
+    hop, n_fft
+        Samples between rows, and samples per row (the analysis window).
+    row
+        Index of the first row since the start of the stream.
+    columns
+        One name per feature column (``"mel_0"``, ``"mfcc_3"``, ``"dmfcc_3"``, ``"centroid"``...).
+    params
+        The options that made the rows (shared between frames: do not mutate).
+    latency
+        Rows by which this output trails the STFT framing (deltas hold rows back).
+    """
+
+    kind: str
+    values: NDArray[np.float32]
+    start: int
+    sample_rate: int
+    hop: int
+    n_fft: int
+    row: int = 0
+    columns: tuple[str, ...] = ()
+    params: dict[str, Any] = field(default_factory=dict)
+    latency: int = 0
+
+    def __post_init__(self) -> None:
+        v = self.values
+        if not isinstance(v, np.ndarray) or v.dtype != np.float32 or v.ndim != 2:
+            raise FormatError(
+                "FeatureFrame: values must be a float32 array of shape (n_rows, n_features), "
+                f"got {getattr(v, 'dtype', type(v).__name__)} {getattr(v, 'shape', '')}"
+            )
+        if v.shape[0] == 0:
+            raise FormatError("FeatureFrame: values has no rows; emit no frame instead")
+        if self.columns and len(self.columns) != v.shape[1]:
+            raise FormatError(
+                f"FeatureFrame: {len(self.columns)} column names for {v.shape[1]} columns"
+            )
+        object.__setattr__(self, "values", _readonly(v))
+
+    @property
+    def n_rows(self) -> int:
+        """Number of rows."""
+        return int(self.values.shape[0])
+
+    def __len__(self) -> int:
+        return int(self.values.shape[0])
+
+    @property
+    def starts(self) -> NDArray[np.int64]:
+        """Sample index of each row's first sample."""
+        return self.start + self.hop * np.arange(self.values.shape[0], dtype=np.int64)
+
+    @property
+    def times(self) -> NDArray[np.float64]:
+        """Start time of each row in seconds (librosa's ``frames_to_time`` for center=False)."""
+        return np.asarray(self.starts / self.sample_rate, dtype=np.float64)
+
+    @property
+    def time(self) -> float:
+        """Start time of the first row, in seconds."""
+        return self.start / self.sample_rate
+
+    @property
+    def end(self) -> int:
+        """Sample index one past the last row's window."""
+        return self.start + self.hop * (self.n_rows - 1) + self.n_fft
+
+    def to_dict(self, decimals: int | None = 3, *, with_columns: bool = False) -> dict[str, Any]:
+        """Compact JSON-ready form: the rows as nested lists rounded to ``decimals``.
+
+        Row times follow from ``start``, ``hop`` and ``sample_rate``; column names and
+        ``params`` are left out unless ``with_columns`` (send them once, not with every frame).
+        """
+        v = self.values.astype(np.float64)
+        if decimals is not None:
+            v = np.round(v, decimals)
+        v[~np.isfinite(v)] = 0.0
+        d: dict[str, Any] = {
+            "type": "features",
+            "kind": self.kind,
+            "row": self.row,
+            "start": self.start,
+            "time": round(self.time, 6),
+            "sample_rate": self.sample_rate,
+            "hop": self.hop,
+            "n_fft": self.n_fft,
+            "latency": self.latency,
+            "values": v.tolist(),
+        }
+        if with_columns:
+            d["columns"] = list(self.columns)
+            d["params"] = {k: (list(x) if isinstance(x, tuple) else x) for k, x in self.params.items()}
+        return d
+
+    def __repr__(self) -> str:
+        return (
+            f"FeatureFrame(kind={self.kind!r}, row={self.row}, start={self.start}, "
+            f"shape={self.values.shape}, sample_rate={self.sample_rate}, hop={self.hop})"
+        )

@@ -336,3 +336,157 @@ class FeatureFrame:
             f"FeatureFrame(kind={self.kind!r}, row={self.row}, start={self.start}, "
             f"shape={self.values.shape}, sample_rate={self.sample_rate}, hop={self.hop})"
         )
+
+
+# --- voice activity (issue 5) -------------------------------------------------------------------
+
+
+@dataclass(frozen=True, slots=True, eq=False)
+class VadFrame:
+    """Speech probability of one model window, with the source audio it covers.
+
+    Times are sample indices at the *source* stream's rate (``sample_rate``), whatever rate the
+    model ran at: the window ``[start, end)`` is mapped back from the model rate. ``audio`` holds
+    those source samples (original rate and channels), so later operators such as
+    ``buffer_utterance`` cut utterances from the original audio. ``speech`` is ``None`` until
+    ``hysteresis`` annotates the frame with its state (True inside a confirmed segment).
+    """
+
+    start: int
+    end: int
+    sample_rate: int
+    probability: float
+    audio: AudioFrame | None = None
+    speech: bool | None = None
+    index: int = 0
+
+    @property
+    def time(self) -> float:
+        """Start time in seconds."""
+        return self.start / self.sample_rate
+
+    def to_dict(self) -> dict[str, Any]:
+        """JSON form (without the audio)."""
+        return {
+            "type": "vad",
+            "index": self.index,
+            "start": self.start,
+            "end": self.end,
+            "time": self.time,
+            "probability": round(float(self.probability), 6),
+            "speech": self.speech,
+        }
+
+
+@dataclass(frozen=True, slots=True)
+class SpeechStart:
+    """Speech began at sample ``start`` (emitted once the segment is confirmed)."""
+
+    start: int
+    sample_rate: int
+
+    @property
+    def time(self) -> float:
+        """Onset in seconds."""
+        return self.start / self.sample_rate
+
+    def to_dict(self) -> dict[str, Any]:
+        """JSON form."""
+        return {"type": "speech_start", "start": self.start, "time": self.time}
+
+
+@dataclass(frozen=True, slots=True)
+class SpeechEnd:
+    """Speech ``[start, end)`` ended; ``reason``: silence, end_of_stream or error."""
+
+    start: int
+    end: int
+    sample_rate: int
+    reason: str = "silence"
+
+    @property
+    def time(self) -> float:
+        """End in seconds."""
+        return self.end / self.sample_rate
+
+    def to_dict(self) -> dict[str, Any]:
+        """JSON form."""
+        return {
+            "type": "speech_end",
+            "start": self.start,
+            "end": self.end,
+            "time": self.time,
+            "duration": (self.end - self.start) / self.sample_rate,
+            "reason": self.reason,
+        }
+
+
+@dataclass(frozen=True, slots=True, eq=False)
+class Utterance:
+    """One cut utterance: ``samples`` at the source rate span ``[audio_start, audio_end)``.
+
+    ``start``/``end`` are the detected speech (sample indices); the audio adds pre-roll before
+    and post-roll after. ``reason`` says why it ended: ``silence``, ``max_length`` (split at the
+    least speech-like point of its last second), ``end_of_stream``, ``gap`` (no input for
+    ``max_gap_ms``) or ``error``.
+    """
+
+    samples: Samples
+    sample_rate: int
+    start: int
+    end: int
+    audio_start: int
+    audio_end: int
+    reason: str
+    index: int = 0
+
+    @property
+    def duration(self) -> float:
+        """Detected speech duration in seconds."""
+        return (self.end - self.start) / self.sample_rate
+
+    @property
+    def time(self) -> float:
+        """Speech onset in seconds."""
+        return self.start / self.sample_rate
+
+    def to_frame(self) -> AudioFrame:
+        """The utterance's audio as an :class:`AudioFrame` (starting at ``audio_start``)."""
+        return AudioFrame(self.samples, self.sample_rate, self.audio_start)
+
+    def to_dict(self) -> dict[str, Any]:
+        """JSON form: times in seconds (no samples)."""
+        r = self.sample_rate
+        return {
+            "type": "utterance",
+            "index": self.index,
+            "start": self.start / r,
+            "end": self.end / r,
+            "audio_start": self.audio_start / r,
+            "audio_end": self.audio_end / r,
+            "reason": self.reason,
+        }
+
+
+@dataclass(frozen=True, slots=True)
+class SettingsRejected:
+    """A live setting was refused; the previous settings stay in force.
+
+    Emitted downstream (not as ``on_error``: the stream goes on) by operators that accept an
+    Observable of settings, such as ``hysteresis`` and ``buffer_utterance``.
+    """
+
+    operator: str
+    settings: dict[str, Any]
+    message: str
+    at: int | None = None
+
+    def to_dict(self) -> dict[str, Any]:
+        """JSON form."""
+        return {
+            "type": "settings_rejected",
+            "operator": self.operator,
+            "settings": dict(self.settings),
+            "message": self.message,
+            "at": self.at,
+        }

@@ -328,7 +328,9 @@ class FeatureFrame:
         }
         if with_columns:
             d["columns"] = list(self.columns)
-            d["params"] = {k: (list(x) if isinstance(x, tuple) else x) for k, x in self.params.items()}
+            d["params"] = {
+                k: (list(x) if isinstance(x, tuple) else x) for k, x in self.params.items()
+            }
         return d
 
     def __repr__(self) -> str:

@@ -58,13 +58,7 @@ def list_input_devices() -> list[dict[str, Any]]:
     for i, d in enumerate(sd.query_devices()):
         if d["max_input_channels"] <= 0:
             continue
-        rates = []
-        for r in COMMON_RATES:
-            try:
-                sd.check_input_settings(device=i, samplerate=r, channels=1, dtype="float32")
-                rates.append(r)
-            except Exception:
-                pass
+        rates = _supported_rates(sd, i, 1)
         out.append(
             {
                 "index": i,
@@ -76,6 +70,18 @@ def list_input_devices() -> list[dict[str, Any]]:
             }
         )
     return out
+
+
+def _supported_rates(sd: Any, device: int | str | None, channels: int) -> list[int]:
+    """Which of :data:`COMMON_RATES` the device accepts for ``channels`` float32 channels."""
+    rates = []
+    for r in COMMON_RATES:
+        try:
+            sd.check_input_settings(device=device, samplerate=r, channels=channels, dtype="float32")
+            rates.append(r)
+        except Exception:
+            pass
+    return rates
 
 
 def _describe(sd: Any, device: int | str | None) -> str:
@@ -105,9 +111,15 @@ def check_device(device: int | str | None, sample_rate: int, channels: int) -> N
             device=device, samplerate=sample_rate, channels=channels, dtype="float32"
         )
     except Exception as exc:
+        rates = _supported_rates(sd, device, channels)
+        supports = (
+            f"it supports {', '.join(str(r) for r in rates)} Hz with {channels} channel(s)"
+            if rates
+            else f"it supports none of the common rates with {channels} channel(s)"
+        )
         raise DeviceError(
             f"{_describe(sd, device)} cannot capture {channels} channel(s) at {sample_rate} Hz "
-            f"({exc}); use a supported rate/channel count or resample afterwards"
+            f"({exc}); {supports}: use one of those, or capture at one and resample afterwards"
         ) from exc
 
 

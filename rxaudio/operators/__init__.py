@@ -6,8 +6,11 @@ Use them with ``observable.pipe(...)``. Later layers (VAD, features) add theirs 
 from ._channels import channels, to_mono
 from ._gain import gain
 from ._level import level
+from ._mfcc import mfcc
 from ._reframe import reframe
 from ._resample import resample
+from ._spectral import spectral
+from ._spectrogram import spectrogram
 from ._stage import Operator, map_operator, stage_operator
 
 from ..pipeline.caps import conform  # isort: skip
@@ -19,8 +22,11 @@ __all__ = [
     "gain",
     "level",
     "map_operator",
+    "mfcc",
     "reframe",
     "resample",
+    "spectral",
+    "spectrogram",
     "stage_operator",
     "to_mono",
 ]

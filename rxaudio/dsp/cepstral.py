@@ -1,0 +1,138 @@
+"""dB scaling, the DCT-II for MFCCs and streaming deltas, equal to librosa's definitions."""
+
+from __future__ import annotations
+
+import math
+from functools import lru_cache
+
+import numpy as np
+from numpy.typing import NDArray
+
+F32 = NDArray[np.float32]
+F64 = NDArray[np.float64]
+
+
+def power_to_db(power: NDArray[np.floating], *, ref: float = 1.0, amin: float = 1e-10) -> F64:
+    """``10 log10(max(amin, S)) - 10 log10(max(amin, ref))``: ``librosa.power_to_db`` with a
+    fixed ``ref`` and ``top_db=None`` (a stream cannot know the whole signal's maximum)."""
+    out = 10.0 * np.log10(np.maximum(amin, power))
+    out -= 10.0 * math.log10(max(amin, abs(ref)))
+    return np.asarray(out, dtype=np.float64)
+
+
+@lru_cache(maxsize=32)
+def dct_matrix(n_mfcc: int, n_mels: int, lifter: float = 0.0) -> F64:
+    """Orthonormal DCT-II rows ``(n_mfcc, n_mels)``, with librosa's optional sinusoidal lifter.
+
+    ``log_mel @ dct_matrix(...).T`` equals ``scipy.fft.dct(log_mel, type=2, norm="ortho")``
+    truncated to ``n_mfcc`` coefficients, as ``librosa.feature.mfcc`` computes it.
+    """
+    k = np.arange(n_mfcc, dtype=np.float64)[:, None]
+    n = np.arange(n_mels, dtype=np.float64)[None, :]
+    m = np.cos(np.pi * k * (2.0 * n + 1.0) / (2.0 * n_mels)) * math.sqrt(2.0 / n_mels)
+    m[0] /= math.sqrt(2.0)
+    if lifter > 0:
+        li = np.sin(np.pi * np.arange(1, 1 + n_mfcc, dtype=np.float64) / lifter)
+        m *= (1.0 + (lifter / 2.0) * li)[:, None]
+    m.flags.writeable = False
+    return m
+
+
+@lru_cache(maxsize=64)
+def derivative_weights(n: int, order: int) -> F64:
+    """Weights ``w`` such that ``w @ x[t - n//2 : t + n//2 + 1]`` is the ``order``-th derivative
+    of the least-squares polynomial of degree ``order`` through ``n`` points.
+
+    This is the Savitzky-Golay filter ``librosa.feature.delta`` applies
+    (``savgol_filter(x, n, deriv=order, polyorder=order)``). The fitted polynomial's
+    ``order``-th derivative is a constant, so the same weights give the value anywhere in the
+    window (what ``mode="interp"`` uses at the edges).
+    """
+    pos = np.arange(n, dtype=np.float64) - (n - 1) / 2.0
+    vander = np.vander(pos, order + 1, increasing=True)
+    w = math.factorial(order) * np.linalg.pinv(vander)[order]
+    w.flags.writeable = False
+    return np.asarray(w, dtype=np.float64)
+
+
+class StreamingDelta:
+    """Append delta (and delta-delta) features to a stream of rows, with a fixed latency.
+
+    Row ``t``'s deltas need rows up to ``t + width // 2``, so rows come out ``latency =
+    width // 2`` rows late; :meth:`flush` releases the last ones. Values equal
+    ``librosa.feature.delta(x, width=width, order=o, axis=0)`` (``mode="interp"``) on every row,
+    edges included, for streams of at least ``width`` rows. Shorter streams (where librosa
+    refuses) get the derivative of the least-squares fit over all their rows (zero for fewer
+    than ``order + 1`` rows).
+
+    Parameters
+    ----------
+    width
+        Odd window length in rows, at least 3.
+    orders
+        Derivative orders to append, e.g. ``(1,)`` or ``(1, 2)``.
+    """
+
+    def __init__(self, width: int, orders: tuple[int, ...]) -> None:
+        if width < 3 or width % 2 == 0:
+            raise ValueError(f"delta width must be odd and >= 3, got {width}")
+        self.width = width
+        self.half = width // 2
+        self.latency = self.half
+        self.orders = orders
+        self._w = np.stack([derivative_weights(width, o) for o in orders])  # (n_orders, width)
+        self._hist: F64 | None = None  # rows from index self._base
+        self._base = 0
+        self._seen = 0  # rows pushed
+        self._done = 0  # rows emitted
+
+    def _rows(self, stop: int, end_rows: bool = False) -> F32:
+        """Emit rows ``[_done, stop)`` with their deltas."""
+        hist = self._hist
+        assert hist is not None
+        t = np.arange(self._done, stop)
+        lo, hi = self.half, self._seen - 1 - self.half
+        centre = np.clip(t, lo, hi) - self._base  # edge rows take their window's centre value
+        idx = centre[:, None] + np.arange(-self.half, self.half + 1)[None, :]
+        windows = hist[idx]  # (k, width, d)
+        deltas = np.einsum("ow,kwd->kod", self._w, windows).reshape(len(t), -1)
+        x = hist[t - self._base]
+        self._done = stop
+        return np.concatenate((x, deltas), axis=1).astype(np.float32)
+
+    def push(self, rows: F32 | F64) -> tuple[int, F32]:
+        """Add rows ``(k, d)``; return ``(index of the first row out, rows with deltas)``."""
+        first = self._done
+        rows64 = np.asarray(rows, dtype=np.float64)
+        self._hist = rows64 if self._hist is None else np.concatenate((self._hist, rows64))
+        self._seen += rows64.shape[0]
+        d = rows64.shape[1]
+        stop = self._seen - self.half if self._seen >= self.width else self._done
+        out = self._rows(stop) if stop > self._done else np.zeros((0, d * (1 + len(self.orders))))
+        # keep what later rows and the final edge rows still need
+        keep = min(self._done - self.half, self._seen - self.width)
+        if keep > self._base:
+            self._hist = self._hist[keep - self._base :]
+            self._base = keep
+        return first, np.asarray(out, dtype=np.float32)
+
+    def flush(self) -> tuple[int, F32]:
+        """End of stream: the rows still held back, with their deltas."""
+        first = self._done
+        if self._hist is None or self._done >= self._seen:
+            d = 0 if self._hist is None else self._hist.shape[1]
+            return first, np.zeros((0, d * (1 + len(self.orders))), dtype=np.float32)
+        if self._seen >= self.width:
+            return first, self._rows(self._seen)
+        # fewer rows than the window: fit over everything there is
+        hist = self._hist
+        n = hist.shape[0]
+        ds = []
+        for o in self.orders:
+            if n > o:
+                w = derivative_weights(n, o)
+                ds.append(np.broadcast_to(w @ hist, hist.shape))
+            else:
+                ds.append(np.zeros_like(hist))
+        self._done = self._seen
+        return first, np.concatenate([hist, *ds], axis=1).astype(np.float32)

@@ -1,0 +1,194 @@
+"""Streaming feature kernels: spectrogram, mel, log-mel, MFCC (+ deltas), spectral descriptors.
+
+Each kernel takes 1-D float32 chunks of one signal and returns ``(first_row, rows)``: the
+feature rows completed by that chunk, where row ``i`` is computed from samples
+``[i * hop, i * hop + n_fft)`` of the stream, exactly as librosa's ``center=False`` does on the
+whole signal. Work happens once per hop; a kernel holds at most ``n_fft - 1`` samples (and,
+for deltas, ``width`` rows), whatever the stream's length.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Protocol
+
+import numpy as np
+from numpy.typing import NDArray
+
+from .cepstral import StreamingDelta, dct_matrix, power_to_db
+from .mel import fft_frequencies, mel_filters
+from .spectral import DESCRIPTORS, descriptors
+from .stft import StreamingSTFT
+
+F32 = NDArray[np.float32]
+F64 = NDArray[np.float64]
+
+SPECTROGRAM_KINDS: tuple[str, ...] = ("power", "magnitude", "mel", "log_mel")
+
+
+class FeatureKernel(Protocol):
+    """What the feature operators drive: no Rx, plain arrays."""
+
+    columns: tuple[str, ...]
+    latency: int  # rows held back beyond the STFT's own framing
+
+    def push(self, chunk: F32) -> tuple[int, F32]:
+        """Consume samples; return (index of the first row out, rows ``(k, n_columns)``)."""
+        ...
+
+    def flush(self) -> tuple[int, F32]:
+        """End of stream: the rows still held back."""
+        ...
+
+
+@dataclass(frozen=True, slots=True)
+class MelSpec:
+    """Mel filter bank options (librosa's names and defaults, Slaney scale and norm)."""
+
+    n_mels: int = 128
+    fmin: float = 0.0
+    fmax: float | None = None
+    htk: bool = False
+    norm: bool = True
+
+
+class SpectrogramKernel:
+    """Power or magnitude STFT, mel power, or log-mel (dB) rows.
+
+    ``log_mel`` is ``power_to_db(mel, ref=ref, amin=amin, top_db=None)``.
+    """
+
+    def __init__(
+        self,
+        sample_rate: int,
+        n_fft: int,
+        hop: int,
+        *,
+        window: str = "hann",
+        kind: str = "power",
+        mel: MelSpec | None = None,
+        ref: float = 1.0,
+        amin: float = 1e-10,
+    ) -> None:
+        if kind not in SPECTROGRAM_KINDS:
+            raise ValueError(f"unknown kind {kind!r}; use one of {', '.join(SPECTROGRAM_KINDS)}")
+        self.stft = StreamingSTFT(n_fft, hop, window)
+        self.kind = kind
+        self.ref, self.amin = ref, amin
+        self.latency = 0
+        self.basis: F64 | None = None
+        if kind in ("mel", "log_mel"):
+            m = mel or MelSpec()
+            bank = mel_filters(sample_rate, n_fft, m.n_mels, m.fmin, m.fmax, htk=m.htk, norm=m.norm)
+            self.basis = np.ascontiguousarray(bank.T, dtype=np.float64)  # (bins, n_mels)
+            self.columns = tuple(f"mel_{i}" for i in range(m.n_mels))
+        else:
+            self.columns = tuple(f"bin_{i}" for i in range(n_fft // 2 + 1))
+
+    def rows(self, chunk: F32) -> tuple[int, F64]:
+        """Rows in float64 (for kernels that build on this one)."""
+        first = self.stft.rows
+        frames = self.stft.frames(chunk)
+        if frames.shape[0] == 0:
+            return first, np.zeros((0, len(self.columns)), dtype=np.float64)
+        spec = self.stft.spectrum(frames)
+        if self.kind == "magnitude":
+            return first, np.abs(spec)
+        power = spec.real**2 + spec.imag**2
+        if self.basis is None:
+            return first, power
+        mel = power @ self.basis
+        if self.kind == "mel":
+            return first, mel
+        return first, power_to_db(mel, ref=self.ref, amin=self.amin)
+
+    def push(self, chunk: F32) -> tuple[int, F32]:
+        """Consume samples; return the completed rows as float32."""
+        first, rows = self.rows(chunk)
+        return first, rows.astype(np.float32)
+
+    def flush(self) -> tuple[int, F32]:
+        """``center=False`` drops the incomplete last frame, as librosa does: nothing to add."""
+        return self.stft.rows, np.zeros((0, len(self.columns)), dtype=np.float32)
+
+
+class MfccKernel:
+    """MFCCs from log-mel rows (orthonormal DCT-II), optionally with deltas."""
+
+    def __init__(
+        self,
+        sample_rate: int,
+        n_fft: int,
+        hop: int,
+        *,
+        n_mfcc: int = 13,
+        mel: MelSpec | None = None,
+        window: str = "hann",
+        deltas: int = 0,
+        delta_width: int = 9,
+        lifter: float = 0.0,
+        ref: float = 1.0,
+        amin: float = 1e-10,
+    ) -> None:
+        m = mel or MelSpec(n_mels=40)
+        self.spec = SpectrogramKernel(
+            sample_rate, n_fft, hop, window=window, kind="log_mel", mel=m, ref=ref, amin=amin
+        )
+        self.dct = np.ascontiguousarray(dct_matrix(n_mfcc, m.n_mels, lifter).T)
+        self.delta = StreamingDelta(delta_width, tuple(range(1, deltas + 1))) if deltas else None
+        self.latency = self.delta.latency if self.delta else 0
+        base = [f"mfcc_{i}" for i in range(n_mfcc)]
+        names = list(base)
+        for o in range(1, deltas + 1):
+            names += [f"{'d' * o}{c}" for c in base]
+        self.columns = tuple(names)
+
+    def push(self, chunk: F32) -> tuple[int, F32]:
+        """Consume samples; return the completed rows (late by ``latency`` with deltas)."""
+        first, logmel = self.spec.rows(chunk)
+        coeffs = logmel @ self.dct
+        if self.delta is None:
+            return first, coeffs.astype(np.float32)
+        return self.delta.push(coeffs)
+
+    def flush(self) -> tuple[int, F32]:
+        """The rows the deltas still hold back."""
+        if self.delta is None:
+            return self.spec.flush()
+        return self.delta.flush()
+
+
+class SpectralKernel:
+    """:data:`~rxaudio.dsp.spectral.DESCRIPTORS` per row, from one magnitude STFT."""
+
+    columns: tuple[str, ...] = DESCRIPTORS
+
+    def __init__(
+        self,
+        sample_rate: int,
+        n_fft: int,
+        hop: int,
+        *,
+        window: str = "hann",
+        roll_percent: float = 0.85,
+        p: float = 2.0,
+        amin: float = 1e-10,
+        power: float = 2.0,
+    ) -> None:
+        self.stft = StreamingSTFT(n_fft, hop, window)
+        self.freqs = fft_frequencies(sample_rate, n_fft)
+        self.opts = {"roll_percent": roll_percent, "p": p, "amin": amin, "power": power}
+        self.latency = 0
+
+    def push(self, chunk: F32) -> tuple[int, F32]:
+        """Consume samples; return the completed rows."""
+        first = self.stft.rows
+        frames = self.stft.frames(chunk)
+        if frames.shape[0] == 0:
+            return first, np.zeros((0, len(DESCRIPTORS)), dtype=np.float32)
+        mag = np.abs(self.stft.spectrum(frames))
+        return first, descriptors(mag, frames, self.freqs, **self.opts).astype(np.float32)
+
+    def flush(self) -> tuple[int, F32]:
+        """Nothing is held back."""
+        return self.stft.rows, np.zeros((0, len(DESCRIPTORS)), dtype=np.float32)

@@ -1,0 +1,91 @@
+"""Per-frame spectral descriptors from one STFT, each equal to its librosa function.
+
+All functions take rows (one row per frame), not librosa's columns: ``mag`` is the magnitude
+spectrum ``|X|`` of shape ``(k, n_fft // 2 + 1)``, ``frames`` the unwindowed time-domain frames
+``(k, n_fft)`` the spectrum was computed from. Nothing here computes an FFT.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+from numpy.typing import NDArray
+
+F32 = NDArray[np.float32]
+F64 = NDArray[np.float64]
+
+DESCRIPTORS: tuple[str, ...] = ("centroid", "bandwidth", "rolloff", "flatness", "zcr", "rms")
+
+
+def _normalize_l1(mag: F64) -> F64:
+    """librosa.util.normalize(S, norm=1): rows whose sum is 0 are left as they are."""
+    total = mag.sum(axis=1, keepdims=True)
+    total[total < np.finfo(np.float64).tiny] = 1.0
+    return np.asarray(mag / total, dtype=np.float64)
+
+
+def centroid(mag: F64, freqs: F64) -> F64:
+    """Spectral centroid (Hz): ``librosa.feature.spectral_centroid``; 0 for a silent frame."""
+    return np.asarray(_normalize_l1(mag) @ freqs, dtype=np.float64)
+
+
+def bandwidth(mag: F64, freqs: F64, cent: F64, p: float = 2.0) -> F64:
+    """Spectral bandwidth (Hz) of order ``p`` about ``cent``:
+    ``librosa.feature.spectral_bandwidth``."""
+    dev = np.abs(freqs[None, :] - cent[:, None]) ** p
+    return np.asarray(np.sum(_normalize_l1(mag) * dev, axis=1) ** (1.0 / p), dtype=np.float64)
+
+
+def rolloff(mag: F64, freqs: F64, roll_percent: float = 0.85) -> F64:
+    """Roll-off frequency (Hz): lowest bin centre where the cumulative magnitude reaches
+    ``roll_percent`` of the total (``librosa.feature.spectral_rolloff``)."""
+    total = np.cumsum(mag, axis=1)
+    reached = total >= roll_percent * total[:, -1:]
+    first = np.argmax(reached, axis=1)  # every row reaches it at the last bin at the latest
+    return np.asarray(freqs[first], dtype=np.float64)
+
+
+def flatness(mag: F64, amin: float = 1e-10, power: float = 2.0) -> F64:
+    """Spectral flatness, geometric over arithmetic mean of ``max(amin, mag**power)``
+    (``librosa.feature.spectral_flatness``), in [0, 1]."""
+    s = np.maximum(amin, mag**power)
+    return np.asarray(np.exp(np.mean(np.log(s), axis=1)) / np.mean(s, axis=1), dtype=np.float64)
+
+
+def zero_crossing_rate(frames: F32, threshold: float = 1e-10) -> F64:
+    """Fraction of sample pairs whose sign differs, per frame (samples with ``|x| <= threshold``
+    count as zero, which is positive): ``librosa.feature.zero_crossing_rate(center=False)``."""
+    neg = np.signbit(frames) & (np.abs(frames) > threshold)
+    crossings = np.count_nonzero(neg[:, 1:] != neg[:, :-1], axis=1)
+    return np.asarray(crossings / frames.shape[1], dtype=np.float64)
+
+
+def rms(frames: F32) -> F64:
+    """Root mean square of the unwindowed frames: ``librosa.feature.rms(y=..., center=False)``."""
+    x = frames.astype(np.float64)
+    return np.asarray(np.sqrt(np.mean(x * x, axis=1)), dtype=np.float64)
+
+
+def descriptors(
+    mag: F64,
+    frames: F32,
+    freqs: F64,
+    *,
+    roll_percent: float = 0.85,
+    p: float = 2.0,
+    amin: float = 1e-10,
+    power: float = 2.0,
+    zcr_threshold: float = 1e-10,
+) -> F64:
+    """All of :data:`DESCRIPTORS` as columns, shape ``(k, 6)``."""
+    cent = centroid(mag, freqs)
+    return np.stack(
+        (
+            cent,
+            bandwidth(mag, freqs, cent, p),
+            rolloff(mag, freqs, roll_percent),
+            flatness(mag, amin, power),
+            zero_crossing_rate(frames, zcr_threshold),
+            rms(frames),
+        ),
+        axis=1,
+    )

@@ -1,0 +1,124 @@
+"""What the feature operators share: option checks and the per-subscription stage."""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from typing import Any
+
+import numpy as np
+
+from ..dsp.features import FeatureKernel, MelSpec
+from ..dsp.mel import empty_filters, max_mels
+from ..dsp.stft import WINDOWS
+from ..errors import ConfigError
+from ..frames import AudioFrame, FeatureFrame
+from ._check import FormatTracker, audio, choice, finite, positive_int
+
+MAX_GAP_SECONDS = 10.0
+
+
+def check_stft(op: str, n_fft: Any, hop: Any, window: Any) -> tuple[int, int, str]:
+    """Validate the STFT options every feature operator shares."""
+    n_fft = positive_int(op, "n_fft", n_fft, maximum=65536)
+    hop = positive_int(op, "hop", hop)
+    if hop > n_fft:
+        raise ConfigError(
+            f"{op}: hop ({hop}) must be at most n_fft ({n_fft}); frames would skip samples. "
+            "Raise n_fft or lower hop"
+        )
+    return n_fft, hop, choice(op, "window", window, WINDOWS)
+
+
+def check_mel(op: str, n_fft: int, n_mels: Any, fmin: Any, fmax: Any) -> MelSpec:
+    """Validate mel options that do not depend on the sample rate."""
+    n_mels = positive_int(op, "n_mels", n_mels, maximum=n_fft // 2 + 1)
+    lo = finite(op, "fmin", fmin, 0.0)
+    hi = None if fmax is None else finite(op, "fmax", fmax, lo)
+    if hi is not None and hi <= lo:
+        raise ConfigError(f"{op}: fmax ({hi}) must be above fmin ({lo})")
+    return MelSpec(n_mels=n_mels, fmin=lo, fmax=hi)
+
+
+def check_mel_rate(op: str, mel: MelSpec, n_fft: int, sample_rate: int) -> None:
+    """Refuse a mel bank with empty filters at this rate (raised inside the stream)."""
+    if mel.fmax is not None and mel.fmax > sample_rate / 2:
+        raise ValueError(
+            f"fmax={mel.fmax:g} Hz is above the Nyquist frequency ({sample_rate / 2:g} Hz) of "
+            f"this {sample_rate} Hz stream; lower fmax or resample first"
+        )
+    empty = empty_filters(sample_rate, n_fft, mel.n_mels, mel.fmin, mel.fmax)
+    if empty:
+        best = max_mels(sample_rate, n_fft, mel.fmin, mel.fmax)
+        raise ValueError(
+            f"n_mels={mel.n_mels} is too many for n_fft={n_fft} at {sample_rate} Hz: "
+            f"{len(empty)} mel filters would be empty; use n_mels <= {best} or a larger n_fft"
+        )
+
+
+class FeatureStage:
+    """Per-subscription state of a feature operator: a kernel built at the first frame."""
+
+    def __init__(
+        self,
+        op: str,
+        kind: str,
+        n_fft: int,
+        hop: int,
+        params: dict[str, Any],
+        make_kernel: Callable[[int], FeatureKernel],
+    ) -> None:
+        self.op, self.kind, self.n_fft, self.hop = op, kind, n_fft, hop
+        self.params = params
+        self.make_kernel = make_kernel
+        self.fmt = FormatTracker(op)
+        self.kernel: FeatureKernel | None = None
+        self.origin = 0  # sample index of the stream's first sample
+        self.end = 0  # sample index one past the last sample pushed
+
+    def _out(self, first: int, rows: np.ndarray) -> list[FeatureFrame]:
+        if rows.shape[0] == 0:
+            return []
+        assert self.kernel is not None and self.fmt.sample_rate is not None
+        return [
+            FeatureFrame(
+                self.kind,
+                rows,
+                self.origin + first * self.hop,
+                self.fmt.sample_rate,
+                self.hop,
+                self.n_fft,
+                first,
+                self.kernel.columns,
+                self.params,
+                self.kernel.latency,
+            )
+        ]
+
+    def push(self, item: AudioFrame) -> list[FeatureFrame]:
+        frame = audio(self.op, item)
+        if self.fmt.check(frame):
+            self.kernel = self.make_kernel(frame.sample_rate)
+            self.origin = self.end = frame.start
+        kernel = self.kernel
+        assert kernel is not None
+        x = frame.mono
+        if frame.start > self.end:  # dropped blocks: silence keeps later sample indices
+            gap = frame.start - self.end
+            if gap > MAX_GAP_SECONDS * frame.sample_rate:
+                raise ValueError(
+                    f"gap of {gap} samples before sample {frame.start} is longer than "
+                    f"{MAX_GAP_SECONDS:g} s; the input is not one continuous stream"
+                )
+            x = np.concatenate((np.zeros(gap, dtype=np.float32), x))
+        elif frame.start < self.end:
+            raise ValueError(
+                f"frame starts at sample {frame.start} but the previous one ended at "
+                f"{self.end}; frames must not overlap ({self.op} expects one continuous stream)"
+            )
+        self.end = frame.end
+        return self._out(*kernel.push(x))
+
+    def flush(self) -> list[FeatureFrame]:
+        if self.kernel is None:
+            return []
+        return self._out(*self.kernel.flush())

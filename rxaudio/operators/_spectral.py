@@ -1,0 +1,78 @@
+"""spectral: per-row spectral descriptors from one streaming STFT, equal to librosa's."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from ..dsp.features import FeatureKernel, SpectralKernel
+from ..errors import ConfigError
+from ..frames import AudioFrame, FeatureFrame
+from ._check import finite
+from ._features import FeatureStage, check_stft
+from ._stage import Operator, stage_operator
+
+
+def spectral(
+    *,
+    n_fft: int = 512,
+    hop: int = 160,
+    window: str = "hann",
+    roll_percent: float = 0.85,
+    p: float = 2.0,
+) -> Operator[AudioFrame, FeatureFrame]:
+    """Spectral descriptors per row: centroid, bandwidth, rolloff, flatness, zcr, rms.
+
+    One magnitude STFT (no second FFT) and the same time-domain frames give six columns, each
+    equal to its librosa function with ``center=False`` on the whole signal, for any chunking:
+
+    ========== ====================================================== =====
+    column     librosa                                                unit
+    ========== ====================================================== =====
+    centroid   ``feature.spectral_centroid(y, sr, n_fft, hop_length)`` Hz
+    bandwidth  ``feature.spectral_bandwidth(..., p=p)``                Hz
+    rolloff    ``feature.spectral_rolloff(..., roll_percent=...)``     Hz
+    flatness   ``feature.spectral_flatness(...)`` (power 2, amin 1e-10) 0..1
+    zcr        ``feature.zero_crossing_rate(y, frame_length=n_fft)``   0..1
+    rms        ``feature.rms(y=y, frame_length=n_fft)`` (unwindowed)   linear
+    ========== ====================================================== =====
+
+    .. marble::
+        -a(100)--b(700)------c(400)--|
+        [ spectral(n_fft=512, hop=160) ]
+        ---------B(rows 0-1)--C(rows 2-4)--|
+
+    Parameters
+    ----------
+    n_fft, hop, window
+        STFT options, as :func:`spectrogram`.
+    roll_percent
+        Fraction of the spectral magnitude below the rolloff frequency, in (0, 1).
+    p
+        Order of the bandwidth's deviation norm, >= 1.
+
+    Raises
+    ------
+    ConfigError
+        At once: ``hop > n_fft``, unknown ``window``, ``roll_percent`` outside (0, 1), ``p < 1``.
+    StreamError
+        In the stream: a sample rate or channel change, overlapping frames, a non-audio item.
+    """
+    n_fft, hop, window = check_stft("spectral", n_fft, hop, window)
+    roll = finite("spectral", "roll_percent", roll_percent, 0.0, 1.0)
+    if roll in (0.0, 1.0):
+        raise ConfigError(f"spectral: roll_percent must be strictly between 0 and 1, got {roll}")
+    p = finite("spectral", "p", p, 1.0)
+    params: dict[str, Any] = {
+        "n_fft": n_fft,
+        "hop": hop,
+        "window": window,
+        "roll_percent": roll,
+        "p": p,
+    }
+
+    def make_kernel(rate: int) -> FeatureKernel:
+        return SpectralKernel(rate, n_fft, hop, window=window, roll_percent=roll, p=p)
+
+    return stage_operator(
+        "spectral", lambda: FeatureStage("spectral", "spectral", n_fft, hop, params, make_kernel)
+    )

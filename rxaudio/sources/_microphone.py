@@ -174,6 +174,7 @@ class MicrophoneSource(Observable[AudioFrame]):
             except queue.Full:
                 stats.dropped_blocks += 1
 
+        stream = None
         try:
             stream = sd.InputStream(
                 device=self.device,
@@ -186,6 +187,11 @@ class MicrophoneSource(Observable[AudioFrame]):
             )
             stream.start()
         except Exception as exc:
+            if stream is not None:  # opened but would not start: release the device
+                try:
+                    stream.close(ignore_errors=True)
+                except Exception:  # pragma: no cover - nothing more to release
+                    pass
             observer.on_error(
                 DeviceError(
                     f"cannot open {_describe(sd, self.device)} at {rate} Hz, "
@@ -201,6 +207,17 @@ class MicrophoneSource(Observable[AudioFrame]):
                 try:
                     item = q.get(timeout=0.05)
                 except queue.Empty:
+                    if not stream.active and not stop.is_set():
+                        # PortAudio ended the stream on its own: device unplugged, sound
+                        # server gone. Say so instead of going silent forever.
+                        observer.on_error(
+                            DeviceError(
+                                f"{_describe(sd, self.device)} stopped delivering audio after "
+                                f"{stats.samples} samples (unplugged, or the sound server "
+                                "went away); check the device and subscribe again"
+                            )
+                        )
+                        return
                     continue
                 if item is None:
                     break
@@ -213,7 +230,11 @@ class MicrophoneSource(Observable[AudioFrame]):
                 except Exception as exc:  # pragma: no cover - PortAudio gave an odd block
                     observer.on_error(DeviceError(f"bad block from PortAudio: {exc}"))
                     return
-                observer.on_next(frame)
+                try:
+                    observer.on_next(frame)
+                except Exception as exc:  # a subscriber raised: end the stream with it
+                    observer.on_error(exc)
+                    return
 
         worker = threading.Thread(target=pump, name="rxaudio-mic-pump", daemon=True)
         worker.start()

@@ -29,11 +29,13 @@ def load_virtual_mic() -> ModuleType:
 vm = load_virtual_mic()
 
 
+def short_root(path: Path) -> str:
+    """``path``, or a shorter temporary folder: a unix socket path must stay under 108 bytes."""
+    return str(path) if len(str(path)) <= 80 else tempfile.mkdtemp(prefix="rxaudio-pulse-")
+
+
 @pytest.fixture(scope="module")
 def virtual_mic(tmp_path_factory: pytest.TempPathFactory) -> Iterator[object]:
     """A running PulseAudio with a pipe source fed by a real-time feeder thread."""
-    root = str(tmp_path_factory.mktemp("pulse"))
-    if len(root) > 80:  # a unix socket path must stay under 108 bytes
-        root = tempfile.mkdtemp(prefix="rxaudio-pulse-")
-    with vm.virtual_microphone(root) as mic:
+    with vm.virtual_microphone(short_root(tmp_path_factory.mktemp("pulse"))) as mic:
         yield mic

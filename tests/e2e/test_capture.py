@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import itertools
+import tempfile
 import threading
 import time
 from collections.abc import Callable
@@ -180,3 +181,34 @@ def test_open_failure_at_subscribe_is_an_error_not_a_hang(virtual_mic: Any) -> N
     assert len(got.errors) == 1 and isinstance(got.errors[0], DeviceError)
     assert "no-such-microphone" in str(got.errors[0])
     assert mic.stats.opens == 0
+
+
+def test_subscriber_exception_ends_the_stream_with_it(virtual_mic: Any) -> None:
+    mic = from_microphone(virtual_mic.device, sample_rate=RATE, block_size=512)
+    errors: list[Exception] = []
+
+    def boom(_f: AudioFrame) -> None:
+        raise ValueError("subscriber failed")
+
+    mic.subscribe(boom, errors.append)
+    wait_until(lambda: len(errors) == 1, 10, "the error to reach the subscriber")
+    assert isinstance(errors[0], ValueError)
+    wait_until(lambda: mic.stats.closes == 1, 5, "the stream to close")
+    assert mic.stats.blocks == 1
+
+
+def test_sound_server_going_away_is_a_device_error(tmp_path: Any) -> None:
+    vm = pytest.importorskip("rxaudio_tests_virtual_mic")
+    root = str(tmp_path) if len(str(tmp_path)) <= 80 else tempfile.mkdtemp()
+    with vm.virtual_microphone(root) as own:
+        mic = from_microphone(own.device, sample_rate=RATE, block_size=512)
+        got = Collector()
+        sub = mic.subscribe(got.on_next, got.on_error)
+        wait_until(lambda: got.samples >= 2048, 10, "captured audio")
+        own.proc.kill()
+        wait_until(lambda: len(got.errors) == 1, 10, "a DeviceError after the server died")
+        sub.dispose()
+    err = got.errors[0]
+    assert isinstance(err, DeviceError)
+    assert "'pulse'" in str(err) and "stopped delivering audio" in str(err)
+    assert mic.stats.closes == 1

@@ -172,6 +172,9 @@ def virtual_microphone(root: str) -> Iterator[VirtualMic]:
     socket = os.path.join(root, "native")
     fifo = os.path.join(root, "mic.fifo")
     log = os.path.join(root, "pulseaudio.log")
+    for stale in (socket, fifo):  # left by an earlier run: the pipe source refuses to start
+        if os.path.exists(stale):
+            os.remove(stale)
     with open(os.path.join(root, "client.conf"), "w", encoding="utf-8") as f:
         f.write("autospawn = no\n")
     env = dict(os.environ, XDG_RUNTIME_DIR=root, HOME=root)

@@ -8,6 +8,7 @@ import numpy as np
 
 from ..errors import ConfigError
 from ..frames import AudioFrame
+from ..pipeline.caps import Caps
 from ._check import audio, positive_int
 from ._stage import Operator, map_operator
 
@@ -61,7 +62,7 @@ def channels(
                 np.ascontiguousarray(frame.samples[:, idx]), frame.sample_rate, frame.start
             )
 
-        return map_operator("channels", pick)
+        return map_operator("channels", pick, produces=Caps(channels=len(idx)))
 
     n = positive_int("channels", "count", count, maximum=64)
 
@@ -79,4 +80,4 @@ def channels(
             f"cannot map {c} channels to {n}; use channels(select=[...]) to choose them"
         )
 
-    return map_operator("channels", convert)
+    return map_operator("channels", convert, produces=Caps(channels=n))

@@ -6,6 +6,7 @@ import numpy as np
 
 from ..dsp.framing import Reframer
 from ..frames import AudioFrame
+from ..pipeline.caps import Caps
 from ._check import FormatTracker, audio, choice, positive_int
 from ._stage import Operator, stage_operator
 
@@ -89,4 +90,6 @@ def reframe(
     size = positive_int("reframe", "size", size)
     hop = size if hop is None else positive_int("reframe", "hop", hop)
     tail = choice("reframe", "tail", tail, TAILS)
-    return stage_operator("reframe", lambda: _ReframeStage(size, hop, tail))
+    return stage_operator(
+        "reframe", lambda: _ReframeStage(size, hop, tail), produces=Caps(frame_size=size)
+    )

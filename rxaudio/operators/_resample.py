@@ -6,6 +6,7 @@ import numpy as np
 
 from ..dsp.resample import QUALITIES, StreamingResampler
 from ..frames import AudioFrame
+from ..pipeline.caps import Caps
 from ._check import FormatTracker, audio, choice, positive_int
 from ._stage import Operator, stage_operator
 
@@ -73,4 +74,6 @@ def resample(rate: int, *, quality: str = "HQ") -> Operator[AudioFrame, AudioFra
     """
     rate = positive_int("resample", "rate", rate, maximum=768_000)
     quality = choice("resample", "quality", quality, QUALITIES)
-    return stage_operator("resample", lambda: _ResampleStage(rate, quality))
+    return stage_operator(
+        "resample", lambda: _ResampleStage(rate, quality), produces=Caps(sample_rate=rate)
+    )

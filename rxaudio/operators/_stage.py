@@ -10,11 +10,12 @@ sample index of the item being processed, and ``flush`` runs once on completion.
 from __future__ import annotations
 
 from collections.abc import Callable, Iterable
-from typing import Any, Protocol, TypeVar
+from typing import Any, Generic, Protocol, TypeVar
 
 from reactivex import Observable, abc
 
 from ..errors import StreamError
+from ..pipeline.caps import Caps
 
 A = TypeVar("A")
 B = TypeVar("B")
@@ -55,7 +56,44 @@ def wrap_error(name: str, exc: BaseException, item: Any = None) -> StreamError:
     return err
 
 
-def stage_operator(name: str, make_stage: Callable[[], Stage[A, B]]) -> Operator[A, B]:
+class Element(Generic[A, B]):
+    """An operator that knows its name and the caps it accepts and produces.
+
+    Calling it on an Observable applies the operator, so an Element is used exactly like any
+    RxPY operator (``source.pipe(element)``). ``accepts``/``produces`` are
+    :class:`~rxaudio.pipeline.Caps`; :func:`~rxaudio.pipeline.negotiate` reads them to insert
+    the conversions a chain needs.
+    """
+
+    __slots__ = ("_fn", "accepts", "name", "produces")
+
+    def __init__(
+        self,
+        name: str,
+        fn: Callable[[Observable[A]], Observable[B]],
+        *,
+        accepts: Caps | None = None,
+        produces: Caps | None = None,
+    ) -> None:
+        self.name = name
+        self._fn = fn
+        self.accepts = accepts if accepts is not None else Caps()
+        self.produces = produces if produces is not None else Caps()
+
+    def __call__(self, source: Observable[A]) -> Observable[B]:
+        return self._fn(source)
+
+    def __repr__(self) -> str:
+        return f"<{self.name}: {self.accepts} -> {self.produces}>"
+
+
+def stage_operator(
+    name: str,
+    make_stage: Callable[[], Stage[A, B]],
+    *,
+    accepts: Caps | None = None,
+    produces: Caps | None = None,
+) -> Element[A, B]:
     """Build an Rx operator from a stage factory (called once per subscription)."""
 
     def _operator(source: Observable[A]) -> Observable[B]:
@@ -87,10 +125,16 @@ def stage_operator(name: str, make_stage: Callable[[], Stage[A, B]]) -> Operator
 
         return Observable(subscribe)
 
-    return _operator
+    return Element(name, _operator, accepts=accepts, produces=produces)
 
 
-def map_operator(name: str, fn: Callable[[A], B]) -> Operator[A, B]:
+def map_operator(
+    name: str,
+    fn: Callable[[A], B],
+    *,
+    accepts: Caps | None = None,
+    produces: Caps | None = None,
+) -> Element[A, B]:
     """A stateless one-in-one-out operator; exceptions become ``on_error`` with context."""
 
     def _operator(source: Observable[A]) -> Observable[B]:
@@ -111,4 +155,4 @@ def map_operator(name: str, fn: Callable[[A], B]) -> Operator[A, B]:
 
         return Observable(subscribe)
 
-    return _operator
+    return Element(name, _operator, accepts=accepts, produces=produces)

@@ -1,5 +1,5 @@
 """Caps (what a stream carries), conversion to caps, and the launch-string machinery."""
 
-from .caps import Caps, conform
+from .caps import Caps, conform, negotiate
 
-__all__ = ["Caps", "conform"]
+__all__ = ["Caps", "conform", "negotiate"]

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 from collections.abc import Callable
 from dataclasses import dataclass
+from typing import Any
 
 from reactivex import Observable
 
@@ -33,6 +34,9 @@ class Caps:
     sample_rate: int | None = None
     channels: int | None = None
     frame_size: int | None = None
+    kind: str = "audio"
+    """Frame type: ``"audio"`` for :class:`AudioFrame`, otherwise the frame class's name in
+    lower case (``"level"``, ``"vad"``, ``"feature"``, ...)."""
 
     def __post_init__(self) -> None:
         for name in ("sample_rate", "channels", "frame_size"):
@@ -43,20 +47,42 @@ class Caps:
     def accepts(self, frame: AudioFrame) -> bool:
         """Whether ``frame`` already satisfies these caps."""
         return (
-            (self.sample_rate is None or frame.sample_rate == self.sample_rate)
+            self.kind == "audio"
+            and (self.sample_rate is None or frame.sample_rate == self.sample_rate)
             and (self.channels is None or frame.channels == self.channels)
             and (self.frame_size is None or frame.n == self.frame_size)
         )
 
     def intersect(self, other: Caps) -> Caps:
         """Caps satisfying both, or :class:`ConfigError` when they conflict."""
+        if self.kind != other.kind:
+            raise ConfigError(f"caps conflict on kind: {self.kind} vs {other.kind}")
         out: dict[str, int | None] = {}
         for name in ("sample_rate", "channels", "frame_size"):
             a, b = getattr(self, name), getattr(other, name)
             if a is not None and b is not None and a != b:
                 raise ConfigError(f"caps conflict on {name}: {a} vs {b}")
             out[name] = a if a is not None else b
-        return Caps(**out)
+        return Caps(**out, kind=self.kind)
+
+    def then(self, produced: Caps) -> Caps:
+        """Caps of a stream with these caps after an element that produces ``produced``:
+        fields the element fixes replace ours; a new kind starts from scratch."""
+        if produced.kind != self.kind:
+            return produced
+        return Caps(
+            produced.sample_rate if produced.sample_rate is not None else self.sample_rate,
+            produced.channels if produced.channels is not None else self.channels,
+            produced.frame_size if produced.frame_size is not None else self.frame_size,
+            kind=self.kind,
+        )
+
+    def implies(self, required: Caps) -> bool:
+        """Whether every stream with these caps satisfies ``required``."""
+        return self.kind == required.kind and all(
+            getattr(required, n) is None or getattr(required, n) == getattr(self, n)
+            for n in ("sample_rate", "channels", "frame_size")
+        )
 
     def __str__(self) -> str:
         parts = [
@@ -68,7 +94,8 @@ class Caps:
             )
             if v is not None
         ]
-        return "audio/x-raw," + ",".join(parts) if parts else "audio/x-raw"
+        base = "audio/x-raw" if self.kind == "audio" else f"rxaudio/{self.kind}"
+        return base + "," + ",".join(parts) if parts else base
 
 
 def conform(caps: Caps) -> Callable[[Observable[AudioFrame]], Observable[AudioFrame]]:
@@ -101,3 +128,45 @@ def conform(caps: Caps) -> Callable[[Observable[AudioFrame]], Observable[AudioFr
         return out
 
     return _conform
+
+
+def negotiate(
+    *elements: Callable[[Observable[Any]], Observable[Any]],
+) -> Callable[[Observable[Any]], Observable[Any]]:
+    """Compose elements, inserting :func:`conform` wherever an element's declared input caps
+    (its ``accepts`` attribute, see :class:`~rxaudio.operators.Element`) are not guaranteed by
+    what the elements before it produce. The source's caps are unknown, so the first element
+    that constrains its audio input always gets a conversion (a pass-through when it matches).
+
+    Example: ``negotiate(level())`` needs nothing; ``negotiate(reframe(512), resample(8000))``
+    keeps both as written; an element declaring ``Caps(16000, 1, 512)`` gets
+    ``conform(Caps(16000, 1, 512))`` in front of it unless its predecessors guarantee that.
+
+    Raises
+    ------
+    ConfigError
+        An element needs audio but the one before it produces another kind of frame.
+    """
+    steps: list[Callable[[Observable[Any]], Observable[Any]]] = []
+    current = Caps()
+    for el in elements:
+        accepts: Caps = getattr(el, "accepts", Caps())
+        produces: Caps = getattr(el, "produces", Caps())
+        if accepts.kind != current.kind:
+            raise ConfigError(
+                f"{getattr(el, 'name', el)!s} accepts {accepts.kind} frames but receives "
+                f"{current.kind} frames ({current})"
+            )
+        if accepts.kind == "audio" and not current.implies(accepts):
+            steps.append(conform(accepts))
+            current = current.then(accepts)
+        steps.append(el)
+        current = current.then(produces)
+
+    def _chain(source: Observable[Any]) -> Observable[Any]:
+        out = source
+        for step in steps:
+            out = step(out)
+        return out
+
+    return _chain

@@ -1,0 +1,110 @@
+"""hysteresis: stable speech start/end events from per-window probabilities."""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from dataclasses import replace
+from typing import Any
+
+from reactivex import Observable
+
+from ..frames import SpeechEnd, SpeechStart, VadFrame
+from ..vad.hysteresis import Decision, Hysteresis, HysteresisSettings
+from ._live import live_operator, updated
+
+
+class _HysteresisStage:
+    def __init__(self, settings: HysteresisSettings) -> None:
+        self.settings = settings
+        self.h: Hysteresis | None = None
+        self.rate = 0
+
+    def _events(self, ds: list[Decision]) -> list[SpeechStart | SpeechEnd]:
+        out: list[SpeechStart | SpeechEnd] = []
+        for d in ds:
+            if d.kind == "start":
+                out.append(SpeechStart(d.start, self.rate))
+            else:
+                assert d.end is not None
+                out.append(SpeechEnd(d.start, d.end, self.rate, d.reason))
+        return out
+
+    def push(self, item: Any) -> list[Any]:
+        if not isinstance(item, VadFrame):
+            raise TypeError(
+                f"hysteresis: expected VadFrame, got {type(item).__name__}; put vad() before it"
+            )
+        if self.h is None:
+            self.rate = item.sample_rate
+            self.h = Hysteresis(self.settings, item.sample_rate)
+        elif item.sample_rate != self.rate:
+            raise ValueError(
+                f"sample rate changed mid-stream from {self.rate} to {item.sample_rate}"
+            )
+        out: list[Any] = self._events(self.h.push(item.start, item.end, item.probability))
+        out.append(replace(item, speech=self.h.speech))
+        return out
+
+    def close(self, reason: str) -> list[Any]:
+        return [] if self.h is None else list(self._events(self.h.finish(reason=reason)))
+
+    def apply(self, changes: Mapping[str, Any]) -> None:
+        new = HysteresisSettings(**updated(self.settings, changes, "hysteresis")).checked()
+        self.settings = new
+        if self.h is not None:
+            self.h.settings = new
+
+    def gap_seconds(self) -> float | None:
+        return None
+
+    def on_gap(self) -> list[Any]:
+        return []
+
+
+def hysteresis(
+    threshold: float = 0.5,
+    neg_threshold: float | None = None,
+    min_speech_ms: float = 250,
+    min_silence_ms: float = 100,
+    *,
+    settings: Observable[Mapping[str, Any]] | None = None,
+) -> Any:
+    """Turn per-window speech probabilities into stable :class:`SpeechStart`/:class:`SpeechEnd`.
+
+    Speech starts when a window's probability reaches ``threshold``, and ends at the first window
+    of a run below ``neg_threshold`` that lasts ``min_silence_ms``; segments not longer than
+    ``min_speech_ms`` are dropped. A ``SpeechStart`` is emitted as soon as the segment is certain
+    to be kept, carrying its true onset (so it can come up to ``min_speech_ms`` after the onset);
+    the segments are exactly those of Silero's ``get_speech_timestamps`` before padding. Every
+    frame passes through with ``speech`` set to the current state. At completion an open
+    segment ends with ``reason="end_of_stream"``; on an upstream error with ``"error"`` before
+    the error is forwarded.
+
+    .. marble::
+        -a(.1)-b(.9)-c(.9)-...-d(.9)-e(.1)-f(.1)-g(.1)-h(.1)-|
+        [     hysteresis(0.5, min_speech_ms=250, min_silence_ms=100)  ]
+        -A-----B-----C-----...-(SD)--E-----F-----G-----(XH)--|
+        S = SpeechStart(start=b.start), X = SpeechEnd(b.start, e.start)
+
+    Parameters
+    ----------
+    threshold
+        Enter speech at or above this probability, in (0, 1].
+    neg_threshold
+        Leave speech below this (default ``max(threshold - 0.15, 0.01)``); not above ``threshold``.
+    min_speech_ms
+        Drop segments not longer than this.
+    min_silence_ms
+        Silence needed to end a segment.
+    settings
+        Observable of dicts with any of the above names, applied from the next frame on. A bad
+        one is refused with a :class:`SettingsRejected` item downstream; the old settings stay.
+
+    Raises
+    ------
+    ConfigError
+        Threshold outside (0, 1], ``neg_threshold`` above ``threshold``, durations outside
+        [0, 60000] ms.
+    """
+    s = HysteresisSettings(threshold, neg_threshold, min_speech_ms, min_silence_ms).checked()
+    return live_operator("hysteresis", lambda: _HysteresisStage(s), settings)

@@ -1,0 +1,207 @@
+"""vad: per-window speech probability with the source audio each window covers."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import numpy as np
+from reactivex import Observable, abc
+from reactivex.disposable import CompositeDisposable, Disposable
+from reactivex.subject import Subject
+
+from ..dsp.framing import Reframer
+from ..errors import ConfigError
+from ..frames import AudioFrame, VadFrame
+from ..pipeline.caps import Caps, conform
+from ..vad import ScorerFactory, backend_factory
+from ..vad.base import Scorer
+from ..vad.spans import SpanBuffer
+from ._check import FormatTracker, audio
+from ._stage import Operator, wrap_error
+
+
+class _VadStage:
+    """Original audio in ``spans``; converted audio cut into windows and scored."""
+
+    def __init__(self, factory: ScorerFactory, model_rate: int | None, label: str) -> None:
+        self.factory, self.model_rate, self.label = factory, model_rate, label
+        self.fmt = FormatTracker("vad")
+        self.spans = SpanBuffer()
+        self.scorer: Scorer | None = None
+        self.reframer: Reframer | None = None
+        self.k = 0  # next window index
+        self.m0 = 0  # model-rate sample index of window 0
+
+    def original(self, frame: AudioFrame) -> AudioFrame:
+        """Keep the source audio; return the frame to convert (with any gap filled)."""
+        self.fmt.check(frame)
+        if not np.isfinite(frame.samples).all():
+            raise ValueError(f"NaN or inf in the frame at sample {frame.start}; clean the input")
+        gap = frame.start - self.spans.end if self.spans.channels is not None else 0
+        self.spans.append(frame.start, frame.samples)
+        if gap > 0:  # keep converted and source time aligned: convert the silence too
+            z = np.zeros((gap + frame.n, frame.channels), dtype=np.float32)
+            z[gap:] = frame.samples
+            return AudioFrame(z, frame.sample_rate, frame.start - gap)
+        return frame
+
+    def _src(self, m: int) -> int:
+        rate = self.fmt.sample_rate
+        assert rate is not None and self.scorer is not None
+        return (m * rate) // self.scorer.sample_rate
+
+    def converted(self, frame: AudioFrame) -> list[VadFrame]:
+        if self.scorer is None:
+            if self.model_rate is not None and frame.sample_rate != self.model_rate:
+                raise ValueError(
+                    f"the stream is {frame.sample_rate} Hz but {self.label} scores "
+                    f"{self.model_rate} Hz audio and resample=False; put "
+                    f"resample({self.model_rate}) before vad or pass resample=True"
+                )
+            self.scorer = self.factory(frame.sample_rate)
+            self.reframer = Reframer(self.scorer.window_size, self.scorer.window_size, 1)
+            self.m0 = frame.start
+        assert self.reframer is not None
+        pairs = self.reframer.push(frame.samples)
+        return self._score([p[1][:, 0] for p in pairs], None)
+
+    def _score(self, windows: list[np.ndarray], last_end: int | None) -> list[VadFrame]:
+        if not windows:
+            return []
+        scorer = self.scorer
+        assert scorer is not None
+        rate = self.fmt.sample_rate
+        assert rate is not None
+        probs = scorer.score_many(np.stack(windows))
+        w = scorer.window_size
+        out = []
+        for i, p in enumerate(probs):
+            k = self.k + i
+            a = self._src(self.m0 + k * w)
+            b = self._src(self.m0 + (k + 1) * w)
+            if last_end is not None and i == len(probs) - 1:
+                b = last_end
+            seg = self.spans.take(a, b)
+            buf = AudioFrame(seg, rate, a) if seg.shape[0] else None
+            out.append(VadFrame(a, max(b, a + 1), rate, float(p), buf, None, k))
+            self.spans.trim(b)
+        self.k += len(probs)
+        return out
+
+    def flush(self) -> list[VadFrame]:
+        if self.reframer is None or self.scorer is None:
+            return []
+        rest = self.reframer.flush("pad")
+        return self._score([p[1][:, 0] for p in rest], self.spans.end)
+
+    def close(self) -> None:
+        closer = getattr(self.scorer, "close", None)
+        if callable(closer):
+            closer()
+
+
+def vad(
+    backend: str | ScorerFactory = "silero",
+    *,
+    rate: int | None = None,
+    mode: int = 3,
+    frame_ms: int = 30,
+    resample: bool = True,
+) -> Operator[AudioFrame, VadFrame]:
+    """Score speech per model window; each :class:`VadFrame` carries the source audio it covers.
+
+    Input at any rate and channel count is converted for the model with
+    ``conform(Caps(rate, channels=1))`` (mix to mono, resample) and cut into the model's windows
+    (512 samples at 16 kHz for Silero); the last, partial window is zero-padded, as Silero's
+    ``get_speech_timestamps`` does. Each frame's ``start``/``end`` are sample indices of the
+    *source* stream and ``audio`` holds the source samples of that span, so later operators cut
+    utterances at the original rate and channels. The scorer state is per subscription; the
+    probabilities equal the backend's own on the same audio, for any chunking of the input.
+
+    .. marble::
+        -a(48k,2ch,4800)------b(48k,2ch,4800)-----|
+        [           vad("silero")                 ]
+        -(PQRST...)-----------(UVW...)------------(Z|)   P = VadFrame(start, end, p, audio)
+
+    Parameters
+    ----------
+    backend
+        ``"silero"`` (onnxruntime, default), ``"silero-torch"``, ``"webrtc"``, ``"energy"``, or a
+        factory ``rate -> Scorer`` (for example ``BatchedSileroScorer(...).stream``).
+    rate
+        Model rate: Silero 8000 or 16000 (default 16000), WebRTC 8000/16000/32000/48000 (default
+        16000), energy: any (default: the stream's own), factory: default the stream's own.
+    mode
+        WebRTC aggressiveness, 0 to 3.
+    frame_ms
+        WebRTC window (10, 20, 30 ms) or energy window (10 to 100 ms).
+    resample
+        Convert the rate for the model; with ``False`` a stream at another rate is an error.
+
+    Raises
+    ------
+    ConfigError
+        Unknown backend, bad mode, frame length or rate.
+    """
+    if callable(backend) and not isinstance(backend, str):
+        if rate is not None and (isinstance(rate, bool) or not isinstance(rate, int) or rate <= 0):
+            raise ConfigError(f"vad: rate must be a positive int (Hz) or None, got {rate!r}")
+        model_rate, factory, label = rate, backend, "the scorer"
+    else:
+        model_rate, factory = backend_factory(backend, rate=rate, mode=mode, frame_ms=frame_ms)
+        label = f"vad(backend={backend!r}, rate={model_rate})"
+    caps = Caps(sample_rate=model_rate if resample else None, channels=1)
+    check_rate = None if resample else model_rate
+
+    def _vad(source: Observable[AudioFrame]) -> Observable[VadFrame]:
+        def subscribe(
+            observer: abc.ObserverBase[VadFrame], scheduler: abc.SchedulerBase | None = None
+        ) -> abc.DisposableBase:
+            stage = _VadStage(factory, check_rate, label)
+            subject: Subject[AudioFrame] = Subject()
+            done = [False]
+
+            def fail(exc: BaseException, item: Any = None) -> None:
+                if not done[0]:
+                    done[0] = True
+                    stage.close()
+                    observer.on_error(wrap_error("vad", exc, item))
+
+            def on_conv(frame: AudioFrame) -> None:
+                try:
+                    out = stage.converted(frame)
+                except Exception as exc:
+                    fail(exc, frame)
+                    return
+                for vf in out:
+                    observer.on_next(vf)
+
+            def on_conv_done() -> None:
+                try:
+                    out = stage.flush()
+                except Exception as exc:
+                    fail(exc)
+                    return
+                for vf in out:
+                    observer.on_next(vf)
+                done[0] = True
+                stage.close()
+                observer.on_completed()
+
+            def on_next(item: AudioFrame) -> None:
+                if done[0]:
+                    return
+                try:
+                    frame = stage.original(audio("vad", item))
+                except Exception as exc:
+                    fail(exc, item)
+                    return
+                subject.on_next(frame)
+
+            conv = conform(caps)(subject).subscribe(on_conv, fail, on_conv_done)
+            src = source.subscribe(on_next, fail, subject.on_completed, scheduler=scheduler)
+            return CompositeDisposable(src, conv, Disposable(stage.close))
+
+        return Observable(subscribe)
+
+    return _vad

@@ -1,0 +1,134 @@
+"""Speech start/end decisions from per-window probabilities (no Rx).
+
+The state machine is Silero's ``get_speech_timestamps_from_probs`` (without its max-length
+cutting, which :mod:`rxaudio.vad.utterance` does), made streaming: a segment is announced as soon
+as it is certain to outlast ``min_speech_ms``, with its true onset, so the announced segments are
+exactly the ones the offline function returns (before padding).
+"""
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass
+
+from ..errors import ConfigError
+
+
+@dataclass
+class HysteresisSettings:
+    """Thresholds and durations; :meth:`checked` validates them."""
+
+    threshold: float = 0.5
+    neg_threshold: float | None = None
+    min_speech_ms: float = 250.0
+    min_silence_ms: float = 100.0
+
+    @property
+    def neg(self) -> float:
+        """Exit threshold (default ``max(threshold - 0.15, 0.01)``, as Silero)."""
+        if self.neg_threshold is None:
+            return max(self.threshold - 0.15, 0.01)
+        return self.neg_threshold
+
+    def checked(self) -> HysteresisSettings:
+        """Return self after validating every field (raises :class:`ConfigError`)."""
+        t = self.threshold
+        if isinstance(t, bool) or not isinstance(t, int | float) or not 0.0 < t <= 1.0:
+            raise ConfigError(f"hysteresis: threshold must be in (0, 1], got {t!r}")
+        n = self.neg_threshold
+        if n is not None:
+            if isinstance(n, bool) or not isinstance(n, int | float) or not 0.0 <= n <= 1.0:
+                raise ConfigError(f"hysteresis: neg_threshold must be in [0, 1], got {n!r}")
+            if n > t:
+                raise ConfigError(
+                    f"hysteresis: neg_threshold ({n}) must not be above threshold ({t}); "
+                    "speech would end before it starts"
+                )
+        for name in ("min_speech_ms", "min_silence_ms"):
+            v = getattr(self, name)
+            if isinstance(v, bool) or not isinstance(v, int | float) or not math.isfinite(v):
+                raise ConfigError(f"hysteresis: {name} must be a number of ms, got {v!r}")
+            if not 0 <= v <= 60_000:
+                raise ConfigError(f"hysteresis: {name} must be in [0, 60000] ms, got {v!r}")
+        return self
+
+
+@dataclass(frozen=True, slots=True)
+class Decision:
+    """A speech boundary: ``kind`` is ``"start"`` or ``"end"``; times are sample indices."""
+
+    kind: str
+    start: int
+    end: int | None = None
+    reason: str = ""
+
+
+class Hysteresis:
+    """Streaming speech/non-speech decisions over consecutive windows of one stream.
+
+    Parameters
+    ----------
+    settings
+        Thresholds and durations (validated).
+    sample_rate
+        Rate of the sample indices the windows are stamped with.
+    """
+
+    def __init__(self, settings: HysteresisSettings, sample_rate: int) -> None:
+        self.settings = settings.checked()
+        self.sample_rate = sample_rate
+        self.triggered = False
+        self.confirmed = False
+        self.start = 0
+        self.temp_end: int | None = None
+        self.last_end = 0
+
+    @property
+    def speech(self) -> bool:
+        """Whether a confirmed speech segment is open."""
+        return self.triggered and self.confirmed
+
+    def _samples(self, ms: float) -> float:
+        return self.sample_rate * ms / 1000.0
+
+    def push(self, start: int, end: int, prob: float) -> list[Decision]:
+        """Consume one window ``[start, end)`` with its probability; return decisions."""
+        s = self.settings
+        out: list[Decision] = []
+        self.last_end = end
+        just_started = False
+        if prob >= s.threshold:
+            self.temp_end = None
+            if not self.triggered:
+                self.triggered, self.confirmed, self.start = True, False, start
+                just_started = True
+        if self.triggered and not just_started and prob < s.neg:
+            if self.temp_end is None:
+                self.temp_end = start
+            if start - self.temp_end >= self._samples(s.min_silence_ms):
+                out.extend(self._close(self.temp_end, "silence"))
+                return out
+        if self.triggered and not self.confirmed:
+            bound = self.temp_end if self.temp_end is not None else end
+            if bound - self.start > self._samples(s.min_speech_ms):
+                self.confirmed = True
+                out.append(Decision("start", self.start))
+        return out
+
+    def _close(self, end: int, reason: str) -> list[Decision]:
+        out: list[Decision] = []
+        if end - self.start > self._samples(self.settings.min_speech_ms):
+            if not self.confirmed:
+                out.append(Decision("start", self.start))
+            out.append(Decision("end", self.start, end, reason))
+        self.triggered = self.confirmed = False
+        self.temp_end = None
+        return out
+
+    def finish(
+        self, stream_end: int | None = None, reason: str = "end_of_stream"
+    ) -> list[Decision]:
+        """The stream ended (or failed): close an open segment at ``stream_end``."""
+        if not self.triggered:
+            return []
+        return self._close(self.last_end if stream_end is None else stream_end, reason)

@@ -1,0 +1,296 @@
+"""Silero VAD on the models shipped inside the ``silero-vad`` package.
+
+:class:`SileroOnnx` runs ``silero_vad.onnx`` with onnxruntime and never imports torch (importing
+the ``silero_vad`` package itself would: its ``__init__`` loads torch, so the model files are
+located with :func:`importlib.util.find_spec`, which does not run the package). It carries the
+model state and the 64-sample (32 at 8 kHz) context between windows exactly as the package's
+``OnnxWrapper``/``VADIterator`` do, so the probabilities are identical. Runs of 16 kHz windows
+are scored with the shipped ``silero_vad_16k_sequence.onnx`` in one call (bit-identical output;
+its ``h``/``c`` are the two halves of the streaming model's ``state``).
+
+:class:`SileroTorch` runs the shipped TorchScript model (imports torch on construction).
+:class:`BatchedSileroScorer` scores one window of many independent streams in one call.
+"""
+
+from __future__ import annotations
+
+import functools
+import importlib.util
+import os
+import threading
+from collections.abc import Mapping
+from typing import Any
+
+import numpy as np
+
+from ..errors import ConfigError
+from .base import F32, check_window
+
+RATES = (8000, 16000)
+# The streaming model is faster for a single window; a run of this many or more windows goes
+# through the sequence model (measured break-even on 2 cores: about 2 windows).
+SEQUENCE_MIN_WINDOWS = 2
+
+
+def model_path(name: str) -> str:
+    """Path of a model file shipped in the ``silero-vad`` package (without importing it)."""
+    spec = importlib.util.find_spec("silero_vad")
+    if spec is None or not spec.submodule_search_locations:
+        raise ConfigError(
+            "silero backend: the silero-vad package is not installed; "
+            "install the vad extra (pip install 'rxaudio[vad]')"
+        )
+    path = os.path.join(next(iter(spec.submodule_search_locations)), "data", name)
+    if not os.path.exists(path):
+        raise ConfigError(f"silero backend: model file {name} missing from the silero-vad package")
+    return path
+
+
+@functools.lru_cache(maxsize=8)
+def _session(name: str) -> Any:
+    """One onnxruntime session per model file and process (sessions are thread-safe)."""
+    import onnxruntime as ort
+
+    opts = ort.SessionOptions()
+    opts.inter_op_num_threads = 1
+    opts.intra_op_num_threads = 1
+    return ort.InferenceSession(
+        model_path(name), sess_options=opts, providers=["CPUExecutionProvider"]
+    )
+
+
+def window_sizes(sample_rate: int) -> tuple[int, int]:
+    """``(window, context)`` samples for a Silero rate: 512/64 at 16 kHz, 256/32 at 8 kHz."""
+    if sample_rate not in RATES:
+        raise ConfigError(
+            f"silero: sample rate must be 8000 or 16000 Hz, got {sample_rate!r}; "
+            "resample first (vad() does it for you)"
+        )
+    return (512, 64) if sample_rate == 16000 else (256, 32)
+
+
+class SileroOnnx:
+    """Silero VAD through onnxruntime, one stream.
+
+    Parameters
+    ----------
+    sample_rate
+        8000 or 16000 Hz (windows of 256 or 512 samples).
+    sequence
+        Score runs of windows (``score_many``) with the whole-sequence model at 16 kHz.
+    """
+
+    def __init__(self, sample_rate: int = 16000, *, sequence: bool = True) -> None:
+        self.sample_rate = sample_rate
+        self.window_size, self.context_size = window_sizes(sample_rate)
+        self._session = _session("silero_vad.onnx")
+        self._seq = (
+            _session("silero_vad_16k_sequence.onnx")
+            if sequence and (sample_rate == 16000)
+            else None
+        )
+        self._sr = np.array(sample_rate, dtype=np.int64)
+        self.reset()
+
+    def reset(self) -> None:
+        """Zero the model state and context (a new stream)."""
+        self._state = np.zeros((2, 1, 128), dtype=np.float32)
+        self._context = np.zeros(self.context_size, dtype=np.float32)
+
+    def score(self, window: F32) -> float:
+        """Speech probability of one window (``window_size`` samples)."""
+        w = check_window("silero", window, self.window_size)
+        x = np.concatenate((self._context, w)).reshape(1, -1)
+        out, state = self._session.run(None, {"input": x, "state": self._state, "sr": self._sr})
+        self._state = state
+        self._context = w[-self.context_size :].copy()
+        return float(out[0, 0])
+
+    def score_many(self, windows: F32) -> F32:
+        """Probabilities of consecutive windows ``(k, window_size)``; equal to ``score`` per row."""
+        w = np.asarray(windows, dtype=np.float32)
+        if w.ndim != 2 or w.shape[1] != self.window_size:
+            raise ValueError(
+                f"silero: windows must have shape (k, {self.window_size}), got {w.shape}"
+            )
+        k = w.shape[0]
+        if k == 0:
+            return np.zeros(0, dtype=np.float32)
+        if self._seq is None or k < SEQUENCE_MIN_WINDOWS:
+            return np.array([self.score(row) for row in w], dtype=np.float32)
+        c = self.context_size
+        ctx = np.empty((k, c), dtype=np.float32)
+        ctx[0] = self._context
+        ctx[1:] = w[:-1, -c:]
+        inp = np.ascontiguousarray(np.concatenate((ctx, w), axis=1))
+        probs, h, cell = self._seq.run(
+            ["speech_probs", "hn", "cn"],
+            {"input": inp, "h": self._state[0:1], "c": self._state[1:2]},
+        )
+        self._state = np.concatenate((h, cell), axis=0)
+        self._context = w[-1, -c:].copy()
+        return np.asarray(probs, dtype=np.float32).reshape(-1)
+
+
+class SileroTorch:
+    """Silero VAD through torch on the shipped TorchScript model, one stream.
+
+    The JIT model keeps its own context and state (``model.reset_states()`` zeroes them), as the
+    package's ``VADIterator`` relies on. Each instance loads its own model copy, since the
+    state lives inside the model. Imports torch (about 1.4 s).
+    """
+
+    def __init__(self, sample_rate: int = 16000) -> None:
+        import torch
+
+        self.sample_rate = sample_rate
+        self.window_size, _ = window_sizes(sample_rate)
+        self._torch = torch
+        # torch.jit.load is untyped in torch's stubs
+        self._model = torch.jit.load(  # type: ignore[no-untyped-call]
+            model_path("silero_vad.jit"), map_location="cpu"
+        )
+        self._model.eval()
+        self.reset()
+
+    def reset(self) -> None:
+        """Zero the model state and context."""
+        self._model.reset_states()
+
+    def score(self, window: F32) -> float:
+        """Speech probability of one window."""
+        w = check_window("silero-torch", window, self.window_size)
+        with self._torch.no_grad():
+            out = self._model(self._torch.from_numpy(w.copy()), self.sample_rate)
+        return float(out.item())
+
+    def score_many(self, windows: F32) -> F32:
+        """One ``score`` per row."""
+        return np.array([self.score(row) for row in windows], dtype=np.float32)
+
+
+class BatchedSileroScorer:
+    """Silero VAD for many independent streams, one onnxruntime call per batch of windows.
+
+    Each registered stream keeps its own model state and context; scoring the current window of
+    N streams together gives the same probabilities as N separate :class:`SileroOnnx` scorers
+    (within 1e-5: onnxruntime's batched kernels may round differently). Thread-safe: streams
+    can be registered, scored and removed from any thread.
+
+    Usage (for example in a server that collects each client's next window per tick)::
+
+        shared = BatchedSileroScorer(16000)
+        a, b = shared.register(), shared.register()
+        probs = shared.score_batch({a: window_a, b: window_b})   # {a: p_a, b: p_b}
+        shared.unregister(a)
+
+    or, per client pipeline, ``vad(backend=shared.stream)``: :meth:`stream` returns a
+    :class:`Scorer` bound to a fresh stream (scoring one window per call).
+
+    Parameters
+    ----------
+    sample_rate
+        8000 or 16000 Hz.
+    """
+
+    def __init__(self, sample_rate: int = 16000) -> None:
+        self.sample_rate = sample_rate
+        self.window_size, self.context_size = window_sizes(sample_rate)
+        self._session = _session("silero_vad.onnx")
+        self._sr = np.array(sample_rate, dtype=np.int64)
+        self._lock = threading.Lock()
+        self._states: dict[int, F32] = {}  # (2, 128) per stream
+        self._contexts: dict[int, F32] = {}
+        self._next = 0
+
+    def register(self) -> int:
+        """Add a stream with fresh state; return its handle."""
+        with self._lock:
+            h = self._next
+            self._next += 1
+            self._states[h] = np.zeros((2, 128), dtype=np.float32)
+            self._contexts[h] = np.zeros(self.context_size, dtype=np.float32)
+            return h
+
+    def unregister(self, handle: int) -> None:
+        """Forget a stream (unknown handles are ignored)."""
+        with self._lock:
+            self._states.pop(handle, None)
+            self._contexts.pop(handle, None)
+
+    def reset(self, handle: int) -> None:
+        """Zero one stream's state."""
+        with self._lock:
+            self._known(handle)
+            self._states[handle] = np.zeros((2, 128), dtype=np.float32)
+            self._contexts[handle] = np.zeros(self.context_size, dtype=np.float32)
+
+    def __len__(self) -> int:
+        return len(self._states)
+
+    def _known(self, handle: int) -> None:
+        if handle not in self._states:
+            raise KeyError(f"BatchedSileroScorer: unknown stream handle {handle}; register() it")
+
+    def score_batch(self, windows: Mapping[int, F32]) -> dict[int, float]:
+        """Score the next window of each given stream in one call: ``{handle: probability}``.
+
+        Each stream appears at most once per call (its windows must be consecutive in time).
+        """
+        if not windows:
+            return {}
+        handles = list(windows)
+        with self._lock:
+            for h in handles:
+                self._known(h)
+            x = np.empty((len(handles), self.context_size + self.window_size), dtype=np.float32)
+            state = np.empty((2, len(handles), 128), dtype=np.float32)
+            for i, h in enumerate(handles):
+                w = check_window("BatchedSileroScorer", windows[h], self.window_size)
+                x[i, : self.context_size] = self._contexts[h]
+                x[i, self.context_size :] = w
+                state[:, i] = self._states[h]
+            out, new_state = self._session.run(None, {"input": x, "state": state, "sr": self._sr})
+            for i, h in enumerate(handles):
+                self._states[h] = new_state[:, i].copy()
+                self._contexts[h] = x[i, -self.context_size :].copy()
+        return {h: float(out[i, 0]) for i, h in enumerate(handles)}
+
+    def score(self, handle: int, window: F32) -> float:
+        """Score one window of one stream (a batch of one)."""
+        return self.score_batch({handle: window})[handle]
+
+    def stream(self, sample_rate: int | None = None) -> BatchedStream:
+        """A :class:`Scorer` bound to a newly registered stream (for ``vad(backend=...)``)."""
+        if sample_rate is not None and sample_rate != self.sample_rate:
+            raise ConfigError(
+                f"BatchedSileroScorer runs at {self.sample_rate} Hz, asked for {sample_rate} Hz; "
+                f"use vad(backend=shared.stream, rate={self.sample_rate})"
+            )
+        return BatchedStream(self)
+
+
+class BatchedStream:
+    """One stream of a :class:`BatchedSileroScorer`, usable wherever a Scorer is."""
+
+    def __init__(self, shared: BatchedSileroScorer) -> None:
+        self.shared = shared
+        self.sample_rate = shared.sample_rate
+        self.window_size = shared.window_size
+        self.handle = shared.register()
+
+    def reset(self) -> None:
+        """Zero this stream's state."""
+        self.shared.reset(self.handle)
+
+    def score(self, window: F32) -> float:
+        """Score this stream's next window."""
+        return self.shared.score(self.handle, window)
+
+    def score_many(self, windows: F32) -> F32:
+        """One ``score`` per row."""
+        return np.array([self.score(row) for row in windows], dtype=np.float32)
+
+    def close(self) -> None:
+        """Unregister from the shared scorer."""
+        self.shared.unregister(self.handle)

@@ -1,0 +1,64 @@
+"""A bounded buffer of recent audio addressed by sample index (no Rx)."""
+
+from __future__ import annotations
+
+from collections import deque
+
+import numpy as np
+
+from .base import F32
+
+
+class SpanBuffer:
+    """Keeps ``(n, channels)`` blocks by their start sample; slices any retained span.
+
+    Blocks must arrive in order; a gap is filled with silence so indices stay exact. Call
+    :meth:`trim` to drop what is no longer needed (memory stays bounded by the caller's policy).
+    """
+
+    def __init__(self) -> None:
+        self._blocks: deque[tuple[int, F32]] = deque()
+        self.start = 0  # first retained sample
+        self.end = 0  # one past the last sample
+        self.channels: int | None = None
+
+    def append(self, start: int, samples: F32) -> None:
+        """Add a block starting at sample ``start`` (>= :attr:`end` once anything was added)."""
+        if self.channels is None:
+            self.channels = samples.shape[1]
+            self.start = self.end = start
+        if start < self.end:
+            raise ValueError(
+                f"audio block at sample {start} overlaps the previous one ending at {self.end}; "
+                "the stream must be continuous"
+            )
+        if start > self.end:
+            gap = np.zeros((start - self.end, samples.shape[1]), dtype=np.float32)
+            self._blocks.append((self.end, gap))
+        self._blocks.append((start, samples))
+        self.end = start + samples.shape[0]
+
+    def take(self, a: int, b: int) -> F32:
+        """Samples ``[a, b)`` clipped to what is retained, shape ``(n, channels)``."""
+        a, b = max(a, self.start), min(b, self.end)
+        ch = self.channels or 1
+        if b <= a:
+            return np.zeros((0, ch), dtype=np.float32)
+        parts = []
+        for s, blk in self._blocks:
+            e = s + blk.shape[0]
+            if e <= a:
+                continue
+            if s >= b:
+                break
+            parts.append(blk[max(a, s) - s : min(b, e) - s])
+        if len(parts) == 1:
+            return parts[0]
+        return np.concatenate(parts)
+
+    def trim(self, before: int) -> None:
+        """Forget samples before ``before``."""
+        blocks = self._blocks
+        while blocks and blocks[0][0] + blocks[0][1].shape[0] <= before:
+            blocks.popleft()
+        self.start = max(self.start, min(before, self.end))

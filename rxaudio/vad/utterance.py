@@ -1,0 +1,220 @@
+"""Cutting whole utterances out of an annotated VAD stream (no Rx).
+
+:class:`UtteranceCutter` receives the windows (:class:`~rxaudio.frames.VadFrame`, carrying their
+source audio) and the speech boundaries, keeps a bounded history of recent audio for pre-roll,
+and returns :class:`~rxaudio.frames.Utterance` objects at the source rate.
+"""
+
+from __future__ import annotations
+
+import math
+from collections import deque
+from dataclasses import dataclass
+
+import numpy as np
+
+from ..errors import ConfigError
+from ..frames import Utterance, VadFrame
+from .spans import SpanBuffer
+
+# Audio kept beyond the pre-roll, so an onset announced late (hysteresis confirms a segment
+# only once it outlasts min_speech_ms) still finds its audio.
+LOOKBACK_S = 3.0
+SPLIT_SEARCH_S = 1.0
+
+
+@dataclass
+class UtteranceSettings:
+    """Durations in ms; :meth:`checked` validates them."""
+
+    pre_roll_ms: float = 300.0
+    post_roll_ms: float = 200.0
+    min_ms: float = 0.0
+    max_ms: float = 30_000.0
+    max_gap_ms: float | None = 2000.0
+
+    def checked(self) -> UtteranceSettings:
+        """Return self after validation (raises :class:`ConfigError`)."""
+        for name, hi in (
+            ("pre_roll_ms", 2000.0),
+            ("post_roll_ms", 2000.0),
+            ("min_ms", 600_000.0),
+            ("max_ms", 3_600_000.0),
+        ):
+            v = getattr(self, name)
+            if isinstance(v, bool) or not isinstance(v, int | float) or not math.isfinite(v):
+                raise ConfigError(f"buffer_utterance: {name} must be a number of ms, got {v!r}")
+            if not 0 <= v <= hi:
+                raise ConfigError(f"buffer_utterance: {name} must be in [0, {hi:g}] ms, got {v!r}")
+        need = self.pre_roll_ms + 1000.0 * SPLIT_SEARCH_S
+        if self.max_ms <= need:
+            raise ConfigError(
+                f"buffer_utterance: max_ms ({self.max_ms:g}) must exceed pre_roll_ms + "
+                f"{1000 * SPLIT_SEARCH_S:g} ms ({need:g}) so a long utterance can be split "
+                "inside its last second"
+            )
+        if self.min_ms >= self.max_ms:
+            raise ConfigError(
+                f"buffer_utterance: min_ms ({self.min_ms:g}) must be below max_ms ({self.max_ms:g})"
+            )
+        g = self.max_gap_ms
+        if g is not None and (
+            isinstance(g, bool) or not isinstance(g, int | float) or not 0 < g <= 600_000
+        ):
+            raise ConfigError(
+                f"buffer_utterance: max_gap_ms must be in (0, 600000] ms or None, got {g!r}"
+            )
+        return self
+
+
+@dataclass
+class _Open:
+    start: int  # detected onset
+    audio_start: int
+    end: int | None = None  # set when speech ended (waiting for post-roll)
+    reason: str = ""
+
+
+class UtteranceCutter:
+    """Stateful utterance cutter for one stream.
+
+    Memory is bounded: the audio history holds pre-roll plus :data:`LOOKBACK_S`, and an open
+    utterance is split at ``max_ms``.
+    """
+
+    def __init__(self, settings: UtteranceSettings) -> None:
+        self.settings = settings.checked()
+        self.rate: int | None = None
+        self.audio = SpanBuffer()
+        self.open: _Open | None = None
+        self.closing: _Open | None = None  # speech ended, collecting post-roll
+        self.count = 0
+        self._probs: deque[tuple[int, int, float]] = deque()  # recent windows of the open one
+
+    def _n(self, ms: float) -> int:
+        assert self.rate is not None
+        return round(self.rate * ms / 1000.0)
+
+    @property
+    def active(self) -> bool:
+        """Whether an utterance is open or collecting its post-roll."""
+        return self.open is not None or self.closing is not None
+
+    def frame(self, vf: VadFrame) -> list[Utterance]:
+        """Consume one window (with its audio); return utterances it completes."""
+        if self.rate is None:
+            self.rate = vf.sample_rate
+        elif vf.sample_rate != self.rate:
+            raise ValueError(
+                f"sample rate changed mid-stream from {self.rate} to {vf.sample_rate} Hz"
+            )
+        if vf.audio is not None:
+            self.audio.append(vf.audio.start, vf.audio.samples)
+        out: list[Utterance] = []
+        if self.open is None and self.closing is None and vf.speech:
+            # speech already under way (e.g. input resumed after a gap): no onset to go back to
+            self.open = _Open(vf.start, vf.start)
+        if self.open is not None:
+            self._probs.append((vf.start, vf.end, vf.probability))
+            horizon = vf.end - int(SPLIT_SEARCH_S * vf.sample_rate) - 1
+            while self._probs and self._probs[0][0] < horizon:
+                self._probs.popleft()
+            if vf.end - self.open.audio_start >= self._n(self.settings.max_ms):
+                out.extend(self._split())
+        out.extend(self._drain())
+        self._trim()
+        return out
+
+    def speech_start(self, start: int) -> list[Utterance]:
+        """Speech began at ``start``: open an utterance with pre-roll."""
+        out: list[Utterance] = []
+        if self.closing is not None:  # the previous one's post-roll ends here
+            c = self.closing
+            out.extend(self._finish(c, c.end, min(self.audio.end, self._post_end(c))))
+            self.closing = None
+        if self.open is None:
+            a = max(start - self._n(self.settings.pre_roll_ms), self.audio.start)
+            self.open = _Open(start, a)
+            self._probs.clear()
+        return out
+
+    def speech_end(self, end: int, reason: str = "silence") -> list[Utterance]:
+        """Speech ended at ``end``: close once the post-roll is in (or the stream ended)."""
+        u = self.open
+        if u is None:
+            return []
+        self.open = None
+        u.end, u.reason = end, reason
+        if reason != "silence":
+            return self._finish(u, end, self.audio.end)
+        self.closing = u
+        return self._drain()
+
+    def close(self, reason: str) -> list[Utterance]:
+        """The stream ended, failed or paused: emit whatever is open with this reason."""
+        out: list[Utterance] = []
+        if self.closing is not None:
+            c = self.closing
+            out.extend(self._finish(c, c.end, min(self.audio.end, self._post_end(c))))
+            self.closing = None
+        if self.open is not None:
+            u = self.open
+            self.open = None
+            u.reason = reason
+            out.extend(self._finish(u, self.audio.end, self.audio.end))
+        return out
+
+    def _post_end(self, u: _Open) -> int:
+        assert u.end is not None
+        return u.end + self._n(self.settings.post_roll_ms)
+
+    def _drain(self) -> list[Utterance]:
+        c = self.closing
+        if c is None or self.audio.end < self._post_end(c):
+            return []
+        self.closing = None
+        return self._finish(c, c.end, self._post_end(c))
+
+    def _split(self) -> list[Utterance]:
+        u = self.open
+        assert u is not None and self._probs
+        # the least speech-like window of the last second; cut in its middle
+        s, e, _ = min(self._probs, key=lambda t: t[2])
+        cut = max((s + e) // 2, u.start + 1)
+        u.reason = "max_length"
+        out = self._finish(u, cut, cut)
+        self.open = _Open(cut, cut)
+        while self._probs and self._probs[0][1] <= cut:
+            self._probs.popleft()
+        return out
+
+    def _finish(self, u: _Open, end: int | None, audio_end: int) -> list[Utterance]:
+        assert self.rate is not None
+        end = u.start if end is None else end
+        if end - u.start < self._n(self.settings.min_ms) or audio_end <= u.audio_start:
+            return []
+        samples = self.audio.take(u.audio_start, audio_end)
+        if samples.shape[0] == 0:
+            return []
+        audio_start = max(u.audio_start, self.audio.start)
+        utt = Utterance(
+            samples=np.ascontiguousarray(samples),
+            sample_rate=self.rate,
+            start=u.start,
+            end=min(end, audio_start + samples.shape[0]),
+            audio_start=audio_start,
+            audio_end=audio_start + samples.shape[0],
+            reason=u.reason or "silence",
+            index=self.count,
+        )
+        self.count += 1
+        return [utt]
+
+    def _trim(self) -> None:
+        if self.rate is None:
+            return
+        keep = self.audio.end - self._n(self.settings.pre_roll_ms + 1000.0 * LOOKBACK_S)
+        for u in (self.open, self.closing):
+            if u is not None:
+                keep = min(keep, u.audio_start)
+        self.audio.trim(keep)

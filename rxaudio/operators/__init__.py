@@ -3,8 +3,10 @@
 Use them with ``observable.pipe(...)``. Later layers (VAD, features) add theirs here.
 """
 
+from ._buffer_utterance import buffer_utterance
 from ._channels import channels, to_mono
 from ._gain import gain
+from ._hysteresis import hysteresis
 from ._level import level
 from ._mfcc import mfcc
 from ._reframe import reframe
@@ -12,15 +14,18 @@ from ._resample import resample
 from ._spectral import spectral
 from ._spectrogram import spectrogram
 from ._stage import Element, Operator, map_operator, stage_operator
+from ._vad import vad
 
 from ..pipeline.caps import conform  # isort: skip
 
 __all__ = [
     "Element",
     "Operator",
+    "buffer_utterance",
     "channels",
     "conform",
     "gain",
+    "hysteresis",
     "level",
     "map_operator",
     "mfcc",
@@ -30,4 +35,5 @@ __all__ = [
     "spectrogram",
     "stage_operator",
     "to_mono",
+    "vad",
 ]

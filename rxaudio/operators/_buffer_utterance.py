@@ -8,8 +8,10 @@ from typing import Any
 from reactivex import Observable, abc
 
 from ..frames import SettingsRejected, SpeechEnd, SpeechStart, VadFrame
+from ..pipeline.caps import Caps
 from ..vad.utterance import UtteranceCutter, UtteranceSettings
 from ._live import live_operator, updated
+from ._stage import Element
 
 
 class _UtteranceStage:
@@ -61,7 +63,7 @@ def buffer_utterance(
     passthrough: bool = False,
     settings: Observable[Mapping[str, Any]] | None = None,
     scheduler: abc.SchedulerBase | None = None,
-) -> Any:
+) -> Element[Any, Any]:
     """Cut whole :class:`Utterance` objects (source-rate audio) out of a ``hysteresis`` stream.
 
     An utterance starts ``pre_roll_ms`` before the detected onset (so no first syllable is
@@ -104,5 +106,10 @@ def buffer_utterance(
     """
     s = UtteranceSettings(pre_roll_ms, post_roll_ms, min_ms, max_ms, max_gap_ms).checked()
     return live_operator(
-        "buffer_utterance", lambda: _UtteranceStage(s, passthrough), settings, scheduler
+        "buffer_utterance",
+        lambda: _UtteranceStage(s, passthrough),
+        settings,
+        scheduler,
+        accepts=Caps(kind="vad"),
+        produces=Caps(kind="utterance"),
     )

@@ -9,8 +9,10 @@ from typing import Any
 from reactivex import Observable
 
 from ..frames import SpeechEnd, SpeechStart, VadFrame
+from ..pipeline.caps import Caps
 from ..vad.hysteresis import Decision, Hysteresis, HysteresisSettings
 from ._live import live_operator, updated
+from ._stage import Element
 
 
 class _HysteresisStage:
@@ -68,7 +70,7 @@ def hysteresis(
     min_silence_ms: float = 100,
     *,
     settings: Observable[Mapping[str, Any]] | None = None,
-) -> Any:
+) -> Element[VadFrame, Any]:
     """Turn per-window speech probabilities into stable :class:`SpeechStart`/:class:`SpeechEnd`.
 
     Speech starts when a window's probability reaches ``threshold``, and ends at the first window
@@ -107,4 +109,11 @@ def hysteresis(
         [0, 60000] ms.
     """
     s = HysteresisSettings(threshold, neg_threshold, min_speech_ms, min_silence_ms).checked()
-    return live_operator("hysteresis", lambda: _HysteresisStage(s), settings)
+    vad_caps = Caps(kind="vad")
+    return live_operator(
+        "hysteresis",
+        lambda: _HysteresisStage(s),
+        settings,
+        accepts=vad_caps,
+        produces=vad_caps,
+    )

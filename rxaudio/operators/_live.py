@@ -25,7 +25,8 @@ from reactivex.scheduler import CurrentThreadScheduler, ImmediateScheduler, Time
 
 from ..errors import ConfigError
 from ..frames import SettingsRejected
-from ._stage import sample_index_of, wrap_error
+from ..pipeline.caps import Caps
+from ._stage import Element, sample_index_of, wrap_error
 
 
 class LiveStage(Protocol):
@@ -68,7 +69,10 @@ def live_operator(
     make_stage: Callable[[], LiveStage],
     settings: Observable[Mapping[str, Any]] | None,
     scheduler: abc.SchedulerBase | None = None,
-) -> Callable[[Observable[Any]], Observable[Any]]:
+    *,
+    accepts: Caps | None = None,
+    produces: Caps | None = None,
+) -> Element[Any, Any]:
     """Build the Rx operator (one stage per subscription)."""
 
     def _operator(source: Observable[Any]) -> Observable[Any]:
@@ -200,7 +204,7 @@ def live_operator(
 
         return Observable(subscribe)
 
-    return _operator
+    return Element(name, _operator, accepts=accepts, produces=produces)
 
 
 def updated(current: Any, changes: Mapping[str, Any], op: str) -> dict[str, Any]:

@@ -17,7 +17,7 @@ from ..vad import ScorerFactory, backend_factory
 from ..vad.base import Scorer
 from ..vad.spans import SpanBuffer
 from ._check import FormatTracker, audio
-from ._stage import Operator, wrap_error
+from ._stage import Element, wrap_error
 
 
 class _VadStage:
@@ -107,7 +107,7 @@ def vad(
     mode: int = 3,
     frame_ms: int = 30,
     resample: bool = True,
-) -> Operator[AudioFrame, VadFrame]:
+) -> Element[AudioFrame, VadFrame]:
     """Score speech per model window; each :class:`VadFrame` carries the source audio it covers.
 
     Input at any rate and channel count is converted for the model with
@@ -204,4 +204,4 @@ def vad(
 
         return Observable(subscribe)
 
-    return _vad
+    return Element("vad", _vad, accepts=Caps(), produces=Caps(kind="vad"))

@@ -1,0 +1,189 @@
+"""Marble tests in virtual time for spectrogram, mfcc and spectral, and their bad input."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+from reactivex import from_iterable
+
+from rxaudio.errors import ConfigError, StreamError
+from rxaudio.frames import AudioFrame, FeatureFrame
+from rxaudio.operators import mfcc, spectral, spectrogram
+from rxaudio.testing import collect, concat, frame, run_marbles
+
+HANN = 0.5 - 0.5 * np.cos(2 * np.pi * np.arange(512) / 512)
+
+
+def _power_row(x: np.ndarray, start: int) -> np.ndarray:
+    seg = x[start : start + 512].astype(np.float64)
+    return np.abs(np.fft.rfft(seg * HANN)) ** 2
+
+
+def _rows(values: list[FeatureFrame]) -> np.ndarray:
+    return np.concatenate([v.values for v in values])
+
+
+def test_spectrogram_normal_flow_small_chunk_and_completion() -> None:
+    # a: 100 samples (no row yet), b: 700 (rows 0, 1), c: 400 (rows 2, 3, 4), tail dropped
+    src = {"a": frame(0, 100), "b": frame(100, 700), "c": frame(800, 400)}
+    out = run_marbles("-a-b-c-|", src, spectrogram(n_fft=512, hop=160))
+    assert out.marbles() == "---x-x-|"
+    first, second = out.values
+    assert (first.row, first.n_rows, first.start) == (0, 2, 0)
+    assert (second.row, second.n_rows, second.start) == (2, 3, 320)
+    assert list(second.starts) == [320, 480, 640]
+    assert second.values.shape == (3, 257)
+    x = concat(list(src.values()))[:, 0]
+    for f in (first, second):
+        for i, s in enumerate(f.starts):
+            assert np.allclose(f.values[i], _power_row(x, int(s)), rtol=1e-5, atol=1e-12)
+    assert first.kind == "power" and first.columns[0] == "bin_0"
+    assert first.params["n_fft"] == 512 and first.latency == 0
+
+
+def test_chunk_smaller_than_hop_emits_nothing_until_a_row_completes() -> None:
+    src = {k: frame(i * 100, 100) for i, k in enumerate("abcdef")}
+    out = run_marbles("-a-b-c-d-e-f-|", src, spectrogram(n_fft=512, hop=160, kind="log_mel"))
+    # 512 samples are complete with e (sample 500) only after f: rows 0 at 600
+    assert out.marbles() == "-----------x-|"
+    (row0,) = out.values
+    assert row0.row == 0 and row0.n_rows == 1 and row0.values.shape == (1, 64)
+    assert row0.kind == "log_mel"
+
+
+def test_mfcc_flushes_delta_rows_at_completion() -> None:
+    # 2000 samples -> 1 + (2000 - 512) // 160 = 10 rows; deltas hold back 4 rows
+    src = {"a": frame(0, 1024), "b": frame(1024, 976)}
+    out = run_marbles("-a-b-|", src, mfcc(deltas=2))
+    # after a: 4 STFT rows, fewer than the 9-row delta window, none final; after b: 10 rows,
+    # rows 0..5 final; completion releases rows 6..9
+    assert out.marbles() == "---x-(x|)"
+    assert [(f.row, f.n_rows) for f in out.values] == [(0, 6), (6, 4)]
+    assert all(f.values.shape[1] == 39 and f.latency == 4 for f in out.values)
+    assert out.values[0].columns[13] == "dmfcc_0" and out.values[0].columns[26] == "ddmfcc_0"
+
+
+def test_mfcc_rows_arrive_latency_rows_late() -> None:
+    src = {k: frame(i * 800, 800) for i, k in enumerate("abc")}
+    out = run_marbles("-a-b-c-|", src, mfcc(deltas=1, delta_width=5))
+    # STFT rows after each chunk: 2, 7, 12 ; deltas need 2 more rows (and 5 rows before any)
+    assert [(f.row, f.n_rows) for f in out.values] == [(0, 5), (5, 5), (10, 2)]
+    assert out.marbles() == "---x-x-(x|)"
+
+
+def test_spectral_columns_and_flow() -> None:
+    src = {"a": frame(0, 100), "b": frame(100, 700)}
+    out = run_marbles("-a-b-|", src, spectral())
+    assert out.marbles() == "---x-|"
+    (f,) = out.values
+    assert f.columns == ("centroid", "bandwidth", "rolloff", "flatness", "zcr", "rms")
+    x = concat(list(src.values()))[:, 0].astype(np.float64)
+    assert np.allclose(f.values[:, 5], [np.sqrt(np.mean(x[s : s + 512] ** 2)) for s in (0, 160)])
+
+
+@pytest.mark.parametrize("op", [spectrogram(), mfcc(deltas=1), spectral()])
+def test_error_propagates_after_emitted_rows(op) -> None:  # type: ignore[no-untyped-def]
+    boom = RuntimeError("boom")
+    out = run_marbles("-a-b-#", {"a": frame(0, 1024), "b": frame(1024, 1024)}, op, error=boom)
+    assert out.marbles().endswith("#")
+    assert out.error is boom
+    assert not out.completed
+
+
+@pytest.mark.parametrize("op", [spectrogram(), mfcc(deltas=1), spectral()])
+def test_dispose_mid_stream(op) -> None:  # type: ignore[no-untyped-def]
+    src = {k: frame(i * 1024, 1024) for i, k in enumerate("abcd")}
+    out = run_marbles("-a-b-c-d-|", src, op, dispose_at=4)
+    assert not out.completed
+    assert all(e.tick < 4 for e in out.events)
+    assert max(f.row + f.n_rows for f in out.values) <= 1 + (2048 - 512) // 160
+
+
+@pytest.mark.parametrize("make", [spectrogram, mfcc, spectral])
+def test_resubscribe_gets_fresh_state(make) -> None:  # type: ignore[no-untyped-def]
+    op = make()
+    src = {"a": frame(0, 1000), "b": frame(1000, 1000)}
+    first = run_marbles("-a-b-|", src, op)
+    second = run_marbles("-a-b-|", src, op)
+    assert [f.row for f in first.values] == [f.row for f in second.values]
+    assert np.array_equal(_rows(first.values), _rows(second.values))
+    assert first.values[0].row == 0
+
+
+def test_stream_not_starting_at_zero_keeps_sample_indices() -> None:
+    src = {"a": frame(16000, 1000)}
+    (f,) = run_marbles("-a-|", src, spectrogram()).values
+    assert f.start == 16000 and f.row == 0
+    assert list(f.starts) == [16000, 16160, 16320, 16480]
+    assert np.isclose(f.times[1], 1.01)
+
+
+def test_gap_is_filled_with_silence_and_overlap_refused() -> None:
+    gap = run_marbles("-a-b-|", {"a": frame(0, 600, value=0.1), "b": frame(1000, 600)}, spectral())
+    rows = _rows(gap.values)
+    assert rows.shape[0] == 1 + (1600 - 512) // 160
+    bad = run_marbles("-a-b-|", {"a": frame(0, 600), "b": frame(300, 600)}, spectral())
+    assert isinstance(bad.error, StreamError)
+    assert "overlap" in str(bad.error) and bad.error.sample_index == 300
+
+
+def test_rate_change_mid_stream_is_an_error() -> None:
+    src = {"a": frame(0, 600), "b": frame(600, 600, sample_rate=8000)}
+    out = run_marbles("-a-b-|", src, mfcc())
+    assert isinstance(out.error, StreamError)
+    assert "sample rate changed" in str(out.error) and "resample" in str(out.error)
+    assert out.error.operator == "mfcc"
+
+
+def test_non_audio_item_is_an_error() -> None:
+    out = run_marbles("-a-|", {"a": "not audio"}, spectrogram())
+    assert isinstance(out.error, StreamError) and "expected AudioFrame" in str(out.error)
+
+
+def test_multichannel_is_averaged_to_mono() -> None:
+    rng = np.random.default_rng(1)
+    st = rng.standard_normal((2000, 2)).astype(np.float32) * 0.1
+    mono = st.mean(axis=1, dtype=np.float32).reshape(-1, 1)
+    a = collect(from_iterable([AudioFrame(st, 16000)]).pipe(spectrogram(kind="log_mel")))
+    b = collect(from_iterable([AudioFrame(mono, 16000)]).pipe(spectrogram(kind="log_mel")))
+    assert np.array_equal(_rows(a), _rows(b))
+
+
+@pytest.mark.parametrize(
+    ("factory", "kwargs", "words"),
+    [
+        (spectrogram, {"n_fft": 256, "hop": 512}, ["hop (512)", "n_fft (256)"]),
+        (mfcc, {"n_fft": 128, "hop": 160}, ["hop (160)", "n_fft (128)"]),
+        (spectral, {"hop": 0}, ["hop", "positive int"]),
+        (spectrogram, {"window": "kaiser"}, ["window", "hann", "'kaiser'"]),
+        (spectral, {"window": "triangle"}, ["window", "blackman"]),
+        (spectrogram, {"kind": "cqt"}, ["kind", "log_mel"]),
+        (spectrogram, {"kind": "mel", "n_mels": 300, "n_fft": 512}, ["n_mels", "at most 257"]),
+        (mfcc, {"n_mfcc": 50, "n_mels": 40}, ["n_mfcc", "at most 40"]),
+        (mfcc, {"deltas": 3}, ["deltas", "0, 1 or 2"]),
+        (mfcc, {"delta_width": 4}, ["delta_width", "odd"]),
+        (mfcc, {"fmin": 4000.0, "fmax": 1000.0}, ["fmax"]),
+        (spectral, {"roll_percent": 1.0}, ["roll_percent", "between 0 and 1"]),
+        (spectrogram, {"ref": 0.0}, ["ref"]),
+    ],
+)
+def test_bad_options_raise_at_once(factory, kwargs, words) -> None:  # type: ignore[no-untyped-def]
+    with pytest.raises(ConfigError) as info:
+        factory(**kwargs)
+    for w in words:
+        assert w in str(info.value)
+
+
+def test_too_many_mels_for_the_rate_is_a_clear_stream_error() -> None:
+    op = mfcc(n_mels=128, n_mfcc=13, n_fft=512)  # fine for the factory, too many at 48 kHz
+    out = run_marbles("-a-|", {"a": frame(0, 1024, sample_rate=48000)}, op)
+    assert isinstance(out.error, StreamError)
+    msg = str(out.error)
+    assert "n_mels=128" in msg and "48000 Hz" in msg and "n_mels <= 90" in msg
+    ok = run_marbles("-a-|", {"a": frame(0, 1024, sample_rate=48000)}, mfcc(n_mels=90))
+    assert ok.completed and ok.error is None
+
+
+def test_fmax_above_nyquist_is_a_stream_error() -> None:
+    out = run_marbles("-a-|", {"a": frame(0, 1024, sample_rate=8000)}, mfcc(fmax=6000.0))
+    assert isinstance(out.error, StreamError) and "Nyquist" in str(out.error)

@@ -19,6 +19,8 @@ COMMANDS: dict[str, str] = {
     "run": "rxaudio.apps._run",
     "devices": "rxaudio.apps._devices",
     "record": "rxaudio.apps._record",
+    "segment": "rxaudio.apps._segment",
+    "eval": "rxaudio.apps._eval",
 }
 
 

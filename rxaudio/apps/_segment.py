@@ -1,0 +1,208 @@
+"""``rxaudio segment IN... --out DIR``: cut files into utterance WAVs plus segment labels.
+
+Per input ``STEM``: ``DIR/STEM_0001.wav``... (utterances at the file's own rate, with pre- and
+post-roll), ``DIR/STEM.jsonl`` (one object per utterance: ``start``/``end`` of the detected
+speech and ``audio_start``/``audio_end`` of its WAV, in seconds of the input, plus ``wav`` and
+``reason``), ``DIR/STEM.rttm`` and ``DIR/STEM.txt`` (Audacity labels). The chain is the library's
+own ``from_file ! vad ! hysteresis ! buffer_utterance``; large blocks let Silero score whole runs
+of windows in one call. Several inputs run in parallel processes with ``--jobs``.
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import sys
+from typing import Any
+
+from ..errors import ConfigError, SourceError
+
+HELP = "cut audio files into utterance WAVs with JSONL/RTTM/Audacity segment labels"
+
+AUDIO_EXTS = (".wav", ".flac", ".ogg", ".opus", ".mp3", ".aiff", ".aif")
+BLOCK_SECONDS = 16.0
+
+
+def add_vad_arguments(p: argparse.ArgumentParser) -> None:
+    """The VAD chain's options (shared with ``record --segment``)."""
+    from ..vad import BACKENDS
+
+    g = p.add_argument_group("voice activity")
+    g.add_argument("--backend", choices=BACKENDS, default="silero", help="VAD (default silero)")
+    g.add_argument("--mode", type=int, default=3, help="webrtc aggressiveness 0-3 (default 3)")
+    g.add_argument("--frame-ms", type=int, default=30, help="webrtc/energy window ms (default 30)")
+    g.add_argument("--threshold", type=float, default=0.5, help="speech threshold (default 0.5)")
+    g.add_argument(
+        "--neg-threshold", type=float, default=None, help="exit threshold (default threshold-0.15)"
+    )
+    g.add_argument("--min-speech-ms", type=float, default=250, help="default 250")
+    g.add_argument("--min-silence-ms", type=float, default=100, help="default 100")
+    g.add_argument("--pre-roll-ms", type=float, default=300, help="default 300")
+    g.add_argument("--post-roll-ms", type=float, default=200, help="default 200")
+    g.add_argument("--min-ms", type=float, default=0, help="drop shorter utterances (default 0)")
+    g.add_argument("--max-ms", type=float, default=30000, help="split longer ones (default 30000)")
+
+
+def add_arguments(p: argparse.ArgumentParser) -> None:
+    """Options of ``rxaudio segment``."""
+    p.add_argument("inputs", nargs="+", metavar="IN", help="audio files or folders of them")
+    p.add_argument("--out", required=True, metavar="DIR", help="output folder (created)")
+    p.add_argument("--jobs", type=int, default=1, help="parallel processes (default 1)")
+    p.add_argument("--no-progress", action="store_true", help="no progress bar")
+    add_vad_arguments(p)
+
+
+def vad_chain(args: argparse.Namespace, *, max_gap_ms: float | None) -> list[Any]:
+    """``[vad, hysteresis, buffer_utterance]`` as the options say (validated at once)."""
+    from ..operators import buffer_utterance, hysteresis, vad
+
+    return [
+        vad(args.backend, mode=args.mode, frame_ms=args.frame_ms),
+        hysteresis(args.threshold, args.neg_threshold, args.min_speech_ms, args.min_silence_ms),
+        buffer_utterance(
+            args.pre_roll_ms, args.post_roll_ms, args.min_ms, args.max_ms, max_gap_ms=max_gap_ms
+        ),
+    ]
+
+
+def find_inputs(inputs: list[str]) -> list[str]:
+    """Files named, plus the audio files inside named folders (sorted)."""
+    out: list[str] = []
+    for p in inputs:
+        if os.path.isdir(p):
+            found = sorted(
+                os.path.join(d, f)
+                for d, _, fs in os.walk(p)
+                for f in fs
+                if f.lower().endswith(AUDIO_EXTS)
+            )
+            if not found:
+                raise SourceError(f"{p}: folder holds no audio files ({', '.join(AUDIO_EXTS)})")
+            out.extend(found)
+        elif os.path.exists(p):
+            out.append(p)
+        else:
+            raise SourceError(f"{p}: no such file or folder")
+    return out
+
+
+def stems(paths: list[str]) -> list[str]:
+    """Output stems: file names without extension, made unique with ``-2``, ``-3``..."""
+    seen: dict[str, int] = {}
+    out = []
+    for p in paths:
+        s = os.path.splitext(os.path.basename(p))[0]
+        seen[s] = seen.get(s, 0) + 1
+        out.append(s if seen[s] == 1 else f"{s}-{seen[s]}")
+    return out
+
+
+class UtteranceWriter:
+    """Writes each utterance's WAV and keeps its record; writes the label files at the end."""
+
+    def __init__(self, out_dir: str, stem: str) -> None:
+        self.out_dir, self.stem = out_dir, stem
+        self.records: list[dict[str, Any]] = []
+
+    def add(self, utt: Any) -> None:
+        from ..frames import Utterance
+        from ..io.wav import write_wav
+
+        if not isinstance(utt, Utterance):
+            return
+        name = f"{self.stem}_{len(self.records) + 1:04d}.wav"
+        write_wav(os.path.join(self.out_dir, name), utt.samples, utt.sample_rate)
+        rec = utt.to_dict()
+        rec.pop("type", None)
+        rec["index"] = len(self.records)
+        rec["wav"] = name
+        self.records.append(rec)
+
+    def finish(self) -> None:
+        from ..io.labels import write_labels
+
+        base = os.path.join(self.out_dir, self.stem)
+        write_labels(base + ".jsonl", self.records)
+        write_labels(base + ".rttm", self.records, uri=self.stem)
+        write_labels(base + ".txt", self.records)
+
+
+def segment_file(
+    path: str, stem: str, out_dir: str, args: argparse.Namespace, progress: Any = None
+) -> dict[str, Any]:
+    """Segment one file; return a summary (``utterances``, ``seconds``)."""
+    from reactivex import operators as ops
+
+    from ..sources import from_file
+
+    src = from_file(path, block_size=1)  # probe: raises SourceError for a bad file
+    info = src.info
+    if info.frames == 0:
+        raise SourceError(f"{path}: the file holds no audio (0 samples)")
+    block = max(1, int(BLOCK_SECONDS * info.sample_rate))
+    src = from_file(path, block_size=block)
+    writer = UtteranceWriter(out_dir, stem)
+    chain: list[Any] = []
+    if progress is not None:
+        chain.append(ops.do_action(lambda f: progress.update(f.duration)))
+    chain.extend(vad_chain(args, max_gap_ms=None))
+    errors: list[BaseException] = []
+    src.pipe(*chain).subscribe(writer.add, errors.append)
+    if errors:
+        raise errors[0]
+    writer.finish()
+    return {"path": path, "stem": stem, "utterances": len(writer.records), "seconds": info.duration}
+
+
+def _job(item: tuple[str, str, str, argparse.Namespace]) -> dict[str, Any]:
+    path, stem, out_dir, args = item
+    return segment_file(path, stem, out_dir, args)
+
+
+def run(args: argparse.Namespace) -> int:
+    """Segment every input; print one summary line per file."""
+    from tqdm import tqdm
+
+    from ..sources._file import probe
+
+    if args.jobs < 1:
+        raise ConfigError(f"--jobs must be at least 1, got {args.jobs}")
+    vad_chain(args, max_gap_ms=None)  # validate options before any work
+    paths = find_inputs(args.inputs)
+    total = 0.0
+    for p in paths:
+        total += probe(p).duration
+    os.makedirs(args.out, exist_ok=True)
+    names = stems(paths)
+    bar = tqdm(
+        total=total,
+        unit="s",
+        desc="segment",
+        disable=args.no_progress,
+        file=sys.stderr,
+        bar_format="{l_bar}{bar}| {n:.0f}/{total:.0f} s audio [{elapsed}<{remaining}]",
+    )
+    results: list[dict[str, Any]] = []
+    try:
+        if args.jobs == 1 or len(paths) == 1:
+            for p, s in zip(paths, names, strict=True):
+                results.append(segment_file(p, s, args.out, args, bar))
+        else:
+            import multiprocessing as mp
+            from concurrent.futures import ProcessPoolExecutor, as_completed
+
+            ctx = mp.get_context("spawn")  # no fork of a process that may hold model threads
+            with ProcessPoolExecutor(min(args.jobs, len(paths)), mp_context=ctx) as pool:
+                futs = [
+                    pool.submit(_job, (p, s, args.out, args))
+                    for p, s in zip(paths, names, strict=True)
+                ]
+                for fut in as_completed(futs):
+                    r = fut.result()
+                    bar.update(r["seconds"])
+                    results.append(r)
+    finally:
+        bar.close()
+    for r in sorted(results, key=lambda r: str(r["stem"])):
+        print(f"{r['path']}: {r['utterances']} utterances -> {os.path.join(args.out, r['stem'])}.*")
+    return 0

@@ -1,0 +1,216 @@
+"""hysteresis: the pure state machine against Silero's own, and the operator in virtual time."""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from typing import Any
+
+import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
+
+from rxaudio.errors import ConfigError
+from rxaudio.frames import SettingsRejected, SpeechEnd, SpeechStart, VadFrame
+from rxaudio.operators import hysteresis
+from rxaudio.testing import run_marbles
+from rxaudio.vad.hysteresis import Hysteresis, HysteresisSettings
+
+W = 512
+
+
+def segments(probs: list[float], **kw: Any) -> list[tuple[int, int]]:
+    h = Hysteresis(HysteresisSettings(**kw), 16000)
+    out, start = [], None
+    for k, p in enumerate(probs):
+        for d in h.push(k * W, (k + 1) * W, p):
+            if d.kind == "start":
+                start = d.start
+            else:
+                assert d.start == start and d.end is not None
+                out.append((d.start, d.end))
+    for d in h.finish(len(probs) * W):
+        if d.kind == "end" and d.end is not None:
+            out.append((d.start, d.end))
+    return out
+
+
+def reference(probs: list[float], **kw: Any) -> list[tuple[int, int]]:
+    from silero_vad import get_speech_timestamps_from_probs
+
+    args = {
+        "threshold": kw.get("threshold", 0.5),
+        "neg_threshold": kw.get("neg_threshold"),
+        "min_speech_duration_ms": kw.get("min_speech_ms", 250),
+        "min_silence_duration_ms": kw.get("min_silence_ms", 100),
+    }
+    ts = get_speech_timestamps_from_probs(
+        probs, sampling_rate=16000, speech_pad_ms=0, audio_length_samples=len(probs) * W, **args
+    )
+    return [(t["start"], t["end"]) for t in ts]
+
+
+# probabilities that cluster near typical thresholds, so flicker is common
+prob = st.sampled_from([0.0, 0.05, 0.3, 0.36, 0.4, 0.49, 0.5, 0.51, 0.7, 0.95, 1.0])
+
+
+@settings(max_examples=60)
+@given(
+    probs=st.lists(prob, min_size=0, max_size=120),
+    threshold=st.sampled_from([0.3, 0.5, 0.7]),
+    min_speech_ms=st.sampled_from([0, 64, 250, 600]),
+    min_silence_ms=st.sampled_from([0, 30, 100, 300]),
+)
+def test_segments_equal_silero_state_machine(
+    probs: list[float], threshold: float, min_speech_ms: int, min_silence_ms: int
+) -> None:
+    kw = {
+        "threshold": threshold,
+        "min_speech_ms": min_speech_ms,
+        "min_silence_ms": min_silence_ms,
+    }
+    assert segments(probs, **kw) == reference(probs, **kw)
+
+
+def test_start_is_announced_once_the_segment_is_certain() -> None:
+    h = Hysteresis(HysteresisSettings(min_speech_ms=250), 16000)
+    # 250 ms = 4000 samples: certain once the window ending past start + 4000 is speech
+    announced = [k for k in range(12) if h.push(k * W, (k + 1) * W, 0.9)]
+    assert announced == [7]  # (7 + 1) * 512 = 4096 > 4000
+    assert h.speech
+
+
+def test_flicker_around_threshold_stays_one_segment() -> None:
+    probs = [0.9] * 10 + [0.45, 0.55] * 20 + [0.0] * 10
+    assert segments(probs) == [(0, 50 * W)]
+
+
+def test_short_burst_dropped_and_silence_only() -> None:
+    assert segments([0.0] * 5 + [0.9] * 3 + [0.0] * 10) == []
+    assert segments([0.0] * 50) == []
+    assert segments([]) == []
+
+
+def test_speech_at_first_and_last_window() -> None:
+    assert segments([0.9] * 20) == [(0, 20 * W)]
+    h = Hysteresis(HysteresisSettings(), 16000)
+    for k in range(20):
+        h.push(k * W, (k + 1) * W, 0.9)
+    ds = h.finish(20 * W - 100)  # a partial last window
+    assert [(d.kind, d.end, d.reason) for d in ds] == [("end", 20 * W - 100, "end_of_stream")]
+
+
+@pytest.mark.parametrize(
+    ("kw", "match"),
+    [
+        ({"threshold": 1.5}, r"threshold must be in \(0, 1\]"),
+        ({"threshold": 0.0}, r"threshold must be in \(0, 1\]"),
+        ({"threshold": 0.5, "neg_threshold": 0.7}, "must not be above threshold"),
+        ({"neg_threshold": -0.1}, r"neg_threshold must be in \[0, 1\]"),
+        ({"min_speech_ms": -1}, "min_speech_ms must be in"),
+        ({"min_silence_ms": float("inf")}, "min_silence_ms must be a number"),
+    ],
+)
+def test_bad_settings(kw: dict[str, Any], match: str) -> None:
+    with pytest.raises(ConfigError, match=match):
+        hysteresis(**kw)
+
+
+# --- the operator in virtual time -------------------------------------------------------------
+
+
+def kinds(values: list[Any]) -> str:
+    sym = {SpeechStart: "S", SpeechEnd: "E", SettingsRejected: "R"}
+    return "".join(
+        sym.get(type(v), "1" if isinstance(v, VadFrame) and v.speech else "0") for v in values
+    )
+
+
+def lookup(vf: Callable[..., VadFrame], probs: str) -> dict[str, VadFrame]:
+    """Marble names a..: window k with probability 0.9 for 'x' in ``probs`` else 0.1."""
+    return {chr(97 + k): vf(k, 0.9 if c == "x" else 0.1) for k, c in enumerate(probs)}
+
+
+def seq(n: int, end: str = "|") -> str:
+    """Marbles of n windows, one every 2 ticks: window k at tick 2k + 1 (reactivex reads
+    consecutive letters as one name, so they are separated by dashes)."""
+    return "-" + "-".join(chr(97 + k) for k in range(n)) + "-" + end
+
+
+def test_marbles_normal_flow_and_completion(vf: Callable[..., VadFrame]) -> None:
+    # windows: 2 silent, 9 speech, 5 silent (100 ms = 3.1 windows of silence ends it)
+    pattern = "..xxxxxxxxx....."
+    out = run_marbles(seq(len(pattern)), lookup(vf, pattern), hysteresis(min_speech_ms=250))
+    # windows 0-8 are not (yet) confirmed speech; window 9 confirms it; from 11 on silence, and
+    # window 15 (4 * 512 = 2048 >= 1600 samples after 11; 14 has only 1536) ends it
+    assert kinds(out.values) == "000000000" + "S" + "111111" + "E0"
+    starts = [v for v in out.values if isinstance(v, SpeechStart)]
+    ends = [v for v in out.values if isinstance(v, SpeechEnd)]
+    assert starts[0].start == 2 * W
+    assert (ends[0].start, ends[0].end, ends[0].reason) == (2 * W, 11 * W, "silence")
+    # the start is announced at the window that made the segment certain (k = 9)
+    assert out.ticks[out.values.index(starts[0])] == 2 * 9 + 1
+    assert out.completed
+
+
+def test_marbles_open_speech_closed_at_completion(vf: Callable[..., VadFrame]) -> None:
+    out = run_marbles(seq(10), lookup(vf, "xxxxxxxxxx"), hysteresis())
+    end = out.values[-1]
+    assert isinstance(end, SpeechEnd) and end.reason == "end_of_stream" and end.end == 10 * W
+    assert out.events[-1].kind == "C"
+
+
+def test_marbles_error_mid_speech(vf: Callable[..., VadFrame]) -> None:
+    boom = RuntimeError("mic unplugged")
+    out = run_marbles(seq(10, "#"), lookup(vf, "xxxxxxxxxx"), hysteresis(), error=boom)
+    end = out.values[-1]
+    assert isinstance(end, SpeechEnd) and end.reason == "error"
+    assert out.error is boom
+
+
+def test_marbles_dispose_mid_stream(vf: Callable[..., VadFrame]) -> None:
+    out = run_marbles(seq(10), lookup(vf, "xxxxxxxxxx"), hysteresis(), dispose_at=10)
+    assert len(out.values) == 5  # windows at ticks 1, 3, 5, 7, 9; nothing after dispose
+    assert not any(isinstance(v, SpeechEnd) for v in out.values)
+    assert not out.completed and out.error is None
+
+
+def test_resubscribe_gets_fresh_state(vf: Callable[..., VadFrame]) -> None:
+    op = hysteresis()
+    first = run_marbles(seq(10), lookup(vf, "xxxxxxxxxx"), op)
+    second = run_marbles(seq(10), lookup(vf, "xxxxxxxxxx"), op)
+    assert kinds(first.values) == kinds(second.values)
+    assert kinds(first.values).count("S") == 1
+
+
+def test_live_settings_applied_and_rejected(vf: Callable[..., VadFrame]) -> None:
+    from reactivex.testing import ReactiveTest, TestScheduler
+
+    sched = TestScheduler()
+    # 0.6 is speech at threshold 0.5; settings at tick 3 raise it to 0.8 (then 0.6 is not),
+    # at tick 5 a bad one (neg above threshold) is refused and 0.8 stays.
+    live = sched.create_hot_observable(
+        ReactiveTest.on_next(106, {"threshold": 0.8}),
+        ReactiveTest.on_next(110, {"threshold": 0.5, "neg_threshold": 0.9}),
+        ReactiveTest.on_next(112, {"nonsense": 1}),
+    )
+    frames = {chr(97 + k): vf(k, 0.6) for k in range(12)}
+    out = run_marbles(seq(12), frames, hysteresis(min_speech_ms=0, settings=live), scheduler=sched)
+    rejected = [v for v in out.values if isinstance(v, SettingsRejected)]
+    assert [r.operator for r in rejected] == ["hysteresis", "hysteresis"]
+    assert "must not be above threshold" in rejected[0].message
+    assert "unknown setting(s) nonsense" in rejected[1].message
+    assert rejected[0].to_dict()["type"] == "settings_rejected"
+    # speech started at window 0 (p 0.6 >= 0.5); after the raise (tick 6) 0.6 < neg 0.65, and
+    # after 100 ms of that it ends at the first window scored under the new threshold (3)
+    ends = [v for v in out.values if isinstance(v, SpeechEnd)]
+    assert len(ends) == 1 and ends[0].reason == "silence" and ends[0].end == 3 * W
+    # the refused settings changed nothing: no new speech although 0.6 >= 0.5
+    assert kinds(out.values).count("S") == 1
+    assert out.completed
+
+
+def test_wrong_item_type_is_an_error() -> None:
+    from rxaudio.testing import frame
+
+    out = run_marbles("-a|", {"a": frame(0)}, hysteresis())
+    assert out.error is not None and "put vad() before it" in str(out.error)

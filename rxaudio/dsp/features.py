@@ -9,13 +9,14 @@ for deltas, ``width`` rows), whatever the stream's length.
 
 from __future__ import annotations
 
+import math
 from dataclasses import dataclass
 from typing import Protocol
 
 import numpy as np
 from numpy.typing import NDArray
 
-from .cepstral import StreamingDelta, dct_matrix, power_to_db
+from .cepstral import StreamingDelta, dct_matrix
 from .mel import fft_frequencies, mel_filters
 from .spectral import DESCRIPTORS, descriptors
 from .stft import StreamingSTFT
@@ -55,7 +56,8 @@ class MelSpec:
 class SpectrogramKernel:
     """Power or magnitude STFT, mel power, or log-mel (dB) rows.
 
-    ``log_mel`` is ``power_to_db(mel, ref=ref, amin=amin, top_db=None)``.
+    ``log_mel`` is ``power_to_db(mel, ref=ref, amin=amin, top_db=None)``. As librosa does, the
+    FFT runs in float64 and everything after it in float32.
     """
 
     def __init__(
@@ -74,38 +76,44 @@ class SpectrogramKernel:
             raise ValueError(f"unknown kind {kind!r}; use one of {', '.join(SPECTROGRAM_KINDS)}")
         self.stft = StreamingSTFT(n_fft, hop, window)
         self.kind = kind
-        self.ref, self.amin = ref, amin
+        self.amin = np.float32(amin)
+        self.ref_db = 10.0 * math.log10(max(amin, abs(ref)))
         self.latency = 0
-        self.basis: F64 | None = None
+        self.basis: F32 | None = None
         if kind in ("mel", "log_mel"):
             m = mel or MelSpec()
             bank = mel_filters(sample_rate, n_fft, m.n_mels, m.fmin, m.fmax, htk=m.htk, norm=m.norm)
-            self.basis = np.ascontiguousarray(bank.T, dtype=np.float64)  # (bins, n_mels)
+            self.basis = np.ascontiguousarray(bank.T)  # (bins, n_mels), float32 like librosa
             self.columns = tuple(f"mel_{i}" for i in range(m.n_mels))
         else:
             self.columns = tuple(f"bin_{i}" for i in range(n_fft // 2 + 1))
 
-    def rows(self, chunk: F32) -> tuple[int, F64]:
-        """Rows in float64 (for kernels that build on this one)."""
+    def log10_mel(self, frames: F32) -> F32:
+        """``log10(max(amin, mel power))`` of frames (a fresh float32 array)."""
+        assert self.basis is not None
+        mel: F32 = self.stft.power(frames) @ self.basis
+        np.maximum(mel, self.amin, out=mel)
+        return np.log10(mel, out=mel)
+
+    def push(self, chunk: F32) -> tuple[int, F32]:
+        """Consume samples; return the completed rows (a fresh float32 array)."""
         first = self.stft.rows
         frames = self.stft.frames(chunk)
         if frames.shape[0] == 0:
-            return first, np.zeros((0, len(self.columns)), dtype=np.float64)
-        spec = self.stft.spectrum(frames)
+            return first, np.zeros((0, len(self.columns)), dtype=np.float32)
+        if self.kind == "log_mel":
+            db = self.log10_mel(frames)
+            db *= np.float32(10.0)
+            if self.ref_db:
+                db -= np.float32(self.ref_db)
+            return first, db
+        power = self.stft.power(frames)
+        if self.kind == "power":
+            return first, power.copy()
         if self.kind == "magnitude":
-            return first, np.abs(spec)
-        power = spec.real**2 + spec.imag**2
-        if self.basis is None:
-            return first, power
-        mel = power @ self.basis
-        if self.kind == "mel":
-            return first, mel
-        return first, power_to_db(mel, ref=self.ref, amin=self.amin)
-
-    def push(self, chunk: F32) -> tuple[int, F32]:
-        """Consume samples; return the completed rows as float32."""
-        first, rows = self.rows(chunk)
-        return first, rows.astype(np.float32)
+            return first, np.sqrt(power)
+        assert self.basis is not None
+        return first, power @ self.basis
 
     def flush(self) -> tuple[int, F32]:
         """``center=False`` drops the incomplete last frame, as librosa does: nothing to add."""
@@ -134,7 +142,11 @@ class MfccKernel:
         self.spec = SpectrogramKernel(
             sample_rate, n_fft, hop, window=window, kind="log_mel", mel=m, ref=ref, amin=amin
         )
-        self.dct = np.ascontiguousarray(dct_matrix(n_mfcc, m.n_mels, lifter).T)
+        # dB scaling folded into the DCT: 10 log10(mel) - ref_db, then DCT (ref_db only moves
+        # coefficient 0, by the DCT of a constant row)
+        dct = dct_matrix(n_mfcc, m.n_mels, lifter)
+        self.dct: F64 = np.ascontiguousarray(10.0 * dct.T)
+        self.offset: F64 = dct.sum(axis=1) * self.spec.ref_db
         self.delta = StreamingDelta(delta_width, tuple(range(1, deltas + 1))) if deltas else None
         self.latency = self.delta.latency if self.delta else 0
         base = [f"mfcc_{i}" for i in range(n_mfcc)]
@@ -143,10 +155,20 @@ class MfccKernel:
             names += [f"{'d' * o}{c}" for c in base]
         self.columns = tuple(names)
 
+    def _coeffs(self, chunk: F32) -> tuple[int, F64]:
+        stft = self.spec.stft
+        first = stft.rows
+        frames = stft.frames(chunk)
+        if frames.shape[0] == 0:
+            return first, np.zeros((0, self.dct.shape[1]))
+        coeffs: F64 = self.spec.log10_mel(frames) @ self.dct
+        if self.spec.ref_db:
+            coeffs -= self.offset
+        return first, coeffs
+
     def push(self, chunk: F32) -> tuple[int, F32]:
         """Consume samples; return the completed rows (late by ``latency`` with deltas)."""
-        first, logmel = self.spec.rows(chunk)
-        coeffs = logmel @ self.dct
+        first, coeffs = self._coeffs(chunk)
         if self.delta is None:
             return first, coeffs.astype(np.float32)
         return self.delta.push(coeffs)
@@ -186,7 +208,7 @@ class SpectralKernel:
         frames = self.stft.frames(chunk)
         if frames.shape[0] == 0:
             return first, np.zeros((0, len(DESCRIPTORS)), dtype=np.float32)
-        mag = np.abs(self.stft.spectrum(frames))
+        mag = np.sqrt(self.stft.power(frames), dtype=np.float64)
         return first, descriptors(mag, frames, self.freqs, **self.opts).astype(np.float32)
 
     def flush(self) -> tuple[int, F32]:

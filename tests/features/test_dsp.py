@@ -194,3 +194,18 @@ def test_operators_and_kernels_do_not_import_librosa_or_scipy() -> None:
         "assert not bad, bad\n"
     )
     subprocess.run([sys.executable, "-c", code], check=True)
+
+
+@pytest.mark.parametrize(("n_fft", "hop"), [(512, 160), (401, 100), (256, 256)])
+def test_stft_spectrum_and_power_equal_numpy(n_fft: int, hop: int) -> None:
+    x = np.random.default_rng(4).standard_normal(3000).astype(np.float32)
+    s = StreamingSTFT(n_fft, hop)
+    fr = s.frames(x).copy()
+    ref = np.fft.rfft(fr * scipy_signal.get_window("hann", n_fft, fftbins=True), axis=1)
+    spec = s.spectrum(fr)
+    assert spec.dtype == np.complex64
+    assert np.allclose(spec, ref, rtol=1e-6, atol=1e-5)
+    assert np.allclose(s.power(fr), np.abs(ref) ** 2, rtol=1e-5, atol=1e-8)
+    # a chunk with more rows than before grows the work buffers
+    big = s.frames(np.tile(x, 3))
+    assert np.allclose(s.spectrum(big)[-1], np.fft.rfft(big[-1] * s.window), atol=1e-4)

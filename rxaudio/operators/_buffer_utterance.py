@@ -23,7 +23,7 @@ class _UtteranceStage:
         if isinstance(item, VadFrame):
             out: list[Any] = list(self.cut.frame(item))
         elif isinstance(item, SpeechStart):
-            out = list(self.cut.speech_start(item.start))
+            out = list(self.cut.speech_start(item.start, item.sample_rate))
         elif isinstance(item, SpeechEnd):
             out = list(self.cut.speech_end(item.end, item.reason))
         elif isinstance(item, SettingsRejected):

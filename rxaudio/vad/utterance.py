@@ -125,8 +125,12 @@ class UtteranceCutter:
         self._trim()
         return out
 
-    def speech_start(self, start: int) -> list[Utterance]:
+    def speech_start(self, start: int, sample_rate: int | None = None) -> list[Utterance]:
         """Speech began at ``start``: open an utterance with pre-roll."""
+        if self.rate is None:
+            self.rate = sample_rate
+        if self.rate is None:
+            raise ValueError("speech_start before any frame: give its sample_rate")
         out: list[Utterance] = []
         if self.closing is not None:  # the previous one's post-roll ends here
             c = self.closing

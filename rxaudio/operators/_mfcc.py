@@ -7,6 +7,7 @@ from typing import Any
 from ..dsp.features import FeatureKernel, MfccKernel
 from ..errors import ConfigError
 from ..frames import AudioFrame, FeatureFrame
+from ..pipeline.caps import Caps
 from ._check import finite, positive_int
 from ._features import FeatureStage, check_mel, check_mel_rate, check_stft
 from ._stage import Operator, stage_operator
@@ -111,5 +112,7 @@ def mfcc(
         )
 
     return stage_operator(
-        "mfcc", lambda: FeatureStage("mfcc", "mfcc", n_fft, hop, params, make_kernel)
+        "mfcc",
+        lambda: FeatureStage("mfcc", "mfcc", n_fft, hop, params, make_kernel),
+        produces=Caps(kind="feature"),
     )

@@ -7,6 +7,7 @@ from typing import Any
 from ..dsp.features import FeatureKernel, SpectralKernel
 from ..errors import ConfigError
 from ..frames import AudioFrame, FeatureFrame
+from ..pipeline.caps import Caps
 from ._check import finite
 from ._features import FeatureStage, check_stft
 from ._stage import Operator, stage_operator
@@ -74,5 +75,7 @@ def spectral(
         return SpectralKernel(rate, n_fft, hop, window=window, roll_percent=roll, p=p)
 
     return stage_operator(
-        "spectral", lambda: FeatureStage("spectral", "spectral", n_fft, hop, params, make_kernel)
+        "spectral",
+        lambda: FeatureStage("spectral", "spectral", n_fft, hop, params, make_kernel),
+        produces=Caps(kind="feature"),
     )

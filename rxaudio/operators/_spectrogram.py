@@ -6,6 +6,7 @@ from typing import Any
 
 from ..dsp.features import SPECTROGRAM_KINDS, FeatureKernel, SpectrogramKernel
 from ..frames import AudioFrame, FeatureFrame
+from ..pipeline.caps import Caps
 from ._check import choice, finite
 from ._features import FeatureStage, check_mel, check_mel_rate, check_stft
 from ._stage import Operator, stage_operator
@@ -83,4 +84,5 @@ def spectrogram(
     return stage_operator(
         "spectrogram",
         lambda: FeatureStage("spectrogram", kind, n_fft, hop, params, make_kernel),
+        produces=Caps(kind="feature"),
     )

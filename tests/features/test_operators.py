@@ -187,3 +187,10 @@ def test_too_many_mels_for_the_rate_is_a_clear_stream_error() -> None:
 def test_fmax_above_nyquist_is_a_stream_error() -> None:
     out = run_marbles("-a-|", {"a": frame(0, 1024, sample_rate=8000)}, mfcc(fmax=6000.0))
     assert isinstance(out.error, StreamError) and "Nyquist" in str(out.error)
+
+
+@pytest.mark.parametrize("make", [spectrogram, mfcc, spectral])
+def test_operators_declare_feature_caps(make) -> None:  # type: ignore[no-untyped-def]
+    op = make()
+    assert op.produces.kind == "feature" and op.accepts.kind == "audio"
+    assert op.name == make.__name__

@@ -167,6 +167,12 @@ def vad(
                     stage.close()
                     observer.on_error(wrap_error("vad", exc, item))
 
+            def upstream_error(exc: Exception) -> None:
+                if not done[0]:  # an upstream error passes through unchanged
+                    done[0] = True
+                    stage.close()
+                    observer.on_error(exc)
+
             def on_conv(frame: AudioFrame) -> None:
                 try:
                     out = stage.converted(frame)
@@ -199,7 +205,9 @@ def vad(
                 subject.on_next(frame)
 
             conv = conform(caps)(subject).subscribe(on_conv, fail, on_conv_done)
-            src = source.subscribe(on_next, fail, subject.on_completed, scheduler=scheduler)
+            src = source.subscribe(
+                on_next, upstream_error, subject.on_completed, scheduler=scheduler
+            )
             return CompositeDisposable(src, conv, Disposable(stage.close))
 
         return Observable(subscribe)

@@ -1,0 +1,282 @@
+"""``rxaudio features IN --out OUT.(npz|csv|parquet)``: stream a file through a feature operator.
+
+Rows are written as they come, so memory stays constant whatever the file's length: CSV and
+Parquet (row groups, needs pyarrow) append directly; NPZ rows go to a temporary raw file that is
+copied into the archive at the end. The output appears under its final name only when complete.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import shutil
+import sys
+import tempfile
+import zipfile
+from typing import IO, Any
+
+import numpy as np
+
+from ..errors import ConfigError, SinkError
+from ..frames import FeatureFrame
+
+HELP = "compute MFCC, (log-)mel, spectrogram or spectral features of a file, with a progress bar"
+
+KINDS = ("mfcc", "log_mel", "mel", "power", "magnitude", "spectral")
+FORMATS = (".npz", ".csv", ".parquet")
+BLOCK = 16384  # samples per block read from the file
+
+
+def add_arguments(p: argparse.ArgumentParser) -> None:
+    """Options of ``rxaudio features``."""
+    p.add_argument("input", metavar="IN", help="audio file (WAV, FLAC, OGG, MP3, ...)")
+    p.add_argument("--out", required=True, help="output file: .npz, .csv or .parquet")
+    p.add_argument("--kind", choices=KINDS, default="mfcc", help="features (default mfcc)")
+    p.add_argument("--n-fft", type=int, default=512, help="window length, samples (512)")
+    p.add_argument("--hop", type=int, default=160, help="samples between rows (160)")
+    p.add_argument("--window", default="hann", help="hann, hamming, blackman or boxcar")
+    p.add_argument("--n-mfcc", type=int, default=13, help="MFCC coefficients (13)")
+    p.add_argument("--n-mels", type=int, default=None, help="mel bands (40 for mfcc, else 64)")
+    p.add_argument("--deltas", type=int, default=0, choices=(0, 1, 2), help="MFCC deltas")
+    p.add_argument("--fmin", type=float, default=0.0, help="lowest mel frequency, Hz")
+    p.add_argument("--fmax", type=float, default=None, help="highest mel frequency, Hz")
+    p.add_argument("--rate", type=int, default=None, help="resample to this rate first (Hz)")
+    p.add_argument("--decimals", type=int, default=6, help="decimals in CSV output (6)")
+    p.add_argument("--no-progress", action="store_true", help="no progress bar")
+
+
+def build_operator(args: argparse.Namespace) -> Any:
+    """The feature operator the options ask for (raises ConfigError on bad options)."""
+    from ..operators import mfcc, spectral, spectrogram
+
+    if args.kind == "mfcc":
+        return mfcc(
+            n_mfcc=args.n_mfcc,
+            n_mels=40 if args.n_mels is None else args.n_mels,
+            n_fft=args.n_fft,
+            hop=args.hop,
+            deltas=args.deltas,
+            window=args.window,
+            fmin=args.fmin,
+            fmax=args.fmax,
+        )
+    if args.kind == "spectral":
+        return spectral(n_fft=args.n_fft, hop=args.hop, window=args.window)
+    return spectrogram(
+        n_fft=args.n_fft,
+        hop=args.hop,
+        window=args.window,
+        kind=args.kind,
+        n_mels=64 if args.n_mels is None else args.n_mels,
+        fmin=args.fmin,
+        fmax=args.fmax,
+    )
+
+
+class _Writer:
+    """Base: a temporary file next to the output, renamed into place by :meth:`close`."""
+
+    def __init__(self, out: str) -> None:
+        self.out = out
+        folder = os.path.dirname(os.path.abspath(out))
+        if not os.path.isdir(folder):
+            raise SinkError(f"{out}: directory {folder} does not exist; create it first")
+        fd, self.tmp = tempfile.mkstemp(prefix=".features-", dir=folder)
+        os.close(fd)
+        self.rows = 0
+
+    def write(self, f: FeatureFrame) -> None:
+        raise NotImplementedError
+
+    def finish(self, last: FeatureFrame | None) -> None:
+        """Complete the temporary file (subclasses)."""
+
+    def close(self, last: FeatureFrame | None) -> None:
+        self.finish(last)
+        os.replace(self.tmp, self.out)
+
+    def abort(self) -> None:
+        for p in (self.tmp, self.tmp + ".raw"):
+            if os.path.exists(p):
+                os.remove(p)
+
+
+class _CsvWriter(_Writer):
+    def __init__(self, out: str, decimals: int) -> None:
+        super().__init__(out)
+        self.fmt = f"%.{decimals}f"
+        self.fh: IO[str] = open(self.tmp, "w", encoding="utf-8", newline="")
+
+    def write(self, f: FeatureFrame) -> None:
+        if self.rows == 0:
+            self.fh.write(",".join(["row", "start", "time", *f.columns]) + "\n")
+        idx = np.arange(f.row, f.row + f.n_rows)
+        lead = np.stack([idx, f.starts, f.times], axis=1)
+        np.savetxt(
+            self.fh,
+            np.hstack([lead, f.values]),
+            delimiter=",",
+            fmt=["%d", "%d", "%.6f"] + [self.fmt] * f.values.shape[1],
+        )
+        self.rows += f.n_rows
+
+    def finish(self, last: FeatureFrame | None) -> None:
+        self.fh.close()
+
+    def abort(self) -> None:
+        self.fh.close()
+        super().abort()
+
+
+class _NpzWriter(_Writer):
+    def __init__(self, out: str) -> None:
+        super().__init__(out)
+        self.raw: IO[bytes] = open(self.tmp + ".raw", "wb")
+        self.cols = 0
+
+    def write(self, f: FeatureFrame) -> None:
+        self.raw.write(np.ascontiguousarray(f.values, dtype="<f4").tobytes())
+        self.rows += f.n_rows
+        self.cols = f.values.shape[1]
+
+    def finish(self, last: FeatureFrame | None) -> None:
+        self.raw.close()
+        hop = last.hop if last else 1
+        rate = last.sample_rate if last else 1
+        start = last.start - last.row * last.hop if last else 0
+        with zipfile.ZipFile(self.tmp, "w", zipfile.ZIP_STORED, allowZip64=True) as z:
+            with z.open("values.npy", "w", force_zip64=True) as fp:
+                header = {"descr": "<f4", "fortran_order": False, "shape": (self.rows, self.cols)}
+                np.lib.format.write_array_header_1_0(fp, header)
+                with open(self.tmp + ".raw", "rb") as raw:
+                    shutil.copyfileobj(raw, fp, 1 << 20)
+            with z.open("times.npy", "w", force_zip64=True) as fp:
+                header = {"descr": "<f8", "fortran_order": False, "shape": (self.rows,)}
+                np.lib.format.write_array_header_1_0(fp, header)
+                for a in range(0, self.rows, 1 << 16):
+                    rows = np.arange(a, min(self.rows, a + (1 << 16)), dtype=np.float64)
+                    fp.write(((start + rows * hop) / rate).astype("<f8").tobytes())
+            meta: dict[str, Any] = {}
+            if last is not None:
+                meta = {
+                    "kind": last.kind,
+                    "sample_rate": rate,
+                    "hop": hop,
+                    "n_fft": last.n_fft,
+                    "columns": list(last.columns),
+                    "params": last.params,
+                    "latency": last.latency,
+                }
+            for name, value in (
+                ("columns", np.array(meta.get("columns", []), dtype=str)),
+                ("meta", np.array(json.dumps(meta))),
+            ):
+                with z.open(f"{name}.npy", "w") as fp:
+                    np.lib.format.write_array(fp, value, allow_pickle=False)
+        os.remove(self.tmp + ".raw")
+
+    def abort(self) -> None:
+        self.raw.close()
+        super().abort()
+
+
+class _ParquetWriter(_Writer):
+    def __init__(self, out: str) -> None:
+        super().__init__(out)
+        try:
+            import pyarrow  # noqa: F401 - only checking that it is there
+        except ImportError as exc:
+            raise ConfigError(
+                "--out .parquet needs pyarrow: pip install 'rxaudio[features]' (or pyarrow), "
+                "or write .npz/.csv"
+            ) from exc
+        self.pw: Any = None
+
+    def write(self, f: FeatureFrame) -> None:
+        import pyarrow as pa
+        import pyarrow.parquet as pq
+
+        cols = {
+            "row": pa.array(np.arange(f.row, f.row + f.n_rows)),
+            "start": pa.array(f.starts),
+            "time": pa.array(f.times),
+        }
+        for i, name in enumerate(f.columns):
+            cols[name] = pa.array(f.values[:, i])
+        table = pa.table(cols)
+        if self.pw is None:
+            self.pw = pq.ParquetWriter(self.tmp, table.schema)
+        self.pw.write_table(table)
+        self.rows += f.n_rows
+
+    def finish(self, last: FeatureFrame | None) -> None:
+        if self.pw is not None:
+            self.pw.close()
+
+    def abort(self) -> None:
+        self.finish(None)
+        super().abort()
+
+
+def make_writer(out: str, decimals: int) -> _Writer:
+    """A writer for the output's extension."""
+    ext = os.path.splitext(out)[1].lower()
+    if ext == ".csv":
+        return _CsvWriter(out, decimals)
+    if ext == ".npz":
+        return _NpzWriter(out)
+    if ext == ".parquet":
+        return _ParquetWriter(out)
+    raise ConfigError(f"--out {out}: unknown format {ext or '(none)'}; use {', '.join(FORMATS)}")
+
+
+def run(args: argparse.Namespace) -> int:
+    """Stream the file through the operator into the writer; print a one-line summary."""
+    from reactivex import operators as ops
+    from tqdm import tqdm
+
+    from ..sources import from_file
+
+    op = build_operator(args)  # bad options fail before any file is touched
+    src = from_file(args.input, block_size=BLOCK)
+    info = src.info
+    bar = tqdm(
+        total=info.frames,
+        unit="s",
+        unit_scale=1.0 / info.sample_rate,  # counts samples, shows seconds of audio
+        desc="features",
+        disable=args.no_progress,
+        file=sys.stderr,
+        bar_format="{l_bar}{bar}| {n:.0f}/{total:.0f} s audio [{elapsed}<{remaining}]",
+    )
+    chain: list[Any] = [ops.do_action(lambda a: bar.update(a.n))]
+    if args.rate is not None:
+        from ..operators import resample
+
+        chain.append(resample(args.rate))
+    chain.append(op)
+    writer = make_writer(args.out, args.decimals)
+    errors: list[BaseException] = []
+    last: list[FeatureFrame] = []
+
+    def on_next(f: FeatureFrame) -> None:
+        writer.write(f)
+        last[:] = [f]
+
+    try:
+        src.pipe(*chain).subscribe(on_next, errors.append)
+        if errors:
+            raise errors[0]
+        writer.close(last[0] if last else None)
+    except BaseException:
+        writer.abort()
+        raise
+    finally:
+        bar.close()
+    cols = len(last[0].columns) if last else 0
+    print(
+        f"rxaudio features: {writer.rows} rows x {cols} {args.kind} features "
+        f"({info.duration:.1f} s of audio) -> {args.out}"
+    )
+    return 0

@@ -21,6 +21,8 @@ COMMANDS: dict[str, str] = {
     "record": "rxaudio.apps._record",
     "segment": "rxaudio.apps._segment",
     "eval": "rxaudio.apps._eval",
+    "features": "rxaudio.apps._features",
+    "plot": "rxaudio.apps._plot",
 }
 
 

@@ -1,0 +1,491 @@
+"""The aiohttp application: page, WebSocket protocol, files, health and metrics.
+
+Routes
+------
+``GET /``                     the browser page (``rxaudio/apps/web/index.html``)
+``GET /static/{file}``        its scripts and styles
+``GET /ws``                   the WebSocket (protocol in ``docs/protocol.md``)
+``GET /files/{session}/{f}``  a session's utterance WAVs and ``events.jsonl``
+``GET /healthz``              JSON liveness
+``GET /metrics``              Prometheus text format
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import hmac
+import os
+import re
+import time
+from dataclasses import dataclass, field
+from typing import Any
+
+from aiohttp import WSMsgType, web
+from reactivex.scheduler.eventloop import AsyncIOScheduler
+
+from .. import __version__
+from ..errors import ConfigError
+from .metrics import CONTENT_TYPE, ServerMetrics
+from .pipeline import ChainOptions
+from .protocol import (
+    CLOSE_GOING_AWAY,
+    CLOSE_POLICY,
+    MAX_MESSAGE_BYTES,
+    PROTOCOL_VERSION,
+    ProtocolError,
+    StartMessage,
+    decode_audio,
+    error_event,
+    hello_event,
+    parse_options,
+    parse_start,
+    parse_text,
+)
+from .sessions import Outbox, Session, new_session_id
+
+WEB_DIR = os.path.join(os.path.dirname(os.path.dirname(__file__)), "apps", "web")
+_SESSION_RE = re.compile(r"^[A-Za-z0-9_-]{1,64}$")
+_FILE_RE = re.compile(r"^(utt-\d{4,}\.wav|events\.jsonl)$")
+MAX_ERRORS = 32
+
+
+@dataclass
+class ServerConfig:
+    """Everything ``rxaudio serve`` can set.
+
+    Parameters
+    ----------
+    out_dir
+        Where sessions write ``<session>/utt-NNNN.wav`` and ``<session>/events.jsonl``;
+        ``None`` writes nothing (utterance events then carry no URL).
+    token
+        When set, ``/ws`` and ``/files`` require ``?token=`` (or ``Authorization: Bearer``).
+    source
+        The server-side input shared by every ``listen`` client: ``None`` (clients only),
+        ``"mic"`` (the default input device) or an audio file played in real time, looped.
+    grace_s
+        How long a disconnected client's session (pipeline, files) waits to be resumed.
+    queue_max
+        Events each connection's outbound queue holds before dropping the oldest.
+    heartbeat_s
+        WebSocket ping interval; a peer that misses a pong for half of it is disconnected.
+    options
+        Default chain options for every session.
+    """
+
+    out_dir: str | None = None
+    token: str | None = None
+    source: str | None = None
+    grace_s: float = 30.0
+    queue_max: int = 256
+    heartbeat_s: float = 20.0
+    options: ChainOptions = field(default_factory=ChainOptions)
+    device: int | str | None = None
+
+    def __post_init__(self) -> None:
+        if self.grace_s < 0:
+            raise ConfigError(f"serve: grace must be >= 0 seconds, got {self.grace_s}")
+        if self.queue_max < 8:
+            raise ConfigError(f"serve: queue size must be at least 8, got {self.queue_max}")
+        if self.heartbeat_s <= 0:
+            raise ConfigError(f"serve: heartbeat must be > 0 seconds, got {self.heartbeat_s}")
+        if self.out_dir is not None:
+            os.makedirs(self.out_dir, exist_ok=True)
+            if not os.access(self.out_dir, os.W_OK):
+                raise ConfigError(f"serve: --out {self.out_dir} is not writable")
+        if self.source not in (None, "mic") and not os.path.isfile(self.source):
+            raise ConfigError(
+                f"serve: --source {self.source}: no such file; give an audio file or 'mic'"
+            )
+
+
+class Hub:
+    """The server's state: sessions, connections, the shared source, metrics."""
+
+    def __init__(self, config: ServerConfig) -> None:
+        self.config = config
+        self.sessions: dict[str, Session] = {}
+        self.outboxes: set[Outbox] = set()
+        self.sockets: set[web.WebSocketResponse] = set()
+        self.metrics = ServerMetrics(
+            clients=lambda: float(len(self.sockets)),
+            sessions=lambda: float(len(self.sessions)),
+            queue_depth=lambda: float(sum(len(o) for o in self.outboxes)),
+            queue_depth_max=lambda: float(max((len(o) for o in self.outboxes), default=0)),
+        )
+        self.shared: Session | None = None
+        self._source_sub: Any = None
+        self._shared_running = False
+        self._loop: asyncio.AbstractEventLoop | None = None
+        self._scheduler: AsyncIOScheduler | None = None
+        self.started = time.time()
+
+    # ---- lifecycle ---------------------------------------------------------------------------
+    async def startup(self, _: web.Application | None = None) -> None:
+        """Bind to the running loop; start the shared source if configured."""
+        self._loop = asyncio.get_running_loop()
+        self._scheduler = AsyncIOScheduler(self._loop)
+        if self.config.source is not None:
+            self._start_shared()
+
+    async def shutdown(self, _: web.Application | None = None) -> None:
+        """Flush and close every pipeline, then close every WebSocket (going away)."""
+        self._shared_running = False
+        if self._source_sub is not None:
+            self._source_sub.dispose()
+            self._source_sub = None
+        for s in list(self.sessions.values()):
+            s.close("server shutdown")
+        self.sessions.clear()
+        for ob in list(self.outboxes):
+            ob.close()
+        for ws in list(self.sockets):
+            with contextlib.suppress(Exception):
+                await ws.close(code=CLOSE_GOING_AWAY, message=b"server shutdown")
+
+    @property
+    def loop(self) -> asyncio.AbstractEventLoop:
+        assert self._loop is not None, "Hub.startup() must run first"
+        return self._loop
+
+    def new_session(self, start: StartMessage, session_id: str | None = None) -> Session:
+        """Create and register a session for ``start``."""
+        assert self._scheduler is not None
+        defaults = self.config.options
+        settings = {**defaults.settings, **start.options}
+        sid = session_id or new_session_id()
+        s = Session(
+            sid,
+            sample_rate=start.sample_rate,
+            channels=start.channels,
+            options=ChainOptions(events=start.events, backend=defaults.backend, settings=settings),
+            out_dir=self.config.out_dir,
+            metrics=self.metrics,
+            loop=self.loop,
+            scheduler=self._scheduler,
+        )
+        self.sessions[sid] = s
+        return s
+
+    def end_session(self, s: Session, reason: str) -> None:
+        """Close a session and forget it (its files stay)."""
+        s.close(reason)
+        if self.sessions.get(s.id) is s:
+            del self.sessions[s.id]
+
+    # ---- shared source -----------------------------------------------------------------------
+    def _start_shared(self) -> None:
+        source = self.config.source
+        if source == "mic":
+            from ..sources import from_microphone
+
+            obs: Any = from_microphone(self.config.device, sample_rate=16000, block_size=512)
+            rate, channels = 16000, 1
+        else:
+            from ..sources import from_file
+
+            assert source is not None
+            obs = from_file(source, block_size=512, realtime=True)
+            rate, channels = obs.info.sample_rate, obs.info.channels
+        start = StartMessage(rate, channels, "float32", events=self.config.options.events)
+        self.shared = self.new_session(start, session_id="shared")
+        loop = self.loop
+
+        def on_next(frame: Any) -> None:
+            loop.call_soon_threadsafe(self._feed_shared, frame.samples, loop.time())
+
+        def on_error(exc: Exception) -> None:
+            loop.call_soon_threadsafe(self._shared_failed, exc)
+
+        def on_completed() -> None:  # a file source loops
+            loop.call_soon_threadsafe(resubscribe)
+
+        def resubscribe() -> None:
+            if self._shared_running:
+                self._source_sub = obs.subscribe(on_next, on_error, on_completed)
+
+        self._shared_running = True
+        self._source_sub = obs.subscribe(on_next, on_error, on_completed)
+
+    def _feed_shared(self, samples: Any, arrival: float) -> None:
+        if self.shared is not None and not self.shared.closed:
+            self.shared.feed(samples, arrival)
+
+    def _shared_failed(self, exc: Exception) -> None:
+        if self.shared is not None:
+            self.shared.emit(error_event("source_error", f"server source failed: {exc}"))
+            self.end_session(self.shared, "source error")
+
+
+HUB: web.AppKey[Hub] = web.AppKey("hub", Hub)
+
+
+class Connection:
+    """One WebSocket: its outbox, its session (client mode) or the shared one (listen)."""
+
+    def __init__(self, hub: Hub, ws: web.WebSocketResponse) -> None:
+        self.hub = hub
+        self.ws = ws
+        self.outbox = Outbox(ws.send_str, hub.metrics, maxlen=hub.config.queue_max)
+        self.session: Session | None = None
+        self.start: StartMessage | None = None
+        self.listening = False
+        self.errors = 0
+
+    def send(self, event: dict[str, Any]) -> None:
+        self.outbox.put(event, self.hub.loop.time())
+
+    async def fail(self, err: ProtocolError) -> None:
+        """Answer a protocol error; close the socket when it must, or after too many."""
+        self.errors += 1
+        self.hub.metrics.errors.inc()
+        self.send(err.event())
+        close = err.close
+        if close is None and self.errors >= MAX_ERRORS:
+            close = CLOSE_POLICY
+            self.send(error_event("too_many_errors", f"{MAX_ERRORS} protocol errors; closing"))
+        if close is not None:
+            self.outbox.close()
+            await asyncio.sleep(0)  # let the sender flush the error first
+            await self.ws.close(code=close, message=err.code.encode()[:120])
+
+    def on_text(self, text: str) -> None:
+        msg = parse_text(text)
+        kind = msg["type"]
+        if kind == "start":
+            self._start(parse_start(msg))
+        elif kind == "config":
+            self._config(msg)
+        elif kind == "stop":
+            self._stop()
+        elif kind == "listen":
+            self._listen()
+        elif kind == "ping":
+            ev: dict[str, Any] = {"type": "pong"}
+            if "id" in msg:
+                ev["id"] = msg["id"]
+            self.send(ev)
+        else:
+            raise ProtocolError(
+                "unknown_type",
+                f"unknown message type {kind!r}; use start, config, stop, listen or ping",
+            )
+
+    def on_binary(self, data: bytes, arrival: float) -> None:
+        if self.session is None or self.start is None:
+            raise ProtocolError(
+                "not_started", "binary audio before start; send a start message first"
+            )
+        if len(data) > MAX_MESSAGE_BYTES:
+            raise ProtocolError(
+                "too_big",
+                f"binary message of {len(data)} bytes exceeds {MAX_MESSAGE_BYTES}",
+                close=1009,
+            )
+        samples = decode_audio(data, self.start)
+        self.session.feed(samples, arrival)
+
+    def _start(self, start: StartMessage) -> None:
+        if self.session is not None or self.listening:
+            raise ProtocolError(
+                "already_started", "this connection already started; send stop first"
+            )
+        hub = self.hub
+        resumed = False
+        s = hub.sessions.get(start.session) if start.session else None
+        if (
+            s is not None
+            and not s.closed
+            and s is not hub.shared
+            and not s.outboxes
+            and (s.sample_rate, s.channels) == (start.sample_rate, start.channels)
+        ):
+            resumed = True
+            if start.options:
+                s.configure(start.options)
+        else:
+            s = hub.new_session(start)
+        self.session, self.start = s, start
+        s.attach(self.outbox)
+        self.send(
+            {
+                "type": "started",
+                "session": s.id,
+                "resumed": resumed,
+                "received": s.received,
+                "sample_rate": s.sample_rate,
+                "channels": s.channels,
+                "format": start.format,
+                "pipeline_rate": 16000,
+                "settings": s.settings.value,
+                "events": list(s.options.events),
+            }
+        )
+
+    def _config(self, msg: dict[str, Any]) -> None:
+        if self.session is None:
+            raise ProtocolError("not_started", "config before start; send a start message first")
+        if self.listening:
+            raise ProtocolError("bad_config", "listeners cannot retune the shared pipeline")
+        settings = parse_options(msg.get("options"), context="config")
+        merged = self.session.configure(settings)
+        self.send({"type": "config", "settings": merged})
+
+    def _stop(self) -> None:
+        s = self.session
+        if s is None:
+            raise ProtocolError("not_started", "stop before start")
+        if self.listening:
+            s.detach(self.outbox)
+        else:
+            self.hub.end_session(s, "client stop")
+            s.detach(self.outbox)
+        self.send({"type": "stopped", "session": s.id, "received": s.received})
+        self.session, self.start, self.listening = None, None, False
+
+    def _listen(self) -> None:
+        if self.session is not None:
+            raise ProtocolError("already_started", "this connection already started")
+        shared = self.hub.shared
+        if shared is None or shared.closed:
+            raise ProtocolError(
+                "no_server_source", "this server has no shared source; start with --source"
+            )
+        self.session, self.listening = shared, True
+        shared.attach(self.outbox)
+        self.send(
+            {
+                "type": "started",
+                "session": shared.id,
+                "resumed": False,
+                "listen": True,
+                "received": shared.received,
+                "sample_rate": shared.sample_rate,
+                "channels": shared.channels,
+                "pipeline_rate": 16000,
+                "settings": shared.settings.value,
+                "events": list(shared.options.events),
+            }
+        )
+
+    def disconnected(self) -> None:
+        """The socket is gone: keep a client session for its grace period, then close it."""
+        s = self.session
+        self.outbox.close()
+        if s is None:
+            return
+        s.detach(self.outbox)
+        if self.listening or s.closed:
+            return
+        hub = self.hub
+        if hub.config.grace_s == 0:
+            hub.end_session(s, "client gone")
+        else:
+            s.grace = hub.loop.call_later(hub.config.grace_s, hub.end_session, s, "client gone")
+
+
+def _authorized(request: web.Request, token: str | None) -> bool:
+    if token is None:
+        return True
+    given = request.query.get("token", "")
+    auth = request.headers.get("Authorization", "")
+    if auth.startswith("Bearer "):
+        given = given or auth[7:]
+    return hmac.compare_digest(given.encode(), token.encode())
+
+
+async def websocket(request: web.Request) -> web.StreamResponse:
+    """The ``/ws`` endpoint."""
+    hub: Hub = request.app[HUB]
+    if not _authorized(request, hub.config.token):
+        raise web.HTTPUnauthorized(text="missing or wrong token; connect with ?token=...")
+    ws = web.WebSocketResponse(
+        heartbeat=hub.config.heartbeat_s, max_msg_size=4 * MAX_MESSAGE_BYTES, compress=False
+    )
+    await ws.prepare(request)
+    conn = Connection(hub, ws)
+    hub.sockets.add(ws)
+    hub.outboxes.add(conn.outbox)
+    sender = asyncio.create_task(conn.outbox.run())
+    modes = ["client"] + (["listen"] if hub.shared is not None else [])
+    conn.send(hello_event(modes=modes, server=f"rxaudio {__version__}"))
+    loop = hub.loop
+    try:
+        async for msg in ws:
+            try:
+                if msg.type == WSMsgType.BINARY:
+                    conn.on_binary(msg.data, loop.time())
+                elif msg.type == WSMsgType.TEXT:
+                    conn.on_text(msg.data)
+                elif msg.type == WSMsgType.ERROR:
+                    break
+            except ProtocolError as err:
+                await conn.fail(err)
+            except ConfigError as err:  # e.g. a setting the operators refuse
+                await conn.fail(ProtocolError("bad_config", str(err)))
+    finally:
+        conn.disconnected()
+        hub.sockets.discard(ws)
+        hub.outboxes.discard(conn.outbox)
+        sender.cancel()
+        with contextlib.suppress(asyncio.CancelledError, Exception):
+            await sender
+    return ws
+
+
+async def index(request: web.Request) -> web.StreamResponse:
+    """The page."""
+    return web.FileResponse(os.path.join(WEB_DIR, "index.html"))
+
+
+async def files(request: web.Request) -> web.StreamResponse:
+    """A session's file, by name (only the names sessions write)."""
+    hub: Hub = request.app[HUB]
+    if not _authorized(request, hub.config.token):
+        raise web.HTTPUnauthorized(text="missing or wrong token")
+    sid, name = request.match_info["session"], request.match_info["name"]
+    if hub.config.out_dir is None or not _SESSION_RE.match(sid) or not _FILE_RE.match(name):
+        raise web.HTTPNotFound()
+    path = os.path.join(hub.config.out_dir, sid, name)
+    if not os.path.isfile(path):
+        raise web.HTTPNotFound()
+    ctype = "audio/wav" if name.endswith(".wav") else "application/x-ndjson"
+    return web.FileResponse(path, headers={"Content-Type": ctype})
+
+
+async def healthz(request: web.Request) -> web.StreamResponse:
+    """Liveness: status, version, counts."""
+    hub: Hub = request.app[HUB]
+    return web.json_response(
+        {
+            "status": "ok",
+            "version": __version__,
+            "protocol": PROTOCOL_VERSION,
+            "clients": len(hub.sockets),
+            "sessions": len(hub.sessions),
+            "uptime_s": round(time.time() - hub.started, 1),
+        }
+    )
+
+
+async def metrics(request: web.Request) -> web.StreamResponse:
+    """Prometheus text exposition."""
+    hub: Hub = request.app[HUB]
+    return web.Response(body=hub.metrics.render().encode(), headers={"Content-Type": CONTENT_TYPE})
+
+
+def create_app(config: ServerConfig | None = None) -> web.Application:
+    """Build the aiohttp application (its hub is ``app[HUB]``)."""
+    hub = Hub(config or ServerConfig())
+    app = web.Application()
+    app[HUB] = hub
+    app.on_startup.append(hub.startup)
+    app.on_shutdown.append(hub.shutdown)
+    app.router.add_get("/", index)
+    app.router.add_get("/ws", websocket)
+    app.router.add_get("/healthz", healthz)
+    app.router.add_get("/metrics", metrics)
+    app.router.add_get("/files/{session}/{name}", files)
+    app.router.add_static("/static", WEB_DIR)
+    return app

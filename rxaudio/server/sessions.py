@@ -1,0 +1,265 @@
+"""Sessions and outboxes: one live pipeline per session, bounded per-connection queues.
+
+A :class:`Session` owns an input :class:`~reactivex.subject.Subject` of audio frames, the
+operator chain built from its options, the files it writes (utterance WAVs and a JSONL log
+under ``out/<session id>/``) and the set of :class:`Outbox` es its events fan out to. A client
+session has at most one outbox (its connection); the server-microphone session has one per
+viewer. Everything runs on the asyncio loop's thread: audio from other threads (the microphone,
+a real-time file) is handed over with ``call_soon_threadsafe`` exactly once.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import os
+import secrets
+from collections import deque
+from collections.abc import Awaitable, Callable
+from typing import Any
+
+import numpy as np
+from reactivex import abc
+from reactivex.subject import BehaviorSubject, Subject
+
+from ..frames import AudioFrame
+from ..io.wav import write_wav
+from .metrics import ServerMetrics
+from .pipeline import Chain, ChainOptions, encode_item
+
+# events that must reach the client if at all possible: never dropped while a droppable
+# (level, vad, spectrogram, stats) event is still queued
+CRITICAL = frozenset({"speech_start", "speech_end", "utterance", "error", "started", "stopped"})
+
+
+def new_session_id() -> str:
+    """A random URL-safe session id (16 characters)."""
+    return secrets.token_urlsafe(12)
+
+
+class Outbox:
+    """A bounded, drop-oldest queue of events for one WebSocket, drained by one task.
+
+    ``put`` never blocks: when ``maxlen`` events are waiting, the oldest droppable event is
+    discarded (critical ones only when nothing else is left) and counted in ``dropped``. The
+    send loop stamps each event's latency (arrival of the audio frame that caused it to the
+    moment it is handed to the socket) into the metrics histogram.
+    """
+
+    def __init__(
+        self,
+        send: Callable[[str], Awaitable[None]],
+        metrics: ServerMetrics,
+        *,
+        maxlen: int = 256,
+    ) -> None:
+        self._send = send
+        self.metrics = metrics
+        self.maxlen = maxlen
+        self.queue: deque[tuple[dict[str, Any], float]] = deque()
+        self.dropped = 0
+        self.sent = 0
+        self._wake = asyncio.Event()
+        self._closed = False
+
+    def __len__(self) -> int:
+        return len(self.queue)
+
+    def put(self, event: dict[str, Any], arrival: float) -> None:
+        """Queue an event caused by audio that arrived at loop time ``arrival``."""
+        if self._closed:
+            return
+        q = self.queue
+        if len(q) >= self.maxlen:
+            victim = None
+            for i, (ev, _) in enumerate(q):
+                if ev["type"] not in CRITICAL:
+                    victim = i
+                    break
+            if victim is None:
+                q.popleft()
+            else:
+                del q[victim]
+            self.dropped += 1
+            self.metrics.dropped.inc()
+        q.append((event, arrival))
+        self._wake.set()
+
+    def close(self) -> None:
+        """Stop the send loop after what is queued now."""
+        self._closed = True
+        self._wake.set()
+
+    async def run(self) -> None:
+        """Send queued events until :meth:`close` (or the socket fails)."""
+        loop = asyncio.get_running_loop()
+        while True:
+            while self.queue:
+                event, arrival = self.queue.popleft()
+                await self._send(json.dumps(event, separators=(",", ":")))
+                self.sent += 1
+                self.metrics.events.inc()
+                self.metrics.latency.observe(max(0.0, loop.time() - arrival))
+            if self._closed:
+                return
+            self._wake.clear()
+            await self._wake.wait()
+
+
+class Session:
+    """One live pipeline: audio in, events out to outboxes, utterances and a log to files."""
+
+    def __init__(
+        self,
+        session_id: str,
+        *,
+        sample_rate: int,
+        channels: int,
+        options: ChainOptions,
+        out_dir: str | None,
+        metrics: ServerMetrics,
+        loop: asyncio.AbstractEventLoop,
+        scheduler: abc.SchedulerBase,
+        url_prefix: str = "/files",
+        stats_every_s: float = 1.0,
+    ) -> None:
+        self.id = session_id
+        self.sample_rate = sample_rate
+        self.channels = channels
+        self.options = options
+        self.metrics = metrics
+        self.loop = loop
+        self.outboxes: set[Outbox] = set()
+        self.received = 0  # samples per channel received so far
+        self.frames = 0
+        self.utterances = 0
+        self.closed = False
+        self.failed: str | None = None
+        self.grace: asyncio.TimerHandle | None = None
+        self._stats_every = max(1, int(stats_every_s * sample_rate))
+        self._next_stats = self._stats_every
+        self._arrival = loop.time()
+        self._url_prefix = url_prefix
+        self.dir: str | None = None
+        self._log: Any = None
+        if out_dir is not None:
+            self.dir = os.path.join(out_dir, session_id)
+            os.makedirs(self.dir, exist_ok=True)
+            self._log = open(os.path.join(self.dir, "events.jsonl"), "a", encoding="utf-8")
+        self.settings: BehaviorSubject[dict[str, float]] = BehaviorSubject(options.tunable())
+        self._input: Subject[AudioFrame] = Subject()
+        chain = Chain(options, settings=self.settings, scheduler=scheduler)
+        self.chain = chain
+        self._sub = chain(self._input).subscribe(
+            self._on_item, self._on_error, self._on_completed, scheduler=scheduler
+        )
+
+    # ---- input -------------------------------------------------------------------------------
+    def feed(self, samples: np.ndarray, arrival: float | None = None) -> None:
+        """Push ``(n, channels)`` float32 samples that arrived at loop time ``arrival``."""
+        if self.closed:
+            return
+        self._arrival = self.loop.time() if arrival is None else arrival
+        frame = AudioFrame(samples, self.sample_rate, self.received)
+        self.received += frame.n
+        self.frames += 1
+        self.metrics.frames.inc()
+        self.metrics.samples.inc(frame.n)
+        self._input.on_next(frame)
+        if self.received >= self._next_stats and not self.closed:
+            self._next_stats += self._stats_every
+            self.emit(self.stats())
+
+    def configure(self, settings: dict[str, float]) -> dict[str, float]:
+        """Merge new tunable settings into the live pipeline; return the effective ones."""
+        merged = {**self.settings.value, **settings}
+        self.options.check_tunable(merged)
+        self.settings.on_next(merged)
+        return merged
+
+    def close(self, reason: str = "closed") -> None:
+        """Complete the pipeline (flushing any open utterance to disk) and close the files."""
+        if self.closed:
+            return
+        if self.grace is not None:
+            self.grace.cancel()
+            self.grace = None
+        self._arrival = self.loop.time()
+        self._input.on_completed()
+        self.closed = True
+        self._sub.dispose()
+        self._write_log({"type": "closed", "reason": reason, "received": self.received})
+        if self._log is not None:
+            self._log.close()
+            self._log = None
+
+    # ---- output ------------------------------------------------------------------------------
+    def attach(self, outbox: Outbox) -> None:
+        """Send this session's future events to ``outbox`` too."""
+        if self.grace is not None:
+            self.grace.cancel()
+            self.grace = None
+        self.outboxes.add(outbox)
+
+    def detach(self, outbox: Outbox) -> None:
+        """Stop sending to ``outbox``."""
+        self.outboxes.discard(outbox)
+
+    def emit(self, event: dict[str, Any]) -> None:
+        """Fan an event out to every attached outbox."""
+        for ob in self.outboxes:
+            ob.put(event, self._arrival)
+
+    def stats(self) -> dict[str, Any]:
+        """A ``stats`` event for this session."""
+        return {
+            "type": "stats",
+            "session": self.id,
+            "received": self.received,
+            "seconds": round(self.received / self.sample_rate, 3),
+            "frames": self.frames,
+            "utterances": self.utterances,
+            "dropped": sum(ob.dropped for ob in self.outboxes),
+            "queue": max((len(ob) for ob in self.outboxes), default=0),
+        }
+
+    def file_url(self, name: str) -> str:
+        """URL under which the server serves this session's file ``name``."""
+        return f"{self._url_prefix}/{self.id}/{name}"
+
+    def _write_log(self, record: dict[str, Any]) -> None:
+        if self._log is not None:
+            self._log.write(json.dumps(record, separators=(",", ":")) + "\n")
+            self._log.flush()
+
+    def _on_item(self, item: Any) -> None:
+        event = encode_item(item, self.options)
+        if event is None:
+            return
+        kind = event["type"]
+        if kind == "utterance":
+            self.utterances += 1
+            name = f"utt-{self.utterances:04d}.wav"
+            samples = event.pop("_samples")
+            rate = event.pop("_rate")
+            event["id"] = self.utterances
+            if self.dir is not None:
+                write_wav(os.path.join(self.dir, name), samples, rate)
+                event["url"] = self.file_url(name)
+                event["file"] = name
+                self.metrics.utterances.inc()
+        if kind in ("speech_start", "speech_end", "utterance"):
+            self._write_log(event)
+        self.emit(event)
+
+    def _on_error(self, exc: Exception) -> None:
+        self.failed = str(exc)
+        self._write_log({"type": "error", "message": str(exc)})
+        self.emit({"type": "error", "code": "pipeline_error", "message": str(exc)})
+        self.closed = True
+        if self._log is not None:
+            self._log.close()
+            self._log = None
+
+    def _on_completed(self) -> None:
+        self.emit(self.stats())

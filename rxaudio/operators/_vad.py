@@ -2,14 +2,14 @@
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from typing import Any
 
 import numpy as np
 from reactivex import Observable, abc
-from reactivex.disposable import CompositeDisposable, Disposable
+from reactivex.disposable import CompositeDisposable, Disposable, SerialDisposable
 from reactivex.subject import Subject
 
-from ..dsp.framing import Reframer
 from ..errors import ConfigError
 from ..frames import AudioFrame, VadFrame
 from ..pipeline.caps import Caps, conform
@@ -28,7 +28,8 @@ class _VadStage:
         self.fmt = FormatTracker("vad")
         self.spans = SpanBuffer()
         self.scorer: Scorer | None = None
-        self.reframer: Reframer | None = None
+        self.rest = np.zeros(0, dtype=np.float32)  # converted samples not yet in a window
+        self.window = 0
         self.k = 0  # next window index
         self.m0 = 0  # model-rate sample index of window 0
 
@@ -59,11 +60,14 @@ class _VadStage:
                     f"resample({self.model_rate}) before vad or pass resample=True"
                 )
             self.scorer = self.factory(frame.sample_rate)
-            self.reframer = Reframer(self.scorer.window_size, self.scorer.window_size, 1)
+            self.window = self.scorer.window_size
             self.m0 = frame.start
-        assert self.reframer is not None
-        pairs = self.reframer.push(frame.samples)
-        return self._score([p[1][:, 0] for p in pairs], None)
+        x = frame.samples[:, 0]
+        buf = np.concatenate((self.rest, x)) if self.rest.shape[0] else x
+        w = self.window
+        k = buf.shape[0] // w
+        self.rest = buf[k * w :].copy()
+        return self._score(list(buf[: k * w].reshape(k, w)), None)
 
     def _score(self, windows: list[np.ndarray], last_end: int | None) -> list[VadFrame]:
         if not windows:
@@ -72,7 +76,10 @@ class _VadStage:
         assert scorer is not None
         rate = self.fmt.sample_rate
         assert rate is not None
-        probs = scorer.score_many(np.stack(windows))
+        if len(windows) == 1:
+            probs = np.array([scorer.score(windows[0])], dtype=np.float32)
+        else:
+            probs = scorer.score_many(np.stack(windows))
         w = scorer.window_size
         out = []
         for i, p in enumerate(probs):
@@ -89,10 +96,12 @@ class _VadStage:
         return out
 
     def flush(self) -> list[VadFrame]:
-        if self.reframer is None or self.scorer is None:
+        if self.scorer is None or self.rest.shape[0] == 0:
             return []
-        rest = self.reframer.flush("pad")
-        return self._score([p[1][:, 0] for p in rest], self.spans.end)
+        last = np.zeros(self.window, dtype=np.float32)  # zero-padded, as Silero's reference
+        last[: self.rest.shape[0]] = self.rest
+        self.rest = self.rest[:0]
+        return self._score([last], self.spans.end)
 
     def close(self) -> None:
         closer = getattr(self.scorer, "close", None)
@@ -194,6 +203,11 @@ def vad(
                 stage.close()
                 observer.on_completed()
 
+            # Conversion path, decided on the first frame: a stream that already has the
+            # model's caps goes straight to the stage (saves three Rx hops per frame).
+            route: list[Callable[[AudioFrame], None]] = []
+            conv = SerialDisposable()
+
             def on_next(item: AudioFrame) -> None:
                 if done[0]:
                     return
@@ -202,12 +216,23 @@ def vad(
                 except Exception as exc:
                     fail(exc, item)
                     return
-                subject.on_next(frame)
+                if not route:
+                    if caps.accepts(frame):
+                        route.append(on_conv)
+                    else:
+                        conv.disposable = conform(caps)(subject).subscribe(
+                            on_conv, fail, on_conv_done
+                        )
+                        route.append(subject.on_next)
+                route[0](frame)
 
-            conv = conform(caps)(subject).subscribe(on_conv, fail, on_conv_done)
-            src = source.subscribe(
-                on_next, upstream_error, subject.on_completed, scheduler=scheduler
-            )
+            def on_completed() -> None:
+                if route and route[0] is subject.on_next:
+                    subject.on_completed()  # flushes the converters, then on_conv_done
+                elif not done[0]:
+                    on_conv_done()
+
+            src = source.subscribe(on_next, upstream_error, on_completed, scheduler=scheduler)
             return CompositeDisposable(src, conv, Disposable(stage.close))
 
         return Observable(subscribe)

@@ -1,0 +1,249 @@
+"""The features and plot apps, end to end through the CLI entry point."""
+
+from __future__ import annotations
+
+import os
+import struct
+import tracemalloc
+from pathlib import Path
+
+import numpy as np
+import pytest
+import soundfile as sf
+from reactivex import from_iterable
+
+from rxaudio.apps.cli import main
+from rxaudio.frames import AudioFrame
+from rxaudio.operators import mfcc, spectral
+from rxaudio.testing import collect
+
+
+def _operator_rows(x: np.ndarray, op: object) -> np.ndarray:
+    frames = [
+        AudioFrame(x[i : i + 16384].reshape(-1, 1), 16000, i) for i in range(0, len(x), 16384)
+    ]
+    return np.concatenate([f.values for f in collect(from_iterable(frames).pipe(op))])
+
+
+def test_features_npz_holds_the_operator_rows_times_and_meta(
+    tmp_path: Path, speech_path: str, speech: np.ndarray, capsys: pytest.CaptureFixture[str]
+) -> None:
+    out = tmp_path / "f.npz"
+    assert main(["features", speech_path, "--out", str(out), "--deltas", "2", "--no-progress"]) == 0
+    z = np.load(out)
+    want = _operator_rows(speech, mfcc(deltas=2))
+    assert z["values"].shape == want.shape == (1 + (len(speech) - 512) // 160, 39)
+    assert np.array_equal(z["values"], want)
+    assert np.allclose(z["times"][:3], [0.0, 0.01, 0.02])
+    assert list(z["columns"][:2]) == ["mfcc_0", "mfcc_1"]
+    import json
+
+    meta = json.loads(str(z["meta"]))
+    assert meta["kind"] == "mfcc" and meta["latency"] == 4 and meta["params"]["deltas"] == 2
+    assert "1705 rows x 39 mfcc" in capsys.readouterr().out
+    assert sorted(os.listdir(tmp_path)) == ["f.npz"]  # no temporary left behind
+
+
+def test_features_csv_and_parquet_agree(
+    tmp_path: Path, speech_path: str, speech: np.ndarray
+) -> None:
+    csv, pq_path = tmp_path / "s.csv", tmp_path / "s.parquet"
+    assert (
+        main(["features", speech_path, "--out", str(csv), "--kind", "spectral", "--no-progress"])
+        == 0
+    )
+    header = csv.read_text().splitlines()[0]
+    assert header == "row,start,time,centroid,bandwidth,rolloff,flatness,zcr,rms"
+    table = np.loadtxt(csv, delimiter=",", skiprows=1)
+    want = _operator_rows(speech, spectral())
+    assert table.shape == (want.shape[0], 9)
+    assert np.array_equal(table[:, 0], np.arange(want.shape[0]))
+    assert np.array_equal(table[:, 1], 160 * np.arange(want.shape[0]))
+    assert np.allclose(table[:, 3:], want, rtol=1e-5, atol=1e-6)
+    pq = pytest.importorskip("pyarrow.parquet")
+    assert (
+        main(
+            ["features", speech_path, "--out", str(pq_path), "--kind", "spectral", "--no-progress"]
+        )
+        == 0
+    )
+    t = pq.read_table(pq_path)
+    assert t.column_names == header.split(",")
+    assert np.array_equal(np.asarray(t.column("rms")), want[:, 5])
+
+
+def test_features_resamples_on_request(
+    tmp_path: Path, speech_path: str, speech: np.ndarray
+) -> None:
+    out = tmp_path / "m.npz"
+    argv = [
+        "--kind",
+        "log_mel",
+        "--rate",
+        "8000",
+        "--n-fft",
+        "256",
+        "--hop",
+        "80",
+        "--n-mels",
+        "40",
+    ]
+    assert main(["features", speech_path, "--out", str(out), *argv, "--no-progress"]) == 0
+    z = np.load(out)
+    assert z["values"].shape[1] == 40
+    # the resampler may round the length by a sample
+    assert abs(z["values"].shape[0] - (1 + (len(speech) // 2 - 256) // 80)) <= 1
+    assert np.isclose(z["times"][1], 0.01)
+
+
+@pytest.mark.parametrize(
+    ("argv", "words"),
+    [
+        (["--out", "{d}/x.txt"], ["unknown format .txt", ".npz, .csv, .parquet"]),
+        (["--out", "{d}/x.npz", "--hop", "600"], ["hop (600)", "n_fft (512)"]),
+        (["--out", "{d}/nodir/x.npz"], ["does not exist"]),
+        (["--out", "{d}/x.npz", "--kind", "mel", "--n-mels", "300"], ["n_mels", "at most 257"]),
+    ],
+)
+def test_features_bad_options_fail_cleanly(
+    tmp_path: Path,
+    speech_path: str,
+    capsys: pytest.CaptureFixture[str],
+    argv: list[str],
+    words: list[str],
+) -> None:
+    args = [a.format(d=tmp_path) for a in argv]
+    assert main(["features", speech_path, *args, "--no-progress"]) == 2
+    err = capsys.readouterr().err
+    for w in words:
+        assert w in err
+    assert os.listdir(tmp_path) == []
+
+
+def test_features_stream_error_leaves_no_partial_file(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    wav = tmp_path / "hi.wav"
+    sf.write(wav, np.zeros(48000, dtype=np.float32), 48000)
+    out = tmp_path / "f.csv"
+    # 128 mel bands are too many for n_fft=512 at 48 kHz: found at the first frame
+    code = main(
+        [
+            "features",
+            str(wav),
+            "--out",
+            str(out),
+            "--kind",
+            "log_mel",
+            "--n-mels",
+            "128",
+            "--no-progress",
+        ]
+    )
+    assert code == 2
+    assert "n_mels <= 90" in capsys.readouterr().err
+    assert sorted(os.listdir(tmp_path)) == ["hi.wav"]
+
+
+def test_features_missing_input_is_a_clear_error(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    assert main(["features", str(tmp_path / "nope.wav"), "--out", str(tmp_path / "x.npz")]) == 2
+    assert "no such file" in capsys.readouterr().err
+
+
+def _peak_memory(path: Path, out: Path) -> int:
+    tracemalloc.start()
+    try:
+        assert (
+            main(["features", str(path), "--out", str(out), "--deltas", "2", "--no-progress"]) == 0
+        )
+        return tracemalloc.get_traced_memory()[1]
+    finally:
+        tracemalloc.stop()
+
+
+def test_features_memory_does_not_grow_with_the_file(tmp_path: Path) -> None:
+    rng = np.random.default_rng(0)
+    block = (0.1 * rng.standard_normal(16000 * 30)).astype(np.float32)
+    peaks = []
+    for minutes in (1, 6):
+        wav = tmp_path / f"{minutes}.wav"
+        with sf.SoundFile(wav, "w", 16000, 1, subtype="PCM_16") as f:
+            for _ in range(minutes * 2):
+                f.write(block)
+        peaks.append(_peak_memory(wav, tmp_path / f"{minutes}.npz"))
+        assert (
+            np.load(tmp_path / f"{minutes}.npz")["values"].shape[0]
+            == 1 + (minutes * 60 * 16000 - 512) // 160
+        )
+    # six times the audio (and 6x the rows, 5.6 MB of output): the same peak, give or take
+    assert peaks[1] < peaks[0] * 1.2 + 256 * 1024, peaks
+
+
+def _png_size(path: Path) -> tuple[int, int]:
+    data = path.read_bytes()
+    assert data[:8] == b"\x89PNG\r\n\x1a\n" and data[12:16] == b"IHDR"
+    w, h = struct.unpack(">II", data[16:24])
+    return int(w), int(h)
+
+
+def test_plot_writes_a_png_of_the_expected_size(
+    tmp_path: Path, speech_path: str, capsys: pytest.CaptureFixture[str]
+) -> None:
+    out = tmp_path / "p.png"
+    assert (
+        main(
+            ["plot", speech_path, "--out", str(out), "--width", "8", "--height", "5", "--dpi", "80"]
+        )
+        == 0
+    )
+    assert _png_size(out) == (640, 400)
+    assert "17.1 s -> " in capsys.readouterr().out
+    import matplotlib.image
+
+    img = matplotlib.image.imread(out)
+    assert img.shape[:2] == (400, 640)
+    assert img[..., :3].std() > 0.1  # a picture, not a blank canvas
+    assert sorted(os.listdir(tmp_path)) == ["p.png"]
+
+
+def test_plot_vad_finds_the_speech_segments(speech_path: str, speech_truth: list[dict]) -> None:  # type: ignore[type-arg]
+    import argparse
+
+    from rxaudio.apps import _plot
+
+    p = argparse.ArgumentParser()
+    _plot.add_arguments(p)
+    args = p.parse_args([speech_path, "--out", "unused.png", "--vad", "--columns", "300"])
+    data = _plot.collect(args)
+    assert data.log_mel.shape[0] == 64 and 250 <= data.log_mel.shape[1] <= 300
+    assert data.vad_p.min() >= 0 and data.vad_p.max() <= 1 and len(data.vad_t) > 400
+    assert data.segments
+    for seg in speech_truth:  # every true sentence overlaps a detected segment
+        assert any(a < seg["end"] and b > seg["start"] for a, b in data.segments)
+    inside = sum(min(b, 17.1) - a for a, b in data.segments)
+    truth = sum(s["end"] - s["start"] for s in speech_truth)
+    assert 0.7 * truth < inside < 1.3 * truth
+
+
+@pytest.mark.parametrize(
+    ("argv", "words"),
+    [
+        (["--out", "{d}/p.jpg"], ["PNG", "*.png"]),
+        (["--out", "{d}/p.png", "--dpi", "5"], ["--dpi"]),
+        (["--out", "{d}/p.png", "--vad", "--backend", "magic"], ["magic"]),
+    ],
+)
+def test_plot_bad_options(
+    tmp_path: Path,
+    speech_path: str,
+    capsys: pytest.CaptureFixture[str],
+    argv: list[str],
+    words: list[str],
+) -> None:
+    assert main(["plot", speech_path, *[a.format(d=tmp_path) for a in argv]]) == 2
+    err = capsys.readouterr().err
+    for w in words:
+        assert w in err
+    assert os.listdir(tmp_path) == []

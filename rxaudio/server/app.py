@@ -27,7 +27,7 @@ from reactivex.scheduler.eventloop import AsyncIOScheduler
 from .. import __version__
 from ..errors import ConfigError
 from .metrics import CONTENT_TYPE, ServerMetrics
-from .pipeline import ChainOptions
+from .pipeline import ChainOptions, WindowBatcher
 from .protocol import (
     CLOSE_GOING_AWAY,
     CLOSE_POLICY,
@@ -117,6 +117,7 @@ class Hub:
         self.shared: Session | None = None
         self._source_sub: Any = None
         self._shared_running = False
+        self.batcher: WindowBatcher | None = None
         self._loop: asyncio.AbstractEventLoop | None = None
         self._scheduler: AsyncIOScheduler | None = None
         self.started = time.time()
@@ -126,6 +127,8 @@ class Hub:
         """Bind to the running loop; start the shared source if configured."""
         self._loop = asyncio.get_running_loop()
         self._scheduler = AsyncIOScheduler(self._loop)
+        if self.config.options.backend == "silero":
+            self.batcher = WindowBatcher(self.metrics, self._loop)
         if self.config.source is not None:
             self._start_shared()
 
@@ -164,6 +167,7 @@ class Hub:
             metrics=self.metrics,
             loop=self.loop,
             scheduler=self._scheduler,
+            batcher=self.batcher,
         )
         self.sessions[sid] = s
         return s

@@ -152,12 +152,6 @@ def parse_options(raw: Any, *, context: str) -> dict[str, float]:
                 "bad_config", f"{context}: {key} must be a number in [{lo}, {hi}], got {value!r}"
             )
         out[key] = float(value)
-    th, neg = out.get("threshold"), out.get("neg_threshold")
-    if th is not None and neg is not None and neg >= th:
-        raise ProtocolError(
-            "bad_config",
-            f"{context}: neg_threshold ({neg}) must be below threshold ({th})",
-        )
     return out
 
 

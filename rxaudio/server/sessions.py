@@ -24,8 +24,19 @@ from reactivex.subject import BehaviorSubject, Subject
 
 from ..frames import AudioFrame
 from ..io.wav import write_wav
+from ..operators import reframe
+from ..pipeline.caps import Caps, conform
 from .metrics import ServerMetrics
-from .pipeline import Chain, ChainOptions, encode_item
+from .pipeline import (
+    PIPELINE_RATE,
+    WINDOW,
+    Chain,
+    ChainOptions,
+    PrefetchScorer,
+    WindowBatcher,
+    check_settings,
+    encode_item,
+)
 
 # events that must reach the client if at all possible: never dropped while a droppable
 # (level, vad, spectrogram, stats) event is still queued
@@ -120,6 +131,7 @@ class Session:
         metrics: ServerMetrics,
         loop: asyncio.AbstractEventLoop,
         scheduler: abc.SchedulerBase,
+        batcher: WindowBatcher | None = None,
         url_prefix: str = "/files",
         stats_every_s: float = 1.0,
     ) -> None:
@@ -146,18 +158,24 @@ class Session:
             self.dir = os.path.join(out_dir, session_id)
             os.makedirs(self.dir, exist_ok=True)
             self._log = open(os.path.join(self.dir, "events.jsonl"), "a", encoding="utf-8")
-        self.settings: BehaviorSubject[dict[str, float]] = BehaviorSubject(options.tunable())
+        self.settings: BehaviorSubject[dict[str, float]] = BehaviorSubject(dict(options.settings))
+        self.batcher = batcher
+        self.scorer = PrefetchScorer(batcher.shared) if batcher is not None else None
+        # phase 1: any rate/channels -> 16 kHz mono model windows (runs on arrival)
         self._input: Subject[AudioFrame] = Subject()
-        chain = Chain(options, settings=self.settings, scheduler=scheduler)
-        self.chain = chain
-        self._sub = chain(self._input).subscribe(
+        self._windows: Subject[AudioFrame] = Subject()
+        self.chain = Chain(options, settings=self.settings, scheduler=scheduler, scorer=self.scorer)
+        self._sub2 = self.chain(self._windows).subscribe(
             self._on_item, self._on_error, self._on_completed, scheduler=scheduler
         )
+        self._sub1 = self._input.pipe(
+            conform(Caps(sample_rate=PIPELINE_RATE, channels=1)), reframe(WINDOW)
+        ).subscribe(self._on_window, self._on_error, scheduler=scheduler)
 
     # ---- input -------------------------------------------------------------------------------
     def feed(self, samples: np.ndarray, arrival: float | None = None) -> None:
         """Push ``(n, channels)`` float32 samples that arrived at loop time ``arrival``."""
-        if self.closed:
+        if self.closed or self.failed is not None:
             return
         self._arrival = self.loop.time() if arrival is None else arrival
         frame = AudioFrame(samples, self.sample_rate, self.received)
@@ -170,10 +188,28 @@ class Session:
             self._next_stats += self._stats_every
             self.emit(self.stats())
 
+    def _on_window(self, frame: AudioFrame) -> None:
+        if self.batcher is not None:
+            if frame.n == WINDOW:
+                self.batcher.add(self, frame, self._arrival)
+                return
+            self.batcher.run()  # a short last window goes after every pending full one
+        self.push_window(frame, self._arrival)
+
+    def push_window(self, frame: AudioFrame, arrival: float) -> None:
+        """Phase 2: one model window (already scored when batched) into the chain."""
+        if self.failed is None:
+            self._arrival = arrival
+            self._windows.on_next(frame)
+
     def configure(self, settings: dict[str, float]) -> dict[str, float]:
-        """Merge new tunable settings into the live pipeline; return the effective ones."""
+        """Merge new live settings into the running pipeline; return the effective ones.
+
+        Raises :class:`~rxaudio.errors.ConfigError` (and keeps the old settings) when the
+        operators would refuse the merged settings.
+        """
         merged = {**self.settings.value, **settings}
-        self.options.check_tunable(merged)
+        check_settings(merged)
         self.settings.on_next(merged)
         return merged
 
@@ -185,9 +221,17 @@ class Session:
             self.grace.cancel()
             self.grace = None
         self._arrival = self.loop.time()
-        self._input.on_completed()
+        self._input.on_completed()  # phase 1 flushes its last (short) window
+        if self.batcher is not None:
+            self.batcher.run()  # score what is pending, in order, before completing
+            self.batcher.drop(self)
+        if self.failed is None:
+            self._windows.on_completed()  # open utterance -> end_of_stream, written below
         self.closed = True
-        self._sub.dispose()
+        self._sub1.dispose()
+        self._sub2.dispose()
+        if self.scorer is not None:
+            self.scorer.close()
         self._write_log({"type": "closed", "reason": reason, "received": self.received})
         if self._log is not None:
             self._log.close()
@@ -233,7 +277,7 @@ class Session:
             self._log.flush()
 
     def _on_item(self, item: Any) -> None:
-        event = encode_item(item, self.options)
+        event = encode_item(item, self.options.events)
         if event is None:
             return
         kind = event["type"]
@@ -252,14 +296,19 @@ class Session:
             self._write_log(event)
         self.emit(event)
 
+    def fail(self, exc: Exception) -> None:
+        """End this session's pipeline with an error (the batcher could not score it)."""
+        self._on_error(exc)
+
     def _on_error(self, exc: Exception) -> None:
+        if self.failed is not None:
+            return
         self.failed = str(exc)
+        self.scorer = None  # the vad operator closed it; the batcher must skip this session
+        if self.batcher is not None:
+            self.batcher.drop(self)
         self._write_log({"type": "error", "message": str(exc)})
         self.emit({"type": "error", "code": "pipeline_error", "message": str(exc)})
-        self.closed = True
-        if self._log is not None:
-            self._log.close()
-            self._log = None
 
     def _on_completed(self) -> None:
         self.emit(self.stats())

@@ -83,7 +83,7 @@ def live_operator(
             lock = threading.RLock()
             timer = SerialDisposable()
             sched = _timer_scheduler(scheduler, sub_scheduler)
-            state: dict[str, Any] = {"done": False, "last": None, "at": None, "armed": False}
+            state: dict[str, Any] = {"done": False, "last": None, "item": None, "armed": False}
 
             def emit(items: Iterable[Any]) -> None:
                 for o in items:
@@ -126,15 +126,16 @@ def live_operator(
                 with lock:
                     if state["done"]:
                         return
-                    state["at"] = sample_index_of(item)
+                    state["item"] = item
                     try:
                         out = list(stage.push(item))
                     except Exception as exc:
                         fail(exc, item)
                         return
                     emit(out)
-                    state["last"] = sched.now
-                    arm()
+                    if state["armed"] or stage.gap_seconds() is not None:
+                        state["last"] = sched.now  # the clock is read only when a timer runs
+                        arm()
 
             def on_error(exc: Exception) -> None:
                 with lock:
@@ -178,7 +179,8 @@ def live_operator(
                         if not isinstance(exc, ConfigError):
                             msg = f"{name}: {type(exc).__name__}: {msg}"
                         snapshot = dict(value) if isinstance(value, Mapping) else {}
-                        observer.on_next(SettingsRejected(name, snapshot, msg, state["at"]))
+                        at = sample_index_of(state["item"])
+                        observer.on_next(SettingsRejected(name, snapshot, msg, at))
 
             def on_settings_error(exc: Exception) -> None:
                 with lock:

@@ -44,6 +44,9 @@ class SpanBuffer:
         ch = self.channels or 1
         if b <= a:
             return np.zeros((0, ch), dtype=np.float32)
+        if len(self._blocks) == 1:  # the common case: one block holds the span
+            s0, blk0 = self._blocks[0]
+            return blk0[a - s0 : b - s0]
         parts = []
         for s, blk in self._blocks:
             e = s + blk.shape[0]

@@ -217,7 +217,10 @@ class UtteranceCutter:
     def _trim(self) -> None:
         if self.rate is None:
             return
-        keep = self.audio.end - self._n(self.settings.pre_roll_ms + 1000.0 * LOOKBACK_S)
+        limit = self._n(self.settings.pre_roll_ms + 1000.0 * LOOKBACK_S)
+        if self.audio.end - self.audio.start < limit + self.rate:  # trim once a second
+            return
+        keep = self.audio.end - limit
         for u in (self.open, self.closing):
             if u is not None:
                 keep = min(keep, u.audio_start)

@@ -1,0 +1,290 @@
+"""Voice activity: speed ratios against the silero-vad package, and accuracy on the dev set.
+
+    python -m benchmarks.bench_vad [--minutes 10] [--no-accuracy] [--no-speed]
+
+Speed (one thread, per 32 ms window, median of repeats): the package's JIT model and ONNX
+wrapper, onnxruntime called directly, our ``vad`` operator with live-sized chunks and with file
+blocks, batched scoring at N = 32, the whole-sequence model; then ``rxaudio segment``'s chain
+against ``get_speech_timestamps`` on the same audio. Every figure is also given as a ratio to a
+reference measured in the same run. Accuracy: every backend (and ``get_speech_timestamps`` with
+its defaults) on the dev set from ``scripts/make_devset.py``, scored at 10 ms.
+"""
+
+from __future__ import annotations
+
+import argparse
+import importlib.util
+import os
+import statistics
+import sys
+import tempfile
+import time
+from collections.abc import Callable
+from typing import Any
+
+import numpy as np
+import soundfile as sf
+import soxr
+
+HERE = os.path.dirname(os.path.abspath(__file__))
+
+
+def _median_time(fn: Callable[[], Any], repeat: int) -> float:
+    times = []
+    for _ in range(repeat):
+        t = time.perf_counter()
+        fn()
+        times.append(time.perf_counter() - t)
+    return statistics.median(times)
+
+
+def audio_minutes(minutes: float) -> np.ndarray:
+    """The bundled sample repeated to ``minutes`` of 16 kHz audio."""
+    from rxaudio.data import speech_sample
+
+    x, _ = sf.read(speech_sample(), dtype="float32")
+    n = int(minutes * 60 * 16000)
+    return np.resize(x, n).astype(np.float32)
+
+
+def speed(repeat: int) -> dict[str, float]:
+    """Microseconds per window for each way of scoring."""
+    import torch
+    from reactivex import from_iterable
+    from silero_vad import load_silero_vad
+
+    from rxaudio.frames import AudioFrame
+    from rxaudio.operators import vad
+    from rxaudio.vad.silero import BatchedSileroScorer, SileroOnnx, _session
+
+    torch.set_num_threads(1)
+    x = audio_minutes(0.5)
+    n = len(x) // 512
+    ws = x[: n * 512].reshape(n, 512)
+    res: dict[str, float] = {}
+
+    jit = load_silero_vad()
+    tw = [torch.from_numpy(w.copy()) for w in ws]
+
+    def run_jit() -> None:
+        jit.reset_states()
+        for w in tw:
+            jit(w, 16000).item()
+
+    res["package JIT model"] = _median_time(run_jit, repeat) / n * 1e6
+    wrap = load_silero_vad(onnx=True)
+
+    def run_wrap() -> None:
+        wrap.reset_states()
+        for w in tw:
+            wrap(w, 16000).item()
+
+    res["package ONNX wrapper"] = _median_time(run_wrap, repeat) / n * 1e6
+    sess = _session("silero_vad.onnx")
+    sr = np.array(16000, dtype=np.int64)
+
+    def run_direct() -> None:
+        st = np.zeros((2, 1, 128), dtype=np.float32)
+        ctx = np.zeros(64, dtype=np.float32)
+        for w in ws:
+            _out, st = sess.run(
+                None, {"input": np.concatenate((ctx, w))[None], "state": st, "sr": sr}
+            )
+            ctx = w[-64:]
+
+    res["onnxruntime called directly"] = _median_time(run_direct, repeat) / n * 1e6
+    live = [AudioFrame(ws[i].reshape(-1, 1), 16000, i * 512) for i in range(n)]
+    res["vad operator, 32 ms chunks (live)"] = (
+        _median_time(lambda: from_iterable(live).pipe(vad()).subscribe(lambda _: None), repeat)
+        / n
+        * 1e6
+    )
+    big = [
+        AudioFrame(x[i : i + 256000].reshape(-1, 1), 16000, i) for i in range(0, n * 512, 256000)
+    ]
+    res["vad operator, 16 s blocks (file)"] = (
+        _median_time(lambda: from_iterable(big).pipe(vad()).subscribe(lambda _: None), repeat)
+        / n
+        * 1e6
+    )
+    single = SileroOnnx(16000, sequence=False)
+    res["SileroOnnx.score"] = _median_time(lambda: [single.score(w) for w in ws], repeat) / n * 1e6
+    seq = SileroOnnx(16000)
+    res["sequence model (score_many)"] = _median_time(lambda: seq.score_many(ws), repeat) / n * 1e6
+    nb = 32
+    shared = BatchedSileroScorer(16000)
+    handles = [shared.register() for _ in range(nb)]
+    m = min(n, 300)
+    offsets = [(7 * i) % n for i in range(nb)]
+
+    def run_batched() -> None:
+        for k in range(m):
+            shared.score_batch({h: ws[(offsets[i] + k) % n] for i, h in enumerate(handles)})
+
+    res["batched, per stream-window at N = 32"] = _median_time(run_batched, repeat) / (m * nb) * 1e6
+    return res
+
+
+def segment_speed(minutes: float) -> dict[str, Any]:
+    """``rxaudio segment``'s chain vs get_speech_timestamps (JIT, defaults) on the same audio."""
+    import argparse as ap
+
+    import torch
+    from silero_vad import get_speech_timestamps, load_silero_vad
+
+    from rxaudio.apps._segment import segment_file
+
+    torch.set_num_threads(1)
+    x = audio_minutes(minutes)
+    with tempfile.TemporaryDirectory() as d:
+        path = os.path.join(d, "long.wav")
+        sf.write(path, x, 16000, subtype="FLOAT")
+        args = ap.Namespace(
+            backend="silero", mode=3, frame_ms=30, threshold=0.5, neg_threshold=None,
+            min_speech_ms=250, min_silence_ms=100, pre_roll_ms=300, post_roll_ms=200,
+            min_ms=0, max_ms=30000,
+        )  # fmt: skip
+        out = os.path.join(d, "out")
+        os.makedirs(out)
+        t = time.perf_counter()
+        summary = segment_file(path, "long", out, args)
+        ours = time.perf_counter() - t
+        import json
+
+        with open(os.path.join(out, "long.jsonl")) as f:
+            recs = [json.loads(line) for line in f]
+    model = load_silero_vad()
+    t = time.perf_counter()
+    ref = get_speech_timestamps(torch.from_numpy(x), model, speech_pad_ms=0)
+    theirs = time.perf_counter() - t
+    worst = max(
+        (max(abs(r["start"] * 16000 - q["start"]), abs(r["end"] * 16000 - q["end"]))
+         for r, q in zip(recs, ref, strict=True)),
+        default=0.0,
+    )  # fmt: skip
+    return {
+        "seconds": len(x) / 16000,
+        "ours_s": ours,
+        "reference_s": theirs,
+        "segments": (summary["utterances"], len(ref)),
+        "max_boundary_diff_samples": worst,
+    }
+
+
+def _load_devset_module() -> Any:
+    path = os.path.join(HERE, "..", "scripts", "make_devset.py")
+    spec = importlib.util.spec_from_file_location("make_devset", path)
+    assert spec is not None and spec.loader is not None
+    mod = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(mod)
+    return mod
+
+
+def accuracy() -> list[tuple[str, dict[str, Any]]]:
+    """Pooled scores per backend on the default dev set grid."""
+    import argparse as ap
+    import json
+
+    import torch
+    from silero_vad import get_speech_timestamps, load_silero_vad
+
+    from rxaudio.apps._segment import segment_file
+    from rxaudio.io.labels import read_labels
+    from rxaudio.vad.metrics import evaluate
+
+    dev = _load_devset_module()
+    rows: list[tuple[str, dict[str, Any]]] = []
+    with tempfile.TemporaryDirectory() as d:
+        names = dev.make_devset(d, [20, 10, 5, 0], [8000, 16000, 44100, 48000])
+        truth = {n: read_labels(os.path.join(d, n + ".jsonl")) for n in names}
+        durations = {n: sf.info(os.path.join(d, n + ".wav")).duration for n in names}
+
+        def pooled(hyp: dict[str, list[tuple[float, float]]], audio: Any = None) -> dict[str, Any]:
+            ref_all, hyp_all, aud_all, off = [], [], [], 0.0
+            for n in names:
+                ref_all += [(off + r["start"], off + r["end"]) for r in truth[n]]
+                hyp_all += [(off + a, off + b) for a, b in hyp[n]]
+                if audio is not None:
+                    aud_all += [(off + a, off + b) for a, b in audio[n]]
+                off += durations[n] + 1.0
+            sc = evaluate(ref_all, hyp_all, duration=off, hyp_audio=aud_all if audio else None)
+            return sc.to_dict()
+
+        model = load_silero_vad()
+        ref_hyp = {}
+        for n in names:
+            x, sr = sf.read(os.path.join(d, n + ".wav"), dtype="float32")
+            x16 = np.asarray(soxr.resample(x, sr, 16000), dtype=np.float32)
+            ts = get_speech_timestamps(torch.from_numpy(x16), model, return_seconds=False)
+            ref_hyp[n] = [(t["start"] / 16000, t["end"] / 16000) for t in ts]
+        rows.append(("get_speech_timestamps (defaults)", pooled(ref_hyp)))
+        for backend, extra in (
+            ("silero", {}),
+            ("silero-torch", {}),
+            ("webrtc", {"mode": 3}),
+            ("webrtc", {"mode": 1}),
+            ("energy", {}),
+        ):
+            args = ap.Namespace(
+                backend=backend, mode=extra.get("mode", 3), frame_ms=30, threshold=0.5,
+                neg_threshold=None, min_speech_ms=250, min_silence_ms=100, pre_roll_ms=300,
+                post_roll_ms=200, min_ms=0, max_ms=30000,
+            )  # fmt: skip
+            out = os.path.join(d, f"out_{backend}_{extra.get('mode', '')}")
+            os.makedirs(out)
+            hyp, aud = {}, {}
+            for n in names:
+                segment_file(os.path.join(d, n + ".wav"), n, out, args)
+                with open(os.path.join(out, n + ".jsonl")) as f:
+                    recs = [json.loads(line) for line in f]
+                hyp[n] = [(r["start"], r["end"]) for r in recs]
+                aud[n] = [(r["audio_start"], r["audio_end"]) for r in recs]
+            label = backend + (f" mode {extra['mode']}" if "mode" in extra else "")
+            rows.append((label, pooled(hyp, aud)))
+    return rows
+
+
+def main() -> None:
+    ap = argparse.ArgumentParser(description="VAD speed and accuracy")
+    ap.add_argument("--minutes", type=float, default=10.0, help="audio for the segment race")
+    ap.add_argument("--repeat", type=int, default=5)
+    ap.add_argument("--no-speed", action="store_true")
+    ap.add_argument("--no-accuracy", action="store_true")
+    a = ap.parse_args()
+    if not a.no_speed:
+        res = speed(a.repeat)
+        direct = res["onnxruntime called directly"]
+        single = res["SileroOnnx.score"]
+        print("| scoring one 32 ms window | us | vs onnxruntime direct |")
+        print("|---|---:|---:|")
+        for k, v in res.items():
+            print(f"| {k} | {v:.0f} | {v / direct:.2f}x |")
+        batched = res["batched, per stream-window at N = 32"]
+        live = res["vad operator, 32 ms chunks (live)"]
+        print(f"\nbatched N = 32 vs single stream: {batched / single:.2f}x")
+        print(f"JIT model / vad operator (live): {res['package JIT model'] / live:.2f}x")
+        seg = segment_speed(a.minutes)
+        print(
+            f"\nsegment chain on {seg['seconds'] / 60:.0f} min: {seg['ours_s']:.2f} s "
+            f"(RTF {seg['ours_s'] / seg['seconds']:.5f}); get_speech_timestamps (JIT): "
+            f"{seg['reference_s']:.2f} s (RTF {seg['reference_s'] / seg['seconds']:.5f}); "
+            f"speed-up {seg['reference_s'] / seg['ours_s']:.1f}x; segments {seg['segments']}, "
+            f"max boundary difference {seg['max_boundary_diff_samples']:.0f} samples"
+        )
+        sys.stdout.flush()
+    if not a.no_accuracy:
+        print("\n| backend | F1 | precision | recall | missed s | false alarm s | FA/min "
+              "| onset err s | offset err s | late WAV starts % |")  # fmt: skip
+        print("|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|")
+        for label, sc in accuracy():
+            late = "-" if sc["late_starts_pct"] is None else f"{sc['late_starts_pct']:.1f}"
+            print(
+                f"| {label} | {sc['f1']:.3f} | {sc['precision']:.3f} | {sc['recall']:.3f} | "
+                f"{sc['missed_s']:.1f} | {sc['false_alarm_s']:.1f} | "
+                f"{sc['false_alarms_per_min']:.2f} | {sc['onset_error_s']:.3f} | "
+                f"{sc['offset_error_s']:.3f} | {late} |"
+            )
+
+
+if __name__ == "__main__":
+    main()

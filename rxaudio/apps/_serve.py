@@ -1,0 +1,138 @@
+"""``rxaudio serve``: the live server (browser page, WebSocket protocol, files, metrics).
+
+Prints ``rxaudio serve: page at http://HOST:PORT/`` once listening (with ``--port 0`` the port the
+system chose). Ctrl-C or SIGTERM shuts down gracefully: every pipeline is flushed, every open
+utterance written, every WebSocket closed with 1001 (going away).
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import signal
+import sys
+from typing import Any
+
+HELP = "live server: browser page, WebSocket audio in, VAD/level/spectrogram events out, files"
+
+
+def add_arguments(p: argparse.ArgumentParser) -> None:
+    """Options of ``rxaudio serve``."""
+    p.add_argument("--host", default="127.0.0.1", help="address to bind (default 127.0.0.1)")
+    p.add_argument("--port", type=int, default=8765, help="TCP port; 0 picks a free one")
+    p.add_argument("--out", default="out/serve", help="directory for utterance WAVs and JSONL logs")
+    p.add_argument("--token", default=None, help="require ?token=TOKEN on /ws and /files")
+    p.add_argument(
+        "--source",
+        default="none",
+        help="server-side input for 'listen' clients: none (default), mic, auto (mic if one "
+        "exists, else the bundled sample), sample, or an audio FILE played in real time, looped",
+    )
+    p.add_argument("--device", default=None, help="input device for --source mic")
+    p.add_argument(
+        "--backend", default="silero", help="VAD backend: silero (batched), webrtc or energy"
+    )
+    p.add_argument("--threshold", type=float, default=None, help="speech threshold (0.5)")
+    p.add_argument("--min-speech-ms", type=float, default=None, help="shortest speech (250)")
+    p.add_argument("--min-silence-ms", type=float, default=None, help="silence ending speech (100)")
+    p.add_argument("--pre-roll-ms", type=float, default=None, help="audio kept before onset")
+    p.add_argument("--grace", type=float, default=30.0, help="seconds a dropped session waits")
+    p.add_argument("--queue", type=int, default=256, help="events per client before dropping")
+    p.add_argument("--seconds", type=float, default=None, help="stop after N seconds")
+
+
+def resolve_source(source: str) -> tuple[str | None, str]:
+    """``--source`` to a ServerConfig source, and a phrase saying what it is."""
+    from ..data import speech_sample
+
+    if source == "none":
+        return None, "clients only"
+    if source == "auto":
+        from ._run import has_microphone
+
+        if has_microphone():
+            return "mic", "shared source: the default microphone"
+        return speech_sample(), "shared source: no input device, the bundled sample, looped"
+    if source == "sample":
+        return speech_sample(), "shared source: the bundled sample, looped"
+    if source == "mic":
+        return "mic", "shared source: microphone"
+    return source, f"shared source: {source}, looped"
+
+
+def config_from_args(args: argparse.Namespace) -> Any:
+    """The ServerConfig the options describe (raises ConfigError for bad ones)."""
+    from ..server import ServerConfig
+    from ..server.pipeline import ChainOptions
+
+    settings = {
+        k: float(v)
+        for k, v in (
+            ("threshold", args.threshold),
+            ("min_speech_ms", args.min_speech_ms),
+            ("min_silence_ms", args.min_silence_ms),
+            ("pre_roll_ms", args.pre_roll_ms),
+        )
+        if v is not None
+    }
+    source, _ = resolve_source(args.source)
+    device = args.device
+    if isinstance(device, str) and device.isdigit():
+        device = int(device)
+    return ServerConfig(
+        out_dir=args.out,
+        token=args.token,
+        source=source,
+        device=device,
+        grace_s=args.grace,
+        queue_max=args.queue,
+        options=ChainOptions(backend=args.backend, settings=settings),
+    )
+
+
+async def serve(
+    config: Any, host: str, port: int, seconds: float | None, announce: str = ""
+) -> None:
+    """Run the server until SIGINT/SIGTERM or ``seconds``; shut down gracefully."""
+    from aiohttp import web
+
+    from ..server import create_app
+
+    app = create_app(config)
+    runner = web.AppRunner(app, handle_signals=False, shutdown_timeout=5.0)
+    await runner.setup()
+    site = web.TCPSite(runner, host, port)
+    await site.start()
+    server = getattr(site, "_server", None)
+    bound = port
+    if server is not None and server.sockets:
+        bound = server.sockets[0].getsockname()[1]
+    token = f"?token={config.token}" if config.token else ""
+    print(f"rxaudio serve: page at http://{host}:{bound}/{token}", flush=True)
+    if announce:
+        print(f"rxaudio serve: {announce}", file=sys.stderr, flush=True)
+    stop = asyncio.Event()
+    loop = asyncio.get_running_loop()
+    for sig in (signal.SIGINT, signal.SIGTERM):
+        loop.add_signal_handler(sig, stop.set)
+    try:
+        if seconds is None:
+            await stop.wait()
+        else:
+            try:
+                await asyncio.wait_for(stop.wait(), seconds)
+            except TimeoutError:
+                pass
+    finally:
+        for sig in (signal.SIGINT, signal.SIGTERM):
+            loop.remove_signal_handler(sig)
+        await runner.cleanup()
+        print("rxaudio serve: stopped; every session flushed", file=sys.stderr, flush=True)
+
+
+def run(args: argparse.Namespace) -> int:
+    """Start the server; return 0 after a clean shutdown."""
+    config = config_from_args(args)
+    _, what = resolve_source(args.source)
+    asyncio.run(serve(config, args.host, args.port, args.seconds, what))
+    return 0

@@ -23,6 +23,7 @@ COMMANDS: dict[str, str] = {
     "eval": "rxaudio.apps._eval",
     "features": "rxaudio.apps._features",
     "plot": "rxaudio.apps._plot",
+    "serve": "rxaudio.apps._serve",
 }
 
 

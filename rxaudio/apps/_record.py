@@ -7,6 +7,7 @@ otherwise). Ctrl-C or SIGTERM stops the recording cleanly: the WAV is finalized 
 from __future__ import annotations
 
 import argparse
+import os
 import sys
 
 from reactivex import Observable
@@ -37,6 +38,10 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
         help="play this audio file in real time instead of capturing a device",
     )
     p.add_argument("--quiet", action="store_true", help="no level meter")
+    p.add_argument("--segment", metavar="DIR", default=None, help="also write utterances live")
+    from ._segment import add_vad_arguments
+
+    add_vad_arguments(p)
 
 
 def parse_device(device: str | None) -> int | str | None:
@@ -76,9 +81,18 @@ def run(args: argparse.Namespace) -> int:
 
     limit_seconds(args.seconds)  # refuse a bad --seconds before opening anything
     source, what = build_source(args)
+    seg = None
+    if args.segment is not None:  # utterance WAVs and labels while recording
+        from ._segment import LiveSegmenter
+
+        stem = os.path.splitext(os.path.basename(args.out))[0]
+        seg = LiveSegmenter(args.segment, stem, args)
+        source = source.pipe(seg.tap)
     stop_hint = "" if args.seconds is not None else "; Ctrl-C to stop"
     print(f"rxaudio record: {what} -> {args.out}{stop_hint}", file=sys.stderr)
     meter = None if args.quiet else LevelMeter(sys.stderr)
     result = record_live(source, args.out, seconds=args.seconds, meter=meter)
     print(f"rxaudio record: {describe(result)}")
+    if seg is not None:
+        print(f"rxaudio record: {seg.finish()} utterances -> {args.segment}")
     return 0

@@ -206,3 +206,63 @@ def run(args: argparse.Namespace) -> int:
     for r in sorted(results, key=lambda r: str(r["stem"])):
         print(f"{r['path']}: {r['utterances']} utterances -> {os.path.join(args.out, r['stem'])}.*")
     return 0
+
+
+class LiveSegmenter:
+    """Segments a live stream while it is recorded (``rxaudio record --segment DIR``).
+
+    :meth:`tap` is an operator that passes every frame on unchanged and also feeds it through
+    ``vad ! hysteresis ! buffer_utterance``; each utterance is written to ``DIR/STEM_NNNN.wav``
+    as soon as it is complete. When the recording ends (completion, error, Ctrl-C) the open
+    utterance is flushed and the label files are written.
+    """
+
+    def __init__(self, out_dir: str, stem: str, args: argparse.Namespace) -> None:
+        from reactivex.subject import Subject
+
+        from ..frames import AudioFrame
+
+        os.makedirs(out_dir, exist_ok=True)
+        self.writer = UtteranceWriter(out_dir, stem)
+        self.errors: list[Exception] = []
+        self._subject: Subject[AudioFrame] = Subject()
+        self._sub = self._subject.pipe(*vad_chain(args, max_gap_ms=2000)).subscribe(
+            self.writer.add, self.errors.append
+        )
+        self._done = False
+
+    def finish(self) -> int:
+        """Flush the open utterance and write the label files (once); return the count."""
+        if not self._done:
+            self._done = True
+            self._subject.on_completed()
+            self._sub.dispose()
+            self.writer.finish()
+        return len(self.writer.records)
+
+    def tap(self, source: Any) -> Any:
+        """Pass frames through unchanged while segmenting them."""
+        from reactivex import Observable
+        from reactivex.disposable import CompositeDisposable, Disposable
+
+        def subscribe(observer: Any, scheduler: Any = None) -> Any:
+            def on_next(frame: Any) -> None:
+                observer.on_next(frame)
+                if not self._done:
+                    self._subject.on_next(frame)
+
+            def on_completed() -> None:
+                self.finish()
+                observer.on_completed()
+
+            def on_error(exc: Exception) -> None:
+                self.finish()
+                observer.on_error(exc)
+
+            d = source.subscribe(on_next, on_error, on_completed, scheduler=scheduler)
+            def close() -> None:
+                self.finish()
+
+            return CompositeDisposable(d, Disposable(close))
+
+        return Observable(subscribe)

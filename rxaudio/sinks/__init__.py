@@ -1,7 +1,8 @@
 """Sinks: pipeable writers that emit a receipt when their output is final."""
 
 from ._jsonl import to_jsonl
+from ._labels import to_labels
 from ._serialize import to_record
 from ._wav import to_wav
 
-__all__ = ["to_jsonl", "to_record", "to_wav"]
+__all__ = ["to_jsonl", "to_labels", "to_record", "to_wav"]

@@ -82,29 +82,53 @@ class StreamingDelta:
         self.orders = orders
         self._w = np.stack([derivative_weights(width, o) for o in orders])  # (n_orders, width)
         self._hist: F64 | None = None  # rows from index self._base
+        self._W: F64 | None = None
         self._base = 0
         self._seen = 0  # rows pushed
         self._done = 0  # rows emitted
 
-    def _rows(self, stop: int, end_rows: bool = False) -> F32:
+    def _rows(self, stop: int) -> F32:
         """Emit rows ``[_done, stop)`` with their deltas."""
         hist = self._hist
         assert hist is not None
-        t = np.arange(self._done, stop)
+        d = hist.shape[1]
+        if self._W is None or self._W.shape[0] != self.width * d:
+            # block weights: windows (k, width * d) @ W -> (k, n_orders * d)
+            eye = np.eye(d)
+            self._W = np.hstack([np.kron(w[:, None], eye) for w in self._w])
         lo, hi = self.half, self._seen - 1 - self.half
-        centre = np.clip(t, lo, hi) - self._base  # edge rows take their window's centre value
-        idx = centre[:, None] + np.arange(-self.half, self.half + 1)[None, :]
-        windows = hist[idx]  # (k, width, d)
-        deltas = np.einsum("ow,kwd->kod", self._w, windows).reshape(len(t), -1)
-        x = hist[t - self._base]
+        c0, c1 = min(max(self._done, lo), hi), min(max(stop - 1, lo), hi)
+        # windows of the distinct centres c0..c1 are consecutive: one strided view, no copy
+        hist = np.ascontiguousarray(hist)
+        first = (c0 - self.half - self._base) * d
+        windows = np.ndarray(
+            (c1 - c0 + 1, self.width * d),
+            np.float64,
+            buffer=hist,
+            offset=first * 8,
+            strides=(d * 8, 8),
+        )
+        per_centre = windows @ self._W
+        t = np.arange(self._done, stop)
+        k = t.shape[0]
+        out = np.empty((k, d + self._W.shape[1]), dtype=np.float32)
+        out[:, :d] = hist[t - self._base]
+        if c1 - c0 + 1 == k:
+            out[:, d:] = per_centre
+        else:  # edge rows repeat their window's centre value
+            out[:, d:] = per_centre[np.clip(t, lo, hi) - c0]
         self._done = stop
-        return np.concatenate((x, deltas), axis=1).astype(np.float32)
+        return out
 
     def push(self, rows: F32 | F64) -> tuple[int, F32]:
         """Add rows ``(k, d)``; return ``(index of the first row out, rows with deltas)``."""
         first = self._done
         rows64 = np.asarray(rows, dtype=np.float64)
-        self._hist = rows64 if self._hist is None else np.concatenate((self._hist, rows64))
+        self._hist = (
+            np.array(rows64, copy=True)
+            if self._hist is None
+            else np.concatenate((self._hist, rows64))
+        )
         self._seen += rows64.shape[0]
         d = rows64.shape[1]
         stop = self._seen - self.half if self._seen >= self.width else self._done

@@ -88,10 +88,15 @@ class SpectrogramKernel:
         else:
             self.columns = tuple(f"bin_{i}" for i in range(n_fft // 2 + 1))
 
+    def _mel(self, frames: F32) -> F32:
+        assert self.basis is not None
+        mel: F32 = self.stft.power(frames) @ self.basis
+        return mel
+
     def log10_mel(self, frames: F32) -> F32:
         """``log10(max(amin, mel power))`` of frames (a fresh float32 array)."""
         assert self.basis is not None
-        mel: F32 = self.stft.power(frames) @ self.basis
+        mel: F32 = self._mel(frames)
         np.maximum(mel, self.amin, out=mel)
         return np.log10(mel, out=mel)
 
@@ -107,13 +112,12 @@ class SpectrogramKernel:
             if self.ref_db:
                 db -= np.float32(self.ref_db)
             return first, db
+        if self.kind == "mel":
+            return first, self._mel(frames)
         power = self.stft.power(frames)
         if self.kind == "power":
             return first, power.copy()
-        if self.kind == "magnitude":
-            return first, np.sqrt(power)
-        assert self.basis is not None
-        return first, power @ self.basis
+        return first, np.sqrt(power)
 
     def flush(self) -> tuple[int, F32]:
         """``center=False`` drops the incomplete last frame, as librosa does: nothing to add."""

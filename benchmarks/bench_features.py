@@ -1,0 +1,191 @@
+"""Streaming features against librosa, per second of 16 kHz audio, all in one run.
+
+1. Our streaming ``mfcc`` (13 coefficients, 40 mels, n_fft 512, hop 160) fed in 1024-sample
+   chunks through Rx, against (a) ``librosa.feature.mfcc`` on the whole signal (warm, same
+   options, ``center=False``) and (b) the naive streaming approach: on every incoming chunk,
+   call librosa's mfcc, delta, delta-delta and the six spectral functions on the last
+   ``n_fft - hop + chunk`` samples plus enough rows of context for the 9-row delta window.
+   Also the kernel alone (no Rx), ``mfcc(deltas=2)``, ``spectral()`` and other chunk sizes.
+2. First-call cost in a fresh process: import + first chunk of our mfcc, against import +
+   first call of librosa's mfcc.
+3. Peak traced memory of ``mfcc(deltas=2)`` streaming 10 vs 60 minutes (chunks generated on
+   the fly, rows dropped as they come).
+
+Run: python -m benchmarks.bench_features [--seconds 68] [--minutes 60]
+"""
+
+from __future__ import annotations
+
+import argparse
+import subprocess
+import sys
+import tracemalloc
+from collections.abc import Iterator
+
+import numpy as np
+import soundfile as sf
+from reactivex import Observable, from_iterable
+
+from rxaudio.data import speech_sample
+from rxaudio.dsp.features import MelSpec, MfccKernel
+from rxaudio.frames import AudioFrame
+from rxaudio.operators import mfcc, spectral
+
+from ._util import best_of
+
+RATE = 16000
+N_FFT, HOP, N_MFCC, N_MELS = 512, 160, 13, 40
+
+
+def _signal(seconds: float) -> np.ndarray:
+    x, sr = sf.read(speech_sample(), dtype="float32")
+    assert sr == RATE
+    reps = int(np.ceil(seconds * RATE / len(x)))
+    return np.tile(x, reps)[: int(seconds * RATE)]
+
+
+def _frames(x: np.ndarray, chunk: int) -> list[AudioFrame]:
+    return [AudioFrame(x[i : i + chunk].reshape(-1, 1), RATE, i) for i in range(0, len(x), chunk)]
+
+
+def _rx(frames: list[AudioFrame], op: object) -> None:
+    n = [0]
+    from_iterable(frames).pipe(op).subscribe(lambda f: n.__setitem__(0, n[0] + 1))  # type: ignore[arg-type]
+
+
+def speed(seconds: float) -> dict[str, float]:
+    import librosa
+
+    x = _signal(seconds)
+    lib_kw = {
+        "sr": RATE,
+        "n_mfcc": N_MFCC,
+        "n_fft": N_FFT,
+        "hop_length": HOP,
+        "n_mels": N_MELS,
+        "center": False,
+    }
+    librosa.feature.mfcc(y=x[:RATE], **lib_kw)  # warm-up outside the timing
+    res: dict[str, float] = {}
+    res["librosa whole file"] = best_of(lambda: librosa.feature.mfcc(y=x, **lib_kw))
+    frames = {c: _frames(x, c) for c in (256, 1024, 4096, 16000)}
+    res["stream mfcc 1024"] = best_of(lambda: _rx(frames[1024], mfcc()))
+    for c in (256, 4096, 16000):
+        res[f"stream mfcc {c}"] = best_of(lambda c=c: _rx(frames[c], mfcc()))  # type: ignore[misc]
+
+    def kernel() -> None:
+        k = MfccKernel(RATE, N_FFT, HOP, n_mfcc=N_MFCC, mel=MelSpec(n_mels=N_MELS))
+        for f in frames[1024]:
+            k.push(f.mono)
+
+    res["kernel mfcc 1024"] = best_of(kernel)
+    res["stream mfcc+deltas 1024"] = best_of(lambda: _rx(frames[1024], mfcc(deltas=2)))
+    res["stream spectral 1024"] = best_of(lambda: _rx(frames[1024], spectral()))
+
+    # (b) naive: librosa on every chunk, over the samples needed for the chunk's rows + deltas
+    ctx = N_FFT - HOP + 8 * HOP  # 4 rows each side for the 9-row delta window
+
+    def naive(limit: int) -> None:
+        f = librosa.feature
+        kw = {"n_fft": N_FFT, "hop_length": HOP, "center": False}
+        for i in range(0, min(len(x), limit), 1024):
+            y = x[max(0, i - ctx) : i + 1024]
+            if len(y) < N_FFT + 8 * HOP:
+                continue
+            m = f.mfcc(y=y, sr=RATE, n_mfcc=N_MFCC, n_mels=N_MELS, **kw)
+            f.delta(m)
+            f.delta(m, order=2)
+            f.spectral_centroid(y=y, sr=RATE, **kw)
+            f.spectral_bandwidth(y=y, sr=RATE, **kw)
+            f.spectral_rolloff(y=y, sr=RATE, **kw)
+            f.spectral_flatness(y=y, **kw)
+            f.zero_crossing_rate(y, frame_length=N_FFT, hop_length=HOP, center=False)
+            f.rms(y=y, frame_length=N_FFT, hop_length=HOP, center=False)
+
+    naive_seconds = min(seconds, 20.0)
+    res["naive per chunk"] = best_of(lambda: naive(int(naive_seconds * RATE)), repeat=3) * (
+        seconds / naive_seconds
+    )
+    res["_seconds"] = seconds
+    return res
+
+
+FIRST_OURS = """
+import time, numpy as np
+t = time.perf_counter()
+from rxaudio.frames import AudioFrame
+from rxaudio.operators import mfcc
+from reactivex import from_iterable
+out = []
+from_iterable([AudioFrame(np.zeros((1024, 1), np.float32), 16000)]).pipe(mfcc()).subscribe(
+    out.append)
+print(time.perf_counter() - t)
+"""
+
+FIRST_LIBROSA = """
+import time, numpy as np
+t = time.perf_counter()
+import librosa
+librosa.feature.mfcc(y=np.zeros(1024, np.float32), sr=16000, n_mfcc=13, n_fft=512,
+                     hop_length=160, n_mels=40, center=False)
+print(time.perf_counter() - t)
+"""
+
+
+def first_call() -> dict[str, float]:
+    def run(code: str) -> float:
+        out = subprocess.run(
+            [sys.executable, "-c", code], capture_output=True, text=True, check=True
+        )
+        return float(out.stdout.strip())
+
+    return {
+        "ours": min(run(FIRST_OURS) for _ in range(3)),
+        "librosa": min(run(FIRST_LIBROSA) for _ in range(3)),
+    }
+
+
+def _chunks(minutes: float) -> Iterator[AudioFrame]:
+    block = (0.1 * np.random.default_rng(0).standard_normal(1024)).astype(np.float32)
+    block = block.reshape(-1, 1)
+    for k in range(int(minutes * 60 * RATE / 1024)):
+        yield AudioFrame(block, RATE, k * 1024)
+
+
+def memory(minutes: float) -> int:
+    src: Observable[AudioFrame] = from_iterable(_chunks(minutes))
+    rows = [0]
+    tracemalloc.start()
+    try:
+        src.pipe(mfcc(deltas=2)).subscribe(lambda f: rows.__setitem__(0, rows[0] + f.n_rows))
+        peak = tracemalloc.get_traced_memory()[1]
+    finally:
+        tracemalloc.stop()
+    assert rows[0] == 1 + (int(minutes * 60 * RATE / 1024) * 1024 - N_FFT) // HOP
+    return peak
+
+
+def main() -> None:
+    ap = argparse.ArgumentParser()
+    ap.add_argument("--seconds", type=float, default=68.0)
+    ap.add_argument("--minutes", type=float, default=60.0)
+    a = ap.parse_args()
+
+    r = speed(a.seconds)
+    per_s = {k: v / r["_seconds"] * 1e3 for k, v in r.items() if not k.startswith("_")}
+    ref_a, ref_b = per_s["librosa whole file"], per_s["naive per chunk"]
+    print(f"speed, {a.seconds:.0f} s of 16 kHz speech, ms per second of audio (best of 5):")
+    print(f"{'measure':28s} {'ms/s':>8s} {'x (a) time':>11s} {'(b) / this':>11s}")
+    for k, v in per_s.items():
+        print(f"{k:28s} {v:8.3f} {v / ref_a:11.2f} {ref_b / v:11.0f}")
+    fc = first_call()
+    print(
+        f"first call in a fresh process: ours {fc['ours']:.3f} s, librosa {fc['librosa']:.3f} s"
+        f" (ratio {fc['librosa'] / fc['ours']:.1f}x)"
+    )
+    for m in (10.0, a.minutes):
+        print(f"peak traced memory, mfcc(deltas=2) over {m:.0f} min: {memory(m) / 1e6:.3f} MB")
+
+
+if __name__ == "__main__":
+    main()

@@ -40,9 +40,9 @@ def mfcc(
     completion flushes the held rows.
 
     .. marble::
-        -a(1024)------b(1024)------c(100)--|
+        -a(1024)--b(1024)------c(100)---|
         [       mfcc(deltas=1)        ]
-        -A(rows 0-1)--B(rows 2-8)----------(C(rows 9-12)|)
+        ----------B(rows 0-5)--C(row 6)--(D(rows 7-10)|)
 
     Parameters
     ----------

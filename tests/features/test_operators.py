@@ -194,3 +194,11 @@ def test_operators_declare_feature_caps(make) -> None:  # type: ignore[no-untype
     op = make()
     assert op.produces.kind == "feature" and op.accepts.kind == "audio"
     assert op.name == make.__name__
+
+
+def test_mfcc_marble_of_the_docs() -> None:
+    src = {"a": frame(0, 1024), "b": frame(1024, 1024), "c": frame(2048, 100)}
+    out = run_marbles("-a-b-c-|", src, mfcc(deltas=1))
+    assert out.marbles() == "---x-x-(x|)"
+    assert [(f.row, f.n_rows) for f in out.values] == [(0, 6), (6, 1), (7, 4)]
+    assert [f.start for f in out.values] == [0, 960, 1120]

@@ -1,0 +1,59 @@
+"""The dev set generator and the accuracy criteria on a small slice of it."""
+
+from __future__ import annotations
+
+import importlib.util
+import os
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import soundfile as sf
+import soxr
+import torch
+
+from rxaudio.apps.cli import main
+from rxaudio.io.labels import read_labels
+from rxaudio.vad.metrics import evaluate
+
+SCRIPT = os.path.join(os.path.dirname(__file__), "..", "..", "scripts", "make_devset.py")
+
+
+def load_script() -> Any:
+    spec = importlib.util.spec_from_file_location("make_devset", SCRIPT)
+    assert spec is not None and spec.loader is not None
+    mod = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(mod)
+    return mod
+
+
+def test_devset_slice_accuracy(tmp_path: Path, pkg_jit: Any) -> None:
+    from silero_vad import get_speech_timestamps
+
+    dev = load_script()
+    names = dev.make_devset(str(tmp_path / "dev"), [10, 0], [8000, 48000], seed=7, n_sentences=3)
+    assert len(names) == 4
+    out = tmp_path / "out"
+    assert main(["segment", str(tmp_path / "dev"), "--out", str(out), "--no-progress"]) == 0
+    ours_f1, ref_f1, late = [], [], []
+    for n in names:
+        truth = [(r["start"], r["end"]) for r in read_labels(str(tmp_path / "dev" / f"{n}.jsonl"))]
+        assert truth and all(b > a for a, b in truth)
+        recs = read_labels(str(out / f"{n}.jsonl"))
+        dur = sf.info(str(tmp_path / "dev" / f"{n}.wav")).duration
+        sc = evaluate(
+            truth,
+            [(r["start"], r["end"]) for r in recs],
+            duration=dur,
+            hyp_audio=[(r["audio_start"], r["audio_end"]) for r in recs],
+        )
+        x, sr = sf.read(str(tmp_path / "dev" / f"{n}.wav"), dtype="float32")
+        x16 = np.asarray(soxr.resample(x, sr, 16000), dtype=np.float32)
+        ts = get_speech_timestamps(torch.from_numpy(x16), pkg_jit)
+        ref = evaluate(truth, [(t["start"] / 16000, t["end"] / 16000) for t in ts], duration=dur)
+        ours_f1.append(sc.f1)
+        ref_f1.append(ref.f1)
+        late.append(sc.late_starts_pct or 0.0)
+    assert min(ours_f1) > 0.85
+    assert np.mean(ours_f1) >= np.mean(ref_f1) - 0.01
+    assert max(late) <= 2.0

@@ -193,7 +193,7 @@ class Hub:
             obs = from_file(source, block_size=512, realtime=True)
             rate, channels = obs.info.sample_rate, obs.info.channels
         start = StartMessage(rate, channels, "float32", events=self.config.options.events)
-        self.shared = self.new_session(start, session_id="shared")
+        self.shared = self.new_session(start, session_id="shared-" + new_session_id()[:8])
         loop = self.loop
 
         def on_next(frame: Any) -> None:

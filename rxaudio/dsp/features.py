@@ -116,7 +116,7 @@ class SpectrogramKernel:
             return first, self._mel(frames)
         power = self.stft.power(frames)
         if self.kind == "power":
-            return first, power.copy()
+            return first, power
         return first, np.sqrt(power)
 
     def flush(self) -> tuple[int, F32]:

@@ -94,8 +94,6 @@ class StreamingSTFT:
         self._cap = 0
         self._xw: F64 = np.zeros((0, n_fft))
         self._spec: C64 = np.zeros((0, self.n_bins), dtype=np.complex64)
-        self._sq: F32 = np.zeros((0, 2 * self.n_bins), dtype=np.float32)
-        self._p32: F32 = np.zeros((0, self.n_bins), dtype=np.float32)
 
     def frames(self, chunk: F32) -> F32:
         """Append ``chunk`` (1-D float32); return the completed frames, shape ``(k, n_fft)``.
@@ -120,8 +118,6 @@ class StreamingSTFT:
             self._cap = k
             self._xw = np.empty((k, self.n_fft))
             self._spec = np.empty((k, self.n_bins), dtype=np.complex64)
-            self._sq = np.empty((k, 2 * self.n_bins), dtype=np.float32)
-            self._p32 = np.empty((k, self.n_bins), dtype=np.float32)
 
     def spectrum(self, frames: F32) -> C64:
         """Windowed rFFT of frames ``(k, n_fft)``: complex64, shape ``(k, n_fft // 2 + 1)``.
@@ -141,9 +137,7 @@ class StreamingSTFT:
         return spec
 
     def power(self, frames: F32) -> F32:
-        """``|X|**2`` of :meth:`spectrum` in float32 (a work buffer, valid until the next
-        call)."""
-        spec = self.spectrum(frames)
-        k = spec.shape[0]
-        sq = np.square(spec.view(np.float32), out=self._sq[:k])
-        return np.add(sq[:, 0::2], sq[:, 1::2], out=self._p32[:k])
+        """``np.abs(X)**2`` of :meth:`spectrum` in float32, as ``librosa.feature.melspectrogram``
+        computes it from the complex64 STFT (a fresh array)."""
+        mag: F32 = np.abs(self.spectrum(frames))
+        return np.multiply(mag, mag, out=mag)

@@ -260,6 +260,7 @@ class LiveSegmenter:
                 observer.on_error(exc)
 
             d = source.subscribe(on_next, on_error, on_completed, scheduler=scheduler)
+
             def close() -> None:
                 self.finish()
 

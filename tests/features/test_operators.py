@@ -202,3 +202,14 @@ def test_mfcc_marble_of_the_docs() -> None:
     assert out.marbles() == "---x-x-(x|)"
     assert [(f.row, f.n_rows) for f in out.values] == [(0, 6), (6, 1), (7, 4)]
     assert [f.start for f in out.values] == [0, 960, 1120]
+
+
+def test_mfcc_chunks_smaller_than_a_hop() -> None:
+    src = {k: frame(i * 100, 100) for i, k in enumerate("abcdefgh")}
+    out = run_marbles("-a-b-c-d-e-f-g-h-|", src, mfcc())
+    # row 0 needs samples 0-511 (complete with f), row 1 160-671 (g), row 2 320-831 (never)
+    assert out.marbles() == "-----------x-x---|"
+    assert [(f.row, f.start, f.n_rows) for f in out.values] == [(0, 0, 1), (1, 160, 1)]
+    x = concat(list(src.values()))[:, 0]
+    whole = collect(from_iterable([AudioFrame(x.reshape(-1, 1), 16000)]).pipe(mfcc()))
+    assert np.array_equal(_rows(out.values), _rows(whole))

@@ -1,0 +1,408 @@
+"""Protocol v1 over a real aiohttp server on loopback: every event type, every bad message."""
+
+from __future__ import annotations
+
+import asyncio
+import json
+from typing import Any
+
+import numpy as np
+import pytest
+import soundfile as sf
+from aiohttp import WSMsgType, WSServerHandshakeError
+
+from rxaudio.server import HUB
+from rxaudio.server.protocol import MAX_MESSAGE_BYTES
+
+pytestmark = pytest.mark.timeout(60)
+
+
+def _inside(utts: list[dict[str, Any]], truth: list[dict[str, float]], tol: float = 0.2) -> None:
+    """Every detected utterance lies inside a true sentence; every sentence is detected."""
+    for u in utts:
+        assert any(t["start"] - tol <= u["start"] and u["end"] <= t["end"] + tol for t in truth), (
+            u,
+            truth,
+        )
+    for t in truth:
+        assert any(u["start"] < t["end"] and u["end"] > t["start"] for u in utts), (t, utts)
+
+
+async def test_session_every_event_type(server, proto, speech_pcm, speech_truth, tmp_path):
+    # this client reads only after sending everything: a deep queue keeps every event
+    async with server(queue_max=100_000) as client:
+        ws = await client.ws_connect("/ws")
+        started = await proto.start(ws)
+        assert started["resumed"] is False and started["sample_rate"] == 16000
+        await proto.send_audio(ws, speech_pcm)
+        await ws.send_json({"type": "stop"})
+        events = await proto.until(ws, "stopped")
+        kinds = {e["type"] for e in events}
+        assert {
+            "level",
+            "vad",
+            "spectrogram",
+            "speech_start",
+            "speech_end",
+            "utterance",
+            "stats",
+            "stopped",
+        } <= kinds
+        utts = [e for e in events if e["type"] == "utterance"]
+        _inside(utts, speech_truth)
+        assert [u["id"] for u in utts] == list(range(1, len(utts) + 1))
+        starts = [e for e in events if e["type"] == "speech_start"]
+        ends = [e for e in events if e["type"] == "speech_end"]
+        assert len(starts) == len(ends) == len(utts)
+        # vad: one event per 32 ms window, probabilities in [0, 1], speech flag consistent
+        vads = [e for e in events if e["type"] == "vad"]
+        assert len(vads) == -(-len(speech_pcm) // 512)
+        assert all(0.0 <= v["p"] <= 1.0 for v in vads)
+        assert any(v["speech"] for v in vads) and not all(v["speech"] for v in vads)
+        # spectrogram: 64 mel bands, uint8 rows, 10 ms hop
+        spec = next(e for e in events if e["type"] == "spectrogram")
+        assert spec["bins"] == 64 and spec["hop"] == 0.01
+        levels = [e for e in events if e["type"] == "level"]
+        assert max(e["rms_db"] for e in levels) > -40 > min(e["rms_db"] for e in levels)
+        stats = [e for e in events if e["type"] == "stats"]
+        assert stats[-1]["received"] == len(speech_pcm) and stats[-1]["dropped"] == 0
+
+        # each utterance's WAV is served back over HTTP and holds speech
+        for u in utts:
+            r = await client.get(u["url"])
+            assert r.status == 200 and r.headers["Content-Type"] == "audio/wav"
+            path = tmp_path / "dl.wav"
+            path.write_bytes(await r.read())
+            x, sr = sf.read(path, dtype="float32")
+            assert sr == 16000
+            assert abs(len(x) / sr - (u["audio_end"] - u["audio_start"])) < 1e-3
+            assert np.sqrt(np.mean(x**2)) > 0.01
+        # the JSONL log holds the same speech events and ends with the close
+        r = await client.get(f"/files/{started['session']}/events.jsonl")
+        log = [json.loads(line) for line in (await r.text()).splitlines()]
+        assert [x for x in log if x["type"] == "utterance"] == utts
+        assert log[-1] == {"type": "closed", "reason": "client stop", "received": len(speech_pcm)}
+
+
+async def test_float32_and_44k_stereo_give_the_same_utterances(
+    server, proto, speech_pcm, speech_truth
+):
+    import soxr
+
+    async with server() as client:
+        ws = await client.ws_connect("/ws")
+        await proto.start(ws)
+        await proto.send_audio(ws, speech_pcm)
+        await ws.send_json({"type": "stop"})
+        ref = [e for e in await proto.until(ws, "stopped") if e["type"] == "utterance"]
+
+        x = speech_pcm.astype(np.float32) / 32768
+        await ws.send_json({"type": "start", "sample_rate": 16000, "format": "float32"})
+        await proto.until(ws, "started")
+        await proto.send_audio(ws, x)
+        await ws.send_json({"type": "stop"})
+        f32 = [e for e in await proto.until(ws, "stopped") if e["type"] == "utterance"]
+        assert [(u["start"], u["end"]) for u in f32] == [(u["start"], u["end"]) for u in ref]
+
+        y = soxr.resample(x, 16000, 44100).astype(np.float32)
+        stereo = np.stack([y, y], axis=1)
+        msg = {"type": "start", "sample_rate": 44100, "channels": 2, "format": "float32"}
+        await ws.send_json(msg)
+        started = (await proto.until(ws, "started"))[-1]
+        assert started["sample_rate"] == 44100 and started["pipeline_rate"] == 16000
+        await proto.send_audio(ws, stereo, block=4410)
+        await ws.send_json({"type": "stop"})
+        conv = [e for e in await proto.until(ws, "stopped") if e["type"] == "utterance"]
+        _inside(conv, speech_truth)
+        assert len(conv) == len(ref)
+        for a, b in zip(conv, ref, strict=True):  # converted audio: boundaries within 2 windows
+            assert abs(a["start"] - b["start"]) <= 0.064 and abs(a["end"] - b["end"]) <= 0.064
+
+
+async def test_config_retunes_live_and_refuses_bad_settings(server, proto, speech_pcm):
+    async with server() as client:
+        ws = await client.ws_connect("/ws")
+        await proto.start(ws)
+        await ws.send_json({"type": "config", "options": {"min_silence_ms": 1500}})
+        ack = (await proto.until(ws, "config"))[-1]
+        assert ack["settings"] == {"min_silence_ms": 1500.0}
+        # neg_threshold above threshold: refused, old settings stay
+        await ws.send_json({"type": "config", "options": {"threshold": 0.3, "neg_threshold": 0.6}})
+        err = (await proto.until(ws, "error"))[-1]
+        assert err["code"] == "bad_config" and "neg_threshold" in err["message"]
+        await ws.send_json({"type": "config", "options": {"bogus": 1}})
+        err = (await proto.until(ws, "error"))[-1]
+        assert err["code"] == "bad_config" and "bogus" in err["message"]
+        await ws.send_json({"type": "config", "options": {"threshold": 7}})
+        err = (await proto.until(ws, "error"))[-1]
+        assert err["code"] == "bad_config" and "threshold" in err["message"]
+        await proto.send_audio(ws, speech_pcm)
+        await ws.send_json({"type": "stop"})
+        utts = [e for e in await proto.until(ws, "stopped") if e["type"] == "utterance"]
+        # 1.5 s of silence needed: the three sentences stay whole
+        assert len(utts) == 3
+
+
+@pytest.mark.parametrize(
+    ("send", "code"),
+    [
+        ("not json", "bad_json"),
+        ("[1, 2]", "bad_message"),
+        ('{"kind": "start"}', "bad_message"),
+        ('{"type": "dance"}', "unknown_type"),
+        ('{"type": "start", "sample_rate": 12345}', "unsupported_rate"),
+        ('{"type": "start"}', "bad_message"),
+        ('{"type": "start", "sample_rate": "16000"}', "bad_message"),
+        ('{"type": "start", "sample_rate": 16000, "format": "mp3"}', "unsupported_format"),
+        ('{"type": "start", "sample_rate": 16000, "channels": 3}', "unsupported_channels"),
+        ('{"type": "start", "sample_rate": 16000, "options": {"max_ms": 5}}', "bad_config"),
+        ('{"type": "start", "sample_rate": 16000, "options": {"events": ["x"]}}', "bad_config"),
+        ('{"type": "start", "sample_rate": 16000, "session": 5}', "bad_message"),
+        ('{"type": "config", "options": {"threshold": 0.4}}', "not_started"),
+        ('{"type": "stop"}', "not_started"),
+        ('{"type": "listen"}', "no_server_source"),
+        (b"\x00\x01\x02\x03", "not_started"),
+    ],
+)
+async def test_bad_messages_get_an_error_and_the_connection_lives(server, send, code):
+    async with server() as client:
+        ws = await client.ws_connect("/ws")
+        assert (await ws.receive_json())["type"] == "hello"
+        await (ws.send_bytes(send) if isinstance(send, bytes) else ws.send_str(send))
+        err = await ws.receive_json(timeout=10)
+        assert err["type"] == "error" and err["code"] == code, err
+        assert err["message"]
+        # still usable: a good start works afterwards
+        await ws.send_json({"type": "start", "sample_rate": 16000})
+        assert (await ws.receive_json(timeout=10))["type"] == "started"
+
+
+@pytest.mark.parametrize(
+    ("fmt", "payload", "fragment"),
+    [
+        ("int16", b"\x00\x01\x02", "not a whole number"),
+        ("float32", b"\x00" * 6, "not a whole number"),
+        ("float32", np.array([0.1, np.nan], dtype="<f4").tobytes(), "NaN"),
+        ("int16", b"\x00\x00" * 16001, "more than 1.0 s"),
+    ],
+)
+async def test_bad_frames_are_dropped_with_an_error(server, proto, fmt, payload, fragment):
+    async with server() as client:
+        ws = await client.ws_connect("/ws")
+        await proto.start(ws, format=fmt)
+        await ws.send_bytes(payload)
+        err = (await proto.until(ws, "error"))[-1]
+        assert err["code"] == "bad_frame" and fragment in err["message"]
+        await ws.send_bytes(np.zeros(1600, dtype="<i2" if fmt == "int16" else "<f4").tobytes())
+        await ws.send_json({"type": "stop"})
+        stopped = (await proto.until(ws, "stopped"))[-1]
+        assert stopped["received"] == 1600  # the bad frame was not counted
+
+
+async def test_start_twice_version_and_oversize_and_error_flood(server, proto):
+    async with server() as client:
+        ws = await client.ws_connect("/ws")
+        await proto.start(ws)
+        await ws.send_json({"type": "start", "sample_rate": 16000})
+        assert (await proto.until(ws, "error"))[-1]["code"] == "already_started"
+        # a message over the limit: error, then close 1009
+        await ws.send_bytes(b"\x00" * (MAX_MESSAGE_BYTES + 2))
+        err = (await proto.until(ws, "error"))[-1]
+        assert err["code"] == "too_big"
+        msg = await ws.receive(timeout=10)
+        assert msg.type == WSMsgType.CLOSE and msg.data == 1009
+
+        ws = await client.ws_connect("/ws")
+        await ws.receive_json()
+        await ws.send_json({"type": "start", "version": 2, "sample_rate": 16000})
+        assert (await ws.receive_json())["code"] == "bad_version"
+        msg = await ws.receive(timeout=10)
+        assert msg.type == WSMsgType.CLOSE and msg.data == 4002
+
+        ws = await client.ws_connect("/ws")
+        await ws.receive_json()
+        for _ in range(40):
+            await ws.send_str("{")
+        codes = []
+        while True:
+            msg = await ws.receive(timeout=10)
+            if msg.type != WSMsgType.TEXT:
+                break
+            codes.append(json.loads(msg.data)["code"])
+        assert codes[-1] == "too_many_errors" and codes.count("bad_json") == 32
+        assert msg.type == WSMsgType.CLOSE and msg.data == 1008
+
+
+async def test_ping_pong_and_heartbeat_timeout(server, proto):
+    async with server(heartbeat_s=0.3) as client:
+        ws = await client.ws_connect("/ws")
+        await ws.receive_json()
+        await ws.send_json({"type": "ping", "id": 7})
+        assert await ws.receive_json() == {"type": "pong", "id": 7}
+        # a peer that never answers WebSocket pings is disconnected by the server
+        mute = await client.ws_connect("/ws", autoping=False)
+        await mute.receive_json()
+        deadline = 40
+        kinds = []
+        while deadline:
+            msg = await mute.receive(timeout=10)
+            kinds.append(msg.type)
+            if msg.type in (WSMsgType.CLOSE, WSMsgType.CLOSED, WSMsgType.CLOSING):
+                break
+            deadline -= 1
+        assert WSMsgType.PING in kinds and kinds[-1] != WSMsgType.PING
+
+
+async def test_token_required_on_ws_and_files(server, proto, speech_pcm):
+    async with server(token="s3cret") as client:
+        for url in ("/ws", "/ws?token=wrong"):
+            with pytest.raises(WSServerHandshakeError) as exc:
+                await client.ws_connect(url)
+            assert exc.value.status == 401
+        ws = await client.ws_connect("/ws?token=s3cret")
+        started = await proto.start(ws)
+        await proto.send_audio(ws, speech_pcm[:80000])
+        await ws.send_json({"type": "stop"})
+        utt = next(e for e in await proto.until(ws, "stopped") if e["type"] == "utterance")
+        assert (await client.get(utt["url"])).status == 401
+        assert (await client.get(utt["url"] + "?token=s3cret")).status == 200
+        auth = {"Authorization": "Bearer s3cret"}
+        assert (await client.get(utt["url"], headers=auth)).status == 200
+        assert (
+            await client.get(f"/files/{started['session']}/../x.wav?token=s3cret")
+        ).status == 404
+        assert (await client.get("/files/nope/utt-0001.wav?token=s3cret")).status == 404
+        assert (await client.get("/healthz")).status == 200  # health needs no token
+
+
+async def test_healthz_and_metrics(server, proto, speech_pcm):
+    async with server(queue_max=100_000) as client:
+        ws = await client.ws_connect("/ws")
+        await proto.start(ws)
+        await proto.send_audio(ws, speech_pcm)
+        await ws.send_str("nonsense")
+        await ws.send_json({"type": "stop"})
+        await proto.until(ws, "stopped")
+        h = await (await client.get("/healthz")).json()
+        assert h["status"] == "ok" and h["protocol"] == 1 and h["clients"] == 1
+        r = await client.get("/metrics")
+        assert r.headers["Content-Type"].startswith("text/plain; version=0.0.4")
+        text = await r.text()
+        values = {
+            line.split(" ")[0]: float(line.split(" ")[1])
+            for line in text.splitlines()
+            if line and not line.startswith("#")
+        }
+        assert values["rxaudio_clients_connected"] == 1
+        assert values["rxaudio_samples_processed_total"] == len(speech_pcm)
+        assert values["rxaudio_frames_processed_total"] == -(-len(speech_pcm) // 2048)
+        assert values["rxaudio_protocol_errors_total"] == 1
+        assert values["rxaudio_utterances_total"] >= 3
+        assert values["rxaudio_events_dropped_total"] == 0
+        assert values["rxaudio_vad_batch_size_count"] >= len(speech_pcm) // 512
+        n = values["rxaudio_frame_to_event_seconds_count"]
+        assert n == values["rxaudio_events_sent_total"] - 1 or n > 500
+        assert values['rxaudio_frame_to_event_seconds_bucket{le="+Inf"}'] == n
+        for name in ("rxaudio_outbound_queue_depth", "rxaudio_outbound_queue_depth_max"):
+            assert name in values
+
+
+async def test_resume_after_a_drop_loses_no_audio(server, proto, speech_pcm):
+    async with server(grace_s=10) as client:
+        ws = await client.ws_connect("/ws")
+        await proto.start(ws)
+        await proto.send_audio(ws, speech_pcm)
+        await ws.send_json({"type": "stop"})
+        ref = [e for e in await proto.until(ws, "stopped") if e["type"] == "utterance"]
+
+        ws = await client.ws_connect("/ws")
+        started = await proto.start(ws)
+        half = 100_000  # mid-sentence
+        await proto.send_audio(ws, speech_pcm[:half])
+        await proto.until(ws, "stats")
+        await ws.close()  # the network drops
+        await asyncio.sleep(0.1)
+        ws = await client.ws_connect("/ws")
+        again = await proto.start(ws, session=started["session"])
+        assert again["resumed"] is True and again["session"] == started["session"]
+        assert again["received"] == half
+        await proto.send_audio(ws, speech_pcm[again["received"] :])
+        await ws.send_json({"type": "stop"})
+        await proto.until(ws, "stopped")
+        # the session's log over both connections equals the unbroken run's, exactly
+        r = await client.get(f"/files/{started['session']}/events.jsonl")
+        log = [json.loads(line) for line in (await r.text()).splitlines()]
+        both = [x for x in log if x["type"] == "utterance"]
+        assert [(u["start"], u["end"], u["reason"]) for u in both] == [
+            (u["start"], u["end"], u["reason"]) for u in ref
+        ]
+        assert log[-1]["received"] == len(speech_pcm)
+
+        # an unknown or expired session id starts a fresh session
+        ws = await client.ws_connect("/ws")
+        fresh = await proto.start(ws, session="no-such-session")
+        assert fresh["resumed"] is False and fresh["session"] != "no-such-session"
+
+
+async def test_client_vanishing_mid_utterance_keeps_a_complete_file(
+    server, proto, speech_pcm, tmp_path
+):
+    async with server(grace_s=0.2) as client:
+        ws = await client.ws_connect("/ws")
+        started = await proto.start(ws)
+        await proto.send_audio(ws, speech_pcm[: int(3.0 * 16000)])  # inside sentence one
+        await proto.until(ws, "speech_start")
+        await ws.close()
+        sid = started["session"]
+        for _ in range(100):
+            await asyncio.sleep(0.05)
+            if sid not in client.app[HUB].sessions:
+                break
+    d = tmp_path / "out" / sid
+    log = [json.loads(line) for line in (d / "events.jsonl").read_text().splitlines()]
+    assert log[-1]["type"] == "closed" and log[-1]["reason"] == "client gone"
+    last = [r for r in log if r["type"] == "utterance"][-1]
+    assert last["reason"] == "end_of_stream" and last["end"] == pytest.approx(3.0, abs=0.04)
+    x, sr = sf.read(d / last["file"])
+    assert len(x) / sr == pytest.approx(last["audio_end"] - last["audio_start"], abs=1e-3)
+    assert not list(d.glob(".*partial"))
+
+
+async def test_graceful_shutdown_flushes_and_closes_going_away(server, proto, speech_pcm, tmp_path):
+    async with server() as client:
+        ws = await client.ws_connect("/ws")
+        started = await proto.start(ws)
+        await proto.send_audio(ws, speech_pcm[: int(2.5 * 16000)])
+        await proto.until(ws, "speech_start")
+        await client.server.runner.shutdown()  # what Ctrl-C runs
+        msg = await ws.receive(timeout=10)
+        while msg.type == WSMsgType.TEXT:
+            msg = await ws.receive(timeout=10)
+        assert msg.type == WSMsgType.CLOSE and msg.data == 1001
+    d = tmp_path / "out" / started["session"]
+    log = [json.loads(line) for line in (d / "events.jsonl").read_text().splitlines()]
+    assert log[-1] == {"type": "closed", "reason": "server shutdown", "received": 40000}
+    assert [r["reason"] for r in log if r["type"] == "utterance"][-1] == "end_of_stream"
+    for r in log:
+        if r["type"] == "utterance":
+            sf.info(d / r["file"])  # complete, readable
+
+
+async def test_listen_to_the_shared_source(server, proto, speech_path):
+    async with server(source=speech_path) as client:
+        a = await client.ws_connect("/ws")
+        b = await client.ws_connect("/ws")
+        for ws in (a, b):
+            hello = await ws.receive_json()
+            assert hello["modes"] == ["client", "listen"]
+            await ws.send_json({"type": "listen"})
+            started = (await proto.until(ws, "started"))[-1]
+            assert started["listen"] is True and started["session"].startswith("shared")
+        # both viewers see the same shared pipeline's events (it plays in real time)
+        va = [e for e in await proto.until(a, "level") if e["type"] == "level"][-1]
+        vb = [e for e in await proto.until(b, "level") if e["type"] == "level"][-1]
+        assert abs(va["t"] - vb["t"]) < 0.5
+        await a.send_json({"type": "config", "options": {"threshold": 0.4}})
+        assert (await proto.until(a, "error"))[-1]["code"] == "bad_config"
+        await a.send_json({"type": "stop"})
+        assert (await proto.until(a, "stopped"))[-1]["type"] == "stopped"

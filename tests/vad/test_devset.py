@@ -57,3 +57,32 @@ def test_devset_slice_accuracy(tmp_path: Path, pkg_jit: Any) -> None:
     assert min(ours_f1) > 0.85
     assert np.mean(ours_f1) >= np.mean(ref_f1) - 0.01
     assert max(late) <= 2.0
+
+
+def test_segment_parity_on_devset_clips(tmp_path: Path, pkg_onnx: Any) -> None:
+    """Our chain's segments match get_speech_timestamps (no padding) on the same 16 kHz audio,
+    within one window, for clips stored at 8, 16 and 44.1 kHz (converted by vad)."""
+    from reactivex import from_iterable
+    from silero_vad import get_speech_timestamps
+
+    from rxaudio.frames import AudioFrame, Utterance
+    from rxaudio.operators import buffer_utterance, hysteresis, vad
+    from rxaudio.testing import collect
+
+    dev = load_script()
+    for i, (snr, rate) in enumerate([(10, 16000), (5, 8000), (0, 44100)]):
+        x, _truth, _kind = dev.make_clip(300 + i, snr, rate, n_sentences=3)
+        x16 = np.asarray(soxr.resample(x, rate, 16000), dtype=np.float32)
+        ref = get_speech_timestamps(torch.from_numpy(x16), pkg_onnx, speech_pad_ms=0)
+        blocks = [
+            AudioFrame(x[j : j + 3000].reshape(-1, 1), rate, j) for j in range(0, len(x), 3000)
+        ]
+        chain = (vad(), hysteresis(), buffer_utterance(pre_roll_ms=0, post_roll_ms=0))
+        got = [u for u in collect(from_iterable(blocks).pipe(*chain)) if isinstance(u, Utterance)]
+        assert len(got) == len(ref) >= 2, (rate, [(u.start, u.end) for u in got], ref)
+        window = 512 * rate / 16000
+        for u, r in zip(got, ref, strict=True):
+            if rate == 16000:
+                assert (u.start, u.end) == (r["start"], r["end"])  # exact at the model rate
+            assert abs(u.start - r["start"] * rate / 16000) <= window
+            assert abs(u.end - r["end"] * rate / 16000) <= window

@@ -109,14 +109,13 @@ class StreamingDelta:
             strides=(d * 8, 8),
         )
         per_centre = windows @ self._W
-        t = np.arange(self._done, stop)
-        k = t.shape[0]
+        k = stop - self._done
         out = np.empty((k, d + self._W.shape[1]), dtype=np.float32)
-        out[:, :d] = hist[t - self._base]
-        if c1 - c0 + 1 == k:
+        out[:, :d] = hist[self._done - self._base : stop - self._base]
+        if c1 - c0 + 1 == k:  # no edge row among them
             out[:, d:] = per_centre
         else:  # edge rows repeat their window's centre value
-            out[:, d:] = per_centre[np.clip(t, lo, hi) - c0]
+            out[:, d:] = per_centre[np.clip(np.arange(self._done, stop), lo, hi) - c0]
         self._done = stop
         return out
 

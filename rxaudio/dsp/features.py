@@ -212,8 +212,10 @@ class SpectralKernel:
         frames = self.stft.frames(chunk)
         if frames.shape[0] == 0:
             return first, np.zeros((0, len(DESCRIPTORS)), dtype=np.float32)
-        mag = np.sqrt(self.stft.power(frames), dtype=np.float64)
-        return first, descriptors(mag, frames, self.freqs, **self.opts).astype(np.float32)
+        power = self.stft.power(frames)
+        mag = np.sqrt(power, dtype=np.float64)
+        rows = descriptors(mag, frames, self.freqs, power_spec=power, **self.opts)
+        return first, rows.astype(np.float32)
 
     def flush(self) -> tuple[int, F32]:
         """Nothing is held back."""

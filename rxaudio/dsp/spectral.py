@@ -44,25 +44,30 @@ def rolloff(mag: F64, freqs: F64, roll_percent: float = 0.85) -> F64:
     return np.asarray(freqs[first], dtype=np.float64)
 
 
-def flatness(mag: F64, amin: float = 1e-10, power: float = 2.0) -> F64:
+def flatness(mag: F64 | F32, amin: float = 1e-10, power: float = 2.0) -> F64:
     """Spectral flatness, geometric over arithmetic mean of ``max(amin, mag**power)``
     (``librosa.feature.spectral_flatness``), in [0, 1]."""
-    s = np.maximum(amin, mag**power)
-    return np.asarray(np.exp(np.mean(np.log(s), axis=1)) / np.mean(s, axis=1), dtype=np.float64)
+    return _flatness(np.maximum(np.float32(amin), np.asarray(mag, np.float32) ** power))
+
+
+def _flatness(s: F32) -> F64:
+    # float32 throughout, as librosa computes it from its float32 magnitudes
+    gmean = np.exp(np.mean(np.log(s), axis=1))
+    return np.asarray(gmean / np.mean(s, axis=1), dtype=np.float64)
 
 
 def zero_crossing_rate(frames: F32, threshold: float = 1e-10) -> F64:
     """Fraction of sample pairs whose sign differs, per frame (samples with ``|x| <= threshold``
     count as zero, which is positive): ``librosa.feature.zero_crossing_rate(center=False)``."""
-    neg = np.signbit(frames) & (np.abs(frames) > threshold)
+    neg = frames < -threshold  # signbit(x) and |x| > threshold
     crossings = np.count_nonzero(neg[:, 1:] != neg[:, :-1], axis=1)
     return np.asarray(crossings / frames.shape[1], dtype=np.float64)
 
 
 def rms(frames: F32) -> F64:
-    """Root mean square of the unwindowed frames: ``librosa.feature.rms(y=..., center=False)``."""
-    x = frames.astype(np.float64)
-    return np.asarray(np.sqrt(np.mean(x * x, axis=1)), dtype=np.float64)
+    """Root mean square of the unwindowed frames: ``librosa.feature.rms(y=..., center=False)``
+    (squares averaged in float32, as librosa does)."""
+    return np.asarray(np.sqrt(np.mean(np.square(frames), axis=1)), dtype=np.float64)
 
 
 def descriptors(
@@ -75,17 +80,33 @@ def descriptors(
     amin: float = 1e-10,
     power: float = 2.0,
     zcr_threshold: float = 1e-10,
+    power_spec: F32 | None = None,
 ) -> F64:
-    """All of :data:`DESCRIPTORS` as columns, shape ``(k, 6)``."""
-    cent = centroid(mag, freqs)
-    return np.stack(
-        (
-            cent,
-            bandwidth(mag, freqs, cent, p),
-            rolloff(mag, freqs, roll_percent),
-            flatness(mag, amin, power),
-            zero_crossing_rate(frames, zcr_threshold),
-            rms(frames),
-        ),
-        axis=1,
-    )
+    """All of :data:`DESCRIPTORS` as columns, shape ``(k, 6)``.
+
+    ``power_spec`` (``mag**2`` in float32, when the caller has it) saves recomputing it.
+    """
+    out = np.empty((mag.shape[0], 6))
+    norm = _normalize_l1(mag)
+    if p == 2.0:
+        # moments m0, m1, m2 of the normalised spectrum in one product:
+        # centroid = m1, bandwidth**2 = sum S (f - c)**2 = m2 - 2 c m1 + c**2 m0
+        m = norm @ _moment_basis(freqs)
+        cent = m[:, 1]
+        out[:, 1] = np.sqrt(np.maximum(m[:, 2] - 2 * cent * m[:, 1] + cent * cent * m[:, 0], 0))
+    else:
+        cent = norm @ freqs
+        out[:, 1] = np.sum(norm * np.abs(freqs[None, :] - cent[:, None]) ** p, axis=1) ** (1 / p)
+    out[:, 0] = cent
+    out[:, 2] = rolloff(mag, freqs, roll_percent)
+    if power == 2.0 and power_spec is not None:
+        out[:, 3] = _flatness(np.maximum(np.float32(amin), power_spec))
+    else:
+        out[:, 3] = flatness(mag, amin, power)
+    out[:, 4] = zero_crossing_rate(frames, zcr_threshold)
+    out[:, 5] = rms(frames)
+    return out
+
+
+def _moment_basis(freqs: F64) -> F64:
+    return np.stack((np.ones_like(freqs), freqs, freqs * freqs), axis=1)

@@ -6,6 +6,7 @@ import os
 import struct
 import tracemalloc
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 import pytest
@@ -208,7 +209,9 @@ def test_plot_writes_a_png_of_the_expected_size(
     assert sorted(os.listdir(tmp_path)) == ["p.png"]
 
 
-def test_plot_vad_finds_the_speech_segments(speech_path: str, speech_truth: list[dict]) -> None:  # type: ignore[type-arg]
+def test_plot_vad_finds_the_speech_segments(
+    speech_path: str, speech_truth: list[dict[str, Any]]
+) -> None:
     import argparse
 
     from rxaudio.apps import _plot

@@ -33,7 +33,9 @@ scipy_fft = pytest.importorskip("scipy.fft")
         (16000, 400, 26, 300.0, 3400.0, True, False),
     ],
 )
-def test_mel_bank_equals_librosa(rate, n_fft, n_mels, fmin, fmax, htk, norm) -> None:  # type: ignore[no-untyped-def]
+def test_mel_bank_equals_librosa(
+    rate: int, n_fft: int, n_mels: int, fmin: float, fmax: float | None, htk: bool, norm: bool
+) -> None:
     ours = mel_filters(rate, n_fft, n_mels, fmin, fmax, htk=htk, norm=norm)
     ref = librosa.filters.mel(
         sr=rate,

@@ -2,13 +2,16 @@
 
 from __future__ import annotations
 
+from collections.abc import Callable
+from typing import Any
+
 import numpy as np
 import pytest
 from reactivex import from_iterable
 
 from rxaudio.errors import ConfigError, StreamError
 from rxaudio.frames import AudioFrame, FeatureFrame
-from rxaudio.operators import mfcc, spectral, spectrogram
+from rxaudio.operators import Element, mfcc, spectral, spectrogram
 from rxaudio.testing import collect, concat, frame, run_marbles
 
 HANN = 0.5 - 0.5 * np.cos(2 * np.pi * np.arange(512) / 512)
@@ -82,7 +85,7 @@ def test_spectral_columns_and_flow() -> None:
 
 
 @pytest.mark.parametrize("op", [spectrogram(), mfcc(deltas=1), spectral()])
-def test_error_propagates_after_emitted_rows(op) -> None:  # type: ignore[no-untyped-def]
+def test_error_propagates_after_emitted_rows(op: Element[Any, Any]) -> None:
     boom = RuntimeError("boom")
     out = run_marbles("-a-b-#", {"a": frame(0, 1024), "b": frame(1024, 1024)}, op, error=boom)
     assert out.marbles().endswith("#")
@@ -91,7 +94,7 @@ def test_error_propagates_after_emitted_rows(op) -> None:  # type: ignore[no-unt
 
 
 @pytest.mark.parametrize("op", [spectrogram(), mfcc(deltas=1), spectral()])
-def test_dispose_mid_stream(op) -> None:  # type: ignore[no-untyped-def]
+def test_dispose_mid_stream(op: Element[Any, Any]) -> None:
     src = {k: frame(i * 1024, 1024) for i, k in enumerate("abcd")}
     out = run_marbles("-a-b-c-d-|", src, op, dispose_at=4)
     assert not out.completed
@@ -100,7 +103,7 @@ def test_dispose_mid_stream(op) -> None:  # type: ignore[no-untyped-def]
 
 
 @pytest.mark.parametrize("make", [spectrogram, mfcc, spectral])
-def test_resubscribe_gets_fresh_state(make) -> None:  # type: ignore[no-untyped-def]
+def test_resubscribe_gets_fresh_state(make: Callable[[], Element[Any, Any]]) -> None:
     op = make()
     src = {"a": frame(0, 1000), "b": frame(1000, 1000)}
     first = run_marbles("-a-b-|", src, op)
@@ -167,7 +170,9 @@ def test_multichannel_is_averaged_to_mono() -> None:
         (spectrogram, {"ref": 0.0}, ["ref"]),
     ],
 )
-def test_bad_options_raise_at_once(factory, kwargs, words) -> None:  # type: ignore[no-untyped-def]
+def test_bad_options_raise_at_once(
+    factory: Callable[..., Any], kwargs: dict[str, Any], words: list[str]
+) -> None:
     with pytest.raises(ConfigError) as info:
         factory(**kwargs)
     for w in words:
@@ -190,7 +195,7 @@ def test_fmax_above_nyquist_is_a_stream_error() -> None:
 
 
 @pytest.mark.parametrize("make", [spectrogram, mfcc, spectral])
-def test_operators_declare_feature_caps(make) -> None:  # type: ignore[no-untyped-def]
+def test_operators_declare_feature_caps(make: Callable[[], Element[Any, Any]]) -> None:
     op = make()
     assert op.produces.kind == "feature" and op.accepts.kind == "audio"
     assert op.name == make.__name__

@@ -159,8 +159,10 @@ def record_live(
 ) -> RecordResult:
     """Record ``source`` into the WAV ``path`` with a level meter until done or stopped.
 
-    Raises whatever error the chain ended with (a :class:`~rxaudio.errors.RxAudioError` for
-    device, file and format problems), after the file has been finalized.
+    ``on_start`` is called once the options are validated and the output is known to be
+    writable, just before the source starts. Raises whatever error the chain ended with (a
+    :class:`~rxaudio.errors.RxAudioError` for device, file and format problems), after the
+    file has been finalized.
     """
     from ..operators import level
     from ..sinks import to_wav
@@ -191,9 +193,9 @@ def record_live(
     subs.append(published.pipe(ops.do_action(count), sink).subscribe(receipts.append, fail, done))
     with _signals(stop, why):
         try:
-            subs.append(published.connect())
             if on_start is not None:
                 on_start()
+            subs.append(published.connect())
             while not stop.wait(0.1):
                 pass
         except KeyboardInterrupt:  # a signal that arrived outside our handler's reach

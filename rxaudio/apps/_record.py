@@ -89,9 +89,12 @@ def run(args: argparse.Namespace) -> int:
         seg = LiveSegmenter(args.segment, stem, args)
         source = source.pipe(seg.tap)
     stop_hint = "" if args.seconds is not None else "; Ctrl-C to stop"
-    print(f"rxaudio record: {what} -> {args.out}{stop_hint}", file=sys.stderr)
     meter = None if args.quiet else LevelMeter(sys.stderr)
-    result = record_live(source, args.out, seconds=args.seconds, meter=meter)
+
+    def announce() -> None:
+        print(f"rxaudio record: {what} -> {args.out}{stop_hint}", file=sys.stderr, flush=True)
+
+    result = record_live(source, args.out, seconds=args.seconds, meter=meter, on_start=announce)
     print(f"rxaudio record: {describe(result)}")
     if seg is not None:
         print(f"rxaudio record: {seg.finish()} utterances -> {args.segment}")

@@ -62,7 +62,12 @@ def run(args: argparse.Namespace) -> int:
     os.makedirs(args.out, exist_ok=True)
     path = os.path.join(args.out, time.strftime("run-%Y%m%d-%H%M%S.wav"))
     source, line, _ends = pick_source(args.sample)
-    print(f"rxaudio run: {line}", file=sys.stderr)
-    result = record_live(source, path, seconds=args.seconds, meter=LevelMeter(sys.stderr))
+
+    def announce() -> None:
+        print(f"rxaudio run: {line}", file=sys.stderr, flush=True)
+
+    result = record_live(
+        source, path, seconds=args.seconds, meter=LevelMeter(sys.stderr), on_start=announce
+    )
     print(f"rxaudio run: {describe(result)}")
     return 0

@@ -8,6 +8,7 @@ processing side. The device opens on subscribe and closes on dispose.
 
 from __future__ import annotations
 
+import atexit
 import queue
 import threading
 from dataclasses import dataclass, field
@@ -39,6 +40,54 @@ class CaptureStats:
     errors: list[str] = field(default_factory=list)
 
 
+class _OpenStream:
+    """A started PortAudio stream, closed at most once, on a helper thread.
+
+    PortAudio's abort can block when a device stalls, so closing runs on its own thread and
+    waiters use timeouts. Every open stream is registered until closed: at interpreter exit
+    :func:`_close_all_at_exit` closes the rest and waits for closes in flight, because PortAudio
+    deadlocks when ``Pa_Terminate`` (sounddevice's exit handler) races a stream's abort. That
+    race happens whenever a chain completes on the pump thread (e.g. ``take``), the pump thread
+    disposes the stream and the program exits at once.
+    """
+
+    def __init__(self, stream: Any, stats: CaptureStats) -> None:
+        self.stream = stream
+        self.stats = stats
+        self.closed = threading.Event()
+        self._lock = threading.Lock()
+        self._closing = False
+        _OPEN.add(self)
+
+    def _close(self) -> None:
+        try:
+            self.stream.abort()
+            self.stream.close()
+        except Exception as exc:  # pragma: no cover - device vanished
+            self.stats.errors.append(str(exc))
+        self.stats.closes += 1
+        _OPEN.discard(self)
+        self.closed.set()
+
+    def close(self, timeout: float) -> bool:
+        """Start closing (once) and wait up to ``timeout`` s; True when closed."""
+        with self._lock:
+            start, self._closing = not self._closing, True
+        if start:
+            threading.Thread(target=self._close, name="rxaudio-mic-close", daemon=True).start()
+        return self.closed.wait(timeout)
+
+
+_OPEN: set[_OpenStream] = set()
+_EXIT_HOOK: list[bool] = []
+
+
+def _close_all_at_exit() -> None:
+    """Close streams still open at exit (bounded wait) before PortAudio is terminated."""
+    for s in list(_OPEN):
+        s.close(timeout=3.0)
+
+
 def _sd() -> Any:
     try:
         import sounddevice as sd
@@ -47,6 +96,10 @@ def _sd() -> Any:
             f"PortAudio is not available ({exc}); install it (Debian: apt-get install "
             "libportaudio2)"
         ) from exc
+    if not _EXIT_HOOK:
+        # registered after sounddevice's own exit handler, so it runs first (atexit is LIFO)
+        atexit.register(_close_all_at_exit)
+        _EXIT_HOOK.append(True)
     return sd
 
 
@@ -199,6 +252,7 @@ class MicrophoneSource(Observable[AudioFrame]):
                 )
             )
             return Disposable()
+        handle = _OpenStream(stream, stats)
         stats.opens += 1
         stop = threading.Event()
 
@@ -239,20 +293,10 @@ class MicrophoneSource(Observable[AudioFrame]):
         worker = threading.Thread(target=pump, name="rxaudio-mic-pump", daemon=True)
         worker.start()
 
-        def close_stream() -> None:
-            try:
-                stream.abort()
-                stream.close()
-            except Exception as exc:  # pragma: no cover - device vanished
-                stats.errors.append(str(exc))
-            stats.closes += 1
-
         def dispose() -> None:
             stop.set()
-            # PortAudio's stop can block when a device stalls; never hang the disposer on it.
-            closer = threading.Thread(target=close_stream, name="rxaudio-mic-close", daemon=True)
-            closer.start()
-            closer.join(timeout=3.0)
+            # never hang the disposer on a stalled device: wait a bounded time
+            handle.close(timeout=3.0)
             if threading.current_thread() is not worker:
                 worker.join(timeout=1.0)
 

@@ -15,6 +15,7 @@ This module is shared by ``tests/e2e`` and ``tests/apps`` (loaded by path from t
 from __future__ import annotations
 
 import collections
+import fcntl
 import os
 import shutil
 import signal
@@ -66,6 +67,7 @@ class Feeder(threading.Thread):
         self.looping: np.ndarray | None = None
         self.loop_pos = 0
         self.chunks = 0
+        self.dropped = 0
         self.error: BaseException | None = None
         self.silence = np.zeros(CHUNK, dtype="<i2")
 
@@ -91,14 +93,26 @@ class Feeder(threading.Thread):
 
     def run(self) -> None:
         try:
-            fd = os.open(self.fifo, os.O_WRONLY)
+            fd = os.open(self.fifo, os.O_WRONLY | os.O_NONBLOCK)
+            # A small pipe: while no client records, PulseAudio does not read the FIFO; a
+            # full default pipe (64 KiB, 2 s) would reach the next client as a burst of stale
+            # audio. 4 KiB is 128 ms.
+            fcntl.fcntl(fd, fcntl.F_SETPIPE_SZ, 4096)
         except OSError as exc:  # pragma: no cover - server gone
             self.error = exc
             return
+        pending: np.ndarray | None = None
         try:
             t0 = time.monotonic()
             while not self.stop_event.is_set():
-                os.write(fd, self._next_chunk().astype("<i2").tobytes())
+                chunk = self._next_chunk() if pending is None else pending
+                try:
+                    os.write(fd, chunk.astype("<i2").tobytes())
+                    pending = None
+                except BlockingIOError:
+                    # pipe full: nobody is recording. Drop silence; keep known audio for later.
+                    pending = None if chunk is self.silence else chunk
+                    self.dropped += 1
                 self.chunks += 1
                 delay = t0 + self.chunks * CHUNK / RATE - time.monotonic()
                 if delay > 0:

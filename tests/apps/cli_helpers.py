@@ -1,0 +1,46 @@
+"""Helpers for the CLI tests (imported as ``rxaudio_tests_cli``; see conftest.py)."""
+
+from __future__ import annotations
+
+import subprocess
+import sys
+from pathlib import Path
+
+import numpy as np
+
+
+def rxaudio(
+    *args: str, env: dict[str, str] | None = None, timeout: float = 60
+) -> subprocess.CompletedProcess[str]:
+    """Run the CLI in a subprocess (as the console script would) and capture its output."""
+    return subprocess.run(
+        [sys.executable, "-m", "rxaudio.apps.cli", *args],
+        capture_output=True,
+        text=True,
+        timeout=timeout,
+        env=env,
+    )
+
+
+def chirp(seconds: float, rate: int = 16000, amplitude: float = 0.5) -> np.ndarray:
+    """A 200 Hz -> 3 kHz linear chirp, float32: every lag looks different."""
+    t = np.arange(round(seconds * rate)) / rate
+    f0, f1 = 200.0, 3000.0
+    phase = 2 * np.pi * (f0 * t + (f1 - f0) * t * t / (2 * seconds))
+    return (amplitude * np.sin(phase)).astype(np.float32)
+
+
+def write_wav(path: Path, x: np.ndarray, rate: int = 16000) -> Path:
+    """Write float samples as 16-bit PCM (what record writes back)."""
+    import soundfile as sf
+
+    sf.write(str(path), x, rate, subtype="PCM_16")
+    return path
+
+
+def read_wav(path: Path) -> tuple[np.ndarray, int]:
+    """int16 samples (exact comparison) and the rate of a WAV file."""
+    import soundfile as sf
+
+    x, rate = sf.read(str(path), dtype="int16", always_2d=True)
+    return x, int(rate)

@@ -1,0 +1,188 @@
+"""`rxaudio record`: from a file in real time, from the virtual microphone, errors, signals."""
+
+from __future__ import annotations
+
+import os
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import pytest
+import rxaudio_tests_cli as h
+import rxaudio_tests_virtual_mic as vm
+
+from rxaudio.apps.cli import main
+from rxaudio.io.wav import partial_name
+
+pytestmark = pytest.mark.timeout(90)
+
+
+def test_record_source_writes_the_source_exactly(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    src = h.write_wav(tmp_path / "in.wav", h.chirp(0.6))
+    out = tmp_path / "out.wav"
+    assert main(["record", str(out), "--source", str(src)]) == 0
+    got, rate = h.read_wav(out)
+    want, _ = h.read_wav(src)
+    assert rate == 16000 and got.shape == want.shape == (9600, 1)
+    assert np.array_equal(got, want)
+    assert not os.path.exists(partial_name(str(out)))
+    captured = capsys.readouterr()
+    assert f"wrote {out}: 0.60 s, 16000 Hz, 1 ch" in captured.out
+    assert "level 00:00.6 rms -9.0 dBFS peak -6.0 dBFS" in captured.err  # plain meter lines
+
+
+def test_record_seconds_cuts_inside_a_block(tmp_path: Path) -> None:
+    src = h.write_wav(tmp_path / "in.wav", h.chirp(0.6))
+    out = tmp_path / "out.wav"
+    assert main(["record", str(out), "--source", str(src), "--seconds", "0.25", "--quiet"]) == 0
+    got, _ = h.read_wav(out)
+    want, _ = h.read_wav(src)
+    assert got.shape == (4000, 1)  # 0.25 s, not a whole number of 512-sample blocks
+    assert np.array_equal(got, want[:4000])
+
+
+def test_record_source_converts_rate_and_channels_on_request(tmp_path: Path) -> None:
+    stereo = np.stack([h.chirp(0.5), h.chirp(0.5)], axis=1)
+    src = h.write_wav(tmp_path / "in.wav", stereo)
+    out = tmp_path / "out.wav"
+    argv = ["record", str(out), "--source", str(src), "--rate", "8000", "--channels", "1"]
+    assert main([*argv, "--quiet"]) == 0
+    got, rate = h.read_wav(out)
+    assert rate == 8000 and got.shape[1] == 1
+    assert abs(got.shape[0] - 4000) <= 1
+
+
+def test_record_on_the_virtual_microphone_writes_the_known_audio(
+    virtual_mic: Any, tmp_path: Path
+) -> None:
+    period = h.chirp(1.0)
+    virtual_mic.loop(period)  # the feeder writes the chirp over and over
+    try:
+        out = tmp_path / "mic.wav"
+        res = h.rxaudio(
+            "record", str(out), "--device", "pulse", "--seconds", "1.5", env=virtual_mic.env
+        )
+    finally:
+        virtual_mic.loop(None)
+    assert res.returncode == 0, res.stderr
+    assert "device 'pulse' at 16000 Hz, 1 ch" in res.stderr
+    got, rate = h.read_wav(out)
+    assert rate == 16000 and got.shape == (24000, 1)
+    window = got[4000:20000, 0].astype(np.float64)  # one period, away from the start
+    assert vm.circular_ncc_peak(window, vm.to_pcm16(period)) > 0.99
+
+
+def test_record_on_the_default_device_in_process(virtual_mic: Any, tmp_path: Path) -> None:
+    out = tmp_path / "default.wav"
+    virtual_mic.loop(h.chirp(0.5))
+    try:
+        assert main(["record", str(out), "--seconds", "0.5", "--quiet"]) == 0
+    finally:
+        virtual_mic.loop(None)
+    got, rate = h.read_wav(out)
+    assert rate == 16000 and got.shape == (8000, 1)
+    window = got[:, 0].astype(np.float64)
+    assert vm.circular_ncc_peak(window, vm.to_pcm16(h.chirp(0.5))) > 0.99
+
+
+def _one_error_line(res: subprocess.CompletedProcess[str]) -> str:
+    assert res.returncode == 2, (res.returncode, res.stdout, res.stderr)
+    lines = res.stderr.strip().splitlines()
+    assert len(lines) == 1 and "Traceback" not in res.stderr, res.stderr
+    assert lines[0].startswith("rxaudio record: error: ")
+    return lines[0]
+
+
+def test_missing_device_is_one_line_exit_2(virtual_mic: Any, tmp_path: Path) -> None:
+    out = tmp_path / "x.wav"
+    res = h.rxaudio("record", str(out), "--device", "no-such-mic", env=virtual_mic.env)
+    line = _one_error_line(res)
+    assert "no-such-mic" in line and "'pulse'" in line and "rxaudio devices" in line
+    assert not out.exists()
+
+
+def test_unsupported_rate_is_one_line_exit_2(virtual_mic: Any, tmp_path: Path) -> None:
+    res = h.rxaudio(
+        "record", str(tmp_path / "x.wav"), "--device", "pulse", "--rate", "1000000",
+        env=virtual_mic.env,
+    )  # fmt: skip
+    line = _one_error_line(res)
+    assert "1000000 Hz" in line and "16000" in line
+
+
+@pytest.mark.parametrize(
+    ("args", "needle"),
+    [
+        (["--source", "missing.wav"], "missing.wav: no such file"),
+        (["--source", "not-audio.wav"], "not an audio file"),
+        (["--seconds", "0"], "--seconds must be a positive number"),
+    ],
+)
+def test_bad_input_is_one_line_exit_2(tmp_path: Path, args: list[str], needle: str) -> None:
+    (tmp_path / "not-audio.wav").write_text("hello, not a RIFF file")
+    args = [str(tmp_path / a) if a.endswith(".wav") else a for a in args]
+    res = h.rxaudio("record", str(tmp_path / "out.wav"), *args)
+    assert needle in _one_error_line(res)
+    assert not (tmp_path / "out.wav").exists()
+
+
+def test_missing_output_directory_is_one_line_exit_2(tmp_path: Path) -> None:
+    src = h.write_wav(tmp_path / "in.wav", h.chirp(0.1))
+    res = h.rxaudio("record", str(tmp_path / "nope" / "out.wav"), "--source", str(src))
+    assert "does not exist; create it first" in _one_error_line(res)
+
+
+def _start_and_wait_for_audio(args: list[str], out: Path, env: dict[str, str]) -> Any:
+    proc = subprocess.Popen(
+        [sys.executable, "-m", "rxaudio.apps.cli", "record", str(out), *args],
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+        env=env,
+    )
+    partial = Path(partial_name(str(out)))
+    deadline = time.monotonic() + 20
+    while not (partial.exists() and partial.stat().st_size > 44 + 2 * 8192):
+        if proc.poll() is not None or time.monotonic() > deadline:
+            proc.kill()
+            raise AssertionError(f"no audio written: {proc.communicate()}")
+        time.sleep(0.02)
+    return proc
+
+
+@pytest.mark.parametrize("sig", [signal.SIGINT, signal.SIGTERM])
+def test_signal_during_record_from_a_file_leaves_a_valid_wav(
+    tmp_path: Path, sig: signal.Signals
+) -> None:
+    src = h.write_wav(tmp_path / "in.wav", h.chirp(5.0))
+    out = tmp_path / "out.wav"
+    proc = _start_and_wait_for_audio(["--source", str(src)], out, dict(os.environ))
+    proc.send_signal(sig)
+    stdout, stderr = proc.communicate(timeout=15)
+    assert proc.returncode == 0, stderr
+    assert f"(stopped by {sig.name})" in stdout
+    got, rate = h.read_wav(out)
+    want, _ = h.read_wav(src)
+    assert rate == 16000 and 8192 < got.shape[0] < want.shape[0]
+    assert np.array_equal(got, want[: got.shape[0]])  # every sample written is the source's
+    assert not Path(partial_name(str(out))).exists()
+
+
+def test_sigint_during_record_from_the_microphone_leaves_a_valid_wav(
+    virtual_mic: Any, tmp_path: Path
+) -> None:
+    out = tmp_path / "mic.wav"
+    proc = _start_and_wait_for_audio(["--device", "pulse"], out, virtual_mic.env)
+    proc.send_signal(signal.SIGINT)
+    stdout, stderr = proc.communicate(timeout=15)
+    assert proc.returncode == 0, stderr
+    assert "(stopped by SIGINT)" in stdout
+    got, rate = h.read_wav(out)
+    assert rate == 16000 and got.shape[0] > 8192
+    assert not Path(partial_name(str(out))).exists()

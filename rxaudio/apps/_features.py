@@ -275,6 +275,12 @@ def run(args: argparse.Namespace) -> int:
     finally:
         bar.close()
     cols = len(last[0].columns) if last else 0
+    if not last:
+        print(
+            f"rxaudio features: warning: {args.input} is shorter than one {args.n_fft}-sample "
+            "window; no rows were written",
+            file=sys.stderr,
+        )
     print(
         f"rxaudio features: {writer.rows} rows x {cols} {args.kind} features "
         f"({info.duration:.1f} s of audio) -> {args.out}"

@@ -250,3 +250,13 @@ def test_plot_bad_options(
     for w in words:
         assert w in err
     assert os.listdir(tmp_path) == []
+
+
+def test_features_on_a_file_shorter_than_one_window_says_so(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    wav = tmp_path / "short.wav"
+    sf.write(wav, np.full(300, 0.1, dtype=np.float32), 16000)
+    assert main(["features", str(wav), "--out", str(tmp_path / "s.npz"), "--no-progress"]) == 0
+    assert np.load(tmp_path / "s.npz")["values"].shape[0] == 0
+    assert "shorter than one 512-sample window" in capsys.readouterr().err

@@ -92,19 +92,38 @@ class SileroOnnx:
         self._sr = np.array(sample_rate, dtype=np.int64)
         self.reset()
 
+    def _binding(self, i: int) -> Any:
+        # IOBinding reads and writes these numpy buffers in place: no per-call allocation or
+        # input validation (about 5 us less per window than InferenceSession.run). The state
+        # ping-pongs between two buffers, since an output must not alias an input.
+        b = self._session.io_binding()
+        b.bind_cpu_input("input", self._x)
+        b.bind_cpu_input("state", self._st[i])
+        b.bind_cpu_input("sr", self._sr)
+        b.bind_output("output", "cpu", 0, np.float32, [1, 1], self._out.ctypes.data)
+        b.bind_output("stateN", "cpu", 0, np.float32, [2, 1, 128], self._st[1 - i].ctypes.data)
+        return b
+
     def reset(self) -> None:
         """Zero the model state and context (a new stream)."""
-        self._state = np.zeros((2, 1, 128), dtype=np.float32)
-        self._context = np.zeros(self.context_size, dtype=np.float32)
+        if not hasattr(self, "_bind"):
+            self._x = np.zeros((1, self.context_size + self.window_size), dtype=np.float32)
+            self._st = [np.zeros((2, 1, 128), dtype=np.float32) for _ in range(2)]
+            self._out = np.zeros((1, 1), dtype=np.float32)
+            self._bind = [self._binding(0), self._binding(1)]
+        self._x[:] = 0.0
+        self._cur = 0
+        self._st[0][:] = 0.0
 
     def score(self, window: F32) -> float:
         """Speech probability of one window (``window_size`` samples)."""
         w = check_window("silero", window, self.window_size)
-        x = np.concatenate((self._context, w)).reshape(1, -1)
-        out, state = self._session.run(None, {"input": x, "state": self._state, "sr": self._sr})
-        self._state = state
-        self._context = w[-self.context_size :].copy()
-        return float(out[0, 0])
+        c = self.context_size
+        self._x[0, c:] = w
+        self._session.run_with_iobinding(self._bind[self._cur])
+        self._cur = 1 - self._cur
+        self._x[0, :c] = w[-c:]  # the next window's context
+        return float(self._out[0, 0])
 
     def score_many(self, windows: F32) -> F32:
         """Probabilities of consecutive windows ``(k, window_size)``; equal to ``score`` per row."""
@@ -120,15 +139,17 @@ class SileroOnnx:
             return np.array([self.score(row) for row in w], dtype=np.float32)
         c = self.context_size
         ctx = np.empty((k, c), dtype=np.float32)
-        ctx[0] = self._context
+        ctx[0] = self._x[0, :c]
         ctx[1:] = w[:-1, -c:]
         inp = np.ascontiguousarray(np.concatenate((ctx, w), axis=1))
+        state = self._st[self._cur]
         probs, h, cell = self._seq.run(
             ["speech_probs", "hn", "cn"],
-            {"input": inp, "h": self._state[0:1], "c": self._state[1:2]},
+            {"input": inp, "h": state[0:1], "c": state[1:2]},
         )
-        self._state = np.concatenate((h, cell), axis=0)
-        self._context = w[-1, -c:].copy()
+        state[0] = h[0]
+        state[1] = cell[0]
+        self._x[0, :c] = w[-1, -c:]
         return np.asarray(probs, dtype=np.float32).reshape(-1)
 
 

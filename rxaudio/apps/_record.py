@@ -9,10 +9,12 @@ from __future__ import annotations
 import argparse
 import os
 import sys
+from typing import TYPE_CHECKING
 
-from reactivex import Observable
+if TYPE_CHECKING:  # the subcommand module stays light: `rxaudio --help` imports it
+    from reactivex import Observable
 
-from ..frames import AudioFrame
+    from ..frames import AudioFrame
 
 HELP = "record a device (or a file played in real time) into a WAV file, with a level meter"
 

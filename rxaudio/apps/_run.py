@@ -10,10 +10,12 @@ import argparse
 import os
 import sys
 import time
+from typing import TYPE_CHECKING
 
-from reactivex import Observable
+if TYPE_CHECKING:  # the subcommand module stays light: `rxaudio --help` imports it
+    from reactivex import Observable
 
-from ..frames import AudioFrame
+    from ..frames import AudioFrame
 
 HELP = "live chain: microphone (or the bundled sample) -> level meter -> WAV under out/"
 
@@ -41,27 +43,40 @@ def has_microphone() -> bool:
     return True
 
 
-def pick_source(use_sample: bool) -> tuple[Observable[AudioFrame], str, bool]:
-    """The live source, one line saying which, and whether it ends by itself."""
+def pick_source(use_sample: bool) -> tuple[Observable[AudioFrame], str]:
+    """The live source and one line saying which it is."""
     from ..data import speech_sample
     from ..sources import from_file, from_microphone
 
     if not use_sample and has_microphone():
-        return from_microphone(None), "live on the default microphone (Ctrl-C to stop)", False
+        return from_microphone(None), "live on the default microphone (Ctrl-C to stop)"
     why = "as asked" if use_sample else "no input device found"
     src = from_file(speech_sample(), block_size=512, realtime=True)
     line = f"{why}: playing the bundled speech sample ({src.info.duration:.1f} s) in real time"
-    return src, line, True
+    return src, line
+
+
+def output_path(folder: str) -> str:
+    """``folder/run-YYYYmmdd-HHMMSS.wav``, with a suffix if that name is taken."""
+    stem = os.path.join(folder, time.strftime("run-%Y%m%d-%H%M%S"))
+    path, k = f"{stem}.wav", 1
+    while os.path.exists(path):
+        path, k = f"{stem}-{k}.wav", k + 1
+    return path
 
 
 def run(args: argparse.Namespace) -> int:
     """Run the live chain; return 0 when it ends or is stopped cleanly."""
+    from ..errors import ConfigError
     from ._live import LevelMeter, describe, limit_seconds, record_live
 
     limit_seconds(args.seconds)
-    os.makedirs(args.out, exist_ok=True)
-    path = os.path.join(args.out, time.strftime("run-%Y%m%d-%H%M%S.wav"))
-    source, line, _ends = pick_source(args.sample)
+    try:
+        os.makedirs(args.out, exist_ok=True)
+    except OSError as exc:
+        raise ConfigError(f"--out {args.out}: cannot create the folder ({exc.strerror})") from exc
+    path = output_path(args.out)
+    source, line = pick_source(args.sample)
 
     def announce() -> None:
         print(f"rxaudio run: {line}", file=sys.stderr, flush=True)

@@ -11,6 +11,7 @@ import pytest
 import rxaudio_tests_cli as h
 import rxaudio_tests_virtual_mic as vm
 
+from rxaudio.apps._run import output_path
 from rxaudio.apps.cli import main
 from rxaudio.data import speech_sample
 
@@ -81,3 +82,17 @@ def test_run_creates_the_output_folder_and_refuses_bad_seconds(tmp_path: Path) -
     res = h.rxaudio("run", "--seconds", "-1", "--out", str(tmp_path / "o"))
     assert res.returncode == 2
     assert res.stderr.strip() == "rxaudio run: error: --seconds must be a positive number, got -1.0"
+
+
+def test_run_output_names_never_overwrite(tmp_path: Path) -> None:
+    first = output_path(str(tmp_path))
+    Path(first).write_bytes(b"")
+    second = output_path(str(tmp_path))
+    assert second != first and second.endswith("-1.wav") and Path(second).parent == tmp_path
+
+
+def test_run_out_that_is_a_file_is_one_line_exit_2(tmp_path: Path) -> None:
+    (tmp_path / "f").write_text("x")
+    res = h.rxaudio("run", "--sample", "--out", str(tmp_path / "f"))
+    assert res.returncode == 2
+    assert res.stderr.strip().startswith(f"rxaudio run: error: --out {tmp_path / 'f'}: cannot")

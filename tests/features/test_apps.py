@@ -260,3 +260,29 @@ def test_features_on_a_file_shorter_than_one_window_says_so(
     assert main(["features", str(wav), "--out", str(tmp_path / "s.npz"), "--no-progress"]) == 0
     assert np.load(tmp_path / "s.npz")["values"].shape[0] == 0
     assert "shorter than one 512-sample window" in capsys.readouterr().err
+
+
+def test_log_mel_rows_through_the_jsonl_sink(tmp_path: Path, speech_path: str) -> None:
+    """What the live server sends: FeatureFrame.to_dict() lines, rows rebuilt from them."""
+    import json
+
+    from rxaudio.operators import spectrogram
+    from rxaudio.sinks import to_jsonl
+    from rxaudio.sources import from_file
+
+    out = tmp_path / "rows.jsonl"
+    (receipt,) = collect(
+        from_file(speech_path, block_size=1024).pipe(spectrogram(kind="log_mel"), to_jsonl(out))
+    )
+    lines = [json.loads(s) for s in out.read_text().splitlines()]
+    assert receipt.frames == len(lines) > 100
+    assert {d["kind"] for d in lines} == {"log_mel"}
+    rows = [r for d in lines for r in d["values"]]
+    assert len(rows) == lines[-1]["row"] + len(lines[-1]["values"]) == 1705
+    assert all(len(r) == 64 for r in rows)
+    starts = [d["start"] for d in lines]
+    assert starts == [d["row"] * 160 for d in lines]
+    # three decimals of dB: a row is within 0.0005 dB of the operator's float32 values
+    whole = collect(from_file(speech_path, block_size=1024).pipe(spectrogram(kind="log_mel")))
+    ref = np.concatenate([f.values for f in whole])
+    assert np.abs(np.asarray(rows) - ref).max() <= 5e-4 + 1e-6

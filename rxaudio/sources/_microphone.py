@@ -3,7 +3,8 @@
 Threads: PortAudio's callback thread only copies the block, stamps its sample index and puts
 it into a bounded queue (counting overruns and drops). One pump thread per subscription takes
 blocks from the queue and emits them: that is the single hop from the audio thread to the
-processing side. The device opens on subscribe and closes on dispose.
+processing side. The device opens on subscribe and closes on dispose (on a helper thread, with
+a bounded wait); streams still open at interpreter exit are closed before PortAudio terminates.
 """
 
 from __future__ import annotations
@@ -328,8 +329,11 @@ def from_microphone(
     Raises
     ------
     DeviceError
-        No such device, PortAudio missing, or rate/channels unsupported (at construction when
-        ``check``; as ``on_error`` if opening fails at subscribe).
+        No such device, PortAudio missing, or rate/channels unsupported, naming the device and
+        the rates it supports (at construction when ``check``; as ``on_error`` if opening fails
+        at subscribe). Also as ``on_error`` when a running stream stops delivering audio
+        (device unplugged, sound server gone). An exception raised by a subscriber's
+        ``on_next`` ends the stream with that error.
     ConfigError
         Bad rate, channels, block size, latency or queue size.
     """

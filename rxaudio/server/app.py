@@ -17,6 +17,7 @@ import contextlib
 import hmac
 import os
 import re
+import socket
 import time
 from dataclasses import dataclass, field
 from typing import Any
@@ -70,6 +71,10 @@ class ServerConfig:
         Events each connection's outbound queue holds before dropping the oldest.
     heartbeat_s
         WebSocket ping interval; a peer that misses a pong for half of it is disconnected.
+    socket_buffer
+        Bytes of kernel send buffer and of transport buffer per connection. Kept small on
+        purpose: a slow client's backlog then waits in its outbox, where the oldest events are
+        dropped, instead of megabytes of stale events queuing in the kernel.
     options
         Default chain options for every session.
     """
@@ -80,6 +85,7 @@ class ServerConfig:
     grace_s: float = 30.0
     queue_max: int = 256
     heartbeat_s: float = 20.0
+    socket_buffer: int = 16384
     options: ChainOptions = field(default_factory=ChainOptions)
     device: int | str | None = None
 
@@ -88,6 +94,10 @@ class ServerConfig:
             raise ConfigError(f"serve: grace must be >= 0 seconds, got {self.grace_s}")
         if self.queue_max < 8:
             raise ConfigError(f"serve: queue size must be at least 8, got {self.queue_max}")
+        if self.socket_buffer < 4096:
+            raise ConfigError(
+                f"serve: socket buffer must be >= 4096 bytes, got {self.socket_buffer}"
+            )
         if self.heartbeat_s <= 0:
             raise ConfigError(f"serve: heartbeat must be > 0 seconds, got {self.heartbeat_s}")
         if self.out_dir is not None:
@@ -389,6 +399,18 @@ class Connection:
             s.grace = hub.loop.call_later(hub.config.grace_s, hub.end_session, s, "client gone")
 
 
+def _limit_buffers(request: web.Request, size: int) -> None:
+    transport = request.transport
+    if transport is None:
+        return
+    sock = transport.get_extra_info("socket")
+    if sock is not None:
+        with contextlib.suppress(OSError):
+            sock.setsockopt(socket.SOL_SOCKET, socket.SO_SNDBUF, size)
+    with contextlib.suppress(AttributeError, NotImplementedError):
+        transport.set_write_buffer_limits(high=size)
+
+
 def _authorized(request: web.Request, token: str | None) -> bool:
     if token is None:
         return True
@@ -405,9 +427,13 @@ async def websocket(request: web.Request) -> web.StreamResponse:
     if not _authorized(request, hub.config.token):
         raise web.HTTPUnauthorized(text="missing or wrong token; connect with ?token=...")
     ws = web.WebSocketResponse(
-        heartbeat=hub.config.heartbeat_s, max_msg_size=4 * MAX_MESSAGE_BYTES, compress=False
+        heartbeat=hub.config.heartbeat_s,
+        max_msg_size=4 * MAX_MESSAGE_BYTES,
+        compress=False,
+        writer_limit=hub.config.socket_buffer,
     )
     await ws.prepare(request)
+    _limit_buffers(request, hub.config.socket_buffer)
     conn = Connection(hub, ws)
     hub.sockets.add(ws)
     hub.outboxes.add(conn.outbox)

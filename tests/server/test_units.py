@@ -1,0 +1,101 @@
+"""The server's pure parts without a socket: outbox policy, metrics text, protocol parsing."""
+
+from __future__ import annotations
+
+import asyncio
+
+import numpy as np
+import pytest
+
+from rxaudio.errors import ConfigError
+from rxaudio.server.metrics import Histogram, ServerMetrics
+from rxaudio.server.pipeline import ChainOptions, check_settings
+from rxaudio.server.protocol import ProtocolError, StartMessage, decode_audio, parse_start
+from rxaudio.server.sessions import Outbox
+
+
+def _metrics() -> ServerMetrics:
+    return ServerMetrics(lambda: 0.0, lambda: 0.0, lambda: 0.0, lambda: 0.0)
+
+
+async def test_outbox_drops_oldest_droppable_first_and_counts() -> None:
+    gate = asyncio.Event()
+    sent: list[str] = []
+
+    async def slow_send(text: str) -> None:  # a client that does not read
+        await gate.wait()
+        sent.append(text)
+
+    m = _metrics()
+    ob = Outbox(slow_send, m, maxlen=8)
+    task = asyncio.create_task(ob.run())
+    ob.put({"type": "vad", "i": -1}, 0.0)
+    await asyncio.sleep(0)  # the sender takes it and blocks in send
+    ob.put({"type": "utterance", "id": 1}, 0.0)
+    for i in range(20):
+        ob.put({"type": "vad", "i": i}, 0.0)
+    ob.put({"type": "speech_end"}, 0.0)
+    assert len(ob) == 8
+    assert ob.dropped == 14 and m.dropped.value == 14
+    kinds = [e["type"] for e, _ in ob.queue]
+    assert kinds[0] == "utterance" and kinds[-1] == "speech_end"  # critical events kept
+    assert [e["i"] for e, _ in ob.queue if e["type"] == "vad"] == list(range(14, 20))  # newest
+    gate.set()
+    ob.close()
+    await asyncio.wait_for(task, 5)
+    assert len(sent) == 9 and m.events.value == 9 and m.latency.count == 9
+
+
+async def test_outbox_of_only_critical_events_still_bounded() -> None:
+    ob = Outbox(lambda text: asyncio.sleep(0), _metrics(), maxlen=8)
+    for i in range(12):
+        ob.put({"type": "utterance", "id": i}, 0.0)
+    assert len(ob) == 8 and ob.dropped == 4
+    assert [e["id"] for e, _ in ob.queue] == list(range(4, 12))
+
+
+def test_histogram_exposition_and_quantiles() -> None:
+    h = Histogram("x_seconds", "help", (0.01, 0.1))
+    for v in (0.005, 0.05, 0.05, 0.5):
+        h.observe(v)
+    lines = h.render()
+    assert 'x_seconds_bucket{le="0.01"} 1' in lines
+    assert 'x_seconds_bucket{le="0.1"} 3' in lines
+    assert 'x_seconds_bucket{le="+Inf"} 4' in lines
+    assert "x_seconds_count 4" in lines
+    assert h.quantile(0.5) == 0.05 and h.quantile(1.0) == 0.5
+    text = _metrics().render()
+    assert text.endswith("\n") and "# TYPE rxaudio_frame_to_event_seconds histogram" in text
+
+
+def test_parse_start_defaults_and_errors() -> None:
+    s = parse_start({"type": "start", "sample_rate": 44100})
+    assert (s.sample_rate, s.channels, s.format, s.session) == (44100, 1, "int16", None)
+    assert s.bytes_per_frame == 2
+    with pytest.raises(ProtocolError) as e:
+        parse_start({"type": "start", "sample_rate": 16000, "channels": True})
+    assert e.value.code == "bad_message"
+    with pytest.raises(ProtocolError) as e:
+        parse_start({"type": "start", "sample_rate": 16000, "options": {"threshold": "x"}})
+    assert e.value.code == "bad_config" and "threshold" in e.value.message
+
+
+def test_decode_audio_int16_float32_stereo() -> None:
+    st = StartMessage(16000, 2, "int16")
+    x = np.array([[0, -32768], [16384, 32767]], dtype="<i2")
+    a = decode_audio(x.tobytes(), st)
+    assert a.dtype == np.float32 and a.shape == (2, 2)
+    assert a[0, 1] == -1.0 and a[1, 0] == 0.5
+    f = np.array([0.25, -2.0], dtype="<f4")  # out-of-range floats are clipped
+    b = decode_audio(f.tobytes(), StartMessage(16000, 1, "float32"))
+    assert b[:, 0].tolist() == [0.25, -1.0]
+
+
+def test_chain_options_validated_with_the_operators_rules() -> None:
+    with pytest.raises(ConfigError, match="backend"):
+        ChainOptions(backend="nope")
+    with pytest.raises(ConfigError, match="max_ms"):
+        ChainOptions(settings={"max_ms": 500.0})
+    with pytest.raises(ConfigError, match="neg_threshold"):
+        check_settings({"threshold": 0.3, "neg_threshold": 0.5})
+    check_settings({"threshold": 0.6, "min_silence_ms": 400.0, "pre_roll_ms": 0.0})

@@ -139,8 +139,9 @@ def speed(repeat: int) -> dict[str, float]:
     return res
 
 
-def segment_speed(minutes: float) -> dict[str, Any]:
-    """``rxaudio segment``'s chain vs get_speech_timestamps (JIT, defaults) on the same audio."""
+def segment_speed(minutes: float, rounds: int = 3) -> dict[str, Any]:
+    """``rxaudio segment``'s chain vs get_speech_timestamps (JIT, no padding) on the same audio
+    (best of ``rounds`` interleaved runs each)."""
     import argparse as ap
 
     import torch
@@ -160,17 +161,23 @@ def segment_speed(minutes: float) -> dict[str, Any]:
         )  # fmt: skip
         out = os.path.join(d, "out")
         os.makedirs(out)
-        t = time.perf_counter()
-        summary = segment_file(path, "long", out, args)
-        ours = time.perf_counter() - t
+        model = load_silero_vad()
+        tx = torch.from_numpy(x)
+        got: dict[str, Any] = {}
+
+        def run_ours() -> None:
+            got["summary"] = segment_file(path, "long", out, args)
+
+        def run_ref() -> None:
+            got["ref"] = get_speech_timestamps(tx, model, speech_pad_ms=0)
+
+        best = _interleaved({"ours": run_ours, "ref": run_ref}, rounds)
+        ours, theirs = best["ours"], best["ref"]
+        summary, ref = got["summary"], got["ref"]
         import json
 
         with open(os.path.join(out, "long.jsonl")) as f:
             recs = [json.loads(line) for line in f]
-    model = load_silero_vad()
-    t = time.perf_counter()
-    ref = get_speech_timestamps(torch.from_numpy(x), model, speech_pad_ms=0)
-    theirs = time.perf_counter() - t
     worst = max(
         (max(abs(r["start"] * 16000 - q["start"]), abs(r["end"] * 16000 - q["end"]))
          for r, q in zip(recs, ref, strict=True)),

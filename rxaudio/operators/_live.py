@@ -128,11 +128,12 @@ def live_operator(
                         return
                     state["item"] = item
                     try:
-                        out = list(stage.push(item))
+                        out = stage.push(item)
                     except Exception as exc:
                         fail(exc, item)
                         return
-                    emit(out)
+                    for o in out:
+                        observer.on_next(o)
                     if state["armed"] or stage.gap_seconds() is not None:
                         state["last"] = sched.now  # the clock is read only when a timer runs
                         arm()

@@ -81,17 +81,19 @@ class _VadStage:
         else:
             probs = scorer.score_many(np.stack(windows))
         w = scorer.window_size
+        mr = scorer.sample_rate
+        spans = self.spans
+        m = self.m0 + self.k * w
         out = []
-        for i, p in enumerate(probs):
-            k = self.k + i
-            a = self._src(self.m0 + k * w)
-            b = self._src(self.m0 + (k + 1) * w)
-            if last_end is not None and i == len(probs) - 1:
-                b = last_end
-            seg = self.spans.take(a, b)
+        last = len(probs) - 1
+        for i, p in enumerate(probs.tolist()):
+            a = (m * rate) // mr
+            m += w
+            b = last_end if last_end is not None and i == last else (m * rate) // mr
+            seg = spans.take(a, b)
             buf = AudioFrame(seg, rate, a) if seg.shape[0] else None
-            out.append(VadFrame(a, max(b, a + 1), rate, float(p), buf, None, k))
-            self.spans.trim(b)
+            out.append(VadFrame(a, max(b, a + 1), rate, p, buf, None, self.k + i))
+        spans.trim(b)
         self.k += len(probs)
         return out
 

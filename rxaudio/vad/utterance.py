@@ -110,6 +110,9 @@ class UtteranceCutter:
             )
         if vf.audio is not None:
             self.audio.append(vf.audio.start, vf.audio.samples)
+        if self.open is None and self.closing is None and not vf.speech:
+            self._trim()  # idle: nothing to cut, only history to keep
+            return []
         out: list[Utterance] = []
         if self.open is None and self.closing is None and vf.speech:
             # speech already under way (e.g. input resumed after a gap): no onset to go back to

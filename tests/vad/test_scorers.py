@@ -142,7 +142,7 @@ def test_energy_tracks_noise_floor() -> None:
     probs = s.score_many(windows(x, s.window_size))
     sec = np.arange(len(probs)) * 0.03
     assert probs[(sec > 3.05) & (sec < 3.95)].min() > 0.99
-    assert probs[(sec > 0.5) & (sec < 2.9)].mean() < 0.05
+    assert probs[(sec > 0.5) & (sec < 2.9)].max() < 0.5  # steady noise is never speech
     assert abs(s.floor_db - (-40.0)) < 6.0
     s.reset()
     assert s.floor_db == -120.0

@@ -25,7 +25,8 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument(
         "--seconds", type=float, default=None, help="stop after N seconds (default: until Ctrl-C)"
     )
-    p.add_argument(
+    where = p.add_mutually_exclusive_group()
+    where.add_argument(
         "--device",
         default=None,
         help="input device index or name, as `rxaudio devices` lists (default: system default)",
@@ -33,7 +34,7 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("--rate", type=int, default=None, help="sample rate in Hz (default 16000)")
     p.add_argument("--channels", type=int, default=None, help="channel count (default 1)")
     p.add_argument("--block-size", type=int, default=512, help="samples per block (default 512)")
-    p.add_argument(
+    where.add_argument(
         "--source",
         metavar="FILE",
         default=None,

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import os
 import signal
 import subprocess
@@ -130,6 +131,23 @@ def test_bad_input_is_one_line_exit_2(tmp_path: Path, args: list[str], needle: s
     res = h.rxaudio("record", str(tmp_path / "out.wav"), *args)
     assert needle in _one_error_line(res)
     assert not (tmp_path / "out.wav").exists()
+
+
+def test_no_default_device_is_one_line_exit_2(
+    tmp_path: Path, no_sound_server_env: dict[str, str]
+) -> None:
+    devices = json.loads(h.rxaudio("devices", "--json", env=no_sound_server_env).stdout)
+    if devices:  # honest about it, rather than passing without checking anything
+        pytest.skip("this machine has a real input device, so there is a default to use")
+    res = h.rxaudio("record", str(tmp_path / "x.wav"), "--seconds", "1", env=no_sound_server_env)
+    line = _one_error_line(res)
+    assert "no default input device" in line and "input devices here: none" in line
+
+
+def test_device_and_source_together_are_refused(tmp_path: Path) -> None:
+    res = h.rxaudio("record", str(tmp_path / "x.wav"), "--device", "1", "--source", "a.wav")
+    assert res.returncode == 2
+    assert "not allowed with argument" in res.stderr and "Traceback" not in res.stderr
 
 
 def test_missing_output_directory_is_one_line_exit_2(tmp_path: Path) -> None:

@@ -204,3 +204,41 @@ def test_sigint_during_record_from_the_microphone_leaves_a_valid_wav(
     got, rate = h.read_wav(out)
     assert rate == 16000 and got.shape[0] > 8192
     assert not Path(partial_name(str(out))).exists()
+
+
+def test_meter_on_a_terminal_is_one_updating_line(tmp_path: Path) -> None:
+    import pty
+
+    src = h.write_wav(tmp_path / "in.wav", h.chirp(0.5))
+    out = tmp_path / "out.wav"
+    leader, follower = pty.openpty()
+    try:
+        proc = subprocess.Popen(
+            [sys.executable, "-m", "rxaudio.apps.cli", "record", str(out), "--source", str(src)],
+            stdout=subprocess.PIPE,
+            stderr=follower,
+            text=True,
+        )
+        stdout, _ = proc.communicate(timeout=30)
+        os.close(follower)
+        follower = -1
+        err = b""
+        while True:
+            try:
+                chunk = os.read(leader, 65536)
+            except OSError:  # EIO: the terminal's other end is closed and drained
+                break
+            if not chunk:
+                break
+            err += chunk
+    finally:
+        if follower >= 0:
+            os.close(follower)
+        os.close(leader)
+    assert proc.returncode == 0 and "wrote" in stdout
+    text = err.decode().replace("\r\n", "\n")  # the terminal turns \n into \r\n
+    meter = text.split("\n")[1]  # line 0 says what is recorded; then the meter's one line
+    readings = [r for r in meter.split("\r") if r]
+    assert len(readings) == 5  # 0.1 s of audio each
+    assert readings[-1].startswith("00:00.5 [") and "rms   -9.0 dBFS  peak   -6.0" in readings[-1]
+    assert text.endswith("\n") and text.count("\n") == 2

@@ -212,9 +212,16 @@ class SpectralKernel:
         frames = self.stft.frames(chunk)
         if frames.shape[0] == 0:
             return first, np.zeros((0, len(DESCRIPTORS)), dtype=np.float32)
-        power = self.stft.power(frames)
-        mag = np.sqrt(power, dtype=np.float64)
-        rows = descriptors(mag, frames, self.freqs, power_spec=power, **self.opts)
+        mag32: F32 = np.abs(self.stft.spectrum(frames))  # librosa's own float32 |X|
+        power = mag32 * mag32
+        rows = descriptors(
+            mag32.astype(np.float64),
+            frames,
+            self.freqs,
+            power_spec=power,
+            mag32=mag32,
+            **self.opts,
+        )
         return first, rows.astype(np.float32)
 
     def flush(self) -> tuple[int, F32]:

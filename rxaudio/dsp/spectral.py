@@ -35,11 +35,15 @@ def bandwidth(mag: F64, freqs: F64, cent: F64, p: float = 2.0) -> F64:
     return np.asarray(np.sum(_normalize_l1(mag) * dev, axis=1) ** (1.0 / p), dtype=np.float64)
 
 
-def rolloff(mag: F64, freqs: F64, roll_percent: float = 0.85) -> F64:
+def rolloff(mag: F64 | F32, freqs: F64, roll_percent: float = 0.85) -> F64:
     """Roll-off frequency (Hz): lowest bin centre where the cumulative magnitude reaches
-    ``roll_percent`` of the total (``librosa.feature.spectral_rolloff``)."""
-    total = np.cumsum(mag, axis=1)
-    reached = total >= roll_percent * total[:, -1:]
+    ``roll_percent`` of the total (``librosa.feature.spectral_rolloff``).
+
+    Given librosa's own float32 magnitudes the comparison is made in float32 as librosa makes
+    it, so the chosen bin is the same even on a tie at the threshold.
+    """
+    total = np.asarray(np.cumsum(mag, axis=1), dtype=mag.dtype)  # float32 in: float32 sums
+    reached = total >= np.multiply(total[:, -1:], roll_percent)
     first = np.argmax(reached, axis=1)  # every row reaches it at the last bin at the latest
     return np.asarray(freqs[first], dtype=np.float64)
 
@@ -81,10 +85,13 @@ def descriptors(
     power: float = 2.0,
     zcr_threshold: float = 1e-10,
     power_spec: F32 | None = None,
+    mag32: F32 | None = None,
 ) -> F64:
     """All of :data:`DESCRIPTORS` as columns, shape ``(k, 6)``.
 
-    ``power_spec`` (``mag**2`` in float32, when the caller has it) saves recomputing it.
+    ``mag32`` (the float32 magnitudes ``mag`` was widened from) and ``power_spec`` (their
+    square in float32), when the caller has them, make rolloff and flatness follow librosa's
+    float32 arithmetic exactly and save recomputing them.
     """
     out = np.empty((mag.shape[0], 6))
     norm = _normalize_l1(mag)
@@ -98,7 +105,7 @@ def descriptors(
         cent = norm @ freqs
         out[:, 1] = np.sum(norm * np.abs(freqs[None, :] - cent[:, None]) ** p, axis=1) ** (1 / p)
     out[:, 0] = cent
-    out[:, 2] = rolloff(mag, freqs, roll_percent)
+    out[:, 2] = rolloff(mag if mag32 is None else mag32, freqs, roll_percent)
     if power == 2.0 and power_spec is not None:
         out[:, 3] = _flatness(np.maximum(np.float32(amin), power_spec))
     else:

@@ -190,7 +190,7 @@ def virtual_microphone(root: str) -> Iterator[VirtualMic]:
         if os.path.exists(stale):
             os.remove(stale)
     with open(os.path.join(root, "client.conf"), "w", encoding="utf-8") as f:
-        f.write("autospawn = no\n")
+        f.write("autospawn = no\nenable-shm = no\n")
     env = dict(os.environ, XDG_RUNTIME_DIR=root, HOME=root)
     env.pop("PULSE_SERVER", None)
     cmd = [
@@ -201,6 +201,9 @@ def virtual_microphone(root: str) -> Iterator[VirtualMic]:
         "--disallow-exit",
         "-n",
         "--use-pid-file=no",
+        "--disable-shm=yes",  # containers often restrict /dev/shm; a pipe source needs no speed
+        "--realtime=no",  # no rtkit over D-Bus (absent on CI)
+        "--high-priority=no",
         "--log-target=stderr",
         f"--load=module-native-protocol-unix auth-anonymous=1 socket={socket}",
         f"--load=module-pipe-source source_name={SOURCE_NAME} file={fifo} format=s16le "

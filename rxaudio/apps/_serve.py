@@ -32,6 +32,11 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument(
         "--backend", default="silero", help="VAD backend: silero (batched), webrtc or energy"
     )
+    p.add_argument(
+        "--no-batch",
+        action="store_true",
+        help="one Silero scorer per session instead of one batched call for all",
+    )
     p.add_argument("--threshold", type=float, default=None, help="speech threshold (0.5)")
     p.add_argument("--min-speech-ms", type=float, default=None, help="shortest speech (250)")
     p.add_argument("--min-silence-ms", type=float, default=None, help="silence ending speech (100)")
@@ -86,6 +91,7 @@ def config_from_args(args: argparse.Namespace) -> Any:
         device=device,
         grace_s=args.grace,
         queue_max=args.queue,
+        batch=not args.no_batch,
         options=ChainOptions(backend=args.backend, settings=settings),
     )
 

@@ -75,6 +75,9 @@ class ServerConfig:
         Bytes of kernel send buffer and of transport buffer per connection. Kept small on
         purpose: a slow client's backlog then waits in its outbox, where the oldest events are
         dropped, instead of megabytes of stale events queuing in the kernel.
+    batch
+        Score every session's Silero windows together (one onnxruntime call per loop
+        iteration); ``False`` gives each session its own scorer (the benchmark's reference).
     options
         Default chain options for every session.
     """
@@ -86,6 +89,7 @@ class ServerConfig:
     queue_max: int = 256
     heartbeat_s: float = 20.0
     socket_buffer: int = 16384
+    batch: bool = True
     options: ChainOptions = field(default_factory=ChainOptions)
     device: int | str | None = None
 
@@ -137,7 +141,7 @@ class Hub:
         """Bind to the running loop; start the shared source if configured."""
         self._loop = asyncio.get_running_loop()
         self._scheduler = AsyncIOScheduler(self._loop)
-        if self.config.options.backend == "silero":
+        if self.config.options.backend == "silero" and self.config.batch:
             self.batcher = WindowBatcher(self.metrics, self._loop)
         if self.config.source is not None:
             self._start_shared()

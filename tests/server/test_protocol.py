@@ -406,3 +406,35 @@ async def test_listen_to_the_shared_source(server, proto, speech_path):
         assert (await proto.until(a, "error"))[-1]["code"] == "bad_config"
         await a.send_json({"type": "stop"})
         assert (await proto.until(a, "stopped"))[-1]["type"] == "stopped"
+
+
+async def test_batched_scoring_equals_per_session_scoring(server, proto, speech_pcm):
+    async def two_clients(client: Any) -> list[list[tuple[float, float, str]]]:
+        a, b = await client.ws_connect("/ws"), await client.ws_connect("/ws")
+        await proto.start(a)
+        await proto.start(b, format="float32")
+        x = speech_pcm.astype(np.float32) / 32768
+        for i in range(0, len(speech_pcm), 2048):  # interleaved: windows meet in the batcher
+            await a.send_bytes(speech_pcm[i : i + 2048].tobytes())
+            await b.send_bytes(x[i : i + 2048].tobytes())
+        out = []
+        for ws in (a, b):
+            await ws.send_json({"type": "stop"})
+            events = await proto.until(ws, "stopped")
+            out.append(
+                [(e["start"], e["end"], e["reason"]) for e in events if e["type"] == "utterance"]
+            )
+        return out
+
+    async with server(queue_max=100_000) as client:
+        batched = await two_clients(client)
+        text = await (await client.get("/metrics")).text()
+        one = float(text.split('rxaudio_vad_batch_size_bucket{le="1"} ')[1].split()[0])
+        two = float(text.split('rxaudio_vad_batch_size_bucket{le="2"} ')[1].split()[0])
+        assert two > one  # some calls scored both sessions at once
+    async with server(queue_max=100_000, batch=False) as client:
+        single = await two_clients(client)
+        text = await (await client.get("/metrics")).text()
+        assert "rxaudio_vad_batch_size_count 0" in text
+    assert batched[0] == batched[1] == single[0] == single[1]
+    assert len(batched[0]) >= 3

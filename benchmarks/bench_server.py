@@ -1,0 +1,123 @@
+"""How many real-time client streams one core carries with full pipelines.
+
+Run: ``python -m benchmarks.bench_server [--seconds 10] [--counts 1,10,50,100,150]``.
+
+For each stream count the server runs as ``rxaudio serve`` pinned to CPU 0 (``taskset``), this
+process (the clients) on CPU 1. Every client streams the bundled speech at real-time pace in
+64 ms int16 frames through the full chain (vad -> hysteresis -> buffer_utterance, level,
+spectrogram, utterance WAVs and JSONL on disk). Reported per count:
+
+* p50/p99 latency from sending the frame that completes a Silero window to receiving its
+  ``vad`` event (client-side clock, loopback);
+* the server's CPU use as a fraction of one core, and per stream as a ratio to real time;
+* the same with ``--no-batch`` (one Silero scorer per session), the reference in the same run.
+
+The capacity is the largest count whose p99 stays under 100 ms with the server under one core.
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import os
+import re
+import shutil
+import subprocess
+import sys
+import tempfile
+import time
+from typing import Any
+
+import numpy as np
+import soundfile as sf
+
+from rxaudio.data import speech_sample
+from rxaudio.server.loadgen import run_load
+
+
+def _cpu_seconds(pid: int) -> float:
+    with open(f"/proc/{pid}/stat", encoding="ascii") as f:
+        fields = f.read().rsplit(")", 1)[1].split()
+    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+
+
+def _start_server(out: str, batch: bool) -> tuple[subprocess.Popen[str], str]:
+    cmd = [sys.executable, "-m", "rxaudio.apps.cli", "serve", "--port", "0", "--out", out]
+    cmd += ["--queue", "256"] + ([] if batch else ["--no-batch"])
+    if shutil.which("taskset"):
+        cmd = ["taskset", "-c", "0", *cmd]
+    proc = subprocess.Popen(cmd, stdout=subprocess.PIPE, stderr=subprocess.DEVNULL, text=True)
+    assert proc.stdout is not None
+    m = re.search(r"http://127\.0\.0\.1:(\d+)/", proc.stdout.readline())
+    assert m, "server did not start"
+    return proc, f"http://127.0.0.1:{m.group(1)}/ws"
+
+
+def measure(count: int, seconds: float, batch: bool, audio: np.ndarray) -> dict[str, Any]:
+    """One run of ``count`` real-time streams; latency percentiles and server CPU."""
+    out = tempfile.mkdtemp(prefix="rxaudio-bench-")
+    proc, url = _start_server(out, batch)
+    try:
+        time.sleep(0.5)
+        cpu0, t0 = _cpu_seconds(proc.pid), time.perf_counter()
+        res = asyncio.run(run_load(url, audio[: int(seconds * 16000)], 16000, clients=count))
+        cpu = (_cpu_seconds(proc.pid) - cpu0) / (time.perf_counter() - t0)
+    finally:
+        proc.terminate()
+        proc.wait(30)
+        shutil.rmtree(out, ignore_errors=True)
+    s = res.summary()
+    return {
+        "streams": count,
+        "batch": batch,
+        "p50_ms": s["p50_ms"],
+        "p99_ms": s["p99_ms"],
+        "server_cpu": cpu,
+        "cpu_per_stream_rt": cpu / count,
+        "dropped": s["dropped"],
+        "late_frames": s["late_frames"],
+    }
+
+
+def main() -> None:
+    ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    ap.add_argument("--seconds", type=float, default=10.0)
+    ap.add_argument("--counts", default="1,10,50,100,150")
+    ap.add_argument("--reference-counts", default="10,50")
+    args = ap.parse_args()
+    if shutil.which("taskset"):
+        os.sched_setaffinity(0, {1 % (os.cpu_count() or 1)})
+    x, _ = sf.read(speech_sample(), dtype="int16")
+    audio = np.resize(x, int(args.seconds * 16000))
+    rows = [measure(int(n), args.seconds, True, audio) for n in args.counts.split(",")]
+    refs = [measure(int(n), args.seconds, False, audio) for n in args.reference_counts.split(",")]
+    print(
+        f"{'streams':>7} {'batch':>5} {'p50 ms':>7} {'p99 ms':>7} {'server cpu':>10} "
+        f"{'cpu/stream (x real time)':>24} {'dropped':>7}"
+    )
+    for r in rows + refs:
+        print(
+            f"{r['streams']:>7} {'yes' if r['batch'] else 'no':>5} {r['p50_ms']:>7.1f} "
+            f"{r['p99_ms']:>7.1f} {r['server_cpu']:>10.3f} {r['cpu_per_stream_rt']:>24.5f} "
+            f"{r['dropped']:>7} {r['late_frames']:>5}"
+        )
+    ok = [r for r in rows if r["p99_ms"] < 100 and r["server_cpu"] < 0.95]
+    if ok:
+        best = max(ok, key=lambda r: r["streams"])
+        per_core = 1.0 / best["cpu_per_stream_rt"]
+        print(
+            f"capacity: {best['streams']} streams measured under p99 100 ms; "
+            f"at {best['cpu_per_stream_rt']:.5f} core per stream, one core carries about "
+            f"{per_core:.0f} streams"
+        )
+    for ref in refs:
+        b = next((r for r in rows if r["streams"] == ref["streams"]), None)
+        if b is not None:
+            print(
+                f"batched / per-session scorer CPU at {ref['streams']} streams: "
+                f"{b['server_cpu'] / ref['server_cpu']:.2f}"
+            )
+
+
+if __name__ == "__main__":
+    main()

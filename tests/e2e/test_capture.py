@@ -234,3 +234,25 @@ def test_exit_right_after_a_chain_completes_does_not_hang(virtual_mic: Any) -> N
             timeout=20,
         )
         assert res.returncode == 0 and res.stdout.strip() == "8", res.stderr
+
+
+def test_stereo_capture_of_the_mono_source(virtual_mic: Any, speech: np.ndarray) -> None:
+    x = speech[RATE : int(2.5 * RATE)]
+    mic = from_microphone(virtual_mic.device, sample_rate=RATE, channels=2, block_size=512)
+    got = record_known(virtual_mic, mic, x)
+    y = np.concatenate([f.samples for f in got.frames])
+    assert y.shape[1] == 2 and all(f.channels == 2 for f in got.frames)
+    assert np.array_equal(y[:, 0], y[:, 1])  # PulseAudio copies the mono source to both
+    peak, _ = vm.ncc_peak(y[:, 0], x)
+    assert peak > 0.99, peak
+
+
+def test_capture_at_48k_then_resample_to_16k(virtual_mic: Any, speech: np.ndarray) -> None:
+    from rxaudio.operators import resample
+
+    x = speech[RATE : int(2.5 * RATE)]
+    mic = from_microphone(virtual_mic.device, sample_rate=48000, block_size=1536)
+    got = record_known(virtual_mic, mic.pipe(resample(16000)), x)
+    assert all(f.sample_rate == 16000 for f in got.frames)
+    peak, lag = vm.ncc_peak(got.signal(), x)  # PulseAudio upsampled, soxr brought it back
+    assert peak > 0.99, f"peak {peak:.4f} at lag {lag}"

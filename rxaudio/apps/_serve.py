@@ -43,6 +43,9 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("--pre-roll-ms", type=float, default=None, help="audio kept before onset")
     p.add_argument("--grace", type=float, default=30.0, help="seconds a dropped session waits")
     p.add_argument("--queue", type=int, default=256, help="events per client before dropping")
+    p.add_argument(
+        "--heartbeat", type=float, default=20.0, help="WebSocket ping interval in seconds"
+    )
     p.add_argument("--seconds", type=float, default=None, help="stop after N seconds")
 
 
@@ -91,6 +94,7 @@ def config_from_args(args: argparse.Namespace) -> Any:
         device=device,
         grace_s=args.grace,
         queue_max=args.queue,
+        heartbeat_s=args.heartbeat,
         batch=not args.no_batch,
         options=ChainOptions(backend=args.backend, settings=settings),
     )

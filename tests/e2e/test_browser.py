@@ -17,6 +17,8 @@ import json
 import os
 import re
 import shutil
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
 from typing import Any
 
 import numpy as np
@@ -24,8 +26,9 @@ import pytest
 import soundfile as sf
 from aiohttp import ClientSession, web
 
-from rxaudio.server import HUB, ServerConfig, create_app
+from rxaudio.server import HUB, Hub, ServerConfig, create_app
 from rxaudio.server.pipeline import ChainOptions
+from rxaudio.server.sessions import Session
 
 CHROMIUM = shutil.which("chromium") or "/usr/bin/chromium"
 ARTIFACTS = os.path.join(os.path.dirname(__file__), "..", "..", "artifacts")
@@ -89,21 +92,24 @@ def _best_overlap(detected: list[tuple[float, float]], truth: list[tuple[float, 
     return best
 
 
-@pytest.mark.skipif(not os.path.exists(CHROMIUM), reason="Debian chromium is not installed")
-async def test_browser_end_to_end(
-    tmp_path: Any, speech_path: str, speech_truth: list[dict[str, float]]
-) -> None:
-    out = tmp_path / "out"
-    app = create_app(ServerConfig(out_dir=str(out), options=ChainOptions()))
+@asynccontextmanager
+async def serving(config: ServerConfig) -> AsyncIterator[tuple[Hub, str]]:
+    """The real server on 127.0.0.1 (a free port); yields its hub and the page URL."""
+    app = create_app(config)
     runner = web.AppRunner(app, shutdown_timeout=5.0)
     await runner.setup()
     site = web.TCPSite(runner, "127.0.0.1", 0)
     await site.start()
     port = site._server.sockets[0].getsockname()[1]  # type: ignore[union-attr]
-    hub = app[HUB]
-    url = f"http://127.0.0.1:{port}/"
+    try:
+        yield app[HUB], f"http://127.0.0.1:{port}/"
+    finally:
+        await runner.cleanup()
 
-    profile = tmp_path / "chromium-profile"
+
+@asynccontextmanager
+async def chromium(url: str, profile: Any, *flags: str) -> AsyncIterator[DevTools]:
+    """Debian's headless Chromium on ``url``, driven over the DevTools protocol."""
     proc = await asyncio.create_subprocess_exec(
         CHROMIUM,
         "--headless",
@@ -116,11 +122,9 @@ async def test_browser_end_to_end(
         "--mute-audio",
         "--autoplay-policy=no-user-gesture-required",
         f"--user-data-dir={profile}",
-        "--use-fake-ui-for-media-stream",
-        "--use-fake-device-for-media-stream",
-        f"--use-file-for-fake-audio-capture={speech_path}",
         "--remote-debugging-port=0",
         "--window-size=1000,1200",
+        *flags,
         url,
         stdout=asyncio.subprocess.DEVNULL,
         stderr=asyncio.subprocess.PIPE,
@@ -128,7 +132,7 @@ async def test_browser_end_to_end(
     try:
         dport = await _devtools_port(proc)
         async with ClientSession() as http:
-            targets = []
+            targets: list[dict[str, Any]] = []
             for _ in range(100):
                 async with http.get(f"http://127.0.0.1:{dport}/json") as r:
                     targets = [t for t in await r.json() if t.get("type") == "page"]
@@ -141,59 +145,135 @@ async def test_browser_end_to_end(
                     if await dt.js("!!(window.rxaudio && window.rxaudio.hello)"):
                         break
                     await asyncio.sleep(0.1)
-                assert await dt.js("window.rxaudio.hello.version") == 1
-                await dt.js("document.getElementById('start').click()")
-                # the sample is 17 s of three sentences: wait for the last one to be cut
-                found = 0
-                for _ in range(400):
-                    await asyncio.sleep(0.1)
-                    live = [s for s in hub.sessions.values() if not s.id.startswith("shared")]
-                    if live and live[0].received / live[0].sample_rate > 17.5:
-                        found = await dt.js("window.rxaudio.utterances.length")
-                        if found >= 3:
-                            break
-                rate = await dt.js("window.rxaudio.rate")
-                shown = await dt.js("document.querySelectorAll('#utterances li').length")
-                page_utts = await dt.js("JSON.stringify(window.rxaudio.utterances)")
-                errors = await dt.js("JSON.stringify(window.rxaudio.errors)")
-                counts = await dt.js("JSON.stringify(window.rxaudio.counts)")
-                shot = await dt.call("Page.captureScreenshot", format="png")
-                png = base64.b64decode(shot["data"])
-                os.makedirs(ARTIFACTS, exist_ok=True)
-                with open(os.path.join(ARTIFACTS, "browser.png"), "wb") as f:
-                    f.write(png)
-                (tmp_path / "browser.png").write_bytes(png)
+                yield dt
     finally:
-        proc.terminate()
+        if proc.returncode is None:
+            proc.terminate()
         try:
             await asyncio.wait_for(proc.wait(), 10)
         except TimeoutError:
             proc.kill()
-        await runner.cleanup()
 
-    assert json.loads(errors) == [], errors
-    counts = json.loads(counts)
+
+async def _screenshot(dt: DevTools, *paths: Any) -> None:
+    shot = await dt.call("Page.captureScreenshot", format="png")
+    png = base64.b64decode(shot["data"])
+    for p in paths:
+        os.makedirs(os.path.dirname(p), exist_ok=True)
+        with open(p, "wb") as f:
+            f.write(png)
+
+
+def _client_session(hub: Hub) -> Session | None:
+    live = [s for s in hub.sessions.values() if not s.id.startswith("shared")]
+    return live[0] if live else None
+
+
+@pytest.mark.skipif(not os.path.exists(CHROMIUM), reason="Debian chromium is not installed")
+async def test_browser_end_to_end(
+    tmp_path: Any, speech_path: str, speech_truth: list[dict[str, float]]
+) -> None:
+    out = tmp_path / "out"
+    fake_mic = (
+        "--use-fake-ui-for-media-stream",
+        "--use-fake-device-for-media-stream",
+        f"--use-file-for-fake-audio-capture={speech_path}",
+    )
+    config = ServerConfig(out_dir=str(out), options=ChainOptions())
+    async with serving(config) as (hub, url), chromium(url, tmp_path / "p1", *fake_mic) as dt:
+        assert await dt.js("window.rxaudio.hello.version") == 1
+        await dt.js("document.getElementById('start').click()")
+        # mid-way through the second sentence the network drops (server side)
+        for _ in range(200):
+            await asyncio.sleep(0.1)
+            s = _client_session(hub)
+            if s is not None and s.received / s.sample_rate > 7.0:
+                break
+        assert s is not None
+        session_id = s.id
+        for ws in list(hub.sockets):
+            await ws.close(code=1012, message=b"test: network drop")
+        # the page reconnects by itself, resumes, re-sends; the sample is 17 s long
+        found = 0
+        for _ in range(400):
+            await asyncio.sleep(0.1)
+            s = _client_session(hub)
+            if s is not None and s.received / s.sample_rate > 17.5:
+                found = await dt.js("window.rxaudio.utterances.length")
+                if found >= 3:
+                    break
+        state = json.loads(
+            await dt.js(
+                "JSON.stringify({rate: rxaudio.rate, reconnects: rxaudio.reconnects,"
+                " resent: rxaudio.resent, session: rxaudio.session, counts: rxaudio.counts,"
+                " errors: rxaudio.errors, utts: rxaudio.utterances,"
+                " shown: document.querySelectorAll('#utterances li').length})"
+            )
+        )
+        await _screenshot(dt, os.path.join(ARTIFACTS, "browser.png"), tmp_path / "browser.png")
+        await dt.js("document.getElementById('stop').click()")
+        for _ in range(100):
+            await asyncio.sleep(0.05)
+            if await dt.js("rxaudio.stoppedReceived !== null"):
+                break
+        sent = await dt.js("rxaudio.sent")
+        stopped_received = await dt.js("rxaudio.stoppedReceived")
+
+    assert state["errors"] == [], state["errors"]
+    counts = state["counts"]
     assert counts.get("level", 0) > 50 and counts.get("spectrogram", 0) > 50, counts
     assert counts.get("vad", 0) > 300 and counts.get("speech_start", 0) >= 3, counts
-    assert rate in (44100, 48000)  # the page declared the AudioContext's own rate
-    utts = json.loads(page_utts)
-    assert found >= 3 and shown == len(utts) >= 3, (found, shown)
+    assert state["rate"] in (44100, 48000)  # the page declared the AudioContext's own rate
+    # one reconnect, the same session resumed, and what the server lacked was re-sent:
+    # every sample the page captured reached the session exactly once
+    assert state["reconnects"] == 1 and state["session"] == session_id
+    assert counts["started"] == 2 and state["resent"] > 0
+    assert stopped_received == sent
+    utts = state["utts"]
+    assert found >= 3 and state["shown"] == len(utts) >= 3
 
     # the server detected the sample's sentences (first pass of the looping fake device)
     truth = [(seg["start"], seg["end"]) for seg in speech_truth]
     first_pass = [(u["start"], u["end"]) for u in utts if u["start"] < 17.0]
     assert _best_overlap(first_pass, truth) > 0.75, (first_pass, truth)
 
-    # their WAV files exist (closed at shutdown) and hold speech
-    session_dirs = [d for d in out.iterdir() if d.is_dir()]
-    assert len(session_dirs) == 1
+    # their WAV files exist (closed by stop) and hold speech
+    d = out / session_id
+    assert [p.name for p in out.iterdir()] == [session_id]
     for u in utts:
-        path = session_dirs[0] / u["file"]
-        x, sr = sf.read(path, dtype="float32")
+        x, sr = sf.read(d / u["file"], dtype="float32")
         assert sr == 16000 and x.ndim == 1
         assert abs(len(x) / sr - (u["audio_end"] - u["audio_start"])) < 0.01
         rms_db = 20 * np.log10(np.sqrt(np.mean(x**2)) + 1e-12)
         assert rms_db > -35, (u, rms_db)
-    log = [json.loads(line) for line in (session_dirs[0] / "events.jsonl").read_text().splitlines()]
+    log = [json.loads(line) for line in (d / "events.jsonl").read_text().splitlines()]
     assert sum(r["type"] == "utterance" for r in log) >= len(utts)
-    assert log[-1]["type"] == "closed"
+    assert log[-1] == {"type": "closed", "reason": "client stop", "received": sent}
+
+
+@pytest.mark.skipif(not os.path.exists(CHROMIUM), reason="Debian chromium is not installed")
+@pytest.mark.parametrize(
+    ("flags", "expect"),
+    [
+        (("--use-fake-device-for-media-stream", "--deny-permission-prompts"), "denied"),
+        (("--use-fake-ui-for-media-stream",), "No microphone could be opened"),
+    ],
+    ids=["denied", "no-device"],
+)
+async def test_browser_microphone_problems_are_explained(
+    tmp_path: Any, flags: tuple[str, ...], expect: str
+) -> None:
+    async with (
+        serving(ServerConfig(out_dir=str(tmp_path / "out"))) as (hub, url),
+        chromium(url, tmp_path / "p2", *flags) as dt,
+    ):
+        await dt.js("document.getElementById('start').click()")
+        text = ""
+        for _ in range(100):
+            await asyncio.sleep(0.05)
+            text = await dt.js("document.getElementById('message').textContent")
+            if text:
+                break
+        assert expect in text, text
+        assert await dt.js("document.getElementById('start').disabled") is False
+        assert not [s for s in hub.sessions.values()]  # nothing was started

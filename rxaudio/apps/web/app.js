@@ -25,6 +25,8 @@
     counts: {},
     errors: [],
     reconnects: 0,
+    resent: 0, // samples re-sent after resumes
+    stoppedReceived: null, // the server's sample count when our last session stopped
     lastSpeech: false,
   };
   window.rxaudio = state;
@@ -157,9 +159,11 @@
       case "started":
         if (msg.listen) { say("Listening to the server's source."); break; }
         if (state.session && msg.session === state.session && msg.resumed) {
-          say("Reconnected: session resumed, re-sending " +
-              ((state.sent - msg.received) / state.rate).toFixed(2) + " s of audio.", "info");
           flushPending(msg.received);
+          const n = state.sent - msg.received; // lost in flight + captured while away
+          state.resent += n;
+          say("Reconnected: session resumed, re-sent " + (n / state.rate).toFixed(2) +
+              " s of audio.", "info");
         } else {
           if (state.session && msg.session !== state.session) {
             say("Reconnected, but the old session had expired: a new one started.", "warn");
@@ -194,6 +198,7 @@
         $("settings-status").textContent = "applied: " + JSON.stringify(msg.settings);
         break;
       case "stopped":
+        state.stoppedReceived = msg.received;
         say("Stopped. Session files are kept on the server.");
         break;
       case "error":

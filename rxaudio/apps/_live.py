@@ -37,7 +37,8 @@ class RecordResult:
     samples: int
     sample_rate: int | None
     channels: int | None
-    stopped_by: str  # "completed", "SIGINT", "SIGTERM"
+    stopped_by: str  # "completed", "SIGINT", "SIGTERM", "error"
+    error: Exception | None = None  # what ended the chain, when it failed
 
     @property
     def seconds(self) -> float:
@@ -160,9 +161,10 @@ def record_live(
     """Record ``source`` into the WAV ``path`` with a level meter until done or stopped.
 
     ``on_start`` is called once the options are validated and the output is known to be
-    writable, just before the source starts. Raises whatever error the chain ended with (a
-    :class:`~rxaudio.errors.RxAudioError` for device, file and format problems), after the
-    file has been finalized.
+    writable, just before the source starts. Options that are wrong raise at once. If the chain
+    fails while running (device, file or format problems: a
+    :class:`~rxaudio.errors.RxAudioError`), the file is finalized with everything before the
+    failure and the result carries the error in ``error`` for the caller to report.
     """
     from ..operators import level
     from ..sinks import to_wav
@@ -205,13 +207,12 @@ def record_live(
                 sub.dispose()
             if meter is not None:
                 meter.close()
-    if errors:
-        raise errors[0]
-    if receipts:
+    if receipts and not errors:
         r = receipts[-1]
         return RecordResult(r.path, r.samples, r.sample_rate, r.channels, "completed")
     written.path = path if os.path.exists(path) else ""
-    written.stopped_by = why[0] if why else "completed"
+    written.stopped_by = "error" if errors else why[0] if why else "completed"
+    written.error = errors[0] if errors else None
     return written
 
 
@@ -220,5 +221,7 @@ def describe(result: RecordResult) -> str:
     if not result.path:
         return "no audio arrived; no file written"
     fmt = f"{result.sample_rate} Hz, {result.channels} ch" if result.sample_rate else ""
-    how = "" if result.stopped_by == "completed" else f" (stopped by {result.stopped_by})"
+    how = {"completed": "", "error": " (stopped by an error)"}.get(
+        result.stopped_by, f" (stopped by {result.stopped_by})"
+    )
     return f"wrote {result.path}: {result.seconds:.2f} s, {fmt}{how}"

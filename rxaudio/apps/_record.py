@@ -101,4 +101,6 @@ def run(args: argparse.Namespace) -> int:
     print(f"rxaudio record: {describe(result)}")
     if seg is not None:
         print(f"rxaudio record: {seg.finish()} utterances -> {args.segment}")
+    if result.error is not None:
+        raise result.error  # after saying what was kept; the CLI prints it as one line
     return 0

@@ -85,4 +85,6 @@ def run(args: argparse.Namespace) -> int:
         source, path, seconds=args.seconds, meter=LevelMeter(sys.stderr), on_start=announce
     )
     print(f"rxaudio run: {describe(result)}")
+    if result.error is not None:
+        raise result.error  # after saying what was kept; the CLI prints it as one line
     return 0

@@ -242,3 +242,24 @@ def test_meter_on_a_terminal_is_one_updating_line(tmp_path: Path) -> None:
     assert len(readings) == 5  # 0.1 s of audio each
     assert readings[-1].startswith("00:00.5 [") and "rms   -9.0 dBFS  peak   -6.0" in readings[-1]
     assert text.endswith("\n") and text.count("\n") == 2
+
+
+def test_error_mid_recording_keeps_a_valid_file_and_is_one_line(tmp_path: Path) -> None:
+    import soundfile as sf
+
+    x = h.chirp(0.6)
+    x[6000] = np.nan  # block 11 of 512 samples (5632..6143) is corrupt
+    src = tmp_path / "nan.wav"
+    sf.write(str(src), x, 16000, subtype="FLOAT")
+    out = tmp_path / "out.wav"
+    res = h.rxaudio("record", str(out), "--source", str(src))
+    assert res.returncode == 2 and "Traceback" not in res.stderr
+    last = res.stderr.strip().splitlines()[-1]  # after the announcement and the meter
+    assert last.startswith("rxaudio record: error: ") and res.stderr.count(": error: ") == 1
+    assert "NaN or inf samples at sample 5632" in last
+    assert f"wrote {out}: 0.35 s, 16000 Hz, 1 ch (stopped by an error)" in res.stdout
+    got, rate = h.read_wav(out)  # finalized before the error was reported
+    assert rate == 16000 and got.shape == (5632, 1)
+    want = np.rint(np.clip(x[:5632] * 32768.0, -32768, 32767)).astype(np.int16)
+    assert np.array_equal(got[:, 0], want)
+    assert not Path(partial_name(str(out))).exists()

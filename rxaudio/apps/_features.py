@@ -26,6 +26,7 @@ HELP = "compute MFCC, (log-)mel, spectrogram or spectral features of a file, wit
 KINDS = ("mfcc", "log_mel", "mel", "power", "magnitude", "spectral")
 FORMATS = (".npz", ".csv", ".parquet")
 BLOCK = 16384  # samples per block read from the file
+ROW_GROUP_BYTES = 8 << 20  # a Parquet row group holds about this much float64 data
 
 
 def add_arguments(p: argparse.ArgumentParser) -> None:
@@ -94,6 +95,10 @@ class _Writer:
 
     def close(self, last: FeatureFrame | None) -> None:
         self.finish(last)
+        # mkstemp creates 0600; give the output the mode a plain open() would (0666 - umask)
+        mask = os.umask(0)
+        os.umask(mask)
+        os.chmod(self.tmp, 0o666 & ~mask)
         os.replace(self.tmp, self.out)
 
     def abort(self) -> None:
@@ -192,30 +197,49 @@ class _ParquetWriter(_Writer):
                 "or write .npz/.csv"
             ) from exc
         self.pw: Any = None
+        self.pending: list[FeatureFrame] = []
+        self.pending_rows = 0
 
     def write(self, f: FeatureFrame) -> None:
+        # rows are gathered into row groups of about ROW_GROUP_BYTES: the writer keeps about
+        # 1 KB of footer per row group and column until it closes, so one group per frame
+        # would grow by hundreds of MB over an hour of 257-bin spectra
+        self.pending.append(f)
+        self.pending_rows += f.n_rows
+        self.rows += f.n_rows
+        if self.pending_rows * 8 * (f.values.shape[1] + 3) >= ROW_GROUP_BYTES:
+            self._flush()
+
+    def _flush(self) -> None:
         import pyarrow as pa
         import pyarrow.parquet as pq
 
+        if not self.pending:
+            return
+        fs = self.pending
         cols = {
-            "row": pa.array(np.arange(f.row, f.row + f.n_rows)),
-            "start": pa.array(f.starts),
-            "time": pa.array(f.times),
+            "row": pa.array(np.concatenate([np.arange(f.row, f.row + f.n_rows) for f in fs])),
+            "start": pa.array(np.concatenate([f.starts for f in fs])),
+            "time": pa.array(np.concatenate([f.times for f in fs])),
         }
-        for i, name in enumerate(f.columns):
-            cols[name] = pa.array(f.values[:, i])
+        values = np.concatenate([f.values for f in fs])
+        for i, name in enumerate(fs[0].columns):
+            cols[name] = pa.array(values[:, i])
         table = pa.table(cols)
         if self.pw is None:
             self.pw = pq.ParquetWriter(self.tmp, table.schema)
         self.pw.write_table(table)
-        self.rows += f.n_rows
+        self.pending, self.pending_rows = [], 0
 
     def finish(self, last: FeatureFrame | None) -> None:
+        self._flush()
         if self.pw is not None:
             self.pw.close()
 
     def abort(self) -> None:
-        self.finish(None)
+        self.pending = []
+        if self.pw is not None:
+            self.pw.close()
         super().abort()
 
 

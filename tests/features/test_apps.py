@@ -286,3 +286,27 @@ def test_log_mel_rows_through_the_jsonl_sink(tmp_path: Path, speech_path: str) -
     whole = collect(from_file(speech_path, block_size=1024).pipe(spectrogram(kind="log_mel")))
     ref = np.concatenate([f.values for f in whole])
     assert np.abs(np.asarray(rows) - ref).max() <= 5e-4 + 1e-6
+
+
+def test_parquet_row_groups_and_output_mode(
+    tmp_path: Path, speech_path: str, speech: np.ndarray, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    pq = pytest.importorskip("pyarrow.parquet")
+    from rxaudio.apps import _features
+
+    monkeypatch.setattr(_features, "ROW_GROUP_BYTES", 64 << 10)  # ~500 rows a group
+    out = tmp_path / "m.parquet"
+    old = os.umask(0o022)
+    try:
+        assert main(["features", speech_path, "--out", str(out), "--no-progress"]) == 0
+    finally:
+        os.umask(old)
+    assert out.stat().st_mode & 0o777 == 0o644  # as a plain open() would make it
+    f = pq.ParquetFile(out)
+    assert f.metadata.num_row_groups >= 3
+    t = f.read()
+    want = _operator_rows(speech, mfcc())
+    assert t.num_rows == want.shape[0]
+    assert np.array_equal(np.asarray(t.column("row")), np.arange(want.shape[0]))
+    got = np.stack([np.asarray(t.column(f"mfcc_{i}")) for i in range(13)], axis=1)
+    assert np.array_equal(got, want)

@@ -32,6 +32,7 @@ from .pipeline import ChainOptions, WindowBatcher
 from .protocol import (
     CLOSE_GOING_AWAY,
     CLOSE_POLICY,
+    CLOSE_TAKEN_OVER,
     MAX_MESSAGE_BYTES,
     PROTOCOL_VERSION,
     ProtocolError,
@@ -122,6 +123,7 @@ class Hub:
         self.sessions: dict[str, Session] = {}
         self.outboxes: set[Outbox] = set()
         self.sockets: set[web.WebSocketResponse] = set()
+        self.tasks: set[asyncio.Future[Any]] = set()
         self.metrics = ServerMetrics(
             clients=lambda: float(len(self.sockets)),
             sessions=lambda: float(len(self.sessions)),
@@ -264,8 +266,8 @@ class Connection:
             close = CLOSE_POLICY
             self.send(error_event("too_many_errors", f"{MAX_ERRORS} protocol errors; closing"))
         if close is not None:
+            await self.outbox.drain()  # the error event goes out before the close frame
             self.outbox.close()
-            await asyncio.sleep(0)  # let the sender flush the error first
             await self.ws.close(code=close, message=err.code.encode()[:120])
 
     def on_text(self, text: str) -> None:
@@ -315,16 +317,28 @@ class Connection:
         if (
             s is not None
             and not s.closed
+            and s.failed is None
             and s is not hub.shared
-            and not s.outboxes
             and (s.sample_rate, s.channels) == (start.sample_rate, start.channels)
         ):
-            resumed = True
             if start.options:
                 s.configure(start.options)
+            old = s.owner
+            if old is not None and old is not self:
+                # the client came back before we noticed its old connection died (a half-open
+                # TCP connection): the new connection takes the session over
+                old.session = None
+                s.detach(old.outbox)
+                task = asyncio.ensure_future(
+                    old.ws.close(code=CLOSE_TAKEN_OVER, message=b"session resumed elsewhere")
+                )
+                hub.tasks.add(task)
+                task.add_done_callback(hub.tasks.discard)
+            resumed = True
         else:
             s = hub.new_session(start)
         self.session, self.start = s, start
+        s.owner = self
         s.attach(self.outbox)
         self.send(
             {
@@ -396,6 +410,7 @@ class Connection:
         s.detach(self.outbox)
         if self.listening or s.closed:
             return
+        s.owner = None
         hub = self.hub
         if hub.config.grace_s == 0:
             hub.end_session(s, "client gone")

@@ -34,7 +34,7 @@ CLOSE_GOING_AWAY = 1001
 CLOSE_POLICY = 1008
 CLOSE_BAD_VERSION = 4002
 CLOSE_TOO_MANY_ERRORS = 4003
-CLOSE_UNKNOWN_SESSION = 4004
+CLOSE_TAKEN_OVER = 4005
 
 # settings a client may change live (``config``) or pass in ``start.options``
 TUNABLE: dict[str, tuple[float, float]] = {

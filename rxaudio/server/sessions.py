@@ -72,6 +72,7 @@ class Outbox:
         self.sent = 0
         self._wake = asyncio.Event()
         self._closed = False
+        self._busy = False
 
     def __len__(self) -> int:
         return len(self.queue)
@@ -96,6 +97,13 @@ class Outbox:
         q.append((event, arrival))
         self._wake.set()
 
+    async def drain(self, timeout: float = 1.0) -> None:
+        """Wait (at most ``timeout`` s) until everything queued has been handed to the socket."""
+        loop = asyncio.get_running_loop()
+        end = loop.time() + timeout
+        while (self.queue or self._busy) and loop.time() < end:
+            await asyncio.sleep(0.005)
+
     def close(self) -> None:
         """Stop the send loop after what is queued now."""
         self._closed = True
@@ -107,7 +115,11 @@ class Outbox:
         while True:
             while self.queue:
                 event, arrival = self.queue.popleft()
-                await self._send(json.dumps(event, separators=(",", ":")))
+                self._busy = True
+                try:
+                    await self._send(json.dumps(event, separators=(",", ":")))
+                finally:
+                    self._busy = False
                 self.sent += 1
                 self.metrics.events.inc()
                 self.metrics.latency.observe(max(0.0, loop.time() - arrival))
@@ -142,6 +154,7 @@ class Session:
         self.metrics = metrics
         self.loop = loop
         self.outboxes: set[Outbox] = set()
+        self.owner: Any = None  # the client connection feeding it (None: in grace, or shared)
         self.received = 0  # samples per channel received so far
         self.frames = 0
         self.utterances = 0

@@ -438,3 +438,28 @@ async def test_batched_scoring_equals_per_session_scoring(server, proto, speech_
         assert "rxaudio_vad_batch_size_count 0" in text
     assert batched[0] == batched[1] == single[0] == single[1]
     assert len(batched[0]) >= 3
+
+
+async def test_resume_takes_over_a_half_open_connection(server, proto, speech_pcm):
+    async with server(queue_max=100_000) as client:
+        old = await client.ws_connect("/ws")
+        started = await proto.start(old)
+        await proto.send_audio(old, speech_pcm[:48000])
+        await proto.until(old, "stats")
+        # the client lost its network, but the server has not noticed yet: a new connection
+        # resumes the session, and the old one is closed by the server
+        new = await client.ws_connect("/ws")
+        again = await proto.start(new, session=started["session"])
+        assert again["resumed"] is True and again["received"] == 48000
+        msg = await old.receive(timeout=10)
+        while msg.type == WSMsgType.TEXT:
+            msg = await old.receive(timeout=10)
+        assert msg.type == WSMsgType.CLOSE and msg.data == 4005
+        # a different format cannot resume it: a fresh session, the original untouched
+        other = await client.ws_connect("/ws")
+        fresh = await proto.start(other, session=started["session"], sample_rate=44100)
+        assert fresh["resumed"] is False and fresh["session"] != started["session"]
+        await proto.send_audio(new, speech_pcm[48000:])
+        await new.send_json({"type": "stop"})
+        stopped = (await proto.until(new, "stopped"))[-1]
+        assert stopped["received"] == len(speech_pcm)

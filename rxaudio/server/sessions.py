@@ -43,6 +43,11 @@ from .pipeline import (
 CRITICAL = frozenset({"speech_start", "speech_end", "utterance", "error", "started", "stopped"})
 
 
+def encode(event: dict[str, Any]) -> str:
+    """Compact JSON text of an event."""
+    return json.dumps(event, separators=(",", ":"))
+
+
 def new_session_id() -> str:
     """A random URL-safe session id (16 characters)."""
     return secrets.token_urlsafe(12)
@@ -67,7 +72,7 @@ class Outbox:
         self._send = send
         self.metrics = metrics
         self.maxlen = maxlen
-        self.queue: deque[tuple[dict[str, Any], float]] = deque()
+        self.queue: deque[tuple[str, str, float]] = deque()  # (type, JSON text, arrival)
         self.dropped = 0
         self.sent = 0
         self._wake = asyncio.Event()
@@ -79,13 +84,17 @@ class Outbox:
 
     def put(self, event: dict[str, Any], arrival: float) -> None:
         """Queue an event caused by audio that arrived at loop time ``arrival``."""
+        self.put_text(event["type"], encode(event), arrival)
+
+    def put_text(self, kind: str, text: str, arrival: float) -> None:
+        """Queue an already encoded event of type ``kind`` (fan-out encodes once)."""
         if self._closed:
             return
         q = self.queue
         if len(q) >= self.maxlen:
             victim = None
-            for i, (ev, _) in enumerate(q):
-                if ev["type"] not in CRITICAL:
+            for i, (k, _, _) in enumerate(q):
+                if k not in CRITICAL:
                     victim = i
                     break
             if victim is None:
@@ -94,7 +103,7 @@ class Outbox:
                 del q[victim]
             self.dropped += 1
             self.metrics.dropped.inc()
-        q.append((event, arrival))
+        q.append((kind, text, arrival))
         self._wake.set()
 
     async def drain(self, timeout: float = 1.0) -> None:
@@ -114,10 +123,10 @@ class Outbox:
         loop = asyncio.get_running_loop()
         while True:
             while self.queue:
-                event, arrival = self.queue.popleft()
+                _, text, arrival = self.queue.popleft()
                 self._busy = True
                 try:
-                    await self._send(json.dumps(event, separators=(",", ":")))
+                    await self._send(text)
                 finally:
                     self._busy = False
                 self.sent += 1
@@ -263,9 +272,12 @@ class Session:
         self.outboxes.discard(outbox)
 
     def emit(self, event: dict[str, Any]) -> None:
-        """Fan an event out to every attached outbox."""
+        """Fan an event out to every attached outbox (encoded once)."""
+        if not self.outboxes:
+            return
+        text, kind = encode(event), event["type"]
         for ob in self.outboxes:
-            ob.put(event, self._arrival)
+            ob.put_text(kind, text, self._arrival)
 
     def stats(self) -> dict[str, Any]:
         """A ``stats`` event for this session."""

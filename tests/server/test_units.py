@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import json
 
 import numpy as np
 import pytest
@@ -37,9 +38,10 @@ async def test_outbox_drops_oldest_droppable_first_and_counts() -> None:
     ob.put({"type": "speech_end"}, 0.0)
     assert len(ob) == 8
     assert ob.dropped == 14 and m.dropped.value == 14
-    kinds = [e["type"] for e, _ in ob.queue]
+    queued = [json.loads(text) for _, text, _ in ob.queue]
+    kinds = [e["type"] for e in queued]
     assert kinds[0] == "utterance" and kinds[-1] == "speech_end"  # critical events kept
-    assert [e["i"] for e, _ in ob.queue if e["type"] == "vad"] == list(range(14, 20))  # newest
+    assert [e["i"] for e in queued if e["type"] == "vad"] == list(range(14, 20))  # newest
     gate.set()
     ob.close()
     await asyncio.wait_for(task, 5)
@@ -51,7 +53,7 @@ async def test_outbox_of_only_critical_events_still_bounded() -> None:
     for i in range(12):
         ob.put({"type": "utterance", "id": i}, 0.0)
     assert len(ob) == 8 and ob.dropped == 4
-    assert [e["id"] for e, _ in ob.queue] == list(range(4, 12))
+    assert [json.loads(text)["id"] for _, text, _ in ob.queue] == list(range(4, 12))
 
 
 def test_histogram_exposition_and_quantiles() -> None:

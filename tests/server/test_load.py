@@ -108,6 +108,7 @@ async def test_fifty_realtime_clients_and_a_stalled_one(
 
     summary = result.summary()
     summary["rss_mb"] = [round(v, 1) for _, v in rss[::4]]
+    summary["server_events_dropped"] = metrics["rxaudio_events_dropped_total"]
     os.makedirs(ARTIFACTS, exist_ok=True)
     with open(os.path.join(ARTIFACTS, "load.json"), "w", encoding="utf-8") as f:
         json.dump(summary, f, indent=1, default=float)

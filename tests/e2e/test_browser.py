@@ -277,3 +277,36 @@ async def test_browser_microphone_problems_are_explained(
         assert expect in text, text
         assert await dt.js("document.getElementById('start').disabled") is False
         assert not [s for s in hub.sessions.values()]  # nothing was started
+
+
+@pytest.mark.skipif(not os.path.exists(CHROMIUM), reason="Debian chromium is not installed")
+async def test_browser_listens_to_the_server_microphone(
+    tmp_path: Any, virtual_mic: Any, speech: np.ndarray
+) -> None:
+    """The other way in: the server captures its own (virtual PulseAudio) microphone through
+    one shared pipeline, and the page, a viewer, receives its events."""
+    virtual_mic.loop(speech)
+    out = tmp_path / "out"
+    try:
+        config = ServerConfig(out_dir=str(out), source="mic", device=virtual_mic.device)
+        async with serving(config) as (hub, url), chromium(url, tmp_path / "p3") as dt:
+            assert await dt.js("rxaudio.hello.modes.join(',')") == "client,listen"
+            assert await dt.js("document.getElementById('listen').hidden") is False
+            await dt.js("document.getElementById('listen').click()")
+            found = 0
+            for _ in range(300):
+                await asyncio.sleep(0.1)
+                found = await dt.js("rxaudio.utterances.length")
+                if found >= 2:
+                    break
+            counts = json.loads(await dt.js("JSON.stringify(rxaudio.counts)"))
+            utts = json.loads(await dt.js("JSON.stringify(rxaudio.utterances)"))
+            assert hub.shared is not None
+            shared_id = hub.shared.id
+    finally:
+        virtual_mic.loop(None)
+    assert found >= 2, counts
+    assert counts["vad"] > 100 and counts["level"] > 30 and counts["speech_start"] >= 2
+    for u in utts:  # the shared pipeline wrote them, and they hold speech
+        x, sr = sf.read(out / shared_id / u["file"], dtype="float32")
+        assert sr == 16000 and 20 * np.log10(np.sqrt(np.mean(x**2)) + 1e-12) > -35

@@ -69,23 +69,42 @@
       try { msg = JSON.parse(ev.data); } catch (e) { return; }
       handle(msg);
     };
-    ws.onclose = (ev) => {
-      state.connected = false;
-      state.live = false;
-      ws = null;
-      if (ev.code === 4002 || ev.code === 1008) {
-        setConn("closed", "off");
-        say("The server closed the connection (" + ev.code + " " + ev.reason + ").", "error");
-        return;
-      }
-      setConn("offline", "off");
-      const wait = Math.min(backoff, 8000);
-      backoff *= 2;
-      state.reconnects += 1;
-      say("Connection lost; reconnecting in " + (wait / 1000).toFixed(1) +
-          " s. Audio is kept and re-sent when the session resumes.", "warn");
-      retryTimer = setTimeout(connect, wait);
-    };
+    ws.onclose = (ev) => dropped(ev.code, ev.reason);
+  }
+
+  // Our own keep-alive: a server that stops answering pings for 15 s is treated as gone
+  // (a dead network may never deliver a close), and we reconnect.
+  let pingId = 0, lastPong = 0;
+  setInterval(() => {
+    if (!ws || ws.readyState !== WebSocket.OPEN || !state.connected) return;
+    if (lastPong && Date.now() - lastPong > 15000) {
+      const dead = ws;
+      dead.onclose = null;
+      dead.onmessage = null;
+      try { dead.close(); } catch (e) { /* already gone */ }
+      dropped(1006, "no pong for 15 s");
+      return;
+    }
+    send({ type: "ping", id: ++pingId });
+  }, 5000);
+
+  function dropped(code, reason) {
+    state.connected = false;
+    state.live = false;
+    ws = null;
+    lastPong = 0;
+    if (code === 4002 || code === 1008) {
+      setConn("closed", "off");
+      say("The server closed the connection (" + code + " " + reason + ").", "error");
+      return;
+    }
+    setConn("offline", "off");
+    const wait = Math.min(backoff, 8000);
+    backoff *= 2;
+    state.reconnects += 1;
+    say("Connection lost; reconnecting in " + (wait / 1000).toFixed(1) +
+        " s. Audio is kept and re-sent when the session resumes.", "warn");
+    retryTimer = setTimeout(connect, wait);
   }
 
   function send(obj) {
@@ -146,10 +165,12 @@
   // ---- events from the server ---------------------------------------------------------------
   function handle(msg) {
     state.counts[msg.type] = (state.counts[msg.type] || 0) + 1;
+    if (msg.type === "pong") { lastPong = Date.now(); return; }
     switch (msg.type) {
       case "hello":
         state.hello = msg;
         state.connected = true;
+        lastPong = Date.now();
         setConn("online", "on");
         if (msg.modes.indexOf("listen") >= 0) $("listen").hidden = false;
         if (state.mode === "client") sendStart();

@@ -465,6 +465,9 @@ async def websocket(request: web.Request) -> web.StreamResponse:
             try:
                 if msg.type == WSMsgType.BINARY:
                     conn.on_binary(msg.data, loop.time())
+                    # fairness: a client sending faster than real time gets one frame per turn
+                    # of the loop, like everyone else, instead of its whole backlog at once
+                    await asyncio.sleep(0)
                 elif msg.type == WSMsgType.TEXT:
                     conn.on_text(msg.data)
                 elif msg.type == WSMsgType.ERROR:

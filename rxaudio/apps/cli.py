@@ -13,6 +13,7 @@ import importlib
 import sys
 from collections.abc import Sequence
 from types import ModuleType
+from typing import NoReturn
 
 # name -> module; add a line here for a new subcommand
 COMMANDS: dict[str, str] = {
@@ -31,11 +32,18 @@ def _module(name: str) -> ModuleType:
     return importlib.import_module(COMMANDS[name])
 
 
+class _Parser(argparse.ArgumentParser):
+    """Usage errors as one line (plus where to look), not the whole usage text."""
+
+    def error(self, message: str) -> NoReturn:
+        self.exit(2, f"{self.prog}: error: {message} (see {self.prog} --help)\n")
+
+
 def build_parser() -> argparse.ArgumentParser:
     """The full argument parser (imports each subcommand's light module)."""
     from .. import __version__
 
-    parser = argparse.ArgumentParser(
+    parser = _Parser(
         prog="rxaudio",
         description="Real-time audio dataflow: capture, VAD, features, files and a live server.",
     )

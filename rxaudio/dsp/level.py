@@ -24,6 +24,8 @@ def rms_peak_db(
     x = samples.astype(np.float64, copy=False)
     ms = np.mean(x * x, axis=0)
     pk = np.max(np.abs(x), axis=0)
+    if not np.isfinite(pk).all():
+        raise ValueError("NaN or inf samples; a level of them is meaningless. Clean the input")
     ch_rms = to_db(np.sqrt(ms))
     ch_pk = to_db(pk)
     rms = float(to_db(np.sqrt(float(np.mean(ms)))))

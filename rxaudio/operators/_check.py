@@ -45,6 +45,30 @@ def audio(op: str, item: Any) -> AudioFrame:
     return item
 
 
+MAX_GAP_SECONDS = 10.0
+"""Longest gap between consecutive frames that is filled with silence (dropped capture blocks);
+a longer one means the frames are not one continuous stream."""
+
+
+def gap_samples(op: str, expected: int, frame: AudioFrame) -> int:
+    """Samples missing between the end of the previous frame (``expected``) and ``frame``.
+
+    Raises on an overlap, or on a gap longer than :data:`MAX_GAP_SECONDS`.
+    """
+    gap = frame.start - expected
+    if gap < 0:
+        raise ValueError(
+            f"frame starts at sample {frame.start} but the previous one ended at {expected}; "
+            f"frames must not overlap ({op} expects one continuous stream)"
+        )
+    if gap > MAX_GAP_SECONDS * frame.sample_rate:
+        raise ValueError(
+            f"gap of {gap} samples before sample {frame.start} is longer than "
+            f"{MAX_GAP_SECONDS:g} s; the input is not one continuous stream"
+        )
+    return gap
+
+
 class FormatTracker:
     """Remembers a stream's sample rate and channel count and refuses changes mid-stream."""
 

@@ -12,9 +12,7 @@ from ..dsp.mel import empty_filters, max_mels
 from ..dsp.stft import WINDOWS
 from ..errors import ConfigError
 from ..frames import AudioFrame, FeatureFrame
-from ._check import FormatTracker, audio, choice, finite, positive_int
-
-MAX_GAP_SECONDS = 10.0
+from ._check import FormatTracker, audio, choice, finite, gap_samples, positive_int
 
 
 def check_stft(op: str, n_fft: Any, hop: Any, window: Any) -> tuple[int, int, str]:
@@ -102,19 +100,9 @@ class FeatureStage:
         kernel = self.kernel
         assert kernel is not None
         x = frame.mono
-        if frame.start > self.end:  # dropped blocks: silence keeps later sample indices
-            gap = frame.start - self.end
-            if gap > MAX_GAP_SECONDS * frame.sample_rate:
-                raise ValueError(
-                    f"gap of {gap} samples before sample {frame.start} is longer than "
-                    f"{MAX_GAP_SECONDS:g} s; the input is not one continuous stream"
-                )
+        gap = gap_samples(self.op, self.end, frame)
+        if gap:  # dropped blocks: silence keeps later sample indices
             x = np.concatenate((np.zeros(gap, dtype=np.float32), x))
-        elif frame.start < self.end:
-            raise ValueError(
-                f"frame starts at sample {frame.start} but the previous one ended at "
-                f"{self.end}; frames must not overlap ({self.op} expects one continuous stream)"
-            )
         self.end = frame.end
         return self._out(*kernel.push(x))
 

@@ -7,11 +7,10 @@ import numpy as np
 from ..dsp.framing import Reframer
 from ..frames import AudioFrame
 from ..pipeline.caps import Caps
-from ._check import FormatTracker, audio, choice, positive_int
+from ._check import FormatTracker, audio, choice, gap_samples, positive_int
 from ._stage import Operator, stage_operator
 
 TAILS = ("flush", "pad", "drop")
-MAX_GAP_SECONDS = 10.0
 
 
 class _ReframeStage:
@@ -32,21 +31,11 @@ class _ReframeStage:
         r = self.r
         assert r is not None
         out: list[tuple[int, np.ndarray]] = []
-        if frame.start > r.end:
-            # A gap (e.g. blocks dropped at capture): fill with silence so every later sample
-            # keeps its index. Overlaps cannot be repaired and are refused.
-            gap = frame.start - r.end
-            if gap > MAX_GAP_SECONDS * frame.sample_rate:
-                raise ValueError(
-                    f"gap of {gap} samples before sample {frame.start} is longer than "
-                    f"{MAX_GAP_SECONDS:g} s; the input is not one continuous stream"
-                )
+        # A gap (e.g. blocks dropped at capture) is filled with silence so every later sample
+        # keeps its index. Overlaps cannot be repaired and are refused.
+        gap = gap_samples("reframe", r.end, frame)
+        if gap:
             out.extend(r.push(np.zeros((gap, frame.channels), dtype=np.float32)))
-        elif frame.start < r.end:
-            raise ValueError(
-                f"frame starts at sample {frame.start} but the previous one ended at {r.end}; "
-                "frames must not overlap (reframe expects one continuous stream)"
-            )
         out.extend(r.push(frame.samples))
         return self._frames(out)
 

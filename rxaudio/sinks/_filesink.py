@@ -8,6 +8,7 @@ written before it stays valid. Disposing (Ctrl-C) finalizes the file too.
 
 from __future__ import annotations
 
+import atexit
 import os
 import threading
 from collections.abc import Callable
@@ -19,6 +20,19 @@ from reactivex.disposable import CompositeDisposable, Disposable
 from ..errors import ConfigError, SinkError
 from ..frames import FileReceipt
 from ..operators._stage import wrap_error
+
+# Files still being written. A script stopped by Ctrl-C (KeyboardInterrupt in ``.run()``)
+# never disposes its chain: finalize these at interpreter exit so no ``.partial`` is left.
+_OPEN: set[Callable[[str], FileReceipt | None]] = set()
+
+
+@atexit.register
+def _finish_all_at_exit() -> None:
+    for finish in list(_OPEN):
+        try:
+            finish("interrupted")
+        except Exception:
+            pass  # best effort at exit: nothing is left to report to
 
 
 class Writer(Protocol):
@@ -65,13 +79,17 @@ def file_sink(
                     if done:
                         return None
                     done = True
+                    _OPEN.discard(finish)
                     return writer.finish(reason)
 
+            _OPEN.add(finish)
+
             def on_next(item: Any) -> None:
-                if done:
-                    return
                 try:
-                    writer.write(item)
+                    with lock:  # dispose (another thread, Ctrl-C) must not close mid-write
+                        if done:
+                            return
+                        writer.write(item)
                 except Exception as exc:
                     err = wrap_error(name, exc, item)
                     try:
@@ -102,6 +120,7 @@ def file_sink(
 
             def dispose() -> None:
                 finish("disposed")
+                _OPEN.discard(finish)
 
             sub = source.subscribe(on_next, on_error, on_completed, scheduler=scheduler)
             return CompositeDisposable(sub, Disposable(dispose))

@@ -11,7 +11,7 @@ from reactivex import Observable
 from ..errors import FormatError
 from ..frames import AudioFrame, FileReceipt
 from ..io.wav import SUBTYPES, WavWriter
-from ..operators._check import audio, choice
+from ..operators._check import audio, choice, gap_samples
 from ._filesink import check_target, file_sink
 
 
@@ -20,6 +20,8 @@ class _WavFile:
         self.path, self.subtype = path, subtype
         self.w: WavWriter | None = None
         self.frames = 0
+        self.first = 0
+        self.gap_samples = 0
 
     def write(self, item: AudioFrame) -> None:
         frame = audio("to_wav", item)
@@ -30,11 +32,18 @@ class _WavFile:
             )
         if self.w is None:
             self.w = WavWriter(self.path, frame.sample_rate, frame.channels, self.subtype)
+            self.first = frame.start
         elif frame.sample_rate != self.w.sample_rate or frame.channels != self.w.channels:
             raise FormatError(
                 f"format changed mid-stream from {self.w.sample_rate} Hz/{self.w.channels} ch "
                 f"to {frame.sample_rate} Hz/{frame.channels} ch; resample or remix before to_wav"
             )
+        # keep the stream's timeline: audio lost upstream (dropped capture blocks) becomes
+        # silence, so every later sample sits at its true time in the file
+        gap = gap_samples("to_wav", self.first + self.w.samples, frame)
+        if gap:
+            self.w.write(np.zeros((gap, frame.channels), dtype=np.float32))
+            self.gap_samples += gap
         self.w.write(frame.samples)
         self.frames += 1
 
@@ -53,9 +62,11 @@ def to_wav(
 
     The file is written under a temporary name (``.NAME.partial`` beside it) with a header that
     is valid after every block, and renamed to ``path`` on completion, on an upstream error
-    (before the error is forwarded) and on dispose (Ctrl-C). A bad frame (NaN, rate or channel
-    change) ends the stream with an error; the file keeps every sample before it. An empty
-    stream writes no file (receipt ``reason="empty"``).
+    (before the error is forwarded), on dispose, and at interpreter exit (Ctrl-C in a script
+    that never disposes). A bad frame (NaN, rate or channel change, overlapping frames) ends the
+    stream with an error; the file keeps every sample before it. A gap between frames (blocks
+    dropped at capture) is written as silence, so the file keeps the stream's timeline. An
+    empty stream writes no file (receipt ``reason="empty"``).
 
     .. marble::
         -a--b--c--|

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import threading
 from collections.abc import Callable, Iterator
 from datetime import timedelta
 from typing import Any
@@ -29,10 +30,20 @@ def emit_blocks(
     disposed = False
     closer: list[Callable[[], None]] = []
     pending = SerialDisposable()
+    # dispose may run on another thread (Ctrl-C on the main thread while a realtime source
+    # reads on its scheduler's thread): reading and closing never overlap
+    lock = threading.RLock()
 
     def close() -> None:
-        while closer:
-            closer.pop()()
+        with lock:
+            while closer:
+                closer.pop()()
+
+    def read(blocks: Iterator[AudioFrame]) -> AudioFrame | None:
+        with lock:
+            if disposed or not closer:
+                return None
+            return next(blocks, None)
 
     def fail(exc: Exception) -> None:
         close()
@@ -47,9 +58,7 @@ def emit_blocks(
         closer.append(close_fn)
         if not realtime:
             try:
-                for frame in blocks:
-                    if disposed:
-                        break
+                while (frame := read(blocks)) is not None:
                     observer.on_next(frame)
             except Exception as exc:
                 fail(exc)
@@ -66,13 +75,14 @@ def emit_blocks(
             if disposed:
                 return None
             try:
-                frame = next(blocks, None)
+                frame = read(blocks)
             except Exception as exc:
                 fail(exc)
                 return None
             if frame is None:
-                close()
-                observer.on_completed()
+                if not disposed:
+                    close()
+                    observer.on_completed()
                 return None
             if not first:
                 first.append(frame.start)

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import os
+import re
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from typing import Any
@@ -15,6 +16,9 @@ from ..frames import AudioFrame
 from ..operators._check import positive_int
 from ._emit import emit_blocks
 
+# libsndfile's header dump says e.g. "data : 32000 (should be 15978)" for a cut-off file
+_TRUNCATED = re.compile(r"^data\s*:\s*(\d+)\s*\(should be (\d+)\)", re.MULTILINE)
+
 
 @dataclass(frozen=True, slots=True)
 class FileInfo:
@@ -26,6 +30,8 @@ class FileInfo:
     frames: int
     format: str
     subtype: str
+    truncated: str | None = None
+    """When the header announces more audio than the file holds: libsndfile's note on it."""
 
     @property
     def duration(self) -> float:
@@ -51,7 +57,9 @@ def probe(path: str | os.PathLike[str]) -> FileInfo:
         ) from exc
     if info.samplerate <= 0 or info.channels <= 0:
         raise SourceError(f"{p}: header has {info.samplerate} Hz, {info.channels} channels")
-    return FileInfo(p, info.samplerate, info.channels, info.frames, info.format, info.subtype)
+    m = _TRUNCATED.search(getattr(info, "extra_info", "") or "")
+    note = f"data chunk of {m.group(1)} bytes announced, {m.group(2)} present" if m else None
+    return FileInfo(p, info.samplerate, info.channels, info.frames, info.format, info.subtype, note)
 
 
 class FileSource(Observable[AudioFrame]):
@@ -100,6 +108,11 @@ class FileSource(Observable[AudioFrame]):
                 pos += block.shape[0]
             if info.frames > 0 and pos == 0:
                 raise SourceError(f"{info.path}: header announces audio but none could be read")
+            if info.truncated:
+                raise SourceError(
+                    f"{info.path}: the file is truncated ({info.truncated}); the {pos} samples "
+                    "that were there have been streamed. Re-copy or re-export the file"
+                )
 
         return gen(), f.close
 
@@ -131,8 +144,9 @@ def from_file(
     Raises
     ------
     SourceError
-        Missing file, a directory, not audio (at construction); truncated or unreadable data
-        (as ``on_error``, after the frames that could be read).
+        Missing file, a directory, not audio (at construction); a truncated file or unreadable
+        data (as ``on_error``, after the frames that could be read, so a sink downstream keeps
+        them).
     FormatError
         NaN/inf samples in a float file (as ``on_error``).
     """

@@ -84,3 +84,9 @@ def test_channels_bad_mapping_and_options() -> None:
         channels(0)
     with pytest.raises(ConfigError):
         channels(select=[-1])
+
+
+def test_level_refuses_nan() -> None:
+    bad = AudioFrame(np.array([[0.1], [np.nan]], dtype=np.float32), 16000, 0)
+    out = run_marbles("-a-|", {"a": bad}, level())
+    assert isinstance(out.error, StreamError) and "NaN" in str(out.error)

@@ -127,3 +127,55 @@ def test_sinks_fan_out_with_share(tmp_path: os.PathLike[str], speech: np.ndarray
     src.connect()  # type: ignore[attr-defined]
     assert sorted(r.path for r in receipts) == sorted([wav, log])
     assert sf.info(wav).frames == speech.shape[0]
+
+
+def test_to_wav_fills_gaps_and_refuses_overlaps(tmp_path: os.PathLike[str]) -> None:
+    p = os.path.join(tmp_path, "gap.wav")
+    # a block dropped at capture: frames at 100 and 300, 100 samples each, stream starts at 100
+    out = run_marbles(
+        "-a-b-|", {"a": frame(100, 100, value=0.5), "b": frame(300, 100, value=0.5)}, to_wav(p)
+    )
+    assert out.completed and out.values[0].samples == 300
+    y, _ = sf.read(p, dtype="float32")
+    assert np.allclose(y[:100], 0.5, atol=1e-4) and np.all(y[100:200] == 0)
+    assert np.allclose(y[200:], 0.5, atol=1e-4)
+    p2 = os.path.join(tmp_path, "overlap.wav")
+    bad = run_marbles("-a-b-|", {"a": frame(0, 100), "b": frame(50, 100)}, to_wav(p2))
+    assert "overlap" in str(bad.error) and sf.info(p2).frames == 100
+
+
+def test_to_jsonl_dispose_finalizes(tmp_path: os.PathLike[str]) -> None:
+    p = os.path.join(tmp_path, "d.jsonl")
+    out = run_marbles(
+        "-a-b-c-|", {"a": {"i": 1}, "b": {"i": 2}, "c": {"i": 3}}, to_jsonl(p), dispose_at=4
+    )
+    assert not out.completed
+    assert [json.loads(line)["i"] for line in open(p)] == [1, 2]
+
+
+def test_ctrl_c_in_a_script_still_finalizes_the_wav(
+    tmp_path: os.PathLike[str], speech_path: str
+) -> None:
+    import signal
+    import subprocess
+    import sys
+    import time
+
+    out = os.path.join(tmp_path, "x.wav")
+    script = (
+        "from rxaudio.sources import from_file\n"
+        "from rxaudio.sinks import to_wav\n"
+        f"from_file({speech_path!r}, block_size=1600, realtime=True).pipe(to_wav({out!r})).run()\n"
+    )
+    proc = subprocess.Popen([sys.executable, "-c", script], stderr=subprocess.PIPE)
+    partial = os.path.join(tmp_path, ".x.wav.partial")
+    deadline = time.monotonic() + 30
+    while time.monotonic() < deadline and not (
+        os.path.exists(partial) and sf.info(partial).frames >= 3200
+    ):
+        time.sleep(0.05)
+    proc.send_signal(signal.SIGINT)
+    proc.wait(timeout=30)
+    assert os.path.exists(out) and not os.path.exists(partial)
+    y, _ = sf.read(out, dtype="float32")
+    assert y.shape[0] >= 3200 and y.shape[0] % 1600 == 0

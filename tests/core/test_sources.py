@@ -8,6 +8,8 @@ import soundfile as sf
 from reactivex.testing import TestScheduler
 
 from rxaudio.errors import ConfigError, FormatError, SourceError
+from rxaudio.frames import AudioFrame
+from rxaudio.sinks import to_wav
 from rxaudio.sources import from_array, from_file
 from rxaudio.testing import collect, concat
 
@@ -106,11 +108,30 @@ def test_from_file_truncated(tmp_path: os.PathLike[str], speech: np.ndarray) -> 
     size = os.path.getsize(p)
     with open(p, "r+b") as f:
         f.truncate(size // 2)
-    # libsndfile reads what is there (the header over-states the length): we get those samples
-    frames = collect(from_file(p, block_size=1000))
+    # the samples that are there are streamed, then a clear error says the file is truncated
+    frames: list[AudioFrame] = []
+    errors: list[BaseException] = []
+    from_file(p, block_size=1000).subscribe(frames.append, errors.append)
     got = concat(frames)[:, 0]
     assert 0 < got.shape[0] < 16000
     assert np.allclose(got, speech[: got.shape[0]], atol=1 / 32768)
+    assert isinstance(errors[0], SourceError)
+    assert "truncated" in str(errors[0]) and f"{got.shape[0]} samples" in str(errors[0])
+
+
+def test_truncated_file_through_to_wav_keeps_what_was_read(
+    tmp_path: os.PathLike[str], speech: np.ndarray
+) -> None:
+    p = os.path.join(tmp_path, "t.wav")
+    out = os.path.join(tmp_path, "copy.wav")
+    sf.write(p, speech[:16000], 16000, subtype="PCM_16")
+    with open(p, "r+b") as f:
+        f.truncate(os.path.getsize(p) // 2)
+    errors: list[BaseException] = []
+    from_file(p, block_size=1000).pipe(to_wav(out)).subscribe(on_error=errors.append)
+    assert "truncated" in str(errors[0])
+    y, _ = sf.read(out, dtype="float32")
+    assert 0 < y.shape[0] < 16000 and np.allclose(y, speech[: y.shape[0]], atol=1 / 32768)
 
 
 def test_from_file_nan_in_float_file(tmp_path: os.PathLike[str]) -> None:

@@ -351,7 +351,8 @@ async def test_client_vanishing_mid_utterance_keeps_a_complete_file(
         ws = await client.ws_connect("/ws")
         started = await proto.start(ws)
         await proto.send_audio(ws, speech_pcm[: int(3.0 * 16000)])  # inside sentence one
-        await proto.until(ws, "speech_start")
+        await ws.send_json({"type": "ping"})  # answered after every frame before it is in
+        await proto.until(ws, "pong")
         await ws.close()
         sid = started["session"]
         for _ in range(100):
@@ -373,7 +374,8 @@ async def test_graceful_shutdown_flushes_and_closes_going_away(server, proto, sp
         ws = await client.ws_connect("/ws")
         started = await proto.start(ws)
         await proto.send_audio(ws, speech_pcm[: int(2.5 * 16000)])
-        await proto.until(ws, "speech_start")
+        await ws.send_json({"type": "ping"})  # answered after every frame before it is in
+        await proto.until(ws, "pong")
         await client.server.runner.shutdown()  # what Ctrl-C runs
         msg = await ws.receive(timeout=10)
         while msg.type == WSMsgType.TEXT:
@@ -450,7 +452,9 @@ async def test_resume_takes_over_a_half_open_connection(server, proto, speech_pc
         # resumes the session, and the old one is closed by the server
         new = await client.ws_connect("/ws")
         again = await proto.start(new, session=started["session"])
-        assert again["resumed"] is True and again["received"] == 48000
+        # frames of the old connection still being read when the new one took over are not
+        # fed; the client re-sends from what the server says it has
+        assert again["resumed"] is True and 16000 <= again["received"] <= 48000
         msg = await old.receive(timeout=10)
         while msg.type == WSMsgType.TEXT:
             msg = await old.receive(timeout=10)
@@ -459,7 +463,7 @@ async def test_resume_takes_over_a_half_open_connection(server, proto, speech_pc
         other = await client.ws_connect("/ws")
         fresh = await proto.start(other, session=started["session"], sample_rate=44100)
         assert fresh["resumed"] is False and fresh["session"] != started["session"]
-        await proto.send_audio(new, speech_pcm[48000:])
+        await proto.send_audio(new, speech_pcm[again["received"] :])
         await new.send_json({"type": "stop"})
         stopped = (await proto.until(new, "stopped"))[-1]
         assert stopped["received"] == len(speech_pcm)

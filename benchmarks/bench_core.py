@@ -16,6 +16,8 @@ import subprocess
 import sys
 import tempfile
 import tracemalloc
+from collections.abc import Callable
+from typing import Any
 
 import numpy as np
 import soundfile as sf
@@ -72,6 +74,48 @@ def plumbing(n_frames: int = 3000) -> dict[str, float]:
     }
 
 
+def per_operator(n_frames: int = 3000) -> list[tuple[str, float, float, float]]:
+    """Each operator alone vs the numpy it wraps, in a plain loop: (name, plain us, rx us, ratio).
+
+    The Rx figure subtracts the bare source's own emission cost, so it is the operator's share.
+    """
+    rng = np.random.default_rng(0)
+    frames = [
+        AudioFrame((0.1 * rng.standard_normal((FRAME, 2))).astype(np.float32), RATE, i * FRAME)
+        for i in range(n_frames)
+    ]
+    g = np.float32(10 ** (-3 / 20))
+    cases: list[tuple[str, Any, Callable[[AudioFrame], object]]] = [
+        ("gain", gain(-3.0), lambda f: f.samples * g),
+        (
+            "channels(1)",
+            channels(1),
+            lambda f: f.samples.mean(axis=1, dtype=np.float32, keepdims=True),
+        ),
+        ("level", level(), lambda f: rms_peak_db(f.samples)),
+        ("reframe(512)", reframe(FRAME), lambda f: np.array(f.samples, copy=True)),
+    ]
+
+    def bare() -> None:
+        from_iterable(frames).subscribe(lambda _: None)
+
+    t_src = best_of(bare)
+    rows = []
+    for name, op, fn in cases:
+
+        def plain(fn: Callable[[AudioFrame], object] = fn) -> None:
+            for f in frames:
+                fn(f)
+
+        def rx(op: Any = op) -> None:
+            from_iterable(frames).pipe(op).subscribe(lambda _: None)
+
+        t_plain = best_of(plain)
+        t_rx = best_of(rx) - t_src
+        rows.append((name, 1e6 * t_plain / n_frames, 1e6 * t_rx / n_frames, t_rx / t_plain))
+    return rows
+
+
 def _write_long(path: str, minutes: float) -> None:
     rng = np.random.default_rng(1)
     block = (0.1 * rng.standard_normal(RATE * 60)).astype(np.float32)
@@ -125,6 +169,9 @@ def main() -> None:
     print("## Rx plumbing, 32 ms frames (16 kHz, 512 samples, stereo in)")
     for k, v in p.items():
         print(f"  {k}: {v:.2f}")
+    print("## Each operator alone: plain numpy loop vs operator (us per frame, ratio)")
+    for name, t_plain, t_rx, ratio in per_operator():
+        print(f"  {name}: plain {t_plain:.2f}, operator {t_rx:.2f}, ratio {ratio:.2f}")
     with tempfile.TemporaryDirectory() as d:
         rows = []
         for minutes in (10, args.minutes):

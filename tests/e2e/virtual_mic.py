@@ -9,6 +9,11 @@ returns. ``PULSE_SERVER`` points this process (and the subprocesses given :attr:
 at the server, and PortAudio is re-initialised so it sees the device ``pulse``. Everything is
 stopped and PortAudio re-initialised again on exit.
 
+The server runs in the foreground as our child (``--daemonize=no``: we own its pid and stop it
+with SIGTERM, then SIGKILL), in per-user mode (``--system=false``) which works as root (it only
+warns) and as a normal user, with ``--disallow-exit``, no idle exit, no shm and no realtime
+scheduling, so it needs neither D-Bus nor rtkit nor /dev/shm.
+
 This module is shared by ``tests/e2e`` and ``tests/apps`` (loaded by path from their conftests).
 """
 

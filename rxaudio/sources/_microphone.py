@@ -153,13 +153,19 @@ def check_device(device: int | str | None, sample_rate: int, channels: int) -> N
     """Raise :class:`DeviceError` naming the device and what it supports, if unusable."""
     sd = _sd()
     try:
-        sd.query_devices(device, "input")
+        info = sd.query_devices(device, "input")
     except Exception as exc:
         names = [d["name"] for d in sd.query_devices() if d["max_input_channels"] > 0]
         which = "no default input device" if device is None else f"no input device {device!r}"
         raise DeviceError(
             f"{which} ({exc}); input devices here: {names or 'none'} (see `rxaudio devices`)"
         ) from exc
+    most = int(info["max_input_channels"])
+    if channels > most:  # say it plainly (PortAudio would print debug noise and a vaguer error)
+        raise DeviceError(
+            f"{_describe(sd, device)} cannot capture {channels} channels: it has at most "
+            f"{most}; ask for {most} or fewer"
+        )
     try:
         sd.check_input_settings(
             device=device, samplerate=sample_rate, channels=channels, dtype="float32"

@@ -117,6 +117,15 @@ def test_unsupported_rate_is_one_line_exit_2(virtual_mic: Any, tmp_path: Path) -
     assert "1000000 Hz" in line and "16000" in line
 
 
+def test_too_many_channels_is_one_clean_line(virtual_mic: Any, tmp_path: Path) -> None:
+    res = h.rxaudio(
+        "record", str(tmp_path / "x.wav"), "--device", "pulse", "--channels", "64",
+        env=virtual_mic.env,
+    )  # fmt: skip
+    line = _one_error_line(res)  # and no PortAudio debug lines around it
+    assert "cannot capture 64 channels: it has at most 32" in line
+
+
 @pytest.mark.parametrize(
     ("args", "needle"),
     [

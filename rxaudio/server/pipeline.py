@@ -23,7 +23,7 @@ from __future__ import annotations
 import asyncio
 import base64
 from collections import deque
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any, Protocol
 
@@ -60,7 +60,22 @@ UTTERANCE_KEYS = ("pre_roll_ms", "post_roll_ms", "max_ms")
 BACKENDS = ("silero", "webrtc", "energy")
 
 
-def check_settings(settings: dict[str, float]) -> None:
+Settings = dict[str, float | None]
+"""Live settings by name; ``neg_threshold`` None means derived from ``threshold``."""
+
+
+def default_settings() -> Settings:
+    """The operators' own defaults for every live setting (``neg_threshold``: None = derived)."""
+    from dataclasses import asdict
+
+    from ..vad.hysteresis import HysteresisSettings
+    from ..vad.utterance import UtteranceSettings
+
+    both = {**asdict(HysteresisSettings()), **asdict(UtteranceSettings())}
+    return {k: both[k] for k in (*HYSTERESIS_KEYS, *UTTERANCE_KEYS)}
+
+
+def check_settings(settings: Mapping[str, Any]) -> None:
     """Validate merged live settings with the operators' own rules (raises ConfigError)."""
     from ..vad.hysteresis import HysteresisSettings
     from ..vad.utterance import UtteranceSettings
@@ -297,8 +312,8 @@ def encode_item(item: Any, events: tuple[str, ...]) -> dict[str, Any] | None:
     return None
 
 
-def _pick(keys: tuple[str, ...]) -> Callable[[dict[str, float]], dict[str, float]]:
-    def pick(s: dict[str, float]) -> dict[str, float]:
+def _pick(keys: tuple[str, ...]) -> Callable[[Mapping[str, Any]], dict[str, Any]]:
+    def pick(s: Mapping[str, Any]) -> dict[str, Any]:
         return {k: s[k] for k in keys if k in s}
 
     return pick
@@ -311,7 +326,7 @@ class Chain:
         self,
         options: ChainOptions,
         *,
-        settings: Observable[dict[str, float]],
+        settings: Observable[Settings],
         scheduler: abc.SchedulerBase,
         scorer: PrefetchScorer | None,
     ) -> None:

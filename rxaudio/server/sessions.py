@@ -33,8 +33,10 @@ from .pipeline import (
     Chain,
     ChainOptions,
     PrefetchScorer,
+    Settings,
     WindowBatcher,
     check_settings,
+    default_settings,
     encode_item,
 )
 
@@ -180,7 +182,10 @@ class Session:
             self.dir = os.path.join(out_dir, session_id)
             os.makedirs(self.dir, exist_ok=True)
             self._log = open(os.path.join(self.dir, "events.jsonl"), "a", encoding="utf-8")
-        self.settings: BehaviorSubject[dict[str, float]] = BehaviorSubject(dict(options.settings))
+        # every live setting, effective values (the operators' defaults unless given)
+        self.settings: BehaviorSubject[Settings] = BehaviorSubject(
+            {**default_settings(), **options.settings}
+        )
         self.batcher = batcher
         self.scorer = PrefetchScorer(batcher.shared) if batcher is not None else None
         # phase 1: any rate/channels -> 16 kHz mono model windows (runs on arrival)
@@ -224,7 +229,7 @@ class Session:
             self._arrival = arrival
             self._windows.on_next(frame)
 
-    def configure(self, settings: dict[str, float]) -> dict[str, float]:
+    def configure(self, settings: dict[str, float]) -> Settings:
         """Merge new live settings into the running pipeline; return the effective ones.
 
         Raises :class:`~rxaudio.errors.ConfigError` (and keeps the old settings) when the

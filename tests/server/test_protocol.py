@@ -125,7 +125,15 @@ async def test_config_retunes_live_and_refuses_bad_settings(server, proto, speec
         await proto.start(ws)
         await ws.send_json({"type": "config", "options": {"min_silence_ms": 1500}})
         ack = (await proto.until(ws, "config"))[-1]
-        assert ack["settings"] == {"min_silence_ms": 1500.0}
+        assert ack["settings"] == {  # every live setting, effective (operator defaults)
+            "threshold": 0.5,
+            "neg_threshold": None,
+            "min_speech_ms": 250.0,
+            "min_silence_ms": 1500.0,
+            "pre_roll_ms": 300.0,
+            "post_roll_ms": 200.0,
+            "max_ms": 30000.0,
+        }
         # neg_threshold above threshold: refused, old settings stay
         await ws.send_json({"type": "config", "options": {"threshold": 0.3, "neg_threshold": 0.6}})
         err = (await proto.until(ws, "error"))[-1]
@@ -467,3 +475,23 @@ async def test_resume_takes_over_a_half_open_connection(server, proto, speech_pc
         await new.send_json({"type": "stop"})
         stopped = (await proto.until(new, "stopped"))[-1]
         assert stopped["received"] == len(speech_pcm)
+
+
+async def test_server_default_settings_apply_and_are_reported(server, proto, speech_pcm):
+    from rxaudio.server.pipeline import ChainOptions
+
+    opts = ChainOptions(settings={"min_silence_ms": 1500.0, "threshold": 0.6})
+    async with server(options=opts, queue_max=100_000) as client:
+        ws = await client.ws_connect("/ws")
+        started = await proto.start(ws)
+        assert started["settings"]["min_silence_ms"] == 1500.0
+        assert started["settings"]["threshold"] == 0.6
+        await proto.send_audio(ws, speech_pcm)
+        await ws.send_json({"type": "stop"})
+        utts = [e for e in await proto.until(ws, "stopped") if e["type"] == "utterance"]
+        assert len(utts) == 3  # whole sentences, as with the client-sent setting
+        # a client's own options override the server's for its session only
+        await ws.send_json({"type": "start", "sample_rate": 16000, "options": {"threshold": 0.4}})
+        again = (await proto.until(ws, "started"))[-1]
+        assert again["settings"]["threshold"] == 0.4
+        assert again["settings"]["min_silence_ms"] == 1500.0

@@ -25,6 +25,7 @@
     counts: {},
     errors: [],
     reconnects: 0,
+    tuned: false, // the person moved a setting: send ours instead of taking the server's
     resent: 0, // samples re-sent after resumes
     stoppedReceived: null, // the server's sample count when our last session stopped
     lastSpeech: false,
@@ -113,10 +114,10 @@
 
   function sendStart() {
     const msg = {
-      type: "start", version: PROTOCOL, sample_rate: state.rate, channels: 1,
-      format: state.format, options: currentSettings(),
+      type: "start", version: PROTOCOL, sample_rate: state.rate, channels: 1, format: state.format,
     };
-    if (state.session) msg.session = state.session;
+    if (state.session) msg.session = state.session; // resume: the session keeps its settings
+    else if (state.tuned) msg.options = currentSettings(); // else the server's defaults apply
     send(msg);
   }
 
@@ -200,6 +201,7 @@
           flushPending(0);
         }
         state.live = true;
+        showSettings(msg.settings);
         $("info").textContent = "session " + msg.session + " · " + msg.sample_rate + " Hz → " +
           msg.pipeline_rate + " Hz";
         break;
@@ -216,7 +218,8 @@
           " frames · " + msg.utterances + " utterances · " + msg.dropped + " events dropped";
         break;
       case "config":
-        $("settings-status").textContent = "applied: " + JSON.stringify(msg.settings);
+        showSettings(msg.settings);
+        $("settings-status").textContent = "applied";
         break;
       case "stopped":
         state.stoppedReceived = msg.received;
@@ -344,10 +347,30 @@
     return out;
   }
 
+  function setSlider(name, value) {
+    const el = document.querySelector("#settings [name=" + name + "]");
+    if (!el || value === undefined) return;
+    el.value = String(value);
+    document.querySelector("output[data-for=" + name + "]").textContent = el.value;
+  }
+
+  // the effective settings from the server (neg_threshold null: threshold - 0.15)
+  function showSettings(s) {
+    if (!s) return;
+    for (const k of Object.keys(s)) if (s[k] !== null) setSlider(k, s[k]);
+    if (s.neg_threshold === null && s.threshold !== undefined) {
+      setSlider("neg_threshold", Math.max(0.01, s.threshold - 0.15).toFixed(2));
+    }
+  }
+
   let settingsTimer = null;
   $("settings").addEventListener("input", (ev) => {
     const el = ev.target;
+    state.tuned = true;
     document.querySelector("output[data-for=" + el.name + "]").textContent = el.value;
+    const th = Number(document.querySelector("[name=threshold]").value);
+    const neg = document.querySelector("[name=neg_threshold]");
+    if (Number(neg.value) > th) setSlider("neg_threshold", Math.max(0.01, th - 0.15).toFixed(2));
     clearTimeout(settingsTimer);
     settingsTimer = setTimeout(() => {
       if (state.mode === "client") send({ type: "config", options: currentSettings() });

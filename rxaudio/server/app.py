@@ -307,6 +307,9 @@ class Connection:
         self.session.feed(samples, arrival)
 
     def _start(self, start: StartMessage) -> None:
+        if self.session is not None and self.session.failed is not None and not self.listening:
+            self.hub.end_session(self.session, "pipeline error")  # a failed session ends here
+            self.session = None
         if self.session is not None or self.listening:
             raise ProtocolError(
                 "already_started", "this connection already started; send stop first"

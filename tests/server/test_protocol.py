@@ -495,3 +495,33 @@ async def test_server_default_settings_apply_and_are_reported(server, proto, spe
         again = (await proto.until(ws, "started"))[-1]
         assert again["settings"]["threshold"] == 0.4
         assert again["settings"]["min_silence_ms"] == 1500.0
+
+
+async def test_a_failed_pipeline_reports_and_the_client_starts_again(
+    server, proto, speech_pcm, tmp_path
+):
+    async with server() as client:
+        hub = client.app[HUB]
+        ws = await client.ws_connect("/ws")
+        started = await proto.start(ws)
+
+        def broken(windows: Any) -> Any:
+            raise RuntimeError("model exploded")
+
+        real = hub.batcher.shared.score_batch
+        hub.batcher.shared.score_batch = broken
+        await proto.send_audio(ws, speech_pcm[:16000])
+        err = (await proto.until(ws, "error"))[-1]
+        assert err["code"] == "pipeline_error" and "model exploded" in err["message"]
+        hub.batcher.shared.score_batch = real
+        await proto.send_audio(ws, speech_pcm[:4096])  # ignored, no crash
+        await ws.send_json({"type": "start", "sample_rate": 16000})
+        again = (await proto.until(ws, "started"))[-1]
+        assert again["session"] != started["session"]
+        await proto.send_audio(ws, speech_pcm)
+        await ws.send_json({"type": "stop"})
+        assert any(e["type"] == "utterance" for e in await proto.until(ws, "stopped"))
+    log = (tmp_path / "out" / started["session"] / "events.jsonl").read_text().splitlines()
+    assert json.loads(log[-2])["type"] == "error"
+    closed = json.loads(log[-1])
+    assert closed["reason"] == "pipeline error" and closed["received"] < 16000  # fed no more

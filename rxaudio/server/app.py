@@ -228,6 +228,23 @@ class Hub:
         self._shared_running = True
         self._source_sub = obs.subscribe(on_next, on_error, on_completed)
 
+    def feed_external(self, samples: Any, sample_rate: int) -> None:
+        """Feed the shared session from an outside source (on the loop's thread).
+
+        The first frame creates the shared session at its rate and channel count; later frames
+        at another format are refused with an error event to the listeners.
+        """
+        shared = self.shared
+        if shared is None:
+            start = StartMessage(
+                sample_rate, samples.shape[1], "float32", events=self.config.options.events
+            )
+            shared = self.shared = self.new_session(start, "shared-" + new_session_id()[:8])
+        if (shared.sample_rate, shared.channels) != (sample_rate, samples.shape[1]):
+            shared.emit(error_event("source_error", "the shared source changed its format"))
+            return
+        self._feed_shared(samples, self.loop.time())
+
     def _feed_shared(self, samples: Any, arrival: float) -> None:
         if self.shared is not None and not self.shared.closed:
             self.shared.feed(samples, arrival)

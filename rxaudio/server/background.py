@@ -1,0 +1,93 @@
+"""The server on its own thread and event loop, beside an app that owns the main thread.
+
+``rxaudio run`` records its live source in the main thread and also serves the page: it taps the
+source's frames into :meth:`BackgroundServer.feed`, which makes them the server's shared source
+(viewers ``listen`` to it), while browsers can still stream their own microphones.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import threading
+from typing import Any
+
+from ..errors import RxAudioError
+from ..frames import AudioFrame
+from .app import HUB, Hub, ServerConfig, create_app
+
+
+class BackgroundServer:
+    """Run ``rxaudio serve``'s application in a daemon thread.
+
+    Parameters
+    ----------
+    config
+        The server's configuration (``config.source`` should be ``None``: the shared source is
+        what :meth:`feed` receives).
+    host, port
+        Where to listen; port 0 picks a free one (see :attr:`url`).
+    """
+
+    def __init__(self, config: ServerConfig, host: str = "127.0.0.1", port: int = 8765) -> None:
+        self.config, self.host, self.port = config, host, port
+        self.url = ""
+        self._loop: asyncio.AbstractEventLoop | None = None
+        self._hub: Hub | None = None
+        self._runner: Any = None
+        self._ready = threading.Event()
+        self._error: BaseException | None = None
+        self._thread = threading.Thread(target=self._main, name="rxaudio-server", daemon=True)
+
+    def start(self, timeout: float = 30.0) -> str:
+        """Start listening; return the page's URL (raises what prevented it)."""
+        self._thread.start()
+        if not self._ready.wait(timeout):
+            raise RxAudioError(f"the server did not start within {timeout} s")
+        if self._error is not None:
+            raise RxAudioError(f"the server could not start: {self._error}") from self._error
+        return self.url
+
+    def feed(self, frame: AudioFrame) -> None:
+        """Hand one frame of the shared source to the server (from any thread)."""
+        loop, hub = self._loop, self._hub
+        if loop is None or hub is None or loop.is_closed():
+            return
+        loop.call_soon_threadsafe(hub.feed_external, frame.samples, frame.sample_rate)
+
+    def stop(self, timeout: float = 30.0) -> None:
+        """Shut down gracefully (every session flushed, sockets closed) and join the thread."""
+        loop = self._loop
+        if loop is not None and not loop.is_closed() and self._runner is not None:
+            fut = asyncio.run_coroutine_threadsafe(self._runner.cleanup(), loop)
+            try:
+                fut.result(timeout)
+            finally:
+                loop.call_soon_threadsafe(loop.stop)
+        self._thread.join(timeout)
+
+    def _main(self) -> None:
+        from aiohttp import web
+
+        loop = asyncio.new_event_loop()
+        self._loop = loop
+        try:
+            app = create_app(self.config)
+            self._hub = app[HUB]
+            self._runner = web.AppRunner(app, handle_signals=False, shutdown_timeout=5.0)
+            loop.run_until_complete(self._runner.setup())
+            site = web.TCPSite(self._runner, self.host, self.port)
+            loop.run_until_complete(site.start())
+            server = getattr(site, "_server", None)
+            port = server.sockets[0].getsockname()[1] if server and server.sockets else self.port
+            token = f"?token={self.config.token}" if self.config.token else ""
+            self.url = f"http://{self.host}:{port}/{token}"
+        except BaseException as exc:  # reported by start() in the caller's thread
+            self._error = exc
+            self._ready.set()
+            loop.close()
+            return
+        self._ready.set()
+        try:
+            loop.run_forever()
+        finally:
+            loop.close()

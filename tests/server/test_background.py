@@ -1,0 +1,49 @@
+"""The server on a background thread, fed by an outside source (what ``rxaudio run`` does)."""
+
+from __future__ import annotations
+
+import asyncio
+import json
+from typing import Any
+
+import numpy as np
+from aiohttp import ClientSession
+
+from rxaudio.frames import AudioFrame
+from rxaudio.server import ServerConfig
+from rxaudio.server.background import BackgroundServer
+
+N = 160 * 512  # samples fed (5.1 s)
+
+
+async def test_background_server_serves_an_external_shared_source(
+    tmp_path: Any, speech_pcm: np.ndarray
+) -> None:
+    srv = BackgroundServer(ServerConfig(out_dir=str(tmp_path)), port=0)
+    url = srv.start()
+    assert url.startswith("http://127.0.0.1:") and url.endswith("/")
+    try:
+        async with ClientSession() as http:
+            async with http.get(url) as r:
+                assert r.status == 200 and "rxaudio" in await r.text()
+            x = speech_pcm.astype(np.float32) / 32768
+            srv.feed(AudioFrame.from_array(x[:512], 16000))  # creates the shared session
+            await asyncio.sleep(0.2)
+            async with http.ws_connect(url + "ws") as ws:
+                hello = await ws.receive_json()
+                assert "listen" in hello["modes"]
+                await ws.send_json({"type": "listen"})
+                started = await ws.receive_json()
+                assert started["listen"] is True
+                for i in range(512, N, 512):  # from "another thread" (this one)
+                    srv.feed(AudioFrame.from_array(x[i : i + 512], 16000, i))
+                kinds: set[str] = set()
+                while "speech_start" not in kinds:
+                    kinds.add((await ws.receive_json(timeout=10))["type"])
+                assert {"level", "vad"} <= kinds
+    finally:
+        srv.stop()
+    (shared,) = list(tmp_path.iterdir())
+    log = [json.loads(line) for line in (shared / "events.jsonl").read_text().splitlines()]
+    assert log[-1]["type"] == "closed" and log[-1]["received"] == N
+    assert any(r["type"] == "utterance" for r in log)

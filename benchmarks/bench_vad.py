@@ -4,10 +4,11 @@
 
 Speed (one thread, per 32 ms window, median of repeats): the package's JIT model and ONNX
 wrapper, onnxruntime called directly, our ``vad`` operator with live-sized chunks and with file
-blocks, batched scoring at N = 32, the whole-sequence model; then ``rxaudio segment``'s chain
-against ``get_speech_timestamps`` on the same audio. Every figure is also given as a ratio to a
-reference measured in the same run. Accuracy: every backend (and ``get_speech_timestamps`` with
-its defaults) on the dev set from ``scripts/make_devset.py``, scored at 10 ms.
+blocks, batched scoring at N = 32, the whole-sequence model; then ``rxaudio segment`` (its
+offline fast path and ``--streaming``) against ``get_speech_timestamps`` on the same audio.
+Every figure is also given as a ratio to a reference measured in the same run. Accuracy: every
+backend (and ``get_speech_timestamps`` with its defaults) on the dev set from
+``scripts/make_devset.py``, scored at 10 ms.
 """
 
 from __future__ import annotations
@@ -140,14 +141,18 @@ def speed(repeat: int) -> dict[str, float]:
 
 
 def segment_speed(minutes: float, rounds: int = 3) -> dict[str, Any]:
-    """``rxaudio segment``'s chain vs get_speech_timestamps (JIT, no padding) on the same audio
-    (best of ``rounds`` interleaved runs each)."""
+    """``rxaudio segment`` (its offline fast path, and the Rx operator chain with
+    ``--streaming``) vs get_speech_timestamps (JIT, no padding) on the same audio, best of
+    ``rounds`` interleaved runs each; plus the sequence model alone on the same windows (the
+    inference share of the fast path)."""
     import argparse as ap
+    import json
 
     import torch
     from silero_vad import get_speech_timestamps, load_silero_vad
 
     from rxaudio.apps._segment import segment_file
+    from rxaudio.vad.silero import SileroOnnx
 
     torch.set_num_threads(1)
     x = audio_minutes(minutes)
@@ -159,35 +164,63 @@ def segment_speed(minutes: float, rounds: int = 3) -> dict[str, Any]:
             min_speech_ms=250, min_silence_ms=100, pre_roll_ms=300, post_roll_ms=200,
             min_ms=0, max_ms=30000,
         )  # fmt: skip
-        out = os.path.join(d, "out")
-        os.makedirs(out)
+        outs = {k: os.path.join(d, k) for k in ("fast", "streaming")}
+        for o in outs.values():
+            os.makedirs(o)
         model = load_silero_vad()
         tx = torch.from_numpy(x)
+        n = -(-len(x) // 512)
+        padded = np.zeros(n * 512, dtype=np.float32)
+        padded[: len(x)] = x
+        windows = padded.reshape(n, 512)
+        block = 500  # windows per call, as the 16 s blocks of segment
         got: dict[str, Any] = {}
 
-        def run_ours() -> None:
-            got["summary"] = segment_file(path, "long", out, args)
+        def run_fast() -> None:
+            got["fast"] = segment_file(path, "long", outs["fast"], args, streaming=False)
+
+        def run_streaming() -> None:
+            got["streaming"] = segment_file(path, "long", outs["streaming"], args, streaming=True)
 
         def run_ref() -> None:
             got["ref"] = get_speech_timestamps(tx, model, speech_pad_ms=0)
 
-        best = _interleaved({"ours": run_ours, "ref": run_ref}, rounds)
-        ours, theirs = best["ours"], best["ref"]
-        summary, ref = got["summary"], got["ref"]
-        import json
+        def run_inference() -> None:
+            s = SileroOnnx(16000)
+            got["probs"] = [s.score_many(windows[i : i + block]) for i in range(0, n, block)]
 
-        with open(os.path.join(out, "long.jsonl")) as f:
-            recs = [json.loads(line) for line in f]
+        best = _interleaved(
+            {
+                "fast": run_fast,
+                "streaming": run_streaming,
+                "ref": run_ref,
+                "inference": run_inference,
+            },
+            rounds,
+        )
+        ref = got["ref"]
+        recs = {}
+        for k, o in outs.items():
+            with open(os.path.join(o, "long.jsonl")) as f:
+                recs[k] = [json.loads(line) for line in f]
+        identical = all(
+            open(os.path.join(outs["fast"], name), "rb").read()
+            == open(os.path.join(outs["streaming"], name), "rb").read()
+            for name in sorted(os.listdir(outs["fast"]))
+        ) and sorted(os.listdir(outs["fast"])) == sorted(os.listdir(outs["streaming"]))
     worst = max(
         (max(abs(r["start"] * 16000 - q["start"]), abs(r["end"] * 16000 - q["end"]))
-         for r, q in zip(recs, ref, strict=True)),
+         for r, q in zip(recs["fast"], ref, strict=True)),
         default=0.0,
     )  # fmt: skip
     return {
         "seconds": len(x) / 16000,
-        "ours_s": ours,
-        "reference_s": theirs,
-        "segments": (summary["utterances"], len(ref)),
+        "ours_s": best["fast"],
+        "streaming_s": best["streaming"],
+        "inference_s": best["inference"],
+        "reference_s": best["ref"],
+        "segments": (got["fast"]["utterances"], got["streaming"]["utterances"], len(ref)),
+        "identical_outputs": identical,
         "max_boundary_diff_samples": worst,
     }
 
@@ -269,6 +302,7 @@ def main() -> None:
     ap = argparse.ArgumentParser(description="VAD speed and accuracy")
     ap.add_argument("--minutes", type=float, default=10.0, help="audio for the segment race")
     ap.add_argument("--repeat", type=int, default=15, help="interleaved rounds")
+    ap.add_argument("--rounds", type=int, default=5, help="interleaved rounds of the race")
     ap.add_argument("--no-speed", action="store_true")
     ap.add_argument("--no-accuracy", action="store_true")
     a = ap.parse_args()
@@ -284,13 +318,24 @@ def main() -> None:
         live = res["vad operator, 32 ms chunks (live)"]
         print(f"\nbatched N = 32 vs single stream: {batched / single:.2f}x")
         print(f"JIT model / vad operator (live): {res['package JIT model'] / live:.2f}x")
-        seg = segment_speed(a.minutes)
+        seg = segment_speed(a.minutes, a.rounds)
+        secs, ref_s = seg["seconds"], seg["reference_s"]
+        print(f"\nsegment race on {secs / 60:.0f} min, best of {a.rounds} interleaved rounds:")
+        print("| run | s | RTF | get_speech_timestamps / this |")
+        print("|---|---:|---:|---:|")
+        for label, key in (
+            ("get_speech_timestamps (JIT, one thread)", "reference_s"),
+            ("`rxaudio segment` (offline fast path)", "ours_s"),
+            ("`rxaudio segment --streaming` (Rx operators)", "streaming_s"),
+            ("sequence model alone, same windows", "inference_s"),
+        ):
+            v = seg[key]
+            print(f"| {label} | {v:.3f} | {v / secs:.5f} | {ref_s / v:.2f}x |")
         print(
-            f"\nsegment chain on {seg['seconds'] / 60:.0f} min: {seg['ours_s']:.2f} s "
-            f"(RTF {seg['ours_s'] / seg['seconds']:.5f}); get_speech_timestamps (JIT): "
-            f"{seg['reference_s']:.2f} s (RTF {seg['reference_s'] / seg['seconds']:.5f}); "
-            f"speed-up {seg['reference_s'] / seg['ours_s']:.1f}x; segments {seg['segments']}, "
-            f"max boundary difference {seg['max_boundary_diff_samples']:.0f} samples"
+            f"segments (fast, streaming, reference): {seg['segments']}; fast and streaming "
+            f"outputs byte-identical: {seg['identical_outputs']}; max boundary difference to "
+            f"the reference {seg['max_boundary_diff_samples']:.0f} samples; fast path beyond "
+            f"inference: {seg['ours_s'] - seg['inference_s']:.3f} s"
         )
         sys.stdout.flush()
     if not a.no_accuracy:

@@ -21,6 +21,8 @@ class SpanBuffer:
         self.start = 0  # first retained sample
         self.end = 0  # one past the last sample
         self.channels: int | None = None
+        self._loaded = 0  # one past the last sample stored by load() (visible or not)
+        self._revealed = False
 
     def append(self, start: int, samples: F32) -> None:
         """Add a block starting at sample ``start`` (>= :attr:`end` once anything was added)."""
@@ -37,6 +39,37 @@ class SpanBuffer:
             self._blocks.append((self.end, gap))
         self._blocks.append((start, samples))
         self.end = start + samples.shape[0]
+
+    def load(self, start: int, samples: F32) -> None:
+        """Store a block ahead of time; its samples join the buffer only as :meth:`reveal`
+        reaches them (offline use: audio read in big blocks, windows walking through it)."""
+        if self.channels is None:
+            self.channels = samples.shape[1]
+            self._loaded = start
+        elif start != self._loaded:
+            raise ValueError(
+                f"loaded block at sample {start} does not follow the previous one ending at "
+                f"{self._loaded}; load consecutive blocks"
+            )
+        self._blocks.append((start, samples))
+        self._loaded = start + samples.shape[0]
+
+    @property
+    def loaded_end(self) -> int:
+        """One past the last sample stored by :meth:`load`."""
+        return self._loaded
+
+    def reveal(self, a: int, b: int) -> None:
+        """The loaded samples ``[a, b)`` join the buffer: the same as ``append(a, samples)``."""
+        if not self._revealed:
+            self._revealed = True
+            self.start = self.end = a
+        if a != self.end or b > self._loaded:
+            raise ValueError(
+                f"reveal [{a}, {b}) must continue at sample {self.end} and end by the loaded "
+                f"sample {self._loaded}"
+            )
+        self.end = b
 
     def take(self, a: int, b: int) -> F32:
         """Samples ``[a, b)`` clipped to what is retained, shape ``(n, channels)``."""

@@ -110,19 +110,26 @@ class UtteranceCutter:
             )
         if vf.audio is not None:
             self.audio.append(vf.audio.start, vf.audio.samples)
-        if self.open is None and self.closing is None and not vf.speech:
+        return self.window(vf.start, vf.end, vf.probability, bool(vf.speech))
+
+    def window(self, start: int, end: int, probability: float, speech: bool) -> list[Utterance]:
+        """Consume one window ``[start, end)`` whose audio is already in :attr:`audio` (what
+        :meth:`frame` does after appending the frame's audio; the offline path calls it with
+        audio revealed from big blocks). Needs :attr:`rate` set."""
+        if self.open is None and self.closing is None and not speech:
             self._trim()  # idle: nothing to cut, only history to keep
             return []
+        assert self.rate is not None
         out: list[Utterance] = []
-        if self.open is None and self.closing is None and vf.speech:
+        if self.open is None and self.closing is None:
             # speech already under way (e.g. input resumed after a gap): no onset to go back to
-            self.open = _Open(vf.start, vf.start)
+            self.open = _Open(start, start)
         if self.open is not None:
-            self._probs.append((vf.start, vf.end, vf.probability))
-            horizon = vf.end - int(SPLIT_SEARCH_S * vf.sample_rate) - 1
+            self._probs.append((start, end, probability))
+            horizon = end - int(SPLIT_SEARCH_S * self.rate) - 1
             while self._probs and self._probs[0][0] < horizon:
                 self._probs.popleft()
-            if vf.end - self.open.audio_start >= self._n(self.settings.max_ms):
+            if end - self.open.audio_start >= self._n(self.settings.max_ms):
                 out.extend(self._split())
         out.extend(self._drain())
         self._trim()

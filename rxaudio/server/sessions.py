@@ -195,9 +195,12 @@ class Session:
         self._sub2 = self.chain(self._windows).subscribe(
             self._on_item, self._on_error, self._on_completed, scheduler=scheduler
         )
-        self._sub1 = self._input.pipe(
-            conform(Caps(sample_rate=PIPELINE_RATE, channels=1)), reframe(WINDOW)
-        ).subscribe(self._on_window, self._on_error, scheduler=scheduler)
+        phase1 = [reframe(WINDOW)]
+        if (sample_rate, channels) != (PIPELINE_RATE, 1):  # two hops saved when it already is
+            phase1.insert(0, conform(Caps(sample_rate=PIPELINE_RATE, channels=1)))
+        self._sub1 = self._input.pipe(*phase1).subscribe(
+            self._on_window, self._on_error, scheduler=scheduler
+        )
 
     # ---- input -------------------------------------------------------------------------------
     def feed(self, samples: np.ndarray, arrival: float | None = None) -> None:

@@ -26,10 +26,20 @@ class BackgroundServer:
         what :meth:`feed` receives).
     host, port
         Where to listen; port 0 picks a free one (see :attr:`url`).
+    any_port
+        When ``port`` is taken, listen on a free port instead of failing (:attr:`moved` says so).
     """
 
-    def __init__(self, config: ServerConfig, host: str = "127.0.0.1", port: int = 8765) -> None:
-        self.config, self.host, self.port = config, host, port
+    def __init__(
+        self,
+        config: ServerConfig,
+        host: str = "127.0.0.1",
+        port: int = 8765,
+        *,
+        any_port: bool = False,
+    ) -> None:
+        self.config, self.host, self.port, self.any_port = config, host, port, any_port
+        self.moved = False
         self.url = ""
         self._loop: asyncio.AbstractEventLoop | None = None
         self._hub: Hub | None = None
@@ -76,7 +86,14 @@ class BackgroundServer:
             self._runner = web.AppRunner(app, handle_signals=False, shutdown_timeout=5.0)
             loop.run_until_complete(self._runner.setup())
             site = web.TCPSite(self._runner, self.host, self.port)
-            loop.run_until_complete(site.start())
+            try:
+                loop.run_until_complete(site.start())
+            except OSError:
+                if not self.any_port or self.port == 0:
+                    raise
+                site = web.TCPSite(self._runner, self.host, 0)
+                loop.run_until_complete(site.start())
+                self.moved = True
             server = getattr(site, "_server", None)
             port = server.sockets[0].getsockname()[1] if server and server.sockets else self.port
             token = f"?token={self.config.token}" if self.config.token else ""

@@ -7,8 +7,10 @@ import json
 from typing import Any
 
 import numpy as np
+import pytest
 from aiohttp import ClientSession
 
+from rxaudio.errors import RxAudioError
 from rxaudio.frames import AudioFrame
 from rxaudio.server import ServerConfig
 from rxaudio.server.background import BackgroundServer
@@ -47,3 +49,21 @@ async def test_background_server_serves_an_external_shared_source(
     log = [json.loads(line) for line in (shared / "events.jsonl").read_text().splitlines()]
     assert log[-1]["type"] == "closed" and log[-1]["received"] == N
     assert any(r["type"] == "utterance" for r in log)
+
+
+def test_background_server_moves_to_a_free_port_when_asked(tmp_path: Any) -> None:
+    first = BackgroundServer(ServerConfig(out_dir=str(tmp_path / "a")), port=0)
+    url = first.start()
+    port = int(url.rsplit(":", 1)[1].strip("/"))
+    try:
+        taken = BackgroundServer(ServerConfig(out_dir=str(tmp_path / "b")), port=port)
+        with pytest.raises(RxAudioError, match="could not start"):
+            taken.start()
+        second = BackgroundServer(
+            ServerConfig(out_dir=str(tmp_path / "c")), port=port, any_port=True
+        )
+        other = second.start()
+        assert second.moved and other != url
+        second.stop()
+    finally:
+        first.stop()

@@ -23,6 +23,11 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("--out", default="out/serve", help="directory for utterance WAVs and JSONL logs")
     p.add_argument("--token", default=None, help="require ?token=TOKEN on /ws and /files")
     p.add_argument(
+        "--any-origin",
+        action="store_true",
+        help="accept WebSockets from pages served by other sites (default: this server's page)",
+    )
+    p.add_argument(
         "--source",
         default="none",
         help="server-side input for 'listen' clients: none (default), mic, auto (mic if one "
@@ -96,6 +101,7 @@ def config_from_args(args: argparse.Namespace) -> Any:
         queue_max=args.queue,
         heartbeat_s=args.heartbeat,
         batch=not args.no_batch,
+        any_origin=args.any_origin,
         options=ChainOptions(backend=args.backend, settings=settings),
     )
 

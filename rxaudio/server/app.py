@@ -21,6 +21,7 @@ import socket
 import time
 from dataclasses import dataclass, field
 from typing import Any
+from urllib.parse import urlsplit
 
 from aiohttp import WSMsgType, web
 from reactivex.scheduler.eventloop import AsyncIOScheduler
@@ -79,6 +80,9 @@ class ServerConfig:
     batch
         Score every session's Silero windows together (one onnxruntime call per loop
         iteration); ``False`` gives each session its own scorer (the benchmark's reference).
+    any_origin
+        Accept WebSockets opened by pages from other origins (browsers send ``Origin``; by
+        default only this server's own page may connect; programs send no ``Origin``).
     options
         Default chain options for every session.
     """
@@ -91,6 +95,7 @@ class ServerConfig:
     heartbeat_s: float = 20.0
     socket_buffer: int = 16384
     batch: bool = True
+    any_origin: bool = False
     options: ChainOptions = field(default_factory=ChainOptions)
     device: int | str | None = None
 
@@ -465,6 +470,13 @@ async def websocket(request: web.Request) -> web.StreamResponse:
     hub: Hub = request.app[HUB]
     if not _authorized(request, hub.config.token):
         raise web.HTTPUnauthorized(text="missing or wrong token; connect with ?token=...")
+    origin = request.headers.get("Origin")
+    if origin and not hub.config.any_origin and urlsplit(origin).netloc != request.host:
+        # a page from another site must not drive this server through the visitor's browser
+        raise web.HTTPForbidden(
+            text=f"WebSocket from origin {origin} refused; serve the page from this server "
+            "or start it with --any-origin"
+        )
     ws = web.WebSocketResponse(
         heartbeat=hub.config.heartbeat_s,
         max_msg_size=4 * MAX_MESSAGE_BYTES,

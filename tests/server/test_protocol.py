@@ -525,3 +525,16 @@ async def test_a_failed_pipeline_reports_and_the_client_starts_again(
     assert json.loads(log[-2])["type"] == "error"
     closed = json.loads(log[-1])
     assert closed["reason"] == "pipeline error" and closed["received"] < 16000  # fed no more
+
+
+async def test_cross_site_pages_are_refused_unless_allowed(server):
+    async with server() as client:
+        host = f"{client.host}:{client.port}"
+        ws = await client.ws_connect("/ws", headers={"Origin": f"http://{host}"})
+        assert (await ws.receive_json())["type"] == "hello"  # our own page
+        with pytest.raises(WSServerHandshakeError) as exc:
+            await client.ws_connect("/ws", headers={"Origin": "http://evil.example"})
+        assert exc.value.status == 403
+    async with server(any_origin=True) as client:
+        ws = await client.ws_connect("/ws", headers={"Origin": "http://elsewhere.example"})
+        assert (await ws.receive_json())["type"] == "hello"

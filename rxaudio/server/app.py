@@ -489,7 +489,8 @@ async def websocket(request: web.Request) -> web.StreamResponse:
     hub.sockets.add(ws)
     hub.outboxes.add(conn.outbox)
     sender = asyncio.create_task(conn.outbox.run())
-    modes = ["client"] + (["listen"] if hub.shared is not None else [])
+    has_source = hub.shared is not None and not hub.shared.closed
+    modes = ["client"] + (["listen"] if has_source else [])
     conn.send(hello_event(modes=modes, server=f"rxaudio {__version__}"))
     loop = hub.loop
     try:

@@ -64,6 +64,33 @@ class BackgroundServer:
             return
         loop.call_soon_threadsafe(hub.feed_external, frame.samples, frame.sample_rate)
 
+    def wait(self, seconds: float | None = None) -> str:
+        """Block the (main) thread until Ctrl-C, SIGTERM or ``seconds``; return which ended it.
+
+        Returns ``"SIGINT"``, ``"SIGTERM"`` or ``"seconds"``. The server keeps serving meanwhile.
+        """
+        import signal
+
+        stop = threading.Event()
+        why = ["seconds"]
+
+        def on_term(signum: int, frame: Any) -> None:
+            why[0] = "SIGTERM"
+            stop.set()
+
+        old = signal.signal(signal.SIGTERM, on_term)
+        try:
+            if seconds is not None:
+                stop.wait(max(0.0, seconds))
+            else:
+                while not stop.wait(0.5):
+                    pass
+        except KeyboardInterrupt:
+            why[0] = "SIGINT"
+        finally:
+            signal.signal(signal.SIGTERM, old)
+        return why[0]
+
     def stop(self, timeout: float = 30.0) -> None:
         """Shut down gracefully (every session flushed, sockets closed) and join the thread."""
         loop = self._loop

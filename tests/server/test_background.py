@@ -67,3 +67,20 @@ def test_background_server_moves_to_a_free_port_when_asked(tmp_path: Any) -> Non
         second.stop()
     finally:
         first.stop()
+
+
+def test_wait_returns_on_seconds_or_sigterm(tmp_path: Any) -> None:
+    import os
+    import signal
+    import threading
+
+    srv = BackgroundServer(ServerConfig(out_dir=str(tmp_path)), port=0)
+    srv.start()
+    before = signal.getsignal(signal.SIGTERM)
+    try:
+        assert srv.wait(0.05) == "seconds"
+        threading.Timer(0.1, os.kill, (os.getpid(), signal.SIGTERM)).start()
+        assert srv.wait(None) == "SIGTERM"
+        assert signal.getsignal(signal.SIGTERM) is before  # the old handler is back
+    finally:
+        srv.stop()

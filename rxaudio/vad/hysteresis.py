@@ -115,6 +115,14 @@ class Hysteresis:
                 out.append(Decision("start", self.start))
         return out
 
+    def quiet(self, end: int) -> None:
+        """Windows below ``threshold`` while no segment is open, up to sample ``end``: all that
+        :meth:`push` would do for them is move the stream end (lets offline callers skip
+        silence in bulk)."""
+        if self.triggered:
+            raise ValueError("Hysteresis.quiet: a segment is open; push its windows one by one")
+        self.last_end = end
+
     def _close(self, end: int, reason: str) -> list[Decision]:
         out: list[Decision] = []
         if end - self.start > self._samples(self.settings.min_speech_ms):

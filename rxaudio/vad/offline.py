@@ -58,6 +58,7 @@ class OfflineSegmenter:
         self.k = 0  # next window index
         self.m0 = 0  # model-rate sample index of window 0
         self._done = False
+        self._started = False  # some source audio was revealed
 
     def source(self, start: int, samples: F32) -> None:
         """A block of source audio ``(n, channels)`` starting at sample ``start``."""
@@ -118,19 +119,44 @@ class OfflineSegmenter:
         else:
             probs = scorer.score_many(windows)
         audio, cutter, hyst, rate = self.cutter.audio, self.cutter, self.hyst, self.rate
-        push, window, events = hyst.push, cutter.window, self._events
         mr, w = scorer.sample_rate, self.window_size
-        m = self.m0 + self.k * w
+        # the windows' source spans, as the vad operator maps them: [a, b), the last one of the
+        # stream ending at the source's end; hi: the end of the source audio a window carries
+        m = self.m0 + self.k * w + w * np.arange(k + 1, dtype=np.int64)
+        bounds = (m * rate) // mr
+        starts, ends = bounds[:-1].tolist(), bounds[1:].tolist()
+        if last_end is not None:
+            ends[-1] = last_end
         loaded = audio.loaded_end
+        his = np.minimum(ends, loaded)
+        p64 = probs.astype(np.float64)  # the Python floats push() compares
+        plist = p64.tolist()
+        onsets = [*np.flatnonzero(p64 >= hyst.settings.threshold).tolist(), k]
+        push, window, events = hyst.push, cutter.window, self._events
         out: list[Utterance] = []
-        last = k - 1
-        for i, p in enumerate(probs.tolist()):
-            a = (m * rate) // mr
-            m += w
-            b = last_end if last_end is not None and i == last else (m * rate) // mr
+        o = 0  # index into onsets
+        i = 0
+        while i < k:
+            if not hyst.triggered and not cutter.active and self._started:
+                # idle and below threshold up to the next onset: windows that only add audio
+                # (until the history is due for a trim) are revealed in one step
+                while onsets[o] < i:
+                    o += 1
+                due = cutter.trim_due()
+                j = min(onsets[o], int(np.searchsorted(his, due)) if due is not None else k)
+                if j > i:
+                    hi = int(his[j - 1])
+                    if hi > audio.end:
+                        audio.reveal(audio.end, hi)
+                    b = ends[j - 1]
+                    hyst.quiet(b if b > starts[j - 1] else starts[j - 1] + 1)
+                    i = j
+                    continue
+            a, b, p = starts[i], ends[i], plist[i]
             hi = b if b < loaded else loaded
             if hi > a:  # the window's source audio (the vad operator's VadFrame.audio)
                 audio.reveal(a, hi)
+                self._started = True
             e = b if b > a else a + 1
             ds = push(a, e, p)
             if ds:
@@ -138,5 +164,6 @@ class OfflineSegmenter:
             got = window(a, e, p, hyst.speech)
             if got:
                 out.extend(got)
+            i += 1
         self.k += k
         return out

@@ -224,10 +224,21 @@ class UtteranceCutter:
         self.count += 1
         return [utt]
 
+    def _history(self) -> int:
+        return self._n(self.settings.pre_roll_ms + 1000.0 * LOOKBACK_S)
+
+    def trim_due(self) -> int | None:
+        """The audio end at which the next window trims the history (``None`` before the rate
+        is known); an idle window ending before it only adds audio (offline callers reveal such
+        runs in bulk)."""
+        if self.rate is None:
+            return None
+        return self.audio.start + self._history() + self.rate
+
     def _trim(self) -> None:
         if self.rate is None:
             return
-        limit = self._n(self.settings.pre_roll_ms + 1000.0 * LOOKBACK_S)
+        limit = self._history()
         if self.audio.end - self.audio.start < limit + self.rate:  # trim once a second
             return
         keep = self.audio.end - limit

@@ -175,11 +175,6 @@ def record_live(
     why: list[str] = []
     errors: list[Exception] = []
     receipts: list[FileReceipt] = []
-    written = RecordResult(path, 0, None, None, "completed")
-
-    def count(frame: AudioFrame) -> None:
-        written.samples += frame.n
-        written.sample_rate, written.channels = frame.sample_rate, frame.channels
 
     def fail(exc: Exception) -> None:
         errors.append(exc)
@@ -192,7 +187,7 @@ def record_live(
     subs: list[Any] = []
     if meter is not None:
         subs.append(published.pipe(level()).subscribe(meter.update, fail))
-    subs.append(published.pipe(ops.do_action(count), sink).subscribe(receipts.append, fail, done))
+    subs.append(published.pipe(sink).subscribe(receipts.append, fail, done))
     with _signals(stop, why):
         try:
             if on_start is not None:
@@ -210,10 +205,16 @@ def record_live(
     if receipts and not errors:
         r = receipts[-1]
         return RecordResult(r.path, r.samples, r.sample_rate, r.channels, "completed")
-    written.path = path if os.path.exists(path) else ""
-    written.stopped_by = "error" if errors else why[0] if why else "completed"
-    written.error = errors[0] if errors else None
-    return written
+    # stopped by a signal or an error: to_wav finalized the file on dispose; read what it holds
+    result = RecordResult("", 0, None, None, "error" if errors else why[0] if why else "completed")
+    result.error = errors[0] if errors else None
+    if os.path.exists(path):
+        import soundfile as sf
+
+        info = sf.info(path)
+        result.path, result.samples = path, int(info.frames)
+        result.sample_rate, result.channels = int(info.samplerate), int(info.channels)
+    return result
 
 
 def describe(result: RecordResult) -> str:

@@ -217,14 +217,18 @@ class Hub:
         self.shared = self.new_session(start, session_id="shared-" + new_session_id()[:8])
         loop = self.loop
 
+        # these run on the source's thread; after shutdown the loop may be closed already
         def on_next(frame: Any) -> None:
-            loop.call_soon_threadsafe(self._feed_shared, frame.samples, loop.time())
+            with contextlib.suppress(RuntimeError):
+                loop.call_soon_threadsafe(self._feed_shared, frame.samples, loop.time())
 
         def on_error(exc: Exception) -> None:
-            loop.call_soon_threadsafe(self._shared_failed, exc)
+            with contextlib.suppress(RuntimeError):
+                loop.call_soon_threadsafe(self._shared_failed, exc)
 
         def on_completed() -> None:  # a file source loops
-            loop.call_soon_threadsafe(resubscribe)
+            with contextlib.suppress(RuntimeError):
+                loop.call_soon_threadsafe(resubscribe)
 
         def resubscribe() -> None:
             if self._shared_running:

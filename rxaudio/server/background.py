@@ -8,6 +8,7 @@ source's frames into :meth:`BackgroundServer.feed`, which makes them the server'
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import threading
 from typing import Any
 
@@ -62,7 +63,8 @@ class BackgroundServer:
         loop, hub = self._loop, self._hub
         if loop is None or hub is None or loop.is_closed():
             return
-        loop.call_soon_threadsafe(hub.feed_external, frame.samples, frame.sample_rate)
+        with contextlib.suppress(RuntimeError):  # closed between the check and the call
+            loop.call_soon_threadsafe(hub.feed_external, frame.samples, frame.sample_rate)
 
     def wait(self, seconds: float | None = None) -> str:
         """Block the (main) thread until Ctrl-C, SIGTERM or ``seconds``; return which ended it.

@@ -39,16 +39,24 @@ def _median_time(fn: Callable[[], Any], repeat: int) -> float:
     return statistics.median(times)
 
 
-def _interleaved(fns: dict[str, Callable[[], Any]], rounds: int) -> dict[str, float]:
+def _interleaved(
+    fns: dict[str, Callable[[], Any]], rounds: int, cpu: dict[str, float] | None = None
+) -> dict[str, float]:
     """Best time of each function over ``rounds`` rounds that run all of them in turn: on a
     shared, noisy machine the minimum is the least disturbed measurement, and interleaving
-    exposes every function to the same background load."""
+    exposes every function to the same background load. With ``cpu``, also the best process
+    CPU time of each (not counting time spent waiting for a core the load took)."""
     best = {k: float("inf") for k in fns}
+    if cpu is not None:
+        cpu.update({k: float("inf") for k in fns})
     for _ in range(rounds):
         for k, fn in fns.items():
+            c = time.process_time()
             t = time.perf_counter()
             fn()
             best[k] = min(best[k], time.perf_counter() - t)
+            if cpu is not None:
+                cpu[k] = min(cpu[k], time.process_time() - c)
     return best
 
 
@@ -140,7 +148,7 @@ def speed(repeat: int) -> dict[str, float]:
     return res
 
 
-def segment_speed(minutes: float, rounds: int = 3) -> dict[str, Any]:
+def segment_speed(minutes: float, rounds: int = 3, same_out: bool = False) -> dict[str, Any]:
     """``rxaudio segment`` (its offline fast path, and the Rx operator chain with
     ``--streaming``) vs get_speech_timestamps (JIT, no padding) on the same audio, best of
     ``rounds`` interleaved runs each; plus the sequence model alone on the same windows (the
@@ -164,9 +172,17 @@ def segment_speed(minutes: float, rounds: int = 3) -> dict[str, Any]:
             min_speech_ms=250, min_silence_ms=100, pre_roll_ms=300, post_roll_ms=200,
             min_ms=0, max_ms=30000,
         )  # fmt: skip
-        outs = {k: os.path.join(d, k) for k in ("fast", "streaming")}
-        for o in outs.values():
-            os.makedirs(o)
+        # each run writes into a new, empty folder, as a user's run does (replacing 200
+        # existing files by rename costs ~50 ms more CPU on ext4; see docs/benchmarks.md)
+        outs: dict[str, str] = {}
+        count = [0]
+
+        def fresh(kind: str) -> str:
+            count[0] += 0 if same_out else 1
+            outs[kind] = os.path.join(d, f"{kind}{count[0]}")
+            os.makedirs(outs[kind], exist_ok=True)
+            return outs[kind]
+
         model = load_silero_vad()
         tx = torch.from_numpy(x)
         n = -(-len(x) // 512)
@@ -177,10 +193,10 @@ def segment_speed(minutes: float, rounds: int = 3) -> dict[str, Any]:
         got: dict[str, Any] = {}
 
         def run_fast() -> None:
-            got["fast"] = segment_file(path, "long", outs["fast"], args, streaming=False)
+            got["fast"] = segment_file(path, "long", fresh("fast"), args, streaming=False)
 
         def run_streaming() -> None:
-            got["streaming"] = segment_file(path, "long", outs["streaming"], args, streaming=True)
+            got["streaming"] = segment_file(path, "long", fresh("streaming"), args, streaming=True)
 
         def run_ref() -> None:
             got["ref"] = get_speech_timestamps(tx, model, speech_pad_ms=0)
@@ -189,6 +205,7 @@ def segment_speed(minutes: float, rounds: int = 3) -> dict[str, Any]:
             s = SileroOnnx(16000)
             got["probs"] = [s.score_many(windows[i : i + block]) for i in range(0, n, block)]
 
+        cpu: dict[str, float] = {}
         best = _interleaved(
             {
                 "fast": run_fast,
@@ -197,6 +214,7 @@ def segment_speed(minutes: float, rounds: int = 3) -> dict[str, Any]:
                 "inference": run_inference,
             },
             rounds,
+            cpu,
         )
         ref = got["ref"]
         recs = {}
@@ -219,6 +237,12 @@ def segment_speed(minutes: float, rounds: int = 3) -> dict[str, Any]:
         "streaming_s": best["streaming"],
         "inference_s": best["inference"],
         "reference_s": best["ref"],
+        "cpu_s": {
+            "ours_s": cpu["fast"],
+            "streaming_s": cpu["streaming"],
+            "inference_s": cpu["inference"],
+            "reference_s": cpu["ref"],
+        },
         "segments": (got["fast"]["utterances"], got["streaming"]["utterances"], len(ref)),
         "identical_outputs": identical,
         "max_boundary_diff_samples": worst,
@@ -304,33 +328,46 @@ def main() -> None:
     ap.add_argument("--repeat", type=int, default=15, help="interleaved rounds")
     ap.add_argument("--rounds", type=int, default=5, help="interleaved rounds of the race")
     ap.add_argument("--no-speed", action="store_true")
+    ap.add_argument("--race-only", action="store_true", help="only the segment race")
+    ap.add_argument(
+        "--same-out", action="store_true", help="race: every run overwrites the same folder"
+    )
     ap.add_argument("--no-accuracy", action="store_true")
     a = ap.parse_args()
     if not a.no_speed:
-        res = speed(a.repeat)
-        direct = res["onnxruntime called directly"]
-        single = res["SileroOnnx.score"]
-        print("| scoring one 32 ms window | us | vs onnxruntime direct |")
-        print("|---|---:|---:|")
-        for k, v in res.items():
-            print(f"| {k} | {v:.0f} | {v / direct:.2f}x |")
-        batched = res["batched, per stream-window at N = 32"]
-        live = res["vad operator, 32 ms chunks (live)"]
-        print(f"\nbatched N = 32 vs single stream: {batched / single:.2f}x")
-        print(f"JIT model / vad operator (live): {res['package JIT model'] / live:.2f}x")
-        seg = segment_speed(a.minutes, a.rounds)
+        res = {} if a.race_only else speed(a.repeat)
+        if res:
+            direct = res["onnxruntime called directly"]
+            single = res["SileroOnnx.score"]
+            print("| scoring one 32 ms window | us | vs onnxruntime direct |")
+            print("|---|---:|---:|")
+            for k, v in res.items():
+                print(f"| {k} | {v:.0f} | {v / direct:.2f}x |")
+            batched = res["batched, per stream-window at N = 32"]
+            live = res["vad operator, 32 ms chunks (live)"]
+            print(f"\nbatched N = 32 vs single stream: {batched / single:.2f}x")
+            print(f"JIT model / vad operator (live): {res['package JIT model'] / live:.2f}x")
+        seg = segment_speed(a.minutes, a.rounds, a.same_out)
         secs, ref_s = seg["seconds"], seg["reference_s"]
-        print(f"\nsegment race on {secs / 60:.0f} min, best of {a.rounds} interleaved rounds:")
-        print("| run | s | RTF | get_speech_timestamps / this |")
-        print("|---|---:|---:|---:|")
+        where = "the same output folder" if a.same_out else "a new output folder per run"
+        print(
+            f"\nsegment race on {secs / 60:.0f} min, best of {a.rounds} interleaved rounds, "
+            f"{where}:"
+        )
+        print("| run | wall s | RTF | get_speech_timestamps / this | CPU s | ratio in CPU time |")
+        print("|---|---:|---:|---:|---:|---:|")
+        cpu = seg["cpu_s"]
         for label, key in (
             ("get_speech_timestamps (JIT, one thread)", "reference_s"),
             ("`rxaudio segment` (offline fast path)", "ours_s"),
             ("`rxaudio segment --streaming` (Rx operators)", "streaming_s"),
             ("sequence model alone, same windows", "inference_s"),
         ):
-            v = seg[key]
-            print(f"| {label} | {v:.3f} | {v / secs:.5f} | {ref_s / v:.2f}x |")
+            v, c = seg[key], cpu[key]
+            print(
+                f"| {label} | {v:.3f} | {v / secs:.5f} | {ref_s / v:.2f}x | {c:.3f} | "
+                f"{cpu['reference_s'] / c:.2f}x |"
+            )
         print(
             f"segments (fast, streaming, reference): {seg['segments']}; fast and streaming "
             f"outputs byte-identical: {seg['identical_outputs']}; max boundary difference to "

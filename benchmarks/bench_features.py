@@ -50,11 +50,27 @@ def _frames(x: np.ndarray, chunk: int) -> list[AudioFrame]:
 
 
 def _rx(frames: list[AudioFrame], op: Callable[[Observable[AudioFrame]], Observable[Any]]) -> None:
-    n = [0]
-    op(from_iterable(frames)).subscribe(lambda f: n.__setitem__(0, n[0] + 1))
+    n, errors = [0], []
+    op(from_iterable(frames)).subscribe(lambda f: n.__setitem__(0, n[0] + 1), errors.append)
+    if errors or not n[0]:  # an error must not pass for a fast run
+        raise RuntimeError(f"stream failed after {n[0]} outputs: {errors}")
 
 
-def speed(seconds: float, repeat: int = 7) -> dict[str, float]:
+def speed(seconds: float, repeat: int = 15) -> dict[str, float]:
+    """Best of ``repeat`` interleaved rounds, BLAS held to one thread.
+
+    One thread: a stream is processed on one core, so this is the work per second of audio.
+    With the default thread pool, librosa's whole-file product wakes OpenBLAS threads that
+    then spin for a while and slow down whichever case runs next (on 2 cores that measured
+    our 1024-sample case up to 1.5x slower than alone).
+    """
+    from threadpoolctl import threadpool_limits
+
+    with threadpool_limits(limits=1, user_api="blas"):
+        return _speed(seconds, repeat)
+
+
+def _speed(seconds: float, repeat: int) -> dict[str, float]:
     import librosa
 
     x = _signal(seconds)
@@ -182,7 +198,7 @@ def main() -> None:
     r = speed(a.seconds)
     per_s = {k: v / r["_seconds"] * 1e3 for k, v in r.items() if not k.startswith("_")}
     ref_a, ref_b = per_s["librosa whole file"], per_s["naive per chunk"]
-    print(f"speed, {a.seconds:.0f} s of 16 kHz speech, ms per second of audio (best of 7):")
+    print(f"speed, {a.seconds:.0f} s of 16 kHz speech, ms per second of audio (best of 15):")
     print(f"{'measure':28s} {'ms/s':>8s} {'x (a) time':>11s} {'(b) / this':>11s}")
     for k, v in per_s.items():
         print(f"{k:28s} {v:8.3f} {v / ref_a:11.2f} {ref_b / v:11.0f}")

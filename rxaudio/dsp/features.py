@@ -76,10 +76,13 @@ class SpectrogramKernel:
             raise ValueError(f"unknown kind {kind!r}; use one of {', '.join(SPECTROGRAM_KINDS)}")
         self.stft = StreamingSTFT(n_fft, hop, window)
         self.kind = kind
-        self.amin = np.float32(amin)
+        self.amin = np.array(amin, dtype=np.float32)  # 0-d: no scalar conversion per call
         self.ref_db = 10.0 * math.log10(max(amin, abs(ref)))
         self.latency = 0
         self.basis: F32 | None = None
+        self._power: F32 = np.zeros((0, self.stft.n_bins), dtype=np.float32)
+        self._melbuf: F32 = np.zeros((0, 0), dtype=np.float32)
+        self._views: dict[int, tuple[F32, F32]] = {}
         if kind in ("mel", "log_mel"):
             m = mel or MelSpec()
             bank = mel_filters(sample_rate, n_fft, m.n_mels, m.fmin, m.fmax, htk=m.htk, norm=m.norm)
@@ -88,15 +91,32 @@ class SpectrogramKernel:
         else:
             self.columns = tuple(f"bin_{i}" for i in range(n_fft // 2 + 1))
 
-    def _mel(self, frames: F32) -> F32:
-        assert self.basis is not None
-        mel: F32 = self.stft.power(frames) @ self.basis
-        return mel
+    def _work(self, k: int) -> tuple[F32, F32]:
+        """Power and mel work buffers for ``k`` rows (views cached per row count)."""
+        views = self._views.get(k)
+        if views is None:
+            assert self.basis is not None
+            if k > self._power.shape[0]:
+                self._power = np.empty((k, self.stft.n_bins), dtype=np.float32)
+                self._melbuf = np.empty((k, self.basis.shape[1]), dtype=np.float32)
+                self._views = {}
+            views = self._views[k] = (self._power[:k], self._melbuf[:k])
+        return views
 
-    def log10_mel(self, frames: F32) -> F32:
-        """``log10(max(amin, mel power))`` of frames (a fresh float32 array)."""
-        assert self.basis is not None
-        mel: F32 = self._mel(frames)
+    def _mel(self, frames: F32, out: F32 | None = None) -> F32:
+        """Mel power rows of frames (into ``out`` when given, else a fresh array)."""
+        basis = self.basis
+        assert basis is not None
+        power = self.stft.power(frames, out=self._work(frames.shape[0])[0])
+        # np.dot: the same float32 product as ``@`` with less per-call overhead
+        if out is None:
+            return np.asarray(np.dot(power, basis), dtype=np.float32)
+        return np.dot(power, basis, out=out)
+
+    def log10_mel(self, frames: F32, *, work: bool = False) -> F32:
+        """``log10(max(amin, mel power))`` of frames: a fresh float32 array, or with ``work``
+        one in a work buffer, valid until the next call."""
+        mel: F32 = self._mel(frames, self._work(frames.shape[0])[1] if work else None)
         np.maximum(mel, self.amin, out=mel)
         return np.log10(mel, out=mel)
 
@@ -147,10 +167,14 @@ class MfccKernel:
             sample_rate, n_fft, hop, window=window, kind="log_mel", mel=m, ref=ref, amin=amin
         )
         # dB scaling folded into the DCT: 10 log10(mel) - ref_db, then DCT (ref_db only moves
-        # coefficient 0, by the DCT of a constant row)
+        # coefficient 0, by the DCT of a constant row). In float64 and rounded once: a float32
+        # product could round differently for different numbers of rows (BLAS picks its kernel
+        # by shape), and any chunking must give bit-equal rows.
         dct = dct_matrix(n_mfcc, m.n_mels, lifter)
         self.dct: F64 = np.ascontiguousarray(10.0 * dct.T)
         self.offset: F64 = dct.sum(axis=1) * self.spec.ref_db
+        self._none64: F64 = np.zeros((0, n_mfcc))
+        self._work: dict[int, tuple[F64, F64]] = {}  # float64 log-mel and coefficients, per k
         self.delta = StreamingDelta(delta_width, tuple(range(1, deltas + 1))) if deltas else None
         self.latency = self.delta.latency if self.delta else 0
         base = [f"mfcc_{i}" for i in range(n_mfcc)]
@@ -164,8 +188,17 @@ class MfccKernel:
         first = stft.rows
         frames = stft.frames(chunk)
         if frames.shape[0] == 0:
-            return first, np.zeros((0, self.dct.shape[1]))
-        coeffs: F64 = self.spec.log10_mel(frames) @ self.dct
+            return first, self._none64
+        k = frames.shape[0]
+        work = self._work.get(k)
+        if work is None:
+            work = self._work[k] = (
+                np.empty((k, self.dct.shape[0])),
+                np.empty((k, self.dct.shape[1])),
+            )
+        log_mel, coeffs = work
+        np.copyto(log_mel, self.spec.log10_mel(frames, work=True))  # exact widening
+        np.dot(log_mel, self.dct, out=coeffs)
         if self.spec.ref_db:
             coeffs -= self.offset
         return first, coeffs
@@ -175,7 +208,7 @@ class MfccKernel:
         first, coeffs = self._coeffs(chunk)
         if self.delta is None:
             return first, coeffs.astype(np.float32)
-        return self.delta.push(coeffs)
+        return self.delta.push(coeffs)  # copies what it keeps
 
     def flush(self) -> tuple[int, F32]:
         """The rows the deltas still hold back."""

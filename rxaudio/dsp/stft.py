@@ -88,36 +88,62 @@ class StreamingSTFT:
         self.n_bins = n_fft // 2 + 1
         self.window = get_window(window, n_fft)
         self.rows = 0
-        self._buf: F32 = np.zeros(0, dtype=np.float32)
         self._rfft = _RFFT_EVEN if n_fft % 2 == 0 else _RFFT_ODD
-        # work buffers, grown to the largest number of rows one chunk has produced
+        # samples: carried ones at [_off, _off + _carry), moved to the front at the next call
+        # (the frames of the last call are views into this buffer)
+        self._sbuf: F32 = np.zeros(2 * n_fft, dtype=np.float32)
+        self._off = 0
+        self._carry = 0
+        self._none: F32 = np.zeros((0, n_fft), dtype=np.float32)
+        # work buffers, grown to the largest number of rows one chunk has produced, and their
+        # views for each row count met so far (a chunk size gives one or two counts: no slicing
+        # per call)
         self._cap = 0
         self._xw: F64 = np.zeros((0, n_fft))
+        self._spec128: NDArray[np.complex128] = np.zeros((0, self.n_bins), dtype=np.complex128)
         self._spec: C64 = np.zeros((0, self.n_bins), dtype=np.complex64)
+        self._views: dict[int, tuple[F64, F64, NDArray[np.complex128], C64]] = {}
 
     def frames(self, chunk: F32) -> F32:
         """Append ``chunk`` (1-D float32); return the completed frames, shape ``(k, n_fft)``.
 
-        The result may be a strided view into an internal buffer: use it before the next call.
+        The result is a strided view into an internal buffer: use it before the next call.
         """
+        carry, m = self._carry, chunk.shape[0]
+        n = carry + m
+        buf = self._sbuf
+        if n > buf.shape[0]:  # grow (rare: the largest chunk so far sets the size)
+            grown = np.empty(max(n, 2 * buf.shape[0]), dtype=np.float32)
+            grown[:carry] = buf[self._off : self._off + carry]
+            self._sbuf = buf = grown
+        elif self._off:
+            buf[:carry] = buf[self._off : self._off + carry]  # overlapping move: numpy copes
+        self._off = 0
+        buf[carry:n] = chunk
         n_fft, hop = self.n_fft, self.hop
-        buf = np.concatenate((self._buf, chunk)) if self._buf.shape[0] else chunk
-        n = buf.shape[0]
         if n < n_fft:
-            self._buf = np.array(buf, dtype=np.float32, copy=True)
-            return np.zeros((0, n_fft), dtype=np.float32)
+            self._carry = n
+            return self._none
         k = 1 + (n - n_fft) // hop
-        buf = np.ascontiguousarray(buf, dtype=np.float32)
-        out: F32 = np.ndarray((k, n_fft), np.float32, buffer=buf, strides=(hop * 4, 4))
-        self._buf = np.array(buf[k * hop :], dtype=np.float32, copy=True)
+        self._off = k * hop
+        self._carry = n - k * hop
         self.rows += k
+        out: F32 = np.ndarray((k, n_fft), np.float32, buffer=buf, strides=(hop * 4, 4))
         return out
 
-    def _grow(self, k: int) -> None:
+    def _work(self, k: int) -> tuple[F64, F64, NDArray[np.complex128], C64]:
         if k > self._cap:
             self._cap = k
             self._xw = np.empty((k, self.n_fft))
+            self._spec128 = np.empty((k, self.n_bins), dtype=np.complex128)
             self._spec = np.empty((k, self.n_bins), dtype=np.complex64)
+            self._views = {}
+        # the window repeated per row: a broadcast product would go through numpy's buffered
+        # iterator (a 30-60 kB scratch allocation per call)
+        windows = np.ascontiguousarray(np.broadcast_to(self.window, (k, self.n_fft)))
+        views = (windows, self._xw[:k], self._spec128[:k], self._spec[:k])
+        self._views[k] = views
+        return views
 
     def spectrum(self, frames: F32) -> C64:
         """Windowed rFFT of frames ``(k, n_fft)``: complex64, shape ``(k, n_fft // 2 + 1)``.
@@ -127,17 +153,21 @@ class StreamingSTFT:
         the next call.
         """
         k = frames.shape[0]
-        self._grow(k)
-        xw = np.multiply(frames, self.window, out=self._xw[:k])
-        spec = self._spec[:k]
+        views = self._views.get(k)
+        windows, xw, wide, spec = views if views is not None else self._work(k)
+        np.copyto(xw, frames)  # float32 to float64, exact
+        np.multiply(xw, windows, out=xw)
         if self._rfft is not None:
-            self._rfft(xw, 1.0, out=spec)
+            # into complex128, then one rounding copy: the kernel writing complex64 itself goes
+            # through a casting buffer, twice as slow
+            self._rfft(xw, 1.0, out=wide)
+            np.copyto(spec, wide, casting="same_kind")
         else:  # pragma: no cover - numpy without the private kernel
             spec[...] = np.fft.rfft(xw, axis=1)  # rounds to complex64
         return spec
 
-    def power(self, frames: F32) -> F32:
+    def power(self, frames: F32, out: F32 | None = None) -> F32:
         """``np.abs(X)**2`` of :meth:`spectrum` in float32, as ``librosa.feature.melspectrogram``
-        computes it from the complex64 STFT (a fresh array)."""
-        mag: F32 = np.abs(self.spectrum(frames))
+        computes it from the complex64 STFT (a fresh array unless ``out`` is given)."""
+        mag: F32 = np.abs(self.spectrum(frames), out=out)
         return np.multiply(mag, mag, out=mag)

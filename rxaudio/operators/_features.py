@@ -93,11 +93,23 @@ class FeatureStage:
         ]
 
     def push(self, item: AudioFrame) -> list[FeatureFrame]:
+        kernel = self.kernel
+        # fast path (every chunk but the first): same rate and channels, no gap, mono
+        if (
+            kernel is not None
+            and type(item) is AudioFrame
+            and item.start == self.end
+            and item.sample_rate == self.fmt.sample_rate
+            and item.samples.shape[1] == 1 == self.fmt.channels
+        ):
+            x = item.samples[:, 0]
+            self.end = item.start + x.shape[0]
+            first, rows = kernel.push(x)
+            return self._out(first, rows) if rows.shape[0] else []
         frame = audio(self.op, item)
         if self.fmt.check(frame):
-            self.kernel = self.make_kernel(frame.sample_rate)
+            self.kernel = kernel = self.make_kernel(frame.sample_rate)
             self.origin = self.end = frame.start
-        kernel = self.kernel
         assert kernel is not None
         x = frame.mono
         gap = gap_samples(self.op, self.end, frame)

@@ -141,10 +141,34 @@ def test_state_stays_bounded_on_a_long_stream() -> None:
         assert first == rows
         rows += out.shape[0]
         s.push(chunk)
-        assert k.spec.stft._buf.shape[0] < 512 and s.stft._buf.shape[0] < 512
+        for stft in (k.spec.stft, s.stft):  # carried samples, and the buffer holding them
+            assert stft._carry < 512 and stft._sbuf.shape[0] <= 2 * (512 + 1024)
         assert k.delta is not None and k.delta._hist is not None
         assert k.delta._hist.shape[0] <= 9 + 1024 // 160 + 1
     assert rows == k.spec.stft.rows - 4
+
+
+def test_steady_state_push_allocates_only_its_output() -> None:
+    """Once warm, a chunk costs no work arrays: samples, spectrum, power and mel rows live in
+    buffers reused from chunk to chunk; what is allocated is the rows handed out."""
+    import tracemalloc
+
+    chunk = (0.1 * np.random.default_rng(4).standard_normal(1024)).astype(np.float32)
+    k = MfccKernel(16000, 512, 160, mel=MelSpec(n_mels=40))
+    for _ in range(8):  # both row counts a 1024-sample chunk gives (6 and 7) are met
+        k.push(chunk)
+    tracemalloc.start()
+    try:
+        for _ in range(5):
+            tracemalloc.reset_peak()
+            before = tracemalloc.get_traced_memory()[0]
+            _, rows = k.push(chunk)
+            peak = tracemalloc.get_traced_memory()[1] - before
+            # the rows (7 x 13 float32 = 364 bytes) and array headers; one 7 x 257 work array
+            # alone would be 7 kB
+            assert peak < rows.nbytes + 1500, peak
+    finally:
+        tracemalloc.stop()
 
 
 def test_stft_frames_are_librosa_frames() -> None:

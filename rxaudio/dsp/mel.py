@@ -86,21 +86,48 @@ def empty_filters(
     *,
     htk: bool = False,
 ) -> list[int]:
-    """Indices of the mel filters that no FFT bin falls into (librosa warns about these)."""
+    """Indices of the mel filters that no FFT bin falls into (librosa warns about these).
+
+    The same test as librosa's (``weights.max(axis=1) > 0`` on the float32 bank), without
+    building the bank: a triangle's largest weight is at one of the two bins around its peak,
+    so only those two are evaluated, with the bank's own formula and rounding. O(n_mels).
+    """
     top = sample_rate / 2.0 if fmax is None else fmax
-    weights, mel_f = _weights(sample_rate, n_fft, n_mels, fmin, top, htk, False)
-    bad = ~((mel_f[:-2] == 0) | (weights.max(axis=1) > 0))
+    fftfreqs = fft_frequencies(sample_rate, n_fft)
+    mel_f = mel_frequencies(n_mels + 2, fmin, top, htk=htk)
+    fdiff = np.diff(mel_f)
+    right = np.searchsorted(fftfreqs, mel_f[1:-1])  # first bin at or above each peak
+    best = np.zeros(n_mels, dtype=np.float32)
+    for cand in (right - 1, right):
+        inside = (cand >= 0) & (cand < fftfreqs.shape[0])
+        f = fftfreqs[np.clip(cand, 0, fftfreqs.shape[0] - 1)]
+        lower = -(mel_f[:-2] - f) / fdiff[:-1]
+        upper = (mel_f[2:] - f) / fdiff[1:]
+        w = np.maximum(0, np.minimum(lower, upper)).astype(np.float32)
+        best = np.maximum(best, np.where(inside, w, np.float32(0)))
+    bad = ~((mel_f[:-2] == 0) | (best > 0))
     return [int(i) for i in np.flatnonzero(bad)]
 
 
 def max_mels(
     sample_rate: int, n_fft: int, fmin: float = 0.0, fmax: float | None = None, *, htk: bool = False
 ) -> int:
-    """The largest ``n_mels`` with no empty filter for this rate and FFT size."""
-    n = n_fft // 2 + 1
-    while n > 1 and empty_filters(sample_rate, n_fft, n, fmin, fmax, htk=htk):
-        n -= 1
-    return n
+    """The largest ``n_mels`` with no empty filter for this rate and FFT size.
+
+    Bisection between 1 and ``n_fft // 2 + 1`` (more mels make narrower triangles, so empty
+    filters appear from some count on): the answer has no empty filter and one more mel has
+    some. About ``log2(n_fft)`` checks of :func:`empty_filters`, each O(n_mels).
+    """
+    lo, hi = 1, n_fft // 2 + 1
+    if not empty_filters(sample_rate, n_fft, hi, fmin, fmax, htk=htk):
+        return hi
+    while hi - lo > 1:  # invariant: lo has no empty filter (or is 1), hi has some
+        mid = (lo + hi) // 2
+        if empty_filters(sample_rate, n_fft, mid, fmin, fmax, htk=htk):
+            hi = mid
+        else:
+            lo = mid
+    return lo
 
 
 @lru_cache(maxsize=64)

@@ -68,6 +68,44 @@ def test_empty_filters_agree_with_librosa_warning() -> None:
     assert empty_filters(48000, 512, best) == [] and empty_filters(48000, 512, best + 1)
 
 
+@pytest.mark.parametrize(
+    ("rate", "n_fft", "fmin", "fmax", "htk"),
+    [
+        (8000, 256, 0.0, None, False),
+        (48000, 512, 0.0, None, False),
+        (22050, 400, 300.0, 8000.0, True),
+    ],
+)
+def test_empty_filters_equal_the_built_bank(
+    rate: int, n_fft: int, fmin: float, fmax: float | None, htk: bool
+) -> None:
+    """The O(n_mels) check names the same filters as the bank itself (librosa's test)."""
+    for n_mels in range(1, n_fft // 2 + 2, 7):
+        bank = mel_filters(rate, n_fft, n_mels, fmin, fmax, htk=htk, norm=False)
+        mel_f = librosa.mel_frequencies(n_mels + 2, fmin=fmin, fmax=fmax or rate / 2, htk=htk)
+        ref = np.flatnonzero(~((mel_f[:-2] == 0) | (bank.max(axis=1) > 0))).tolist()
+        assert empty_filters(rate, n_fft, n_mels, fmin, fmax, htk=htk) == ref, n_mels
+
+
+def test_max_mels_bisects_without_building_banks(monkeypatch: pytest.MonkeyPatch) -> None:
+    """n_fft 8192 with 4000 mels used to search down one n_mels at a time, building a bank for
+    each (79 s before the error); now a few O(n_mels) checks and no bank at all."""
+    import rxaudio.dsp.mel as mel_mod
+
+    built = []
+    real = mel_mod._weights
+    monkeypatch.setattr(mel_mod, "_weights", lambda *a: built.append(a) or real(*a))
+    calls = []
+    real_empty = mel_mod.empty_filters
+    monkeypatch.setattr(
+        mel_mod, "empty_filters", lambda *a, **k: calls.append(a) or real_empty(*a, **k)
+    )
+    best = mel_mod.max_mels(16000, 8192)
+    assert built == [] and len(calls) <= 14
+    assert real_empty(16000, 8192, best) == [] and real_empty(16000, 8192, best + 1)
+    assert best < 4000  # the case of the report: refused, with this bound in the message
+
+
 @pytest.mark.parametrize("name", ["hann", "hamming", "blackman", "boxcar"])
 @pytest.mark.parametrize("n", [256, 400, 512])
 def test_windows_equal_scipy_periodic(name: str, n: int) -> None:

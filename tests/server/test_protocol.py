@@ -538,3 +538,18 @@ async def test_cross_site_pages_are_refused_unless_allowed(server):
     async with server(any_origin=True) as client:
         ws = await client.ws_connect("/ws", headers={"Origin": "http://elsewhere.example"})
         assert (await ws.receive_json())["type"] == "hello"
+
+
+@pytest.mark.parametrize("backend", ["webrtc", "energy"])
+async def test_other_backends_run_the_same_chain(server, proto, speech_pcm, backend):
+    from rxaudio.server.pipeline import ChainOptions
+
+    async with server(options=ChainOptions(backend=backend), queue_max=100_000) as client:
+        assert client.app[HUB].batcher is None  # batching is Silero's
+        ws = await client.ws_connect("/ws")
+        await proto.start(ws)
+        await proto.send_audio(ws, speech_pcm)
+        await ws.send_json({"type": "stop"})
+        events = await proto.until(ws, "stopped")
+        assert sum(e["type"] == "vad" for e in events) > 100
+        assert any(e["type"] == "utterance" for e in events)

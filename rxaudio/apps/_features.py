@@ -113,9 +113,12 @@ class _CsvWriter(_Writer):
         self.fmt = f"%.{decimals}f"
         self.fh: IO[str] = open(self.tmp, "w", encoding="utf-8", newline="")
 
+    def _header(self, f: FeatureFrame) -> None:
+        self.fh.write(",".join(["row", "start", "time", *f.columns]) + "\n")
+
     def write(self, f: FeatureFrame) -> None:
         if self.rows == 0:
-            self.fh.write(",".join(["row", "start", "time", *f.columns]) + "\n")
+            self._header(f)
         idx = np.arange(f.row, f.row + f.n_rows)
         lead = np.stack([idx, f.starts, f.times], axis=1)
         np.savetxt(
@@ -127,6 +130,8 @@ class _CsvWriter(_Writer):
         self.rows += f.n_rows
 
     def finish(self, last: FeatureFrame | None) -> None:
+        if self.rows == 0 and last is not None:  # no rows: the header all the same
+            self._header(last)
         self.fh.close()
 
     def abort(self) -> None:
@@ -147,6 +152,8 @@ class _NpzWriter(_Writer):
 
     def finish(self, last: FeatureFrame | None) -> None:
         self.raw.close()
+        if self.rows == 0 and last is not None:
+            self.cols = len(last.columns)
         hop = last.hop if last else 1
         rate = last.sample_rate if last else 1
         start = last.start - last.row * last.hop if last else 0
@@ -211,28 +218,37 @@ class _ParquetWriter(_Writer):
             self._flush()
 
     def _flush(self) -> None:
+        if self.pending:
+            self._write_table(self.pending)
+        self.pending, self.pending_rows = [], 0
+
+    def _write_table(self, fs: list[FeatureFrame], empty: bool = False) -> None:
         import pyarrow as pa
         import pyarrow.parquet as pq
 
-        if not self.pending:
-            return
-        fs = self.pending
+        # ``empty``: no rows, but the schema (and so the column names) all the same
+        take = slice(0, 0) if empty else slice(None)
         cols = {
-            "row": pa.array(np.concatenate([np.arange(f.row, f.row + f.n_rows) for f in fs])),
-            "start": pa.array(np.concatenate([f.starts for f in fs])),
-            "time": pa.array(np.concatenate([f.times for f in fs])),
+            "row": pa.array(
+                np.concatenate([np.arange(f.row, f.row + f.n_rows, dtype=np.int64) for f in fs])[
+                    take
+                ]
+            ),
+            "start": pa.array(np.concatenate([f.starts for f in fs])[take]),
+            "time": pa.array(np.concatenate([f.times for f in fs])[take]),
         }
-        values = np.concatenate([f.values for f in fs])
+        values = np.concatenate([f.values for f in fs])[take]
         for i, name in enumerate(fs[0].columns):
             cols[name] = pa.array(values[:, i])
         table = pa.table(cols)
         if self.pw is None:
             self.pw = pq.ParquetWriter(self.tmp, table.schema)
         self.pw.write_table(table)
-        self.pending, self.pending_rows = [], 0
 
     def finish(self, last: FeatureFrame | None) -> None:
         self._flush()
+        if self.pw is None and last is not None:
+            self._write_table([last], empty=True)
         if self.pw is not None:
             self.pw.close()
 
@@ -253,6 +269,22 @@ def make_writer(out: str, decimals: int) -> _Writer:
     if ext == ".parquet":
         return _ParquetWriter(out)
     raise ConfigError(f"--out {out}: unknown format {ext or '(none)'}; use {', '.join(FORMATS)}")
+
+
+def _probe(op: Any, rate: int, n_fft: int) -> FeatureFrame:
+    """The operator's first frame on one window of silence: its columns, parameters and
+    latency, for an output that gets no rows."""
+    from reactivex import from_iterable
+
+    from ..frames import AudioFrame
+
+    frames: list[FeatureFrame] = []
+    errors: list[BaseException] = []
+    silence = AudioFrame(np.zeros((n_fft, 1), dtype=np.float32), rate)
+    from_iterable([silence]).pipe(op).subscribe(frames.append, errors.append)  # synchronous
+    if errors:  # options the stream never checked (an empty file): the same error it would give
+        raise errors[0]
+    return frames[0]
 
 
 def run(args: argparse.Namespace) -> int:
@@ -292,14 +324,16 @@ def run(args: argparse.Namespace) -> int:
         src.pipe(*chain).subscribe(on_next, errors.append)
         if errors:
             raise errors[0]
-        writer.close(last[0] if last else None)
+        if not last:  # shorter than one window: the operator's columns and meta all the same
+            last.append(_probe(op, args.rate or info.sample_rate, args.n_fft))
+        writer.close(last[0])
     except BaseException:
         writer.abort()
         raise
     finally:
         bar.close()
-    cols = len(last[0].columns) if last else 0
-    if not last:
+    cols = len(last[0].columns)
+    if writer.rows == 0:
         print(
             f"rxaudio features: warning: {args.input} is shorter than one {args.n_fft}-sample "
             "window; no rows were written",

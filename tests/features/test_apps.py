@@ -255,11 +255,39 @@ def test_plot_bad_options(
 def test_features_on_a_file_shorter_than_one_window_says_so(
     tmp_path: Path, capsys: pytest.CaptureFixture[str]
 ) -> None:
+    """No rows, but every format still carries the column names (and NPZ the meta): a
+    readable, empty table, not a 0-byte file."""
+    import json
+
     wav = tmp_path / "short.wav"
     sf.write(wav, np.full(300, 0.1, dtype=np.float32), 16000)
-    assert main(["features", str(wav), "--out", str(tmp_path / "s.npz"), "--no-progress"]) == 0
-    assert np.load(tmp_path / "s.npz")["values"].shape[0] == 0
+    base = ["--deltas", "1", "--no-progress"]
+    names = ["mfcc_" + str(i) for i in range(13)] + ["dmfcc_" + str(i) for i in range(13)]
+    assert main(["features", str(wav), "--out", str(tmp_path / "s.npz"), *base]) == 0
+    z = np.load(tmp_path / "s.npz")
+    assert z["values"].shape == (0, 26) and z["times"].shape == (0,)
+    assert list(z["columns"]) == names
+    meta = json.loads(str(z["meta"]))
+    assert meta["kind"] == "mfcc" and meta["sample_rate"] == 16000 and meta["hop"] == 160
+    assert meta["columns"] == names and meta["params"]["deltas"] == 1 and meta["latency"] == 4
     assert "shorter than one 512-sample window" in capsys.readouterr().err
+
+    assert main(["features", str(wav), "--out", str(tmp_path / "s.csv"), *base]) == 0
+    assert (tmp_path / "s.csv").read_text() == ",".join(["row", "start", "time", *names]) + "\n"
+
+    pq = pytest.importorskip("pyarrow.parquet")
+    argv = ["--kind", "spectral", "--no-progress"]
+    assert main(["features", str(wav), "--out", str(tmp_path / "s.parquet"), *argv]) == 0
+    t = pq.read_table(tmp_path / "s.parquet")
+    assert t.num_rows == 0
+    assert t.column_names == ["row", "start", "time", "centroid", "bandwidth", "rolloff"] + [
+        "flatness",
+        "zcr",
+        "rms",
+    ]
+    assert str(t.schema.field("rms").type) == "float" and str(t.schema.field("row").type) == (
+        "int64"
+    )
 
 
 def test_log_mel_rows_through_the_jsonl_sink(tmp_path: Path, speech_path: str) -> None:

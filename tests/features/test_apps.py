@@ -280,14 +280,10 @@ def test_features_on_a_file_shorter_than_one_window_says_so(
     assert main(["features", str(wav), "--out", str(tmp_path / "s.parquet"), *argv]) == 0
     t = pq.read_table(tmp_path / "s.parquet")
     assert t.num_rows == 0
-    assert t.column_names == ["row", "start", "time", "centroid", "bandwidth", "rolloff"] + [
-        "flatness",
-        "zcr",
-        "rms",
-    ]
-    assert str(t.schema.field("rms").type) == "float" and str(t.schema.field("row").type) == (
-        "int64"
-    )
+    descriptors = ["centroid", "bandwidth", "rolloff", "flatness", "zcr", "rms"]
+    assert t.column_names == ["row", "start", "time", *descriptors]
+    assert str(t.schema.field("rms").type) == "float"
+    assert str(t.schema.field("row").type) == "int64"
 
 
 def test_log_mel_rows_through_the_jsonl_sink(tmp_path: Path, speech_path: str) -> None:

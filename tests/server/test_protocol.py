@@ -553,3 +553,22 @@ async def test_other_backends_run_the_same_chain(server, proto, speech_pcm, back
         events = await proto.until(ws, "stopped")
         assert sum(e["type"] == "vad" for e in events) > 100
         assert any(e["type"] == "utterance" for e in events)
+
+
+async def test_a_silent_client_mid_speech_gets_its_utterance_after_the_gap(
+    server, proto, speech_pcm
+):
+    async with server() as client:
+        ws = await client.ws_connect("/ws")
+        await proto.start(ws)
+        await proto.send_audio(ws, speech_pcm[: int(2.5 * 16000)])  # stops mid-sentence
+        utts: list[dict[str, Any]] = []
+        while not utts or utts[-1]["reason"] == "silence":  # words before the open one
+            events = await proto.until(ws, "utterance", timeout=7)  # max_gap_ms is 2000
+            utts.append(events[-1])
+        utt = utts[-1]
+        assert utt["reason"] == "gap" and utt["end"] == pytest.approx(2.5, abs=0.04)
+        # the client is still connected and can go on
+        await proto.send_audio(ws, speech_pcm[int(2.5 * 16000) :])
+        await ws.send_json({"type": "stop"})
+        assert (await proto.until(ws, "stopped"))[-1]["received"] == len(speech_pcm)

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import math
 from collections.abc import Callable
 from typing import Any
 
@@ -50,6 +51,22 @@ def check_mel_rate(op: str, mel: MelSpec, n_fft: int, sample_rate: int) -> None:
         raise ValueError(
             f"n_mels={mel.n_mels} is too many for n_fft={n_fft} at {sample_rate} Hz: "
             f"{len(empty)} mel filters would be empty; use n_mels <= {best} or a larger n_fft"
+        )
+
+
+_sum = np.add.reduce
+
+
+def _refuse_non_finite(x: np.ndarray, start: int) -> None:
+    """Raise on the first NaN or infinite sample: one would turn every row whose window holds
+    it into NaN (and, through deltas, the rows around them)."""
+    bad = np.flatnonzero(~np.isfinite(x))
+    if bad.size:
+        i = int(bad[0])
+        raise ValueError(
+            f"sample {start + i} is {x[i]} ({bad.size} non-finite samples in this frame); "
+            "features need finite audio: find where the NaN/inf comes from, or clean the "
+            "stream first (np.nan_to_num)"
         )
 
 
@@ -103,6 +120,8 @@ class FeatureStage:
             and item.samples.shape[1] == 1 == self.fmt.channels
         ):
             x = item.samples[:, 0]
+            if not math.isfinite(_sum(x)):  # under 1 us: NaN or inf somewhere (or overflow)
+                _refuse_non_finite(x, item.start)
             self.end = item.start + x.shape[0]
             first, rows = kernel.push(x)
             return self._out(first, rows) if rows.shape[0] else []
@@ -112,6 +131,7 @@ class FeatureStage:
             self.origin = self.end = frame.start
         assert kernel is not None
         x = frame.mono
+        _refuse_non_finite(x, frame.start)
         gap = gap_samples(self.op, self.end, frame)
         if gap:  # dropped blocks: silence keeps later sample indices
             x = np.concatenate((np.zeros(gap, dtype=np.float32), x))

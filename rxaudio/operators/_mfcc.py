@@ -67,7 +67,8 @@ def mfcc(
         At once: ``hop > n_fft``, ``n_mfcc > n_mels``, ``n_mels > n_fft // 2 + 1``, bad
         ``deltas``/``delta_width``/``window``.
     StreamError
-        In the stream: empty mel filters at the stream's rate, a sample rate change, overlap.
+        In the stream: a NaN or infinite sample, empty mel filters at the stream's rate, a
+        sample rate change, overlap.
     """
     n_fft, hop, window = check_stft("mfcc", n_fft, hop, window)
     mel = check_mel("mfcc", n_fft, n_mels, fmin, fmax)

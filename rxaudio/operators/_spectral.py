@@ -56,7 +56,8 @@ def spectral(
     ConfigError
         At once: ``hop > n_fft``, unknown ``window``, ``roll_percent`` outside (0, 1), ``p < 1``.
     StreamError
-        In the stream: a sample rate or channel change, overlapping frames, a non-audio item.
+        In the stream: a NaN or infinite sample, a sample rate or channel change, overlapping
+        frames, a non-audio item.
     """
     n_fft, hop, window = check_stft("spectral", n_fft, hop, window)
     roll = finite("spectral", "roll_percent", roll_percent, 0.0, 1.0)

@@ -60,8 +60,9 @@ def spectrogram(
     ConfigError
         At once: ``hop > n_fft``, unknown ``window``/``kind``, ``n_mels > n_fft // 2 + 1``.
     StreamError
-        In the stream: ``n_mels`` leaving mel filters empty at the stream's rate, ``fmax`` above
-        Nyquist, a sample rate or channel change, overlapping frames, a non-audio item.
+        In the stream: a NaN or infinite sample, ``n_mels`` leaving mel filters empty at the
+        stream's rate, ``fmax`` above Nyquist, a sample rate or channel change, overlapping
+        frames, a non-audio item.
     """
     n_fft, hop, window = check_stft("spectrogram", n_fft, hop, window)
     kind = choice("spectrogram", "kind", kind, SPECTROGRAM_KINDS)

@@ -138,6 +138,32 @@ def test_rate_change_mid_stream_is_an_error() -> None:
     assert out.error.operator == "mfcc"
 
 
+@pytest.mark.parametrize("bad", [np.nan, np.inf, -np.inf])
+@pytest.mark.parametrize("make", [lambda: mfcc(deltas=2), spectral, spectrogram])
+def test_non_finite_samples_are_refused(make: Callable[[], Element[Any, Any]], bad: float) -> None:
+    """One NaN used to become ten NaN rows (with deltas) and nothing else: refused at once,
+    in the first chunk or a later one (the fast path), naming the sample."""
+    for at in (0, 1):  # which chunk holds it
+        chunks = [frame(0, 1024, value=0.1), frame(1024, 1024, value=0.1)]
+        x = chunks[at].samples.copy()
+        x[700, 0] = bad
+        chunks[at] = AudioFrame(x, 16000, 1024 * at)
+        out = run_marbles("-a-b-|", {"a": chunks[0], "b": chunks[1]}, make())
+        assert isinstance(out.error, StreamError)
+        assert f"sample {1024 * at + 700} is {bad}" in str(out.error)
+        assert "finite" in str(out.error) and out.error.sample_index == 1024 * at
+        assert all(np.isfinite(f.values).all() for f in out.values)
+
+
+def test_huge_but_finite_samples_are_not_refused() -> None:
+    # the fast check sums a chunk: 1024 x 1e36 overflows float32, yet every sample is finite
+    # (the rows overflow too, as librosa's would: only the refusal is under test)
+    src = {"a": frame(0, 1024, value=0.1), "b": frame(1024, 1024, value=1e36)}
+    with np.errstate(all="ignore"):
+        out = run_marbles("-a-b-|", src, spectral())
+    assert out.error is None and sum(f.n_rows for f in out.values) == 1 + (2048 - 512) // 160
+
+
 def test_non_audio_item_is_an_error() -> None:
     out = run_marbles("-a-|", {"a": "not audio"}, spectrogram())
     assert isinstance(out.error, StreamError) and "expected AudioFrame" in str(out.error)

@@ -46,7 +46,7 @@ class _OpenStream:
 
     PortAudio's abort can block when a device stalls, so closing runs on its own thread and
     waiters use timeouts. Every open stream is registered until closed: at interpreter exit
-    :func:`_close_all_at_exit` closes the rest and waits for closes in flight, because PortAudio
+    :func:`close_open_streams` closes the rest and waits for closes in flight, because PortAudio
     deadlocks when ``Pa_Terminate`` (sounddevice's exit handler) races a stream's abort. That
     race happens whenever a chain completes on the pump thread (e.g. ``take``), the pump thread
     disposes the stream and the program exits at once.
@@ -83,8 +83,12 @@ _OPEN: set[_OpenStream] = set()
 _EXIT_HOOK: list[bool] = []
 
 
-def _close_all_at_exit() -> None:
-    """Close streams still open at exit (bounded wait) before PortAudio is terminated."""
+def close_open_streams() -> None:
+    """Close every stream still open or closing (3 s wait each at most).
+
+    Runs at interpreter exit before sounddevice terminates PortAudio; call it yourself before
+    re-initialising PortAudio (``sounddevice._terminate()``/``_initialize()``).
+    """
     for s in list(_OPEN):
         s.close(timeout=3.0)
 
@@ -99,7 +103,7 @@ def _sd() -> Any:
         ) from exc
     if not _EXIT_HOOK:
         # registered after sounddevice's own exit handler, so it runs first (atexit is LIFO)
-        atexit.register(_close_all_at_exit)
+        atexit.register(close_open_streams)
         _EXIT_HOOK.append(True)
     return sd
 

@@ -39,9 +39,16 @@ SOURCE_NAME = "rxaudio_test_mic"
 
 
 def reinit_portaudio() -> None:
-    """Make PortAudio enumerate devices again (it does so only at initialisation)."""
+    """Make PortAudio enumerate devices again (it does so only at initialisation).
+
+    Streams still open or closing (a test's chain that ended on its pump thread) are closed
+    first: PortAudio deadlocks when ``Pa_Terminate`` races a stream's abort.
+    """
     import sounddevice as sd
 
+    from rxaudio.sources._microphone import close_open_streams
+
+    close_open_streams()
     sd._terminate()
     sd._initialize()
 

@@ -209,6 +209,27 @@ def test_plot_writes_a_png_of_the_expected_size(
     assert sorted(os.listdir(tmp_path)) == ["p.png"]
 
 
+def test_plot_with_vad_draws_segments_and_probability(
+    tmp_path: Path, speech_path: str, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """The --vad drawing path end to end (energy backend: no model to load)."""
+    import matplotlib.image
+
+    out = tmp_path / "v.png"
+    argv = ["plot", speech_path, "--out", str(out), "--vad", "--backend", "energy"]
+    assert main([*argv, "--width", "9", "--height", "5", "--dpi", "70"]) == 0
+    assert _png_size(out) == (630, 350)
+    said = capsys.readouterr().out
+    assert "speech segments" in said and " 0 speech segments" not in said
+    img = matplotlib.image.imread(out)[..., :3]
+    assert img.shape == (350, 630, 3) and img.std() > 0.1
+    # the probability curve (#d62728) and the speech shading (green over white) are drawn
+    red = (img[..., 0] > 0.75) & (img[..., 1] < 0.3) & (img[..., 2] < 0.3)
+    green = (img[..., 1] > img[..., 0] + 0.1) & (img[..., 1] > img[..., 2] + 0.1)
+    assert red.sum() > 300 and green.sum() > 2000, (red.sum(), green.sum())
+    assert sorted(os.listdir(tmp_path)) == ["v.png"]
+
+
 def test_plot_vad_finds_the_speech_segments(
     speech_path: str, speech_truth: list[dict[str, Any]]
 ) -> None:

@@ -157,8 +157,9 @@ def _collect_vad(args: argparse.Namespace, data: PlotData, chain: list[Any]) -> 
     data.vad_t, data.vad_p = np.asarray(t), np.asarray(p)
 
 
-def draw(data: PlotData, out: str, args: argparse.Namespace) -> None:
-    """Render the figure to ``out`` (PNG, ``width*dpi`` x ``height*dpi`` pixels)."""
+def draw(data: PlotData, out: str, args: argparse.Namespace) -> Any:
+    """Render the figure to ``out`` (PNG, ``width*dpi`` x ``height*dpi`` pixels); return it."""
+    from matplotlib import patheffects
     from matplotlib.figure import Figure
 
     fig = Figure(figsize=(args.width, args.height), dpi=args.dpi, layout="constrained")
@@ -166,13 +167,15 @@ def draw(data: PlotData, out: str, args: argparse.Namespace) -> None:
     ax_w = fig.add_subplot(gs[0, 0])
     ax_s = fig.add_subplot(gs[1, 0], sharex=ax_w)
     title = args.title or os.path.basename(args.input)
-    fig.suptitle(f"{title}: {data.duration:.1f} s at {data.sample_rate} Hz")
+    secs = f"{data.duration:.1f}" if data.duration >= 1 else f"{data.duration:.3f}"
+    fig.suptitle(f"{title}: {secs} s at {data.sample_rate} Hz")
 
     ax_w.fill_between(data.env_t, data.env_lo, data.env_hi, color="#1f4e79", lw=0.5)
     ax_w.set_ylabel("amplitude (full scale)")
     peak = float(max(np.abs(data.env_lo).max(initial=0.0), np.abs(data.env_hi).max(initial=0.0)))
     ax_w.set_ylim(-min(1.05, max(0.05, 1.15 * peak)), min(1.05, max(0.05, 1.15 * peak)))
-    ax_w.set_xlim(0, data.duration)
+    # an empty file has no duration: keep the axis one window wide rather than singular
+    ax_w.set_xlim(0, data.duration or args.n_fft / data.sample_rate)
     ax_w.grid(alpha=0.3)
     ax_w.tick_params(labelbottom=False)
 
@@ -192,8 +195,20 @@ def draw(data: PlotData, out: str, args: argparse.Namespace) -> None:
     ax_s.set_yticklabels([_hz(data.mel_hz[i]) for i in ticks])
     ax_s.set_ylabel("frequency (Hz, mel scale)")
     ax_s.set_xlabel("time (s)")
-    cbar = fig.colorbar(img, cax=fig.add_subplot(gs[1, 1]))
-    cbar.set_label("log-mel power (dB re 1.0)")
+    ax_c = fig.add_subplot(gs[1, 1])
+    if cols:
+        cbar = fig.colorbar(img, cax=ax_c)
+        cbar.set_label("log-mel power (dB re 1.0)")
+    else:  # shorter than one window: say so where the spectrogram would be
+        ax_c.set_axis_off()
+        ax_s.text(
+            0.5,
+            0.5,
+            f"no spectrogram: the file is shorter than one {args.n_fft}-sample window",
+            ha="center",
+            va="center",
+            transform=ax_s.transAxes,
+        )
 
     if args.vad:
         for i, (a, b) in enumerate(data.segments):
@@ -204,11 +219,28 @@ def draw(data: PlotData, out: str, args: argparse.Namespace) -> None:
             ax_s.axvline(b, color="#7CFC00", lw=1.0, alpha=0.9, ls="--")
         ax_p = ax_w.twinx()
         ax_p.plot(data.vad_t, data.vad_p, color="#d62728", lw=1.0, label="speech probability")
-        ax_p.axhline(args.threshold, color="#d62728", lw=0.8, ls=":", label="threshold")
+        # the threshold (often 0.5) falls on the waveform's zero line, under the densest ink:
+        # a bright dashed line with a white edge, above everything else
+        ax_p.axhline(
+            args.threshold,
+            color="#ff9f1c",
+            lw=1.8,
+            ls=(0, (6, 3)),
+            zorder=10,
+            path_effects=[patheffects.withStroke(linewidth=3.2, foreground="white")],
+            label=f"threshold {args.threshold:g}",
+        )
         ax_p.set_ylim(-0.025, 1.025)
         ax_p.set_ylabel(f"P(speech), {args.backend}", color="#d62728")
         handles = ax_w.get_legend_handles_labels()[0] + ax_p.get_legend_handles_labels()[0]
-        ax_p.legend(handles=handles, loc="upper right", fontsize="small", framealpha=0.85)
+        # outside the axes (below the time axis): it hides no data
+        fig.legend(
+            handles=handles,
+            loc="outside lower center",
+            ncols=len(handles),
+            fontsize="small",
+            frameon=False,
+        )
     tmp = out + ".tmp.png"
     try:
         fig.savefig(tmp, format="png")
@@ -217,6 +249,7 @@ def draw(data: PlotData, out: str, args: argparse.Namespace) -> None:
         if os.path.exists(tmp):
             os.remove(tmp)
         raise SinkError(f"{out}: cannot write the PNG ({exc})") from exc
+    return fig
 
 
 def _hz(f: float) -> str:
@@ -239,6 +272,12 @@ def run(args: argparse.Namespace) -> int:
     if not os.path.isdir(folder):
         raise SinkError(f"{args.out}: directory {folder} does not exist; create it first")
     data = collect(args)
+    if data.log_mel.shape[1] == 0:
+        print(
+            f"rxaudio plot: warning: {args.input} ({data.duration:.3f} s) is shorter than one "
+            f"{args.n_fft}-sample window: waveform only, no spectrogram",
+            file=sys.stderr,
+        )
     draw(data, args.out, args)
     extra = f", {len(data.segments)} speech segments" if args.vad else ""
     print(f"rxaudio plot: {data.duration:.1f} s{extra} -> {args.out}", file=sys.stdout)

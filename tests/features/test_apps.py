@@ -230,6 +230,50 @@ def test_plot_with_vad_draws_segments_and_probability(
     assert sorted(os.listdir(tmp_path)) == ["v.png"]
 
 
+def test_plot_vad_threshold_stands_out_and_legend_is_outside(
+    tmp_path: Path, speech_path: str
+) -> None:
+    """The threshold (0.5) lies on the waveform's zero line: it must be drawn in a colour of
+    its own (#ff9f1c), over the waveform; the legend sits outside every axes."""
+    import argparse
+
+    import matplotlib.image
+
+    from rxaudio.apps import _plot
+
+    p = argparse.ArgumentParser()
+    _plot.add_arguments(p)
+    out = tmp_path / "t.png"
+    args = p.parse_args([speech_path, "--out", str(out), "--vad", "--backend", "energy"])
+    fig = _plot.draw(_plot.collect(args), str(out), args)
+    assert len(fig.legends) == 1 and all(ax.get_legend() is None for ax in fig.axes)
+    labels = [t.get_text() for t in fig.legends[0].get_texts()]
+    assert labels == ["speech (VAD)", "speech probability", "threshold 0.5"]
+    img = matplotlib.image.imread(out)[..., :3]
+    orange = (img[..., 0] > 0.9) & (np.abs(img[..., 1] - 0.62) < 0.12) & (img[..., 2] < 0.3)
+    rows = np.flatnonzero(orange.sum(axis=1) > 200)  # a dashed line across the panel
+    assert rows.size, orange.sum()
+    top = img.shape[0] // 3  # within the waveform panel, at its zero line (mid-panel)
+    assert rows.max() < top
+
+
+def test_plot_of_a_file_shorter_than_one_window_warns_once(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    import warnings
+
+    for n in (300, 0):  # shorter than a window; no samples at all
+        wav = tmp_path / f"s{n}.wav"
+        sf.write(wav, np.full(n, 0.1, dtype=np.float32), 16000)
+        out = tmp_path / f"s{n}.png"
+        with warnings.catch_warnings():
+            warnings.simplefilter("error")  # no matplotlib UserWarning (singular xlim)
+            assert main(["plot", str(wav), "--out", str(out), "--dpi", "50"]) == 0
+        err = capsys.readouterr().err.strip().splitlines()
+        assert len(err) == 1 and "shorter than one 512-sample window" in err[0], err
+        assert "no spectrogram" in err[0] and _png_size(out) == (600, 300)
+
+
 def test_plot_vad_finds_the_speech_segments(
     speech_path: str, speech_truth: list[dict[str, Any]]
 ) -> None:

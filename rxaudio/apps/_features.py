@@ -29,6 +29,17 @@ BLOCK = 16384  # samples per block read from the file
 ROW_GROUP_BYTES = 8 << 20  # a Parquet row group holds about this much float64 data
 
 
+def _decimals(text: str) -> int:
+    """``--decimals``: an int from 0 to 16 (argparse reports anything else in one line)."""
+    try:
+        n = int(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"must be an integer from 0 to 16, got {text!r}") from None
+    if not 0 <= n <= 16:
+        raise argparse.ArgumentTypeError(f"must be from 0 to 16, got {n}")
+    return n
+
+
 def add_arguments(p: argparse.ArgumentParser) -> None:
     """Options of ``rxaudio features``."""
     p.add_argument("input", metavar="IN", help="audio file (WAV, FLAC, OGG, MP3, ...)")
@@ -43,7 +54,9 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("--fmin", type=float, default=0.0, help="lowest mel frequency, Hz")
     p.add_argument("--fmax", type=float, default=None, help="highest mel frequency, Hz")
     p.add_argument("--rate", type=int, default=None, help="resample to this rate first (Hz)")
-    p.add_argument("--decimals", type=int, default=6, help="decimals in CSV output (6)")
+    p.add_argument(
+        "--decimals", type=_decimals, default=6, help="decimals in CSV output, 0 to 16 (6)"
+    )
     p.add_argument("--no-progress", action="store_true", help="no progress bar")
 
 

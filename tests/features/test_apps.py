@@ -19,6 +19,14 @@ from rxaudio.operators import mfcc, spectral
 from rxaudio.testing import collect
 
 
+def _exit_code(argv: list[str]) -> int | str | None:
+    """main's return value, or the status argparse exits with on a usage error."""
+    try:
+        return main(argv)
+    except SystemExit as exc:
+        return exc.code
+
+
 def _operator_rows(x: np.ndarray, op: object) -> np.ndarray:
     frames = [
         AudioFrame(x[i : i + 16384].reshape(-1, 1), 16000, i) for i in range(0, len(x), 16384)
@@ -104,6 +112,8 @@ def test_features_resamples_on_request(
         (["--out", "{d}/x.npz", "--hop", "600"], ["hop (600)", "n_fft (512)"]),
         (["--out", "{d}/nodir/x.npz"], ["does not exist"]),
         (["--out", "{d}/x.npz", "--kind", "mel", "--n-mels", "300"], ["n_mels", "at most 257"]),
+        (["--out", "{d}/x.csv", "--decimals", "-1"], ["--decimals", "from 0 to 16, got -1"]),
+        (["--out", "{d}/x.csv", "--decimals", "2.5"], ["--decimals", "integer", "'2.5'"]),
     ],
 )
 def test_features_bad_options_fail_cleanly(
@@ -114,8 +124,9 @@ def test_features_bad_options_fail_cleanly(
     words: list[str],
 ) -> None:
     args = [a.format(d=tmp_path) for a in argv]
-    assert main(["features", speech_path, *args, "--no-progress"]) == 2
+    assert _exit_code(["features", speech_path, *args, "--no-progress"]) == 2
     err = capsys.readouterr().err
+    assert len(err.strip().splitlines()) == 1, err  # one line, no traceback
     for w in words:
         assert w in err
     assert os.listdir(tmp_path) == []

@@ -204,6 +204,8 @@ def record_live(
                 meter.close()
     if receipts and not errors:
         r = receipts[-1]
+        if r.reason == "empty":  # the source held no audio: to_wav wrote no file
+            return RecordResult("", 0, None, None, "completed")
         return RecordResult(r.path, r.samples, r.sample_rate, r.channels, "completed")
     # stopped by a signal or an error: to_wav finalized the file on dispose; read what it holds
     result = RecordResult("", 0, None, None, "error" if errors else why[0] if why else "completed")

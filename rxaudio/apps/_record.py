@@ -9,6 +9,7 @@ from __future__ import annotations
 import argparse
 import os
 import sys
+from collections.abc import Callable
 from typing import TYPE_CHECKING
 
 if TYPE_CHECKING:  # the subcommand module stays light: `rxaudio --help` imports it
@@ -31,9 +32,24 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
         default=None,
         help="input device index or name, as `rxaudio devices` lists (default: system default)",
     )
-    p.add_argument("--rate", type=int, default=None, help="sample rate in Hz (default 16000)")
-    p.add_argument("--channels", type=int, default=None, help="channel count (default 1)")
-    p.add_argument("--block-size", type=int, default=512, help="samples per block (default 512)")
+    p.add_argument(
+        "--rate",
+        type=bounded_int("--rate", 1000, 10_000_000),
+        default=None,
+        help="sample rate in Hz (default 16000)",
+    )
+    p.add_argument(
+        "--channels",
+        type=bounded_int("--channels", 1, 64),
+        default=None,
+        help="channel count, 1 to 64 (default 1)",
+    )
+    p.add_argument(
+        "--block-size",
+        type=bounded_int("--block-size", 16, 1 << 20),
+        default=512,
+        help="samples per block (default 512)",
+    )
     where.add_argument(
         "--source",
         metavar="FILE",
@@ -45,6 +61,32 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
     from ._segment import add_vad_arguments
 
     add_vad_arguments(p)
+
+
+def bounded_int(name: str, lo: int, hi: int) -> Callable[[str], int]:
+    """An argparse type: an int in [lo, hi], refused with one line naming the option."""
+
+    def parse(text: str) -> int:
+        try:
+            value = int(text)
+        except ValueError:
+            raise argparse.ArgumentTypeError(f"{name} must be an integer, got {text!r}") from None
+        if not lo <= value <= hi:
+            raise argparse.ArgumentTypeError(f"{name} must be in [{lo}, {hi}], got {value}")
+        return value
+
+    return parse
+
+
+def capture_warning(source: object) -> str | None:
+    """A line about audio lost at capture (dropped blocks, PortAudio overruns), if any."""
+    stats = getattr(source, "stats", None)
+    if stats is None or not (stats.dropped_blocks or stats.overruns):
+        return None
+    return (
+        f"warning: {stats.dropped_blocks} block(s) dropped (processing too slow) and "
+        f"{stats.overruns} PortAudio overrun(s); the file holds silence where audio was lost"
+    )
 
 
 def parse_device(device: str | None) -> int | str | None:
@@ -84,6 +126,7 @@ def run(args: argparse.Namespace) -> int:
 
     limit_seconds(args.seconds)  # refuse a bad --seconds before opening anything
     source, what = build_source(args)
+    mic = source
     seg = None
     if args.segment is not None:  # utterance WAVs and labels while recording
         from ._segment import LiveSegmenter
@@ -99,6 +142,9 @@ def run(args: argparse.Namespace) -> int:
 
     result = record_live(source, args.out, seconds=args.seconds, meter=meter, on_start=announce)
     print(f"rxaudio record: {describe(result)}")
+    lost = capture_warning(mic)
+    if lost:
+        print(f"rxaudio record: {lost}", file=sys.stderr)
     if seg is not None:
         print(f"rxaudio record: {seg.finish()} utterances -> {args.segment}")
     if result.error is not None:

@@ -134,14 +134,42 @@ def test_too_many_channels_is_one_clean_line(virtual_mic: Any, tmp_path: Path) -
         (["--source", "missing.wav"], "missing.wav: no such file"),
         (["--source", "not-audio.wav"], "not an audio file"),
         (["--seconds", "0"], "--seconds must be a positive number"),
+        (["--source", "in.wav", "--rate", "7"], "--rate must be in [1000, 10000000], got 7"),
+        (["--source", "in.wav", "--channels", "0"], "--channels must be in [1, 64], got 0"),
+        (["--source", "in.wav", "--rate", "abc"], "--rate must be an integer"),
     ],
 )
 def test_bad_input_is_one_line_exit_2(tmp_path: Path, args: list[str], needle: str) -> None:
     (tmp_path / "not-audio.wav").write_text("hello, not a RIFF file")
+    h.write_wav(tmp_path / "in.wav", h.chirp(0.1))
     args = [str(tmp_path / a) if a.endswith(".wav") else a for a in args]
     res = h.rxaudio("record", str(tmp_path / "out.wav"), *args)
     assert needle in _one_error_line(res)
     assert not (tmp_path / "out.wav").exists()
+
+
+def test_empty_source_says_no_file_written(tmp_path: Path) -> None:
+    import soundfile as sf
+
+    sf.write(tmp_path / "empty.wav", np.zeros(0, dtype=np.float32), 16000)
+    res = h.rxaudio("record", str(tmp_path / "out.wav"), "--source", str(tmp_path / "empty.wav"))
+    assert res.returncode == 0, res.stderr
+    assert "no audio arrived; no file written" in res.stdout
+    assert not (tmp_path / "out.wav").exists()
+
+
+def test_capture_losses_are_reported() -> None:
+    from rxaudio.apps._record import capture_warning
+    from rxaudio.sources import CaptureStats
+
+    class Src:
+        stats = CaptureStats()
+
+    assert capture_warning(Src()) is None
+    Src.stats.dropped_blocks, Src.stats.overruns = 3, 1
+    line = capture_warning(Src())
+    assert line is not None and "3 block(s) dropped" in line and "1 PortAudio overrun" in line
+    assert capture_warning(object()) is None
 
 
 def test_no_default_device_is_one_line_exit_2(

@@ -48,10 +48,12 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("--n-fft", type=int, default=512, help="window length, samples (512)")
     p.add_argument("--hop", type=int, default=160, help="samples between rows (160)")
     p.add_argument("--window", default="hann", help="hann, hamming, blackman or boxcar")
-    p.add_argument("--n-mfcc", type=int, default=13, help="MFCC coefficients (13)")
+    # defaults of kind-specific options are None: an option given for a kind it does not
+    # apply to is refused, not silently ignored
+    p.add_argument("--n-mfcc", type=int, default=None, help="MFCC coefficients (13; mfcc)")
     p.add_argument("--n-mels", type=int, default=None, help="mel bands (40 for mfcc, else 64)")
-    p.add_argument("--deltas", type=int, default=0, choices=(0, 1, 2), help="MFCC deltas")
-    p.add_argument("--fmin", type=float, default=0.0, help="lowest mel frequency, Hz")
+    p.add_argument("--deltas", type=int, default=None, choices=(0, 1, 2), help="MFCC deltas (0)")
+    p.add_argument("--fmin", type=float, default=None, help="lowest mel frequency, Hz (0)")
     p.add_argument("--fmax", type=float, default=None, help="highest mel frequency, Hz")
     p.add_argument("--rate", type=int, default=None, help="resample to this rate first (Hz)")
     p.add_argument(
@@ -64,15 +66,17 @@ def build_operator(args: argparse.Namespace) -> Any:
     """The feature operator the options ask for (raises ConfigError on bad options)."""
     from ..operators import mfcc, spectral, spectrogram
 
+    _refuse_options_for_other_kinds(args)
+    fmin = 0.0 if args.fmin is None else args.fmin
     if args.kind == "mfcc":
         return mfcc(
-            n_mfcc=args.n_mfcc,
+            n_mfcc=13 if args.n_mfcc is None else args.n_mfcc,
             n_mels=40 if args.n_mels is None else args.n_mels,
             n_fft=args.n_fft,
             hop=args.hop,
-            deltas=args.deltas,
+            deltas=args.deltas or 0,
             window=args.window,
-            fmin=args.fmin,
+            fmin=fmin,
             fmax=args.fmax,
         )
     if args.kind == "spectral":
@@ -83,9 +87,38 @@ def build_operator(args: argparse.Namespace) -> Any:
         window=args.window,
         kind=args.kind,
         n_mels=64 if args.n_mels is None else args.n_mels,
-        fmin=args.fmin,
+        fmin=fmin,
         fmax=args.fmax,
     )
+
+
+MEL_KINDS = ("mfcc", "mel", "log_mel")
+
+
+def _refuse_options_for_other_kinds(args: argparse.Namespace) -> None:
+    """Options that the chosen ``--kind`` would ignore are a mistake: say so."""
+    given = {
+        "--n-mfcc": args.n_mfcc,
+        "--deltas": args.deltas,
+        "--n-mels": args.n_mels,
+        "--fmin": args.fmin,
+        "--fmax": args.fmax,
+    }
+    applies = {"--n-mfcc": ("mfcc",), "--deltas": ("mfcc",)}
+    wrong = [
+        name
+        for name, value in given.items()
+        if value is not None and args.kind not in applies.get(name, MEL_KINDS)
+    ]
+    if wrong:
+        ok = {k for n in wrong for k in applies.get(n, MEL_KINDS)}
+        kinds = [k for k in KINDS if k in ok]
+        either = kinds[0] if len(kinds) == 1 else f"{', '.join(kinds[:-1])} or {kinds[-1]}"
+        raise ConfigError(
+            f"{', '.join(wrong)} {'does' if len(wrong) == 1 else 'do'} not apply to --kind "
+            f"{args.kind} (only to --kind {either}); drop "
+            f"{'it' if len(wrong) == 1 else 'them'} or change --kind"
+        )
 
 
 class _Writer:

@@ -113,6 +113,18 @@ def test_features_resamples_on_request(
         (["--out", "{d}/nodir/x.npz"], ["does not exist"]),
         (["--out", "{d}/x.npz", "--kind", "mel", "--n-mels", "300"], ["n_mels", "at most 257"]),
         (["--out", "{d}/x.csv", "--decimals", "-1"], ["--decimals", "from 0 to 16, got -1"]),
+        (
+            ["--out", "{d}/x.npz", "--kind", "spectral", "--n-mels", "40"],
+            ["--n-mels does not apply to --kind spectral", "mfcc, log_mel or mel"],
+        ),
+        (
+            ["--out", "{d}/x.npz", "--kind", "log_mel", "--deltas", "0", "--n-mfcc", "13"],
+            ["--n-mfcc, --deltas do not apply to --kind log_mel", "only to --kind mfcc"],
+        ),
+        (
+            ["--out", "{d}/x.npz", "--kind", "power", "--fmin", "0", "--fmax", "4000"],
+            ["--fmin, --fmax do not apply to --kind power", "drop them"],
+        ),
         (["--out", "{d}/x.csv", "--decimals", "2.5"], ["--decimals", "integer", "'2.5'"]),
     ],
 )

@@ -10,8 +10,11 @@
    first call of librosa's mfcc.
 3. Peak traced memory of ``mfcc(deltas=2)`` streaming 10 vs 60 minutes (chunks generated on
    the fly, rows dropped as they come).
+4. Peak RSS of the ``rxaudio features`` app (its own process, read with ``os.wait4``) on 1-,
+   10- and 60-minute WAVs (the speech sample tiled), per output format.
 
-Run: python -m benchmarks.bench_features [--seconds 68] [--minutes 60]
+Run: python -m benchmarks.bench_features [--seconds 68] [--minutes 60] [--rss-minutes 1,60]
+     [--rss-minutes 1,10,60] [--only speed,first,memory,rss]
 """
 
 from __future__ import annotations
@@ -177,6 +180,8 @@ def _chunks(minutes: float) -> Iterator[AudioFrame]:
 
 
 def memory(minutes: float) -> int:
+    # warm-up, untraced: the mel bank, DCT and window caches are built once per process
+    from_iterable(_chunks(0.05)).pipe(mfcc(deltas=2)).subscribe(lambda f: None)
     src: Observable[AudioFrame] = from_iterable(_chunks(minutes))
     rows = [0]
     tracemalloc.start()
@@ -189,26 +194,87 @@ def memory(minutes: float) -> int:
     return peak
 
 
+RSS_CASES: list[tuple[str, list[str]]] = [
+    ("mfcc+deltas -> .npz", ["--deltas", "2", "--out", "{d}/f.npz"]),
+    ("mfcc+deltas -> .csv", ["--deltas", "2", "--out", "{d}/f.csv"]),
+    ("mfcc+deltas -> .parquet", ["--deltas", "2", "--out", "{d}/f.parquet"]),
+    ("power (257 bins) -> .parquet", ["--kind", "power", "--out", "{d}/f.parquet"]),
+]
+
+
+def _write_wav(path: str, minutes: float) -> None:
+    x, _ = sf.read(speech_sample(), dtype="float32")
+    n = int(minutes * 60 * RATE)
+    with sf.SoundFile(path, "w", RATE, 1, subtype="PCM_16") as f:
+        for a in range(0, n, len(x)):
+            f.write(x[: min(len(x), n - a)])
+
+
+def app_rss(minutes: list[float]) -> dict[tuple[str, float], tuple[float, float]]:
+    """Peak RSS (MB) and wall time (s) of ``rxaudio features`` per case and file length."""
+    import os
+    import tempfile
+    import time
+
+    out: dict[tuple[str, float], tuple[float, float]] = {}
+    with tempfile.TemporaryDirectory() as d:
+        for m in minutes:
+            wav = os.path.join(d, f"in{m:g}.wav")
+            _write_wav(wav, m)
+            for name, argv in RSS_CASES:
+                cmd = [sys.executable, "-m", "rxaudio.apps.cli", "features", wav, "--no-progress"]
+                cmd += [a.format(d=d) for a in argv]
+                t0 = time.perf_counter()
+                p = subprocess.Popen(cmd, stdout=subprocess.DEVNULL)
+                _, status, usage = os.wait4(p.pid, 0)  # this child's own rusage
+                p.returncode = os.waitstatus_to_exitcode(status)
+                if p.returncode:
+                    raise RuntimeError(f"{' '.join(cmd)} exited {p.returncode}")
+                out[(name, m)] = (usage.ru_maxrss / 1024, time.perf_counter() - t0)  # KiB on Linux
+            os.remove(wav)
+    return out
+
+
 def main() -> None:
     ap = argparse.ArgumentParser()
     ap.add_argument("--seconds", type=float, default=68.0)
     ap.add_argument("--minutes", type=float, default=60.0)
+    ap.add_argument("--rss-minutes", default="1,10,60", help="file lengths for the app's RSS")
+    ap.add_argument("--only", default="speed,first,memory,rss", help="parts to run")
     a = ap.parse_args()
+    parts = set(a.only.split(","))
+    if "speed" in parts:
+        _print_speed(a.seconds)
+    if "first" in parts:
+        fc = first_call()
+        print(
+            f"first call in a fresh process: ours {fc['ours']:.3f} s, librosa "
+            f"{fc['librosa']:.3f} s (ratio {fc['librosa'] / fc['ours']:.1f}x)"
+        )
+    if "memory" in parts:
+        for m in (10.0, a.minutes):
+            peak = memory(m) / 1e6
+            print(f"peak traced memory, mfcc(deltas=2) over {m:.0f} min: {peak:.3f} MB")
+    if "rss" in parts:
+        lengths = [float(v) for v in a.rss_minutes.split(",")]
+        rss = app_rss(lengths)
+        print("rxaudio features, peak RSS of the app's process (MB) and wall time (s):")
+        print(f"{'case':30s}" + "".join(f"{f'{m:g} min':>18s}" for m in lengths))
+        for name, _ in RSS_CASES:
+            cells = "".join(
+                f"{rss[(name, m)][0]:9.1f} MB {rss[(name, m)][1]:5.1f} s" for m in lengths
+            )
+            print(f"{name:30s}{cells}")
 
-    r = speed(a.seconds)
+
+def _print_speed(seconds: float) -> None:
+    r = speed(seconds)
     per_s = {k: v / r["_seconds"] * 1e3 for k, v in r.items() if not k.startswith("_")}
     ref_a, ref_b = per_s["librosa whole file"], per_s["naive per chunk"]
-    print(f"speed, {a.seconds:.0f} s of 16 kHz speech, ms per second of audio (best of 15):")
+    print(f"speed, {seconds:.0f} s of 16 kHz speech, ms per second of audio (best of 15):")
     print(f"{'measure':28s} {'ms/s':>8s} {'x (a) time':>11s} {'(b) / this':>11s}")
     for k, v in per_s.items():
         print(f"{k:28s} {v:8.3f} {v / ref_a:11.2f} {ref_b / v:11.0f}")
-    fc = first_call()
-    print(
-        f"first call in a fresh process: ours {fc['ours']:.3f} s, librosa {fc['librosa']:.3f} s"
-        f" (ratio {fc['librosa'] / fc['ours']:.1f}x)"
-    )
-    for m in (10.0, a.minutes):
-        print(f"peak traced memory, mfcc(deltas=2) over {m:.0f} min: {memory(m) / 1e6:.3f} MB")
 
 
 if __name__ == "__main__":

@@ -352,6 +352,8 @@ class VadFrame:
     those source samples (original rate and channels), so later operators such as
     ``buffer_utterance`` cut utterances from the original audio. ``speech`` is ``None`` until
     ``hysteresis`` annotates the frame with its state (True inside a confirmed segment).
+    ``pending`` is the onset (sample index) of a segment ``hysteresis`` has opened but not yet
+    confirmed (``None`` otherwise), so ``buffer_utterance`` keeps the audio back to it.
     """
 
     start: int
@@ -361,6 +363,7 @@ class VadFrame:
     audio: AudioFrame | None = None
     speech: bool | None = None
     index: int = 0
+    pending: int | None = None
 
     @property
     def time(self) -> float:

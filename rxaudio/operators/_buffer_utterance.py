@@ -73,8 +73,10 @@ def buffer_utterance(
     a new one. If no input arrives for ``max_gap_ms`` (timed on the scheduler) an open utterance
     is closed with ``reason="gap"``, so a muted or vanished source never leaves speech open. At
     completion the open utterance ends with ``"end_of_stream"``; on an upstream error it is
-    emitted with ``"error"`` before the error. Memory is bounded: audio is kept for pre-roll
-    plus a few seconds, and an open utterance for at most ``max_ms``.
+    emitted with ``"error"`` before the error. ``audio_start <= start`` always: while a segment
+    is pending (``VadFrame.pending``) its audio is kept back to onset - pre-roll, however late
+    it is confirmed. Memory is bounded: audio is kept for pre-roll plus a few seconds (at most
+    ``max_ms`` while a segment is pending), and an open utterance for at most ``max_ms``.
 
     .. marble::
         -a-b-S-c-d-E-e-f-g-----|          S = SpeechStart, E = SpeechEnd (hysteresis)

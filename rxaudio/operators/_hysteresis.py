@@ -52,6 +52,7 @@ class _HysteresisStage:
                 item.audio,
                 self.h.speech,
                 item.index,
+                self.h.pending,
             )
         )
         return out
@@ -85,9 +86,12 @@ def hysteresis(
     Speech starts when a window's probability reaches ``threshold``, and ends at the first window
     of a run below ``neg_threshold`` that lasts ``min_silence_ms``; segments not longer than
     ``min_speech_ms`` are dropped. A ``SpeechStart`` is emitted as soon as the segment is certain
-    to be kept, carrying its true onset (so it can come up to ``min_speech_ms`` after the onset);
+    to be kept, carrying its true onset: at least ``min_speech_ms`` after the onset, and without
+    bound after a dip, while probabilities stay between ``neg_threshold`` and ``threshold``;
     the segments are exactly those of Silero's ``get_speech_timestamps`` before padding. Every
-    frame passes through with ``speech`` set to the current state. At completion an open
+    frame passes through with ``speech`` set to the current state and ``pending`` to the onset
+    of a segment opened but not yet confirmed (``buffer_utterance`` keeps the audio back to
+    it). At completion an open
     segment ends with ``reason="end_of_stream"``; on an upstream error with ``"error"`` before
     the error is forwarded.
 

@@ -88,6 +88,12 @@ class Hysteresis:
         """Whether a confirmed speech segment is open."""
         return self.triggered and self.confirmed
 
+    @property
+    def pending(self) -> int | None:
+        """Onset of a segment opened but not yet confirmed (``None`` otherwise): its
+        ``SpeechStart`` may still come, however late, so its audio must be kept."""
+        return self.start if self.triggered and not self.confirmed else None
+
     def _samples(self, ms: float) -> float:
         return self.sample_rate * ms / 1000.0
 

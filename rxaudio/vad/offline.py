@@ -161,7 +161,7 @@ class OfflineSegmenter:
             ds = push(a, e, p)
             if ds:
                 out.extend(events(ds))
-            got = window(a, e, p, hyst.speech)
+            got = window(a, e, p, hyst.speech, hyst.pending)
             if got:
                 out.extend(got)
             i += 1

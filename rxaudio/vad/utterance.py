@@ -17,8 +17,9 @@ from ..errors import ConfigError
 from ..frames import Utterance, VadFrame
 from .spans import SpanBuffer
 
-# Audio kept beyond the pre-roll, so an onset announced late (hysteresis confirms a segment
-# only once it outlasts min_speech_ms) still finds its audio.
+# Audio kept beyond the pre-roll when no segment is pending. A segment hysteresis has opened
+# but not yet confirmed is announced by the ``pending`` onset of its windows, and its audio is
+# kept from (onset - pre-roll), however late the confirmation comes (bounded by max_ms).
 LOOKBACK_S = 3.0
 SPLIT_SEARCH_S = 1.0
 
@@ -78,8 +79,9 @@ class _Open:
 class UtteranceCutter:
     """Stateful utterance cutter for one stream.
 
-    Memory is bounded: the audio history holds pre-roll plus :data:`LOOKBACK_S`, and an open
-    utterance is split at ``max_ms``.
+    Memory is bounded: the audio history holds pre-roll plus :data:`LOOKBACK_S` (while a segment
+    is pending, from its onset minus the pre-roll but at most ``max_ms``), and an open utterance
+    is split at ``max_ms``. Every utterance has ``audio_start <= start``.
     """
 
     def __init__(self, settings: UtteranceSettings) -> None:
@@ -89,6 +91,7 @@ class UtteranceCutter:
         self.open: _Open | None = None
         self.closing: _Open | None = None  # speech ended, collecting post-roll
         self.count = 0
+        self.pending: int | None = None  # onset of a segment opened but not yet confirmed
         self._probs: deque[tuple[int, int, float]] = deque()  # recent windows of the open one
 
     def _n(self, ms: float) -> int:
@@ -110,13 +113,19 @@ class UtteranceCutter:
             )
         if vf.audio is not None:
             self.audio.append(vf.audio.start, vf.audio.samples)
-        return self.window(vf.start, vf.end, vf.probability, bool(vf.speech))
+        return self.window(vf.start, vf.end, vf.probability, bool(vf.speech), vf.pending)
 
-    def window(self, start: int, end: int, probability: float, speech: bool) -> list[Utterance]:
+    def window(
+        self, start: int, end: int, probability: float, speech: bool, pending: int | None = None
+    ) -> list[Utterance]:
         """Consume one window ``[start, end)`` whose audio is already in :attr:`audio` (what
         :meth:`frame` does after appending the frame's audio; the offline path calls it with
-        audio revealed from big blocks). Needs :attr:`rate` set."""
+        audio revealed from big blocks). ``pending``: the onset of a segment opened but not yet
+        confirmed (its audio is kept). Needs :attr:`rate` set."""
+        self.pending = pending
         if self.open is None and self.closing is None and not speech:
+            if pending is not None:  # split candidates, should it be confirmed
+                self._note(start, end, probability)
             self._trim()  # idle: nothing to cut, only history to keep
             return []
         assert self.rate is not None
@@ -125,15 +134,19 @@ class UtteranceCutter:
             # speech already under way (e.g. input resumed after a gap): no onset to go back to
             self.open = _Open(start, start)
         if self.open is not None:
-            self._probs.append((start, end, probability))
-            horizon = end - int(SPLIT_SEARCH_S * self.rate) - 1
-            while self._probs and self._probs[0][0] < horizon:
-                self._probs.popleft()
+            self._note(start, end, probability)
             if end - self.open.audio_start >= self._n(self.settings.max_ms):
                 out.extend(self._split())
         out.extend(self._drain())
         self._trim()
         return out
+
+    def _note(self, start: int, end: int, probability: float) -> None:
+        assert self.rate is not None
+        self._probs.append((start, end, probability))
+        horizon = end - int(SPLIT_SEARCH_S * self.rate) - 1
+        while self._probs and self._probs[0][0] < horizon:
+            self._probs.popleft()
 
     def speech_start(self, start: int, sample_rate: int | None = None) -> list[Utterance]:
         """Speech began at ``start``: open an utterance with pre-roll."""
@@ -148,8 +161,12 @@ class UtteranceCutter:
             self.closing = None
         if self.open is None:
             a = max(start - self._n(self.settings.pre_roll_ms), self.audio.start)
+            # an onset older than the history (confirmed after more than max_ms): the
+            # utterance starts where its audio does, never before
+            start = max(start, a)
             self.open = _Open(start, a)
-            self._probs.clear()
+            while self._probs and self._probs[0][0] < start:  # keep the windows of this one
+                self._probs.popleft()
         return out
 
     def speech_end(self, end: int, reason: str = "silence") -> list[Utterance]:
@@ -242,7 +259,11 @@ class UtteranceCutter:
         if self.audio.end - self.audio.start < limit + self.rate:  # trim once a second
             return
         keep = self.audio.end - limit
+        if self.pending is not None:  # a segment that may still be confirmed: keep its pre-roll
+            hold = self.pending - self._n(self.settings.pre_roll_ms)
+            keep = min(keep, max(hold, self.audio.end - self._n(self.settings.max_ms)))
         for u in (self.open, self.closing):
             if u is not None:
                 keep = min(keep, u.audio_start)
-        self.audio.trim(keep)
+        if keep > self.audio.start:
+            self.audio.trim(keep)

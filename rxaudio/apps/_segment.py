@@ -16,6 +16,7 @@ from __future__ import annotations
 import argparse
 import os
 import sys
+import threading
 from typing import Any
 
 from ..errors import ConfigError, SourceError
@@ -312,15 +313,20 @@ class LiveSegmenter:
             self.writer.add, self.errors.append
         )
         self._done = False
+        self._lock = threading.Lock()
 
     def finish(self) -> int:
-        """Flush the open utterance and write the label files (once); return the count."""
-        if not self._done:
-            self._done = True
-            self._subject.on_completed()
-            self._sub.dispose()
-            self.writer.finish()
-        return len(self.writer.records)
+        """Flush the open utterance and write the label files (once); return the count.
+
+        Called from the source's thread (completion) and from the main thread (after the
+        recording): the second caller waits until the first has written the files."""
+        with self._lock:
+            if not self._done:
+                self._done = True
+                self._subject.on_completed()
+                self._sub.dispose()
+                self.writer.finish()
+            return len(self.writer.records)
 
     def tap(self, source: Any) -> Any:
         """Pass frames through unchanged while segmenting them."""

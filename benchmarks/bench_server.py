@@ -41,9 +41,9 @@ def _cpu_seconds(pid: int) -> float:
     return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
 
 
-def _start_server(out: str, batch: bool) -> tuple[subprocess.Popen[str], str]:
+def _start_server(out: str, batch: bool, wait_ms: float) -> tuple[subprocess.Popen[str], str]:
     cmd = [sys.executable, "-m", "rxaudio.apps.cli", "serve", "--port", "0", "--out", out]
-    cmd += ["--queue", "256"] + ([] if batch else ["--no-batch"])
+    cmd += ["--queue", "256", "--batch-wait-ms", str(wait_ms)] + ([] if batch else ["--no-batch"])
     if shutil.which("taskset"):
         cmd = ["taskset", "-c", "0", *cmd]
     proc = subprocess.Popen(cmd, stdout=subprocess.PIPE, stderr=subprocess.DEVNULL, text=True)
@@ -53,10 +53,12 @@ def _start_server(out: str, batch: bool) -> tuple[subprocess.Popen[str], str]:
     return proc, f"http://127.0.0.1:{m.group(1)}/ws"
 
 
-def measure(count: int, seconds: float, batch: bool, audio: np.ndarray) -> dict[str, Any]:
+def measure(
+    count: int, seconds: float, batch: bool, audio: np.ndarray, wait_ms: float = 5.0
+) -> dict[str, Any]:
     """One run of ``count`` real-time streams; latency percentiles and server CPU."""
     out = tempfile.mkdtemp(prefix="rxaudio-bench-")
-    proc, url = _start_server(out, batch)
+    proc, url = _start_server(out, batch, wait_ms)
     try:
         time.sleep(0.5)
         cpu0, t0 = _cpu_seconds(proc.pid), time.perf_counter()
@@ -87,6 +89,7 @@ def main() -> None:
     ap.add_argument("--counts", default="1,10,50,100,150")
     ap.add_argument("--reference-counts", default="10,50,100")
     ap.add_argument("--repeat", type=int, default=2, help="runs per count; the best is kept")
+    ap.add_argument("--batch-wait-ms", type=float, default=5.0, help="the server's batch wait")
     args = ap.parse_args()
     if shutil.which("taskset"):
         os.sched_setaffinity(0, {1 % (os.cpu_count() or 1)})
@@ -95,7 +98,9 @@ def main() -> None:
 
     def best(n: int, batch: bool) -> dict[str, Any]:
         # the machine is shared: keep the run least disturbed by others (lowest p99)
-        runs = [measure(n, args.seconds, batch, audio) for _ in range(args.repeat)]
+        runs = [
+            measure(n, args.seconds, batch, audio, args.batch_wait_ms) for _ in range(args.repeat)
+        ]
         return min(runs, key=lambda r: r["p99_ms"])
 
     rows = [best(int(n), True) for n in args.counts.split(",")]

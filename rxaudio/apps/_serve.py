@@ -42,6 +42,12 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
         action="store_true",
         help="one Silero scorer per session instead of one batched call for all",
     )
+    p.add_argument(
+        "--batch-wait-ms",
+        type=float,
+        default=5.0,
+        help="how long a window waits for other sessions' before scoring (default 5)",
+    )
     p.add_argument("--threshold", type=float, default=None, help="speech threshold (0.5)")
     p.add_argument("--min-speech-ms", type=float, default=None, help="shortest speech (250)")
     p.add_argument("--min-silence-ms", type=float, default=None, help="silence ending speech (100)")
@@ -101,6 +107,7 @@ def config_from_args(args: argparse.Namespace) -> Any:
         queue_max=args.queue,
         heartbeat_s=args.heartbeat,
         batch=not args.no_batch,
+        batch_wait_s=args.batch_wait_ms / 1000.0,
         any_origin=args.any_origin,
         options=ChainOptions(backend=args.backend, settings=settings),
     )

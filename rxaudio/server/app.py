@@ -80,6 +80,8 @@ class ServerConfig:
     batch
         Score every session's Silero windows together (one onnxruntime call per loop
         iteration); ``False`` gives each session its own scorer (the benchmark's reference).
+    batch_wait_s
+        How long a window waits for the other sessions' before its batch is scored anyway.
     any_origin
         Accept WebSockets opened by pages from other origins (browsers send ``Origin``; by
         default only this server's own page may connect; programs send no ``Origin``).
@@ -95,6 +97,7 @@ class ServerConfig:
     heartbeat_s: float = 20.0
     socket_buffer: int = 16384
     batch: bool = True
+    batch_wait_s: float = 0.005
     any_origin: bool = False
     options: ChainOptions = field(default_factory=ChainOptions)
     device: int | str | None = None
@@ -108,6 +111,8 @@ class ServerConfig:
             raise ConfigError(
                 f"serve: socket buffer must be >= 4096 bytes, got {self.socket_buffer}"
             )
+        if not 0 <= self.batch_wait_s <= 0.1:
+            raise ConfigError(f"serve: batch wait must be 0-100 ms, got {self.batch_wait_s}")
         if self.heartbeat_s <= 0:
             raise ConfigError(f"serve: heartbeat must be > 0 seconds, got {self.heartbeat_s}")
         if self.out_dir is not None:
@@ -149,7 +154,9 @@ class Hub:
         self._loop = asyncio.get_running_loop()
         self._scheduler = AsyncIOScheduler(self._loop)
         if self.config.options.backend == "silero" and self.config.batch:
-            self.batcher = WindowBatcher(self.metrics, self._loop)
+            self.batcher = WindowBatcher(
+                self.metrics, self._loop, max_wait=self.config.batch_wait_s
+            )
         if self.config.source is not None:
             self._start_shared()
 

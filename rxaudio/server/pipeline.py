@@ -178,7 +178,7 @@ class WindowBatcher:
         loop: asyncio.AbstractEventLoop,
         shared: BatchedSileroScorer | None = None,
         *,
-        max_wait: float = 0.02,
+        max_wait: float = 0.005,
     ) -> None:
         if shared is None:
             from ..vad.silero import BatchedSileroScorer

@@ -67,7 +67,13 @@ def vad_chain(args: argparse.Namespace, *, max_gap_ms: float | None) -> list[Any
 
     return [
         vad(args.backend, mode=args.mode, frame_ms=args.frame_ms),
-        hysteresis(args.threshold, args.neg_threshold, args.min_speech_ms, args.min_silence_ms),
+        hysteresis(
+            args.threshold,
+            args.neg_threshold,
+            args.min_speech_ms,
+            args.min_silence_ms,
+            max_gap_ms=max_gap_ms,
+        ),
         buffer_utterance(
             args.pre_roll_ms, args.post_roll_ms, args.min_ms, args.max_ms, max_gap_ms=max_gap_ms
         ),

@@ -5,7 +5,7 @@ from __future__ import annotations
 from collections.abc import Mapping
 from typing import Any
 
-from reactivex import Observable
+from reactivex import Observable, abc
 
 from ..frames import SpeechEnd, SpeechStart, VadFrame
 from ..pipeline.caps import Caps
@@ -67,10 +67,12 @@ class _HysteresisStage:
             self.h.settings = new
 
     def gap_seconds(self) -> float | None:
-        return None
+        g = self.settings.max_gap_ms
+        return g / 1000.0 if g is not None and self.h is not None and self.h.triggered else None
 
     def on_gap(self) -> list[Any]:
-        return []
+        # input stopped with a segment open: end it at the last frame's end
+        return [] if self.h is None else list(self._events(self.h.finish(reason="gap")))
 
 
 def hysteresis(
@@ -79,7 +81,9 @@ def hysteresis(
     min_speech_ms: float = 250,
     min_silence_ms: float = 100,
     *,
+    max_gap_ms: float | None = 2000,
     settings: Observable[Mapping[str, Any]] | None = None,
+    scheduler: abc.SchedulerBase | None = None,
 ) -> Element[VadFrame, Any]:
     """Turn per-window speech probabilities into stable :class:`SpeechStart`/:class:`SpeechEnd`.
 
@@ -93,7 +97,10 @@ def hysteresis(
     of a segment opened but not yet confirmed (``buffer_utterance`` keeps the audio back to
     it). At completion an open
     segment ends with ``reason="end_of_stream"``; on an upstream error with ``"error"`` before
-    the error is forwarded.
+    the error is forwarded. If no frame arrives for ``max_gap_ms`` (timed on the scheduler)
+    while a segment is open, it ends at the last frame's end with ``reason="gap"`` (a muted
+    microphone, a silent client: never a speech state stuck open); like ``buffer_utterance``'s
+    own gap timer with the same default, so the two close together.
 
     .. marble::
         -a(.1)-b(.9)-c(.9)-...-d(.9)-e(.1)-f(.1)-g(.1)-h(.1)-|
@@ -111,22 +118,30 @@ def hysteresis(
         Drop segments not longer than this.
     min_silence_ms
         Silence needed to end a segment.
+    max_gap_ms
+        End an open segment after this long without input, in (0, 600000] ms; ``None``
+        disables the timer.
     settings
         Observable of dicts with any of the above names, applied from the next frame on. A bad
         one is refused with a :class:`SettingsRejected` item downstream; the old settings stay.
+    scheduler
+        Scheduler for the gap timer (default: the subscription's, or a timeout scheduler).
 
     Raises
     ------
     ConfigError
         Threshold outside (0, 1], ``neg_threshold`` above ``threshold``, durations outside
-        [0, 60000] ms.
+        [0, 60000] ms, ``max_gap_ms`` outside (0, 600000] ms.
     """
-    s = HysteresisSettings(threshold, neg_threshold, min_speech_ms, min_silence_ms).checked()
+    s = HysteresisSettings(
+        threshold, neg_threshold, min_speech_ms, min_silence_ms, max_gap_ms
+    ).checked()
     vad_caps = Caps(kind="vad")
     return live_operator(
         "hysteresis",
         lambda: _HysteresisStage(s),
         settings,
+        scheduler,
         accepts=vad_caps,
         produces=vad_caps,
     )

@@ -22,6 +22,7 @@ class HysteresisSettings:
     neg_threshold: float | None = None
     min_speech_ms: float = 250.0
     min_silence_ms: float = 100.0
+    max_gap_ms: float | None = 2000.0
 
     @property
     def neg(self) -> float:
@@ -50,6 +51,13 @@ class HysteresisSettings:
                 raise ConfigError(f"hysteresis: {name} must be a number of ms, got {v!r}")
             if not 0 <= v <= 60_000:
                 raise ConfigError(f"hysteresis: {name} must be in [0, 60000] ms, got {v!r}")
+        g = self.max_gap_ms
+        if g is not None and (
+            isinstance(g, bool) or not isinstance(g, int | float) or not 0 < g <= 600_000
+        ):
+            raise ConfigError(
+                f"hysteresis: max_gap_ms must be in (0, 600000] ms or None, got {g!r}"
+            )
         return self
 
 

@@ -10,7 +10,7 @@ import pytest
 from reactivex import Observable
 
 from rxaudio.errors import ConfigError
-from rxaudio.frames import SettingsRejected, Utterance, VadFrame
+from rxaudio.frames import SettingsRejected, SpeechEnd, Utterance, VadFrame
 from rxaudio.operators import buffer_utterance, hysteresis
 from rxaudio.testing import run_marbles
 from rxaudio.vad.utterance import LOOKBACK_S, UtteranceCutter, UtteranceSettings
@@ -48,7 +48,10 @@ def at(k: int, n: int) -> float:
 
 
 def chain(**kw: Any) -> Callable[[Observable[Any]], Observable[Any]]:
-    h = hysteresis(min_speech_ms=kw.pop("min_speech_ms", 250))
+    """hysteresis ! buffer_utterance, both with the same ``max_gap_ms`` (as ``rxaudio record``)."""
+    h = hysteresis(
+        min_speech_ms=kw.pop("min_speech_ms", 250), max_gap_ms=kw.get("max_gap_ms", 2000)
+    )
     b = buffer_utterance(**kw)
     return lambda src: src.pipe(h, b)
 
@@ -198,3 +201,18 @@ def test_memory_bounded_over_a_long_stream(vf: Callable[..., VadFrame]) -> None:
 def test_bad_config(kw: dict[str, Any], match: str) -> None:
     with pytest.raises(ConfigError, match=match):
         buffer_utterance(**kw)
+
+
+def test_gap_closes_speech_and_utterance_together(vf: Callable[..., VadFrame]) -> None:
+    # the default chain: both operators time the same 2 s gap; the utterance is emitted once and
+    # hysteresis is no longer in speech (its SpeechEnd passes through at the same time)
+    probs = [0.05] * 5 + [0.9] * 15
+    h, b = hysteresis(), buffer_utterance(passthrough=True)
+    out = marbles(seq(len(probs), ""), frames(vf, probs), lambda src: src.pipe(h, b))
+    (u,) = utts(out.values)
+    ends = [v for v in out.values if isinstance(v, SpeechEnd)]
+    assert [(e.start, e.end, e.reason) for e in ends] == [(5 * W, 20 * W, "gap")]
+    assert (u.start, u.end, u.reason) == (5 * W, 20 * W, "gap")
+    t = at(19, len(probs)) + 2.0
+    assert out.ticks[out.values.index(u)] == pytest.approx(t)
+    assert out.ticks[out.values.index(ends[0])] == pytest.approx(t)

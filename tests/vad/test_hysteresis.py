@@ -214,3 +214,63 @@ def test_wrong_item_type_is_an_error() -> None:
 
     out = run_marbles("-a|", {"a": frame(0)}, hysteresis())
     assert out.error is not None and "put vad() before it" in str(out.error)
+
+
+# --- max_gap_ms: input stops with a segment open ----------------------------------------------
+
+TS = 0.032  # virtual seconds per marble character
+
+
+def test_gap_ends_open_segment_at_last_frame_end(vf: Callable[..., VadFrame]) -> None:
+    # 12 speech windows, then the input stops without completing: after max_gap_ms of
+    # scheduler time the segment ends at the last frame's end (reason gap)
+    out = run_marbles(seq(12, ""), lookup(vf, "x" * 12), hysteresis(max_gap_ms=500), timespan=TS)
+    end = out.values[-1]
+    assert isinstance(end, SpeechEnd)
+    assert (end.start, end.end, end.reason) == (0, 12 * W, "gap")
+    last_frame_tick = seq(12, "").index("l") * TS
+    assert out.ticks[-1] == pytest.approx(last_frame_tick + 0.5)
+    assert not out.completed and out.error is None
+
+
+def test_gap_then_input_resumes_with_a_new_onset(vf: Callable[..., VadFrame]) -> None:
+    # 12 speech windows, 1 s without input, 12 more: two segments, the first ended by the gap
+    names = "abcdefghijkl"
+    frames = {c: vf(k, 0.9) for k, c in enumerate(names)}
+    later = "mnopqrstuvwx"
+    frames.update({c: vf(24 + k, 0.9) for k, c in enumerate(later)})
+    src = "-" + "-".join(names) + "-" * 32 + "-".join(later) + "-|"
+    out = run_marbles(src, frames, hysteresis(max_gap_ms=500), timespan=TS)
+    ends = [v for v in out.values if isinstance(v, SpeechEnd)]
+    starts = [v for v in out.values if isinstance(v, SpeechStart)]
+    assert [(e.start, e.end, e.reason) for e in ends] == [
+        (0, 12 * W, "gap"),
+        (24 * W, 36 * W, "end_of_stream"),
+    ]
+    assert [s.start for s in starts] == [0, 24 * W]
+
+
+def test_gap_timer_not_armed_in_silence_and_per_subscription(vf: Callable[..., VadFrame]) -> None:
+    op = hysteresis(max_gap_ms=500)
+    quiet = run_marbles(seq(12, ""), lookup(vf, "." * 12), op, timespan=TS)
+    assert not any(isinstance(v, SpeechEnd) for v in quiet.values)
+    # a segment too short to keep (3 windows < 250 ms) ends silently at the gap
+    short = run_marbles(seq(3, ""), lookup(vf, "xxx"), op, timespan=TS)
+    assert not any(isinstance(v, SpeechStart | SpeechEnd) for v in short.values)
+    again = run_marbles(seq(12, ""), lookup(vf, "x" * 12), op, timespan=TS)
+    assert [v.reason for v in again.values if isinstance(v, SpeechEnd)] == ["gap"]
+
+
+def test_gap_disabled_or_disposed(vf: Callable[..., VadFrame]) -> None:
+    off = run_marbles(seq(12, ""), lookup(vf, "x" * 12), hysteresis(max_gap_ms=None), timespan=TS)
+    assert not any(isinstance(v, SpeechEnd) for v in off.values)
+    gone = run_marbles(
+        seq(12, ""), lookup(vf, "x" * 12), hysteresis(max_gap_ms=500), timespan=TS, dispose_at=30
+    )
+    assert not any(isinstance(v, SpeechEnd) for v in gone.values)
+
+
+@pytest.mark.parametrize("gap", [0, -5, 600_001, float("nan"), True])
+def test_bad_max_gap(gap: Any) -> None:
+    with pytest.raises(ConfigError, match=r"hysteresis: max_gap_ms must be in \(0, 600000\]"):
+        hysteresis(max_gap_ms=gap)

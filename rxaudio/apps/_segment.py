@@ -19,7 +19,7 @@ import sys
 import threading
 from typing import Any
 
-from ..errors import ConfigError, SourceError
+from ..errors import ConfigError, RxAudioError, SourceError
 
 HELP = "cut audio files into utterance WAVs with JSONL/RTTM/Audacity segment labels"
 
@@ -133,13 +133,24 @@ class UtteranceWriter:
         rec["wav"] = name
         self.records.append(rec)
 
-    def finish(self) -> None:
+    def finish(self, error: BaseException | None = None) -> None:
+        """Write the label files for the utterances written so far. With ``error`` (the input
+        failed part-way) also ``STEM.error`` saying so; a good run removes a stale one."""
         from ..io.labels import write_labels
 
         base = os.path.join(self.out_dir, self.stem)
         write_labels(base + ".jsonl", self.records)
         write_labels(base + ".rttm", self.records, uri=self.stem)
         write_labels(base + ".txt", self.records)
+        note = base + ".error"
+        if error is not None:
+            with open(note, "w", encoding="utf-8") as f:
+                f.write(
+                    f"{error}\nthe labels hold the {len(self.records)} utterance(s) cut before "
+                    "the error\n"
+                )
+        elif os.path.exists(note):
+            os.remove(note)
 
 
 def segment_file(
@@ -168,8 +179,14 @@ def segment_file(
     if streaming is None:
         streaming = bool(getattr(args, "streaming", False))
     run_chain = _run_streaming if streaming else _run_offline
-    run_chain(src, info.sample_rate, info.channels, args, writer, progress)
-    writer.finish()
+    failed: BaseException | None = None
+    try:
+        run_chain(src, info.sample_rate, info.channels, args, writer, progress)
+    except BaseException as exc:
+        failed = exc
+        raise
+    finally:  # labels for every WAV written, also when the input failed part-way
+        writer.finish(failed)
     return {"path": path, "stem": stem, "utterances": len(writer.records), "seconds": info.duration}
 
 
@@ -248,6 +265,10 @@ def _job(item: tuple[str, str, str, argparse.Namespace]) -> dict[str, Any]:
     return segment_file(path, stem, out_dir, args)
 
 
+# what fails one input (reported, the others go on); anything else is a bug and stops the run
+FILE_ERRORS = (RxAudioError, OSError)
+
+
 def run(args: argparse.Namespace) -> int:
     """Segment every input; print one summary line per file."""
     from tqdm import tqdm
@@ -257,10 +278,23 @@ def run(args: argparse.Namespace) -> int:
     if args.jobs < 1:
         raise ConfigError(f"--jobs must be at least 1, got {args.jobs}")
     vad_chain(args, max_gap_ms=None)  # validate options before any work
-    paths = find_inputs(args.inputs)
+    failures: list[str] = []
+
+    def failed(path: str, exc: BaseException) -> None:
+        msg = str(exc)
+        line = msg if path in msg else f"{path}: {msg}"
+        print(f"rxaudio segment: error: {' '.join(line.split())}", file=sys.stderr, flush=True)
+        failures.append(path)
+
+    paths = []
     total = 0.0
-    for p in paths:
-        total += probe(p).duration
+    for p in find_inputs(args.inputs):
+        try:
+            total += probe(p).duration
+        except FILE_ERRORS as exc:
+            failed(p, exc)
+            continue
+        paths.append(p)
     os.makedirs(args.out, exist_ok=True)
     names = stems(paths)
     bar = tqdm(
@@ -273,28 +307,35 @@ def run(args: argparse.Namespace) -> int:
     )
     results: list[dict[str, Any]] = []
     try:
-        if args.jobs == 1 or len(paths) == 1:
+        if args.jobs == 1 or len(paths) <= 1:
             for p, s in zip(paths, names, strict=True):
-                results.append(segment_file(p, s, args.out, args, bar))
+                try:
+                    results.append(segment_file(p, s, args.out, args, bar))
+                except FILE_ERRORS as exc:
+                    failed(p, exc)
         else:
             import multiprocessing as mp
             from concurrent.futures import ProcessPoolExecutor, as_completed
 
             ctx = mp.get_context("spawn")  # no fork of a process that may hold model threads
             with ProcessPoolExecutor(min(args.jobs, len(paths)), mp_context=ctx) as pool:
-                futs = [
-                    pool.submit(_job, (p, s, args.out, args))
+                futs = {
+                    pool.submit(_job, (p, s, args.out, args)): p
                     for p, s in zip(paths, names, strict=True)
-                ]
+                }
                 for fut in as_completed(futs):
-                    r = fut.result()
+                    try:
+                        r = fut.result()
+                    except FILE_ERRORS as exc:
+                        failed(futs[fut], exc)
+                        continue
                     bar.update(r["seconds"])
                     results.append(r)
     finally:
         bar.close()
     for r in sorted(results, key=lambda r: str(r["stem"])):
         print(f"{r['path']}: {r['utterances']} utterances -> {os.path.join(args.out, r['stem'])}.*")
-    return 0
+    return 2 if failures else 0
 
 
 class LiveSegmenter:

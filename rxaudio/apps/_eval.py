@@ -27,7 +27,10 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("ref", metavar="REF", help="reference labels: a file or a folder of them")
     p.add_argument("hyp", metavar="HYP", help="detected labels: a file or a folder of them")
     p.add_argument(
-        "--duration", type=float, default=None, help="audio length in s (default: last label end)"
+        "--duration",
+        type=float,
+        default=None,
+        help="audio length in s (default: the reference .json's duration, else the last label end)",
     )
     p.add_argument("--json", action="store_true", help="print the scores as JSON")
 
@@ -58,9 +61,11 @@ def _pairs(ref: str, hyp: str) -> list[tuple[str, str, str]]:
 
 def score_pair(ref: str, hyp: str, duration: float | None) -> dict[str, Any]:
     """Scores of one reference/hypothesis pair as a dict."""
-    from ..io.labels import read_labels
+    from ..io.labels import label_duration, read_labels
     from ..vad.metrics import evaluate
 
+    if duration is None:  # the reference's own audio length, when it states one (.json)
+        duration = label_duration(ref)
     rs = read_labels(ref)
     hs = read_labels(hyp)
     audio = None
@@ -89,7 +94,7 @@ def run(args: argparse.Namespace) -> int:
     """Print one row of scores per matched pair (and their total when several)."""
     rows = [(stem, score_pair(r, h, args.duration)) for stem, r, h in _pairs(args.ref, args.hyp)]
     if len(rows) > 1:
-        from ..io.labels import read_labels
+        from ..io.labels import label_duration, read_labels
         from ..vad.metrics import evaluate
 
         # pool all files on one time line, each offset by the previous durations
@@ -100,7 +105,12 @@ def run(args: argparse.Namespace) -> int:
             rs, hs = read_labels(r), read_labels(h)
             ref_all += [(offset + x["start"], offset + x["end"]) for x in rs]
             hyp_all += [(offset + x["start"], offset + x["end"]) for x in hs]
-            offset = max([offset, *(e for _, e in ref_all), *(e for _, e in hyp_all)]) + 1.0
+            known = args.duration if args.duration is not None else label_duration(r)
+            ends = [offset, *(e for _, e in ref_all), *(e for _, e in hyp_all)]
+            if known is not None:  # the audio's own length: no padding between files
+                offset = max([offset + known, *ends])
+            else:
+                offset = max(ends) + 1.0
         rows.append(("ALL", evaluate(ref_all, hyp_all, duration=offset).to_dict()))
     if args.json:
         print(json.dumps({stem: sc for stem, sc in rows}, indent=2, allow_nan=True))

@@ -51,6 +51,24 @@ def _segment(rec: Mapping[str, Any], where: str) -> Record:
     return out
 
 
+def label_duration(path: str) -> float | None:
+    """The audio length (seconds) a ``.json`` label file states in its ``duration`` field;
+    ``None`` for other formats or without one. Raises :class:`FormatError` for a bad value."""
+    if label_format(path) != "json" or not os.path.isfile(path):
+        return None
+    with open(path, encoding="utf-8") as f:
+        try:
+            data = json.load(f)
+        except ValueError as exc:
+            raise FormatError(f"{path}: not JSON ({exc})") from exc
+    d = data.get("duration") if isinstance(data, dict) else None
+    if d is None:
+        return None
+    if isinstance(d, bool) or not isinstance(d, int | float) or not math.isfinite(d) or d < 0:
+        raise FormatError(f"{path}: duration must be a number of seconds >= 0, got {d!r}")
+    return float(d)
+
+
 def read_labels(path: str, fmt: str | None = None) -> list[Record]:
     """Read segments (sorted by start); raises :class:`FormatError` naming the bad line."""
     kind = label_format(path, fmt)

@@ -78,8 +78,10 @@ def evaluate(
     -----
     Frame scores use 10 ms frames. A false alarm is a hypothesis segment overlapping no
     reference segment (``false_alarms_per_min`` counts them per minute of audio). Onset/offset
-    errors are mean absolute differences between each reference segment and the hypothesis
-    segment overlapping it most (reference segments with no overlap are skipped).
+    errors are mean absolute differences between each reference segment's onset and the onset
+    of the first hypothesis segment overlapping it, and between its offset and the offset of
+    the last one overlapping it (so a sentence detected in two pieces is scored by where its
+    speech was found to start and end; reference segments with no overlap are skipped).
     """
     total = duration if duration is not None else max([e for _, e in (*ref, *hyp)], default=0.0)
     n = int(np.ceil(total / FRAME_S))
@@ -93,17 +95,17 @@ def evaluate(
     fa_segments = sum(1 for s in hyp if not any(_overlap(s, t) > 0 for t in ref))
     onsets, offsets, late, matched = [], [], 0, 0
     for t in ref:
-        best = max(range(len(hyp)), key=lambda i: _overlap(t, hyp[i]), default=None)
-        if best is None or _overlap(t, hyp[best]) <= 0:
+        over = [i for i in range(len(hyp)) if _overlap(t, hyp[i]) > 0]
+        if not over:
             continue
         matched += 1
-        onsets.append(abs(hyp[best][0] - t[0]))
-        offsets.append(abs(hyp[best][1] - t[1]))
-        if hyp_audio is not None:
-            # the first utterance overlapping the true segment must hold its onset
-            first = min((i for i in range(len(hyp)) if _overlap(t, hyp[i]) > 0), default=best)
-            if hyp_audio[first][0] > t[0] + 1e-9:
-                late += 1
+        first = min(over, key=lambda i: (hyp[i][0], i))
+        last = max(over, key=lambda i: (hyp[i][1], i))
+        onsets.append(abs(hyp[first][0] - t[0]))
+        offsets.append(abs(hyp[last][1] - t[1]))
+        # the first utterance overlapping the true segment must hold its onset
+        if hyp_audio is not None and hyp_audio[first][0] > t[0] + 1e-9:
+            late += 1
     minutes = total / 60.0
     return Scores(
         precision=precision,

@@ -90,3 +90,47 @@ def test_late_starts_use_the_first_utterance_of_a_segment() -> None:
     assert ok.late_starts_pct == 0.0
     clipped = evaluate(ref, hyp, hyp_audio=[(1.05, 2.0), (1.7, 3.2)])
     assert clipped.late_starts_pct == 100.0
+
+
+def test_onset_and_offset_of_a_split_sentence() -> None:
+    # one sentence found in two pieces: the first starts 0.04 s late, the last ends 0.05 s late;
+    # matching the most-overlapping piece used to report a 0.7 s onset error
+    ref = [(1.0, 4.0)]
+    hyp = [(1.04, 1.6), (1.7, 4.05)]
+    s = evaluate(ref, hyp, duration=5.0)
+    assert s.onset_error_s == pytest.approx(0.04)
+    assert s.offset_error_s == pytest.approx(0.05)
+    # and the other way round: the long piece first
+    s = evaluate(ref, [(0.9, 3.2), (3.3, 3.9)], duration=5.0)
+    assert (s.onset_error_s, s.offset_error_s) == pytest.approx((0.1, 0.1))
+
+
+def test_eval_uses_the_reference_json_duration(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    from rxaudio.apps.cli import main
+    from rxaudio.io.labels import label_duration
+
+    ref = tmp_path / "clip.json"
+    ref.write_text(json.dumps({"duration": 60.0, "segments": [{"start": 1.0, "end": 2.0}]}))
+    write_labels(str(tmp_path / "clip.jsonl"), [{"start": 1.0, "end": 2.0}, {"start": 3, "end": 4}])
+    assert label_duration(str(ref)) == 60.0
+    assert main(["eval", str(ref), str(tmp_path / "clip.jsonl"), "--json"]) == 0
+    sc = json.loads(capsys.readouterr().out)["clip"]
+    # one false alarm in the 60 s the reference states, not in the 4 s up to the last label
+    assert sc["duration_s"] == 60.0 and sc["false_alarms_per_min"] == pytest.approx(1.0)
+    assert main(["eval", str(ref), str(tmp_path / "clip.jsonl"), "--json", "--duration", "30"]) == 0
+    assert json.loads(capsys.readouterr().out)["clip"]["false_alarms_per_min"] == 2.0
+    # the pooled total of several files uses each reference's duration
+    (tmp_path / "r").mkdir()
+    (tmp_path / "h").mkdir()
+    for stem in ("x", "y"):
+        (tmp_path / "r" / f"{stem}.json").write_text(ref.read_text())
+        (tmp_path / "h" / f"{stem}.jsonl").write_text((tmp_path / "clip.jsonl").read_text())
+    assert main(["eval", str(tmp_path / "r"), str(tmp_path / "h"), "--json"]) == 0
+    assert json.loads(capsys.readouterr().out)["ALL"]["duration_s"] == 120.0
+    bad = tmp_path / "bad.json"
+    bad.write_text(json.dumps({"duration": "long", "segments": []}))
+    with pytest.raises(FormatError, match="duration must be a number"):
+        label_duration(str(bad))
+    assert label_duration(str(tmp_path / "clip.jsonl")) is None

@@ -216,3 +216,22 @@ def test_gap_closes_speech_and_utterance_together(vf: Callable[..., VadFrame]) -
     t = at(19, len(probs)) + 2.0
     assert out.ticks[out.values.index(u)] == pytest.approx(t)
     assert out.ticks[out.values.index(ends[0])] == pytest.approx(t)
+
+
+def test_flicker_around_threshold_is_one_utterance(vf: Callable[..., VadFrame]) -> None:
+    # 10 speech windows then 40 alternating 0.45 / 0.55 (between neg_threshold and threshold)
+    probs = [0.05] * 12 + [0.9] * 10 + [0.45, 0.55] * 20 + [0.05] * 12
+    out = marbles(seq(len(probs)), frames(vf, probs), chain(pre_roll_ms=300, post_roll_ms=200))
+    (u,) = utts(out.values)
+    assert (u.start, u.end, u.reason) == (12 * W, 62 * W, "silence")
+    assert (u.audio_start, u.audio_end) == (12 * W - 4800, 62 * W + 3200)
+    assert np.array_equal(u.samples[:, 0], ramp(u.audio_start, u.audio_end))
+    assert out.completed
+
+
+def test_flicker_of_short_bursts_gives_no_utterance(vf: Callable[..., VadFrame]) -> None:
+    # bursts of 2 speech windows (64 ms < min_speech 250 ms) separated by 6 silent ones (a
+    # run of silence ends a segment at its 5th window: 4 * 512 samples >= 100 ms)
+    probs = ([0.05] * 6 + [0.9] * 2) * 10 + [0.05] * 6
+    out = marbles(seq(len(probs)), frames(vf, probs), chain())
+    assert utts(out.values) == [] and out.completed

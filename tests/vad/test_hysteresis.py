@@ -274,3 +274,55 @@ def test_gap_disabled_or_disposed(vf: Callable[..., VadFrame]) -> None:
 def test_bad_max_gap(gap: Any) -> None:
     with pytest.raises(ConfigError, match=r"hysteresis: max_gap_ms must be in \(0, 600000\]"):
         hysteresis(max_gap_ms=gap)
+
+
+# --- edge cases of the issue, as marble tests in virtual time ------------------------------------
+
+
+def wseq(probs: list[float], vf: Callable[..., VadFrame], end: str = "|") -> tuple[str, dict]:
+    """Marbles with any number of windows (names w0, w1, ...), window k at tick 2k + 1."""
+    names = [f"w{k}" for k in range(len(probs))]
+    return "-" + "-".join(names) + "-" + end, {
+        n: vf(k, p) for k, (n, p) in enumerate(zip(names, probs, strict=True))
+    }
+
+
+def test_marbles_flicker_around_threshold_is_one_segment(vf: Callable[..., VadFrame]) -> None:
+    # after 10 speech windows, 40 alternating 0.45 / 0.55: the 0.45s are below threshold but
+    # above neg_threshold (0.35), so they neither end the segment nor start a new one
+    probs = [0.9] * 10 + [0.45, 0.55] * 20 + [0.0] * 10
+    src, frames = wseq(probs, vf)
+    out = run_marbles(src, frames, hysteresis(), timespan=TS)
+    starts = [v for v in out.values if isinstance(v, SpeechStart)]
+    ends = [v for v in out.values if isinstance(v, SpeechEnd)]
+    assert [s.start for s in starts] == [0]
+    assert [(e.start, e.end, e.reason) for e in ends] == [(0, 50 * W, "silence")]
+    vfs = [v for v in out.values if isinstance(v, VadFrame)]
+    assert len(vfs) == 60
+    assert [v.speech for v in vfs[8:54]] == [True] * 46  # confirmed at window 8, ended at 54
+    assert not any(v.speech for v in vfs[54:])
+    assert out.completed
+
+
+def test_marbles_flicker_with_dips_below_neg_threshold(vf: Callable[..., VadFrame]) -> None:
+    # single windows below neg_threshold (0.2) between speech: each dip is shorter than
+    # min_silence_ms (100 ms = 3.1 windows), so the segment holds
+    probs = [0.9] * 10 + [0.2, 0.9] * 15 + [0.0] * 10
+    src, frames = wseq(probs, vf)
+    out = run_marbles(src, frames, hysteresis(), timespan=TS)
+    ends = [v for v in out.values if isinstance(v, SpeechEnd)]
+    assert [(e.start, e.end) for e in ends] == [(0, 40 * W)]
+    assert sum(isinstance(v, SpeechStart) for v in out.values) == 1
+
+
+def test_marbles_silence_only_stream(vf: Callable[..., VadFrame]) -> None:
+    src, frames = wseq([0.1] * 40, vf)
+    out = run_marbles(src, frames, hysteresis(), timespan=TS)
+    assert [type(v) for v in out.values] == [VadFrame] * 40
+    assert all(v.speech is False and v.pending is None for v in out.values)
+    assert out.completed
+    # input stopping in silence: the gap timer never fires (nothing open)
+    src, frames = wseq([0.1] * 40, vf, end="")
+    out = run_marbles(src, frames, hysteresis(max_gap_ms=100), timespan=TS)
+    assert len(out.values) == 40 and not out.completed
+    assert max(out.ticks) == pytest.approx(src.index("w39") * TS)

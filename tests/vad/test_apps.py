@@ -38,11 +38,16 @@ def test_segment_one_file_outputs(
     assert "utterances" in capsys.readouterr().out
 
 
-def test_segment_folder_parallel_jobs_and_rates(tmp_path: Path, speech8k: np.ndarray) -> None:
+def test_segment_folder_parallel_jobs_and_rates(
+    tmp_path: Path, speech8k: np.ndarray, speech: np.ndarray
+) -> None:
+    import soxr
+
     src = tmp_path / "in" / "sub"
     src.mkdir(parents=True)
     sf.write(src / "eight.wav", speech8k, 8000)
-    sf.write(tmp_path / "in" / "stereo44.flac", np.stack([speech8k, speech8k], 1), 8000)
+    x44 = np.asarray(soxr.resample(speech, 16000, 44100), dtype=np.float32)
+    sf.write(tmp_path / "in" / "stereo44.flac", np.stack([x44, 0.5 * x44], 1), 44100)
     out = tmp_path / "out"
     r = subprocess.run(
         [sys.executable, "-m", "rxaudio.apps.cli", "segment", str(tmp_path / "in"),
@@ -51,12 +56,15 @@ def test_segment_folder_parallel_jobs_and_rates(tmp_path: Path, speech8k: np.nda
     )  # fmt: skip
     assert r.returncode == 0, r.stderr
     assert "segment" in r.stderr  # the progress bar
-    for stem in ("eight", "stereo44"):
+    for stem, rate in (("eight", 8000), ("stereo44", 44100)):
         recs = read_labels(str(out / f"{stem}.jsonl"))
         assert len(recs) >= 3
-        _x, sr = sf.read(out / recs[0]["wav"])
-        assert sr == 8000
-    assert sf.info(str(out / "stereo44_0001.wav")).channels == 2  # source channels kept
+        x, sr = sf.read(out / recs[0]["wav"], dtype="float32")
+        assert sr == rate  # the source's own rate
+        assert len(x) == round(recs[0]["audio_end"] * rate) - round(recs[0]["audio_start"] * rate)
+    x, _sr = sf.read(out / "stereo44_0001.wav", dtype="float32")
+    assert x.shape[1] == 2  # source channels kept, in order
+    assert np.allclose(x[:, 1], 0.5 * x[:, 0], atol=2 / 32768)
 
 
 def test_segment_errors_are_one_line(

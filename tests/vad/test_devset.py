@@ -55,7 +55,9 @@ def test_devset_slice_accuracy(tmp_path: Path, pkg_jit: Any) -> None:
         ref_f1.append(ref.f1)
         late.append(sc.late_starts_pct or 0.0)
     assert min(ours_f1) > 0.85
-    assert np.mean(ours_f1) >= np.mean(ref_f1) - 0.01
+    # the criterion, "at least that of get_speech_timestamps"; deterministic (fixed
+    # seed, fixed models): here 0.969 against 0.965
+    assert np.mean(ours_f1) >= np.mean(ref_f1), (ours_f1, ref_f1)
     assert max(late) <= 2.0
 
 

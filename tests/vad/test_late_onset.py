@@ -85,15 +85,20 @@ LEVELS = st.sampled_from([0.05, 0.2, 0.4, 0.6, 0.9])
     runs=st.lists(st.tuples(LEVELS, st.integers(1, 60)), min_size=1, max_size=12),
     min_speech_ms=st.sampled_from([0, 100, 250, 1000, 5000]),
     pre_roll_ms=st.sampled_from([0, 300, 2000]),
+    max_ms=st.sampled_from([3500, 30_000]),
 )
 def test_audio_never_starts_after_the_onset(
-    runs: list[tuple[float, int]], min_speech_ms: float, pre_roll_ms: float
+    runs: list[tuple[float, int]], min_speech_ms: float, pre_roll_ms: float, max_ms: float
 ) -> None:
     probs = [p for p, n in runs for _ in range(n)]
-    values = run(probs, min_speech_ms=min_speech_ms, pre_roll_ms=pre_roll_ms, max_gap_ms=None)
+    values = run(
+        probs, min_speech_ms=min_speech_ms, pre_roll_ms=pre_roll_ms, max_ms=max_ms, max_gap_ms=None
+    )
     onsets = {v.start for v in values if isinstance(v, SpeechStart)}
     for u in utts(values):
         assert u.audio_start <= u.start
         if u.start in onsets:  # not a continuation after a split: the whole pre-roll is there
             assert u.audio_start == max(0, u.start - round(16 * pre_roll_ms))
         assert np.array_equal(u.samples[:, 0], ramp(u.audio_start, u.audio_end))
+        # bounded: split once the open utterance reaches max_ms (then the 200 ms post-roll)
+        assert u.audio_end - u.audio_start <= 16 * (max_ms + 200) + W

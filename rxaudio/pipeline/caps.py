@@ -11,7 +11,7 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
 
-from reactivex import Observable
+from reactivex import Observable, compose
 
 from ..errors import ConfigError
 from ..frames import AudioFrame
@@ -121,13 +121,7 @@ def conform(caps: Caps) -> Callable[[Observable[AudioFrame]], Observable[AudioFr
     if caps.frame_size is not None:
         steps.append(reframe(caps.frame_size))
 
-    def _conform(source: Observable[AudioFrame]) -> Observable[AudioFrame]:
-        out = source
-        for step in steps:
-            out = step(out)
-        return out
-
-    return _conform
+    return compose(*steps)
 
 
 def negotiate(
@@ -163,10 +157,4 @@ def negotiate(
         steps.append(el)
         current = current.then(produces)
 
-    def _chain(source: Observable[Any]) -> Observable[Any]:
-        out = source
-        for step in steps:
-            out = step(out)
-        return out
-
-    return _chain
+    return compose(*steps)

@@ -1,7 +1,9 @@
-"""``rxaudio run`` (what ``make run`` starts): a live chain with a level meter, into a WAV.
+"""``rxaudio run`` (what ``make run`` starts): a live chain with a level meter, into a WAV,
+and the live server's page (``rxaudio serve``) on the same source.
 
 On the default microphone when there is one (until Ctrl-C); otherwise on the bundled speech
-sample played in real time, ending by itself after one pass. It says which in one line.
+sample played in real time (the recording ends after one pass, the page is served until Ctrl-C
+or ``--seconds``). It says which in one line, and prints the page's URL.
 """
 
 from __future__ import annotations
@@ -17,7 +19,7 @@ if TYPE_CHECKING:  # the subcommand module stays light: `rxaudio --help` imports
 
     from ..frames import AudioFrame
 
-HELP = "live chain: microphone (or the bundled sample) -> level meter -> WAV under out/"
+HELP = "live chain: microphone (or the bundled sample) -> level meter -> WAV under out/; live page"
 
 
 def add_arguments(p: argparse.ArgumentParser) -> None:
@@ -29,6 +31,9 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
         help="use the bundled speech sample even when a microphone exists",
     )
     p.add_argument("--seconds", type=float, default=None, help="stop after N seconds")
+    p.add_argument(
+        "--port", type=int, default=8765, help="port of the live page (a free one if taken)"
+    )
 
 
 def has_microphone() -> bool:
@@ -77,14 +82,41 @@ def run(args: argparse.Namespace) -> int:
         raise ConfigError(f"--out {args.out}: cannot create the folder ({exc.strerror})") from exc
     path = output_path(args.out)
     source, line = pick_source(args.sample)
+    # the live server (issue 6) serves the page beside the recording: the source's frames are
+    # its shared source; its files go to OUT/serve
+    from reactivex import operators as ops
+
+    from ..server import ServerConfig
+    from ..server.background import BackgroundServer
+
+    server = BackgroundServer(
+        ServerConfig(out_dir=os.path.join(args.out, "serve")), port=args.port, any_port=True
+    )
+    url = server.start()
+    source = source.pipe(ops.do_action(server.feed))
 
     def announce() -> None:
         print(f"rxaudio run: {line}", file=sys.stderr, flush=True)
+        print(f"rxaudio run: page at {url}", flush=True)
 
-    result = record_live(
-        source, path, seconds=args.seconds, meter=LevelMeter(sys.stderr), on_start=announce
-    )
-    print(f"rxaudio run: {describe(result)}")
+    t0 = time.monotonic()
+    try:
+        result = record_live(
+            source, path, seconds=args.seconds, meter=LevelMeter(sys.stderr), on_start=announce
+        )
+        print(f"rxaudio run: {describe(result)}", flush=True)
+        by_limit = args.seconds is not None and result.seconds >= args.seconds - 0.1
+        if result.stopped_by == "completed" and result.error is None and not by_limit:
+            # the sample's one pass ended: the page stays up until Ctrl-C (or --seconds)
+            print(
+                "rxaudio run: the sample ended; the page is still served (Ctrl-C to stop)",
+                file=sys.stderr,
+                flush=True,
+            )
+            left = None if args.seconds is None else args.seconds - (time.monotonic() - t0)
+            server.wait(left)
+    finally:
+        server.stop()
     if result.error is not None:
         raise result.error  # after saying what was kept; the CLI prints it as one line
     return 0

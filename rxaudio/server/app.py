@@ -244,19 +244,33 @@ class Hub:
         self._shared_running = True
         self._source_sub = obs.subscribe(on_next, on_error, on_completed)
 
+    def open_external(self, sample_rate: int, channels: int) -> Session:
+        """Open the shared session for an outside source (so viewers can ``listen`` at once)."""
+        if self.shared is None or self.shared.closed:
+            start = StartMessage(
+                sample_rate, channels, "float32", events=self.config.options.events
+            )
+            self.shared = self.new_session(start, "shared-" + new_session_id()[:8])
+        return self.shared
+
     def feed_external(self, samples: Any, sample_rate: int) -> None:
         """Feed the shared session from an outside source (on the loop's thread).
 
-        The first frame creates the shared session at its rate and channel count; later frames
-        at another format are refused with an error event to the listeners.
+        The session is opened at the first frame's format (or reopened, when it was opened at
+        another format and has not received audio yet); later frames at another format are
+        refused with an error event to the listeners.
         """
+        fmt = (sample_rate, samples.shape[1])
         shared = self.shared
-        if shared is None:
-            start = StartMessage(
-                sample_rate, samples.shape[1], "float32", events=self.config.options.events
-            )
-            shared = self.shared = self.new_session(start, "shared-" + new_session_id()[:8])
-        if (shared.sample_rate, shared.channels) != (sample_rate, samples.shape[1]):
+        if (
+            shared is not None
+            and shared.received == 0
+            and (shared.sample_rate, shared.channels) != fmt
+        ):
+            self.end_session(shared, "reopened at the source's format")
+            self.shared = None
+        shared = self.open_external(*fmt)
+        if (shared.sample_rate, shared.channels) != fmt:
             shared.emit(error_event("source_error", "the shared source changed its format"))
             return
         self._feed_shared(samples, self.loop.time())

@@ -29,6 +29,9 @@ class BackgroundServer:
         Where to listen; port 0 picks a free one (see :attr:`url`).
     any_port
         When ``port`` is taken, listen on a free port instead of failing (:attr:`moved` says so).
+    shared_format
+        ``(rate, channels)`` at which the shared session opens before the first frame, so a
+        viewer can ``listen`` at once (reopened at the source's own format if it differs).
     """
 
     def __init__(
@@ -38,7 +41,9 @@ class BackgroundServer:
         port: int = 8765,
         *,
         any_port: bool = False,
+        shared_format: tuple[int, int] = (16000, 1),
     ) -> None:
+        self.shared_format = shared_format
         self.config, self.host, self.port, self.any_port = config, host, port, any_port
         self.moved = False
         self.url = ""
@@ -125,6 +130,7 @@ class BackgroundServer:
                 self.moved = True
             server = getattr(site, "_server", None)
             port = server.sockets[0].getsockname()[1] if server and server.sockets else self.port
+            self._hub.open_external(*self.shared_format)
             token = f"?token={self.config.token}" if self.config.token else ""
             self.url = f"http://{self.host}:{port}/{token}"
         except BaseException as exc:  # reported by start() in the caller's thread

@@ -84,3 +84,24 @@ def test_wait_returns_on_seconds_or_sigterm(tmp_path: Any) -> None:
         assert signal.getsignal(signal.SIGTERM) is before  # the old handler is back
     finally:
         srv.stop()
+
+
+def test_shared_session_reopens_at_the_first_frames_format(tmp_path: Any) -> None:
+    import time
+
+    srv = BackgroundServer(ServerConfig(out_dir=str(tmp_path)), port=0)  # opens at 16 kHz mono
+    srv.start()
+    try:
+        stereo = np.zeros((4410, 2), dtype=np.float32)
+        srv.feed(AudioFrame(stereo, 44100, 0))
+        srv.feed(AudioFrame(stereo, 44100, 4410))
+        time.sleep(0.3)
+    finally:
+        srv.stop()
+    logs = {
+        d.name: [json.loads(x) for x in (d / "events.jsonl").read_text().splitlines()]
+        for d in tmp_path.iterdir()
+    }
+    reasons = sorted(log[-1]["reason"] for log in logs.values())
+    assert reasons == ["reopened at the source's format", "server shutdown"]
+    assert sorted(log[-1]["received"] for log in logs.values()) == [0, 8820]

@@ -169,7 +169,13 @@ class Hub:
         for s in list(self.sessions.values()):
             s.close("server shutdown")
         self.sessions.clear()
-        for ob in list(self.outboxes):
+        # the pipelines' last events (speech_end, the end_of_stream utterance) are queued now:
+        # let them reach the clients before the close frame (bounded: a stalled client waits
+        # at most a second)
+        outboxes = list(self.outboxes)
+        with contextlib.suppress(Exception):
+            await asyncio.gather(*(ob.drain(1.0) for ob in outboxes))
+        for ob in outboxes:
             ob.close()
         for ws in list(self.sockets):
             with contextlib.suppress(Exception):
@@ -318,6 +324,12 @@ class Connection:
             await self.ws.close(code=close, message=err.code.encode()[:120])
 
     def on_text(self, text: str) -> None:
+        if len(text) > MAX_MESSAGE_BYTES // 4 and len(text.encode()) > MAX_MESSAGE_BYTES:
+            raise ProtocolError(
+                "too_big",
+                f"text message of {len(text.encode())} bytes exceeds {MAX_MESSAGE_BYTES}",
+                close=1009,
+            )
         msg = parse_text(text)
         kind = msg["type"]
         if kind == "start":

@@ -33,7 +33,6 @@ CLOSE_NORMAL = 1000
 CLOSE_GOING_AWAY = 1001
 CLOSE_POLICY = 1008
 CLOSE_BAD_VERSION = 4002
-CLOSE_TOO_MANY_ERRORS = 4003
 CLOSE_TAKEN_OVER = 4005
 
 # settings a client may change live (``config``) or pass in ``start.options``

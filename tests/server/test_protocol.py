@@ -220,6 +220,15 @@ async def test_start_twice_version_and_oversize_and_error_flood(server, proto):
         msg = await ws.receive(timeout=10)
         assert msg.type == WSMsgType.CLOSE and msg.data == 1009
 
+        # a text message over the limit too (within aiohttp's hard cap of 4x the limit)
+        ws = await client.ws_connect("/ws")
+        await ws.receive_json()
+        await ws.send_str(json.dumps({"type": "ping", "pad": "x" * (MAX_MESSAGE_BYTES + 2)}))
+        err = (await proto.until(ws, "error"))[-1]
+        assert err["code"] == "too_big" and "text message" in err["message"]
+        msg = await ws.receive(timeout=10)
+        assert msg.type == WSMsgType.CLOSE and msg.data == 1009
+
         ws = await client.ws_connect("/ws")
         await ws.receive_json()
         await ws.send_json({"type": "start", "version": 2, "sample_rate": 16000})
@@ -386,9 +395,14 @@ async def test_graceful_shutdown_flushes_and_closes_going_away(server, proto, sp
         await proto.until(ws, "pong")
         await client.server.runner.shutdown()  # what Ctrl-C runs
         msg = await ws.receive(timeout=10)
+        last: list[dict[str, Any]] = []
         while msg.type == WSMsgType.TEXT:
+            last.append(json.loads(msg.data))
             msg = await ws.receive(timeout=10)
         assert msg.type == WSMsgType.CLOSE and msg.data == 1001
+        # the client got the pipeline's final events before the close frame
+        final = [e for e in last if e["type"] == "utterance"]
+        assert final and final[-1]["reason"] == "end_of_stream"
     d = tmp_path / "out" / started["session"]
     log = [json.loads(line) for line in (d / "events.jsonl").read_text().splitlines()]
     assert log[-1] == {"type": "closed", "reason": "server shutdown", "received": 40000}

@@ -120,7 +120,6 @@ def file_sink(
 
             def dispose() -> None:
                 finish("disposed")
-                _OPEN.discard(finish)
 
             sub = source.subscribe(on_next, on_error, on_completed, scheduler=scheduler)
             return CompositeDisposable(sub, Disposable(dispose))

@@ -167,11 +167,12 @@ def test_streaming_delta_any_chunking_equals_librosa(n_rows: int, cuts: list[int
         assert np.all(got[:, 3:] == 0)
 
 
-def test_state_stays_bounded_on_a_long_stream() -> None:
+@pytest.mark.parametrize("compiled", [False, True], ids=["numpy", "compiled"])
+def test_state_stays_bounded_on_a_long_stream(compiled: bool) -> None:
     """Ten minutes at 16 kHz in 1024-sample chunks: what a kernel holds never grows."""
     rng = np.random.default_rng(2)
     chunk = (0.1 * rng.standard_normal(1024)).astype(np.float32)
-    k = MfccKernel(16000, 512, 160, mel=MelSpec(n_mels=40), deltas=2)
+    k = MfccKernel(16000, 512, 160, mel=MelSpec(n_mels=40), deltas=2, compiled=compiled)
     s = SpectralKernel(16000, 512, 160)
     rows = 0
     for _ in range(16000 * 600 // 1024):
@@ -181,9 +182,11 @@ def test_state_stays_bounded_on_a_long_stream() -> None:
         s.push(chunk)
         for stft in (k.spec.stft, s.stft):  # carried samples, and the buffer holding them
             assert stft._carry < 512 and stft._sbuf.shape[0] <= 2 * (512 + 1024)
+        if compiled:
+            assert k.compiled.carry < 512
         assert k.delta is not None and k.delta._hist is not None
         assert k.delta._hist.shape[0] <= 9 + 1024 // 160 + 1
-    assert rows == k.spec.stft.rows - 4
+    assert rows == k.rows - 4
 
 
 def test_steady_state_push_allocates_only_its_output() -> None:

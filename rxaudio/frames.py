@@ -276,6 +276,38 @@ class FeatureFrame:
             )
         object.__setattr__(self, "values", _readonly(v))
 
+    @classmethod
+    def _trusted(
+        cls,
+        kind: str,
+        values: NDArray[np.float32],
+        start: int,
+        sample_rate: int,
+        hop: int,
+        n_fft: int,
+        row: int,
+        columns: tuple[str, ...],
+        params: dict[str, Any],
+        latency: int,
+    ) -> FeatureFrame:
+        """Construct without validation, for the feature operators' hot path (about 1 us less
+        per frame): ``values`` must be a fresh float32 ``(n_rows >= 1, len(columns))`` array
+        that nothing else holds; it is made read-only in place."""
+        f = object.__new__(cls)
+        values.flags.writeable = False
+        put = object.__setattr__
+        put(f, "kind", kind)
+        put(f, "values", values)
+        put(f, "start", start)
+        put(f, "sample_rate", sample_rate)
+        put(f, "hop", hop)
+        put(f, "n_fft", n_fft)
+        put(f, "row", row)
+        put(f, "columns", columns)
+        put(f, "params", params)
+        put(f, "latency", latency)
+        return f
+
     @property
     def n_rows(self) -> int:
         """Number of rows."""

@@ -445,6 +445,21 @@ static PyObject *Kernel_push(Kernel *k, PyObject *const *args, Py_ssize_t nargs)
         PyBuffer_Release(&out);
         return NULL;
     }
+    {   /* refuse NaN and inf before anything changes: all exponent bits set */
+        typedef uint32_t __attribute__((may_alias)) bits32;
+        const bits32 *u = in.buf;
+        uint32_t bad = 0;
+        for (Py_ssize_t i = 0; i < count; i++) bad |= (u[i] & 0x7F800000u) == 0x7F800000u;
+        if (bad) {
+            const float *x = in.buf;
+            Py_ssize_t i = 0;
+            while (i < count && isfinite(x[i])) i++;
+            PyErr_Format(PyExc_FloatingPointError, "sample %zd of the chunk is not finite", i);
+            PyBuffer_Release(&in);
+            PyBuffer_Release(&out);
+            return NULL;
+        }
+    }
     if (n > k->cap) {
         Py_ssize_t cap = k->cap;
         while (cap < n) cap *= 2;
@@ -489,7 +504,8 @@ static PyObject *Kernel_rows_for(Kernel *k, PyObject *arg) {
 static PyMethodDef Kernel_methods[] = {
     {"push", (PyCFunction)(void (*)(void))Kernel_push, METH_FASTCALL,
      "push(chunk, out) -> rows: consume float32 samples, write the completed rows into out "
-     "(shape (rows_for(len(chunk)), n_out), float32 or float64)"},
+     "(shape (rows_for(len(chunk)), n_out), float32 or float64); FloatingPointError, with "
+     "nothing consumed, when a sample is NaN or infinite"},
     {"rows_for", (PyCFunction)Kernel_rows_for, METH_O,
      "rows_for(n) -> rows a chunk of n samples would complete"},
     {NULL, NULL, 0, NULL},

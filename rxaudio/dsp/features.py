@@ -54,7 +54,7 @@ def use_compiled(n_fft: int, amin: float, compiled: bool | None) -> bool:
     applies, ``True`` insists (``RuntimeError`` where it cannot), ``False`` refuses it."""
     if compiled is False:
         return False
-    fits = n_fft >= 16 and n_fft & (n_fft - 1) == 0 and amin >= np.finfo(np.float64).tiny
+    fits = n_fft >= 16 and n_fft & (n_fft - 1) == 0 and amin >= float(np.finfo(np.float64).tiny)
     ok = fits and compiled_module() is not None
     if compiled and not ok:
         why = (
@@ -65,6 +65,18 @@ def use_compiled(n_fft: int, amin: float, compiled: bool | None) -> bool:
         )
         raise RuntimeError(f"compiled feature kernel unavailable: {why}")
     return ok
+
+
+_sum = np.add.reduce
+
+
+def refuse_non_finite(chunk: F32) -> None:
+    """Raise ``FloatingPointError`` naming the first NaN or infinite sample of ``chunk`` (the
+    kernels' contract: such a chunk is refused before any state changes)."""
+    if not math.isfinite(_sum(chunk)):  # under 1 us; a finite overflow is looked at below
+        bad = np.flatnonzero(~np.isfinite(chunk))
+        if bad.size:
+            raise FloatingPointError(f"sample {int(bad[0])} of the chunk is not finite")
 
 
 def _push_compiled(c: Any, chunk: F32, dtype: type[np.floating[Any]]) -> tuple[int, Any]:
@@ -85,7 +97,11 @@ class FeatureKernel(Protocol):
     latency: int  # rows held back beyond the STFT's own framing
 
     def push(self, chunk: F32) -> tuple[int, F32]:
-        """Consume samples; return (index of the first row out, rows ``(k, n_columns)``)."""
+        """Consume samples; return (index of the first row out, rows ``(k, n_columns)``), the
+        rows a fresh float32 array the caller owns.
+
+        A chunk holding NaN or inf raises ``FloatingPointError`` and changes nothing.
+        """
         ...
 
     def flush(self) -> tuple[int, F32]:
@@ -144,11 +160,11 @@ class SpectrogramKernel:
             self.columns = tuple(f"bin_{i}" for i in range(n_fft // 2 + 1))
         self.compiled: Any = None
         if use_compiled(n_fft, amin, compiled):
-            bank = (
-                None if self.basis is None else np.ascontiguousarray(self.basis.T, dtype=np.float64)
-            )
+            bank64: F64 | None = None
+            if self.basis is not None:
+                bank64 = np.ascontiguousarray(self.basis.T, dtype=np.float64)
             self.compiled = compiled_module().Kernel(
-                n_fft, hop, self.stft.window, _MODES[kind], bank, None, None, amin, self.ref_db
+                n_fft, hop, self.stft.window, _MODES[kind], bank64, None, None, amin, self.ref_db
             )
 
     @property
@@ -189,6 +205,7 @@ class SpectrogramKernel:
         """Consume samples; return the completed rows (a fresh float32 array)."""
         if self.compiled is not None:
             return _push_compiled(self.compiled, chunk, np.float32)
+        refuse_non_finite(chunk)
         first = self.stft.rows
         frames = self.stft.frames(chunk)
         if frames.shape[0] == 0:
@@ -282,6 +299,7 @@ class MfccKernel:
         if self.compiled is not None:
             first, out = _push_compiled(self.compiled, chunk, np.float64)
             return first, out if out.shape[0] else self._none64
+        refuse_non_finite(chunk)
         stft = self.spec.stft
         first = stft.rows
         frames = stft.frames(chunk)
@@ -341,6 +359,7 @@ class SpectralKernel:
 
     def push(self, chunk: F32) -> tuple[int, F32]:
         """Consume samples; return the completed rows."""
+        refuse_non_finite(chunk)
         first = self.stft.rows
         frames = self.stft.frames(chunk)
         if frames.shape[0] == 0:

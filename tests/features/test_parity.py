@@ -2,6 +2,9 @@
 
 from __future__ import annotations
 
+import os
+from collections.abc import Iterator
+from contextlib import contextmanager
 from typing import Any
 
 import numpy as np
@@ -65,49 +68,73 @@ signals = st.tuples(
 )
 
 
+# the spectrogram and mfcc kernels have two implementations (compiled, numpy): both are held
+# to librosa
+PATHS = pytest.mark.parametrize("path", ["compiled", "numpy"])
+
+
+@contextmanager
+def kernel_path(path: str) -> Iterator[None]:
+    """Make the operators built inside the block use the compiled or the numpy kernel."""
+    old = os.environ.get("RXAUDIO_NO_COMPILED")
+    os.environ["RXAUDIO_NO_COMPILED"] = "1" if path == "numpy" else "0"
+    try:
+        yield
+    finally:
+        if old is None:
+            del os.environ["RXAUDIO_NO_COMPILED"]
+        else:
+            os.environ["RXAUDIO_NO_COMPILED"] = old
+
+
 def _db(s: np.ndarray) -> np.ndarray:
     return np.asarray(librosa.power_to_db(s, top_db=None))
 
 
+@PATHS
 @given(signals, st.sampled_from(["hann", "hamming", "blackman"]), st.sampled_from([20, 40]))
-def test_log_mel_and_mel_equal_librosa(case: Any, window: str, n_mels: int) -> None:
-    (rate, n_fft, hop), seed, seconds, cuts = case
-    x = _signal(rate, seed, seconds)
-    ref = librosa.feature.melspectrogram(
-        y=x, sr=rate, n_fft=n_fft, hop_length=hop, window=window, center=False, n_mels=n_mels
-    ).T
-    log_mel = _stream(
-        x,
-        rate,
-        cuts,
-        spectrogram(n_fft=n_fft, hop=hop, window=window, kind="log_mel", n_mels=n_mels),
-    )
-    assert log_mel.shape == ref.shape
-    assert np.abs(log_mel - _db(ref)).max() < 1e-4
-    mel = _stream(
-        x,
-        rate,
-        cuts[::-1],
-        spectrogram(n_fft=n_fft, hop=hop, window=window, kind="mel", n_mels=n_mels),
-    )
-    assert np.abs(_db(mel) - _db(ref)).max() < 1e-4
+def test_log_mel_and_mel_equal_librosa(path: str, case: Any, window: str, n_mels: int) -> None:
+    with kernel_path(path):
+        (rate, n_fft, hop), seed, seconds, cuts = case
+        x = _signal(rate, seed, seconds)
+        ref = librosa.feature.melspectrogram(
+            y=x, sr=rate, n_fft=n_fft, hop_length=hop, window=window, center=False, n_mels=n_mels
+        ).T
+        log_mel = _stream(
+            x,
+            rate,
+            cuts,
+            spectrogram(n_fft=n_fft, hop=hop, window=window, kind="log_mel", n_mels=n_mels),
+        )
+        assert log_mel.shape == ref.shape
+        assert np.abs(log_mel - _db(ref)).max() < 1e-4
+        mel = _stream(
+            x,
+            rate,
+            cuts[::-1],
+            spectrogram(n_fft=n_fft, hop=hop, window=window, kind="mel", n_mels=n_mels),
+        )
+        assert np.abs(_db(mel) - _db(ref)).max() < 1e-4
 
 
+@PATHS
 @given(signals)
-def test_power_and_magnitude_equal_librosa_stft(case: Any) -> None:
-    (rate, n_fft, hop), seed, seconds, cuts = case
-    x = _signal(rate, seed, seconds)
-    mag = np.abs(librosa.stft(x, n_fft=n_fft, hop_length=hop, center=False)).T
-    power = _stream(x, rate, cuts, spectrogram(n_fft=n_fft, hop=hop, kind="power"))
-    assert power.shape == mag.shape
-    assert np.abs(_db(power) - _db(mag**2)).max() < 1e-4
-    ours = _stream(x, rate, cuts, spectrogram(n_fft=n_fft, hop=hop, kind="magnitude"))
-    assert (
-        np.abs(
-            librosa.amplitude_to_db(ours, top_db=None) - librosa.amplitude_to_db(mag, top_db=None)
-        ).max()
-        < 1e-4
-    )
+def test_power_and_magnitude_equal_librosa_stft(path: str, case: Any) -> None:
+    with kernel_path(path):
+        (rate, n_fft, hop), seed, seconds, cuts = case
+        x = _signal(rate, seed, seconds)
+        mag = np.abs(librosa.stft(x, n_fft=n_fft, hop_length=hop, center=False)).T
+        power = _stream(x, rate, cuts, spectrogram(n_fft=n_fft, hop=hop, kind="power"))
+        assert power.shape == mag.shape
+        assert np.abs(_db(power) - _db(mag**2)).max() < 1e-4
+        ours = _stream(x, rate, cuts, spectrogram(n_fft=n_fft, hop=hop, kind="magnitude"))
+        assert (
+            np.abs(
+                librosa.amplitude_to_db(ours, top_db=None)
+                - librosa.amplitude_to_db(mag, top_db=None)
+            ).max()
+            < 1e-4
+        )
 
 
 def _librosa_mfcc(
@@ -124,43 +151,49 @@ def _close(ours: np.ndarray, ref: np.ndarray) -> None:
     assert np.all(np.abs(ours - ref) <= 1e-4 + 1e-6 * np.abs(ref)), np.abs(ours - ref).max()
 
 
+@PATHS
 @given(signals, st.sampled_from([(13, 40), (20, 32)]), st.sampled_from([0.0, 22.0]))
-def test_mfcc_equals_librosa(case: Any, sizes: tuple[int, int], lifter: float) -> None:
-    (rate, n_fft, hop), seed, seconds, cuts = case
-    n_mfcc, n_mels = sizes
-    x = _signal(rate, seed, seconds)
-    ref = _librosa_mfcc(x, rate, n_fft, hop, n_mfcc, n_mels, lifter)
-    ours = _stream(
-        x, rate, cuts, mfcc(n_mfcc=n_mfcc, n_mels=n_mels, n_fft=n_fft, hop=hop, lifter=lifter)
-    )
-    assert ours.shape == ref.T.shape
-    # librosa lifts its float32 coefficients by up to 1 + lifter / 2, scaling their rounding
-    # error alike: compare un-lifted values (the lift factors themselves are the same formula)
-    k = np.arange(1, n_mfcc + 1)
-    gain = 1 + (lifter / 2) * np.sin(np.pi * k / lifter) if lifter else np.ones(n_mfcc)
-    _close(ours / gain, ref.T / gain)
+def test_mfcc_equals_librosa(path: str, case: Any, sizes: tuple[int, int], lifter: float) -> None:
+    with kernel_path(path):
+        (rate, n_fft, hop), seed, seconds, cuts = case
+        n_mfcc, n_mels = sizes
+        x = _signal(rate, seed, seconds)
+        ref = _librosa_mfcc(x, rate, n_fft, hop, n_mfcc, n_mels, lifter)
+        ours = _stream(
+            x, rate, cuts, mfcc(n_mfcc=n_mfcc, n_mels=n_mels, n_fft=n_fft, hop=hop, lifter=lifter)
+        )
+        assert ours.shape == ref.T.shape
+        # librosa lifts its float32 coefficients by up to 1 + lifter / 2, scaling their rounding
+        # error alike: compare un-lifted values (the lift factors themselves are the same formula)
+        k = np.arange(1, n_mfcc + 1)
+        gain = 1 + (lifter / 2) * np.sin(np.pi * k / lifter) if lifter else np.ones(n_mfcc)
+        _close(ours / gain, ref.T / gain)
 
 
+@PATHS
 @given(signals, st.sampled_from([5, 9]))
-def test_mfcc_deltas_equal_librosa_delta(case: Any, width: int) -> None:
-    (rate, n_fft, hop), seed, seconds, cuts = case
-    x = _signal(rate, seed, seconds)
-    ref = _librosa_mfcc(x, rate, n_fft, hop, 13, 40)
-    d1 = librosa.feature.delta(ref, width=width, order=1)
-    d2 = librosa.feature.delta(ref, width=width, order=2)
-    ours = _stream(x, rate, cuts, mfcc(n_fft=n_fft, hop=hop, deltas=2, delta_width=width))
-    assert ours.shape == (ref.shape[1], 39)
-    _close(ours[:, :13], ref.T)
-    # the delta stage alone, on our own coefficients: interior and edges alike (mode="interp")
-    # (our rows are float32-rounded coefficients; the deltas were computed before rounding)
-    own = ours[:, :13].T.astype(np.float64)
-    tol = 1e-5 + 4e-7 * np.abs(own).max()
-    assert np.allclose(ours[:, 13:26], librosa.feature.delta(own, width=width).T, atol=tol)
-    assert np.allclose(ours[:, 26:], librosa.feature.delta(own, width=width, order=2).T, atol=tol)
-    # end to end: the coefficients' float32 differences, weighted by the delta filter
-    bound = 5e-4 + 1e-6 * np.abs(ref).max()
-    assert np.abs(ours[:, 13:26] - d1.T).max() < bound
-    assert np.abs(ours[:, 26:] - d2.T).max() < bound
+def test_mfcc_deltas_equal_librosa_delta(path: str, case: Any, width: int) -> None:
+    with kernel_path(path):
+        (rate, n_fft, hop), seed, seconds, cuts = case
+        x = _signal(rate, seed, seconds)
+        ref = _librosa_mfcc(x, rate, n_fft, hop, 13, 40)
+        d1 = librosa.feature.delta(ref, width=width, order=1)
+        d2 = librosa.feature.delta(ref, width=width, order=2)
+        ours = _stream(x, rate, cuts, mfcc(n_fft=n_fft, hop=hop, deltas=2, delta_width=width))
+        assert ours.shape == (ref.shape[1], 39)
+        _close(ours[:, :13], ref.T)
+        # the delta stage alone, on our own coefficients: interior and edges alike (mode="interp")
+        # (our rows are float32-rounded coefficients; the deltas were computed before rounding)
+        own = ours[:, :13].T.astype(np.float64)
+        tol = 1e-5 + 4e-7 * np.abs(own).max()
+        assert np.allclose(ours[:, 13:26], librosa.feature.delta(own, width=width).T, atol=tol)
+        assert np.allclose(
+            ours[:, 26:], librosa.feature.delta(own, width=width, order=2).T, atol=tol
+        )
+        # end to end: the coefficients' float32 differences, weighted by the delta filter
+        bound = 5e-4 + 1e-6 * np.abs(ref).max()
+        assert np.abs(ours[:, 13:26] - d1.T).max() < bound
+        assert np.abs(ours[:, 26:] - d2.T).max() < bound
 
 
 def _librosa_spectral(
@@ -196,21 +229,24 @@ def test_spectral_descriptors_equal_librosa(case: Any, roll: float, p: float) ->
     assert np.allclose(ours[:, 5], ref[:, 5], rtol=1e-5, atol=1e-8)  # rms
 
 
-def test_speech_sample_in_1024_blocks_equals_librosa(speech: np.ndarray) -> None:
-    x = speech
-    cuts = list(range(1024, len(x), 1024))
-    ref = _librosa_mfcc(x, 16000, 512, 160, 13, 40)
-    ours = _stream(x, 16000, cuts, mfcc(deltas=1))
-    _close(ours[:, :13], ref.T)
-    _close(ours[:, 13:], librosa.feature.delta(ref).T)
-    mel = librosa.feature.melspectrogram(
-        y=x, sr=16000, n_fft=512, hop_length=160, center=False, n_mels=64
-    )
-    log_mel = _stream(x, 16000, cuts, spectrogram(kind="log_mel"))
-    assert np.abs(log_mel - _db(mel).T).max() < 1e-4
-    _close(
-        _stream(x, 16000, cuts, spectral())[:, 5], _librosa_spectral(x, 16000, 512, 160, 0.85)[:, 5]
-    )
+@PATHS
+def test_speech_sample_in_1024_blocks_equals_librosa(path: str, speech: np.ndarray) -> None:
+    with kernel_path(path):
+        x = speech
+        cuts = list(range(1024, len(x), 1024))
+        ref = _librosa_mfcc(x, 16000, 512, 160, 13, 40)
+        ours = _stream(x, 16000, cuts, mfcc(deltas=1))
+        _close(ours[:, :13], ref.T)
+        _close(ours[:, 13:], librosa.feature.delta(ref).T)
+        mel = librosa.feature.melspectrogram(
+            y=x, sr=16000, n_fft=512, hop_length=160, center=False, n_mels=64
+        )
+        log_mel = _stream(x, 16000, cuts, spectrogram(kind="log_mel"))
+        assert np.abs(log_mel - _db(mel).T).max() < 1e-4
+        _close(
+            _stream(x, 16000, cuts, spectral())[:, 5],
+            _librosa_spectral(x, 16000, 512, 160, 0.85)[:, 5],
+        )
 
 
 def test_librosa_default_top_db_differs_on_signals_with_more_than_80_db_range() -> None:

@@ -1,0 +1,181 @@
+"""The compiled STFT/mel/MFCC kernel: built, equal to the numpy path, chunking-invariant, strict
+about its input. Parity with librosa itself is in ``test_parity.py`` (run on both paths)."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import numpy as np
+import pytest
+from hypothesis import given
+from hypothesis import strategies as st
+
+from rxaudio.dsp.features import (
+    MelSpec,
+    MfccKernel,
+    SpectrogramKernel,
+    compiled_module,
+    use_compiled,
+)
+
+KINDS = ["power", "magnitude", "mel", "log_mel", "mfcc"]
+
+
+def _kernel(kind: str, rate: int, n_fft: int, hop: int, compiled: bool, **kw: Any) -> Any:
+    if kind == "mfcc":
+        return MfccKernel(rate, n_fft, hop, mel=MelSpec(n_mels=40), compiled=compiled, **kw)
+    mel = MelSpec(n_mels=40) if kind in ("mel", "log_mel") else None
+    return SpectrogramKernel(rate, n_fft, hop, kind=kind, mel=mel, compiled=compiled, **kw)
+
+
+def _run(k: Any, x: np.ndarray, cuts: list[int]) -> np.ndarray:
+    edges = sorted({c % len(x) for c in cuts} - {0})
+    parts, start, nxt = [], 0, 0
+    for e in [*edges, len(x)]:
+        first, rows = k.push(x[start:e])
+        assert first == nxt and rows.dtype == np.float32
+        nxt += rows.shape[0]
+        parts.append(rows)
+        start = e
+    first, rows = k.flush()
+    assert first == nxt
+    return np.concatenate([*parts, rows])
+
+
+def _signal(rate: int, seed: int, seconds: float) -> np.ndarray:
+    rng = np.random.default_rng(seed)
+    n = int(rate * seconds)
+    t = np.arange(n) / rate
+    x = 0.3 * np.sin(2 * np.pi * rng.uniform(80, rate / 8) * t)
+    x += rng.uniform(0.001, 0.1) * rng.standard_normal(n)
+    a = int(rng.integers(0, n // 2))
+    x[a : a + n // 5] = 0.0  # digital silence: the amin floor
+    return x.astype(np.float32)
+
+
+def test_the_compiled_kernel_is_built() -> None:
+    """The supported install (``make test``, ``pip install -e .``) builds the extension: the
+    benchmarked fast path is the one these tests run."""
+    assert compiled_module() is not None, "rxaudio.dsp._melkernel was not built"
+    assert MfccKernel(16000, 512, 160).compiled is not None
+
+
+# every kind at the usual sizes; the smallest FFT the extension takes, where no mel bank fits
+EQUAL_CASES = [
+    (kind, *cfg)
+    for cfg in [(8000, 256, 80), (16000, 512, 160), (48000, 2048, 480)]
+    for kind in KINDS
+] + [("power", 16000, 16, 16), ("magnitude", 16000, 16, 7)]
+
+
+@pytest.mark.parametrize(("kind", "rate", "n_fft", "hop"), EQUAL_CASES)
+def test_compiled_equals_numpy_path(kind: str, rate: int, n_fft: int, hop: int) -> None:
+    """Same rows as the numpy kernel up to float32 rounding (the numpy path rounds the STFT to
+    complex64 as librosa does; the compiled one stays in float64 until the output)."""
+    x = _signal(rate, 1, 1.0)
+    ours = _run(_kernel(kind, rate, n_fft, hop, True), x, [1000, 2500, 2501, 7000])
+    ref = _run(_kernel(kind, rate, n_fft, hop, False), x, [333])
+    assert ours.shape == ref.shape and ours.shape[0] == 1 + (len(x) - n_fft) // hop
+    if kind in ("power", "mel"):  # compare in dB, where the tolerance is stated
+        ours, ref = 10 * np.log10(np.maximum(ours, 1e-10)), 10 * np.log10(np.maximum(ref, 1e-10))
+    elif kind == "magnitude":
+        ours, ref = 20 * np.log10(np.maximum(ours, 1e-5)), 20 * np.log10(np.maximum(ref, 1e-5))
+    assert np.all(np.abs(ours - ref) <= 1e-4 + 1e-6 * np.abs(ref)), np.abs(ours - ref).max()
+
+
+@given(
+    st.sampled_from(KINDS),
+    st.integers(0, 2**31),
+    st.lists(st.integers(0, 10**6), max_size=30),
+    st.lists(st.integers(0, 10**6), max_size=30),
+)
+def test_any_chunking_gives_bit_identical_rows(
+    kind: str, seed: int, cuts_a: list[int], cuts_b: list[int]
+) -> None:
+    """A frame's rows do not depend on which vector lane, group or call computes it."""
+    x = _signal(16000, seed, 0.6)
+    a = _run(_kernel(kind, 16000, 512, 160, True), x, cuts_a)
+    b = _run(_kernel(kind, 16000, 512, 160, True), x, cuts_b)
+    assert np.array_equal(a, b)
+
+
+@given(st.integers(0, 2**31), st.lists(st.integers(0, 10**6), max_size=20))
+def test_deltas_on_the_compiled_path_are_chunking_invariant(seed: int, cuts: list[int]) -> None:
+    x = _signal(16000, seed, 0.5)
+    a = _run(_kernel("mfcc", 16000, 512, 160, True, deltas=2), x, cuts)
+    b = _run(_kernel("mfcc", 16000, 512, 160, True, deltas=2), x, [])
+    c = _run(_kernel("mfcc", 16000, 512, 160, False, deltas=2), x, [])
+    assert np.array_equal(a, b)
+    assert np.all(np.abs(a - c) <= 1e-4 + 1e-6 * np.abs(c))
+
+
+def test_one_large_chunk_grows_the_buffer_and_equals_small_chunks() -> None:
+    x = _signal(16000, 5, 7.0)
+    whole = _run(_kernel("log_mel", 16000, 512, 160, True), x, [])
+    small = _run(_kernel("log_mel", 16000, 512, 160, True), x, list(range(0, len(x), 100)))
+    assert np.array_equal(whole, small)
+
+
+def test_strided_and_float64_chunks_are_converted() -> None:
+    x = _signal(16000, 6, 0.5)
+    want = _run(_kernel("mfcc", 16000, 512, 160, True), x, [])
+    k = _kernel("mfcc", 16000, 512, 160, True)
+    stereo = np.stack([x, -x], axis=1)  # column 0 is a strided view
+    _, a = k.push(stereo[:3000, 0])
+    _, b = k.push(x[3000:].astype(np.float64))
+    assert np.array_equal(np.concatenate([a, b]), want)
+
+
+@pytest.mark.parametrize("compiled", [True, False], ids=["compiled", "numpy"])
+@pytest.mark.parametrize("bad", [np.nan, np.inf, -np.inf])
+def test_non_finite_chunk_is_refused_and_changes_nothing(compiled: bool, bad: float) -> None:
+    x = _signal(16000, 7, 0.5)
+    want = _run(_kernel("log_mel", 16000, 512, 160, compiled), x, [2000])
+    k = _kernel("log_mel", 16000, 512, 160, compiled)
+    _, a = k.push(x[:2000])
+    poisoned = x[2000:].copy()
+    poisoned[1234] = bad
+    with pytest.raises(FloatingPointError, match="sample 1234 of the chunk is not finite"):
+        k.push(poisoned)
+    _, b = k.push(x[2000:])  # as if the bad chunk had never come
+    assert np.array_equal(np.concatenate([a, b]), want)
+
+
+def test_only_power_of_two_sizes_run_compiled(monkeypatch: pytest.MonkeyPatch) -> None:
+    assert SpectrogramKernel(16000, 400, 160, kind="power").compiled is None  # numpy serves
+    with pytest.raises(RuntimeError, match="power of two"):
+        SpectrogramKernel(16000, 400, 160, kind="power", compiled=True)
+    assert not use_compiled(512, 0.0, None)  # amin 0: log10(0) needs numpy's -inf
+    monkeypatch.setenv("RXAUDIO_NO_COMPILED", "1")
+    assert compiled_module() is None
+    assert MfccKernel(16000, 512, 160).compiled is None
+    with pytest.raises(RuntimeError, match=r"not built .* or RXAUDIO_NO_COMPILED is set"):
+        MfccKernel(16000, 512, 160, compiled=True)
+
+
+def test_the_extension_checks_its_arguments() -> None:
+    mod = compiled_module()
+    w = np.hanning(512)
+    with pytest.raises(ValueError, match="power of two"):
+        mod.Kernel(400, 160, np.hanning(400), 0)
+    with pytest.raises(ValueError, match="hop"):
+        mod.Kernel(512, 600, w, 0)
+    with pytest.raises(ValueError, match="window has the wrong shape"):
+        mod.Kernel(512, 160, np.hanning(256), 0)
+    with pytest.raises(TypeError, match="window must be a 1-D float64"):
+        mod.Kernel(512, 160, w.astype(np.float32), 0)
+    with pytest.raises(ValueError, match="needs a mel filter bank"):
+        mod.Kernel(512, 160, w, 3)
+    with pytest.raises(ValueError, match="mode"):
+        mod.Kernel(512, 160, w, 9)
+    with pytest.raises(ValueError, match="amin"):
+        mod.Kernel(512, 160, w, 0, amin=0.0)
+    k = mod.Kernel(512, 160, w, 0)
+    x = np.zeros(1000, np.float32)
+    with pytest.raises(ValueError, match=r"shape \(4, 257\)"):
+        k.push(x, np.empty((3, 257), np.float32))
+    with pytest.raises(TypeError, match="float32"):
+        k.push(x.astype(np.int16), np.empty((4, 257), np.float32))
+    assert k.carry == 0 and k.rows == 0  # nothing consumed by the refused calls
+    assert k.push(x, np.empty((4, 257), np.float32)) == 4
+    assert k.carry == 1000 - 4 * 160 and k.rows == 4 and k.rows_for(100) == 0

@@ -135,8 +135,43 @@ CLONES static void process_group(Kernel *k, const float *const *frame, int lanes
         zr[b + 3] = t1r - t3i;
         zi[b + 3] = t1i + t3r;
     }
-    /* remaining radix-2 decimation-in-time stages */
-    for (int half = 4; half < m; half *= 2) {
+    /* remaining decimation-in-time stages, two at a time (half sizes h and 2h): one pass over
+     * memory instead of two; the second stage's odd twiddle is the first times -i */
+    int half = 4;
+    for (; 4 * half <= m; half *= 4) {
+        const int h = half;
+        const double *w1r = k->tw_re + (h - 4), *w1i = k->tw_im + (h - 4);
+        const double *w2r = k->tw_re + (2 * h - 4), *w2i = k->tw_im + (2 * h - 4);
+        for (int b = 0; b < m; b += 4 * h) {
+            v4d *restrict r0 = zr + b, *restrict i0 = zi + b;
+            v4d *restrict r1 = r0 + h, *restrict i1 = i0 + h;
+            v4d *restrict r2 = r1 + h, *restrict i2 = i1 + h;
+            v4d *restrict r3 = r2 + h, *restrict i3 = i2 + h;
+            for (int j = 0; j < h; j++) {
+                const double ar = w1r[j], ai = w1i[j], br = w2r[j], bi = w2i[j];
+                /* stage h: (0, 1) and (2, 3) */
+                const v4d t1r = r1[j] * ar - i1[j] * ai, t1i = r1[j] * ai + i1[j] * ar;
+                const v4d t3r = r3[j] * ar - i3[j] * ai, t3i = r3[j] * ai + i3[j] * ar;
+                const v4d a0r = r0[j] + t1r, a0i = i0[j] + t1i;
+                const v4d a1r = r0[j] - t1r, a1i = i0[j] - t1i;
+                const v4d a2r = r2[j] + t3r, a2i = i2[j] + t3i;
+                const v4d a3r = r2[j] - t3r, a3i = i2[j] - t3i;
+                /* stage 2h: (0, 2) with w2, (1, 3) with -i w2 */
+                const v4d u2r = a2r * br - a2i * bi, u2i = a2r * bi + a2i * br;
+                const v4d v3r = a3r * br - a3i * bi, v3i = a3r * bi + a3i * br;
+                /* -i (v3r + i v3i) = v3i - i v3r */
+                r0[j] = a0r + u2r;
+                i0[j] = a0i + u2i;
+                r2[j] = a0r - u2r;
+                i2[j] = a0i - u2i;
+                r1[j] = a1r + v3i;
+                i1[j] = a1i - v3r;
+                r3[j] = a1r - v3i;
+                i3[j] = a1i + v3r;
+            }
+        }
+    }
+    if (half < m) { /* one radix-2 stage left */
         const double *wr = k->tw_re + (half - 4), *wi = k->tw_im + (half - 4);
         for (int b = 0; b < m; b += 2 * half) {
             v4d *restrict ar = zr + b, *restrict ai = zi + b;

@@ -5,7 +5,8 @@
    options, ``center=False``) and (b) the naive streaming approach: on every incoming chunk,
    call librosa's mfcc, delta, delta-delta and the six spectral functions on the last
    ``n_fft - hop + chunk`` samples plus enough rows of context for the 9-row delta window.
-   Also the kernel alone (no Rx), ``mfcc(deltas=2)``, ``spectral()`` and other chunk sizes.
+   Also the kernel alone (no Rx; the compiled one the operators use, and the numpy fallback),
+   ``mfcc(deltas=2)``, ``spectral()`` and other chunk sizes.
 2. First-call cost in a fresh process: import + first chunk of our mfcc, against import +
    first call of librosa's mfcc.
 3. Peak traced memory of ``mfcc(deltas=2)`` streaming 10 vs 60 minutes (chunks generated on
@@ -88,8 +89,9 @@ def _speed(seconds: float, repeat: int) -> dict[str, float]:
     librosa.feature.mfcc(y=x[:RATE], **lib_kw)  # warm-up outside the timing
     frames = {c: _frames(x, c) for c in (256, 1024, 4096, 16000)}
 
-    def kernel() -> None:
-        k = MfccKernel(RATE, N_FFT, HOP, n_mfcc=N_MFCC, mel=MelSpec(n_mels=N_MELS))
+    def kernel(compiled: bool) -> None:
+        mel = MelSpec(n_mels=N_MELS)
+        k = MfccKernel(RATE, N_FFT, HOP, n_mfcc=N_MFCC, mel=mel, compiled=compiled)
         for f in frames[1024]:
             k.push(f.mono)
 
@@ -99,7 +101,8 @@ def _speed(seconds: float, repeat: int) -> dict[str, float]:
         "stream mfcc 256": lambda: _rx(frames[256], mfcc()),
         "stream mfcc 4096": lambda: _rx(frames[4096], mfcc()),
         "stream mfcc 16000": lambda: _rx(frames[16000], mfcc()),
-        "kernel mfcc 1024": kernel,
+        "kernel mfcc 1024": lambda: kernel(True),
+        "numpy kernel mfcc 1024": lambda: kernel(False),
         "stream mfcc+deltas 1024": lambda: _rx(frames[1024], mfcc(deltas=2)),
         "stream spectral 1024": lambda: _rx(frames[1024], spectral()),
     }
@@ -247,6 +250,18 @@ def main() -> None:
     ap.add_argument("--only", default="speed,first,memory,rss", help="parts to run")
     a = ap.parse_args()
     parts = set(a.only.split(","))
+    # first: a child's peak RSS counts the parent's pages at fork, so the app is measured
+    # while this process is still small (after the speed part it holds ~270 MB)
+    if "rss" in parts:
+        lengths = [float(v) for v in a.rss_minutes.split(",")]
+        rss = app_rss(lengths)
+        print("rxaudio features, peak RSS of the app's process (MB) and wall time (s):")
+        print(f"{'case':30s}" + "".join(f"{f'{m:g} min':>18s}" for m in lengths))
+        for name, _ in RSS_CASES:
+            cells = "".join(
+                f"{rss[(name, m)][0]:9.1f} MB {rss[(name, m)][1]:5.1f} s" for m in lengths
+            )
+            print(f"{name:30s}{cells}")
     if "speed" in parts:
         _print_speed(a.seconds)
     if "first" in parts:
@@ -259,16 +274,6 @@ def main() -> None:
         for m in (10.0, a.minutes):
             peak = memory(m) / 1e6
             print(f"peak traced memory, mfcc(deltas=2) over {m:.0f} min: {peak:.3f} MB")
-    if "rss" in parts:
-        lengths = [float(v) for v in a.rss_minutes.split(",")]
-        rss = app_rss(lengths)
-        print("rxaudio features, peak RSS of the app's process (MB) and wall time (s):")
-        print(f"{'case':30s}" + "".join(f"{f'{m:g} min':>18s}" for m in lengths))
-        for name, _ in RSS_CASES:
-            cells = "".join(
-                f"{rss[(name, m)][0]:9.1f} MB {rss[(name, m)][1]:5.1f} s" for m in lengths
-            )
-            print(f"{name:30s}{cells}")
 
 
 def _print_speed(seconds: float) -> None:

@@ -536,6 +536,84 @@ static PyObject *Kernel_rows_for(Kernel *k, PyObject *arg) {
     return PyLong_FromSsize_t(n >= k->n_fft ? 1 + (n - k->n_fft) / k->hop : 0);
 }
 
+/* deltas(hist, weights, out, row0, lo, hi): out[i] = hist[row0 + i] followed by, for each
+ * order o, sum_t weights[o][t] * hist[c - half + t] with c = clamp(row0 + i, lo, hi): the rows
+ * and their delta features, centres clamped at the stream's edges (librosa's mode="interp").
+ * A fixed summation order per value, so the result does not depend on how many rows a call
+ * covers. */
+static PyObject *deltas(PyObject *self, PyObject *const *args, Py_ssize_t nargs) {
+    (void)self;
+    if (nargs != 6) {
+        PyErr_SetString(PyExc_TypeError, "deltas(hist, weights, out, row0, lo, hi)");
+        return NULL;
+    }
+    Py_ssize_t idx[3];
+    for (int i = 0; i < 3; i++) {
+        idx[i] = PyLong_AsSsize_t(args[3 + i]);
+        if (idx[i] == -1 && PyErr_Occurred()) return NULL;
+    }
+    const Py_ssize_t row0 = idx[0], lo = idx[1], hi = idx[2];
+    Py_buffer h, w, o;
+    if (PyObject_GetBuffer(args[0], &h, PyBUF_C_CONTIGUOUS | PyBUF_FORMAT) < 0) return NULL;
+    if (PyObject_GetBuffer(args[1], &w, PyBUF_C_CONTIGUOUS | PyBUF_FORMAT) < 0) {
+        PyBuffer_Release(&h);
+        return NULL;
+    }
+    if (PyObject_GetBuffer(args[2], &o, PyBUF_C_CONTIGUOUS | PyBUF_FORMAT | PyBUF_WRITABLE) < 0) {
+        PyBuffer_Release(&h);
+        PyBuffer_Release(&w);
+        return NULL;
+    }
+    PyObject *result = NULL;
+    if (h.ndim != 2 || h.itemsize != 8 || !h.format || !strchr(h.format, 'd') || w.ndim != 2 ||
+        w.itemsize != 8 || !w.format || !strchr(w.format, 'd') || o.ndim != 2 ||
+        o.itemsize != 4 || !o.format || !strchr(o.format, 'f')) {
+        PyErr_SetString(PyExc_TypeError,
+                        "hist and weights must be 2-D float64, out 2-D float32, contiguous");
+        goto done;
+    }
+    const Py_ssize_t n = h.shape[0], d = h.shape[1], n_orders = w.shape[0], width = w.shape[1];
+    const Py_ssize_t k = o.shape[0], half = width / 2;
+    const Py_ssize_t c_first = row0 < lo ? lo : (row0 > hi ? hi : row0);
+    const Py_ssize_t last = row0 + k - 1, c_last = last < lo ? lo : (last > hi ? hi : last);
+    if (width % 2 == 0 || o.shape[1] != d * (1 + n_orders) || row0 < 0 || row0 + k > n ||
+        lo > hi || c_first - half < 0 || c_last + half >= n) {
+        PyErr_SetString(PyExc_ValueError, "deltas: rows, centres or shapes out of range");
+        goto done;
+    }
+    const double *hist = h.buf, *wt = w.buf;
+    float *out = o.buf;
+    const Py_ssize_t cols = o.shape[1];
+    for (Py_ssize_t i = 0; i < k; i++) {
+        const Py_ssize_t r = row0 + i, c = r < lo ? lo : (r > hi ? hi : r);
+        float *row = out + i * cols;
+        for (Py_ssize_t j = 0; j < d; j++) row[j] = (float)hist[r * d + j];
+        const double *win = hist + (c - half) * d;
+        for (Py_ssize_t q = 0; q < n_orders; q++) {
+            const double *wq = wt + q * width;
+            float *dst = row + d * (1 + q);
+            for (Py_ssize_t j = 0; j < d; j++) {
+                double acc = 0.0;
+                for (Py_ssize_t t = 0; t < width; t++) acc += wq[t] * win[t * d + j];
+                dst[j] = (float)acc;
+            }
+        }
+    }
+    result = Py_None;
+    Py_INCREF(result);
+done:
+    PyBuffer_Release(&h);
+    PyBuffer_Release(&w);
+    PyBuffer_Release(&o);
+    return result;
+}
+
+static PyMethodDef module_methods[] = {
+    {"deltas", (PyCFunction)(void (*)(void))deltas, METH_FASTCALL,
+     "deltas(hist, weights, out, row0, lo, hi): rows with their delta features"},
+    {NULL, NULL, 0, NULL},
+};
+
 static PyMethodDef Kernel_methods[] = {
     {"push", (PyCFunction)(void (*)(void))Kernel_push, METH_FASTCALL,
      "push(chunk, out) -> rows: consume float32 samples, write the completed rows into out "
@@ -569,7 +647,7 @@ static PyTypeObject KernelType = {
 
 static struct PyModuleDef module = {
     PyModuleDef_HEAD_INIT, "_melkernel", "Compiled streaming STFT/mel/MFCC kernel.", -1,
-    NULL, NULL, NULL, NULL, NULL,
+    module_methods, NULL, NULL, NULL, NULL,
 };
 
 PyMODINIT_FUNC PyInit__melkernel(void) {

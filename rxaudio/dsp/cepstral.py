@@ -3,7 +3,9 @@
 from __future__ import annotations
 
 import math
+import os
 from functools import lru_cache
+from typing import Any
 
 import numpy as np
 from numpy.typing import NDArray
@@ -55,6 +57,17 @@ def derivative_weights(n: int, order: int) -> F64:
     return np.asarray(w, dtype=np.float64)
 
 
+def _load_compiled_deltas() -> Any:
+    """The compiled ``deltas`` helper, or ``None`` (not built, or ``RXAUDIO_NO_COMPILED``)."""
+    if os.environ.get("RXAUDIO_NO_COMPILED", "") not in ("", "0"):
+        return None
+    try:
+        from ._melkernel import deltas
+    except ImportError:
+        return None
+    return deltas
+
+
 class StreamingDelta:
     """Append delta (and delta-delta) features to a stream of rows, with a fixed latency.
 
@@ -81,37 +94,47 @@ class StreamingDelta:
         self.latency = self.half
         self.orders = orders
         self._w = np.stack([derivative_weights(width, o) for o in orders])  # (n_orders, width)
-        self._hist: F64 | None = None  # rows from index self._base
+        self._wc = np.ascontiguousarray(self._w)
+        self._compiled = _load_compiled_deltas()
+        # rows held, in a buffer reused from push to push: valid rows [0, _n) are stream rows
+        # [_base, _base + _n); rows no longer needed are dropped only when room is needed
+        self._buf: F64 | None = None
+        self._n = 0
         self._W: F64 | None = None
         self._base = 0
         self._seen = 0  # rows pushed
         self._done = 0  # rows emitted
 
+    @property
+    def _hist(self) -> F64 | None:
+        """The rows held (a view), ``None`` before the first push."""
+        return None if self._buf is None else self._buf[: self._n]
+
     def _rows(self, stop: int) -> F32:
         """Emit rows ``[_done, stop)`` with their deltas."""
-        hist = self._hist
-        assert hist is not None
-        d = hist.shape[1]
-        if self._W is None or self._W.shape[0] != self.width * d:
-            # block weights: windows (k, width * d) @ W -> (k, n_orders * d)
-            eye = np.eye(d)
-            self._W = np.hstack([np.kron(w[:, None], eye) for w in self._w])
+        buf, W = self._buf, self._W
+        assert buf is not None and W is not None
+        d = buf.shape[1]
         lo, hi = self.half, self._seen - 1 - self.half
+        if self._compiled is not None:  # the same sums, in C (about 4 us less per call)
+            out = np.empty((stop - self._done, d * (1 + len(self.orders))), dtype=np.float32)
+            base = self._base
+            self._compiled(buf[: self._n], self._wc, out, self._done - base, lo - base, hi - base)
+            self._done = stop
+            return out
         c0, c1 = min(max(self._done, lo), hi), min(max(stop - 1, lo), hi)
         # windows of the distinct centres c0..c1 are consecutive: one strided view, no copy
-        hist = np.ascontiguousarray(hist)
-        first = (c0 - self.half - self._base) * d
         windows = np.ndarray(
             (c1 - c0 + 1, self.width * d),
             np.float64,
-            buffer=hist,
-            offset=first * 8,
+            buffer=buf,
+            offset=(c0 - self.half - self._base) * d * 8,
             strides=(d * 8, 8),
         )
-        per_centre = windows @ self._W
+        per_centre = np.dot(windows, W)
         k = stop - self._done
-        out = np.empty((k, d + self._W.shape[1]), dtype=np.float32)
-        out[:, :d] = hist[self._done - self._base : stop - self._base]
+        out = np.empty((k, d + W.shape[1]), dtype=np.float32)
+        out[:, :d] = buf[self._done - self._base : stop - self._base]
         if c1 - c0 + 1 == k:  # no edge row among them
             out[:, d:] = per_centre
         else:  # edge rows repeat their window's centre value
@@ -122,33 +145,44 @@ class StreamingDelta:
     def push(self, rows: F32 | F64) -> tuple[int, F32]:
         """Add rows ``(k, d)``; return ``(index of the first row out, rows with deltas)``."""
         first = self._done
-        rows64 = np.asarray(rows, dtype=np.float64)
-        self._hist = (
-            np.array(rows64, copy=True)
-            if self._hist is None
-            else np.concatenate((self._hist, rows64))
-        )
-        self._seen += rows64.shape[0]
-        d = rows64.shape[1]
+        k, d = rows.shape
+        buf = self._buf
+        if buf is None:
+            buf = self._buf = np.empty((max(4 * self.width, 2 * k + self.width), d))
+            # block weights: windows (k, width * d) @ W -> (k, n_orders * d)
+            eye = np.eye(d)
+            self._W = np.hstack([np.kron(w[:, None], eye) for w in self._w])
+        n = self._n
+        if n + k > buf.shape[0]:
+            # drop what neither later rows nor the final edge rows still need
+            keep = min(self._done - self.half, self._seen - self.width)
+            if keep > self._base:
+                drop = keep - self._base
+                buf[: n - drop] = buf[drop:n]  # overlapping move: numpy copes
+                n -= drop
+                self._base = keep
+            if n + k > buf.shape[0]:  # a chunk larger than any before: grow
+                grown = np.empty((2 * (n + k), d))
+                grown[:n] = buf[:n]
+                buf = self._buf = grown
+        buf[n : n + k] = rows
+        self._n = n + k
+        self._seen += k
         stop = self._seen - self.half if self._seen >= self.width else self._done
-        out = self._rows(stop) if stop > self._done else np.zeros((0, d * (1 + len(self.orders))))
-        # keep what later rows and the final edge rows still need
-        keep = min(self._done - self.half, self._seen - self.width)
-        if keep > self._base:
-            self._hist = self._hist[keep - self._base :]
-            self._base = keep
-        return first, np.asarray(out, dtype=np.float32)
+        if stop > self._done:
+            return first, self._rows(stop)
+        return first, np.zeros((0, d * (1 + len(self.orders))), dtype=np.float32)
 
     def flush(self) -> tuple[int, F32]:
         """End of stream: the rows still held back, with their deltas."""
         first = self._done
-        if self._hist is None or self._done >= self._seen:
-            d = 0 if self._hist is None else self._hist.shape[1]
+        hist = self._hist
+        if hist is None or self._done >= self._seen:
+            d = 0 if hist is None else hist.shape[1]
             return first, np.zeros((0, d * (1 + len(self.orders))), dtype=np.float32)
         if self._seen >= self.width:
             return first, self._rows(self._seen)
-        # fewer rows than the window: fit over everything there is
-        hist = self._hist
+        # fewer rows than the window: fit over everything there is (all still held)
         n = hist.shape[0]
         ds = []
         for o in self.orders:

@@ -60,6 +60,7 @@ typedef struct {
     Py_ssize_t cap, carry;
     long long rows;
     int busy;
+    int ready; /* set by a complete, successful __init__ only */
 } Kernel;
 
 static void *aligned(size_t n) {
@@ -275,13 +276,23 @@ static void Kernel_dealloc(Kernel *k) {
     Py_TYPE(k)->tp_free((PyObject *)k);
 }
 
+/* whether a buffer's struct format is exactly one native-order item of type `code` ('f' or
+ * 'd'): "f", "@f", "=f", and "<f" / ">f" when that is this machine's byte order */
+static int native(const char *fmt, char code) {
+    if (fmt == NULL) return code == 'B';
+    const uint16_t probe = 1;
+    const char own = *(const char *)&probe ? '<' : '>';
+    if (fmt[0] == '@' || fmt[0] == '=' || fmt[0] == own) fmt++;
+    return fmt[0] == code && fmt[1] == '\0';
+}
+
 /* a C-contiguous float64 array of the given dimensions (-1: any), copied out */
 static double *read_doubles(PyObject *obj, const char *name, int ndim, Py_ssize_t d0,
                             Py_ssize_t d1, Py_ssize_t *shape_out) {
     Py_buffer b;
     if (PyObject_GetBuffer(obj, &b, PyBUF_C_CONTIGUOUS | PyBUF_FORMAT) < 0) return NULL;
     double *out = NULL;
-    if (b.ndim != ndim || b.itemsize != 8 || b.format == NULL || strchr(b.format, 'd') == NULL) {
+    if (b.ndim != ndim || b.itemsize != 8 || !native(b.format, 'd')) {
         PyErr_Format(PyExc_TypeError, "%s must be a %d-D float64 array", name, ndim);
     } else if ((d0 >= 0 && b.shape[0] != d0) || (ndim == 2 && d1 >= 0 && b.shape[1] != d1)) {
         PyErr_Format(PyExc_ValueError, "%s has the wrong shape", name);
@@ -307,7 +318,7 @@ static int Kernel_init(Kernel *k, PyObject *args, PyObject *kwds) {
     if (!PyArg_ParseTupleAndKeywords(args, kwds, "iiOi|OOOdd", kwlist, &n_fft, &hop, &window,
                                      &mode, &mel, &dct, &dct_off, &amin, &db_offset))
         return -1;
-    if (k->window != NULL) {
+    if (k->window != NULL || k->ready) { /* a second __init__, after success or failure */
         PyErr_SetString(PyExc_RuntimeError, "Kernel is already initialised");
         return -1;
     }
@@ -439,6 +450,7 @@ static int Kernel_init(Kernel *k, PyObject *args, PyObject *kwds) {
     }
     k->carry = 0;
     k->rows = 0;
+    k->ready = 1;
     return 0;
 }
 
@@ -447,7 +459,7 @@ static PyObject *Kernel_push(Kernel *k, PyObject *const *args, Py_ssize_t nargs)
         PyErr_SetString(PyExc_TypeError, "push(chunk, out) takes two arguments");
         return NULL;
     }
-    if (k->window == NULL) {
+    if (!k->ready) {
         PyErr_SetString(PyExc_RuntimeError, "Kernel is not initialised");
         return NULL;
     }
@@ -457,7 +469,7 @@ static PyObject *Kernel_push(Kernel *k, PyObject *const *args, Py_ssize_t nargs)
     }
     Py_buffer in, out;
     if (PyObject_GetBuffer(args[0], &in, PyBUF_C_CONTIGUOUS | PyBUF_FORMAT) < 0) return NULL;
-    if (in.ndim != 1 || in.itemsize != 4 || in.format == NULL || strchr(in.format, 'f') == NULL) {
+    if (in.ndim != 1 || in.itemsize != 4 || !native(in.format, 'f')) {
         PyBuffer_Release(&in);
         PyErr_SetString(PyExc_TypeError, "chunk must be a contiguous 1-D float32 array");
         return NULL;
@@ -469,8 +481,8 @@ static PyObject *Kernel_push(Kernel *k, PyObject *const *args, Py_ssize_t nargs)
     }
     const Py_ssize_t count = in.shape[0], n = k->carry + count;
     const Py_ssize_t rows = n >= k->n_fft ? 1 + (n - k->n_fft) / k->hop : 0;
-    const int out_double = out.format != NULL && strchr(out.format, 'd') != NULL;
-    const int out_float = out.format != NULL && strchr(out.format, 'f') != NULL;
+    const int out_double = out.itemsize == 8 && native(out.format, 'd');
+    const int out_float = out.itemsize == 4 && native(out.format, 'f');
     if (out.ndim != 2 || !(out_double || out_float) || out.shape[0] != rows ||
         out.shape[1] != k->n_out) {
         PyErr_Format(PyExc_ValueError,
@@ -530,6 +542,10 @@ static PyObject *Kernel_push(Kernel *k, PyObject *const *args, Py_ssize_t nargs)
 }
 
 static PyObject *Kernel_rows_for(Kernel *k, PyObject *arg) {
+    if (!k->ready) {
+        PyErr_SetString(PyExc_RuntimeError, "Kernel is not initialised");
+        return NULL;
+    }
     const Py_ssize_t count = PyLong_AsSsize_t(arg);
     if (count == -1 && PyErr_Occurred()) return NULL;
     const Py_ssize_t n = k->carry + count;
@@ -565,9 +581,9 @@ static PyObject *deltas(PyObject *self, PyObject *const *args, Py_ssize_t nargs)
         return NULL;
     }
     PyObject *result = NULL;
-    if (h.ndim != 2 || h.itemsize != 8 || !h.format || !strchr(h.format, 'd') || w.ndim != 2 ||
-        w.itemsize != 8 || !w.format || !strchr(w.format, 'd') || o.ndim != 2 ||
-        o.itemsize != 4 || !o.format || !strchr(o.format, 'f')) {
+    if (h.ndim != 2 || h.itemsize != 8 || !native(h.format, 'd') || w.ndim != 2 ||
+        w.itemsize != 8 || !native(w.format, 'd') || o.ndim != 2 || o.itemsize != 4 ||
+        !native(o.format, 'f')) {
         PyErr_SetString(PyExc_TypeError,
                         "hist and weights must be 2-D float64, out 2-D float32, contiguous");
         goto done;

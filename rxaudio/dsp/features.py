@@ -28,7 +28,7 @@ from numpy.typing import NDArray
 from .cepstral import StreamingDelta, dct_matrix
 from .mel import fft_frequencies, mel_filters
 from .spectral import DESCRIPTORS, descriptors
-from .stft import StreamingSTFT
+from .stft import _MAX_VIEWS, StreamingSTFT
 
 F32 = NDArray[np.float32]
 F64 = NDArray[np.float64]
@@ -181,6 +181,8 @@ class SpectrogramKernel:
                 self._power = np.empty((k, self.stft.n_bins), dtype=np.float32)
                 self._melbuf = np.empty((k, self.basis.shape[1]), dtype=np.float32)
                 self._views = {}
+            elif len(self._views) >= _MAX_VIEWS:
+                self._views = {}
             views = self._views[k] = (self._power[:k], self._melbuf[:k])
         return views
 
@@ -267,7 +269,10 @@ class MfccKernel:
         self.dct: F64 = np.ascontiguousarray(10.0 * dct.T)
         self.offset: F64 = dct.sum(axis=1) * self.spec.ref_db
         self._none64: F64 = np.zeros((0, n_mfcc))
-        self._work: dict[int, tuple[F64, F64]] = {}  # float64 log-mel and coefficients, per k
+        # float64 log-mel and coefficient buffers, and their views per row count
+        self._logbuf: F64 = np.zeros((0, self.dct.shape[0]))
+        self._coefbuf: F64 = np.zeros((0, self.dct.shape[1]))
+        self._work: dict[int, tuple[F64, F64]] = {}
         self.delta = StreamingDelta(delta_width, tuple(range(1, deltas + 1))) if deltas else None
         self.latency = self.delta.latency if self.delta else 0
         base = [f"mfcc_{i}" for i in range(n_mfcc)]
@@ -308,10 +313,13 @@ class MfccKernel:
         k = frames.shape[0]
         work = self._work.get(k)
         if work is None:
-            work = self._work[k] = (
-                np.empty((k, self.dct.shape[0])),
-                np.empty((k, self.dct.shape[1])),
-            )
+            if k > self._logbuf.shape[0]:  # buffers sized by the largest row count
+                self._logbuf = np.empty((k, self.dct.shape[0]))
+                self._coefbuf = np.empty((k, self.dct.shape[1]))
+                self._work = {}
+            elif len(self._work) >= _MAX_VIEWS:
+                self._work = {}
+            work = self._work[k] = (self._logbuf[:k], self._coefbuf[:k])
         log_mel, coeffs = work
         np.copyto(log_mel, self.spec.log10_mel(frames, work=True))  # exact widening
         np.dot(log_mel, self.dct, out=coeffs)

@@ -61,6 +61,12 @@ _RFFT_EVEN = _pocketfft_ufunc("rfft_n_even")
 _RFFT_ODD = _pocketfft_ufunc("rfft_n_odd")
 
 
+# views of the work buffers cached per row count; a stream meets one or two row counts, one
+# with chunks of every size meets many: past this many the cache starts over (the buffers
+# themselves are sized by the largest row count, never per count)
+_MAX_VIEWS = 8
+
+
 class StreamingSTFT:
     """Frames and their windowed rFFT, computed incrementally.
 
@@ -99,6 +105,7 @@ class StreamingSTFT:
         # views for each row count met so far (a chunk size gives one or two counts: no slicing
         # per call)
         self._cap = 0
+        self._windows: F64 = np.zeros((0, n_fft))
         self._xw: F64 = np.zeros((0, n_fft))
         self._spec128: NDArray[np.complex128] = np.zeros((0, self.n_bins), dtype=np.complex128)
         self._spec: C64 = np.zeros((0, self.n_bins), dtype=np.complex64)
@@ -134,14 +141,16 @@ class StreamingSTFT:
     def _work(self, k: int) -> tuple[F64, F64, NDArray[np.complex128], C64]:
         if k > self._cap:
             self._cap = k
+            # the window repeated per row: a broadcast product would go through numpy's
+            # buffered iterator (a 30-60 kB scratch allocation per call)
+            self._windows = np.ascontiguousarray(np.broadcast_to(self.window, (k, self.n_fft)))
             self._xw = np.empty((k, self.n_fft))
             self._spec128 = np.empty((k, self.n_bins), dtype=np.complex128)
             self._spec = np.empty((k, self.n_bins), dtype=np.complex64)
             self._views = {}
-        # the window repeated per row: a broadcast product would go through numpy's buffered
-        # iterator (a 30-60 kB scratch allocation per call)
-        windows = np.ascontiguousarray(np.broadcast_to(self.window, (k, self.n_fft)))
-        views = (windows, self._xw[:k], self._spec128[:k], self._spec[:k])
+        elif len(self._views) >= _MAX_VIEWS:  # chunk sizes all over the place: views are cheap
+            self._views = {}
+        views = (self._windows[:k], self._xw[:k], self._spec128[:k], self._spec[:k])
         self._views[k] = views
         return views
 

@@ -231,3 +231,37 @@ def test_compiled_deltas_check_their_arguments() -> None:
     deltas(hist, w, out, 0, 2, 7)  # edge rows take the clamped centre's window
     assert np.array_equal(out[:, 0], np.arange(10))
     assert np.array_equal(out[:, 3], [10, 10, 10, 15, 20, 25, 30, 35, 35, 35])
+
+
+def test_a_kernel_whose_init_failed_refuses_work() -> None:
+    """Not a hang, not a crash: a half-built kernel says so."""
+    mod = compiled_module()
+    bare = mod.Kernel.__new__(mod.Kernel)
+    with pytest.raises(RuntimeError, match="not initialised"):
+        bare.push(np.zeros(1000, np.float32), np.zeros((4, 257), np.float32))
+    k = mod.Kernel.__new__(mod.Kernel)
+    with pytest.raises(ValueError, match="needs a mel filter bank"):
+        k.__init__(512, 160, np.hanning(512), 3)  # fails after the window was read
+    with pytest.raises(RuntimeError, match="not initialised"):
+        k.push(np.zeros(1000, np.float32), np.zeros((4, 40), np.float32))
+    with pytest.raises(RuntimeError, match="not initialised"):
+        k.rows_for(1000)
+    with pytest.raises(RuntimeError, match="already initialised"):
+        k.__init__(512, 160, np.hanning(512), 0)
+
+
+def test_byte_order_and_item_type_are_checked_exactly() -> None:
+    mod = compiled_module()
+    k = mod.Kernel(512, 160, np.hanning(512), 0)
+    x = np.random.default_rng(8).standard_normal(1000).astype(np.float32)
+    with pytest.raises(TypeError, match="float32"):
+        k.push(x.astype(">f4"), np.empty((4, 257), np.float32))
+    for bad in (np.empty((4, 257), ">f4"), np.empty((4, 257), np.complex64)):
+        with pytest.raises(ValueError, match="float32 or float64"):
+            k.push(x, bad)
+    with pytest.raises(TypeError, match="window must be a 1-D float64"):
+        mod.Kernel(512, 160, np.hanning(512).astype(">f8"), 0)
+    # through the Python kernel a foreign byte order is converted, not misread
+    want = _run(_kernel("log_mel", 16000, 512, 160, True), x, [])
+    got = _run(_kernel("log_mel", 16000, 512, 160, True), x.astype(">f4"), [])
+    assert np.array_equal(got, want)

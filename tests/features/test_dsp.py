@@ -277,3 +277,33 @@ def test_stft_spectrum_and_power_equal_numpy(n_fft: int, hop: int) -> None:
     # a chunk with more rows than before grows the work buffers
     big = s.frames(np.tile(x, 3))
     assert np.allclose(s.spectrum(big)[-1], np.fft.rfft(big[-1] * s.window), atol=1e-4)
+
+
+@pytest.mark.parametrize("compiled", [False, True], ids=["numpy", "compiled"])
+def test_many_different_chunk_sizes_do_not_pile_up_buffers(compiled: bool) -> None:
+    """Work buffers are sized by the largest chunk, not kept per chunk size: a stream whose
+    chunks come in 200 different sizes holds what its largest chunk needs."""
+    import tracemalloc
+
+    rng = np.random.default_rng(9)
+    sizes = rng.permutation(np.arange(1, 201) * 160)
+    x = (0.1 * rng.standard_normal(int(sizes.max()))).astype(np.float32)
+    kernels = [
+        MfccKernel(16000, 512, 160, mel=MelSpec(n_mels=40), compiled=compiled),
+        SpectrogramKernel(16000, 512, 160, kind="log_mel", mel=MelSpec(n_mels=40)),
+        SpectralKernel(16000, 512, 160),
+    ]
+    tracemalloc.start()
+    try:
+        for _ in range(2):  # the largest chunk first (twice, the second after a carry):
+            for k in kernels:  # every buffer at its final size
+                k.push(x)
+        base = tracemalloc.get_traced_memory()[0]
+        for n in sizes:
+            for k in kernels:
+                k.push(x[:n])
+        held = tracemalloc.get_traced_memory()[0] - base
+    finally:
+        tracemalloc.stop()
+    # 200 sizes x (window copy + spectra + power + mel) per size would be ~300 MB
+    assert held < 50_000, held

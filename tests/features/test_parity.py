@@ -147,8 +147,13 @@ def _librosa_mfcc(
 
 
 def _close(ours: np.ndarray, ref: np.ndarray) -> None:
-    # 1e-4 absolute, plus float32's own resolution for large values (|mfcc_0| reaches ~600)
-    assert np.all(np.abs(ours - ref) <= 1e-4 + 1e-6 * np.abs(ref)), np.abs(ours - ref).max()
+    """1e-4 absolute. Only values of magnitude 256 and up (``mfcc_0`` of very quiet rows,
+    about -632 for digital silence) get float32's own resolution on top: there one float32
+    step is 3e-5 to 6e-5, and librosa's float32 DCT lands up to two steps from the correctly
+    rounded value (measured: 1.2e-4 on silent rows, where its floor also reads -100.00001 dB)."""
+    diff, mag = np.abs(ours - ref), np.abs(ref)
+    assert np.all(diff[mag < 256] <= 1e-4), diff[mag < 256].max()
+    assert np.all(diff <= 1e-4 + 1e-6 * mag), diff.max()
 
 
 @PATHS

@@ -265,3 +265,18 @@ def test_byte_order_and_item_type_are_checked_exactly() -> None:
     want = _run(_kernel("log_mel", 16000, 512, 160, True), x, [])
     got = _run(_kernel("log_mel", 16000, 512, 160, True), x.astype(">f4"), [])
     assert np.array_equal(got, want)
+
+
+@pytest.mark.parametrize("compiled", [True, False], ids=["compiled", "numpy"])
+@pytest.mark.parametrize("kind", KINDS)
+def test_an_empty_chunk_changes_nothing(kind: str, compiled: bool) -> None:
+    x = _signal(16000, 10, 0.3)
+    want = _run(_kernel(kind, 16000, 512, 160, compiled), x, [1000, 3000])
+    k = _kernel(kind, 16000, 512, 160, compiled)
+    parts = []
+    for a, b in [(0, 1000), (1000, 1000), (1000, 3000), (3000, 3000), (3000, len(x))]:
+        _, rows = k.push(x[a:b])
+        assert rows.dtype == np.float32 and rows.ndim == 2
+        parts.append(rows)
+    parts.append(k.flush()[1])
+    assert np.array_equal(np.concatenate(parts), want)

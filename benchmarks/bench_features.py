@@ -105,6 +105,11 @@ def _speed(seconds: float, repeat: int) -> dict[str, float]:
         "numpy kernel mfcc 1024": lambda: kernel(False),
         "stream mfcc+deltas 1024": lambda: _rx(frames[1024], mfcc(deltas=2)),
         "stream spectral 1024": lambda: _rx(frames[1024], spectral()),
+        # what the naive loop (b) computes: mfcc, both deltas and the six descriptors
+        "stream (b)'s work 1024": lambda: (
+            _rx(frames[1024], mfcc(deltas=2)),
+            _rx(frames[1024], spectral()),
+        ),
     }
     # (b) naive: librosa on every chunk, over the samples needed for the chunk's rows + deltas
     ctx = N_FFT - HOP + 8 * HOP  # 4 rows each side for the 9-row delta window

@@ -247,7 +247,9 @@ class FeatureFrame:
     params
         The options that made the rows (shared between frames: do not mutate).
     latency
-        Rows by which this output trails the STFT framing (deltas hold rows back).
+        Rows by which this output trails the STFT framing once a stream is under way (deltas
+        hold ``delta_width // 2`` rows back; the first ones of a stream wait for the first
+        full delta window).
     """
 
     kind: str

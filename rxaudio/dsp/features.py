@@ -10,9 +10,11 @@ Two implementations compute the spectrogram and MFCC rows. The compiled one
 (``rxaudio/dsp/_melkernel.c``, built at install) does a chunk's framing, windowed FFT, mel
 product, log and DCT in one call, in float64, rounding once; it serves power-of-two ``n_fft``.
 The numpy one serves every other size, and everything where the extension could not be built
-(or ``RXAUDIO_NO_COMPILED=1`` is set). Both match librosa within the documented tolerances and
-each gives bit-identical rows for any chunking; they differ from each other by float32
-rounding (the numpy path rounds the STFT to complex64 as librosa does).
+(or ``RXAUDIO_NO_COMPILED=1`` is set). Both match librosa within the documented tolerances.
+The compiled one gives bit-identical rows for any chunking; the numpy one can differ by a
+float32 step between chunkings (its float32 mel product goes through BLAS, whose summation
+order depends on how many rows a call has). They differ from each other by float32 rounding
+(the numpy path rounds the STFT to complex64 as librosa does).
 """
 
 from __future__ import annotations

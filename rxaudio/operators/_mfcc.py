@@ -36,8 +36,10 @@ def mfcc(
     signal, for any chunking. With ``deltas`` (1: delta, 2: delta and delta-delta) each row
     gains ``n_mfcc`` columns per order, equal to ``librosa.feature.delta(width=delta_width)``
     on every row (edges included when the stream has at least ``delta_width`` rows); rows then
-    come out ``latency = delta_width // 2`` rows late (4 rows, 40 ms at hop 160 and 16 kHz) and
-    completion flushes the held rows.
+    come out ``latency = delta_width // 2`` rows late (4 rows, 40 ms at hop 160 and 16 kHz;
+    only the first ``latency`` rows of a stream wait longer, until row ``delta_width - 1``
+    exists, since their deltas use the stream's first full window) and completion flushes the
+    held rows.
 
     .. marble::
         -a(1024)--b(1024)------c(100)---|

@@ -55,6 +55,16 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("--deltas", type=int, default=None, choices=(0, 1, 2), help="MFCC deltas (0)")
     p.add_argument("--fmin", type=float, default=None, help="lowest mel frequency, Hz (0)")
     p.add_argument("--fmax", type=float, default=None, help="highest mel frequency, Hz")
+    p.add_argument(
+        "--delta-width", type=int, default=None, help="rows in the delta window, odd >= 3 (9)"
+    )
+    p.add_argument("--lifter", type=float, default=None, help="MFCC liftering, >= 0 (0: none)")
+    p.add_argument("--ref", type=float, default=None, help="dB reference power (1.0; log-mel)")
+    p.add_argument("--amin", type=float, default=None, help="power floor (1e-10; log-mel)")
+    p.add_argument(
+        "--roll-percent", type=float, default=None, help="rolloff fraction, 0 to 1 (0.85)"
+    )
+    p.add_argument("--p", type=float, default=None, help="bandwidth order, >= 1 (2.0; spectral)")
     p.add_argument("--rate", type=int, default=None, help="resample to this rate first (Hz)")
     p.add_argument(
         "--decimals", type=_decimals, default=6, help="decimals in CSV output, 0 to 16 (6)"
@@ -67,7 +77,13 @@ def build_operator(args: argparse.Namespace) -> Any:
     from ..operators import mfcc, spectral, spectrogram
 
     _refuse_options_for_other_kinds(args)
+    if args.delta_width is not None and not args.deltas:
+        raise ConfigError(
+            "--delta-width only applies with --deltas 1 or 2; add --deltas or drop --delta-width"
+        )
     fmin = 0.0 if args.fmin is None else args.fmin
+    ref = 1.0 if args.ref is None else args.ref
+    amin = 1e-10 if args.amin is None else args.amin
     if args.kind == "mfcc":
         return mfcc(
             n_mfcc=13 if args.n_mfcc is None else args.n_mfcc,
@@ -75,12 +91,22 @@ def build_operator(args: argparse.Namespace) -> Any:
             n_fft=args.n_fft,
             hop=args.hop,
             deltas=args.deltas or 0,
+            delta_width=9 if args.delta_width is None else args.delta_width,
             window=args.window,
             fmin=fmin,
             fmax=args.fmax,
+            lifter=0.0 if args.lifter is None else args.lifter,
+            ref=ref,
+            amin=amin,
         )
     if args.kind == "spectral":
-        return spectral(n_fft=args.n_fft, hop=args.hop, window=args.window)
+        return spectral(
+            n_fft=args.n_fft,
+            hop=args.hop,
+            window=args.window,
+            roll_percent=0.85 if args.roll_percent is None else args.roll_percent,
+            p=2.0 if args.p is None else args.p,
+        )
     return spectrogram(
         n_fft=args.n_fft,
         hop=args.hop,
@@ -89,6 +115,8 @@ def build_operator(args: argparse.Namespace) -> Any:
         n_mels=64 if args.n_mels is None else args.n_mels,
         fmin=fmin,
         fmax=args.fmax,
+        ref=ref,
+        amin=amin,
     )
 
 
@@ -103,8 +131,23 @@ def _refuse_options_for_other_kinds(args: argparse.Namespace) -> None:
         "--n-mels": args.n_mels,
         "--fmin": args.fmin,
         "--fmax": args.fmax,
+        "--delta-width": args.delta_width,
+        "--lifter": args.lifter,
+        "--ref": args.ref,
+        "--amin": args.amin,
+        "--roll-percent": args.roll_percent,
+        "--p": args.p,
     }
-    applies = {"--n-mfcc": ("mfcc",), "--deltas": ("mfcc",)}
+    applies = {
+        "--n-mfcc": ("mfcc",),
+        "--deltas": ("mfcc",),
+        "--delta-width": ("mfcc",),
+        "--lifter": ("mfcc",),
+        "--ref": ("mfcc", "log_mel"),
+        "--amin": ("mfcc", "log_mel"),
+        "--roll-percent": ("spectral",),
+        "--p": ("spectral",),
+    }
     wrong = [
         name
         for name, value in given.items()

@@ -15,7 +15,7 @@ from reactivex import from_iterable
 
 from rxaudio.apps.cli import main
 from rxaudio.frames import AudioFrame
-from rxaudio.operators import mfcc, spectral
+from rxaudio.operators import mfcc, spectral, spectrogram
 from rxaudio.testing import collect
 
 
@@ -106,6 +106,61 @@ def test_features_resamples_on_request(
 
 
 @pytest.mark.parametrize(
+    ("argv", "op", "params"),
+    [
+        (
+            ["--deltas", "1", "--delta-width", "5"],
+            mfcc(deltas=1, delta_width=5),
+            {"deltas": 1, "delta_width": 5},
+        ),
+        (["--lifter", "22"], mfcc(lifter=22), {"lifter": 22.0}),
+        (["--ref", "10"], mfcc(ref=10), {"ref": 10.0}),
+        (["--amin", "1e-4"], mfcc(amin=1e-4), {"amin": 1e-4}),
+        (
+            ["--kind", "log_mel", "--ref", "100"],
+            spectrogram(kind="log_mel", ref=100),
+            {"ref": 100.0},
+        ),
+        (
+            ["--kind", "log_mel", "--amin", "1e-4"],
+            spectrogram(kind="log_mel", amin=1e-4),
+            {"amin": 1e-4},
+        ),
+        (
+            ["--kind", "spectral", "--roll-percent", "0.5"],
+            spectral(roll_percent=0.5),
+            {"roll_percent": 0.5},
+        ),
+        (["--kind", "spectral", "--p", "3"], spectral(p=3.0), {"p": 3.0}),
+    ],
+)
+def test_features_operator_options_reach_the_operator(
+    tmp_path: Path,
+    speech_path: str,
+    speech: np.ndarray,
+    argv: list[str],
+    op: object,
+    params: dict[str, Any],
+) -> None:
+    """Each operator option on the command line: the rows of the operator given that option
+    (and not the default rows), the value recorded in the NPZ meta."""
+    import json
+
+    out = tmp_path / "f.npz"
+    assert main(["features", speech_path, "--out", str(out), *argv, "--no-progress"]) == 0
+    z = np.load(out)
+    want = _operator_rows(speech, op)
+    assert np.array_equal(z["values"], want)
+    kind = argv[argv.index("--kind") + 1] if "--kind" in argv else "mfcc"
+    default = {"mfcc": mfcc(deltas=params.get("deltas", 0)), "spectral": spectral()}.get(
+        kind, spectrogram(kind="log_mel")
+    )
+    assert not np.array_equal(want, _operator_rows(speech, default))  # the option does something
+    meta = json.loads(str(z["meta"]))
+    assert {k: meta["params"][k] for k in params} == params
+
+
+@pytest.mark.parametrize(
     ("argv", "words"),
     [
         (["--out", "{d}/x.txt"], ["unknown format .txt", ".npz, .csv, .parquet"]),
@@ -126,6 +181,69 @@ def test_features_resamples_on_request(
             ["--fmin, --fmax do not apply to --kind power", "drop them"],
         ),
         (["--out", "{d}/x.csv", "--decimals", "2.5"], ["--decimals", "integer", "'2.5'"]),
+        # the operators' own options: refused for a kind they do not apply to
+        (
+            ["--out", "{d}/x.npz", "--kind", "spectral", "--delta-width", "5"],
+            ["--delta-width does not apply to --kind spectral", "only to --kind mfcc"],
+        ),
+        (
+            ["--out", "{d}/x.npz", "--kind", "log_mel", "--lifter", "22"],
+            ["--lifter does not apply to --kind log_mel", "only to --kind mfcc"],
+        ),
+        (
+            ["--out", "{d}/x.npz", "--kind", "mel", "--ref", "10"],
+            ["--ref does not apply to --kind mel", "only to --kind mfcc or log_mel"],
+        ),
+        (
+            ["--out", "{d}/x.npz", "--kind", "power", "--amin", "1e-6"],
+            ["--amin does not apply to --kind power", "only to --kind mfcc or log_mel"],
+        ),
+        (
+            ["--out", "{d}/x.npz", "--kind", "magnitude", "--ref", "10", "--amin", "1e-6"],
+            ["--ref, --amin do not apply to --kind magnitude", "drop them"],
+        ),
+        (
+            ["--out", "{d}/x.npz", "--roll-percent", "0.5"],
+            ["--roll-percent does not apply to --kind mfcc", "only to --kind spectral"],
+        ),
+        (
+            ["--out", "{d}/x.npz", "--kind", "log_mel", "--p", "3"],
+            ["--p does not apply to --kind log_mel", "only to --kind spectral"],
+        ),
+        # --delta-width means nothing without deltas
+        (
+            ["--out", "{d}/x.npz", "--delta-width", "5"],
+            ["--delta-width only applies with --deltas 1 or 2", "drop --delta-width"],
+        ),
+        (
+            ["--out", "{d}/x.npz", "--deltas", "0", "--delta-width", "5"],
+            ["--delta-width only applies with --deltas 1 or 2"],
+        ),
+        # bad values: the operator's message
+        (
+            ["--out", "{d}/x.npz", "--deltas", "1", "--delta-width", "8"],
+            ["delta_width must be odd and >= 3, got 8"],
+        ),
+        (
+            ["--out", "{d}/x.npz", "--deltas", "1", "--delta-width", "1"],
+            ["delta_width must be odd and >= 3, got 1"],
+        ),
+        (["--out", "{d}/x.npz", "--deltas", "2", "--delta-width", "4.5"], ["--delta-width", "int"]),
+        (["--out", "{d}/x.npz", "--lifter", "-1"], ["mfcc: lifter", "got -1.0"]),
+        (["--out", "{d}/x.npz", "--lifter", "nan"], ["mfcc: lifter", "finite"]),
+        (["--out", "{d}/x.npz", "--amin", "0"], ["mfcc: amin", "got 0.0"]),
+        (["--out", "{d}/x.npz", "--ref", "-1"], ["mfcc: ref", "got -1.0"]),
+        (["--out", "{d}/x.npz", "--kind", "log_mel", "--amin", "0"], ["amin", "got 0.0"]),
+        (["--out", "{d}/x.npz", "--kind", "log_mel", "--ref", "0"], ["ref", "got 0.0"]),
+        (
+            ["--out", "{d}/x.npz", "--kind", "spectral", "--roll-percent", "1.5"],
+            ["spectral: roll_percent", "got 1.5"],
+        ),
+        (
+            ["--out", "{d}/x.npz", "--kind", "spectral", "--roll-percent", "0"],
+            ["spectral: roll_percent", "strictly between 0 and 1"],
+        ),
+        (["--out", "{d}/x.npz", "--kind", "spectral", "--p", "0.5"], ["spectral: p", "got 0.5"]),
     ],
 )
 def test_features_bad_options_fail_cleanly(

@@ -11,10 +11,26 @@ from hypothesis import given
 from hypothesis import strategies as st
 
 from rxaudio.dsp.cepstral import StreamingDelta, dct_matrix, derivative_weights, power_to_db
-from rxaudio.dsp.features import MelSpec, MfccKernel, SpectralKernel, SpectrogramKernel
+from rxaudio.dsp.features import (
+    MelSpec,
+    MfccKernel,
+    SpectralKernel,
+    SpectrogramKernel,
+    compiled_module,
+)
 from rxaudio.dsp.mel import empty_filters, hz_to_mel, max_mels, mel_filters, mel_to_hz
 from rxaudio.dsp.stft import StreamingSTFT, get_window
 from rxaudio.frames import FeatureFrame
+
+# the numpy kernels, and the compiled one where it is built (see test_the_compiled_kernel_is_built)
+BOTH_PATHS = [
+    pytest.param(False, id="numpy"),
+    pytest.param(
+        True,
+        id="compiled",
+        marks=pytest.mark.skipif(compiled_module() is None, reason="compiled kernel not built"),
+    ),
+]
 
 librosa = pytest.importorskip("librosa")
 scipy_signal = pytest.importorskip("scipy.signal")
@@ -167,7 +183,7 @@ def test_streaming_delta_any_chunking_equals_librosa(n_rows: int, cuts: list[int
         assert np.all(got[:, 3:] == 0)
 
 
-@pytest.mark.parametrize("compiled", [False, True], ids=["numpy", "compiled"])
+@pytest.mark.parametrize("compiled", BOTH_PATHS)
 def test_state_stays_bounded_on_a_long_stream(compiled: bool) -> None:
     """Ten minutes at 16 kHz in 1024-sample chunks: what a kernel holds never grows."""
     rng = np.random.default_rng(2)
@@ -279,7 +295,7 @@ def test_stft_spectrum_and_power_equal_numpy(n_fft: int, hop: int) -> None:
     assert np.allclose(s.spectrum(big)[-1], np.fft.rfft(big[-1] * s.window), atol=1e-4)
 
 
-@pytest.mark.parametrize("compiled", [False, True], ids=["numpy", "compiled"])
+@pytest.mark.parametrize("compiled", BOTH_PATHS)
 def test_many_different_chunk_sizes_do_not_pile_up_buffers(compiled: bool) -> None:
     """Work buffers are sized by the largest chunk, not kept per chunk size: a stream whose
     chunks come in 200 different sizes holds what its largest chunk needs."""
@@ -307,3 +323,13 @@ def test_many_different_chunk_sizes_do_not_pile_up_buffers(compiled: bool) -> No
         tracemalloc.stop()
     # 200 sizes x (window copy + spectra + power + mel) per size would be ~300 MB
     assert held < 50_000, held
+
+
+def test_the_compiled_kernel_is_built(monkeypatch: pytest.MonkeyPatch) -> None:
+    """The supported install (``make test``, ``pip install -e .``) builds the extension: the
+    benchmarked fast path is the one these tests run."""
+    import importlib
+
+    importlib.import_module("rxaudio.dsp._melkernel")  # ImportError: not built
+    monkeypatch.delenv("RXAUDIO_NO_COMPILED", raising=False)
+    assert MfccKernel(16000, 512, 160).compiled is not None

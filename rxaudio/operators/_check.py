@@ -25,7 +25,13 @@ def finite(
     if isinstance(value, bool) or not isinstance(value, int | float) or not math.isfinite(value):
         raise ConfigError(f"{op}: {name} must be a finite number, got {value!r}")
     if (lo is not None and value < lo) or (hi is not None and value > hi):
-        raise ConfigError(f"{op}: {name} must be in [{lo}, {hi}], got {value!r}")
+        if hi is None:
+            bound = f">= {lo:g}"
+        elif lo is None:
+            bound = f"<= {hi:g}"
+        else:
+            bound = f"in [{lo:g}, {hi:g}]"
+        raise ConfigError(f"{op}: {name} must be {bound}, got {value!r}")
     return float(value)
 
 

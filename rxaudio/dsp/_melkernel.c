@@ -624,7 +624,186 @@ done:
     return result;
 }
 
+/* the rows of spectral(): see there */
+CLONES static void spectral_rows(const float *mag, Py_ssize_t k, Py_ssize_t nb,
+                                 const char *frames, Py_ssize_t fs0, Py_ssize_t fs1,
+                                 Py_ssize_t n, const double *freqs, float *out, float *cum,
+                                 double roll, double p, double amin, double threshold) {
+    const float roll32 = (float)roll, amin32 = (float)amin;
+    const Py_ssize_t nb4 = nb & ~(Py_ssize_t)3, n4 = n & ~(Py_ssize_t)3;
+    for (Py_ssize_t r = 0; r < k; r++) {
+        const float *m = mag + r * nb;
+        /* sums in four independent lanes (order-free: compared with a tolerance); the float32
+         * cumulative sum for rolloff stays one sequential pass, as numpy's cumsum */
+        v4d tot4 = vsplat(0.0), m14 = vsplat(0.0), psum4 = vsplat(0.0), lsum4 = vsplat(0.0);
+        float run = 0.0f;
+        Py_ssize_t b = 0;
+        for (; b < nb4; b += 4) {
+            v4d v, f, sq;
+            for (int l = 0; l < 4; l++) {
+                v[l] = m[b + l];
+                f[l] = freqs[b + l];
+                const float s2 = m[b + l] * m[b + l]; /* float32 square, as librosa */
+                sq[l] = s2 > amin32 ? s2 : amin32;
+                run += m[b + l];
+                cum[b + l] = run;
+            }
+            tot4 += v;
+            m14 += v * f;
+            psum4 += sq;
+            lsum4 += vlog10(sq);
+        }
+        double total = tot4[0] + tot4[1] + tot4[2] + tot4[3];
+        double m1 = m14[0] + m14[1] + m14[2] + m14[3];
+        double psum = psum4[0] + psum4[1] + psum4[2] + psum4[3];
+        double lsum = lsum4[0] + lsum4[1] + lsum4[2] + lsum4[3];
+        for (; b < nb; b++) {
+            const float s2 = m[b] * m[b];
+            const double sq = s2 > amin32 ? s2 : amin32;
+            total += m[b];
+            m1 += m[b] * freqs[b];
+            psum += sq;
+            lsum += log10(sq);
+            run += m[b];
+            cum[b] = run;
+        }
+        double cent = 0.0, band = 0.0;
+        if (total > 0.0) {
+            cent = m1 / total;
+            if (p == 2.0) {
+                v4d acc4 = vsplat(0.0);
+                for (b = 0; b < nb4; b += 4) {
+                    v4d v, d;
+                    for (int l = 0; l < 4; l++) {
+                        v[l] = m[b + l];
+                        d[l] = freqs[b + l] - cent;
+                    }
+                    acc4 += v * d * d;
+                }
+                double acc = acc4[0] + acc4[1] + acc4[2] + acc4[3];
+                for (; b < nb; b++) acc += m[b] * (freqs[b] - cent) * (freqs[b] - cent);
+                band = sqrt(acc / total);
+            } else {
+                double acc = 0.0;
+                for (b = 0; b < nb; b++) acc += m[b] * pow(fabs(freqs[b] - cent), p);
+                band = pow(acc / total, 1.0 / p);
+            }
+        }
+        /* rolloff: the first bin whose float32 cumulative sum reaches the float32 threshold */
+        const float thresh = cum[nb - 1] * roll32;
+        Py_ssize_t pick = nb - 1;
+        for (b = 0; b < nb; b++)
+            if (cum[b] >= thresh) {
+                pick = b;
+                break;
+            }
+        const double flat = pow(10.0, lsum / (double)nb) / (psum / (double)nb);
+        /* zero-crossing rate (|x| <= threshold counts as zero, which is positive) and rms */
+        const char *fr = frames + r * fs0;
+        Py_ssize_t crossings = 0;
+        int prev = 0;
+        v4d sq4 = vsplat(0.0);
+        Py_ssize_t i = 0;
+        for (; i < n4; i += 4) {
+            v4d x4;
+            for (int l = 0; l < 4; l++) {
+                const float x = *(const float *)(fr + (i + l) * fs1);
+                const int neg = x < -threshold;
+                crossings += (i + l) && neg != prev;
+                prev = neg;
+                x4[l] = x;
+            }
+            sq4 += x4 * x4;
+        }
+        double sq = sq4[0] + sq4[1] + sq4[2] + sq4[3];
+        for (; i < n; i++) {
+            const float x = *(const float *)(fr + i * fs1);
+            const int neg = x < -threshold;
+            crossings += i && neg != prev;
+            prev = neg;
+            sq += (double)x * x;
+        }
+        float *o = out + r * 6;
+        o[0] = (float)cent;
+        o[1] = (float)band;
+        o[2] = (float)freqs[pick];
+        o[3] = (float)flat;
+        o[4] = (float)((double)crossings / (double)n);
+        o[5] = (float)sqrt(sq / (double)n);
+    }
+}
+
+/* spectral(mag, frames, freqs, out, roll_percent, p, amin, threshold): per row the six
+ * descriptors centroid, bandwidth, rolloff, flatness, zcr, rms into out (k, 6) float32.
+ * mag: librosa's float32 |X| rows (k, n_bins), contiguous; frames: the unwindowed float32
+ * frames (k, n_fft), any strides. Rolloff (a float32 cumulative sum compared in float32) and
+ * the zero-crossing count follow librosa's arithmetic exactly; the others are computed in
+ * float64 from the same inputs. */
+static PyObject *spectral(PyObject *self, PyObject *const *args, Py_ssize_t nargs) {
+    (void)self;
+    if (nargs != 8) {
+        PyErr_SetString(PyExc_TypeError,
+                        "spectral(mag, frames, freqs, out, roll_percent, p, amin, threshold)");
+        return NULL;
+    }
+    double opt[4];
+    for (int i = 0; i < 4; i++) {
+        opt[i] = PyFloat_AsDouble(args[4 + i]);
+        if (opt[i] == -1.0 && PyErr_Occurred()) return NULL;
+    }
+    const double roll = opt[0], p = opt[1], amin = opt[2], threshold = opt[3];
+    Py_buffer mb, fb, qb, ob;
+    if (PyObject_GetBuffer(args[0], &mb, PyBUF_C_CONTIGUOUS | PyBUF_FORMAT) < 0) return NULL;
+    if (PyObject_GetBuffer(args[1], &fb, PyBUF_STRIDES | PyBUF_FORMAT) < 0) {
+        PyBuffer_Release(&mb);
+        return NULL;
+    }
+    if (PyObject_GetBuffer(args[2], &qb, PyBUF_C_CONTIGUOUS | PyBUF_FORMAT) < 0) {
+        PyBuffer_Release(&mb);
+        PyBuffer_Release(&fb);
+        return NULL;
+    }
+    if (PyObject_GetBuffer(args[3], &ob, PyBUF_C_CONTIGUOUS | PyBUF_FORMAT | PyBUF_WRITABLE) < 0) {
+        PyBuffer_Release(&mb);
+        PyBuffer_Release(&fb);
+        PyBuffer_Release(&qb);
+        return NULL;
+    }
+    PyObject *result = NULL;
+    if (mb.ndim != 2 || mb.itemsize != 4 || !native(mb.format, 'f') || fb.ndim != 2 ||
+        fb.itemsize != 4 || !native(fb.format, 'f') || qb.ndim != 1 || qb.itemsize != 8 ||
+        !native(qb.format, 'd') || ob.ndim != 2 || ob.itemsize != 4 || !native(ob.format, 'f')) {
+        PyErr_SetString(PyExc_TypeError,
+                        "mag, frames and out must be 2-D float32, freqs 1-D float64");
+        goto done;
+    }
+    const Py_ssize_t k = mb.shape[0], nb = mb.shape[1], n = fb.shape[1];
+    if (fb.shape[0] != k || qb.shape[0] != nb || ob.shape[0] != k || ob.shape[1] != 6 || nb < 1 ||
+        n < 2 || !(p > 0.0) || !(amin > 0.0)) {
+        PyErr_SetString(PyExc_ValueError, "spectral: shapes or options out of range");
+        goto done;
+    }
+    float *cum = PyMem_Malloc(sizeof(float) * (size_t)nb);
+    if (cum == NULL) {
+        PyErr_NoMemory();
+        goto done;
+    }
+    spectral_rows(mb.buf, k, nb, (const char *)fb.buf, fb.strides[0], fb.strides[1], n, qb.buf,
+                  ob.buf, cum, roll, p, amin, threshold);
+    PyMem_Free(cum);
+    result = Py_None;
+    Py_INCREF(result);
+done:
+    PyBuffer_Release(&mb);
+    PyBuffer_Release(&fb);
+    PyBuffer_Release(&qb);
+    PyBuffer_Release(&ob);
+    return result;
+}
+
 static PyMethodDef module_methods[] = {
+    {"spectral", (PyCFunction)(void (*)(void))spectral, METH_FASTCALL,
+     "spectral(mag, frames, freqs, out, roll_percent, p, amin, threshold): six descriptors"},
     {"deltas", (PyCFunction)(void (*)(void))deltas, METH_FASTCALL,
      "deltas(hist, weights, out, row0, lo, hi): rows with their delta features"},
     {NULL, NULL, 0, NULL},

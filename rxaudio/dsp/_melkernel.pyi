@@ -22,3 +22,14 @@ class Kernel:
     def rows_for(self, n: int, /) -> int: ...
 
 def deltas(hist: Any, weights: Any, out: Any, row0: int, lo: int, hi: int, /) -> None: ...
+def spectral(
+    mag: Any,
+    frames: Any,
+    freqs: Any,
+    out: Any,
+    roll_percent: float,
+    p: float,
+    amin: float,
+    threshold: float,
+    /,
+) -> None: ...

@@ -280,3 +280,45 @@ def test_an_empty_chunk_changes_nothing(kind: str, compiled: bool) -> None:
         parts.append(rows)
     parts.append(k.flush()[1])
     assert np.array_equal(np.concatenate(parts), want)
+
+
+@given(
+    st.integers(0, 2**31),
+    st.sampled_from([(8000, 256, 80), (16000, 512, 160), (16000, 400, 128), (48000, 1024, 480)]),
+    st.sampled_from([0.85, 0.5, 0.99]),
+    st.sampled_from([2.0, 1.0, 3.0]),
+    st.lists(st.integers(0, 10**6), max_size=10),
+)
+def test_compiled_spectral_equals_the_numpy_descriptors(
+    seed: int, cfg: tuple[int, int, int], roll: float, p: float, cuts: list[int]
+) -> None:
+    """Rolloff and zero-crossing rate identical (the same float32 comparison, the same
+    counts), the float64 ones within float32 rounding; any chunking bit-identical."""
+    from rxaudio.dsp.features import SpectralKernel
+
+    rate, n_fft, hop = cfg
+    x = _signal(rate, seed, 0.4)
+    kw = {"roll_percent": roll, "p": p}
+    c = _run(SpectralKernel(rate, n_fft, hop, compiled=True, **kw), x, cuts)
+    assert np.array_equal(c, _run(SpectralKernel(rate, n_fft, hop, compiled=True, **kw), x, []))
+    ref = _run(SpectralKernel(rate, n_fft, hop, compiled=False, **kw), x, cuts)
+    assert np.array_equal(c[:, 2], ref[:, 2]) and np.array_equal(c[:, 4], ref[:, 4])
+    assert np.allclose(c[:, [0, 1, 3, 5]], ref[:, [0, 1, 3, 5]], rtol=1e-5, atol=1e-6)
+
+
+def test_compiled_spectral_checks_its_arguments() -> None:
+    spectral_c = compiled_module().spectral
+    mag = np.ones((2, 257), np.float32)
+    frames = np.ones((2, 512), np.float32)
+    freqs = np.linspace(0, 8000, 257)
+    out = np.empty((2, 6), np.float32)
+    with pytest.raises(TypeError, match="float32"):
+        spectral_c(mag.astype(np.float64), frames, freqs, out, 0.85, 2.0, 1e-10, 1e-10)
+    with pytest.raises(ValueError, match="out of range"):
+        spectral_c(mag, frames[:1], freqs, out, 0.85, 2.0, 1e-10, 1e-10)
+    with pytest.raises(ValueError, match="out of range"):
+        spectral_c(mag, frames, freqs, out, 0.85, 0.0, 1e-10, 1e-10)
+    spectral_c(mag, frames, freqs, out, 0.5, 2.0, 1e-10, 1e-10)
+    # flat spectrum: centroid at the middle, rolloff at half the bins, flatness 1, no crossings
+    assert np.allclose(out[:, 0], 4000.0) and np.allclose(out[:, 3], 1.0)
+    assert np.all(out[:, 2] == freqs[128]) and np.all(out[:, 4] == 0) and np.allclose(out[:, 5], 1)

@@ -12,7 +12,7 @@ setup(
         Extension(
             "rxaudio.dsp._melkernel",
             sources=["rxaudio/dsp/_melkernel.c"],
-            extra_compile_args=["-O3", "-fno-math-errno"],
+            extra_compile_args=["-O3", "-fno-math-errno", "-Wno-psabi"],
             optional=True,
         )
     ]

@@ -35,7 +35,9 @@ typedef int64_t v4i __attribute__((vector_size(32), aligned(32)));
 #define LANES 4
 #define INLINE static inline __attribute__((always_inline))
 
-#if defined(__x86_64__) && defined(__GNUC__) && !defined(__clang__) && defined(__linux__)
+/* RXAUDIO_NO_CLONES builds the baseline code only (how the tests check the non-AVX2 path) */
+#if defined(__x86_64__) && defined(__GNUC__) && !defined(__clang__) && defined(__linux__) && \
+    !defined(RXAUDIO_NO_CLONES)
 #define CLONES __attribute__((target_clones("arch=x86-64-v3", "default")))
 #else
 #define CLONES

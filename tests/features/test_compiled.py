@@ -322,3 +322,76 @@ def test_compiled_spectral_checks_its_arguments() -> None:
     # flat spectrum: centroid at the middle, rolloff at half the bins, flatness 1, no crossings
     assert np.allclose(out[:, 0], 4000.0) and np.allclose(out[:, 3], 1.0)
     assert np.all(out[:, 2] == freqs[128]) and np.all(out[:, 4] == 0) and np.allclose(out[:, 5], 1)
+
+
+def test_the_baseline_build_matches(tmp_path: Any) -> None:
+    """On x86-64 the hot loops are compiled twice (AVX2+FMA and baseline) and the CPU picks
+    one; this machine runs the first. Build the baseline alone and hold it to the same rules:
+    equal to the installed build within float rounding, chunking-invariant, rolloff and
+    zero-crossing counts identical."""
+    import importlib.machinery
+    import importlib.util
+    import shutil
+    import subprocess
+    import sysconfig
+    from pathlib import Path
+
+    import rxaudio.dsp as dsp
+
+    gcc = shutil.which("gcc") or shutil.which("cc")
+    assert gcc, "no C compiler: scripts/setup.sh installs gcc"
+    src = Path(dsp.__file__).with_name("_melkernel.c")
+    so = tmp_path / ("_melkernel" + sysconfig.get_config_var("EXT_SUFFIX"))
+    inc = sysconfig.get_paths()["include"]
+    subprocess.run(
+        [
+            gcc,
+            "-O3",
+            "-fno-math-errno",
+            "-Wno-psabi",
+            "-DRXAUDIO_NO_CLONES",
+            "-shared",
+            "-fPIC",
+            f"-I{inc}",
+            str(src),
+            "-o",
+            str(so),
+            "-lm",
+        ],
+        check=True,
+    )
+    loader = importlib.machinery.ExtensionFileLoader("baseline._melkernel", str(so))
+    spec = importlib.util.spec_from_file_location("baseline._melkernel", so, loader=loader)
+    assert spec is not None
+    base = importlib.util.module_from_spec(spec)
+    loader.exec_module(base)
+    installed = compiled_module()
+
+    x = _signal(16000, 11, 1.0)
+    ref = MfccKernel(16000, 512, 160, mel=MelSpec(n_mels=40), deltas=2)
+    assert ref.compiled is not None
+    w, bank = ref.spec.stft.window, np.ascontiguousarray(ref.spec.basis.T, dtype=np.float64)
+    args = (np.ascontiguousarray(ref.dct.T), ref.offset)
+
+    def rows(mod: Any, cuts: list[int]) -> np.ndarray:
+        k = mod.Kernel(512, 160, w, 4, bank, *args)
+        out, start = [], 0
+        for e in [*cuts, len(x)]:
+            o = np.empty((k.rows_for(e - start), 13), np.float32)
+            k.push(x[start:e], o)
+            out.append(o)
+            start = e
+        return np.concatenate(out)
+
+    b = rows(base, [1000, 5000])
+    assert np.array_equal(b, rows(base, list(range(333, len(x), 333))))
+    assert np.allclose(b, rows(installed, []), rtol=1e-6, atol=2e-5)
+
+    mag = (np.abs(np.random.default_rng(12).standard_normal((9, 257))) ** 3).astype(np.float32)
+    frames = np.random.default_rng(13).standard_normal((9, 512)).astype(np.float32)
+    freqs = np.linspace(0.0, 8000.0, 257)
+    o1, o2 = np.empty((9, 6), np.float32), np.empty((9, 6), np.float32)
+    base.spectral(mag, frames, freqs, o1, 0.85, 2.0, 1e-10, 1e-10)
+    installed.spectral(mag, frames, freqs, o2, 0.85, 2.0, 1e-10, 1e-10)
+    assert np.array_equal(o1[:, [2, 4]], o2[:, [2, 4]])
+    assert np.allclose(o1, o2, rtol=1e-6, atol=1e-6)

@@ -10,6 +10,7 @@ from __future__ import annotations
 import argparse
 import json
 import os
+import re
 import shutil
 import sys
 import tempfile
@@ -72,8 +73,42 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("--no-progress", action="store_true", help="no progress bar")
 
 
+# operator option -> command-line flag, for the operators' own error messages
+_FLAGS = {
+    "n_fft": "--n-fft",
+    "hop": "--hop",
+    "window": "--window",
+    "n_mfcc": "--n-mfcc",
+    "n_mels": "--n-mels",
+    "deltas": "--deltas",
+    "delta_width": "--delta-width",
+    "fmin": "--fmin",
+    "fmax": "--fmax",
+    "lifter": "--lifter",
+    "ref": "--ref",
+    "amin": "--amin",
+    "roll_percent": "--roll-percent",
+    "p": "--p",
+}
+_FLAG_RE = re.compile(r"(?<![\w-])(" + "|".join(sorted(_FLAGS, key=len, reverse=True)) + r")\b")
+
+
+def _in_flags(message: str) -> str:
+    """``mfcc: delta_width must be odd ...`` -> ``--delta-width must be odd ...``."""
+    message = re.sub(r"^(mfcc|spectrogram|spectral): ", "", message)
+    return _FLAG_RE.sub(lambda m: _FLAGS[m.group(1)], message)
+
+
 def build_operator(args: argparse.Namespace) -> Any:
-    """The feature operator the options ask for (raises ConfigError on bad options)."""
+    """The feature operator the options ask for (raises ConfigError on bad options, in the
+    words of the command line)."""
+    try:
+        return _build_operator(args)
+    except ConfigError as exc:
+        raise ConfigError(_in_flags(str(exc))) from exc
+
+
+def _build_operator(args: argparse.Namespace) -> Any:
     from ..operators import mfcc, spectral, spectrogram
 
     _refuse_options_for_other_kinds(args)

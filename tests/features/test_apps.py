@@ -164,9 +164,15 @@ def test_features_operator_options_reach_the_operator(
     ("argv", "words"),
     [
         (["--out", "{d}/x.txt"], ["unknown format .txt", ".npz, .csv, .parquet"]),
-        (["--out", "{d}/x.npz", "--hop", "600"], ["hop (600)", "n_fft (512)"]),
+        (
+            ["--out", "{d}/x.npz", "--hop", "600"],
+            ["--hop (600) must be at most --n-fft (512)", "lower --hop"],
+        ),
         (["--out", "{d}/nodir/x.npz"], ["does not exist"]),
-        (["--out", "{d}/x.npz", "--kind", "mel", "--n-mels", "300"], ["n_mels", "at most 257"]),
+        (
+            ["--out", "{d}/x.npz", "--kind", "mel", "--n-mels", "300"],
+            ["--n-mels must be at most 257"],
+        ),
         (["--out", "{d}/x.csv", "--decimals", "-1"], ["--decimals", "from 0 to 16, got -1"]),
         (
             ["--out", "{d}/x.npz", "--kind", "spectral", "--n-mels", "40"],
@@ -222,28 +228,28 @@ def test_features_operator_options_reach_the_operator(
         # bad values: the operator's message
         (
             ["--out", "{d}/x.npz", "--deltas", "1", "--delta-width", "8"],
-            ["delta_width must be odd and >= 3, got 8"],
+            ["--delta-width must be odd and >= 3, got 8"],
         ),
         (
             ["--out", "{d}/x.npz", "--deltas", "1", "--delta-width", "1"],
-            ["delta_width must be odd and >= 3, got 1"],
+            ["--delta-width must be odd and >= 3, got 1"],
         ),
         (["--out", "{d}/x.npz", "--deltas", "2", "--delta-width", "4.5"], ["--delta-width", "int"]),
-        (["--out", "{d}/x.npz", "--lifter", "-1"], ["mfcc: lifter", "got -1.0"]),
-        (["--out", "{d}/x.npz", "--lifter", "nan"], ["mfcc: lifter", "finite"]),
-        (["--out", "{d}/x.npz", "--amin", "0"], ["mfcc: amin", "got 0.0"]),
-        (["--out", "{d}/x.npz", "--ref", "-1"], ["mfcc: ref", "got -1.0"]),
-        (["--out", "{d}/x.npz", "--kind", "log_mel", "--amin", "0"], ["amin", "got 0.0"]),
-        (["--out", "{d}/x.npz", "--kind", "log_mel", "--ref", "0"], ["ref", "got 0.0"]),
+        (["--out", "{d}/x.npz", "--lifter", "-1"], ["--lifter must be >= 0, got -1.0"]),
+        (["--out", "{d}/x.npz", "--lifter", "nan"], ["--lifter must be a finite number"]),
+        (["--out", "{d}/x.npz", "--amin", "0"], ["--amin must be >= 1e-30, got 0.0"]),
+        (["--out", "{d}/x.npz", "--ref", "-1"], ["--ref must be >= 1e-30, got -1.0"]),
+        (["--out", "{d}/x.npz", "--kind", "log_mel", "--amin", "0"], ["--amin must be", "got 0.0"]),
+        (["--out", "{d}/x.npz", "--kind", "log_mel", "--ref", "0"], ["--ref must be", "got 0.0"]),
         (
             ["--out", "{d}/x.npz", "--kind", "spectral", "--roll-percent", "1.5"],
-            ["spectral: roll_percent", "got 1.5"],
+            ["--roll-percent must be", "got 1.5"],
         ),
         (
             ["--out", "{d}/x.npz", "--kind", "spectral", "--roll-percent", "0"],
-            ["spectral: roll_percent", "strictly between 0 and 1"],
+            ["--roll-percent must be strictly between 0 and 1"],
         ),
-        (["--out", "{d}/x.npz", "--kind", "spectral", "--p", "0.5"], ["spectral: p", "got 0.5"]),
+        (["--out", "{d}/x.npz", "--kind", "spectral", "--p", "0.5"], ["--p must be >= 1, got 0.5"]),
     ],
 )
 def test_features_bad_options_fail_cleanly(

@@ -105,7 +105,8 @@ INLINE v4d vlog10(v4d x) {
     p = p * s2 + 1.0 / 3.0;
     p = p * s2 + 1.0;
     const v4d ln = __builtin_convertvector(e, v4d) * 0.69314718055994530942 + 2.0 * s * p;
-    return ln * 0.43429448190325182765;
+    /* the bit tricks above assume a finite positive input: +inf stays +inf */
+    return vblend((v4i)(x == vsplat(INFINITY)), x, ln * 0.43429448190325182765);
 }
 
 /* ---- one group of up to four frames ------------------------------------------------------ */
@@ -550,6 +551,10 @@ static PyObject *Kernel_rows_for(Kernel *k, PyObject *arg) {
     }
     const Py_ssize_t count = PyLong_AsSsize_t(arg);
     if (count == -1 && PyErr_Occurred()) return NULL;
+    if (count < 0 || count > PY_SSIZE_T_MAX - k->carry) {
+        PyErr_SetString(PyExc_ValueError, "rows_for: the sample count is out of range");
+        return NULL;
+    }
     const Py_ssize_t n = k->carry + count;
     return PyLong_FromSsize_t(n >= k->n_fft ? 1 + (n - k->n_fft) / k->hop : 0);
 }
@@ -592,10 +597,16 @@ static PyObject *deltas(PyObject *self, PyObject *const *args, Py_ssize_t nargs)
     }
     const Py_ssize_t n = h.shape[0], d = h.shape[1], n_orders = w.shape[0], width = w.shape[1];
     const Py_ssize_t k = o.shape[0], half = width / 2;
-    const Py_ssize_t c_first = row0 < lo ? lo : (row0 > hi ? hi : row0);
-    const Py_ssize_t last = row0 + k - 1, c_last = last < lo ? lo : (last > hi ? hi : last);
-    if (width % 2 == 0 || o.shape[1] != d * (1 + n_orders) || row0 < 0 || row0 + k > n ||
-        lo > hi || c_first - half < 0 || c_last + half >= n) {
+    /* every bound checked without a sum or product that could wrap */
+    int bad = width % 2 == 0 || row0 < 0 || row0 > n || k > n - row0 || k < 1 || lo > hi;
+    bad = bad || (d > 0 && n_orders + 1 > PY_SSIZE_T_MAX / d) || o.shape[1] != d * (1 + n_orders);
+    if (!bad) {
+        const Py_ssize_t last = row0 + (k - 1); /* < n: no overflow */
+        const Py_ssize_t c_first = row0 < lo ? lo : (row0 > hi ? hi : row0);
+        const Py_ssize_t c_last = last < lo ? lo : (last > hi ? hi : last);
+        bad = c_first < half || c_last > n - 1 - half;
+    }
+    if (bad) {
         PyErr_SetString(PyExc_ValueError, "deltas: rows, centres or shapes out of range");
         goto done;
     }
@@ -631,7 +642,7 @@ CLONES static void spectral_rows(const float *mag, Py_ssize_t k, Py_ssize_t nb,
                                  const char *frames, Py_ssize_t fs0, Py_ssize_t fs1,
                                  Py_ssize_t n, const double *freqs, float *out, float *cum,
                                  double roll, double p, double amin, double threshold) {
-    const float roll32 = (float)roll, amin32 = (float)amin;
+    const float roll32 = (float)roll, amin32 = (float)amin, thr32 = (float)threshold;
     const Py_ssize_t nb4 = nb & ~(Py_ssize_t)3, n4 = n & ~(Py_ssize_t)3;
     for (Py_ssize_t r = 0; r < k; r++) {
         const float *m = mag + r * nb;
@@ -699,7 +710,10 @@ CLONES static void spectral_rows(const float *mag, Py_ssize_t k, Py_ssize_t nb,
                 pick = b;
                 break;
             }
-        const double flat = pow(10.0, lsum / (double)nb) / (psum / (double)nb);
+        /* an infinite power (samples beyond float32's square root range) gives NaN, as numpy's
+         * inf / inf does */
+        const double flat =
+            isfinite(psum) ? pow(10.0, lsum / (double)nb) / (psum / (double)nb) : NAN;
         /* zero-crossing rate (|x| <= threshold counts as zero, which is positive) and rms */
         const char *fr = frames + r * fs0;
         Py_ssize_t crossings = 0;
@@ -710,7 +724,7 @@ CLONES static void spectral_rows(const float *mag, Py_ssize_t k, Py_ssize_t nb,
             v4d x4;
             for (int l = 0; l < 4; l++) {
                 const float x = *(const float *)(fr + (i + l) * fs1);
-                const int neg = x < -threshold;
+                const int neg = x < -thr32; /* float32, as librosa */
                 crossings += (i + l) && neg != prev;
                 prev = neg;
                 x4[l] = x;
@@ -720,7 +734,7 @@ CLONES static void spectral_rows(const float *mag, Py_ssize_t k, Py_ssize_t nb,
         double sq = sq4[0] + sq4[1] + sq4[2] + sq4[3];
         for (; i < n; i++) {
             const float x = *(const float *)(fr + i * fs1);
-            const int neg = x < -threshold;
+            const int neg = x < -thr32; /* float32, as librosa */
             crossings += i && neg != prev;
             prev = neg;
             sq += (double)x * x;
@@ -781,7 +795,7 @@ static PyObject *spectral(PyObject *self, PyObject *const *args, Py_ssize_t narg
     }
     const Py_ssize_t k = mb.shape[0], nb = mb.shape[1], n = fb.shape[1];
     if (fb.shape[0] != k || qb.shape[0] != nb || ob.shape[0] != k || ob.shape[1] != 6 || nb < 1 ||
-        n < 2 || !(p > 0.0) || !(amin > 0.0)) {
+        n < 2 || !(p > 0.0) || !(amin > 0.0) || !(roll > 0.0 && roll < 1.0)) {
         PyErr_SetString(PyExc_ValueError, "spectral: shapes or options out of range");
         goto done;
     }

@@ -363,6 +363,8 @@ class SpectralKernel:
         power: float = 2.0,
         compiled: bool | None = None,
     ) -> None:
+        if not 0.0 < roll_percent < 1.0:
+            raise ValueError(f"roll_percent must be strictly between 0 and 1, got {roll_percent}")
         self.stft = StreamingSTFT(n_fft, hop, window)
         self.freqs = fft_frequencies(sample_rate, n_fft)
         self.opts = {"roll_percent": roll_percent, "p": p, "amin": amin, "power": power}

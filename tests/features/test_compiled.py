@@ -395,3 +395,45 @@ def test_the_baseline_build_matches(tmp_path: Any) -> None:
     installed.spectral(mag, frames, freqs, o2, 0.85, 2.0, 1e-10, 1e-10)
     assert np.array_equal(o1[:, [2, 4]], o2[:, [2, 4]])
     assert np.allclose(o1, o2, rtol=1e-6, atol=1e-6)
+
+
+def test_adversarial_arguments_are_refused_not_crashing() -> None:
+    """Indices and sizes chosen to wrap a signed sum or product are refused (they used to
+    read or write outside the arrays)."""
+    import sys
+
+    mod = compiled_module()
+    big = sys.maxsize
+    h = np.arange(12.0).reshape(3, 4)
+    w = np.ones((1, 3))
+    for row0, lo, hi in [(big, 1, 1), (0, big, big), (0, -big - 1, -big - 1), (-1, 1, 1)]:
+        with pytest.raises((ValueError, OverflowError)):
+            mod.deltas(h, w, np.zeros((1, 8), np.float32), row0, lo, hi)
+    with pytest.raises(ValueError, match="out of range"):
+        mod.deltas(h, w, np.zeros((0, 8), np.float32), 1, 1, 1)
+    k = mod.Kernel(512, 160, np.hanning(512), 0)
+    k.push(np.zeros(100, np.float32), np.zeros((0, 257), np.float32))  # 100 samples carried
+    with pytest.raises(ValueError, match="out of range"):
+        k.rows_for(big)  # carry + count would wrap
+    with pytest.raises(ValueError, match="out of range"):
+        k.rows_for(-1)
+    mag, frames = np.ones((1, 257), np.float32), np.ones((1, 512), np.float32)
+    for roll in (0.0, 1.0, 1.5, float("nan")):
+        with pytest.raises(ValueError, match="out of range"):
+            mod.spectral(
+                mag, frames, np.arange(257.0), np.empty((1, 6), np.float32), roll, 2.0, 1e-10, 1e-10
+            )
+
+
+def test_zero_crossings_use_librosa_float32_threshold() -> None:
+    """A sample exactly at -float32(1e-10) counts as zero, as librosa compares in float32."""
+    from rxaudio.dsp.features import SpectralKernel
+
+    x = np.full(512, 0.5, np.float32)
+    x[100] = np.float32(-1e-10)
+    x[300] = -0.25
+    c = SpectralKernel(16000, 512, 512, compiled=True).push(x)[1]
+    n = SpectralKernel(16000, 512, 512, compiled=False).push(x)[1]
+    assert c[0, 4] == n[0, 4] == np.float32(2 / 512)
+    with pytest.raises(ValueError, match="strictly between 0 and 1"):
+        SpectralKernel(16000, 512, 160, roll_percent=1.0)

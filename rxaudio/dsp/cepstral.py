@@ -3,12 +3,12 @@
 from __future__ import annotations
 
 import math
-import os
 from functools import lru_cache
-from typing import Any
 
 import numpy as np
 from numpy.typing import NDArray
+
+from ._native import compiled_module
 
 F32 = NDArray[np.float32]
 F64 = NDArray[np.float64]
@@ -57,17 +57,6 @@ def derivative_weights(n: int, order: int) -> F64:
     return np.asarray(w, dtype=np.float64)
 
 
-def _load_compiled_deltas() -> Any:
-    """The compiled ``deltas`` helper, or ``None`` (not built, or ``RXAUDIO_NO_COMPILED``)."""
-    if os.environ.get("RXAUDIO_NO_COMPILED", "") not in ("", "0"):
-        return None
-    try:
-        from ._melkernel import deltas
-    except ImportError:
-        return None
-    return deltas
-
-
 class StreamingDelta:
     """Append delta (and delta-delta) features to a stream of rows, with a fixed latency.
 
@@ -94,8 +83,8 @@ class StreamingDelta:
         self.latency = self.half
         self.orders = orders
         self._w = np.stack([derivative_weights(width, o) for o in orders])  # (n_orders, width)
-        self._wc = np.ascontiguousarray(self._w)
-        self._compiled = _load_compiled_deltas()
+        mod = compiled_module()
+        self._compiled = None if mod is None else mod.deltas  # else the numpy product below
         # rows held, in a buffer reused from push to push: valid rows [0, _n) are stream rows
         # [_base, _base + _n); rows no longer needed are dropped only when room is needed
         self._buf: F64 | None = None
@@ -112,16 +101,21 @@ class StreamingDelta:
 
     def _rows(self, stop: int) -> F32:
         """Emit rows ``[_done, stop)`` with their deltas."""
-        buf, W = self._buf, self._W
-        assert buf is not None and W is not None
+        buf = self._buf
+        assert buf is not None
         d = buf.shape[1]
         lo, hi = self.half, self._seen - 1 - self.half
         if self._compiled is not None:  # the same sums, in C (about 4 us less per call)
             out = np.empty((stop - self._done, d * (1 + len(self.orders))), dtype=np.float32)
             base = self._base
-            self._compiled(buf[: self._n], self._wc, out, self._done - base, lo - base, hi - base)
+            self._compiled(buf[: self._n], self._w, out, self._done - base, lo - base, hi - base)
             self._done = stop
             return out
+        W = self._W
+        if W is None or W.shape[0] != self.width * d:
+            # block weights: windows (k, width * d) @ W -> (k, n_orders * d)
+            eye = np.eye(d)
+            W = self._W = np.hstack([np.kron(w[:, None], eye) for w in self._w])
         c0, c1 = min(max(self._done, lo), hi), min(max(stop - 1, lo), hi)
         # windows of the distinct centres c0..c1 are consecutive: one strided view, no copy
         windows = np.ndarray(
@@ -149,9 +143,6 @@ class StreamingDelta:
         buf = self._buf
         if buf is None:
             buf = self._buf = np.empty((max(4 * self.width, 2 * k + self.width), d))
-            # block weights: windows (k, width * d) @ W -> (k, n_orders * d)
-            eye = np.eye(d)
-            self._W = np.hstack([np.kron(w[:, None], eye) for w in self._w])
         n = self._n
         if n + k > buf.shape[0]:
             # drop what neither later rows nor the final edge rows still need

@@ -20,13 +20,13 @@ order depends on how many rows a call has). They differ from each other by float
 from __future__ import annotations
 
 import math
-import os
 from dataclasses import dataclass
 from typing import Any, Protocol
 
 import numpy as np
 from numpy.typing import NDArray
 
+from ._native import compiled_module as compiled_module  # re-exported for callers
 from .cepstral import StreamingDelta, dct_matrix
 from .mel import fft_frequencies, mel_filters
 from .spectral import DESCRIPTORS, descriptors
@@ -37,18 +37,6 @@ F64 = NDArray[np.float64]
 
 SPECTROGRAM_KINDS: tuple[str, ...] = ("power", "magnitude", "mel", "log_mel")
 _MODES = {"power": 0, "magnitude": 1, "mel": 2, "log_mel": 3, "mfcc": 4}
-
-
-def compiled_module() -> Any:
-    """The compiled kernel module, or ``None`` where it is not built or turned off with the
-    environment variable ``RXAUDIO_NO_COMPILED=1``."""
-    if os.environ.get("RXAUDIO_NO_COMPILED", "") not in ("", "0"):
-        return None
-    try:
-        from . import _melkernel
-    except ImportError:
-        return None
-    return _melkernel
 
 
 def use_compiled(n_fft: int, amin: float, compiled: bool | None) -> bool:

@@ -61,7 +61,6 @@ typedef struct {
     float *buf;              /* samples not yet consumed: [0, carry) */
     Py_ssize_t cap, carry;
     long long rows;
-    int busy;
     int ready; /* set by a complete, successful __init__ only */
 } Kernel;
 
@@ -466,10 +465,6 @@ static PyObject *Kernel_push(Kernel *k, PyObject *const *args, Py_ssize_t nargs)
         PyErr_SetString(PyExc_RuntimeError, "Kernel is not initialised");
         return NULL;
     }
-    if (k->busy) {
-        PyErr_SetString(PyExc_RuntimeError, "Kernel.push is not reentrant");
-        return NULL;
-    }
     Py_buffer in, out;
     if (PyObject_GetBuffer(args[0], &in, PyBUF_C_CONTIGUOUS | PyBUF_FORMAT) < 0) return NULL;
     if (in.ndim != 1 || in.itemsize != 4 || !native(in.format, 'f')) {
@@ -525,7 +520,6 @@ static PyObject *Kernel_push(Kernel *k, PyObject *const *args, Py_ssize_t nargs)
         k->cap = cap;
     }
     memcpy(k->buf + k->carry, in.buf, sizeof(float) * (size_t)count);
-    k->busy = 1;
     const Py_ssize_t row_stride = out.strides[0];
     for (Py_ssize_t g = 0; g < rows; g += LANES) {
         const int lanes = rows - g < LANES ? (int)(rows - g) : LANES;
@@ -534,7 +528,6 @@ static PyObject *Kernel_push(Kernel *k, PyObject *const *args, Py_ssize_t nargs)
             frame[l] = k->buf + (g + (l < lanes ? l : 0)) * k->hop;
         process_group(k, frame, lanes, (char *)out.buf + g * row_stride, row_stride, out_double);
     }
-    k->busy = 0;
     const Py_ssize_t used = rows * k->hop;
     k->carry = n - used;
     if (used && k->carry) memmove(k->buf, k->buf + used, sizeof(float) * (size_t)k->carry);

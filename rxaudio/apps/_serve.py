@@ -58,6 +58,22 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
         "--heartbeat", type=float, default=20.0, help="WebSocket ping interval in seconds"
     )
     p.add_argument("--seconds", type=float, default=None, help="stop after N seconds")
+    p.add_argument(
+        "--allowed-host",
+        action="append",
+        default=[],
+        metavar="NAME",
+        help="another name this server answers to in Host (repeatable; '*' accepts any); "
+        "the bind address and localhost always work",
+    )
+    from ..server.config import LIMIT_FLAGS, limit_defaults
+
+    defaults = limit_defaults()
+    limits = p.add_argument_group("limits (each reached limit counts in /metrics)")
+    for name, flag, kind, what in LIMIT_FLAGS:
+        limits.add_argument(
+            flag, dest=name, type=kind, default=defaults[name], help=f"{what} ({defaults[name]})"
+        )
 
 
 def resolve_source(source: str) -> tuple[str | None, str]:
@@ -98,7 +114,13 @@ def config_from_args(args: argparse.Namespace) -> Any:
     device = args.device
     if isinstance(device, str) and device.isdigit():
         device = int(device)
+    from ..server.config import LIMIT_FLAGS
+
+    limits = {name: getattr(args, name) for name, *_ in LIMIT_FLAGS}
     return ServerConfig(
+        **limits,
+        host=args.host,
+        allowed_hosts=tuple(args.allowed_host),
         out_dir=args.out,
         token=args.token,
         source=source,
@@ -119,11 +141,12 @@ async def serve(
     """Run the server until SIGINT/SIGTERM or ``seconds``; shut down gracefully."""
     from aiohttp import web
 
-    from ..server import create_app
+    from ..server import create_app, guard
 
     app = create_app(config)
-    runner = web.AppRunner(app, handle_signals=False, shutdown_timeout=5.0)
+    runner = web.AppRunner(app, handle_signals=False, shutdown_timeout=config.shutdown_timeout_s)
     await runner.setup()
+    guard(runner)
     site = web.TCPSite(runner, host, port)
     await site.start()
     server = getattr(site, "_server", None)

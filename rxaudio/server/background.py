@@ -14,7 +14,7 @@ from typing import Any
 
 from ..errors import RxAudioError
 from ..frames import AudioFrame
-from .app import HUB, Hub, ServerConfig, create_app
+from .app import HUB, Hub, ServerConfig, create_app, guard
 
 
 class BackgroundServer:
@@ -115,10 +115,14 @@ class BackgroundServer:
         loop = asyncio.new_event_loop()
         self._loop = loop
         try:
+            self.config.host = self.host  # Host headers are checked against it
             app = create_app(self.config)
             self._hub = app[HUB]
-            self._runner = web.AppRunner(app, handle_signals=False, shutdown_timeout=5.0)
+            self._runner = web.AppRunner(
+                app, handle_signals=False, shutdown_timeout=self.config.shutdown_timeout_s
+            )
             loop.run_until_complete(self._runner.setup())
+            guard(self._runner)
             site = web.TCPSite(self._runner, self.host, self.port)
             try:
                 loop.run_until_complete(site.start())

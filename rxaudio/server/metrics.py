@@ -14,6 +14,17 @@ CONTENT_TYPE = "text/plain; version=0.0.4; charset=utf-8"
 
 LATENCY_BUCKETS = (0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5)
 BATCH_BUCKETS = (1, 2, 4, 8, 16, 32, 64, 128, 256)
+# every limit that can be reached (``rxaudio_limit_reached_total{limit=...}``); see ServerConfig
+LIMITS = (
+    "connections",
+    "request_timeout",
+    "start_timeout",
+    "control_rate",
+    "sessions_per_minute",
+    "grace_sessions",
+    "session_bytes",
+    "out_bytes",
+)
 
 
 def _num(v: float) -> str:
@@ -41,6 +52,25 @@ class Counter:
             f"# TYPE {self.name} counter",
             f"{self.name} {_num(self.value)}",
         ]
+
+
+class LabeledCounter:
+    """Counters told apart by one label (``name{label="value"} n``); every value pre-declared."""
+
+    def __init__(self, name: str, help: str, label: str, values: Sequence[str]) -> None:
+        self.name, self.help, self.label = name, help, label
+        self.values: dict[str, float] = dict.fromkeys(values, 0.0)
+
+    def inc(self, value: str, n: float = 1.0) -> None:
+        """Add ``n`` to the series ``value`` (which must be declared)."""
+        self.values[value] += n
+
+    def render(self) -> list[str]:
+        """Exposition lines (every declared series, zeros included)."""
+        lines = [f"# HELP {self.name} {self.help}", f"# TYPE {self.name} counter"]
+        for v, n in self.values.items():
+            lines.append(f'{self.name}{{{self.label}="{v}"}} {_num(n)}')
+        return lines
 
 
 class Gauge:
@@ -116,6 +146,8 @@ class ServerMetrics:
         sessions: Callable[[], float],
         queue_depth: Callable[[], float],
         queue_depth_max: Callable[[], float],
+        grace: Callable[[], float] = lambda: 0.0,
+        out_bytes: Callable[[], float] = lambda: 0.0,
     ) -> None:
         p = "rxaudio_"
         self.clients = Gauge(p + "clients_connected", "Open WebSocket connections.", clients)
@@ -125,6 +157,14 @@ class ServerMetrics:
         )
         self.queue_depth_max = Gauge(
             p + "outbound_queue_depth_max", "Deepest single outbound queue.", queue_depth_max
+        )
+        self.grace = Gauge(p + "sessions_in_grace", "Sessions waiting to be resumed.", grace)
+        self.out_bytes = Gauge(p + "out_bytes", "Bytes of session files under --out.", out_bytes)
+        self.limits = LabeledCounter(
+            p + "limit_reached_total",
+            "Times a resource limit refused or ended something (limit: which one).",
+            "limit",
+            LIMITS,
         )
         self.frames = Counter(p + "frames_processed_total", "Audio frames fed to pipelines.")
         self.samples = Counter(p + "samples_processed_total", "Audio samples fed to pipelines.")
@@ -151,6 +191,9 @@ class ServerMetrics:
             self.sessions,
             self.queue_depth,
             self.queue_depth_max,
+            self.grace,
+            self.out_bytes,
+            self.limits,
             self.frames,
             self.samples,
             self.events,

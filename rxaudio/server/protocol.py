@@ -1,11 +1,13 @@
-"""The WebSocket protocol, version 1: message validation and binary frame decoding.
+"""The WebSocket protocol, version 2: message validation and binary frame decoding.
 
 Pure Python and numpy, no aiohttp: every rule here is testable with plain calls. The full
 description for client authors is ``docs/protocol.md``.
 
 Client -> server text messages are JSON objects with a ``type``: ``start`` (declares the audio
 format and options, or resumes a session), ``config`` (changes VAD settings live), ``stop``,
-``listen`` (receive the server microphone's events instead of sending audio) and ``ping``.
+``listen`` (receive the server microphone's events instead of sending audio), ``ack``
+(the last numbered speech event the client holds) and ``ping``. Version 1 clients are served
+as before; version 2 added ``seq``/``ack``/replay and the resume secret (``docs/protocol.md``).
 Binary messages are raw interleaved little-endian samples in the declared format.
 
 Server -> client messages are JSON objects with a ``type`` and, for stream events, times in
@@ -21,7 +23,8 @@ from typing import Any
 
 import numpy as np
 
-PROTOCOL_VERSION = 1
+PROTOCOL_VERSION = 2
+VERSIONS = (1, 2)  # what ``start.version`` may say
 SAMPLE_RATES = (8000, 11025, 16000, 22050, 24000, 32000, 44100, 48000, 88200, 96000)
 FORMATS = {"int16": 2, "float32": 4}
 MAX_CHANNELS = 2
@@ -34,6 +37,9 @@ CLOSE_GOING_AWAY = 1001
 CLOSE_POLICY = 1008
 CLOSE_BAD_VERSION = 4002
 CLOSE_TAKEN_OVER = 4005
+CLOSE_IDLE = 4008  # no ``start`` or ``listen`` within the start timeout
+CLOSE_TOO_BIG = 1009
+MAX_ID_CHARS = 64  # ``ping.id`` strings
 
 # settings a client may change live (``config``) or pass in ``start.options``
 TUNABLE: dict[str, tuple[float, float]] = {
@@ -73,11 +79,14 @@ def error_event(code: str, message: str) -> dict[str, Any]:
     return {"type": "error", "code": code, "message": message}
 
 
-def hello_event(*, modes: list[str], server: str) -> dict[str, Any]:
+def hello_event(
+    *, modes: list[str], server: str, limits: dict[str, Any] | None = None
+) -> dict[str, Any]:
     """The first message on every connection."""
     return {
         "type": "hello",
         "version": PROTOCOL_VERSION,
+        "versions": list(VERSIONS),
         "server": server,
         "modes": modes,
         "sample_rates": list(SAMPLE_RATES),
@@ -86,6 +95,7 @@ def hello_event(*, modes: list[str], server: str) -> dict[str, Any]:
         "max_frame_seconds": MAX_FRAME_SECONDS,
         "max_message_bytes": MAX_MESSAGE_BYTES,
         "tunable": {k: list(v) for k, v in TUNABLE.items()},
+        "limits": limits or {},
     }
 
 
@@ -99,6 +109,8 @@ class StartMessage:
     options: dict[str, float] = field(default_factory=dict)
     events: tuple[str, ...] = START_ONLY["events"]
     session: str | None = None
+    resume_token: str | None = None
+    ack: int | None = None
 
     @property
     def bytes_per_frame(self) -> int:
@@ -157,11 +169,11 @@ def parse_options(raw: Any, *, context: str) -> dict[str, float]:
 def parse_start(msg: dict[str, Any]) -> StartMessage:
     """Validate a ``start`` message (raises :class:`ProtocolError`)."""
     version = msg.get("version", PROTOCOL_VERSION)
-    if version != PROTOCOL_VERSION:
+    if type(version) is not int or version not in VERSIONS:  # not True, not 1.0
         raise ProtocolError(
             "bad_version",
             f"start: protocol version {version!r} is not supported; this server speaks "
-            f"version {PROTOCOL_VERSION}",
+            f"versions {', '.join(map(str, VERSIONS))} (an integer)",
             close=CLOSE_BAD_VERSION,
         )
     rate = _int(msg, "sample_rate", None) if "sample_rate" in msg else None
@@ -180,7 +192,7 @@ def parse_start(msg: dict[str, Any]) -> StartMessage:
             f"start: channels must be 1..{MAX_CHANNELS}, got {channels}",
         )
     fmt = msg.get("format", "int16")
-    if fmt not in FORMATS:
+    if not isinstance(fmt, str) or fmt not in FORMATS:
         raise ProtocolError(
             "unsupported_format",
             f"start: format {fmt!r} is not supported; use one of {', '.join(FORMATS)}",
@@ -190,7 +202,9 @@ def parse_start(msg: dict[str, Any]) -> StartMessage:
     raw_opts = msg.get("options") or {}
     if "events" in raw_opts:
         ev = raw_opts["events"]
-        if not isinstance(ev, list) or any(e not in START_ONLY["events"] for e in ev):
+        if not isinstance(ev, list) or any(
+            not isinstance(e, str) or e not in START_ONLY["events"] for e in ev
+        ):
             raise ProtocolError(
                 "bad_config",
                 f"start: options.events must be a list drawn from "
@@ -200,7 +214,41 @@ def parse_start(msg: dict[str, Any]) -> StartMessage:
     session = msg.get("session")
     if session is not None and (not isinstance(session, str) or not 8 <= len(session) <= 64):
         raise ProtocolError("bad_message", "start: session must be the id the server gave")
-    return StartMessage(rate, channels, fmt, options, events, session)
+    token = msg.get("resume_token")
+    if token is not None and (not isinstance(token, str) or not 1 <= len(token) <= 128):
+        raise ProtocolError(
+            "bad_message", "start: resume_token must be the string the server gave in started"
+        )
+    ack = msg.get("ack")
+    if ack is not None and (isinstance(ack, bool) or not isinstance(ack, int) or ack < 0):
+        raise ProtocolError(
+            "bad_message", f'start: "ack" must be a non-negative integer (a seq), got {ack!r}'
+        )
+    return StartMessage(rate, channels, fmt, options, events, session, token, ack)
+
+
+def parse_ack(msg: dict[str, Any]) -> int:
+    """Validate an ``ack`` message; return its ``seq``."""
+    seq = msg.get("seq")
+    if isinstance(seq, bool) or not isinstance(seq, int) or seq < 0:
+        raise ProtocolError(
+            "bad_message", f'ack: "seq" must be a non-negative integer, got {seq!r}'
+        )
+    return seq
+
+
+def parse_ping_id(msg: dict[str, Any]) -> str | int | None:
+    """The ``id`` of a ``ping`` (a string up to 64 characters or an integer), echoed in ``pong``."""
+    pid = msg.get("id")
+    if pid is None:
+        return None
+    if isinstance(pid, bool) or not isinstance(pid, str | int):
+        raise ProtocolError(
+            "bad_message", f'ping: "id" must be a string or an integer, got {pid!r}'
+        )
+    if isinstance(pid, str) and len(pid) > MAX_ID_CHARS:
+        raise ProtocolError("bad_message", f'ping: "id" is longer than {MAX_ID_CHARS} characters')
+    return pid
 
 
 def decode_audio(data: bytes, start: StartMessage) -> np.ndarray:

@@ -26,6 +26,7 @@ from ..frames import AudioFrame
 from ..io.wav import write_wav
 from ..operators import reframe
 from ..pipeline.caps import Caps, conform
+from .limits import StorageBudget
 from .metrics import ServerMetrics
 from .pipeline import (
     PIPELINE_RATE,
@@ -43,6 +44,9 @@ from .pipeline import (
 # events that must reach the client if at all possible: never dropped while a droppable
 # (level, vad, spectrogram, stats) event is still queued
 CRITICAL = frozenset({"speech_start", "speech_end", "utterance", "error", "started", "stopped"})
+# numbered per session (``seq``), kept until acknowledged and sent again on resume
+SPEECH = ("speech_start", "speech_end", "utterance")
+REPLAY_MAX = 1024  # unacknowledged speech events kept per session
 
 
 def encode(event: dict[str, Any]) -> str:
@@ -51,8 +55,19 @@ def encode(event: dict[str, Any]) -> str:
 
 
 def new_session_id() -> str:
-    """A random URL-safe session id (16 characters)."""
-    return secrets.token_urlsafe(12)
+    """A random URL-safe session id (16 characters), never starting with ``-``.
+
+    (An id that starts with ``-`` reads as an option when a person pastes it into a command.)
+    """
+    while True:
+        sid = secrets.token_urlsafe(12)
+        if not sid.startswith("-"):
+            return sid
+
+
+def new_resume_token() -> str:
+    """The secret that resumes a session: sent once, in ``started``, never in a URL."""
+    return secrets.token_urlsafe(24)
 
 
 class Outbox:
@@ -157,8 +172,25 @@ class Session:
         batcher: WindowBatcher | None = None,
         url_prefix: str = "/files",
         stats_every_s: float = 1.0,
+        budget: StorageBudget | None = None,
+        max_bytes: int | None = None,
+        on_limit: Callable[[Session, str], None] | None = None,
+        replay: bool = True,
     ) -> None:
         self.id = session_id
+        self.resume_token = new_resume_token()
+        # speech events numbered for acknowledgement and replay (see docs/protocol.md)
+        self.seq = 0
+        self.acked = 0
+        self.replay: deque[tuple[int, str, str]] = deque()  # (seq, type, JSON text)
+        self.replay_lost = 0  # highest seq dropped from a full replay buffer, unacknowledged
+        self._keep_replay = replay
+        # storage limits: bytes this session wrote, the server-wide budget, who ends us
+        self.written = 0
+        self.max_bytes = max_bytes
+        self.budget = budget
+        self.storage_stopped: str | None = None  # the limit that stopped our writing
+        self._on_limit = on_limit
         self.sample_rate = sample_rate
         self.channels = channels
         self.options = options
@@ -262,7 +294,7 @@ class Session:
         self._sub2.dispose()
         if self.scorer is not None:
             self.scorer.close()
-        self._write_log({"type": "closed", "reason": reason, "received": self.received})
+        self._write_log({"type": "closed", "reason": reason, "received": self.received}, force=True)
         if self._log is not None:
             self._log.close()
             self._log = None
@@ -281,11 +313,66 @@ class Session:
 
     def emit(self, event: dict[str, Any]) -> None:
         """Fan an event out to every attached outbox (encoded once)."""
-        if not self.outboxes:
-            return
-        text, kind = encode(event), event["type"]
+        if self.outboxes:
+            self._fan(event["type"], encode(event))
+
+    def _fan(self, kind: str, text: str) -> None:
         for ob in self.outboxes:
             ob.put_text(kind, text, self._arrival)
+
+    # ---- numbered speech events: acknowledgement and replay -----------------------------------
+    def ack(self, seq: int) -> bool:
+        """The client holds every speech event up to ``seq``; ``False`` if ``seq`` is unknown."""
+        if seq > self.seq:
+            return False
+        self.acked = max(self.acked, seq)
+        while self.replay and self.replay[0][0] <= self.acked:
+            self.replay.popleft()
+        return True
+
+    def replay_to(self, outbox: Outbox, after: int) -> int:
+        """Queue every kept speech event numbered above ``after``; return how many are lost.
+
+        Lost ones are those dropped from a full replay buffer (more than ``REPLAY_MAX``
+        unacknowledged); they are still in the session's ``events.jsonl``.
+        """
+        now = self.loop.time()
+        for seq, kind, text in self.replay:
+            if seq > after:
+                outbox.put_text(kind, text, now)
+        return max(0, self.replay_lost - max(after, self.acked))
+
+    # ---- storage limits -------------------------------------------------------------------------
+    def _charge(self, n: int) -> bool:
+        """Reserve ``n`` bytes of files; on refusal stop writing, say why, and end the session."""
+        if self.storage_stopped is not None:
+            return False
+        limit = None
+        if self.max_bytes is not None and self.written + n > self.max_bytes:
+            limit = "session_bytes"
+        elif self.budget is not None and not self.budget.charge(n):
+            limit = "out_bytes"
+        if limit is None:
+            self.written += n
+            return True
+        self.storage_stopped = limit
+        if limit == "session_bytes":
+            code = "session_storage_limit"
+            msg = (
+                f"session {self.id} reached its limit of {self.max_bytes} bytes of files "
+                "(--max-session-bytes); the session ended and its files are complete; "
+                "start a new session to go on"
+            )
+        else:
+            code = "storage_full"
+            msg = (
+                "the server's output folder reached its limit (--max-out-bytes); the session "
+                "ended and its files are complete; no new sessions until space is freed"
+            )
+        self.emit({"type": "error", "code": code, "message": msg})
+        if self._on_limit is not None:
+            self._on_limit(self, limit)
+        return False
 
     def stats(self) -> dict[str, Any]:
         """A ``stats`` event for this session."""
@@ -304,9 +391,17 @@ class Session:
         """URL under which the server serves this session's file ``name``."""
         return f"{self._url_prefix}/{self.id}/{name}"
 
-    def _write_log(self, record: dict[str, Any]) -> None:
+    def _write_log(self, record: dict[str, Any], *, force: bool = False) -> None:
         if self._log is not None:
-            self._log.write(json.dumps(record, separators=(",", ":")) + "\n")
+            line = json.dumps(record, separators=(",", ":")) + "\n"
+            n = len(line.encode("utf-8"))
+            if force:  # the closing record: a complete log matters more than a few bytes
+                self.written += n
+                if self.budget is not None:
+                    self.budget.used += n
+            elif not self._charge(n):
+                return
+            self._log.write(line)
             self._log.flush()
 
     def _on_item(self, item: Any) -> None:
@@ -320,13 +415,23 @@ class Session:
             samples = event.pop("_samples")
             rate = event.pop("_rate")
             event["id"] = self.utterances
-            if self.dir is not None:
+            if self.dir is not None and self._charge(44 + samples.size * 2):  # 16-bit WAV
                 write_wav(os.path.join(self.dir, name), samples, rate)
                 event["url"] = self.file_url(name)
                 event["file"] = name
                 self.metrics.utterances.inc()
-        if kind in ("speech_start", "speech_end", "utterance"):
+        if kind in SPEECH:
+            self.seq += 1
+            event["seq"] = self.seq
             self._write_log(event)
+            text = encode(event)
+            if self._keep_replay:
+                self.replay.append((self.seq, kind, text))
+                if len(self.replay) > REPLAY_MAX:
+                    self.replay_lost = self.replay.popleft()[0]
+            if self.outboxes:
+                self._fan(kind, text)
+            return
         self.emit(event)
 
     def fail(self, exc: Exception) -> None:

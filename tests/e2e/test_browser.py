@@ -26,7 +26,7 @@ import pytest
 import soundfile as sf
 from aiohttp import ClientSession, web
 
-from rxaudio.server import HUB, Hub, ServerConfig, create_app
+from rxaudio.server import HUB, Hub, ServerConfig, create_app, guard
 from rxaudio.server.pipeline import ChainOptions
 from rxaudio.server.sessions import Session
 
@@ -98,6 +98,7 @@ async def serving(config: ServerConfig) -> AsyncIterator[tuple[Hub, str]]:
     app = create_app(config)
     runner = web.AppRunner(app, shutdown_timeout=5.0)
     await runner.setup()
+    guard(runner)
     site = web.TCPSite(runner, "127.0.0.1", 0)
     await site.start()
     port = site._server.sockets[0].getsockname()[1]  # type: ignore[union-attr]

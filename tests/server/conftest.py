@@ -12,9 +12,18 @@ import soundfile as sf
 from aiohttp import ClientWebSocketResponse
 from aiohttp.test_utils import TestClient, TestServer
 
-from rxaudio.server import ServerConfig, create_app
+from rxaudio.server import ServerConfig, create_app, guard
 
 ServerFactory = Callable[..., AbstractAsyncContextManager[TestClient[Any, Any]]]
+
+
+class GuardedServer(TestServer):
+    """aiohttp's test server with rxaudio's connection guard, as ``rxaudio serve`` runs it."""
+
+    async def start_server(self, **kwargs: Any) -> None:
+        await super().start_server(**kwargs)
+        assert self.runner is not None
+        guard(self.runner)
 
 
 @pytest.fixture
@@ -25,7 +34,7 @@ def server(tmp_path: Any) -> ServerFactory:
     async def make(**kw: Any) -> AsyncIterator[TestClient[Any, Any]]:
         kw.setdefault("out_dir", str(tmp_path / "out"))
         app = create_app(ServerConfig(**kw))
-        async with TestClient(TestServer(app, host="127.0.0.1")) as client:
+        async with TestClient(GuardedServer(app, host="127.0.0.1")) as client:
             yield client
 
     return make

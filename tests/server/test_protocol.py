@@ -229,12 +229,14 @@ async def test_start_twice_version_and_oversize_and_error_flood(server, proto):
         msg = await ws.receive(timeout=10)
         assert msg.type == WSMsgType.CLOSE and msg.data == 1009
 
-        ws = await client.ws_connect("/ws")
-        await ws.receive_json()
-        await ws.send_json({"type": "start", "version": 2, "sample_rate": 16000})
-        assert (await ws.receive_json())["code"] == "bad_version"
-        msg = await ws.receive(timeout=10)
-        assert msg.type == WSMsgType.CLOSE and msg.data == 4002
+        # versions 1 and 2 are spoken; 3, true and 1.0 are not (true == 1 in Python)
+        for version in (3, True, 1.0, "1"):
+            ws = await client.ws_connect("/ws")
+            await ws.receive_json()
+            await ws.send_json({"type": "start", "version": version, "sample_rate": 16000})
+            assert (await ws.receive_json())["code"] == "bad_version"
+            msg = await ws.receive(timeout=10)
+            assert msg.type == WSMsgType.CLOSE and msg.data == 4002
 
         ws = await client.ws_connect("/ws")
         await ws.receive_json()
@@ -301,7 +303,7 @@ async def test_healthz_and_metrics(server, proto, speech_pcm):
         await ws.send_json({"type": "stop"})
         await proto.until(ws, "stopped")
         h = await (await client.get("/healthz")).json()
-        assert h["status"] == "ok" and h["protocol"] == 1 and h["clients"] == 1
+        assert h["status"] == "ok" and h["protocol"] == 2 and h["clients"] == 1
         r = await client.get("/metrics")
         assert r.headers["Content-Type"].startswith("text/plain; version=0.0.4")
         text = await r.text()
@@ -340,7 +342,9 @@ async def test_resume_after_a_drop_loses_no_audio(server, proto, speech_pcm):
         await ws.close()  # the network drops
         await asyncio.sleep(0.1)
         ws = await client.ws_connect("/ws")
-        again = await proto.start(ws, session=started["session"])
+        again = await proto.start(
+            ws, session=started["session"], resume_token=started["resume_token"]
+        )
         assert again["resumed"] is True and again["session"] == started["session"]
         assert again["received"] == half
         await proto.send_audio(ws, speech_pcm[again["received"] :])
@@ -473,7 +477,9 @@ async def test_resume_takes_over_a_half_open_connection(server, proto, speech_pc
         # the client lost its network, but the server has not noticed yet: a new connection
         # resumes the session, and the old one is closed by the server
         new = await client.ws_connect("/ws")
-        again = await proto.start(new, session=started["session"])
+        again = await proto.start(
+            new, session=started["session"], resume_token=started["resume_token"]
+        )
         # frames of the old connection still being read when the new one took over are not
         # fed; the client re-sends from what the server says it has
         assert again["resumed"] is True and 16000 <= again["received"] <= 48000
@@ -483,7 +489,12 @@ async def test_resume_takes_over_a_half_open_connection(server, proto, speech_pc
         assert msg.type == WSMsgType.CLOSE and msg.data == 4005
         # a different format cannot resume it: a fresh session, the original untouched
         other = await client.ws_connect("/ws")
-        fresh = await proto.start(other, session=started["session"], sample_rate=44100)
+        fresh = await proto.start(
+            other,
+            session=started["session"],
+            resume_token=started["resume_token"],
+            sample_rate=44100,
+        )
         assert fresh["resumed"] is False and fresh["session"] != started["session"]
         await proto.send_audio(new, speech_pcm[again["received"] :])
         await new.send_json({"type": "stop"})

@@ -1,0 +1,364 @@
+"""One WebSocket connection: the protocol's state machine, its limits and its outbox."""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import hmac
+from typing import TYPE_CHECKING, Any
+
+from aiohttp import web
+
+from .limits import TokenBucket, WindowCounter
+from .protocol import (
+    CLOSE_IDLE,
+    CLOSE_POLICY,
+    CLOSE_TAKEN_OVER,
+    CLOSE_TOO_BIG,
+    MAX_MESSAGE_BYTES,
+    ProtocolError,
+    StartMessage,
+    decode_audio,
+    error_event,
+    parse_ack,
+    parse_options,
+    parse_ping_id,
+    parse_start,
+    parse_text,
+)
+from .sessions import Outbox, Session
+
+if TYPE_CHECKING:
+    from .hub import Hub
+
+MAX_ERRORS = 32
+
+
+class Connection:
+    """One WebSocket: its outbox, its session (client mode) or the shared one (listen)."""
+
+    def __init__(self, hub: Hub, ws: web.WebSocketResponse, request: web.Request) -> None:
+        self.hub = hub
+        self.ws = ws
+        self.request = request
+        self.outbox = Outbox(ws.send_str, hub.metrics, maxlen=hub.config.queue_max)
+        self.session: Session | None = None
+        self.start: StartMessage | None = None
+        self.listening = False
+        self.errors = 0
+        self.messages = 0  # messages handled (fairness tests read it)
+        self.ended: tuple[str, str] | None = None  # (session id, why) of a server-ended session
+        now = hub.loop.time()
+        cfg = hub.config
+        self.control = TokenBucket(cfg.control_rate, cfg.control_burst, now)
+        self.starts = WindowCounter(cfg.sessions_per_minute, 60.0)
+        self.ever_started = False
+        self._idle: asyncio.TimerHandle | None = None
+        if cfg.start_timeout_s > 0:
+            self._idle = hub.loop.call_later(cfg.start_timeout_s, self._idle_timeout)
+
+    def send(self, event: dict[str, Any]) -> None:
+        self.outbox.put(event, self.hub.loop.time())
+
+    # ---- ending -------------------------------------------------------------------------------
+    async def fail(self, err: ProtocolError) -> None:
+        """Answer a protocol error; close the socket when it must, or after too many."""
+        self.errors += 1
+        self.hub.metrics.errors.inc()
+        self.send(err.event())
+        close = err.close
+        if close is None and self.errors >= MAX_ERRORS:
+            close = CLOSE_POLICY
+            self.send(error_event("too_many_errors", f"{MAX_ERRORS} protocol errors; closing"))
+        if close is not None:
+            await self.outbox.drain()  # the error event goes out before the close frame
+            await self.close(close, err.code, self.hub.config.shutdown_timeout_s)
+
+    async def close(self, code: int, message: str, timeout: float) -> None:
+        """Send the close frame; cut the connection if the peer does not take it in ``timeout``.
+
+        A client that never reads leaves the close frame stuck behind a full socket buffer;
+        waiting for it would hold shutdown (or this handler) for as long as TCP keeps trying.
+        """
+        self.outbox.close()
+        task = asyncio.ensure_future(self.ws.close(code=code, message=message.encode()[:120]))
+        done, _ = await asyncio.wait({task}, timeout=timeout)
+        if not done:
+            self.abort()
+            with contextlib.suppress(BaseException):
+                await asyncio.wait_for(task, 1.0)
+        elif not task.cancelled():
+            task.exception()  # retrieved: a peer that vanished meanwhile is not an error
+
+    def abort(self) -> None:
+        """Drop the TCP connection at once."""
+        transport = self.request.transport
+        if transport is not None:
+            transport.abort()
+
+    def _idle_timeout(self) -> None:
+        self._idle = None
+        if self.ever_started or self.ws.closed:
+            return
+        self.hub.limit_reached("start_timeout")
+        self.send(
+            error_event(
+                "start_timeout",
+                f"no start or listen within {self.hub.config.start_timeout_s:g} s "
+                "(--start-timeout); connect again when there is audio to send",
+            )
+        )
+        task = asyncio.ensure_future(
+            self.close(CLOSE_IDLE, "start_timeout", self.hub.config.shutdown_timeout_s)
+        )
+        self.hub.tasks.add(task)
+        task.add_done_callback(self.hub.tasks.discard)
+
+    def session_ended(self, s: Session, why: str) -> None:
+        """The server ended our session (a limit): say so; later audio is refused by name."""
+        if self.session is s and not self.listening:
+            s.detach(self.outbox)
+            self.send({"type": "stopped", "session": s.id, "received": s.received, "reason": why})
+            self.session, self.start = None, None
+            self.ended = (s.id, why)
+
+    # ---- messages -----------------------------------------------------------------------------
+    def on_text(self, text: str) -> None:
+        self.messages += 1
+        if not self.control.take(self.hub.loop.time()):
+            self.hub.limit_reached("control_rate")
+            cfg = self.hub.config
+            raise ProtocolError(
+                "rate_limited",
+                f"more than {cfg.control_rate:g} text messages per second (bursts of "
+                f"{cfg.control_burst:g}) on one connection (--control-rate); closing",
+                close=CLOSE_POLICY,
+            )
+        if len(text) > MAX_MESSAGE_BYTES // 4 and len(text.encode()) > MAX_MESSAGE_BYTES:
+            raise ProtocolError(
+                "too_big",
+                f"text message of {len(text.encode())} bytes exceeds {MAX_MESSAGE_BYTES}",
+                close=CLOSE_TOO_BIG,
+            )
+        msg = parse_text(text)
+        kind = msg["type"]
+        if kind == "start":
+            self._start(parse_start(msg))
+        elif kind == "config":
+            self._config(msg)
+        elif kind == "stop":
+            self._stop()
+        elif kind == "listen":
+            self._listen()
+        elif kind == "ack":
+            self._ack(parse_ack(msg))
+        elif kind == "ping":
+            pid = parse_ping_id(msg)
+            ev: dict[str, Any] = {"type": "pong"}
+            if pid is not None:
+                ev["id"] = pid
+            self.send(ev)
+        else:
+            raise ProtocolError(
+                "unknown_type",
+                f"unknown message type {kind!r}; use start, config, stop, listen, ack or ping",
+            )
+
+    def on_binary(self, data: bytes, arrival: float) -> None:
+        self.messages += 1
+        if len(data) > MAX_MESSAGE_BYTES:
+            raise ProtocolError(
+                "too_big",
+                f"binary message of {len(data)} bytes exceeds {MAX_MESSAGE_BYTES}",
+                close=CLOSE_TOO_BIG,
+            )
+        s = self.session
+        if s is None or self.start is None:
+            if self.ended is not None:
+                sid, why = self.ended
+                raise ProtocolError(
+                    "session_ended",
+                    f"session {sid} ended ({why}); this frame of {len(data)} bytes was dropped; "
+                    "send start for a new session",
+                )
+            raise ProtocolError(
+                "not_started", "binary audio before start; send a start message first"
+            )
+        if self.listening:
+            raise ProtocolError("not_started", "listeners cannot send audio; send stop, then start")
+        if s.failed is not None:
+            raise ProtocolError(
+                "session_failed",
+                f"session {s.id}'s pipeline failed ({s.failed}); this frame of {len(data)} "
+                "bytes was dropped; send start for a new session",
+            )
+        samples = decode_audio(data, self.start)
+        s.feed(samples, arrival)
+
+    def _started(self) -> None:
+        self.ever_started = True
+        self.ended = None
+        if self._idle is not None:
+            self._idle.cancel()
+            self._idle = None
+
+    def _start(self, start: StartMessage) -> None:
+        if self.session is not None and self.session.failed is not None and not self.listening:
+            self.hub.end_session(self.session, "pipeline error")  # a failed session ends here
+            self.session = None
+        if self.session is not None or self.listening:
+            raise ProtocolError(
+                "already_started", "this connection already started; send stop first"
+            )
+        hub = self.hub
+        s = hub.sessions.get(start.session) if start.session else None
+        resumed = (
+            s is not None
+            and not s.closed
+            and s.failed is None
+            and s is not hub.shared
+            and start.resume_token is not None
+            and hmac.compare_digest(start.resume_token.encode(), s.resume_token.encode())
+            and (s.sample_rate, s.channels) == (start.sample_rate, start.channels)
+        )
+        if resumed:
+            assert s is not None
+            if start.options:
+                s.configure(start.options)
+            old = s.owner
+            if old is not None and old is not self:
+                # the client came back before we noticed its old connection died (a half-open
+                # TCP connection): the new connection takes the session over
+                old.session = None
+                s.detach(old.outbox)
+                task = asyncio.ensure_future(
+                    old.close(CLOSE_TAKEN_OVER, "session resumed elsewhere", 1.0)
+                )
+                hub.tasks.add(task)
+                task.add_done_callback(hub.tasks.discard)
+            hub.resumed(s)
+        else:
+            # an unknown or expired id, or no/the wrong resume_token: a new session
+            now = hub.loop.time()
+            if hub.config.out_dir is not None and hub.budget.full:
+                hub.limit_reached("out_bytes")
+                raise ProtocolError(
+                    "storage_full",
+                    "the server's output folder reached its limit (--max-out-bytes); "
+                    "no new sessions until space is freed",
+                )
+            if not self.starts.take(now):
+                hub.limit_reached("sessions_per_minute")
+                raise ProtocolError(
+                    "too_many_sessions",
+                    f"more than {hub.config.sessions_per_minute} sessions started on this "
+                    "connection in a minute (--sessions-per-minute); wait, or resume one",
+                )
+            s = hub.new_session(start)
+        self._started()
+        self.session, self.start = s, start
+        s.owner = self
+        s.attach(self.outbox)
+        self.send(
+            {
+                "type": "started",
+                "session": s.id,
+                "resume_token": s.resume_token,
+                "resumed": resumed,
+                "received": s.received,
+                "seq": s.seq,
+                "sample_rate": s.sample_rate,
+                "channels": s.channels,
+                "format": start.format,
+                "pipeline_rate": 16000,
+                "settings": s.settings.value,
+                "events": list(s.options.events),
+            }
+        )
+        if resumed:
+            after = start.ack if start.ack is not None else s.acked
+            lost = s.replay_to(self.outbox, after)
+            if lost:
+                self.send(
+                    error_event(
+                        "events_lost",
+                        f"{lost} speech events after seq {after} were not kept for replay "
+                        "(too many unacknowledged); they are in the session's events.jsonl",
+                    )
+                )
+
+    def _config(self, msg: dict[str, Any]) -> None:
+        if self.session is None:
+            raise ProtocolError("not_started", "config before start; send a start message first")
+        if self.listening:
+            raise ProtocolError("bad_config", "listeners cannot retune the shared pipeline")
+        settings = parse_options(msg.get("options"), context="config")
+        merged = self.session.configure(settings)
+        self.send({"type": "config", "settings": merged})
+
+    def _ack(self, seq: int) -> None:
+        s = self.session
+        if s is None:
+            raise ProtocolError("not_started", "ack before start")
+        if self.listening:
+            return  # listeners do not resume; nothing is kept for them
+        if not s.ack(seq):
+            raise ProtocolError(
+                "bad_message", f"ack: seq {seq} is beyond the last event sent ({s.seq})"
+            )
+
+    def _stop(self) -> None:
+        s = self.session
+        if s is None:
+            raise ProtocolError("not_started", "stop before start")
+        if self.listening:
+            s.detach(self.outbox)
+        else:
+            self.hub.end_session(s, "client stop")
+            s.detach(self.outbox)
+        self.send({"type": "stopped", "session": s.id, "received": s.received})
+        self.session, self.start, self.listening = None, None, False
+
+    def _listen(self) -> None:
+        if self.session is not None:
+            raise ProtocolError("already_started", "this connection already started")
+        shared = self.hub.shared
+        if shared is None or shared.closed:
+            raise ProtocolError(
+                "no_server_source", "this server has no shared source; start with --source"
+            )
+        self._started()
+        self.session, self.listening = shared, True
+        shared.attach(self.outbox)
+        self.send(
+            {
+                "type": "started",
+                "session": shared.id,
+                "resumed": False,
+                "listen": True,
+                "received": shared.received,
+                "seq": shared.seq,
+                "sample_rate": shared.sample_rate,
+                "channels": shared.channels,
+                "pipeline_rate": 16000,
+                "settings": shared.settings.value,
+                "events": list(shared.options.events),
+            }
+        )
+
+    def disconnected(self) -> None:
+        """The socket is gone: keep a client session for its grace period, then close it."""
+        if self._idle is not None:
+            self._idle.cancel()
+            self._idle = None
+        s = self.session
+        self.outbox.close()
+        if s is None:
+            return
+        s.detach(self.outbox)
+        if self.listening or s.closed:
+            return
+        s.owner = None
+        if self.hub.stopping:
+            return
+        self.hub.hold(s)

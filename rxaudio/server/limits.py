@@ -1,0 +1,205 @@
+"""Resource limits and request checks: rates, storage budgets, connections, Host names.
+
+Pure Python (the connection guard excepted, which hooks aiohttp's server): every rule is
+testable with plain calls and a fake clock. The limits themselves are fields of
+:class:`~rxaudio.server.config.ServerConfig`; ``docs/apps/serve.md`` lists them with their flags.
+"""
+
+from __future__ import annotations
+
+import ipaddress
+import logging
+import os
+from collections import deque
+from collections.abc import Callable, Iterable
+from typing import Any
+
+log = logging.getLogger("rxaudio.server")
+
+WILDCARDS = frozenset({"", "0.0.0.0", "::", "*"})
+
+
+class TokenBucket:
+    """``rate`` events per second on average, bursts up to ``burst``; ``rate`` 0: unlimited."""
+
+    def __init__(self, rate: float, burst: float, now: float) -> None:
+        self.rate, self.burst = rate, burst
+        self.tokens = burst
+        self.stamp = now
+
+    def take(self, now: float) -> bool:
+        """Spend one token at time ``now``; ``False`` when none is left (the event is refused)."""
+        if self.rate <= 0:
+            return True
+        self.tokens = min(self.burst, self.tokens + (now - self.stamp) * self.rate)
+        self.stamp = now
+        if self.tokens < 1.0:
+            return False
+        self.tokens -= 1.0
+        return True
+
+
+class WindowCounter:
+    """At most ``limit`` events in any ``window`` seconds (a sliding window); 0: unlimited."""
+
+    def __init__(self, limit: int, window: float = 60.0) -> None:
+        self.limit, self.window = limit, window
+        self.times: deque[float] = deque()
+
+    def take(self, now: float) -> bool:
+        """Count an event at ``now``; ``False`` (and not counted) when the window is full."""
+        if self.limit <= 0:
+            return True
+        while self.times and self.times[0] <= now - self.window:
+            self.times.popleft()
+        if len(self.times) >= self.limit:
+            return False
+        self.times.append(now)
+        return True
+
+
+def tree_bytes(path: str) -> int:
+    """Bytes of the regular files under ``path`` (0 when it does not exist)."""
+    total = 0
+    for root, _, names in os.walk(path):
+        for n in names:
+            try:
+                total += os.lstat(os.path.join(root, n)).st_size
+            except OSError:
+                pass
+    return total
+
+
+class StorageBudget:
+    """Bytes written under ``--out``: the total (files found at start-up included) and its cap.
+
+    ``charge`` is asked before every write; a write that would pass the cap is refused and
+    nothing is written, so no file is ever cut short by the limit.
+    """
+
+    def __init__(self, limit: int | None, used: int = 0) -> None:
+        self.limit = limit
+        self.used = used
+
+    def charge(self, n: int) -> bool:
+        """Reserve ``n`` bytes; ``False`` (nothing reserved) when that would pass the cap."""
+        if self.limit is not None and self.used + n > self.limit:
+            return False
+        self.used += n
+        return True
+
+    @property
+    def full(self) -> bool:
+        """Whether the cap is reached (new sessions are refused)."""
+        return self.limit is not None and self.used >= self.limit
+
+
+# ---- Host names (DNS rebinding) -------------------------------------------------------------
+def split_host(host: str) -> str:
+    """The name or address of a ``Host`` header value, without port, brackets or final dot."""
+    h = host.strip().lower()
+    if h.startswith("["):  # [v6]:port
+        end = h.find("]")
+        return h[1:end] if end > 0 else h
+    if h.count(":") == 1:
+        h = h.rsplit(":", 1)[0]
+    return h.rstrip(".")
+
+
+def _ip(name: str) -> ipaddress.IPv4Address | ipaddress.IPv6Address | None:
+    try:
+        return ipaddress.ip_address(name)
+    except ValueError:
+        return None
+
+
+def host_allowed(host: str, bind: str, allowed: Iterable[str]) -> bool:
+    """Whether a request's ``Host`` names this server.
+
+    Accepted: ``localhost``, the bind address (by name or address), any ``--allowed-host``
+    (``*`` accepts everything), and, when bound to every interface, any IP address. An IP
+    address can never be rebound by a DNS answer, so it is safe where the server listens on it;
+    a name is accepted only when it was configured.
+    """
+    allowed = {split_host(a) for a in allowed}
+    if "*" in allowed:
+        return True
+    name = split_host(host)
+    if not name:
+        return False
+    bind_name = split_host(bind) if bind not in WILDCARDS else bind
+    if name == "localhost" or name in allowed or name == bind_name:
+        return True
+    addr = _ip(name)
+    if addr is None:
+        return False
+    if bind in WILDCARDS:
+        return True
+    bind_addr = _ip(bind_name)
+    if bind_addr is None:  # bound by name (e.g. localhost): its loopback addresses
+        return addr.is_loopback and bind_name == "localhost"
+    return addr == bind_addr or (addr.is_loopback and bind_addr.is_loopback)
+
+
+def origin_allowed(origin: str, scheme: str, host: str) -> bool:
+    """Whether a browser's ``Origin`` is this server's own page (scheme, name and port)."""
+    return origin.strip().lower().rstrip("/") == f"{scheme}://{host}".lower()
+
+
+# ---- connections ----------------------------------------------------------------------------
+class ConnectionGuard:
+    """Caps the TCP connections of an aiohttp server and the time to send the first request.
+
+    aiohttp has neither option, so :meth:`install` wraps the ``connection_made`` and
+    ``connection_lost`` hooks of the runner's :class:`aiohttp.web.Server` (public methods that
+    every request handler calls). A connection past ``max_connections`` is closed at once; one
+    that has not completed its first HTTP request head within ``request_timeout`` seconds is
+    closed then (a request seen by the app's middleware marks it, :meth:`seen`).
+    """
+
+    def __init__(
+        self,
+        *,
+        max_connections: int,
+        request_timeout: float,
+        on_limit: Callable[[str], None],
+    ) -> None:
+        self.max_connections = max_connections
+        self.request_timeout = request_timeout
+        self.on_limit = on_limit
+        self.open = 0
+        self._seen: set[int] = set()  # id() of handlers that sent a request (they have slots)
+
+    def seen(self, handler: Any) -> None:
+        """A request arrived on ``handler``'s connection."""
+        if handler is not None:
+            self._seen.add(id(handler))
+
+    def install(self, server: Any) -> None:
+        """Hook ``server`` (an ``aiohttp.web.Server``, e.g. ``runner.server``)."""
+        made, lost = server.connection_made, server.connection_lost
+        import asyncio
+
+        def connection_made(handler: Any, transport: Any) -> None:
+            made(handler, transport)
+            self.open += 1
+            if self.max_connections and self.open > self.max_connections:
+                self.on_limit("connections")
+                transport.close()
+                return
+            if self.request_timeout > 0:
+                loop = asyncio.get_running_loop()
+                loop.call_later(self.request_timeout, self._expire, handler, transport)
+
+        def connection_lost(handler: Any, exc: BaseException | None) -> None:
+            self.open -= 1
+            self._seen.discard(id(handler))
+            lost(handler, exc)
+
+        server.connection_made = connection_made
+        server.connection_lost = connection_lost
+
+    def _expire(self, handler: Any, transport: Any) -> None:
+        if id(handler) not in self._seen and not transport.is_closing():
+            self.on_limit("request_timeout")
+            transport.close()

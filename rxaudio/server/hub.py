@@ -12,7 +12,7 @@ from aiohttp import web
 from reactivex.scheduler.eventloop import AsyncIOScheduler
 
 from .config import ServerConfig
-from .limits import ConnectionGuard, StorageBudget, tree_bytes
+from .limits import ConnectionGuard, StorageBudget
 from .metrics import ServerMetrics
 from .pipeline import ChainOptions, WindowBatcher
 from .protocol import CLOSE_GOING_AWAY, StartMessage, error_event
@@ -33,8 +33,7 @@ class Hub:
         self.sockets: set[web.WebSocketResponse] = set()
         self.connections: set[Connection] = set()
         self.tasks: set[asyncio.Future[Any]] = set()
-        used = tree_bytes(config.out_dir) if config.out_dir is not None else 0
-        self.budget = StorageBudget(config.max_out_bytes, used)
+        self.budget = StorageBudget(config.max_out_bytes, config.out_dir)
         self.metrics = ServerMetrics(
             clients=lambda: float(len(self.sockets)),
             sessions=lambda: float(len(self.sessions)),

@@ -10,6 +10,7 @@ from __future__ import annotations
 import ipaddress
 import logging
 import os
+import time
 from collections import deque
 from collections.abc import Callable, Iterable
 from typing import Any
@@ -74,24 +75,48 @@ class StorageBudget:
     """Bytes written under ``--out``: the total (files found at start-up included) and its cap.
 
     ``charge`` is asked before every write; a write that would pass the cap is refused and
-    nothing is written, so no file is ever cut short by the limit.
+    nothing is written, so no file is ever cut short by the limit. Once a write was refused the
+    budget counts as full (new sessions are refused) until a fresh count of the folder, taken
+    at most every ``rescan_s`` seconds while full, finds that space was freed.
     """
 
-    def __init__(self, limit: int | None, used: int = 0) -> None:
+    def __init__(
+        self,
+        limit: int | None,
+        path: str | None = None,
+        *,
+        rescan_s: float = 10.0,
+        clock: Callable[[], float] = time.monotonic,
+    ) -> None:
         self.limit = limit
-        self.used = used
+        self.path = path
+        self.used = tree_bytes(path) if path is not None else 0
+        self.refused = False
+        self._rescan_s = rescan_s
+        self._clock = clock
+        self._scanned = clock()
 
     def charge(self, n: int) -> bool:
         """Reserve ``n`` bytes; ``False`` (nothing reserved) when that would pass the cap."""
         if self.limit is not None and self.used + n > self.limit:
+            self.refused = True
             return False
         self.used += n
         return True
 
     @property
     def full(self) -> bool:
-        """Whether the cap is reached (new sessions are refused)."""
-        return self.limit is not None and self.used >= self.limit
+        """Whether the cap was reached (new sessions are refused)."""
+        if self.limit is None:
+            return False
+        if self.refused or self.used >= self.limit:
+            now = self._clock()
+            if self.path is not None and now - self._scanned >= self._rescan_s:
+                self._scanned = now
+                self.used = tree_bytes(self.path)
+                self.refused = self.used >= self.limit
+            return self.refused or self.used >= self.limit
+        return False
 
 
 # ---- Host names (DNS rebinding) -------------------------------------------------------------

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import json
+import re
 from typing import Any
 
 import numpy as np
@@ -166,6 +167,24 @@ async def test_config_retunes_live_and_refuses_bad_settings(server, proto, speec
         ('{"type": "start", "sample_rate": 16000, "options": {"max_ms": 5}}', "bad_config"),
         ('{"type": "start", "sample_rate": 16000, "options": {"events": ["x"]}}', "bad_config"),
         ('{"type": "start", "sample_rate": 16000, "session": 5}', "bad_message"),
+        # every field is checked by type before use (these used to crash the handler: 1006)
+        ('{"type": "start", "sample_rate": 16000, "format": ["int16"]}', "unsupported_format"),
+        ('{"type": "start", "sample_rate": 16000, "format": {}}', "unsupported_format"),
+        ('{"type": "start", "sample_rate": 16000, "channels": 1.5}', "bad_message"),
+        ('{"type": "start", "sample_rate": true}', "bad_message"),
+        ('{"type": "start", "sample_rate": 16000, "options": [1]}', "bad_config"),
+        ('{"type": "start", "sample_rate": 16000, "options": {"events": [[1]]}}', "bad_config"),
+        ('{"type": "start", "sample_rate": 16000, "options": {"events": "vad"}}', "bad_config"),
+        ('{"type": "start", "sample_rate": 16000, "options": {"threshold": "0.5"}}', "bad_config"),
+        ('{"type": "start", "sample_rate": 16000, "options": {"threshold": true}}', "bad_config"),
+        ('{"type": "start", "sample_rate": 16000, "resume_token": 5}', "bad_message"),
+        ('{"type": "start", "sample_rate": 16000, "ack": -1}', "bad_message"),
+        ('{"type": "start", "sample_rate": 16000, "ack": 1.5}', "bad_message"),
+        ('{"type": 5}', "bad_message"),
+        ('{"type": "ping", "id": {"a": 1}}', "bad_message"),
+        ('{"type": "ping", "id": [1]}', "bad_message"),
+        ('{"type": "ack", "seq": "x"}', "bad_message"),
+        ('{"type": "ack", "seq": 1}', "not_started"),
         ('{"type": "config", "options": {"threshold": 0.4}}', "not_started"),
         ('{"type": "stop"}', "not_started"),
         ('{"type": "listen"}', "no_server_source"),
@@ -539,9 +558,13 @@ async def test_a_failed_pipeline_reports_and_the_client_starts_again(
         err = (await proto.until(ws, "error"))[-1]
         assert err["code"] == "pipeline_error" and "model exploded" in err["message"]
         hub.batcher.shared.score_batch = real
-        await proto.send_audio(ws, speech_pcm[:4096])  # ignored, no crash
+        # later audio is not fed, and never dropped silently: each frame gets an error naming it
+        await proto.send_audio(ws, speech_pcm[:4096])
         await ws.send_json({"type": "start", "sample_rate": 16000})
-        again = (await proto.until(ws, "started"))[-1]
+        events = await proto.until(ws, "started")
+        dropped = [e for e in events if e.get("code") == "session_failed"]
+        assert len(dropped) >= 2 and all("bytes was dropped" in e["message"] for e in dropped)
+        again = events[-1]
         assert again["session"] != started["session"]
         await proto.send_audio(ws, speech_pcm)
         await ws.send_json({"type": "stop"})
@@ -550,6 +573,9 @@ async def test_a_failed_pipeline_reports_and_the_client_starts_again(
     assert json.loads(log[-2])["type"] == "error"
     closed = json.loads(log[-1])
     assert closed["reason"] == "pipeline error" and closed["received"] < 16000  # fed no more
+    # every sample sent was either fed or in a frame refused with an error naming its size
+    refused = sum(int(re.search(r"frame of (\d+) bytes", e["message"])[1]) for e in dropped)
+    assert closed["received"] + refused // 2 == 16000 + 4096
 
 
 async def test_cross_site_pages_are_refused_unless_allowed(server):

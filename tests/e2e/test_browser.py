@@ -182,7 +182,7 @@ async def test_browser_end_to_end(
     )
     config = ServerConfig(out_dir=str(out), options=ChainOptions())
     async with serving(config) as (hub, url), chromium(url, tmp_path / "p1", *fake_mic) as dt:
-        assert await dt.js("window.rxaudio.hello.version") == 1
+        assert await dt.js("window.rxaudio.hello.version") == 2
         await dt.js("document.getElementById('start').click()")
         # mid-way through the second sentence the network drops (server side)
         for _ in range(200):
@@ -207,10 +207,13 @@ async def test_browser_end_to_end(
             await dt.js(
                 "JSON.stringify({rate: rxaudio.rate, reconnects: rxaudio.reconnects,"
                 " resent: rxaudio.resent, session: rxaudio.session, counts: rxaudio.counts,"
+                " seq: rxaudio.seq, token: rxaudio.resumeToken,"
                 " errors: rxaudio.errors, utts: rxaudio.utterances,"
                 " shown: document.querySelectorAll('#utterances li').length})"
             )
         )
+        live = _client_session(hub)
+        acked = live.acked if live is not None else -1
         await _screenshot(dt, os.path.join(ARTIFACTS, "browser.png"), tmp_path / "browser.png")
         await dt.js("document.getElementById('stop').click()")
         for _ in range(100):
@@ -229,6 +232,9 @@ async def test_browser_end_to_end(
     # every sample the page captured reached the session exactly once
     assert state["reconnects"] == 1 and state["session"] == session_id
     assert counts["started"] == 2 and state["resent"] > 0
+    assert state["token"] and state["token"] not in json.dumps(state["utts"])
+    # the page acknowledged the numbered speech events it holds (at most 200 ms behind)
+    assert 0 < acked <= state["seq"]
     assert stopped_received == sent
     utts = state["utts"]
     assert found >= 3 and state["shown"] == len(utts) >= 3
@@ -249,6 +255,9 @@ async def test_browser_end_to_end(
         assert rms_db > -35, (u, rms_db)
     log = [json.loads(line) for line in (d / "events.jsonl").read_text().splitlines()]
     assert sum(r["type"] == "utterance" for r in log) >= len(utts)
+    # every speech event up to the last the page holds reached it once, across the drop
+    held = [r for r in log if r.get("seq", 0) and r["seq"] <= state["seq"]]
+    assert [r["id"] for r in held if r["type"] == "utterance"] == [u["id"] for u in utts]
     assert log[-1] == {"type": "closed", "reason": "client stop", "received": sent}
 
 
@@ -295,10 +304,12 @@ async def test_browser_listens_to_the_server_microphone(
             assert await dt.js("document.getElementById('listen').hidden") is False
             await dt.js("document.getElementById('listen').click()")
             found = 0
-            for _ in range(300):
+            # the source runs before the page listens: the first utterance may have begun
+            # (its speech_start sent) before we joined, so wait for two whole ones
+            for _ in range(400):
                 await asyncio.sleep(0.1)
                 found = await dt.js("rxaudio.utterances.length")
-                if found >= 2:
+                if found >= 3 and await dt.js("(rxaudio.counts.speech_start || 0) >= 2"):
                     break
             counts = json.loads(await dt.js("JSON.stringify(rxaudio.counts)"))
             utts = json.loads(await dt.js("JSON.stringify(rxaudio.utterances)"))

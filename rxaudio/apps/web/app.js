@@ -1,9 +1,9 @@
-// rxaudio live page: microphone -> AudioWorklet -> WebSocket (protocol v1) -> events drawn here.
+// rxaudio live page: microphone -> AudioWorklet -> WebSocket (protocol v2) -> events drawn here.
 // Plain JS, no build step. State for tests and curious people: window.rxaudio.
 "use strict";
 
 (() => {
-  const PROTOCOL = 1;
+  const PROTOCOL = 2;
   const WINDOW_S = 8; // seconds shown by the spectrogram and VAD timeline
   const KEEP_S = 60; // audio kept for resending after a drop
   const params = new URLSearchParams(location.search);
@@ -15,6 +15,8 @@
     live: false, // a started session is taking our audio on this connection
     hello: null,
     session: null, // id given by the server, reused to resume after a drop
+    resumeToken: null, // the secret from "started" that resumes it (never put in a URL)
+    seq: 0, // the last numbered speech event we hold (acknowledged to the server)
     mode: null, // "client" | "listen" | null
     rate: 0,
     format: "int16",
@@ -94,6 +96,10 @@
     state.live = false;
     ws = null;
     lastPong = 0;
+    if (code === 4008) { // idle: no start within the server's start timeout
+      setConn("idle", "off");
+      return; // reconnect when the person presses Start or Listen
+    }
     if (code === 4002 || code === 1008) {
       setConn("closed", "off");
       say("The server closed the connection (" + code + " " + reason + ").", "error");
@@ -116,7 +122,11 @@
     const msg = {
       type: "start", version: PROTOCOL, sample_rate: state.rate, channels: 1, format: state.format,
     };
-    if (state.session) msg.session = state.session; // resume: the session keeps its settings
+    if (state.session) { // resume: the session keeps its settings
+      msg.session = state.session;
+      msg.resume_token = state.resumeToken;
+      msg.ack = state.seq; // the server sends again every speech event after this one
+    }
     else if (state.tuned) msg.options = currentSettings(); // else the server's defaults apply
     send(msg);
   }
@@ -193,6 +203,7 @@
             say("");
           }
           state.session = msg.session;
+          state.seq = 0;
           // a new session counts samples from 0: renumber what we still hold
           const base = state.pending.length ? state.pending[0].start : state.sent;
           for (const b of state.pending) b.start -= base;
@@ -200,6 +211,7 @@
           state.acked = 0;
           flushPending(0);
         }
+        if (msg.resume_token) state.resumeToken = msg.resume_token;
         state.live = true;
         showSettings(msg.settings);
         $("info").textContent = "session " + msg.session + " · " + msg.sample_rate + " Hz → " +
@@ -208,9 +220,9 @@
       case "level": drawLevel(msg); break;
       case "spectrogram": drawSpec(msg); break;
       case "vad": addVad(msg); break;
-      case "speech_start": setSpeech(true); break;
-      case "speech_end": setSpeech(false); break;
-      case "utterance": addUtterance(msg); break;
+      case "speech_start": if (fresh(msg)) setSpeech(true); break;
+      case "speech_end": if (fresh(msg)) setSpeech(false); break;
+      case "utterance": if (fresh(msg)) addUtterance(msg); break;
       case "stats":
         state.acked = Math.max(state.acked, msg.received);
         trimPending();
@@ -232,6 +244,19 @@
         break;
       default: break;
     }
+  }
+
+  // Numbered speech events: take each once, and acknowledge it so that a resume after a drop
+  // sends again exactly what we never got.
+  let ackTimer = null;
+  function fresh(msg) {
+    if (typeof msg.seq !== "number") return true;
+    if (msg.seq <= state.seq) return false; // a duplicate (sent again after a resume)
+    if (state.seq && msg.seq > state.seq + 1) state.errors.push({ code: "seq_gap", seq: msg.seq });
+    state.seq = msg.seq;
+    clearTimeout(ackTimer); // one ack for a burst of events
+    ackTimer = setTimeout(() => { if (state.live) send({ type: "ack", seq: state.seq }); }, 200);
+    return true;
   }
 
   // ---- drawing ------------------------------------------------------------------------------
@@ -406,6 +431,7 @@
     src.connect(node);
     await ctx.resume();
     state.rate = ctx.sampleRate;
+    if (!ws) connect(); // closed as idle (4008): the hello will send our start
     state.format = $("format").value;
     state.mode = "client";
     state.session = null;
@@ -437,7 +463,8 @@
     state.mode = "listen";
     $("start").disabled = true;
     $("stop").disabled = false;
-    send({ type: "listen" });
+    if (!ws) connect(); // closed as idle (4008): the hello will send listen
+    else send({ type: "listen" });
   });
 
   connect();

@@ -31,6 +31,7 @@ import numpy as np
 import reactivex as rx
 from reactivex import Observable, abc
 from reactivex import operators as ops
+from reactivex.scheduler import ImmediateScheduler
 
 from ..errors import ConfigError
 from ..frames import (
@@ -103,17 +104,24 @@ class ChainOptions:
 class PrefetchScorer:
     """A :class:`~rxaudio.vad.base.Scorer` for one session of a batched Silero model.
 
-    The :class:`WindowBatcher` scores windows ahead (in batches across sessions) and queues
-    ``(window, probability)`` here; ``score`` returns the queued probability after checking it
-    belongs to the same window. A window nobody scored ahead (the zero-padded last one at the
-    end of a stream) is scored on its own, in order, so the model state stays exact.
+    The :class:`WindowBatcher` scores a session's windows in batches across sessions and hands
+    each probability over with its window: :meth:`deliver` puts ``(window index, samples,
+    probability)`` in a one-window slot and pushes the window into the session's chain, whose
+    ``vad`` takes it back through :meth:`score` within that same push. ``score`` checks the
+    slot holds the window vad asks for (by its index in the stream, counted from 0, and by its
+    samples); ``deliver`` checks the chain took it. A mismatch either way raises (the session
+    fails with the message), so a probability can never be used for another window or be left
+    for a later one. A window nobody scored ahead (the zero-padded last one, at the end of the
+    stream) is scored on its own, after every batched one, so the model state stays exact.
     """
 
     def __init__(self, shared: BatchedSileroScorer) -> None:
         self.stream: BatchedStream = shared.stream()
         self.sample_rate = self.stream.sample_rate
         self.window_size = self.stream.window_size
-        self.ready: deque[tuple[np.ndarray, float]] = deque()
+        self.asked = 0  # windows vad has asked for so far (the next one's index)
+        self._slot: tuple[int, np.ndarray, float] | None = None
+        self._delivering = False
 
     @property
     def handle(self) -> int:
@@ -121,29 +129,68 @@ class PrefetchScorer:
         return self.stream.handle
 
     def reset(self) -> None:
-        """Forget queued probabilities and the stream state."""
-        self.ready.clear()
+        """Forget the handed-over probability, the window count and the stream state."""
+        self._slot = None
+        self.asked = 0
         self.stream.reset()
 
+    def deliver(
+        self, frame: AudioFrame, probability: float, push: Callable[[AudioFrame], Any]
+    ) -> None:
+        """``push(frame)`` with its precomputed ``probability``; raise if vad did not take it.
+
+        ``frame`` is one full window at ``frame.start`` (model-rate samples from 0).
+        """
+        index, rest = divmod(frame.start, self.window_size)
+        if rest or frame.n != self.window_size or self._delivering:
+            raise RuntimeError(
+                f"PrefetchScorer: cannot hand over the window at sample {frame.start} "
+                f"({frame.n} samples)"
+                + (" while another is being pushed" if self._delivering else "")
+            )
+        self._slot = (index, frame.samples[:, 0], probability)
+        self._delivering = True
+        try:
+            push(frame)
+        finally:
+            self._delivering = False
+            left, self._slot = self._slot, None
+        if left is not None:
+            raise RuntimeError(
+                f"PrefetchScorer: the window at sample {frame.start} was scored but the "
+                "session's vad did not ask for it (the chain is not subscribed, or its framing "
+                "differs from phase 1's)"
+            )
+
     def score(self, window: np.ndarray) -> float:
-        """The probability of ``window`` (precomputed when the batcher scored it)."""
-        if self.ready:
-            w, p = self.ready.popleft()
-            if not np.array_equal(w, window):
+        """The probability of ``window``: the handed-over one, or scored alone when none is."""
+        k = self.asked
+        self.asked += 1
+        slot = self._slot
+        if slot is None:
+            if self._delivering:
                 raise RuntimeError(
-                    "PrefetchScorer: the window scored ahead is not the window vad asked for; "
-                    "the session's phase-1 framing and vad's framing disagree"
+                    f"PrefetchScorer: vad asked for window {k} (sample {k * self.window_size}) "
+                    "beyond the one window the batcher handed over"
                 )
-            return p
-        return self.stream.score(window)
+            return self.stream.score(window)
+        self._slot = None
+        index, w, p = slot
+        if index != k or not np.array_equal(w, window):
+            raise RuntimeError(
+                f"PrefetchScorer: the batcher handed over window {index} (sample "
+                f"{index * self.window_size}) but vad asked for window {k} (sample "
+                f"{k * self.window_size})" + ("" if index != k else " with other samples")
+            )
+        return p
 
     def score_many(self, windows: np.ndarray) -> np.ndarray:
         """One :meth:`score` per row."""
         return np.array([self.score(w) for w in windows], dtype=np.float32)
 
     def close(self) -> None:
-        """Unregister from the shared scorer."""
-        self.ready.clear()
+        """Unregister from the shared scorer (again: no effect)."""
+        self._slot = None
         self.stream.close()
 
 
@@ -152,13 +199,23 @@ class WindowSink(Protocol):
 
     scorer: PrefetchScorer | None
 
-    def push_window(self, frame: AudioFrame, arrival: float) -> None:
-        """Continue phase 2 with a scored window."""
+    def push_window(self, frame: AudioFrame, arrival: float, probability: float | None) -> None:
+        """Continue phase 2 with a window (and its probability when the batcher scored it)."""
         ...
 
     def fail(self, exc: Exception) -> None:
-        """The batch holding one of its windows could not be scored."""
+        """End the session with an error (its window could not be scored or pushed)."""
         ...
+
+
+@dataclass(slots=True)
+class _Entry:
+    """One item of a session's queue: a window, or (``frame`` None) the end of its stream."""
+
+    frame: AudioFrame | None
+    arrival: float
+    done: Callable[[], None] | None = None  # the end: what to run after the last window
+    probability: float | None = None  # set when a round scored the window
 
 
 class WindowBatcher:
@@ -170,6 +227,24 @@ class WindowBatcher:
     goes round by round (one window per session per call, as the model state requires) until
     nothing is pending. A lone client therefore waits for nobody; many clients trade at most
     ``max_wait`` of latency for a batch that costs a fraction of separate calls.
+
+    Ordering, by construction:
+
+    * Each session has one FIFO queue, from ``add`` to its ``push_window``: its full windows,
+      its short last window (pushed unscored, in its place) and its end (:meth:`end`: the
+      session completes its chain only after every window queued before). Nothing of a session
+      is pushed around the queue.
+    * ``run`` is not re-entrant. A push can reach code that calls ``run`` again (a session's
+      ``close`` from inside another's chain, say); that call returns at once and the running
+      loop, which checks the queues after every push, delivers the rest in order. A push never
+      starts inside another push.
+    * A round scores the head window of each queue and marks it scored in place; delivery then
+      pops scored heads in order and hands each probability over with its window
+      (:meth:`PrefetchScorer.deliver`). A session dropped, failed or closed meanwhile just has
+      no queue (or no scorer) any more; other sessions' entries are untouched.
+    * A failure is one session's: a batch that cannot be scored is scored again stream by
+      stream (the model state changes only when a call succeeds), and only the streams that
+      fail alone fail their session; an exception out of a session's push fails that session.
     """
 
     def __init__(
@@ -188,13 +263,39 @@ class WindowBatcher:
         self.metrics = metrics
         self.loop = loop
         self.max_wait = max_wait
-        self.pending: dict[WindowSink, deque[tuple[AudioFrame, float]]] = {}
+        self.pending: dict[WindowSink, deque[_Entry]] = {}
         self._timer: asyncio.TimerHandle | asyncio.Handle | None = None
         self._now = False
+        self._running = False
 
     def add(self, sink: WindowSink, frame: AudioFrame, arrival: float) -> None:
-        """Queue ``frame`` (one full window) of ``sink`` for the next batch."""
-        self.pending.setdefault(sink, deque()).append((frame, arrival))
+        """Queue ``frame`` of ``sink``: a full window to score, or its short last one."""
+        self.pending.setdefault(sink, deque()).append(_Entry(frame, arrival))
+        self._schedule()
+
+    def end(self, sink: WindowSink, done: Callable[[], None]) -> None:
+        """Run ``done`` after every window of ``sink`` queued so far was pushed.
+
+        At once, unless a ``run`` is under way (``done`` is called from inside a push): then
+        that run calls ``done`` when it reaches the end of ``sink``'s queue.
+        """
+        self.pending.setdefault(sink, deque()).append(_Entry(None, 0.0, done))
+        self.run()
+
+    def drop(self, sink: WindowSink) -> None:
+        """Forget a session's pending windows (an :meth:`end` still runs, in order)."""
+        q = self.pending.get(sink)
+        if q is None:
+            return
+        ends = [e for e in q if e.frame is None]
+        if ends:
+            self.pending[sink] = deque(ends)
+        else:
+            del self.pending[sink]
+
+    def _schedule(self) -> None:
+        if self._running:  # the running loop picks it up
+            return
         if len(self.pending) >= len(self.shared):  # everyone is here: no reason to wait
             if not self._now:
                 if self._timer is not None:
@@ -204,43 +305,79 @@ class WindowBatcher:
         elif self._timer is None:
             self._timer = self.loop.call_later(self.max_wait, self.run)
 
-    def drop(self, sink: WindowSink) -> None:
-        """Forget a session's pending windows."""
-        self.pending.pop(sink, None)
-
     def run(self) -> None:
         """Score and forward everything pending, one window per session per call."""
-        if self._timer is not None:
-            self._timer.cancel()
-        self._timer = None
-        self._now = False
-        while self.pending:
-            batch: list[tuple[WindowSink, AudioFrame, float]] = []
-            for sink in list(self.pending):
-                q = self.pending[sink]
-                frame, arrival = q.popleft()
+        if self._running:  # re-entered from inside a push: the outer loop delivers it all
+            return
+        self._running = True
+        try:
+            if self._timer is not None:
+                self._timer.cancel()
+            self._timer = None
+            self._now = False
+            while self.pending:
+                self._score_round()
+                self._deliver()
+        finally:
+            self._running = False
+
+    @staticmethod
+    def _needs_score(sink: WindowSink, e: _Entry) -> bool:
+        return (
+            e.frame is not None
+            and e.probability is None
+            and e.frame.n == WINDOW
+            and sink.scorer is not None
+        )
+
+    def _score_round(self) -> None:
+        batch: list[tuple[PrefetchScorer, _Entry, WindowSink]] = []
+        for sink, q in self.pending.items():
+            head = q[0]
+            if self._needs_score(sink, head):
+                assert sink.scorer is not None and head.frame is not None
+                batch.append((sink.scorer, head, sink))
+        if not batch:
+            return
+        windows = {s.handle: e.frame.samples[:, 0] for s, e, _ in batch if e.frame is not None}
+        try:
+            probs = self.shared.score_batch(windows)
+        except Exception:  # find whose window it is: a call changes no state when it fails
+            probs = {}
+            for scorer, _, sink in batch:
+                try:
+                    probs[scorer.handle] = self.shared.score(scorer.handle, windows[scorer.handle])
+                except Exception as exc:
+                    self._fail(sink, exc)
+        self.metrics.batch.observe(len(batch))
+        for scorer, e, _ in batch:
+            if scorer.handle in probs:
+                e.probability = probs[scorer.handle]
+
+    def _deliver(self) -> None:
+        for sink in list(self.pending):
+            while True:
+                q = self.pending.get(sink)
+                if not q:
+                    break
+                e = q[0]
+                if self._needs_score(sink, e):
+                    break  # the next round scores it
+                q.popleft()
                 if not q:
                     del self.pending[sink]
-                if sink.scorer is not None:
-                    batch.append((sink, frame, arrival))
-            if not batch:
-                continue
-            windows = {}
-            for sink, frame, _ in batch:
-                assert sink.scorer is not None
-                windows[sink.scorer.handle] = frame.samples[:, 0]
-            try:
-                probs = self.shared.score_batch(windows)
-            except Exception as exc:  # never let one bad batch stop the loop
-                for sink, _, _ in batch:
-                    self.drop(sink)
-                    sink.fail(exc)
-                continue
-            self.metrics.batch.observe(len(batch))
-            for sink, frame, arrival in batch:
-                assert sink.scorer is not None
-                sink.scorer.ready.append((frame.samples[:, 0], probs[sink.scorer.handle]))
-                sink.push_window(frame, arrival)
+                try:
+                    if e.done is not None:
+                        e.done()
+                    else:
+                        assert e.frame is not None
+                        sink.push_window(e.frame, e.arrival, e.probability)
+                except Exception as exc:  # one session's failure, never the round's
+                    self._fail(sink, exc)
+
+    def _fail(self, sink: WindowSink, exc: Exception) -> None:
+        self.drop(sink)
+        sink.fail(exc)
 
 
 def _u8_rows(values: np.ndarray) -> str:
@@ -380,4 +517,7 @@ class Chain:
                 branches.append(display.pipe(level()))
             if "spectrogram" in events:
                 branches.append(display.pipe(spectrogram(kind="log_mel", n_mels=SPEC_MELS)))
-        return rx.merge(*branches)
+        # Subscribed here and now, in order: rx.merge would schedule the subscriptions on the
+        # subscriber's scheduler (the asyncio loop: one turn later), and a window pushed
+        # before then (a batcher round that ran first) would be lost to vad.
+        return rx.from_iterable(branches, ImmediateScheduler.singleton()).pipe(ops.merge_all())

@@ -202,6 +202,7 @@ class Session:
         self.frames = 0
         self.utterances = 0
         self.closed = False
+        self._closing = False  # close() began; completes after the batcher's queued windows
         self.failed: str | None = None
         self.grace: asyncio.TimerHandle | None = None
         self._stats_every = max(1, int(stats_every_s * sample_rate))
@@ -237,7 +238,7 @@ class Session:
     # ---- input -------------------------------------------------------------------------------
     def feed(self, samples: np.ndarray, arrival: float | None = None) -> None:
         """Push ``(n, channels)`` float32 samples that arrived at loop time ``arrival``."""
-        if self.closed or self.failed is not None:
+        if self.closed or self._closing or self.failed is not None:
             return
         self._arrival = self.loop.time() if arrival is None else arrival
         frame = AudioFrame(samples, self.sample_rate, self.received)
@@ -251,18 +252,21 @@ class Session:
             self.emit(self.stats())
 
     def _on_window(self, frame: AudioFrame) -> None:
-        if self.batcher is not None:
-            if frame.n == WINDOW:
-                self.batcher.add(self, frame, self._arrival)
-                return
-            self.batcher.run()  # a short last window goes after every pending full one
+        if self.batcher is not None:  # the short last window too: in its place in our queue
+            self.batcher.add(self, frame, self._arrival)
+            return
         self.push_window(frame, self._arrival)
 
-    def push_window(self, frame: AudioFrame, arrival: float) -> None:
-        """Phase 2: one model window (already scored when batched) into the chain."""
+    def push_window(
+        self, frame: AudioFrame, arrival: float, probability: float | None = None
+    ) -> None:
+        """Phase 2: one model window into the chain, with its probability when batched."""
         if self.failed is None:
             self._arrival = arrival
-            self._windows.on_next(frame)
+            if probability is None or self.scorer is None:
+                self._windows.on_next(frame)
+            else:  # vad takes the probability within this push, or this raises
+                self.scorer.deliver(frame, probability, self._windows.on_next)
 
     def configure(self, settings: dict[str, float]) -> Settings:
         """Merge new live settings into the running pipeline; return the effective ones.
@@ -276,28 +280,41 @@ class Session:
         return merged
 
     def close(self, reason: str = "closed") -> None:
-        """Complete the pipeline (flushing any open utterance to disk) and close the files."""
-        if self.closed:
+        """Complete the pipeline (flushing any open utterance to disk) and close the files.
+
+        With a batcher, the pipeline completes after every window queued before, in order: at
+        once, or, when ``close`` is called from inside a batcher run (from some session's
+        push), as soon as that run has pushed them.
+        """
+        if self.closed or self._closing:
             return
+        self._closing = True
         if self.grace is not None:
             self.grace.cancel()
             self.grace = None
         self._arrival = self.loop.time()
         self._input.on_completed()  # phase 1 flushes its last (short) window
         if self.batcher is not None:
-            self.batcher.run()  # score what is pending, in order, before completing
-            self.batcher.drop(self)
-        if self.failed is None:
-            self._windows.on_completed()  # open utterance -> end_of_stream, written below
-        self.closed = True
-        self._sub1.dispose()
-        self._sub2.dispose()
-        if self.scorer is not None:
-            self.scorer.close()
-        self._write_log({"type": "closed", "reason": reason, "received": self.received}, force=True)
-        if self._log is not None:
-            self._log.close()
-            self._log = None
+            self.batcher.end(self, lambda: self._finish(reason))
+        else:
+            self._finish(reason)
+
+    def _finish(self, reason: str) -> None:
+        try:
+            if self.failed is None:
+                self._windows.on_completed()  # open utterance -> end_of_stream, written below
+        finally:
+            self.closed = True
+            self._sub1.dispose()
+            self._sub2.dispose()
+            if self.scorer is not None:
+                self.scorer.close()
+            self._write_log(
+                {"type": "closed", "reason": reason, "received": self.received}, force=True
+            )
+            if self._log is not None:
+                self._log.close()
+                self._log = None
 
     # ---- output ------------------------------------------------------------------------------
     def attach(self, outbox: Outbox) -> None:
@@ -435,14 +452,16 @@ class Session:
         self.emit(event)
 
     def fail(self, exc: Exception) -> None:
-        """End this session's pipeline with an error (the batcher could not score it)."""
+        """End this session's pipeline with an error (the batcher could not score or push it)."""
         self._on_error(exc)
 
     def _on_error(self, exc: Exception) -> None:
         if self.failed is not None:
             return
         self.failed = str(exc)
-        self.scorer = None  # the vad operator closed it; the batcher must skip this session
+        if self.scorer is not None:  # unregister its stream (vad may have; twice is harmless)
+            self.scorer.close()
+        self.scorer = None  # the batcher skips this session
         if self.batcher is not None:
             self.batcher.drop(self)
         self._write_log({"type": "error", "message": str(exc)})

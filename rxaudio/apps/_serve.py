@@ -72,7 +72,12 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
     limits = p.add_argument_group("limits (each reached limit counts in /metrics)")
     for name, flag, kind, what in LIMIT_FLAGS:
         limits.add_argument(
-            flag, dest=name, type=kind, default=defaults[name], help=f"{what} ({defaults[name]})"
+            flag,
+            dest=name,
+            type=kind,
+            default=defaults[name],
+            metavar="S" if kind is float else "N",
+            help=f"{what} ({defaults[name]})",
         )
 
 

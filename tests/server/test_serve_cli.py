@@ -19,6 +19,10 @@ from rxaudio.apps.cli import main
         (["--grace", "-1"], "grace must be >= 0"),
         (["--queue", "2"], "at least 8"),
         (["--threshold", "0.3", "--min-silence-ms", "-5"], "min_silence_ms"),
+        (["--max-connections", "0"], "--max-connections must be >= 1"),
+        (["--control-rate", "nan"], "--control-rate must be >= 0"),
+        (["--max-session-bytes", "10"], "--max-session-bytes must be >= 4096"),
+        (["--shutdown-timeout", "0"], "--shutdown-timeout must be >= 0.1"),
     ],
 )
 def test_bad_options_exit_2_with_the_reason(

@@ -14,7 +14,9 @@ one run, each ``--repeat`` times (the median is reported):
 * beside the same flooder with ``--control-rate 0`` (no limit): fairness from scheduling alone,
   one message per connection per turn of the loop.
 
-Reported: completion time, its ratio to "alone" (goal: at most 1.2), the flooder's messages
+Reported: completion time, its ratio to "alone" (goal: at most 1.2), the p50/p99 latency from
+sending a frame to receiving its ``vad`` event (the sensitive figure: a real-time client's
+completion time hides a server that keeps up only barely), the flooder's messages
 sent and connections opened, and the normal client's completeness (samples the server
 received, ``vad`` events).
 """
@@ -79,7 +81,7 @@ def _flooder(port: int, seconds: float, counts: Any) -> None:
     asyncio.run(_flood(port, time.monotonic() + seconds, counts))
 
 
-async def _normal(port: int, pcm: np.ndarray) -> tuple[float, int, int]:
+async def _normal(port: int, pcm: np.ndarray) -> tuple[float, int, int, list[float]]:
     import aiohttp
 
     async with (
@@ -91,12 +93,18 @@ async def _normal(port: int, pcm: np.ndarray) -> tuple[float, int, int]:
         while (await ws.receive_json())["type"] != "started":
             pass
         vads = 0
+        sent: dict[int, float] = {}  # frame i holds window i (512 samples each)
+        lat: list[float] = []
 
         async def reader() -> int:
             nonlocal vads
             while True:
                 ev = await ws.receive_json(timeout=120)
-                vads += ev["type"] == "vad"
+                if ev["type"] == "vad":
+                    vads += 1
+                    i = round(ev["t"] * 16000 / FRAME)
+                    if i in sent:
+                        lat.append(time.monotonic() - sent[i])
                 if ev["type"] == "stopped":
                     return int(ev["received"])
 
@@ -106,10 +114,11 @@ async def _normal(port: int, pcm: np.ndarray) -> tuple[float, int, int]:
             delay = t0 + i * FRAME / 16000 - time.monotonic()
             if delay > 0:
                 await asyncio.sleep(delay)
+            sent[i] = time.monotonic()
             await ws.send_bytes(pcm[start : start + FRAME].tobytes())
         await ws.send_json({"type": "stop"})
         received = await task
-        return time.monotonic() - t0, received, vads
+        return time.monotonic() - t0, received, vads, lat
 
 
 def _case(pcm: np.ndarray, flood: bool, extra: list[str]) -> dict[str, float]:
@@ -123,9 +132,11 @@ def _case(pcm: np.ndarray, flood: bool, extra: list[str]) -> dict[str, float]:
             child = mp.Process(target=_flooder, args=(port, seconds, counts), daemon=True)
             child.start()
             time.sleep(1.0)  # the flood is on before the normal client starts
-        t, received, vads = asyncio.run(_normal(port, pcm))
+        t, received, vads, lat = asyncio.run(_normal(port, pcm))
         return {
             "time": t,
+            "p50": float(np.percentile(lat, 50)) * 1000,
+            "p99": float(np.percentile(lat, 99)) * 1000,
             "complete": float(received == len(pcm) and vads == -(-len(pcm) // 512)),
             "messages": float(counts[0]),
             "connections": float(counts[1]),
@@ -164,7 +175,8 @@ def main(argv: list[str] | None = None) -> int:
         f"{args.repeat}; load average {os.getloadavg()[0]:.2f}"
     )
     print(
-        f"{'case':44s} {'time s':>7s} {'ratio':>6s} {'complete':>8s} {'flood msgs':>10s} "
+        f"{'case':44s} {'time s':>7s} {'ratio':>6s} {'p50 ms':>7s} {'p99 ms':>7s} "
+        f"{'complete':>8s} {'flood msgs':>10s} "
         f"{'conns':>6s}"
     )
     for name, runs in rows:
@@ -172,7 +184,12 @@ def main(argv: list[str] | None = None) -> int:
         complete = all(r["complete"] for r in runs)
         msgs = statistics.median(r["messages"] for r in runs)
         conns = statistics.median(r["connections"] for r in runs)
-        print(f"{name:44s} {t:7.2f} {t / base:6.2f} {complete!s:>8s} {msgs:10.0f} {conns:6.0f}")
+        p50 = statistics.median(r["p50"] for r in runs)
+        p99 = statistics.median(r["p99"] for r in runs)
+        print(
+            f"{name:44s} {t:7.2f} {t / base:6.2f} {p50:7.1f} {p99:7.1f} {complete!s:>8s} "
+            f"{msgs:10.0f} {conns:6.0f}"
+        )
     return 0
 
 

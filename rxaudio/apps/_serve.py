@@ -181,9 +181,40 @@ async def serve(
         print("rxaudio serve: stopped; every session flushed", file=sys.stderr, flush=True)
 
 
+def raise_fd_limit(config: Any) -> str | None:
+    """Raise the soft file-descriptor limit to what the limits need; a warning if it cannot.
+
+    Each connection holds a socket and, with a session, its log file; sessions in grace hold
+    their logs too. A soft limit below that would refuse connections with EMFILE long before
+    ``--max-connections`` is reached.
+    """
+    import resource
+
+    want = 2 * config.max_connections + config.max_grace_sessions + 256
+    soft, hard = resource.getrlimit(resource.RLIMIT_NOFILE)
+    if soft == resource.RLIM_INFINITY or soft >= want:
+        return None
+    new = want if hard == resource.RLIM_INFINITY else min(want, hard)
+    if new > soft:
+        try:
+            resource.setrlimit(resource.RLIMIT_NOFILE, (new, hard))
+        except (ValueError, OSError):
+            new = soft
+    if new < want:
+        return (
+            f"the file-descriptor limit ({new}) is below what --max-connections "
+            f"{config.max_connections} needs (about {want}); raise it (ulimit -n) or lower "
+            "--max-connections"
+        )
+    return None
+
+
 def run(args: argparse.Namespace) -> int:
     """Start the server; return 0 after a clean shutdown."""
     config = config_from_args(args)
+    warning = raise_fd_limit(config)
+    if warning:
+        print(f"rxaudio serve: warning: {warning}", file=sys.stderr, flush=True)
     _, what = resolve_source(args.source)
     asyncio.run(serve(config, args.host, args.port, args.seconds, what))
     return 0

@@ -50,3 +50,24 @@ def test_serve_prints_the_url_and_stops_by_itself(tmp_path: Any) -> None:
     (shared,) = list(tmp_path.iterdir())  # the shared source's session, flushed at the end
     assert shared.name.startswith("shared-")
     assert (shared / "events.jsonl").read_text().splitlines()[-1].startswith('{"type":"closed"')
+
+
+def test_the_file_descriptor_limit_is_raised_for_the_connection_limit() -> None:
+    code = (
+        "import resource\n"
+        "from rxaudio.apps._serve import raise_fd_limit\n"
+        "from rxaudio.server import ServerConfig\n"
+        "resource.setrlimit(resource.RLIMIT_NOFILE, (256, 4096))\n"
+        "print(raise_fd_limit(ServerConfig(max_connections=100)))\n"
+        "print(resource.getrlimit(resource.RLIMIT_NOFILE)[0])\n"
+        "print(raise_fd_limit(ServerConfig(max_connections=5000)))\n"
+        "print(resource.getrlimit(resource.RLIMIT_NOFILE)[0])\n"
+    )
+    out = subprocess.run(
+        [sys.executable, "-c", code], capture_output=True, text=True, timeout=120, check=True
+    ).stdout.splitlines()
+    # 100 connections: 2 x 100 + 256 in grace + 256 spare = 712, within the hard limit
+    assert out[:2] == ["None", "712"]
+    # 5000 need 10512: raised as far as the hard limit allows, and a warning says what to do
+    assert out[2].startswith("the file-descriptor limit (4096)") and "ulimit -n" in out[2]
+    assert out[3] == "4096"

@@ -2,11 +2,14 @@
 
 After each block the RIFF and data sizes are patched, so a reader sees a complete, valid file at
 any moment (a crash loses at most the block being written). Written under a temporary name and
-renamed by :meth:`WavWriter.close`, so the final name only ever holds a finished file.
+renamed by :meth:`WavWriter.close`, so the final name only ever holds a finished file. A write
+cut short (``KeyboardInterrupt`` on the writing thread) is dropped at close: the final file holds
+the whole blocks written before it, with a header that matches.
 """
 
 from __future__ import annotations
 
+import contextlib
 import os
 import struct
 from typing import BinaryIO
@@ -21,6 +24,9 @@ def partial_name(path: str) -> str:
     """The temporary name a file is written under before it is complete."""
     d, base = os.path.split(path)
     return os.path.join(d, f".{base}.partial")
+
+
+_HEADER_BYTES = 44
 
 
 def _header(sample_rate: int, channels: int, subtype: str, data_bytes: int) -> bytes:
@@ -59,11 +65,26 @@ class WavWriter:
         self.sample_rate = sample_rate
         self.channels = channels
         self.subtype = subtype
-        self.samples = 0
+        self._frame_bytes = channels * (2 if subtype == "PCM_16" else 4)
         self._data_bytes = 0
-        self._f: BinaryIO | None = open(self.tmp, "wb")
-        self._f.write(_header(sample_rate, channels, subtype, 0))
-        self._f.flush()
+        # the header is written before the file takes the partial name, so a reader never sees
+        # the partial empty
+        fresh = f"{self.tmp}.{os.getpid()}-{id(self):x}.new"  # private to this writer
+        try:
+            with open(fresh, "wb") as g:
+                g.write(_header(sample_rate, channels, subtype, 0))
+            os.replace(fresh, self.tmp)
+            self._f: BinaryIO | None = open(self.tmp, "r+b")
+        except BaseException:  # cleaned up, then raised again (KeyboardInterrupt too)
+            for leftover in (fresh, self.tmp):
+                with contextlib.suppress(OSError):
+                    os.unlink(leftover)
+            raise
+
+    @property
+    def samples(self) -> int:
+        """Samples (per channel) written so far."""
+        return self._data_bytes // self._frame_bytes
 
     def write(self, block: NDArray[np.float32]) -> None:
         """Append a block; the header is patched so the file stays valid."""
@@ -74,20 +95,30 @@ class WavWriter:
             data = np.rint(np.clip(block * 32768.0, -32768, 32767)).astype("<i2").tobytes()
         else:
             data = np.ascontiguousarray(block, dtype="<f4").tobytes()
+        # at the end of the data counted so far, whatever an interrupted write left behind
+        f.seek(_HEADER_BYTES + self._data_bytes)
         f.write(data)
         self._data_bytes += len(data)
-        self.samples += block.shape[0]
+        self._patch_sizes(f)
+
+    def _patch_sizes(self, f: BinaryIO) -> None:
         f.seek(4)
         f.write(struct.pack("<I", 36 + self._data_bytes))
         f.seek(40)
         f.write(struct.pack("<I", self._data_bytes))
-        f.seek(0, os.SEEK_END)
         f.flush()
 
     def close(self) -> str:
-        """Close and rename to the final path; return it. Safe to call twice."""
-        if self._f is not None:
-            self._f.close()
+        """Close and rename to the final path; return it. Safe to call twice.
+
+        The file is cut to the header and the blocks counted as written, and the header patched
+        to match, so a block whose write was interrupted part-way is not in the final file.
+        """
+        f = self._f
+        if f is not None:
+            self._patch_sizes(f)
+            f.truncate(_HEADER_BYTES + self._data_bytes)
+            f.close()
             self._f = None
             os.replace(self.tmp, self.path)
         return self.path

@@ -3,7 +3,14 @@
 The sink emits one :class:`~rxaudio.frames.FileReceipt` when its file is final. On an upstream
 error the file is finalized first (so everything received so far is on disk, valid) and then
 the error is forwarded. A bad item (wrong format, NaN) is refused with an error; what was
-written before it stays valid. Disposing (Ctrl-C) finalizes the file too.
+written before it stays valid. Disposing finalizes the file too.
+
+Ctrl-C: ``.run()`` on a sink's output (:class:`SinkOutput`) waits in short timed steps, so a
+SIGINT is seen at once even when its C-level handler ran on another thread (then an untimed
+wait on the main thread is never woken: the stream would play to its end first), and disposes
+the chain before the ``KeyboardInterrupt`` goes on: the file is final when ``.run()`` raises.
+Chains that never dispose (a script that subscribes and waits itself) are finalized at
+interpreter exit.
 """
 
 from __future__ import annotations
@@ -16,13 +23,15 @@ from typing import Any, Protocol
 
 from reactivex import Observable, abc
 from reactivex.disposable import CompositeDisposable, Disposable
+from reactivex.internal.exceptions import SequenceContainsNoElementsError
+from reactivex.scheduler import NewThreadScheduler
 
 from ..errors import ConfigError, SinkError
 from ..frames import FileReceipt
 from ..operators._stage import wrap_error
 
-# Files still being written. A script stopped by Ctrl-C (KeyboardInterrupt in ``.run()``)
-# never disposes its chain: finalize these at interpreter exit so no ``.partial`` is left.
+# Files still being written. A script stopped by Ctrl-C that never disposes its chain (it
+# subscribed and waited itself): finalize these at interpreter exit so no ``.partial`` is left.
 _OPEN: set[Callable[[str], FileReceipt | None]] = set()
 
 
@@ -60,12 +69,57 @@ def check_target(op: str, path: str | os.PathLike[str]) -> str:
     return p
 
 
+# How long ``SinkOutput.run`` blocks at a time before it lets the main thread look for signals
+_POLL_S = 0.1
+
+
+class SinkOutput(Observable[FileReceipt]):
+    """A file sink's output: its receipts. ``run()`` stops the chain cleanly on Ctrl-C."""
+
+    def run(self, scheduler: abc.SchedulerBase | None = None) -> FileReceipt:
+        """Subscribe, block until the stream ends, and return the last receipt.
+
+        As :meth:`reactivex.Observable.run` (an upstream error is raised, an empty sequence
+        raises ``SequenceContainsNoElementsError``), with two differences that make Ctrl-C
+        reliable: the wait is a loop of short timed waits, so the main thread handles a SIGINT
+        within ``_POLL_S`` whichever thread the signal was delivered to (an untimed wait is
+        only woken when the signal lands on the main thread itself, and never on Windows), and
+        on ``KeyboardInterrupt`` (or any exception raised into the wait) the subscription is
+        disposed, which stops the source and finalizes the file, before the exception goes on.
+        """
+        done = threading.Event()
+        last: list[FileReceipt] = []
+        failed: list[Exception] = []
+
+        def on_next(receipt: FileReceipt) -> None:
+            last[:] = [receipt]
+
+        def on_error(exc: Exception) -> None:
+            failed.append(exc)
+            done.set()
+
+        sub = self.subscribe(
+            on_next, on_error, done.set, scheduler=scheduler or NewThreadScheduler()
+        )
+        try:
+            while not done.wait(_POLL_S):
+                pass
+        except BaseException:
+            sub.dispose()  # Ctrl-C: the file is final (renamed) before the interrupt goes on
+            raise
+        if failed:
+            raise failed[0]
+        if not last:
+            raise SequenceContainsNoElementsError()
+        return last[-1]
+
+
 def file_sink(
     name: str, make_writer: Callable[[], Writer]
-) -> Callable[[Observable[Any]], Observable[FileReceipt]]:
+) -> Callable[[Observable[Any]], SinkOutput]:
     """Build a pipeable sink from a writer factory (one writer per subscription)."""
 
-    def _sink(source: Observable[Any]) -> Observable[FileReceipt]:
+    def _sink(source: Observable[Any]) -> SinkOutput:
         def subscribe(
             observer: abc.ObserverBase[FileReceipt], scheduler: abc.SchedulerBase | None = None
         ) -> abc.DisposableBase:
@@ -124,6 +178,6 @@ def file_sink(
             sub = source.subscribe(on_next, on_error, on_completed, scheduler=scheduler)
             return CompositeDisposable(sub, Disposable(dispose))
 
-        return Observable(subscribe)
+        return SinkOutput(subscribe)
 
     return _sink

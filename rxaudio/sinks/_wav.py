@@ -63,10 +63,12 @@ def to_wav(
     The file is written under a temporary name (``.NAME.partial`` beside it) with a header that
     is valid after every block, and renamed to ``path`` on completion, on an upstream error
     (before the error is forwarded), on dispose, and at interpreter exit (Ctrl-C in a script
-    that never disposes). A bad frame (NaN, rate or channel change, overlapping frames) ends the
-    stream with an error; the file keeps every sample before it. A gap between frames (blocks
-    dropped at capture) is written as silence, so the file keeps the stream's timeline. An
-    empty stream writes no file (receipt ``reason="empty"``).
+    that never disposes). ``.run()`` on the returned Observable sees Ctrl-C at once and disposes
+    the chain, so the file is final before ``KeyboardInterrupt`` leaves it. A bad frame (NaN,
+    rate or channel change, overlapping frames) ends the stream with an error; the file keeps
+    every sample before it. A gap between frames (blocks dropped at capture) is written as
+    silence, so the file keeps the stream's timeline. An empty stream writes no file (receipt
+    ``reason="empty"``).
 
     .. marble::
         -a--b--c--|

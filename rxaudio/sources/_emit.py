@@ -63,6 +63,9 @@ def emit_blocks(
             except Exception as exc:
                 fail(exc)
                 return None
+            except BaseException:  # Ctrl-C on this (main) thread: release the file, re-raise
+                close()
+                raise
             close()
             if not disposed:
                 observer.on_completed()

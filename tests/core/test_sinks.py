@@ -5,6 +5,7 @@ import os
 
 import numpy as np
 import pytest
+import reactivex
 import soundfile as sf
 from reactivex import operators as ops
 from reactivex.subject import Subject
@@ -25,6 +26,20 @@ def test_to_wav_complete(tmp_path: os.PathLike[str], speech: np.ndarray) -> None
     y, sr = sf.read(p, dtype="float32")
     assert sr == 16000 and np.allclose(y, speech, atol=1 / 32768)
     assert os.listdir(tmp_path) == ["out.wav"]
+
+
+def test_to_wav_run_returns_the_receipt_and_raises_the_error(
+    tmp_path: os.PathLike[str], speech: np.ndarray
+) -> None:
+    p = os.path.join(tmp_path, "r.wav")
+    receipt = from_array(speech, 16000, block_size=512).pipe(to_wav(p)).run()
+    assert receipt.reason == "completed" and receipt.samples == speech.shape[0]
+    q = os.path.join(tmp_path, "e.wav")
+    boom = RuntimeError("mic unplugged")
+    failing = reactivex.concat(from_array(speech[:1000], 16000), reactivex.throw(boom))
+    with pytest.raises(RuntimeError, match="mic unplugged"):
+        failing.pipe(to_wav(q)).run()
+    assert sf.info(q).frames == 1000  # final before the error was raised
 
 
 def test_to_wav_float_is_lossless(tmp_path: os.PathLike[str]) -> None:
@@ -154,28 +169,49 @@ def test_to_jsonl_dispose_finalizes(tmp_path: os.PathLike[str]) -> None:
 
 
 def test_ctrl_c_in_a_script_still_finalizes_the_wav(
-    tmp_path: os.PathLike[str], speech_path: str
+    tmp_path: os.PathLike[str], speech_path: str, speech: np.ndarray
 ) -> None:
+    import select
     import signal
     import subprocess
     import sys
-    import time
 
     out = os.path.join(tmp_path, "x.wav")
+    # the child says when two blocks are in the file (the tap sees block 3 after to_wav wrote
+    # blocks 1 and 2): signalling on that line, not on a clock, holds however slowly it starts
     script = (
+        "from reactivex import operators as ops\n"
         "from rxaudio.sources import from_file\n"
         "from rxaudio.sinks import to_wav\n"
-        f"from_file({speech_path!r}, block_size=1600, realtime=True).pipe(to_wav({out!r})).run()\n"
+        "def tap(f):\n"
+        "    if f.start == 3200:\n"
+        "        print('streaming', flush=True)\n"
+        f"from_file({speech_path!r}, block_size=1600, realtime=True).pipe(\n"
+        f"    ops.do_action(tap), to_wav({out!r})\n"
+        ").run()\n"
     )
-    proc = subprocess.Popen([sys.executable, "-c", script], stderr=subprocess.PIPE)
-    partial = os.path.join(tmp_path, ".x.wav.partial")
-    deadline = time.monotonic() + 30
-    while time.monotonic() < deadline and not (
-        os.path.exists(partial) and sf.info(partial).frames >= 3200
-    ):
-        time.sleep(0.05)
-    proc.send_signal(signal.SIGINT)
-    proc.wait(timeout=30)
-    assert os.path.exists(out) and not os.path.exists(partial)
+    proc = subprocess.Popen(
+        [sys.executable, "-c", script],
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+        # Ctrl-C reaches a foreground script whose SIGINT is at its default; a runner that
+        # starts the suite as a background job (`make test &`) passes SIGINT ignored, and then
+        # Python installs no KeyboardInterrupt handler at all
+        preexec_fn=lambda: signal.signal(signal.SIGINT, signal.SIG_DFL),
+    )
+    try:
+        ready, _, _ = select.select([proc.stdout], [], [], 120)
+        line = proc.stdout.readline() if ready else ""  # type: ignore[union-attr]
+        assert line == "streaming\n", f"child never streamed: {line!r} {proc.poll()}"
+        proc.send_signal(signal.SIGINT)
+        _, err = proc.communicate(timeout=60)
+    finally:
+        proc.kill()
+    # a lost SIGINT lets the whole file play and the script exit 0: both fail here
+    assert proc.returncode == -signal.SIGINT, err
+    assert "KeyboardInterrupt" in err
+    assert os.path.exists(out) and not os.path.exists(os.path.join(tmp_path, ".x.wav.partial"))
     y, _ = sf.read(out, dtype="float32")
-    assert y.shape[0] >= 3200 and y.shape[0] % 1600 == 0
+    assert 3200 <= y.shape[0] < speech.shape[0] and y.shape[0] % 1600 == 0
+    assert np.allclose(y, speech[: y.shape[0]], atol=1 / 32768)

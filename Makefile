@@ -17,6 +17,7 @@ lint: setup
 	$(VENV)/bin/ruff check rxaudio tests benchmarks
 	$(VENV)/bin/ruff format --check rxaudio tests benchmarks
 	$(VENV)/bin/mypy --strict rxaudio
+	$(VENV)/bin/lint-imports
 
 bench: setup
 	$(PY) -m benchmarks.run_all

@@ -6,6 +6,7 @@ V=.venv/bin
 $V/ruff check rxaudio tests benchmarks || exit 1
 $V/ruff format --check rxaudio tests benchmarks || exit 1
 $V/mypy --strict rxaudio || exit 1
+$V/lint-imports || exit 1
 $V/python -m pytest "$@"
 rc=$?
 if [ $rc -eq 5 ]; then

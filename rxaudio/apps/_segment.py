@@ -211,8 +211,8 @@ def _run_offline(
     """The chain's offline fast path: Rx only per 16 s block (the source and any conversion)."""
     from reactivex import operators as ops
 
+    from ..core.element import wrap_error
     from ..frames import AudioFrame
-    from ..operators._stage import wrap_error
     from ..pipeline.caps import Caps, conform
     from ..vad import backend_factory
     from ..vad.hysteresis import HysteresisSettings

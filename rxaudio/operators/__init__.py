@@ -3,8 +3,10 @@
 Use them with ``observable.pipe(...)``. Later layers (VAD, features) add theirs here.
 """
 
+from ..core.element import Element, Operator, map_operator, stage_operator
 from ._buffer_utterance import buffer_utterance
 from ._channels import channels, to_mono
+from ._conform import conform
 from ._gain import gain
 from ._hysteresis import hysteresis
 from ._level import level
@@ -13,10 +15,7 @@ from ._reframe import reframe
 from ._resample import resample
 from ._spectral import spectral
 from ._spectrogram import spectrogram
-from ._stage import Element, Operator, map_operator, stage_operator
 from ._vad import vad
-
-from ..pipeline.caps import conform  # isort: skip
 
 __all__ = [
     "Element",

@@ -7,11 +7,11 @@ from typing import Any
 
 from reactivex import Observable, abc
 
-from ..frames import SettingsRejected, SpeechEnd, SpeechStart, VadFrame
-from ..pipeline.caps import Caps
+from ..core.caps import Caps
+from ..core.element import Element
+from ..frames import SettingsRejected, SpeechEnd, SpeechStart, Utterance, VadFrame
 from ..vad.utterance import UtteranceCutter, UtteranceSettings
 from ._live import live_operator, updated
-from ._stage import Element
 
 
 class _UtteranceStage:
@@ -112,6 +112,8 @@ def buffer_utterance(
         lambda: _UtteranceStage(s, passthrough),
         settings,
         scheduler,
-        accepts=Caps(kind="vad"),
-        produces=Caps(kind="utterance"),
+        accepts=Caps(frame=(VadFrame, SpeechStart, SpeechEnd, SettingsRejected)),
+        produces=Caps(frame=(Utterance, VadFrame, SpeechStart, SpeechEnd, SettingsRejected))
+        if passthrough
+        else Caps(frame=Utterance),
     )

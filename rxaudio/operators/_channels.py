@@ -6,11 +6,11 @@ from collections.abc import Sequence
 
 import numpy as np
 
+from ..core.caps import Caps
+from ..core.check import audio, positive_int
+from ..core.element import Operator, map_operator
 from ..errors import ConfigError
 from ..frames import AudioFrame
-from ..pipeline.caps import Caps
-from ._check import audio, positive_int
-from ._stage import Operator, map_operator
 
 
 def to_mono() -> Operator[AudioFrame, AudioFrame]:

@@ -7,12 +7,12 @@ from typing import Any
 
 import numpy as np
 
+from ..core.check import FormatTracker, audio, choice, finite, gap_samples, positive_int
 from ..dsp.features import FeatureKernel, MelSpec
 from ..dsp.mel import empty_filters, max_mels
 from ..dsp.stft import WINDOWS
 from ..errors import ConfigError
 from ..frames import AudioFrame, FeatureFrame
-from ._check import FormatTracker, audio, choice, finite, gap_samples, positive_int
 
 
 def check_stft(op: str, n_fft: Any, hop: Any, window: Any) -> tuple[int, int, str]:

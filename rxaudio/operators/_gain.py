@@ -4,9 +4,9 @@ from __future__ import annotations
 
 import numpy as np
 
+from ..core.check import audio, finite
+from ..core.element import Operator, map_operator
 from ..frames import AudioFrame
-from ._check import audio, finite
-from ._stage import Operator, map_operator
 
 
 def gain(db: float) -> Operator[AudioFrame, AudioFrame]:

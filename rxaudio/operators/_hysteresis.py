@@ -7,11 +7,11 @@ from typing import Any
 
 from reactivex import Observable, abc
 
-from ..frames import SpeechEnd, SpeechStart, VadFrame
-from ..pipeline.caps import Caps
+from ..core.caps import Caps
+from ..core.element import Element
+from ..frames import SettingsRejected, SpeechEnd, SpeechStart, VadFrame
 from ..vad.hysteresis import Decision, Hysteresis, HysteresisSettings
 from ._live import live_operator, updated
-from ._stage import Element
 
 
 class _HysteresisStage:
@@ -136,12 +136,11 @@ def hysteresis(
     s = HysteresisSettings(
         threshold, neg_threshold, min_speech_ms, min_silence_ms, max_gap_ms
     ).checked()
-    vad_caps = Caps(kind="vad")
     return live_operator(
         "hysteresis",
         lambda: _HysteresisStage(s),
         settings,
         scheduler,
-        accepts=vad_caps,
-        produces=vad_caps,
+        accepts=Caps(frame=VadFrame),
+        produces=Caps(frame=(VadFrame, SpeechStart, SpeechEnd, SettingsRejected)),
     )

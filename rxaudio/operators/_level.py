@@ -2,11 +2,11 @@
 
 from __future__ import annotations
 
+from ..core.caps import Caps
+from ..core.check import audio
+from ..core.element import Operator, map_operator
 from ..dsp.level import rms_peak_db
 from ..frames import AudioFrame, LevelFrame
-from ..pipeline.caps import Caps
-from ._check import audio
-from ._stage import Operator, map_operator
 
 
 def _level(item: AudioFrame) -> LevelFrame:
@@ -34,4 +34,4 @@ def level() -> Operator[AudioFrame, LevelFrame]:
         [   level()  ]
         -A-----B-----|      A = LevelFrame(rms_db, peak_db, start, end)
     """
-    return map_operator("level", _level, produces=Caps(kind="level"))
+    return map_operator("level", _level, produces=Caps(frame=LevelFrame))

@@ -1,6 +1,6 @@
 """The Rx adapter of stages that take live settings and may need a gap timer.
 
-Like :func:`~rxaudio.operators._stage.stage_operator`, but the stage can also
+Like :func:`~rxaudio.core.element.stage_operator`, but the stage can also
 
 * receive settings from an Observable while the stream runs (``apply(settings)``): a bad setting
   is refused with a :class:`~rxaudio.frames.SettingsRejected` item downstream and the previous
@@ -23,10 +23,10 @@ from reactivex import Observable, abc
 from reactivex.disposable import CompositeDisposable, Disposable, SerialDisposable
 from reactivex.scheduler import CurrentThreadScheduler, ImmediateScheduler, TimeoutScheduler
 
+from ..core.caps import Caps
+from ..core.element import Element, sample_index_of, wrap_error
 from ..errors import ConfigError
 from ..frames import SettingsRejected
-from ..pipeline.caps import Caps
-from ._stage import Element, sample_index_of, wrap_error
 
 
 class LiveStage(Protocol):

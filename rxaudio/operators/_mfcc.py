@@ -4,13 +4,13 @@ from __future__ import annotations
 
 from typing import Any
 
+from ..core.caps import Caps
+from ..core.check import finite, positive_int
+from ..core.element import Operator, stage_operator
 from ..dsp.features import FeatureKernel, MfccKernel
 from ..errors import ConfigError
 from ..frames import AudioFrame, FeatureFrame
-from ..pipeline.caps import Caps
-from ._check import finite, positive_int
 from ._features import FeatureStage, check_mel, check_mel_rate, check_stft
-from ._stage import Operator, stage_operator
 
 
 def mfcc(
@@ -117,5 +117,5 @@ def mfcc(
     return stage_operator(
         "mfcc",
         lambda: FeatureStage("mfcc", "mfcc", n_fft, hop, params, make_kernel),
-        produces=Caps(kind="feature"),
+        produces=Caps(frame=FeatureFrame),
     )

@@ -4,11 +4,11 @@ from __future__ import annotations
 
 import numpy as np
 
+from ..core.caps import Caps
+from ..core.check import FormatTracker, audio, choice, positive_int
+from ..core.element import Operator, stage_operator
 from ..dsp.resample import QUALITIES, StreamingResampler
 from ..frames import AudioFrame
-from ..pipeline.caps import Caps
-from ._check import FormatTracker, audio, choice, positive_int
-from ._stage import Operator, stage_operator
 
 
 class _ResampleStage:

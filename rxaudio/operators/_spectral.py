@@ -4,13 +4,13 @@ from __future__ import annotations
 
 from typing import Any
 
+from ..core.caps import Caps
+from ..core.check import finite
+from ..core.element import Operator, stage_operator
 from ..dsp.features import FeatureKernel, SpectralKernel
 from ..errors import ConfigError
 from ..frames import AudioFrame, FeatureFrame
-from ..pipeline.caps import Caps
-from ._check import finite
 from ._features import FeatureStage, check_stft
-from ._stage import Operator, stage_operator
 
 
 def spectral(
@@ -78,5 +78,5 @@ def spectral(
     return stage_operator(
         "spectral",
         lambda: FeatureStage("spectral", "spectral", n_fft, hop, params, make_kernel),
-        produces=Caps(kind="feature"),
+        produces=Caps(frame=FeatureFrame),
     )

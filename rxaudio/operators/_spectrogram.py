@@ -4,12 +4,12 @@ from __future__ import annotations
 
 from typing import Any
 
+from ..core.caps import Caps
+from ..core.check import choice, finite
+from ..core.element import Operator, stage_operator
 from ..dsp.features import SPECTROGRAM_KINDS, FeatureKernel, SpectrogramKernel
 from ..frames import AudioFrame, FeatureFrame
-from ..pipeline.caps import Caps
-from ._check import choice, finite
 from ._features import FeatureStage, check_mel, check_mel_rate, check_stft
-from ._stage import Operator, stage_operator
 
 
 def spectrogram(
@@ -85,5 +85,5 @@ def spectrogram(
     return stage_operator(
         "spectrogram",
         lambda: FeatureStage("spectrogram", kind, n_fft, hop, params, make_kernel),
-        produces=Caps(kind="feature"),
+        produces=Caps(frame=FeatureFrame),
     )

@@ -10,14 +10,15 @@ from reactivex import Observable, abc
 from reactivex.disposable import CompositeDisposable, Disposable, SerialDisposable
 from reactivex.subject import Subject
 
+from ..core.caps import Caps
+from ..core.check import FormatTracker, audio
+from ..core.element import Element, wrap_error
 from ..errors import ConfigError
 from ..frames import AudioFrame, VadFrame
-from ..pipeline.caps import Caps, conform
 from ..vad import ScorerFactory, backend_factory
 from ..vad.base import Scorer
 from ..vad.spans import SpanBuffer
-from ._check import FormatTracker, audio
-from ._stage import Element, wrap_error
+from ._conform import conform
 
 
 class _VadStage:
@@ -239,4 +240,4 @@ def vad(
 
         return Observable(subscribe)
 
-    return Element("vad", _vad, accepts=Caps(), produces=Caps(kind="vad"))
+    return Element("vad", _vad, accepts=Caps(), produces=Caps(frame=VadFrame))

@@ -22,10 +22,10 @@ import numpy as np
 from reactivex import abc
 from reactivex.subject import BehaviorSubject, Subject
 
+from ..core.caps import Caps
 from ..frames import AudioFrame
 from ..io.wav import write_wav
-from ..operators import reframe
-from ..pipeline.caps import Caps, conform
+from ..operators import conform, reframe
 from .limits import StorageBudget
 from .metrics import ServerMetrics
 from .pipeline import (

@@ -26,9 +26,9 @@ from reactivex.disposable import CompositeDisposable, Disposable
 from reactivex.internal.exceptions import SequenceContainsNoElementsError
 from reactivex.scheduler import NewThreadScheduler
 
+from ..core.element import wrap_error
 from ..errors import ConfigError, SinkError
 from ..frames import FileReceipt
-from ..operators._stage import wrap_error
 
 # Files still being written. A script stopped by Ctrl-C that never disposes its chain (it
 # subscribed and waited itself): finalize these at interpreter exit so no ``.partial`` is left.

@@ -8,10 +8,10 @@ from collections.abc import Callable
 import numpy as np
 from reactivex import Observable
 
+from ..core.check import audio, choice, gap_samples
 from ..errors import FormatError
 from ..frames import AudioFrame, FileReceipt
 from ..io.wav import SUBTYPES, WavWriter
-from ..operators._check import audio, choice, gap_samples
 from ._filesink import check_target, file_sink
 
 

@@ -8,9 +8,9 @@ from typing import Any
 import numpy as np
 from reactivex import Observable, abc
 
+from ..core.check import positive_int
 from ..errors import ConfigError, FormatError
 from ..frames import AudioFrame
-from ..operators._check import positive_int
 from ._emit import emit_blocks
 
 

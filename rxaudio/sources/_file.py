@@ -11,9 +11,9 @@ from typing import Any
 import numpy as np
 from reactivex import Observable, abc
 
+from ..core.check import positive_int
 from ..errors import FormatError, SourceError
 from ..frames import AudioFrame
-from ..operators._check import positive_int
 from ._emit import emit_blocks
 
 # libsndfile's header dump says e.g. "data : 32000 (should be 15978)" for a cut-off file

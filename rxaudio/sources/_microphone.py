@@ -19,9 +19,9 @@ import numpy as np
 from reactivex import Observable, abc
 from reactivex.disposable import Disposable
 
+from ..core.check import positive_int
 from ..errors import ConfigError, DeviceError
 from ..frames import AudioFrame
-from ..operators._check import positive_int
 
 COMMON_RATES = (8000, 11025, 16000, 22050, 32000, 44100, 48000, 88200, 96000)
 

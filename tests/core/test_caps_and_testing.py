@@ -103,3 +103,27 @@ def test_negotiate_inserts_conversion_only_where_needed() -> None:
     assert len(plain) == int(np.ceil(9600 / 700))
     with pytest.raises(ConfigError, match="accepts audio frames but receives level"):
         negotiate(level(), needs)
+
+
+def test_caps_are_typed_by_frame_class() -> None:
+    from rxaudio.errors import ConfigError
+    from rxaudio.frames import LevelFrame, SpeechEnd, SpeechStart, VadFrame
+    from rxaudio.operators import buffer_utterance, hysteresis, level, vad
+    from rxaudio.pipeline import negotiate
+
+    v = Caps(frame=VadFrame)
+    assert v.kind == "vad" and not v.is_audio and str(v) == "rxaudio/vad"
+    mixed = Caps(frame=(VadFrame, SpeechStart, SpeechEnd))
+    assert mixed.can_take(v) and not v.can_take(mixed)
+    assert Caps().is_audio and Caps().can_take(Caps(16000))
+    with pytest.raises(ConfigError, match="only audio caps"):
+        Caps(16000, frame=VadFrame)
+    with pytest.raises(ConfigError, match="frame class"):
+        Caps(frame="vad")  # type: ignore[arg-type]
+    # what each element declares is what it emits: hysteresis adds speech events
+    assert hysteresis().produces.can_take(Caps(frame=SpeechStart))
+    assert buffer_utterance().accepts.can_take(hysteresis().produces)
+    assert vad().produces == v and level().produces == Caps(frame=LevelFrame)
+    negotiate(vad(), hysteresis(), buffer_utterance())  # links
+    with pytest.raises(ConfigError, match="hysteresis accepts vad frames but receives level"):
+        negotiate(level(), hysteresis())

@@ -15,7 +15,7 @@ from typing import Any, Generic, Protocol, TypeVar
 from reactivex import Observable, abc
 
 from ..errors import StreamError
-from ..pipeline.caps import Caps
+from .caps import Caps
 
 A = TypeVar("A")
 B = TypeVar("B")

@@ -2,11 +2,14 @@
 
 from __future__ import annotations
 
+from typing import Annotated
+
 import numpy as np
 
 from ..core.caps import Caps
-from ..core.check import FormatTracker, audio, choice, positive_int
+from ..core.check import FormatTracker, audio
 from ..core.element import Operator, stage_operator
+from ..core.props import Choices, Range, Unit, element
 from ..dsp.resample import QUALITIES, StreamingResampler
 from ..frames import AudioFrame
 
@@ -46,7 +49,12 @@ class _ResampleStage:
         return self._emit(self.rs.flush())
 
 
-def resample(rate: int, *, quality: str = "HQ") -> Operator[AudioFrame, AudioFrame]:
+@element("resample", kind="operator", accepts=Caps(), produces=Caps())
+def resample(
+    rate: Annotated[int, Range(1, 768_000), Unit("Hz")],
+    *,
+    quality: Annotated[str, Choices(QUALITIES)] = "HQ",
+) -> Operator[AudioFrame, AudioFrame]:
     """Convert audio to ``rate`` Hz with soxr, streaming.
 
     The input rate is read from the first frame. soxr's filter state is carried between chunks,
@@ -72,8 +80,6 @@ def resample(rate: int, *, quality: str = "HQ") -> Operator[AudioFrame, AudioFra
     ConfigError
         ``rate`` not a positive int (at most 768 kHz) or unknown ``quality``.
     """
-    rate = positive_int("resample", "rate", rate, maximum=768_000)
-    quality = choice("resample", "quality", quality, QUALITIES)
     return stage_operator(
         "resample", lambda: _ResampleStage(rate, quality), produces=Caps(sample_rate=rate)
     )

@@ -102,6 +102,7 @@ class Prop:
     choices: tuple[Any, ...] | None = None
     optional: bool = False
     positional: bool = False  # may be given without its name (first parameter)
+    loose: bool = False  # the annotation also admits non-text values (a callable...): unchecked
 
     @property
     def required(self) -> bool:
@@ -113,9 +114,12 @@ class Prop:
         if self.choices is not None:
             what = "one of " + ", ".join(repr(c) for c in self.choices)
         else:
-            what = {int: "an int", float: "a number", str: "a string", bool: "true or false"}.get(
-                self.type, self.type.__name__
-            )
+            what = {
+                int: "an int",
+                float: "a finite number",
+                str: "a string",
+                bool: "true or false",
+            }.get(self.type, self.type.__name__)
             if self.range is not None:
                 what += f" {'in ' if str(self.range)[0] in '[(' else ''}{self.range}"
             if self.unit:
@@ -126,6 +130,8 @@ class Prop:
         """Validate ``value`` (ConfigError naming ``element``, the option and what is allowed)."""
         if value is None and self.optional:
             return None
+        if self.loose and not isinstance(value, self.type):
+            return value  # e.g. a scorer factory where a backend name is also allowed
         ok = True
         if self.type is bool:
             ok = isinstance(value, bool)
@@ -225,16 +231,22 @@ def _doc_params(doc: str) -> dict[str, str]:
     return out
 
 
-def _base(tp: Any) -> tuple[Any, bool]:
-    """(base type, optional) of an annotation like ``int``, ``float | None``."""
+_TEXT = (bool, int, float, str)
+
+
+def _base(tp: Any) -> tuple[Any, bool, bool]:
+    """(base type, optional, loose) of an annotation like ``int``, ``float | None``."""
     origin = typing.get_origin(tp)
     if origin in (typing.Union, types.UnionType):
         args = [a for a in typing.get_args(tp) if a is not type(None)]
         optional = len(args) < len(typing.get_args(tp))
         if len(args) == 1:
-            return args[0], optional
-        return object, optional
-    return tp, False
+            return args[0], optional, False
+        text = [a for a in args if a in _TEXT]
+        if text:  # e.g. str | ScorerFactory: settable as text, other values pass unchecked
+            return text[0], optional, True
+        return object, optional, False
+    return tp, False, False
 
 
 def props_of(fn: Callable[..., Any]) -> tuple[Prop, ...]:
@@ -251,8 +263,8 @@ def props_of(fn: Callable[..., Any]) -> tuple[Prop, ...]:
         if typing.get_origin(tp) is typing.Annotated:
             tp, *rest = typing.get_args(tp)
             meta = tuple(rest)
-        base, optional = _base(tp)
-        if base not in (int, float, str, bool):
+        base, optional, loose = _base(tp)
+        if base not in _TEXT:
             base = object
         rng = next((m for m in meta if isinstance(m, Range)), None)
         ch = next((m for m in meta if isinstance(m, Choices)), None)
@@ -268,6 +280,7 @@ def props_of(fn: Callable[..., Any]) -> tuple[Prop, ...]:
                 choices=ch.values if ch else None,
                 optional=optional,
                 positional=i == 0 and p.kind is not p.KEYWORD_ONLY,
+                loose=loose,
             )
         )
     return tuple(props)

@@ -9,6 +9,7 @@ from reactivex import Observable, abc
 
 from ..core.caps import Caps
 from ..core.element import Element
+from ..core.props import element
 from ..frames import SettingsRejected, SpeechEnd, SpeechStart, Utterance, VadFrame
 from ..vad.utterance import UtteranceCutter, UtteranceSettings
 from ._live import live_operator, updated
@@ -53,6 +54,12 @@ class _UtteranceStage:
         return list(self.cut.close("gap"))
 
 
+@element(
+    "buffer_utterance",
+    kind="operator",
+    accepts=Caps(frame=(VadFrame, SpeechStart, SpeechEnd, SettingsRejected)),
+    produces=Caps(frame=(Utterance, VadFrame, SpeechStart, SpeechEnd, SettingsRejected)),
+)
 def buffer_utterance(
     pre_roll_ms: float = 300,
     post_roll_ms: float = 200,

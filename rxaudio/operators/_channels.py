@@ -9,10 +9,12 @@ import numpy as np
 from ..core.caps import Caps
 from ..core.check import audio, positive_int
 from ..core.element import Operator, map_operator
+from ..core.props import element
 from ..errors import ConfigError
 from ..frames import AudioFrame
 
 
+@element("to_mono", kind="operator", accepts=Caps(), produces=Caps(channels=1))
 def to_mono() -> Operator[AudioFrame, AudioFrame]:
     """Mix all channels to one by averaging them (mono frames pass through).
 
@@ -24,6 +26,7 @@ def to_mono() -> Operator[AudioFrame, AudioFrame]:
     return channels(1)
 
 
+@element("channels", kind="operator", accepts=Caps(), produces=Caps())
 def channels(
     count: int | None = None, *, select: Sequence[int] | None = None
 ) -> Operator[AudioFrame, AudioFrame]:

@@ -4,11 +4,14 @@ from __future__ import annotations
 
 import numpy as np
 
+from ..core.caps import Caps
 from ..core.check import audio, finite
 from ..core.element import Operator, map_operator
+from ..core.props import element
 from ..frames import AudioFrame
 
 
+@element("gain", kind="operator", accepts=Caps(), produces=Caps())
 def gain(db: float) -> Operator[AudioFrame, AudioFrame]:
     """Scale every frame by ``db`` decibels (no clipping: float samples may exceed 1).
 

@@ -9,6 +9,7 @@ from reactivex import Observable, abc
 
 from ..core.caps import Caps
 from ..core.element import Element
+from ..core.props import element
 from ..frames import SettingsRejected, SpeechEnd, SpeechStart, VadFrame
 from ..vad.hysteresis import Decision, Hysteresis, HysteresisSettings
 from ._live import live_operator, updated
@@ -75,6 +76,12 @@ class _HysteresisStage:
         return [] if self.h is None else list(self._events(self.h.finish(reason="gap")))
 
 
+@element(
+    "hysteresis",
+    kind="operator",
+    accepts=Caps(frame=VadFrame),
+    produces=Caps(frame=(VadFrame, SpeechStart, SpeechEnd, SettingsRejected)),
+)
 def hysteresis(
     threshold: float = 0.5,
     neg_threshold: float | None = None,

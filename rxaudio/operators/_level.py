@@ -5,6 +5,7 @@ from __future__ import annotations
 from ..core.caps import Caps
 from ..core.check import audio
 from ..core.element import Operator, map_operator
+from ..core.props import element
 from ..dsp.level import rms_peak_db
 from ..frames import AudioFrame, LevelFrame
 
@@ -23,6 +24,7 @@ def _level(item: AudioFrame) -> LevelFrame:
     )
 
 
+@element("level", kind="operator", accepts=Caps(), produces=Caps(frame=LevelFrame))
 def level() -> Operator[AudioFrame, LevelFrame]:
     """Measure each frame: RMS and peak in dBFS, overall and per channel.
 

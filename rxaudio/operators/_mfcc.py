@@ -7,12 +7,14 @@ from typing import Any
 from ..core.caps import Caps
 from ..core.check import finite, positive_int
 from ..core.element import Operator, stage_operator
+from ..core.props import element
 from ..dsp.features import FeatureKernel, MfccKernel
 from ..errors import ConfigError
 from ..frames import AudioFrame, FeatureFrame
 from ._features import FeatureStage, check_mel, check_mel_rate, check_stft
 
 
+@element("mfcc", kind="operator", accepts=Caps(), produces=Caps(frame=FeatureFrame))
 def mfcc(
     *,
     n_mfcc: int = 13,

@@ -7,6 +7,7 @@ import numpy as np
 from ..core.caps import Caps
 from ..core.check import FormatTracker, audio, choice, gap_samples, positive_int
 from ..core.element import Operator, stage_operator
+from ..core.props import element
 from ..dsp.framing import Reframer
 from ..frames import AudioFrame
 
@@ -45,6 +46,7 @@ class _ReframeStage:
         return self._frames(self.r.flush(self.tail))
 
 
+@element("reframe", kind="operator", accepts=Caps(), produces=Caps())
 def reframe(
     size: int, hop: int | None = None, *, tail: str = "flush"
 ) -> Operator[AudioFrame, AudioFrame]:

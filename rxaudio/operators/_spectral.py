@@ -7,12 +7,14 @@ from typing import Any
 from ..core.caps import Caps
 from ..core.check import finite
 from ..core.element import Operator, stage_operator
+from ..core.props import element
 from ..dsp.features import FeatureKernel, SpectralKernel
 from ..errors import ConfigError
 from ..frames import AudioFrame, FeatureFrame
 from ._features import FeatureStage, check_stft
 
 
+@element("spectral", kind="operator", accepts=Caps(), produces=Caps(frame=FeatureFrame))
 def spectral(
     *,
     n_fft: int = 512,

@@ -7,11 +7,13 @@ from typing import Any
 from ..core.caps import Caps
 from ..core.check import choice, finite
 from ..core.element import Operator, stage_operator
+from ..core.props import element
 from ..dsp.features import SPECTROGRAM_KINDS, FeatureKernel, SpectrogramKernel
 from ..frames import AudioFrame, FeatureFrame
 from ._features import FeatureStage, check_mel, check_mel_rate, check_stft
 
 
+@element("spectrogram", kind="operator", accepts=Caps(), produces=Caps(frame=FeatureFrame))
 def spectrogram(
     *,
     n_fft: int = 512,

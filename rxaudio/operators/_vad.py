@@ -13,6 +13,7 @@ from reactivex.subject import Subject
 from ..core.caps import Caps
 from ..core.check import FormatTracker, audio
 from ..core.element import Element, wrap_error
+from ..core.props import element
 from ..errors import ConfigError
 from ..frames import AudioFrame, VadFrame
 from ..vad import ScorerFactory, backend_factory
@@ -112,6 +113,7 @@ class _VadStage:
             closer()
 
 
+@element("vad", kind="operator", accepts=Caps(), produces=Caps(frame=VadFrame))
 def vad(
     backend: str | ScorerFactory = "silero",
     *,

@@ -9,6 +9,8 @@ from typing import IO, Any
 
 from reactivex import Observable
 
+from ..core.caps import Caps
+from ..core.props import element
 from ..frames import FileReceipt
 from ..io.wav import partial_name
 from ._filesink import check_target, file_sink
@@ -39,6 +41,13 @@ class _JsonlFile:
         return FileReceipt(self.path, self.count, 0, reason=reason)
 
 
+@element(
+    "jsonl",
+    kind="sink",
+    accepts=Caps(frame=object),
+    produces=Caps(frame=FileReceipt),
+    aliases={"location": "path"},
+)
 def to_jsonl(
     path: str | os.PathLike[str], *, serialize: Callable[[Any], dict[str, Any]] = to_record
 ) -> Callable[[Observable[Any]], Observable[FileReceipt]]:

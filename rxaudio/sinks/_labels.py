@@ -8,6 +8,8 @@ from typing import IO, Any
 
 from reactivex import Observable
 
+from ..core.caps import Caps
+from ..core.props import element
 from ..frames import FileReceipt, SpeechEnd, Utterance
 from ..io.labels import format_line, label_format
 from ..io.wav import partial_name
@@ -45,6 +47,13 @@ class _LabelFile:
         return FileReceipt(self.path, self.count, 0, reason=reason)
 
 
+@element(
+    "labels",
+    kind="sink",
+    accepts=Caps(frame=(SpeechEnd, Utterance, object)),
+    produces=Caps(frame=FileReceipt),
+    aliases={"location": "path"},
+)
 def to_labels(
     path: str | os.PathLike[str], *, fmt: str | None = None, uri: str | None = None
 ) -> Callable[[Observable[Any]], Observable[FileReceipt]]:

@@ -8,7 +8,9 @@ from collections.abc import Callable
 import numpy as np
 from reactivex import Observable
 
+from ..core.caps import Caps
 from ..core.check import audio, choice, gap_samples
+from ..core.props import element
 from ..errors import FormatError
 from ..frames import AudioFrame, FileReceipt
 from ..io.wav import SUBTYPES, WavWriter
@@ -55,6 +57,13 @@ class _WavFile:
         return FileReceipt(w.path, self.frames, w.samples, w.sample_rate, w.channels, reason)
 
 
+@element(
+    "wav",
+    kind="sink",
+    accepts=Caps(),
+    produces=Caps(frame=FileReceipt),
+    aliases={"location": "path"},
+)
 def to_wav(
     path: str | os.PathLike[str], *, subtype: str = "PCM_16"
 ) -> Callable[[Observable[AudioFrame]], Observable[FileReceipt]]:

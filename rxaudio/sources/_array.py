@@ -8,12 +8,15 @@ from typing import Any
 import numpy as np
 from reactivex import Observable, abc
 
+from ..core.caps import Caps
 from ..core.check import positive_int
+from ..core.props import element
 from ..errors import ConfigError, FormatError
 from ..frames import AudioFrame
 from ._emit import emit_blocks
 
 
+@element("array", kind="source", produces=Caps())
 def from_array(
     samples: Any,
     sample_rate: int,

@@ -11,7 +11,9 @@ from typing import Any
 import numpy as np
 from reactivex import Observable, abc
 
+from ..core.caps import Caps
 from ..core.check import positive_int
+from ..core.props import element
 from ..errors import FormatError, SourceError
 from ..frames import AudioFrame
 from ._emit import emit_blocks
@@ -124,6 +126,7 @@ class FileSource(Observable[AudioFrame]):
         )
 
 
+@element("file", kind="source", produces=Caps(), aliases={"location": "path"})
 def from_file(
     path: str | os.PathLike[str],
     *,

@@ -19,7 +19,9 @@ import numpy as np
 from reactivex import Observable, abc
 from reactivex.disposable import Disposable
 
+from ..core.caps import Caps
 from ..core.check import positive_int
+from ..core.props import element
 from ..errors import ConfigError, DeviceError
 from ..frames import AudioFrame
 
@@ -314,6 +316,7 @@ class MicrophoneSource(Observable[AudioFrame]):
         return Disposable(dispose)
 
 
+@element("mic", kind="source", produces=Caps())
 def from_microphone(
     device: int | str | None = None,
     *,

@@ -19,6 +19,7 @@ from ..frames import Utterance
 from .base import F32, Scorer, ScorerFactory
 from .hysteresis import Decision, Hysteresis, HysteresisSettings
 from .utterance import UtteranceCutter, UtteranceSettings
+from .windows import Windows
 
 
 class OfflineSegmenter:
@@ -53,10 +54,7 @@ class OfflineSegmenter:
         self.cutter.rate = self.rate = source_rate
         self.hyst = Hysteresis(self.hyst_settings, source_rate)
         self.scorer: Scorer | None = None
-        self.rest = np.zeros(0, dtype=np.float32)  # model-rate samples not yet in a window
-        self.window_size = 0
-        self.k = 0  # next window index
-        self.m0 = 0  # model-rate sample index of window 0
+        self.windows = Windows()  # the one windowing, shared with the vad operator
         self._done = False
         self._started = False  # some source audio was revealed
 
@@ -68,13 +66,8 @@ class OfflineSegmenter:
         """Model-rate mono audio (1-D) starting at ``start``; return completed utterances."""
         if self.scorer is None:
             self.scorer = self.factory(sample_rate)
-            self.window_size = self.scorer.window_size
-            self.m0 = start
-        buf = np.concatenate((self.rest, samples)) if self.rest.shape[0] else samples
-        w = self.window_size
-        k = buf.shape[0] // w
-        self.rest = buf[k * w :].copy()
-        return self._windows(buf[: k * w].reshape(k, w), None)
+            self.windows.start(self.scorer.window_size, start)
+        return self._windows(self.windows.cut(samples), None)
 
     def finish(self, reason: str = "end_of_stream") -> list[Utterance]:
         """End of input: score the zero-padded last window (at ``end_of_stream`` only, as
@@ -84,11 +77,8 @@ class OfflineSegmenter:
         self._done = True
         out: list[Utterance] = []
         try:
-            if reason == "end_of_stream" and self.scorer is not None and self.rest.shape[0]:
-                last = np.zeros((1, self.window_size), dtype=np.float32)
-                last[0, : self.rest.shape[0]] = self.rest
-                self.rest = self.rest[:0]
-                out.extend(self._windows(last, self.cutter.audio.loaded_end))
+            if reason == "end_of_stream" and self.scorer is not None:
+                out.extend(self._windows(self.windows.last(), self.cutter.audio.loaded_end))
             if self.scorer is not None:  # hysteresis saw a window
                 out.extend(self._events(self.hyst.finish(reason=reason)))
             out.extend(self.cutter.close(reason))
@@ -114,19 +104,11 @@ class OfflineSegmenter:
             return []
         scorer = self.scorer
         assert scorer is not None
-        if k == 1:  # as the vad operator: one window goes through score()
-            probs = np.array([scorer.score(windows[0])], dtype=np.float32)
-        else:
-            probs = scorer.score_many(windows)
+        probs = Windows.score(scorer, windows)  # as the vad operator
         audio, cutter, hyst, rate = self.cutter.audio, self.cutter, self.hyst, self.rate
-        mr, w = scorer.sample_rate, self.window_size
         # the windows' source spans, as the vad operator maps them: [a, b), the last one of the
         # stream ending at the source's end; hi: the end of the source audio a window carries
-        m = self.m0 + self.k * w + w * np.arange(k + 1, dtype=np.int64)
-        bounds = (m * rate) // mr
-        starts, ends = bounds[:-1].tolist(), bounds[1:].tolist()
-        if last_end is not None:
-            ends[-1] = last_end
+        starts, ends = self.windows.spans(k, rate, scorer.sample_rate, last_end)
         loaded = audio.loaded_end
         his = np.minimum(ends, loaded)
         p64 = probs.astype(np.float64)  # the Python floats push() compares
@@ -165,5 +147,4 @@ class OfflineSegmenter:
             if got:
                 out.extend(got)
             i += 1
-        self.k += k
         return out

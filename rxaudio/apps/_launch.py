@@ -1,0 +1,154 @@
+"""``rxaudio launch "..."`` / ``rxaudio launch -f FILE``: run a pipeline given as a launch string.
+
+The string is parsed and every link negotiated before anything opens
+(:func:`~rxaudio.pipeline.launch.parse_launch`); a mistake is one error with a caret under it
+and exit 2. It then runs until the source ends, or Ctrl-C/SIGTERM, which stops the source and
+finalizes every sink's file. On a terminal one status line on stderr is rewritten in place
+(audio seconds, items per sink); otherwise only the final summary is printed (on stdout).
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import signal
+import sys
+import threading
+from collections.abc import Iterator
+from contextlib import contextmanager
+from types import FrameType
+from typing import TYPE_CHECKING, TextIO
+
+if TYPE_CHECKING:  # the subcommand module stays light: `rxaudio --help` imports it
+    from ..pipeline.launch import Pipeline
+
+HELP = (
+    'run a pipeline given as a launch string ("file location=a.wav ! vad ! jsonl location=v.jsonl")'
+)
+
+
+def add_arguments(p: argparse.ArgumentParser) -> None:
+    """Options of ``rxaudio launch``."""
+    p.add_argument(
+        "pipeline",
+        nargs="*",
+        metavar="ELEMENT",
+        help="the launch string, best as one quoted argument (several are joined with spaces)",
+    )
+    p.add_argument(
+        "-f",
+        "--file",
+        metavar="FILE",
+        default=None,
+        help="read the launch string from FILE (newlines are spaces, # starts a comment)",
+    )
+    p.add_argument(
+        "-v",
+        "--verbose",
+        action="store_true",
+        help="print the negotiated caps of every link and the conversions inserted",
+    )
+
+
+class _Terminated(KeyboardInterrupt):
+    """SIGTERM, raised in the main thread like Ctrl-C so the pipeline is disposed the same way."""
+
+
+@contextmanager
+def _sigterm() -> Iterator[None]:
+    if threading.current_thread() is not threading.main_thread():
+        yield
+        return
+
+    def handler(_signum: int, _frame: FrameType | None) -> None:
+        raise _Terminated()
+
+    old = signal.signal(signal.SIGTERM, handler)
+    try:
+        yield
+    finally:
+        signal.signal(signal.SIGTERM, old)
+
+
+class Status:
+    """The live status line: audio seconds and items per branch end, rewritten in place."""
+
+    def __init__(self, pipeline: Pipeline, stream: TextIO, *, tty: bool | None = None) -> None:
+        self.pipeline, self.stream = pipeline, stream
+        self.tty = stream.isatty() if tty is None else tty
+
+    def line(self) -> str:
+        """The status text."""
+        st = self.pipeline.stats
+        counts = "  ".join(f"{end}: {st.items.get(end, 0)}" for end in self.pipeline.ends)
+        return f"{st.audio_seconds:8.2f} s  {counts}"
+
+    def tick(self) -> None:
+        """Redraw (on a terminal only)."""
+        if self.tty:
+            self.stream.write("\r" + self.line())
+            self.stream.flush()
+
+    def close(self) -> None:
+        """Draw the final state and end the in-place line (on a terminal only)."""
+        if self.tty:
+            self.stream.write("\r" + self.line() + "\n")
+            self.stream.flush()
+
+
+def _text(args: argparse.Namespace) -> str:
+    from ..errors import ConfigError
+
+    if args.file is not None:
+        if args.pipeline:
+            raise ConfigError("give the launch string or -f FILE, not both")
+        try:
+            with open(args.file, encoding="utf-8") as f:
+                return f.read()
+        except OSError as exc:
+            raise ConfigError(f"-f {args.file}: cannot read it ({exc.strerror})") from exc
+    if not args.pipeline:
+        raise ConfigError('no pipeline: rxaudio launch "file location=a.wav ! level ! ..."')
+    return " ".join(args.pipeline)
+
+
+def summary(pipeline: Pipeline, stopped_by: str) -> list[str]:
+    """The final lines: audio seconds, how it stopped, and each branch end's count and file."""
+    st = pipeline.stats
+    how = "" if stopped_by == "completed" else f" (stopped by {stopped_by})"
+    lines = [f"rxaudio launch: {st.audio_seconds:.2f} s of audio{how}"]
+    for b in pipeline.branches:
+        if b.tee is not None:
+            continue
+        r = st.receipts.get(b.end)
+        # a sink stopped by a signal or by another branch's error finalizes without a receipt
+        path = r.path if r is not None else b.location
+        wrote = f", wrote {path}" if path is not None and os.path.isfile(path) else ""
+        lines.append(f"  {b.end}: {st.items.get(b.end, 0)} items{wrote}")
+    return lines
+
+
+def run(args: argparse.Namespace) -> int:
+    """Parse, negotiate and run the pipeline; 0 when it ends or is stopped cleanly."""
+    from ..pipeline.launch import parse_launch
+
+    pipeline = parse_launch(_text(args))
+    if args.verbose:
+        print(pipeline.caps_report(), file=sys.stderr, flush=True)
+    status = Status(pipeline, sys.stderr)
+    stopped_by, error = "completed", None
+    with _sigterm():
+        try:
+            pipeline.run(on_poll=status.tick)
+        except _Terminated:
+            stopped_by = "SIGTERM"
+        except KeyboardInterrupt:
+            stopped_by = "SIGINT"
+        except Exception as exc:  # the files are final; say what was kept, then report it
+            stopped_by, error = "an error", exc
+        finally:
+            status.close()
+    print("\n".join(summary(pipeline, stopped_by)), flush=True)
+    if error is not None:
+        raise error
+    return 0

@@ -4,6 +4,12 @@ Time inside the library is a *sample index* since the start of the stream, never
 time: virtual-time tests, offline files and live capture then behave exactly alike. Samples are
 float32 arrays of shape ``(n, channels)`` in [-1, 1]; int16 PCM bytes exist only at I/O edges
 (:meth:`AudioFrame.from_pcm16`, :meth:`AudioFrame.to_pcm16`).
+
+Every frame and event has exactly one dict form, its ``to_dict()``: a ``type``, named fields,
+times in seconds of the stream (sample index / rate, rounded to :data:`TIME_DECIMALS`), and
+never NaN or infinity (``None`` instead), so ``json.dumps(x.to_dict(), allow_nan=False)``
+always succeeds. The JSONL and label sinks, ``rxaudio segment``, the live server's WebSocket
+events and its ``events.jsonl`` all write these dicts (``docs/events.md``).
 """
 
 from __future__ import annotations
@@ -19,6 +25,38 @@ from .errors import FormatError
 Samples = NDArray[np.float32]
 
 _PCM16_SCALE = 32768.0
+
+TIME_DECIMALS = 6
+"""Decimals of every time in seconds in a dict form (1 us: exact sample indices up to 500 kHz)."""
+PROBABILITY_DECIMALS = 4
+DB_DECIMALS = 2
+
+
+def seconds(samples: int, sample_rate: int) -> float:
+    """``samples / sample_rate`` rounded to :data:`TIME_DECIMALS`: a time in a dict form."""
+    return float(round(samples / sample_rate, TIME_DECIMALS))
+
+
+def finite(x: float, decimals: int) -> float | None:
+    """``x`` rounded to ``decimals`` as a float, or ``None`` for NaN/inf (JSON has neither)."""
+    v = float(x)
+    return round(v, decimals) if np.isfinite(v) else None
+
+
+def json_safe(v: Any) -> Any:
+    """A JSON-ready copy of a plain value: NaN/inf become ``None``, tuples lists, numpy
+    scalars Python numbers, mapping keys strings."""
+    if isinstance(v, bool | None | str | int):
+        return v
+    if isinstance(v, float):
+        return v if np.isfinite(v) else None
+    if isinstance(v, np.generic):
+        return json_safe(v.item())
+    if isinstance(v, list | tuple):
+        return [json_safe(x) for x in v]
+    if isinstance(v, dict):
+        return {str(k): json_safe(x) for k, x in v.items()}
+    return v
 
 
 def _readonly(a: Samples) -> Samples:
@@ -170,6 +208,18 @@ class AudioFrame:
         """A copy with new samples (and optionally a new start)."""
         return replace(self, samples=samples, start=self.start if start is None else start)
 
+    def to_dict(self) -> dict[str, Any]:
+        """The one dict form (without the samples): ``type`` ``"audio"``, ``t`` and ``end``
+        (seconds), ``sample_rate``, ``channels``."""
+        r = self.sample_rate
+        return {
+            "type": "audio",
+            "t": seconds(self.start, r),
+            "end": seconds(self.end, r),
+            "sample_rate": r,
+            "channels": self.channels,
+        }
+
     def __repr__(self) -> str:
         return (
             f"AudioFrame(start={self.start}, n={self.n}, channels={self.channels}, "
@@ -202,6 +252,21 @@ class LevelFrame:
         """Duration in seconds."""
         return (self.end - self.start) / self.sample_rate
 
+    def to_dict(self) -> dict[str, Any]:
+        """The one dict form: ``type`` ``"level"``, ``t`` (block start, s), ``rms_db`` and
+        ``peak_db`` (dBFS, 2 decimals); ``channel_rms_db``/``channel_peak_db`` lists only for
+        more than one channel."""
+        d: dict[str, Any] = {
+            "type": "level",
+            "t": seconds(self.start, self.sample_rate),
+            "rms_db": finite(self.rms_db, DB_DECIMALS),
+            "peak_db": finite(self.peak_db, DB_DECIMALS),
+        }
+        if len(self.channel_rms_db) > 1:
+            d["channel_rms_db"] = [finite(v, DB_DECIMALS) for v in self.channel_rms_db]
+            d["channel_peak_db"] = [finite(v, DB_DECIMALS) for v in self.channel_peak_db]
+        return d
+
 
 @dataclass(frozen=True, slots=True)
 class FileReceipt:
@@ -218,6 +283,23 @@ class FileReceipt:
     def seconds(self) -> float:
         """Duration written, in seconds (0 when nothing or not audio)."""
         return self.samples / self.sample_rate if self.sample_rate else 0.0
+
+    def to_dict(self) -> dict[str, Any]:
+        """The one dict form: ``type`` ``"file"``, ``path``, ``frames``, ``samples``,
+        ``seconds``, ``sample_rate``, ``channels``, ``reason``."""
+        return {
+            "type": "file",
+            "path": self.path,
+            "frames": self.frames,
+            "samples": self.samples,
+            "seconds": round(self.seconds, TIME_DECIMALS),
+            "sample_rate": self.sample_rate,
+            "channels": self.channels,
+            "reason": self.reason,
+        }
+
+
+_FEATURE_TYPES = {"mfcc": "mfcc", "spectral": "spectral"}  # other kinds: "spectrogram"
 
 
 @dataclass(frozen=True, slots=True, eq=False)
@@ -338,33 +420,42 @@ class FeatureFrame:
         """Sample index one past the last row's window."""
         return self.start + self.hop * (self.n_rows - 1) + self.n_fft
 
-    def to_dict(self, decimals: int | None = 3, *, with_columns: bool = False) -> dict[str, Any]:
-        """Compact JSON-ready form: the rows as nested lists rounded to ``decimals``.
+    def to_dict(
+        self, decimals: int | None = 3, *, values: bool = True, with_columns: bool = False
+    ) -> dict[str, Any]:
+        """The one dict form: ``type`` (``"spectrogram"`` for the spectrogram kinds,
+        ``"mfcc"``, ``"spectral"``), ``kind``, ``t`` (first row's start, s), ``hop`` (s between
+        rows), ``window`` (s per row), ``row`` (first row's index in the stream), ``rows``,
+        ``bins`` (columns per row) and ``values``: the rows as nested lists rounded to
+        ``decimals`` (NaN/inf as ``None``).
 
-        Row times follow from ``start``, ``hop`` and ``sample_rate``; column names and
-        ``params`` are left out unless ``with_columns`` (send them once, not with every frame).
+        ``values=False`` leaves the rows out (the server sends them as uint8 ``data``); column
+        names, ``params`` and ``latency`` are added with ``with_columns`` (send them once, not
+        with every frame).
         """
-        v = self.values.astype(np.float64)
-        if decimals is not None:
-            v = np.round(v, decimals)
-        v[~np.isfinite(v)] = 0.0
+        r = self.sample_rate
         d: dict[str, Any] = {
-            "type": "features",
+            "type": _FEATURE_TYPES.get(self.kind, "spectrogram"),
             "kind": self.kind,
+            "t": seconds(self.start, r),
+            "hop": seconds(self.hop, r),
+            "window": seconds(self.n_fft, r),
             "row": self.row,
-            "start": self.start,
-            "time": round(self.time, 6),
-            "sample_rate": self.sample_rate,
-            "hop": self.hop,
-            "n_fft": self.n_fft,
-            "latency": self.latency,
-            "values": v.tolist(),
+            "rows": self.n_rows,
+            "bins": int(self.values.shape[1]),
         }
+        if values:
+            v = self.values.astype(np.float64)
+            if decimals is not None:
+                v = np.round(v, decimals)
+            rows = v.tolist()
+            if not np.isfinite(v).all():
+                rows = [[x if np.isfinite(x) else None for x in row] for row in rows]
+            d["values"] = rows
         if with_columns:
             d["columns"] = list(self.columns)
-            d["params"] = {
-                k: (list(x) if isinstance(x, tuple) else x) for k, x in self.params.items()
-            }
+            d["params"] = json_safe(self.params)
+            d["latency"] = self.latency
         return d
 
     def __repr__(self) -> str:
@@ -405,15 +496,16 @@ class VadFrame:
         return self.start / self.sample_rate
 
     def to_dict(self) -> dict[str, Any]:
-        """JSON form (without the audio)."""
+        """The one dict form (without the audio): ``type`` ``"vad"``, ``t`` and ``end`` (the
+        window ``[t, end)``, s), ``p`` (probability, 4 decimals), ``speech`` (the
+        ``hysteresis`` state; ``None`` before it)."""
+        r = self.sample_rate
         return {
             "type": "vad",
-            "index": self.index,
-            "start": self.start,
-            "end": self.end,
-            "time": self.time,
-            "probability": round(float(self.probability), 6),
-            "speech": self.speech,
+            "t": seconds(self.start, r),
+            "end": seconds(self.end, r),
+            "p": finite(self.probability, PROBABILITY_DECIMALS),
+            "speech": None if self.speech is None else bool(self.speech),
         }
 
 
@@ -430,8 +522,8 @@ class SpeechStart:
         return self.start / self.sample_rate
 
     def to_dict(self) -> dict[str, Any]:
-        """JSON form."""
-        return {"type": "speech_start", "start": self.start, "time": self.time}
+        """The one dict form: ``type`` ``"speech_start"``, ``t`` (onset, s)."""
+        return {"type": "speech_start", "t": seconds(self.start, self.sample_rate)}
 
 
 @dataclass(frozen=True, slots=True)
@@ -449,13 +541,16 @@ class SpeechEnd:
         return self.end / self.sample_rate
 
     def to_dict(self) -> dict[str, Any]:
-        """JSON form."""
+        """The one dict form: ``type`` ``"speech_end"``, ``start``, ``end`` and ``t`` (= end),
+        ``duration`` (all s), ``reason``."""
+        r = self.sample_rate
+        end = seconds(self.end, r)
         return {
             "type": "speech_end",
-            "start": self.start,
-            "end": self.end,
-            "time": self.time,
-            "duration": (self.end - self.start) / self.sample_rate,
+            "start": seconds(self.start, r),
+            "end": end,
+            "t": end,
+            "duration": seconds(self.end - self.start, r),
             "reason": self.reason,
         }
 
@@ -494,15 +589,17 @@ class Utterance:
         return AudioFrame(self.samples, self.sample_rate, self.audio_start)
 
     def to_dict(self) -> dict[str, Any]:
-        """JSON form: times in seconds (no samples)."""
+        """The one dict form (no samples): ``type`` ``"utterance"``, ``start``/``end`` (the
+        detected speech), ``duration``, ``audio_start``/``audio_end`` (the audio's span), all
+        s, and ``reason``."""
         r = self.sample_rate
         return {
             "type": "utterance",
-            "index": self.index,
-            "start": self.start / r,
-            "end": self.end / r,
-            "audio_start": self.audio_start / r,
-            "audio_end": self.audio_end / r,
+            "start": seconds(self.start, r),
+            "end": seconds(self.end, r),
+            "duration": seconds(self.end - self.start, r),
+            "audio_start": seconds(self.audio_start, r),
+            "audio_end": seconds(self.audio_end, r),
             "reason": self.reason,
         }
 
@@ -521,11 +618,13 @@ class SettingsRejected:
     at: int | None = None
 
     def to_dict(self) -> dict[str, Any]:
-        """JSON form."""
+        """The one dict form: ``type`` ``"settings_rejected"``, ``operator``, ``settings``
+        (NaN/inf as ``None``), ``message``, ``at`` (the sample index it arrived at, or
+        ``None``: no rate is known here)."""
         return {
             "type": "settings_rejected",
             "operator": self.operator,
-            "settings": dict(self.settings),
+            "settings": json_safe(dict(self.settings)),
             "message": self.message,
             "at": self.at,
         }

@@ -4,7 +4,8 @@ A segment is ``(start, end)`` in seconds. Formats are chosen by extension:
 
 * ``.rttm`` -- NIST RTTM: ``SPEAKER <uri> 1 <start> <duration> <NA> <NA> speech <NA> <NA>``;
 * ``.jsonl`` -- one JSON object per line with at least ``start`` and ``end`` (seconds); other
-  keys (``audio_start``, ``audio_end``, ``wav``, ``reason``) are kept;
+  keys (``type``, ``duration``, ``audio_start``, ``audio_end``, ``wav``, ``reason``) are kept:
+  the writers put an event's one dict form (``docs/events.md``) on each line;
 * ``.txt`` -- Audacity labels: ``start<TAB>end<TAB>label``;
 * ``.json`` -- an object with a ``segments`` list of ``{start, end}`` (the bundled sample's truth).
 """

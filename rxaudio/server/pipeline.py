@@ -381,8 +381,11 @@ class WindowBatcher:
 
 
 def _u8_rows(values: np.ndarray) -> str:
-    """Quantise log-mel rows (dB) to uint8 over a fixed range, base64 encoded (row-major)."""
+    """Quantise log-mel rows (dB) to uint8 over a fixed range, base64 encoded (row-major).
+
+    NaN reads as the floor, +inf as the ceiling."""
     scaled = (values - SPEC_FLOOR_DB) * (255.0 / (SPEC_CEIL_DB - SPEC_FLOOR_DB))
+    scaled = np.nan_to_num(scaled, nan=0.0, posinf=255.0, neginf=0.0)
     q = np.clip(np.rint(scaled), 0, 255).astype(np.uint8)
     return base64.b64encode(q.tobytes()).decode("ascii")
 
@@ -390,60 +393,21 @@ def _u8_rows(values: np.ndarray) -> str:
 def encode_item(item: Any, events: tuple[str, ...]) -> dict[str, Any] | None:
     """Turn one chain output item into a protocol event (``None`` to send nothing).
 
-    Times are seconds of the session's audio. Utterances carry their samples under the private
-    keys ``_samples``/``_rate``; the session writes them to a WAV file and replaces them with
-    the file's URL.
+    The event is the item's one dict form (``to_dict()``, ``docs/events.md``), the same the
+    JSONL and label sinks write, plus only what is the protocol's own: a spectrogram carries
+    its rows as uint8 ``data`` over ``db_range`` instead of ``values``; a rejected setting is
+    sent as a ``bad_config`` error. The session adds an utterance's ``id``, ``url`` and
+    ``file``, and every speech event's ``seq``.
     """
     if isinstance(item, VadFrame):
-        if "vad" not in events:
-            return None
-        return {
-            "type": "vad",
-            "t": round(item.time, 4),
-            "end": round(item.end / item.sample_rate, 4),
-            "p": round(float(item.probability), 4),
-            "speech": bool(item.speech),
-        }
-    if isinstance(item, SpeechStart):
-        return {"type": "speech_start", "t": round(item.time, 4)}
-    if isinstance(item, SpeechEnd):
-        return {
-            "type": "speech_end",
-            "start": round(item.start / item.sample_rate, 4),
-            "t": round(item.time, 4),
-            "duration": round((item.end - item.start) / item.sample_rate, 4),
-            "reason": item.reason,
-        }
-    if isinstance(item, Utterance):
-        r = item.sample_rate
-        return {
-            "type": "utterance",
-            "start": round(item.start / r, 4),
-            "end": round(item.end / r, 4),
-            "duration": round(item.duration, 4),
-            "audio_start": round(item.audio_start / r, 4),
-            "audio_end": round(item.audio_end / r, 4),
-            "reason": item.reason,
-            "_samples": item.samples,
-            "_rate": r,
-        }
-    if isinstance(item, LevelFrame):
-        return {
-            "type": "level",
-            "t": round(item.time, 4),
-            "rms_db": round(item.rms_db, 2),
-            "peak_db": round(item.peak_db, 2),
-        }
+        return item.to_dict() if "vad" in events else None
+    if isinstance(item, SpeechStart | SpeechEnd | Utterance | LevelFrame):
+        return item.to_dict()
     if isinstance(item, FeatureFrame):
-        return {
-            "type": "spectrogram",
-            "t": round(item.time, 4),
-            "hop": round(item.hop / item.sample_rate, 6),
-            "rows": item.n_rows,
-            "bins": int(item.values.shape[1]),
-            "db_range": [SPEC_FLOOR_DB, SPEC_CEIL_DB],
-            "data": _u8_rows(item.values),
-        }
+        d = item.to_dict(values=False)
+        d["db_range"] = [SPEC_FLOOR_DB, SPEC_CEIL_DB]
+        d["data"] = _u8_rows(item.values)
+        return d
     if isinstance(item, SettingsRejected):
         return {"type": "error", "code": "bad_config", "message": item.message}
     return None

@@ -62,6 +62,13 @@ def to_jsonl(
         -e1--e2--e3--|
         [ to_jsonl("events.jsonl") ]
         -------------(R|)      R = FileReceipt(path, frames=3)
+
+    Parameters
+    ----------
+    path
+        Output file; its directory must exist.
+    serialize
+        Item to JSON object (set from Python; default: the item's one dict form).
     """
     p = check_target("to_jsonl", path)
     return file_sink("to_jsonl", lambda: _JsonlFile(p, serialize))

@@ -1,4 +1,4 @@
-"""Turn stream items into JSON-ready dicts (used by the JSONL and socket sinks)."""
+"""Turn stream items into JSON-ready dicts (the JSONL sink's default serializer)."""
 
 from __future__ import annotations
 
@@ -28,15 +28,16 @@ def _value(v: Any) -> Any:
 
 
 def to_record(item: Any) -> dict[str, Any]:
-    """A JSON-ready dict for an item.
+    """A JSON-ready dict for an item (NaN/inf become ``None``).
 
-    Objects with ``to_dict()`` decide for themselves; dataclasses give their fields (large arrays
-    are summarised by shape and dtype) plus ``type`` and, when they have one, ``time`` in
-    seconds; dicts pass through.
+    Frames and events give their one dict form, ``to_dict()`` (``docs/events.md``), as does any
+    object with such a method; other dataclasses give their fields (large arrays are summarised
+    by shape and dtype) plus ``type`` and, when they have one, ``time`` in seconds; dicts pass
+    through.
     """
     to_dict = getattr(item, "to_dict", None)
     if callable(to_dict):
-        return dict(to_dict())
+        return {str(k): _value(v) for k, v in dict(to_dict()).items()}
     if isinstance(item, dict):
         return {str(k): _value(v) for k, v in item.items()}
     if dataclasses.is_dataclass(item) and not isinstance(item, type):

@@ -45,27 +45,46 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
     """Options of ``rxaudio features``."""
     p.add_argument("input", metavar="IN", help="audio file (WAV, FLAC, OGG, MP3, ...)")
     p.add_argument("--out", required=True, help="output file: .npz, .csv or .parquet")
+    from ..core.props import info_of
+    from ..operators import mfcc, spectral, spectrogram
+    from ._flags import flag_help, show
+
     p.add_argument("--kind", choices=KINDS, default="mfcc", help="features (default mfcc)")
-    p.add_argument("--n-fft", type=int, default=512, help="window length, samples (512)")
-    p.add_argument("--hop", type=int, default=160, help="samples between rows (160)")
-    p.add_argument("--window", default="hann", help="hann, hamming, blackman or boxcar")
-    # defaults of kind-specific options are None: an option given for a kind it does not
-    # apply to is refused, not silently ignored
-    p.add_argument("--n-mfcc", type=int, default=None, help="MFCC coefficients (13; mfcc)")
-    p.add_argument("--n-mels", type=int, default=None, help="mel bands (40 for mfcc, else 64)")
-    p.add_argument("--deltas", type=int, default=None, choices=(0, 1, 2), help="MFCC deltas (0)")
-    p.add_argument("--fmin", type=float, default=None, help="lowest mel frequency, Hz (0)")
-    p.add_argument("--fmax", type=float, default=None, help="highest mel frequency, Hz")
-    p.add_argument(
-        "--delta-width", type=int, default=None, help="rows in the delta window, odd >= 3 (9)"
-    )
-    p.add_argument("--lifter", type=float, default=None, help="MFCC liftering, >= 0 (0: none)")
-    p.add_argument("--ref", type=float, default=None, help="dB reference power (1.0; log-mel)")
-    p.add_argument("--amin", type=float, default=None, help="power floor (1e-10; log-mel)")
-    p.add_argument(
-        "--roll-percent", type=float, default=None, help="rolloff fraction, 0 to 1 (0.85)"
-    )
-    p.add_argument("--p", type=float, default=None, help="bandwidth order, >= 1 (2.0; spectral)")
+    # the operators' own options: defaults, allowed values and docs from their declarations
+    ops = {
+        "mfcc": info_of(mfcc),
+        "spectrogram": info_of(spectrogram),
+        "spectral": info_of(spectral),
+    }
+    shared = ops["spectrogram"]
+    for name in SHARED_OPTIONS:  # the same default in every feature operator
+        prop = shared.prop(name)
+        p.add_argument(
+            "--" + name.replace("_", "-"),
+            type=prop.type,
+            default=prop.default,
+            choices=prop.choices,
+            help=flag_help(prop),
+        )
+    # kind-specific options default to None: an option given for a kind it does not apply to
+    # is refused, not silently ignored; not given, the operator's own default applies
+    for name, kinds in KIND_OPTIONS.items():
+        defaults: dict[str, str] = {}
+        for op, info in ops.items():
+            if any(p.name == name for p in info.props):
+                prop = info.prop(name)
+                defaults[op] = show(prop.default)
+        if len(set(defaults.values())) == 1:
+            default = next(iter(defaults.values()))
+        else:
+            default = ", ".join(f"{v} for {op}" for op, v in defaults.items())
+        p.add_argument(
+            "--" + name.replace("_", "-"),
+            type=int if prop.type is int else float,
+            default=None,
+            choices=prop.choices,
+            help=flag_help(prop, default=default)[:-1] + f"; only --kind {', '.join(kinds)})",
+        )
     p.add_argument("--rate", type=int, default=None, help="resample to this rate first (Hz)")
     p.add_argument(
         "--decimals", type=_decimals, default=6, help="decimals in CSV output, 0 to 16 (6)"
@@ -116,80 +135,49 @@ def _build_operator(args: argparse.Namespace) -> Any:
         raise ConfigError(
             "--delta-width only applies with --deltas 1 or 2; add --deltas or drop --delta-width"
         )
-    fmin = 0.0 if args.fmin is None else args.fmin
-    ref = 1.0 if args.ref is None else args.ref
-    amin = 1e-10 if args.amin is None else args.amin
-    if args.kind == "mfcc":
-        return mfcc(
-            n_mfcc=13 if args.n_mfcc is None else args.n_mfcc,
-            n_mels=40 if args.n_mels is None else args.n_mels,
-            n_fft=args.n_fft,
-            hop=args.hop,
-            deltas=args.deltas or 0,
-            delta_width=9 if args.delta_width is None else args.delta_width,
-            window=args.window,
-            fmin=fmin,
-            fmax=args.fmax,
-            lifter=0.0 if args.lifter is None else args.lifter,
-            ref=ref,
-            amin=amin,
-        )
-    if args.kind == "spectral":
-        return spectral(
-            n_fft=args.n_fft,
-            hop=args.hop,
-            window=args.window,
-            roll_percent=0.85 if args.roll_percent is None else args.roll_percent,
-            p=2.0 if args.p is None else args.p,
-        )
-    return spectrogram(
-        n_fft=args.n_fft,
-        hop=args.hop,
-        window=args.window,
-        kind=args.kind,
-        n_mels=64 if args.n_mels is None else args.n_mels,
-        fmin=fmin,
-        fmax=args.fmax,
-        ref=ref,
-        amin=amin,
+    # only what was given: every other option keeps the operator's own default
+    given: dict[str, Any] = {k: getattr(args, k) for k in SHARED_OPTIONS}
+    given.update(
+        (k, getattr(args, k))
+        for k, kinds in KIND_OPTIONS.items()
+        if args.kind in kinds and getattr(args, k) is not None
     )
+    if args.kind == "mfcc":
+        return mfcc(**given)
+    if args.kind == "spectral":
+        return spectral(**given)
+    return spectrogram(kind=args.kind, **given)
 
 
 MEL_KINDS = ("mfcc", "mel", "log_mel")
+SHARED_OPTIONS = ("n_fft", "hop", "window")
+# kind-specific options of the feature operators, and the --kind values they apply to
+KIND_OPTIONS: dict[str, tuple[str, ...]] = {
+    "n_mfcc": ("mfcc",),
+    "deltas": ("mfcc",),
+    "n_mels": MEL_KINDS,
+    "fmin": MEL_KINDS,
+    "fmax": MEL_KINDS,
+    "delta_width": ("mfcc",),
+    "lifter": ("mfcc",),
+    "ref": ("mfcc", "log_mel"),
+    "amin": ("mfcc", "log_mel"),
+    "roll_percent": ("spectral",),
+    "p": ("spectral",),
+}
 
 
 def _refuse_options_for_other_kinds(args: argparse.Namespace) -> None:
     """Options that the chosen ``--kind`` would ignore are a mistake: say so."""
-    given = {
-        "--n-mfcc": args.n_mfcc,
-        "--deltas": args.deltas,
-        "--n-mels": args.n_mels,
-        "--fmin": args.fmin,
-        "--fmax": args.fmax,
-        "--delta-width": args.delta_width,
-        "--lifter": args.lifter,
-        "--ref": args.ref,
-        "--amin": args.amin,
-        "--roll-percent": args.roll_percent,
-        "--p": args.p,
-    }
-    applies = {
-        "--n-mfcc": ("mfcc",),
-        "--deltas": ("mfcc",),
-        "--delta-width": ("mfcc",),
-        "--lifter": ("mfcc",),
-        "--ref": ("mfcc", "log_mel"),
-        "--amin": ("mfcc", "log_mel"),
-        "--roll-percent": ("spectral",),
-        "--p": ("spectral",),
-    }
+    given = {"--" + k.replace("_", "-"): getattr(args, k) for k in KIND_OPTIONS}
+    applies = {"--" + k.replace("_", "-"): kinds for k, kinds in KIND_OPTIONS.items()}
     wrong = [
         name
         for name, value in given.items()
-        if value is not None and args.kind not in applies.get(name, MEL_KINDS)
+        if value is not None and args.kind not in applies[name]
     ]
     if wrong:
-        ok = {k for n in wrong for k in applies.get(n, MEL_KINDS)}
+        ok = {k for n in wrong for k in applies[n]}
         kinds = [k for k in KINDS if k in ok]
         either = kinds[0] if len(kinds) == 1 else f"{', '.join(kinds[:-1])} or {kinds[-1]}"
         raise ConfigError(

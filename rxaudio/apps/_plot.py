@@ -28,11 +28,13 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("input", metavar="IN", help="audio file")
     p.add_argument("--out", required=True, help="PNG file to write")
     p.add_argument("--vad", action="store_true", help="shade speech and draw the probability")
-    p.add_argument("--backend", default="silero", help="VAD backend: silero, webrtc, energy")
-    p.add_argument("--threshold", type=float, default=0.5, help="VAD speech threshold (0.5)")
-    p.add_argument("--n-mels", type=int, default=64, help="mel bands (64)")
-    p.add_argument("--n-fft", type=int, default=512, help="window length, samples (512)")
-    p.add_argument("--hop", type=int, default=160, help="samples between rows (160)")
+    from ..operators import hysteresis, spectrogram, vad
+    from ._flags import add_flags
+
+    # the elements' own options (default, range, doc): the VAD chain's and the log-mel's
+    add_flags(p, vad, ("backend",))
+    add_flags(p, hysteresis, ("threshold",))
+    add_flags(p, spectrogram, ("n_mels", "n_fft", "hop"))
     p.add_argument("--width", type=float, default=12.0, help="figure width, inches (12)")
     p.add_argument("--height", type=float, default=6.0, help="figure height, inches (6)")
     p.add_argument("--dpi", type=int, default=100, help="pixels per inch (100)")

@@ -25,26 +25,21 @@ HELP = "cut audio files into utterance WAVs with JSONL/RTTM/Audacity segment lab
 
 AUDIO_EXTS = (".wav", ".flac", ".ogg", ".opus", ".mp3", ".aiff", ".aif")
 BLOCK_SECONDS = 16.0
+# the elements' options offered as flags (defaults, ranges and help come from the elements)
+VAD_FLAGS = ("backend", "mode", "frame_ms")
+HYSTERESIS_FLAGS = ("threshold", "neg_threshold", "min_speech_ms", "min_silence_ms")
+UTTERANCE_FLAGS = ("pre_roll_ms", "post_roll_ms", "min_ms", "max_ms")
 
 
 def add_vad_arguments(p: argparse.ArgumentParser) -> None:
-    """The VAD chain's options (shared with ``record --segment``)."""
-    from ..vad import BACKENDS
+    """The VAD chain's options (shared with ``record --segment``), from the elements' own."""
+    from ..operators import buffer_utterance, hysteresis, vad
+    from ._flags import add_flags
 
     g = p.add_argument_group("voice activity")
-    g.add_argument("--backend", choices=BACKENDS, default="silero", help="VAD (default silero)")
-    g.add_argument("--mode", type=int, default=3, help="webrtc aggressiveness 0-3 (default 3)")
-    g.add_argument("--frame-ms", type=int, default=30, help="webrtc/energy window ms (default 30)")
-    g.add_argument("--threshold", type=float, default=0.5, help="speech threshold (default 0.5)")
-    g.add_argument(
-        "--neg-threshold", type=float, default=None, help="exit threshold (default threshold-0.15)"
-    )
-    g.add_argument("--min-speech-ms", type=float, default=250, help="default 250")
-    g.add_argument("--min-silence-ms", type=float, default=100, help="default 100")
-    g.add_argument("--pre-roll-ms", type=float, default=300, help="default 300")
-    g.add_argument("--post-roll-ms", type=float, default=200, help="default 200")
-    g.add_argument("--min-ms", type=float, default=0, help="drop shorter utterances (default 0)")
-    g.add_argument("--max-ms", type=float, default=30000, help="split longer ones (default 30000)")
+    add_flags(g, vad, VAD_FLAGS)
+    add_flags(g, hysteresis, HYSTERESIS_FLAGS)
+    add_flags(g, buffer_utterance, UTTERANCE_FLAGS)
 
 
 def add_arguments(p: argparse.ArgumentParser) -> None:
@@ -127,8 +122,7 @@ class UtteranceWriter:
             return
         name = f"{self.stem}_{len(self.records) + 1:04d}.wav"
         write_wav(os.path.join(self.out_dir, name), utt.samples, utt.sample_rate)
-        rec = utt.to_dict()
-        rec.pop("type", None)
+        rec = utt.to_dict()  # the one dict form, plus where its file is
         rec["index"] = len(self.records)
         rec["wav"] = name
         self.records.append(rec)

@@ -48,10 +48,13 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
         default=5.0,
         help="how long a window waits for other sessions' before scoring (default 5)",
     )
-    p.add_argument("--threshold", type=float, default=None, help="speech threshold (0.5)")
-    p.add_argument("--min-speech-ms", type=float, default=None, help="shortest speech (250)")
-    p.add_argument("--min-silence-ms", type=float, default=None, help="silence ending speech (100)")
-    p.add_argument("--pre-roll-ms", type=float, default=None, help="audio kept before onset")
+    from ..operators import buffer_utterance, hysteresis
+    from ..server.pipeline import HYSTERESIS_KEYS, UTTERANCE_KEYS
+    from ._flags import add_flags
+
+    # every session's initial live settings; not given: the operators' own defaults
+    add_flags(p, hysteresis, HYSTERESIS_KEYS, unset=True)
+    add_flags(p, buffer_utterance, UTTERANCE_KEYS, unset=True)
     p.add_argument("--grace", type=float, default=30.0, help="seconds a dropped session waits")
     p.add_argument("--queue", type=int, default=256, help="events per client before dropping")
     p.add_argument(
@@ -103,17 +106,12 @@ def resolve_source(source: str) -> tuple[str | None, str]:
 def config_from_args(args: argparse.Namespace) -> Any:
     """The ServerConfig the options describe (raises ConfigError for bad ones)."""
     from ..server import ServerConfig
-    from ..server.pipeline import ChainOptions
+    from ..server.pipeline import HYSTERESIS_KEYS, UTTERANCE_KEYS, ChainOptions
 
     settings = {
         k: float(v)
-        for k, v in (
-            ("threshold", args.threshold),
-            ("min_speech_ms", args.min_speech_ms),
-            ("min_silence_ms", args.min_silence_ms),
-            ("pre_roll_ms", args.pre_roll_ms),
-        )
-        if v is not None
+        for k in (*HYSTERESIS_KEYS, *UTTERANCE_KEYS)
+        if (v := getattr(args, k, None)) is not None
     }
     source, _ = resolve_source(args.source)
     device = args.device

@@ -25,6 +25,8 @@ COMMANDS: dict[str, str] = {
     "features": "rxaudio.apps._features",
     "plot": "rxaudio.apps._plot",
     "serve": "rxaudio.apps._serve",
+    "inspect": "rxaudio.apps._inspect",
+    "launch": "rxaudio.apps._launch",
 }
 
 

@@ -47,6 +47,11 @@ KINDS = ("source", "operator", "sink")
 REQUIRED: Any = inspect.Parameter.empty
 
 
+def _num(v: float) -> str:
+    """A bound for people: ``3600000`` rather than ``3.6e+06``, ``1e-30`` stays short."""
+    return str(int(v)) if float(v).is_integer() and abs(v) < 1e15 else f"{v:g}"
+
+
 @dataclass(frozen=True, slots=True)
 class Range:
     """Inclusive bounds (``None``: unbounded); ``lo_open``/``hi_open`` make a bound exclusive."""
@@ -64,11 +69,11 @@ class Range:
 
     def __str__(self) -> str:
         if self.hi is None and self.lo is not None:
-            return f"{'>' if self.lo_open else '>='} {self.lo:g}"
+            return f"{'>' if self.lo_open else '>='} {_num(self.lo)}"
         if self.lo is None and self.hi is not None:
-            return f"{'<' if self.hi_open else '<='} {self.hi:g}"
-        lo = "-inf" if self.lo is None else f"{self.lo:g}"
-        hi = "inf" if self.hi is None else f"{self.hi:g}"
+            return f"{'<' if self.hi_open else '<='} {_num(self.hi)}"
+        lo = "-inf" if self.lo is None else _num(self.lo)
+        hi = "inf" if self.hi is None else _num(self.hi)
         return f"{'(' if self.lo_open else '['}{lo}, {hi}{')' if self.hi_open else ']'}"
 
 
@@ -103,6 +108,7 @@ class Prop:
     optional: bool = False
     positional: bool = False  # may be given without its name (first parameter)
     loose: bool = False  # the annotation also admits non-text values (a callable...): unchecked
+    text: bool = False  # the annotation also admits str: text not parsing as ``type`` stays text
 
     @property
     def required(self) -> bool:
@@ -124,6 +130,8 @@ class Prop:
                 what += f" {'in ' if str(self.range)[0] in '[(' else ''}{self.range}"
             if self.unit:
                 what += f" {self.unit}"
+            if self.text:
+                what += " or a name"
         return what + (" or none" if self.optional else "")
 
     def check(self, element: str, value: Any) -> Any:
@@ -167,6 +175,8 @@ class Prop:
             elif self.type is float:
                 value = float(t)
         except ValueError:
+            if self.text:
+                return self.check(element, t)  # e.g. a device name where an index is also allowed
             raise ConfigError(
                 f"{element}: {self.name} must be {self.describe()}, got {text!r}"
             ) from None
@@ -234,19 +244,20 @@ def _doc_params(doc: str) -> dict[str, str]:
 _TEXT = (bool, int, float, str)
 
 
-def _base(tp: Any) -> tuple[Any, bool, bool]:
-    """(base type, optional, loose) of an annotation like ``int``, ``float | None``."""
+def _base(tp: Any) -> tuple[Any, bool, bool, bool]:
+    """(base type, optional, loose, text) of an annotation like ``int``, ``float | None``."""
     origin = typing.get_origin(tp)
     if origin in (typing.Union, types.UnionType):
         args = [a for a in typing.get_args(tp) if a is not type(None)]
         optional = len(args) < len(typing.get_args(tp))
         if len(args) == 1:
-            return args[0], optional, False
+            return args[0], optional, False, False
         text = [a for a in args if a in _TEXT]
         if text:  # e.g. str | ScorerFactory: settable as text, other values pass unchecked
-            return text[0], optional, True
-        return object, optional, False
-    return tp, False, False
+            # int | str (a device index or name): text that is no int is passed on as a name
+            return text[0], optional, True, text[0] is not str and str in text
+        return object, optional, False, False
+    return tp, False, False, False
 
 
 def props_of(fn: Callable[..., Any]) -> tuple[Prop, ...]:
@@ -263,7 +274,7 @@ def props_of(fn: Callable[..., Any]) -> tuple[Prop, ...]:
         if typing.get_origin(tp) is typing.Annotated:
             tp, *rest = typing.get_args(tp)
             meta = tuple(rest)
-        base, optional, loose = _base(tp)
+        base, optional, loose, text = _base(tp)
         if base not in _TEXT:
             base = object
         rng = next((m for m in meta if isinstance(m, Range)), None)
@@ -281,6 +292,7 @@ def props_of(fn: Callable[..., Any]) -> tuple[Prop, ...]:
                 optional=optional,
                 positional=i == 0 and p.kind is not p.KEYWORD_ONLY,
                 loose=loose,
+                text=text,
             )
         )
     return tuple(props)

@@ -11,7 +11,8 @@ from ..core.caps import Caps
 from ..core.element import Element
 from ..core.props import element
 from ..frames import SettingsRejected, SpeechEnd, SpeechStart, Utterance, VadFrame
-from ..vad.utterance import UtteranceCutter, UtteranceSettings
+from ..vad.hysteresis import GapMs
+from ..vad.utterance import MaxMs, MinMs, RollMs, UtteranceCutter, UtteranceSettings
 from ._live import live_operator, updated
 
 
@@ -61,12 +62,12 @@ class _UtteranceStage:
     produces=Caps(frame=(Utterance, VadFrame, SpeechStart, SpeechEnd, SettingsRejected)),
 )
 def buffer_utterance(
-    pre_roll_ms: float = 300,
-    post_roll_ms: float = 200,
-    min_ms: float = 0,
-    max_ms: float = 30_000,
+    pre_roll_ms: RollMs = UtteranceSettings.pre_roll_ms,
+    post_roll_ms: RollMs = UtteranceSettings.post_roll_ms,
+    min_ms: MinMs = UtteranceSettings.min_ms,
+    max_ms: MaxMs = UtteranceSettings.max_ms,
     *,
-    max_gap_ms: float | None = 2000,
+    max_gap_ms: GapMs = UtteranceSettings.max_gap_ms,
     passthrough: bool = False,
     settings: Observable[Mapping[str, Any]] | None = None,
     scheduler: abc.SchedulerBase | None = None,
@@ -93,13 +94,13 @@ def buffer_utterance(
     Parameters
     ----------
     pre_roll_ms, post_roll_ms
-        Audio kept before the onset and after the end, 0 to 2000 ms.
+        Audio kept before the onset and after the end.
     min_ms
         Drop utterances with less detected speech than this.
     max_ms
         Split utterances whose audio reaches this length (above ``pre_roll_ms + 1000``).
     max_gap_ms
-        Close an open utterance after this long without input; ``None`` disables the timer.
+        Close an open utterance after this long without input; none disables the timer.
     passthrough
         Also pass every input item through (before the utterances it completes).
     settings
@@ -111,7 +112,8 @@ def buffer_utterance(
     Raises
     ------
     ConfigError
-        A duration out of range, ``max_ms`` too short for the pre-roll and the split search.
+        A duration out of its range (``rxaudio inspect buffer_utterance``), ``max_ms`` too
+        short for the pre-roll and the split search, ``min_ms`` not below ``max_ms``.
     """
     s = UtteranceSettings(pre_roll_ms, post_roll_ms, min_ms, max_ms, max_gap_ms).checked()
     return live_operator(

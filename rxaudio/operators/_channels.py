@@ -3,13 +3,14 @@
 from __future__ import annotations
 
 from collections.abc import Sequence
+from typing import Annotated
 
 import numpy as np
 
 from ..core.caps import Caps
-from ..core.check import audio, positive_int
+from ..core.check import audio
 from ..core.element import Operator, map_operator
-from ..core.props import element
+from ..core.props import Range, element
 from ..errors import ConfigError
 from ..frames import AudioFrame
 
@@ -28,7 +29,7 @@ def to_mono() -> Operator[AudioFrame, AudioFrame]:
 
 @element("channels", kind="operator", accepts=Caps(), produces=Caps())
 def channels(
-    count: int | None = None, *, select: Sequence[int] | None = None
+    count: Annotated[int | None, Range(1, 64)] = None, *, select: Sequence[int] | None = None
 ) -> Operator[AudioFrame, AudioFrame]:
     """Change the channel layout.
 
@@ -41,10 +42,17 @@ def channels(
         [   channels(2)  ]
         -A(2ch)--B(2ch)--|
 
+    Parameters
+    ----------
+    count
+        Output channels: 1 averages, more duplicates a mono input.
+    select
+        Input channel indices to keep, in order (set from Python).
+
     Raises
     ------
     ConfigError
-        Neither or both of ``count`` and ``select``, a non-positive count, a negative index.
+        Neither or both of ``count`` and ``select``, a count out of range, a negative index.
     """
     if (count is None) == (select is None):
         raise ConfigError("channels: give exactly one of count=N or select=[indices]")
@@ -67,7 +75,8 @@ def channels(
 
         return map_operator("channels", pick, produces=Caps(channels=len(idx)))
 
-    n = positive_int("channels", "count", count, maximum=64)
+    assert count is not None  # exactly one of count and select was given
+    n = count
 
     def convert(item: AudioFrame) -> AudioFrame:
         frame = audio("channels", item)

@@ -3,35 +3,44 @@
 from __future__ import annotations
 
 from collections.abc import Callable
-from typing import Any
+from typing import Annotated, Any
 
 import numpy as np
 
-from ..core.check import FormatTracker, audio, choice, finite, gap_samples, positive_int
+from ..core.check import FormatTracker, audio, gap_samples, positive_int
+from ..core.props import Choices, Range, Unit
 from ..dsp.features import FeatureKernel, MelSpec
 from ..dsp.mel import empty_filters, max_mels
 from ..dsp.stft import WINDOWS
 from ..errors import ConfigError
 from ..frames import AudioFrame, FeatureFrame
 
+# The options the feature operators share, typed once (each operator's signature uses these;
+# the element machinery checks every single value, the functions below what spans several).
+NFft = Annotated[int, Range(1, 65536), Unit("samples")]
+Hop = Annotated[int, Range(1), Unit("samples")]
+Window = Annotated[str, Choices(WINDOWS)]
+NMels = Annotated[int, Range(1)]
+FMin = Annotated[float, Range(0.0), Unit("Hz")]
+FMax = Annotated[float | None, Range(0.0), Unit("Hz")]
+Ref = Annotated[float, Range(1e-30)]
+Amin = Annotated[float, Range(1e-30)]
 
-def check_stft(op: str, n_fft: Any, hop: Any, window: Any) -> tuple[int, int, str]:
-    """Validate the STFT options every feature operator shares."""
-    n_fft = positive_int(op, "n_fft", n_fft, maximum=65536)
-    hop = positive_int(op, "hop", hop)
+
+def check_stft(op: str, n_fft: int, hop: int, window: str) -> tuple[int, int, str]:
+    """Validate what the STFT options say together (each one is checked by its element)."""
     if hop > n_fft:
         raise ConfigError(
             f"{op}: hop ({hop}) must be at most n_fft ({n_fft}); frames would skip samples. "
             "Raise n_fft or lower hop"
         )
-    return n_fft, hop, choice(op, "window", window, WINDOWS)
+    return n_fft, hop, window
 
 
-def check_mel(op: str, n_fft: int, n_mels: Any, fmin: Any, fmax: Any) -> MelSpec:
-    """Validate mel options that do not depend on the sample rate."""
+def check_mel(op: str, n_fft: int, n_mels: int, fmin: float, fmax: float | None) -> MelSpec:
+    """Validate mel options together that do not depend on the sample rate."""
     n_mels = positive_int(op, "n_mels", n_mels, maximum=n_fft // 2 + 1)
-    lo = finite(op, "fmin", fmin, 0.0)
-    hi = None if fmax is None else finite(op, "fmax", fmax, lo)
+    lo, hi = float(fmin), None if fmax is None else float(fmax)
     if hi is not None and hi <= lo:
         raise ConfigError(f"{op}: fmax ({hi}) must be above fmin ({lo})")
     return MelSpec(n_mels=n_mels, fmin=lo, fmax=hi)

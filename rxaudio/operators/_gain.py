@@ -2,17 +2,19 @@
 
 from __future__ import annotations
 
+from typing import Annotated
+
 import numpy as np
 
 from ..core.caps import Caps
-from ..core.check import audio, finite
+from ..core.check import audio
 from ..core.element import Operator, map_operator
-from ..core.props import element
+from ..core.props import Range, Unit, element
 from ..frames import AudioFrame
 
 
 @element("gain", kind="operator", accepts=Caps(), produces=Caps())
-def gain(db: float) -> Operator[AudioFrame, AudioFrame]:
+def gain(db: Annotated[float, Range(-120.0, 60.0), Unit("dB")]) -> Operator[AudioFrame, AudioFrame]:
     """Scale every frame by ``db`` decibels (no clipping: float samples may exceed 1).
 
     .. marble::
@@ -20,12 +22,16 @@ def gain(db: float) -> Operator[AudioFrame, AudioFrame]:
         [ gain(6) ]
         -A--B--C--|
 
+    Parameters
+    ----------
+    db
+        Gain in decibels (negative attenuates).
+
     Raises
     ------
     ConfigError
-        ``db`` not finite or outside [-120, 60].
+        ``db`` not a finite number in its range.
     """
-    db = finite("gain", "db", db, -120.0, 60.0)
     factor = np.float32(10.0 ** (db / 20.0))
 
     def scale(item: AudioFrame) -> AudioFrame:

@@ -11,7 +11,15 @@ from ..core.caps import Caps
 from ..core.element import Element
 from ..core.props import element
 from ..frames import SettingsRejected, SpeechEnd, SpeechStart, VadFrame
-from ..vad.hysteresis import Decision, Hysteresis, HysteresisSettings
+from ..vad.hysteresis import (
+    Decision,
+    GapMs,
+    Hysteresis,
+    HysteresisSettings,
+    NegThreshold,
+    SegmentMs,
+    Threshold,
+)
 from ._live import live_operator, updated
 
 
@@ -83,12 +91,12 @@ class _HysteresisStage:
     produces=Caps(frame=(VadFrame, SpeechStart, SpeechEnd, SettingsRejected)),
 )
 def hysteresis(
-    threshold: float = 0.5,
-    neg_threshold: float | None = None,
-    min_speech_ms: float = 250,
-    min_silence_ms: float = 100,
+    threshold: Threshold = HysteresisSettings.threshold,
+    neg_threshold: NegThreshold = HysteresisSettings.neg_threshold,
+    min_speech_ms: SegmentMs = HysteresisSettings.min_speech_ms,
+    min_silence_ms: SegmentMs = HysteresisSettings.min_silence_ms,
     *,
-    max_gap_ms: float | None = 2000,
+    max_gap_ms: GapMs = HysteresisSettings.max_gap_ms,
     settings: Observable[Mapping[str, Any]] | None = None,
     scheduler: abc.SchedulerBase | None = None,
 ) -> Element[VadFrame, Any]:
@@ -118,16 +126,15 @@ def hysteresis(
     Parameters
     ----------
     threshold
-        Enter speech at or above this probability, in (0, 1].
+        Enter speech at or above this probability.
     neg_threshold
-        Leave speech below this (default ``max(threshold - 0.15, 0.01)``); not above ``threshold``.
+        Leave speech below this (none: ``max(threshold - 0.15, 0.01)``); not above ``threshold``.
     min_speech_ms
         Drop segments not longer than this.
     min_silence_ms
         Silence needed to end a segment.
     max_gap_ms
-        End an open segment after this long without input, in (0, 600000] ms; ``None``
-        disables the timer.
+        End an open segment after this long without input; none disables the timer.
     settings
         Observable of dicts with any of the above names, applied from the next frame on. A bad
         one is refused with a :class:`SettingsRejected` item downstream; the old settings stay.
@@ -137,8 +144,8 @@ def hysteresis(
     Raises
     ------
     ConfigError
-        Threshold outside (0, 1], ``neg_threshold`` above ``threshold``, durations outside
-        [0, 60000] ms, ``max_gap_ms`` outside (0, 600000] ms.
+        An option outside its range (``rxaudio inspect hysteresis``), ``neg_threshold``
+        above ``threshold``.
     """
     s = HysteresisSettings(
         threshold, neg_threshold, min_speech_ms, min_silence_ms, max_gap_ms

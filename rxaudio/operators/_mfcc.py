@@ -2,33 +2,46 @@
 
 from __future__ import annotations
 
-from typing import Any
+from typing import Annotated, Any
 
 from ..core.caps import Caps
-from ..core.check import finite, positive_int
+from ..core.check import positive_int
 from ..core.element import Operator, stage_operator
-from ..core.props import element
+from ..core.props import Choices, Range, element
 from ..dsp.features import FeatureKernel, MfccKernel
 from ..errors import ConfigError
 from ..frames import AudioFrame, FeatureFrame
-from ._features import FeatureStage, check_mel, check_mel_rate, check_stft
+from ._features import (
+    Amin,
+    FeatureStage,
+    FMax,
+    FMin,
+    Hop,
+    NFft,
+    NMels,
+    Ref,
+    Window,
+    check_mel,
+    check_mel_rate,
+    check_stft,
+)
 
 
 @element("mfcc", kind="operator", accepts=Caps(), produces=Caps(frame=FeatureFrame))
 def mfcc(
     *,
-    n_mfcc: int = 13,
-    n_mels: int = 40,
-    n_fft: int = 512,
-    hop: int = 160,
-    deltas: int = 0,
-    delta_width: int = 9,
-    window: str = "hann",
-    fmin: float = 0.0,
-    fmax: float | None = None,
-    lifter: float = 0.0,
-    ref: float = 1.0,
-    amin: float = 1e-10,
+    n_mfcc: Annotated[int, Range(1)] = 13,
+    n_mels: NMels = 40,
+    n_fft: NFft = 512,
+    hop: Hop = 160,
+    deltas: Annotated[int, Choices((0, 1, 2))] = 0,
+    delta_width: Annotated[int, Range(3)] = 9,
+    window: Window = "hann",
+    fmin: FMin = 0.0,
+    fmax: FMax = None,
+    lifter: Annotated[float, Range(0.0)] = 0.0,
+    ref: Ref = 1.0,
+    amin: Amin = 1e-10,
 ) -> Operator[AudioFrame, FeatureFrame]:
     """Streaming MFCCs, optionally with deltas and delta-deltas, one row per hop.
 
@@ -57,9 +70,9 @@ def mfcc(
     n_fft, hop, window
         STFT options, as :func:`spectrogram`.
     deltas
-        0, 1 or 2: derivative orders appended (columns ``dmfcc_i``, ``ddmfcc_i``).
+        Derivative orders appended (columns ``dmfcc_i``, ``ddmfcc_i``).
     delta_width
-        Odd number of rows in the delta window, at least 3.
+        Rows in the delta window, odd.
     lifter
         librosa's sinusoidal liftering (0: none).
     ref, amin
@@ -77,14 +90,9 @@ def mfcc(
     n_fft, hop, window = check_stft("mfcc", n_fft, hop, window)
     mel = check_mel("mfcc", n_fft, n_mels, fmin, fmax)
     n_mfcc = positive_int("mfcc", "n_mfcc", n_mfcc, maximum=mel.n_mels)
-    if isinstance(deltas, bool) or deltas not in (0, 1, 2):
-        raise ConfigError(f"mfcc: deltas must be 0, 1 or 2, got {deltas!r}")
-    width = positive_int("mfcc", "delta_width", delta_width)
-    if width < 3 or width % 2 == 0:
+    width = delta_width
+    if width % 2 == 0:
         raise ConfigError(f"mfcc: delta_width must be odd and >= 3, got {width}")
-    lifter = finite("mfcc", "lifter", lifter, 0.0)
-    ref = finite("mfcc", "ref", ref, 1e-30)
-    amin = finite("mfcc", "amin", amin, 1e-30)
     params: dict[str, Any] = {
         "n_mfcc": n_mfcc,
         "n_mels": mel.n_mels,

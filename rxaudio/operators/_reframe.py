@@ -2,12 +2,14 @@
 
 from __future__ import annotations
 
+from typing import Annotated
+
 import numpy as np
 
 from ..core.caps import Caps
-from ..core.check import FormatTracker, audio, choice, gap_samples, positive_int
+from ..core.check import FormatTracker, audio, gap_samples
 from ..core.element import Operator, stage_operator
-from ..core.props import element
+from ..core.props import Choices, Range, Unit, element
 from ..dsp.framing import Reframer
 from ..frames import AudioFrame
 
@@ -48,7 +50,10 @@ class _ReframeStage:
 
 @element("reframe", kind="operator", accepts=Caps(), produces=Caps())
 def reframe(
-    size: int, hop: int | None = None, *, tail: str = "flush"
+    size: Annotated[int, Range(1), Unit("samples")],
+    hop: Annotated[int | None, Range(1), Unit("samples")] = None,
+    *,
+    tail: Annotated[str, Choices(TAILS)] = "flush",
 ) -> Operator[AudioFrame, AudioFrame]:
     """Cut audio into frames of exactly ``size`` samples, one every ``hop`` samples.
 
@@ -78,9 +83,7 @@ def reframe(
     ConfigError
         ``size`` or ``hop`` not a positive int, unknown ``tail``.
     """
-    size = positive_int("reframe", "size", size)
-    hop = size if hop is None else positive_int("reframe", "hop", hop)
-    tail = choice("reframe", "tail", tail, TAILS)
+    hop = size if hop is None else hop
     return stage_operator(
         "reframe", lambda: _ReframeStage(size, hop, tail), produces=Caps(frame_size=size)
     )

@@ -2,26 +2,24 @@
 
 from __future__ import annotations
 
-from typing import Any
+from typing import Annotated, Any
 
 from ..core.caps import Caps
-from ..core.check import finite
 from ..core.element import Operator, stage_operator
-from ..core.props import element
+from ..core.props import Range, element
 from ..dsp.features import FeatureKernel, SpectralKernel
-from ..errors import ConfigError
 from ..frames import AudioFrame, FeatureFrame
-from ._features import FeatureStage, check_stft
+from ._features import FeatureStage, Hop, NFft, Window, check_stft
 
 
 @element("spectral", kind="operator", accepts=Caps(), produces=Caps(frame=FeatureFrame))
 def spectral(
     *,
-    n_fft: int = 512,
-    hop: int = 160,
-    window: str = "hann",
-    roll_percent: float = 0.85,
-    p: float = 2.0,
+    n_fft: NFft = 512,
+    hop: Hop = 160,
+    window: Window = "hann",
+    roll_percent: Annotated[float, Range(0.0, 1.0, lo_open=True, hi_open=True)] = 0.85,
+    p: Annotated[float, Range(1.0)] = 2.0,
 ) -> Operator[AudioFrame, FeatureFrame]:
     """Spectral descriptors per row: centroid, bandwidth, rolloff, flatness, zcr, rms.
 
@@ -49,9 +47,9 @@ def spectral(
     n_fft, hop, window
         STFT options, as :func:`spectrogram`.
     roll_percent
-        Fraction of the spectral magnitude below the rolloff frequency, in (0, 1).
+        Fraction of the spectral magnitude below the rolloff frequency.
     p
-        Order of the bandwidth's deviation norm, >= 1.
+        Order of the bandwidth's deviation norm.
 
     Raises
     ------
@@ -62,10 +60,7 @@ def spectral(
         frames, a non-audio item.
     """
     n_fft, hop, window = check_stft("spectral", n_fft, hop, window)
-    roll = finite("spectral", "roll_percent", roll_percent, 0.0, 1.0)
-    if roll in (0.0, 1.0):
-        raise ConfigError(f"spectral: roll_percent must be strictly between 0 and 1, got {roll}")
-    p = finite("spectral", "p", p, 1.0)
+    roll = roll_percent
     params: dict[str, Any] = {
         "n_fft": n_fft,
         "hop": hop,

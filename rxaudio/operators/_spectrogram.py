@@ -2,29 +2,41 @@
 
 from __future__ import annotations
 
-from typing import Any
+from typing import Annotated, Any
 
 from ..core.caps import Caps
-from ..core.check import choice, finite
 from ..core.element import Operator, stage_operator
-from ..core.props import element
+from ..core.props import Choices, element
 from ..dsp.features import SPECTROGRAM_KINDS, FeatureKernel, SpectrogramKernel
 from ..frames import AudioFrame, FeatureFrame
-from ._features import FeatureStage, check_mel, check_mel_rate, check_stft
+from ._features import (
+    Amin,
+    FeatureStage,
+    FMax,
+    FMin,
+    Hop,
+    NFft,
+    NMels,
+    Ref,
+    Window,
+    check_mel,
+    check_mel_rate,
+    check_stft,
+)
 
 
 @element("spectrogram", kind="operator", accepts=Caps(), produces=Caps(frame=FeatureFrame))
 def spectrogram(
     *,
-    n_fft: int = 512,
-    hop: int = 160,
-    window: str = "hann",
-    kind: str = "power",
-    n_mels: int = 64,
-    fmin: float = 0.0,
-    fmax: float | None = None,
-    ref: float = 1.0,
-    amin: float = 1e-10,
+    n_fft: NFft = 512,
+    hop: Hop = 160,
+    window: Window = "hann",
+    kind: Annotated[str, Choices(SPECTROGRAM_KINDS)] = "power",
+    n_mels: NMels = 64,
+    fmin: FMin = 0.0,
+    fmax: FMax = None,
+    ref: Ref = 1.0,
+    amin: Amin = 1e-10,
 ) -> Operator[AudioFrame, FeatureFrame]:
     """Streaming spectrogram: one row per hop, equal to librosa with ``center=False``.
 
@@ -67,10 +79,7 @@ def spectrogram(
         frames, a non-audio item.
     """
     n_fft, hop, window = check_stft("spectrogram", n_fft, hop, window)
-    kind = choice("spectrogram", "kind", kind, SPECTROGRAM_KINDS)
     mel = check_mel("spectrogram", n_fft, n_mels, fmin, fmax)
-    ref = finite("spectrogram", "ref", ref, 1e-30)
-    amin = finite("spectrogram", "amin", amin, 1e-30)
     params: dict[str, Any] = {"n_fft": n_fft, "hop": hop, "window": window, "kind": kind}
     if kind in ("mel", "log_mel"):
         params.update(n_mels=mel.n_mels, fmin=mel.fmin, fmax=mel.fmax)

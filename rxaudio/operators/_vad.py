@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from collections.abc import Callable
-from typing import Any
+from typing import Annotated, Any
 
 import numpy as np
 from reactivex import Observable, abc
@@ -13,12 +13,12 @@ from reactivex.subject import Subject
 from ..core.caps import Caps
 from ..core.check import FormatTracker, audio
 from ..core.element import Element, wrap_error
-from ..core.props import element
-from ..errors import ConfigError
+from ..core.props import Choices, Range, Unit, element
 from ..frames import AudioFrame, VadFrame
-from ..vad import ScorerFactory, backend_factory
+from ..vad import BACKENDS, ScorerFactory, backend_factory
 from ..vad.base import Scorer
 from ..vad.spans import SpanBuffer
+from ..vad.windows import Windows
 from ._conform import conform
 
 
@@ -30,10 +30,7 @@ class _VadStage:
         self.fmt = FormatTracker("vad")
         self.spans = SpanBuffer()
         self.scorer: Scorer | None = None
-        self.rest = np.zeros(0, dtype=np.float32)  # converted samples not yet in a window
-        self.window = 0
-        self.k = 0  # next window index
-        self.m0 = 0  # model-rate sample index of window 0
+        self.windows = Windows()  # the one windowing, shared with the offline fast path
 
     def original(self, frame: AudioFrame) -> AudioFrame:
         """Keep the source audio; return the frame to convert (with any gap filled)."""
@@ -48,11 +45,6 @@ class _VadStage:
             return AudioFrame(z, frame.sample_rate, frame.start - gap)
         return frame
 
-    def _src(self, m: int) -> int:
-        rate = self.fmt.sample_rate
-        assert rate is not None and self.scorer is not None
-        return (m * rate) // self.scorer.sample_rate
-
     def converted(self, frame: AudioFrame) -> list[VadFrame]:
         if self.scorer is None:
             if self.model_rate is not None and frame.sample_rate != self.model_rate:
@@ -62,50 +54,33 @@ class _VadStage:
                     f"resample({self.model_rate}) before vad or pass resample=True"
                 )
             self.scorer = self.factory(frame.sample_rate)
-            self.window = self.scorer.window_size
-            self.m0 = frame.start
-        x = frame.samples[:, 0]
-        buf = np.concatenate((self.rest, x)) if self.rest.shape[0] else x
-        w = self.window
-        k = buf.shape[0] // w
-        self.rest = buf[k * w :].copy()
-        return self._score(list(buf[: k * w].reshape(k, w)), None)
+            self.windows.start(self.scorer.window_size, frame.start)
+        return self._score(self.windows.cut(frame.samples[:, 0]), None)
 
-    def _score(self, windows: list[np.ndarray], last_end: int | None) -> list[VadFrame]:
-        if not windows:
+    def _score(self, windows: np.ndarray, last_end: int | None) -> list[VadFrame]:
+        if not windows.shape[0]:
             return []
         scorer = self.scorer
         assert scorer is not None
         rate = self.fmt.sample_rate
         assert rate is not None
-        if len(windows) == 1:
-            probs = np.array([scorer.score(windows[0])], dtype=np.float32)
-        else:
-            probs = scorer.score_many(np.stack(windows))
-        w = scorer.window_size
-        mr = scorer.sample_rate
+        probs = Windows.score(scorer, windows)
+        k0 = self.windows.k
+        starts, ends = self.windows.spans(len(probs), rate, scorer.sample_rate, last_end)
         spans = self.spans
-        m = self.m0 + self.k * w
         out = []
-        last = len(probs) - 1
         for i, p in enumerate(probs.tolist()):
-            a = (m * rate) // mr
-            m += w
-            b = last_end if last_end is not None and i == last else (m * rate) // mr
+            a, b = starts[i], ends[i]
             seg = spans.take(a, b)
             buf = AudioFrame(seg, rate, a) if seg.shape[0] else None
-            out.append(VadFrame(a, max(b, a + 1), rate, p, buf, None, self.k + i))
-        spans.trim(b)
-        self.k += len(probs)
+            out.append(VadFrame(a, max(b, a + 1), rate, p, buf, None, k0 + i))
+        spans.trim(ends[-1])
         return out
 
     def flush(self) -> list[VadFrame]:
-        if self.scorer is None or self.rest.shape[0] == 0:
+        if self.scorer is None:
             return []
-        last = np.zeros(self.window, dtype=np.float32)  # zero-padded, as Silero's reference
-        last[: self.rest.shape[0]] = self.rest
-        self.rest = self.rest[:0]
-        return self._score([last], self.spans.end)
+        return self._score(self.windows.last(), self.spans.end)
 
     def close(self) -> None:
         closer = getattr(self.scorer, "close", None)
@@ -115,11 +90,11 @@ class _VadStage:
 
 @element("vad", kind="operator", accepts=Caps(), produces=Caps(frame=VadFrame))
 def vad(
-    backend: str | ScorerFactory = "silero",
+    backend: Annotated[str | ScorerFactory, Choices(BACKENDS)] = "silero",
     *,
-    rate: int | None = None,
-    mode: int = 3,
-    frame_ms: int = 30,
+    rate: Annotated[int | None, Range(1), Unit("Hz")] = None,
+    mode: Annotated[int, Choices((0, 1, 2, 3))] = 3,
+    frame_ms: Annotated[int, Range(10, 100), Unit("ms")] = 30,
     resample: bool = True,
 ) -> Element[AudioFrame, VadFrame]:
     """Score speech per model window; each :class:`VadFrame` carries the source audio it covers.
@@ -146,7 +121,7 @@ def vad(
         Model rate: Silero 8000 or 16000 (default 16000), WebRTC 8000/16000/32000/48000 (default
         16000), energy: any (default: the stream's own), factory: default the stream's own.
     mode
-        WebRTC aggressiveness, 0 to 3.
+        WebRTC aggressiveness (3: the most ready to call a window non-speech).
     frame_ms
         WebRTC window (10, 20, 30 ms) or energy window (10 to 100 ms).
     resample
@@ -158,8 +133,6 @@ def vad(
         Unknown backend, bad mode, frame length or rate.
     """
     if callable(backend) and not isinstance(backend, str):
-        if rate is not None and (isinstance(rate, bool) or not isinstance(rate, int) or rate <= 0):
-            raise ConfigError(f"vad: rate must be a positive int (Hz) or None, got {rate!r}")
         model_rate, factory, label = rate, backend, "the scorer"
     else:
         model_rate, factory = backend_factory(backend, rate=rate, mode=mode, frame_ms=frame_ms)

@@ -16,6 +16,7 @@ from .protocol import (
     CLOSE_TAKEN_OVER,
     CLOSE_TOO_BIG,
     MAX_MESSAGE_BYTES,
+    MAX_TEXT_BYTES,
     ProtocolError,
     StartMessage,
     decode_audio,
@@ -25,6 +26,7 @@ from .protocol import (
     parse_ping_id,
     parse_start,
     parse_text,
+    show,
 )
 from .sessions import Outbox, Session
 
@@ -32,6 +34,7 @@ if TYPE_CHECKING:
     from .hub import Hub
 
 MAX_ERRORS = 32
+DROP_NOTICE_S = 1.0  # audio dropped after a session ended: one error at most this often
 
 
 class Connection:
@@ -52,10 +55,12 @@ class Connection:
         cfg = hub.config
         self.control = TokenBucket(cfg.control_rate, cfg.control_burst, now)
         self.starts = WindowCounter(cfg.sessions_per_minute, 60.0)
-        self.ever_started = False
         self._idle: asyncio.TimerHandle | None = None
-        if cfg.start_timeout_s > 0:
-            self._idle = hub.loop.call_later(cfg.start_timeout_s, self._idle_timeout)
+        self._arm_idle()
+        # audio refused after its session ended or failed: reported, coalesced (see _dropped)
+        self._drop_last = -1e9
+        self._drop_pending: tuple[str, str, int, int] | None = None  # code, prefix, frames, bytes
+        self._drop_timer: asyncio.TimerHandle | None = None
 
     def send(self, event: dict[str, Any]) -> None:
         self.outbox.put(event, self.hub.loop.time())
@@ -96,9 +101,18 @@ class Connection:
         if transport is not None:
             transport.abort()
 
+    def _arm_idle(self) -> None:
+        """(Re)start the start timeout: a connection without a session may idle that long."""
+        if self._idle is not None:
+            self._idle.cancel()
+            self._idle = None
+        t = self.hub.config.start_timeout_s
+        if t > 0:
+            self._idle = self.hub.loop.call_later(t, self._idle_timeout)
+
     def _idle_timeout(self) -> None:
         self._idle = None
-        if self.ever_started or self.ws.closed:
+        if self.session is not None or self.ws.closed:
             return
         self.hub.limit_reached("start_timeout")
         self.send(
@@ -121,9 +135,53 @@ class Connection:
             self.send({"type": "stopped", "session": s.id, "received": s.received, "reason": why})
             self.session, self.start = None, None
             self.ended = (s.id, why)
+            self._arm_idle()
+
+    def _dropped(self, code: str, prefix: str, nbytes: int) -> None:
+        """A frame refused because its session is gone: say so, at most every DROP_NOTICE_S.
+
+        The first refused frame gets an ``error`` naming it at once; later ones are counted
+        and summed up in one ``error`` per second ("N more frames (B bytes)"), so every
+        dropped byte is reported without an error flood, and none of it counts toward the
+        protocol-error limit (the server ended the session, not the client's protocol).
+        """
+        now = self.hub.loop.time()
+        if self._drop_pending is None and now - self._drop_last >= DROP_NOTICE_S:
+            self._drop_last = now
+            self.send(
+                error_event(
+                    code,
+                    f"{prefix}; this frame of {nbytes} bytes was dropped; "
+                    "send start for a new session",
+                )
+            )
+            return
+        _, _, frames, total = self._drop_pending or (code, prefix, 0, 0)
+        self._drop_pending = (code, prefix, frames + 1, total + nbytes)
+        if self._drop_timer is None:
+            delay = max(0.0, self._drop_last + DROP_NOTICE_S - now)
+            self._drop_timer = self.hub.loop.call_later(delay, self._flush_drops)
+
+    def _flush_drops(self) -> None:
+        if self._drop_timer is not None:
+            self._drop_timer.cancel()
+            self._drop_timer = None
+        if self._drop_pending is None:
+            return
+        code, prefix, frames, total = self._drop_pending
+        self._drop_pending = None
+        self._drop_last = self.hub.loop.time()
+        self.send(
+            error_event(
+                code,
+                f"{prefix}; {frames} more frame{'s' if frames != 1 else ''} ({total} bytes) "
+                "were dropped; send start for a new session",
+            )
+        )
 
     # ---- messages -----------------------------------------------------------------------------
-    def on_text(self, text: str) -> None:
+    def _control(self) -> None:
+        """Count one control message (text, or a WebSocket ping/pong) against the rate limit."""
         self.messages += 1
         if not self.control.take(self.hub.loop.time()):
             self.hub.limit_reached("control_rate")
@@ -134,10 +192,21 @@ class Connection:
                 f"{cfg.control_burst:g}) on one connection (--control-rate); closing",
                 close=CLOSE_POLICY,
             )
-        if len(text) > MAX_MESSAGE_BYTES // 4 and len(text.encode()) > MAX_MESSAGE_BYTES:
+
+    def on_ping_pong(self) -> None:
+        """A WebSocket ping or pong frame: a control message like any other."""
+        self._control()
+
+    def on_text(self, text: str) -> None:
+        self._control()
+        if (
+            len(text) > MAX_TEXT_BYTES // 4
+            and len(text.encode("utf-8", "replace")) > MAX_TEXT_BYTES
+        ):
             raise ProtocolError(
                 "too_big",
-                f"text message of {len(text.encode())} bytes exceeds {MAX_MESSAGE_BYTES}",
+                f"text message of {len(text.encode('utf-8', 'replace'))} bytes exceeds "
+                f"{MAX_TEXT_BYTES} (control messages are small; audio goes in binary messages)",
                 close=CLOSE_TOO_BIG,
             )
         msg = parse_text(text)
@@ -161,7 +230,7 @@ class Connection:
         else:
             raise ProtocolError(
                 "unknown_type",
-                f"unknown message type {kind!r}; use start, config, stop, listen, ack or ping",
+                f"unknown message type {show(kind)}; use start, config, stop, listen, ack or ping",
             )
 
     def on_binary(self, data: bytes, arrival: float) -> None:
@@ -176,27 +245,26 @@ class Connection:
         if s is None or self.start is None:
             if self.ended is not None:
                 sid, why = self.ended
-                raise ProtocolError(
-                    "session_ended",
-                    f"session {sid} ended ({why}); this frame of {len(data)} bytes was dropped; "
-                    "send start for a new session",
-                )
+                self._dropped("session_ended", f"session {sid} ended ({why})", len(data))
+                return
             raise ProtocolError(
                 "not_started", "binary audio before start; send a start message first"
             )
         if self.listening:
             raise ProtocolError("not_started", "listeners cannot send audio; send stop, then start")
         if s.failed is not None:
-            raise ProtocolError(
-                "session_failed",
-                f"session {s.id}'s pipeline failed ({s.failed}); this frame of {len(data)} "
-                "bytes was dropped; send start for a new session",
+            self._dropped(
+                "session_failed", f"session {s.id}'s pipeline failed ({s.failed})", len(data)
             )
+            return
+        if s.closed:  # the server is shutting down (sessions close first)
+            self._dropped("session_ended", f"session {s.id} ended (server shutdown)", len(data))
+            return
         samples = decode_audio(data, self.start)
         s.feed(samples, arrival)
 
     def _started(self) -> None:
-        self.ever_started = True
+        self._flush_drops()  # the last word on the old session comes before the new one
         self.ended = None
         if self._idle is not None:
             self._idle.cancel()
@@ -218,11 +286,17 @@ class Connection:
             and s.failed is None
             and s is not hub.shared
             and start.resume_token is not None
-            and hmac.compare_digest(start.resume_token.encode(), s.resume_token.encode())
+            and hmac.compare_digest(
+                start.resume_token.encode("utf-8", "surrogateescape"), s.resume_token.encode()
+            )
             and (s.sample_rate, s.channels) == (start.sample_rate, start.channels)
         )
         if resumed:
             assert s is not None
+            if start.ack is not None and not s.ack(start.ack):
+                raise ProtocolError(
+                    "bad_message", f"start: ack {start.ack} is beyond the last event sent ({s.seq})"
+                )
             if start.options:
                 s.configure(start.options)
             old = s.owner
@@ -318,6 +392,7 @@ class Connection:
             s.detach(self.outbox)
         self.send({"type": "stopped", "session": s.id, "received": s.received})
         self.session, self.start, self.listening = None, None, False
+        self._arm_idle()
 
     def _listen(self) -> None:
         if self.session is not None:
@@ -351,6 +426,9 @@ class Connection:
         if self._idle is not None:
             self._idle.cancel()
             self._idle = None
+        if self._drop_timer is not None:
+            self._drop_timer.cancel()
+            self._drop_timer = None
         s = self.session
         self.outbox.close()
         if s is None:

@@ -7,6 +7,7 @@ testable with plain calls and a fake clock. The limits themselves are fields of
 
 from __future__ import annotations
 
+import asyncio
 import ipaddress
 import logging
 import os
@@ -59,15 +60,25 @@ class WindowCounter:
         return True
 
 
+BLOCK = 4096  # a file's or a folder's smallest cost on disk
+
+
+def disk_cost(n: int) -> int:
+    """What a file of ``n`` bytes costs on disk: whole blocks (at least one, for its inode)."""
+    return max(1, -(-n // BLOCK)) * BLOCK
+
+
 def tree_bytes(path: str) -> int:
-    """Bytes of the regular files under ``path`` (0 when it does not exist)."""
+    """Disk space used under ``path``: its files' and folders' blocks (0 when missing)."""
     total = 0
-    for root, _, names in os.walk(path):
-        for n in names:
+    for root, dirs, names in os.walk(path):
+        for n in (*names, *dirs):
             try:
-                total += os.lstat(os.path.join(root, n)).st_size
+                st = os.lstat(os.path.join(root, n))
             except OSError:
-                pass
+                continue
+            blocks = getattr(st, "st_blocks", None)
+            total += blocks * 512 if blocks is not None else disk_cost(st.st_size)
     return total
 
 
@@ -121,14 +132,30 @@ class StorageBudget:
 
 # ---- Host names (DNS rebinding) -------------------------------------------------------------
 def split_host(host: str) -> str:
-    """The name or address of a ``Host`` header value, without port, brackets or final dot."""
+    """The name or address of a ``Host`` header value, without port, brackets or final dot.
+
+    An empty string for a malformed value (a port that is not a number, text after ``]``,
+    two final dots), which no rule accepts.
+    """
     h = host.strip().lower()
+    port = ""
     if h.startswith("["):  # [v6]:port
         end = h.find("]")
-        return h[1:end] if end > 0 else h
-    if h.count(":") == 1:
-        h = h.rsplit(":", 1)[0]
-    return h.rstrip(".")
+        if end < 0:
+            return ""
+        h, rest = h[1:end], h[end + 1 :]
+        if (rest and not rest.startswith(":")) or not isinstance(_ip(h), ipaddress.IPv6Address):
+            return ""
+        port = rest[1:]
+    elif h.count(":") == 1:
+        h, port = h.split(":")
+    elif ":" in h:  # a bare IPv6 address is not a valid Host
+        return ""
+    if port and not port.isdigit():
+        return ""
+    if h.endswith(".."):
+        return ""
+    return h[:-1] if h.endswith(".") else h
 
 
 def _ip(name: str) -> ipaddress.IPv4Address | ipaddress.IPv6Address | None:
@@ -193,38 +220,58 @@ class ConnectionGuard:
         self.request_timeout = request_timeout
         self.on_limit = on_limit
         self.open = 0
-        self._seen: set[int] = set()  # id() of handlers that sent a request (they have slots)
+        # per connection (id() of its handler: aiohttp's handlers have slots, no weakrefs):
+        # [requests begun, requests in progress]
+        self._state: dict[int, list[int]] = {}
 
-    def seen(self, handler: Any) -> None:
-        """A request arrived on ``handler``'s connection."""
-        if handler is not None:
-            self._seen.add(id(handler))
+    def begin(self, handler: Any) -> None:
+        """A request arrived on ``handler``'s connection (the app's middleware calls it)."""
+        st = self._state.get(id(handler))
+        if st is not None:
+            st[0] += 1
+            st[1] += 1
+
+    def end(self, handler: Any) -> None:
+        """That request was answered (a WebSocket: when it closed)."""
+        st = self._state.get(id(handler))
+        if st is not None:
+            st[1] -= 1
 
     def install(self, server: Any) -> None:
         """Hook ``server`` (an ``aiohttp.web.Server``, e.g. ``runner.server``)."""
         made, lost = server.connection_made, server.connection_lost
-        import asyncio
 
         def connection_made(handler: Any, transport: Any) -> None:
             made(handler, transport)
             self.open += 1
+            loop = asyncio.get_running_loop()
             if self.max_connections and self.open > self.max_connections:
                 self.on_limit("connections")
-                transport.close()
+                # cut it once aiohttp's request task for it has started (two loop turns):
+                # closing inside connection_made leaves that task asserting on a dead handler
+                loop.call_soon(loop.call_soon, transport.abort)
                 return
+            self._state[id(handler)] = [0, 0]
             if self.request_timeout > 0:
-                loop = asyncio.get_running_loop()
-                loop.call_later(self.request_timeout, self._expire, handler, transport)
+                loop.call_later(self.request_timeout, self._expire, handler, transport, 0)
 
         def connection_lost(handler: Any, exc: BaseException | None) -> None:
             self.open -= 1
-            self._seen.discard(id(handler))
+            self._state.pop(id(handler), None)
             lost(handler, exc)
 
         server.connection_made = connection_made
         server.connection_lost = connection_lost
 
-    def _expire(self, handler: Any, transport: Any) -> None:
-        if id(handler) not in self._seen and not transport.is_closing():
+    def _expire(self, handler: Any, transport: Any, begun: int) -> None:
+        """Every ``request_timeout`` s: a connection that is not answering a request and began
+        no new one since the last look (a silent or a slow client) is closed."""
+        st = self._state.get(id(handler))
+        if st is None or transport.is_closing():
+            return
+        if st[1] == 0 and st[0] == begun:
             self.on_limit("request_timeout")
             transport.close()
+            return
+        loop = asyncio.get_running_loop()
+        loop.call_later(self.request_timeout, self._expire, handler, transport, st[0])

@@ -18,6 +18,7 @@ from __future__ import annotations
 
 import json
 import math
+import re
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -30,6 +31,7 @@ FORMATS = {"int16": 2, "float32": 4}
 MAX_CHANNELS = 2
 MAX_FRAME_SECONDS = 1.0
 MAX_MESSAGE_BYTES = 1 << 20
+MAX_TEXT_BYTES = 1 << 16  # control messages are small; a bigger text message is refused
 
 # close codes (RFC 6455 private range 4000-4999 plus the standard ones)
 CLOSE_NORMAL = 1000
@@ -41,20 +43,66 @@ CLOSE_IDLE = 4008  # no ``start`` or ``listen`` within the start timeout
 CLOSE_TOO_BIG = 1009
 MAX_ID_CHARS = 64  # ``ping.id`` strings
 
-# settings a client may change live (``config``) or pass in ``start.options``
-TUNABLE: dict[str, tuple[float, float]] = {
+# What the server allows its clients beyond the operators' own ranges (None: the operator's
+# bound): a closed lower bound where the operator's is open (JSON ``[min, max]`` is closed), a
+# threshold that speech can still reach and leave, and durations bounded for per-session memory
+# and latency (an utterance held up to 2 minutes, a segment confirmed within 10 s).
+CLIENT_BOUNDS: dict[str, tuple[float | None, float | None]] = {
     "threshold": (0.01, 0.99),
-    "neg_threshold": (0.0, 0.99),
-    "min_speech_ms": (0.0, 10_000.0),
-    "min_silence_ms": (0.0, 10_000.0),
-    "pre_roll_ms": (0.0, 2_000.0),
-    "post_roll_ms": (0.0, 2_000.0),
+    "neg_threshold": (None, 0.99),
+    "min_speech_ms": (None, 10_000.0),
+    "min_silence_ms": (None, 10_000.0),
     "max_ms": (1_000.0, 120_000.0),
 }
+
+
+def _tunable() -> dict[str, tuple[float, float]]:
+    """The live settings' ranges: each operator option's own range, within CLIENT_BOUNDS."""
+    from ..core.props import info_of
+    from ..operators import buffer_utterance, hysteresis
+    from .pipeline import HYSTERESIS_KEYS, UTTERANCE_KEYS
+
+    out: dict[str, tuple[float, float]] = {}
+    for factory, keys in ((hysteresis, HYSTERESIS_KEYS), (buffer_utterance, UTTERANCE_KEYS)):
+        info = info_of(factory)
+        for key in keys:
+            rng = info.prop(key).range
+            assert rng is not None and rng.lo is not None and rng.hi is not None, key
+            lo, hi = CLIENT_BOUNDS.get(key, (None, None))
+            if lo is None and rng.lo_open:
+                raise AssertionError(f"{key}: an open lower bound needs a CLIENT_BOUNDS entry")
+            out[key] = (
+                float(rng.lo if lo is None else max(lo, rng.lo)),
+                float(rng.hi if hi is None else min(hi, rng.hi)),
+            )
+    return out
+
+
+# settings a client may change live (``config``) or pass in ``start.options``, with their
+# [min, max]: generated from the operators' options, so a changed range changes here too
+TUNABLE: dict[str, tuple[float, float]] = _tunable()
 # options fixed at ``start`` (they shape the pipeline)
 START_ONLY: dict[str, tuple[str, ...]] = {
     "events": ("level", "vad", "spectrogram"),
 }
+
+
+SHOW_CHARS = 40  # how much of a client's value an error message repeats
+
+
+def show(value: Any) -> str:
+    """A client's value for an error message: its ``repr``, cut to ``SHOW_CHARS`` characters.
+
+    Error messages repeat what the client sent, so a long value must not be repeated whole (a
+    megabyte of text echoed per error was a way to fill the server's memory).
+    """
+    try:
+        text = repr(value)
+    except Exception:  # e.g. an int too long to print
+        text = f"<{type(value).__name__}>"
+    if len(text) > SHOW_CHARS:
+        text = text[: SHOW_CHARS - 3] + "..."
+    return text
 
 
 class ProtocolError(Exception):
@@ -137,7 +185,7 @@ def parse_text(text: str) -> dict[str, Any]:
 def _int(msg: dict[str, Any], key: str, default: int | None = None) -> int:
     v = msg.get(key, default)
     if isinstance(v, bool) or not isinstance(v, int):
-        raise ProtocolError("bad_message", f'start: "{key}" must be an integer, got {v!r}')
+        raise ProtocolError("bad_message", f'start: "{key}" must be an integer, got {show(v)}')
     return v
 
 
@@ -154,13 +202,14 @@ def parse_options(raw: Any, *, context: str) -> dict[str, float]:
         if key not in TUNABLE:
             raise ProtocolError(
                 "bad_config",
-                f"{context}: unknown option {key!r}; tunable options are {', '.join(TUNABLE)}",
+                f"{context}: unknown option {show(key)}; tunable options are {', '.join(TUNABLE)}",
             )
         lo, hi = TUNABLE[key]
         ok = isinstance(value, int | float) and not isinstance(value, bool)
         if not ok or not math.isfinite(value) or not lo <= value <= hi:
             raise ProtocolError(
-                "bad_config", f"{context}: {key} must be a number in [{lo}, {hi}], got {value!r}"
+                "bad_config",
+                f"{context}: {key} must be a number in [{lo}, {hi}], got {show(value)}",
             )
         out[key] = float(value)
     return out
@@ -172,7 +221,7 @@ def parse_start(msg: dict[str, Any]) -> StartMessage:
     if type(version) is not int or version not in VERSIONS:  # not True, not 1.0
         raise ProtocolError(
             "bad_version",
-            f"start: protocol version {version!r} is not supported; this server speaks "
+            f"start: protocol version {show(version)} is not supported; this server speaks "
             f"versions {', '.join(map(str, VERSIONS))} (an integer)",
             close=CLOSE_BAD_VERSION,
         )
@@ -195,7 +244,7 @@ def parse_start(msg: dict[str, Any]) -> StartMessage:
     if not isinstance(fmt, str) or fmt not in FORMATS:
         raise ProtocolError(
             "unsupported_format",
-            f"start: format {fmt!r} is not supported; use one of {', '.join(FORMATS)}",
+            f"start: format {show(fmt)} is not supported; use one of {', '.join(FORMATS)}",
         )
     options = parse_options(msg.get("options"), context="start")
     events = START_ONLY["events"]
@@ -208,23 +257,26 @@ def parse_start(msg: dict[str, Any]) -> StartMessage:
             raise ProtocolError(
                 "bad_config",
                 f"start: options.events must be a list drawn from "
-                f"{', '.join(START_ONLY['events'])}, got {ev!r}",
+                f"{', '.join(START_ONLY['events'])}, got {show(ev)}",
             )
         events = tuple(ev)
     session = msg.get("session")
     if session is not None and (not isinstance(session, str) or not 8 <= len(session) <= 64):
         raise ProtocolError("bad_message", "start: session must be the id the server gave")
     token = msg.get("resume_token")
-    if token is not None and (not isinstance(token, str) or not 1 <= len(token) <= 128):
+    if token is not None and (not isinstance(token, str) or not _TOKEN_RE.fullmatch(token)):
         raise ProtocolError(
             "bad_message", "start: resume_token must be the string the server gave in started"
         )
     ack = msg.get("ack")
     if ack is not None and (isinstance(ack, bool) or not isinstance(ack, int) or ack < 0):
         raise ProtocolError(
-            "bad_message", f'start: "ack" must be a non-negative integer (a seq), got {ack!r}'
+            "bad_message", f'start: "ack" must be a non-negative integer (a seq), got {show(ack)}'
         )
     return StartMessage(rate, channels, fmt, options, events, session, token, ack)
+
+
+_TOKEN_RE = re.compile(r"[A-Za-z0-9_-]{1,128}")
 
 
 def parse_ack(msg: dict[str, Any]) -> int:
@@ -232,7 +284,7 @@ def parse_ack(msg: dict[str, Any]) -> int:
     seq = msg.get("seq")
     if isinstance(seq, bool) or not isinstance(seq, int) or seq < 0:
         raise ProtocolError(
-            "bad_message", f'ack: "seq" must be a non-negative integer, got {seq!r}'
+            "bad_message", f'ack: "seq" must be a non-negative integer, got {show(seq)}'
         )
     return seq
 
@@ -244,7 +296,7 @@ def parse_ping_id(msg: dict[str, Any]) -> str | int | None:
         return None
     if isinstance(pid, bool) or not isinstance(pid, str | int):
         raise ProtocolError(
-            "bad_message", f'ping: "id" must be a string or an integer, got {pid!r}'
+            "bad_message", f'ping: "id" must be a string or an integer, got {show(pid)}'
         )
     if isinstance(pid, str) and len(pid) > MAX_ID_CHARS:
         raise ProtocolError("bad_message", f'ping: "id" is longer than {MAX_ID_CHARS} characters')

@@ -27,6 +27,7 @@ import time
 from collections.abc import Awaitable, Callable
 
 from aiohttp import WSMsgType, web
+from aiohttp.http_exceptions import HttpProcessingError
 
 from .. import __version__
 from ..errors import ConfigError
@@ -35,7 +36,7 @@ from .connection import Connection
 from .hub import Hub
 from .limits import host_allowed, origin_allowed
 from .metrics import CONTENT_TYPE
-from .protocol import MAX_MESSAGE_BYTES, PROTOCOL_VERSION, ProtocolError, hello_event
+from .protocol import MAX_MESSAGE_BYTES, PROTOCOL_VERSION, ProtocolError, hello_event, show
 
 log = logging.getLogger("rxaudio.server")
 
@@ -66,22 +67,26 @@ def _authorized(request: web.Request, token: str | None) -> bool:
     auth = request.headers.get("Authorization", "")
     if auth.startswith("Bearer "):
         given = given or auth[7:]
-    return hmac.compare_digest(given.encode(), token.encode())
+    # headers may hold any bytes (aiohttp keeps undecodable ones as surrogates)
+    return hmac.compare_digest(given.encode("utf-8", "surrogateescape"), token.encode())
 
 
 @web.middleware
 async def check_host(request: web.Request, handler: Handler) -> web.StreamResponse:
     """Refuse requests whose ``Host`` is not a name this server answers to (DNS rebinding)."""
     hub = request.app[HUB]
-    hub.guard.seen(request.protocol)
-    cfg = hub.config
-    host = request.headers.get("Host", "")
-    if not host_allowed(host, cfg.host, cfg.allowed_hosts):
-        raise web.HTTPMisdirectedRequest(
-            text=f"Host {host!r} is not a name this server answers to; use its address, "
-            "localhost, or start it with --allowed-host NAME\n"
-        )
-    return await handler(request)
+    hub.guard.begin(request.protocol)
+    try:
+        cfg = hub.config
+        host = request.headers.get("Host", "")
+        if not host_allowed(host, cfg.host, cfg.allowed_hosts):
+            raise web.HTTPMisdirectedRequest(
+                text=f"Host {show(host)} is not a name this server answers to; use its "
+                "address, localhost, or start it with --allowed-host NAME\n"
+            )
+        return await handler(request)
+    finally:
+        hub.guard.end(request.protocol)
 
 
 async def websocket(request: web.Request) -> web.StreamResponse:
@@ -104,6 +109,7 @@ async def websocket(request: web.Request) -> web.StreamResponse:
         raise web.HTTPServiceUnavailable(text="the server is shutting down")
     ws = web.WebSocketResponse(
         heartbeat=hub.config.heartbeat_s,
+        autoping=False,  # pings and pongs come to the loop below: fair turns and rate limit
         max_msg_size=4 * MAX_MESSAGE_BYTES,
         compress=False,
         writer_limit=hub.config.socket_buffer,
@@ -114,7 +120,9 @@ async def websocket(request: web.Request) -> web.StreamResponse:
     except (ConnectionError, OSError) as exc:  # the peer reset during the upgrade
         peer = request.remote or "?"
         log.info("rxaudio serve: %s left during the WebSocket upgrade (%s)", peer, exc)
-        return ws
+        # a fresh response: aiohttp's attempt to send it meets the closed connection quietly
+        # (finishing the half-prepared WebSocket would raise "Call .prepare() first")
+        return web.Response(status=400)
     _limit_buffers(request, hub.config.socket_buffer)
     conn = Connection(hub, ws, request)
     hub.sockets.add(ws)
@@ -140,6 +148,11 @@ async def websocket(request: web.Request) -> web.StreamResponse:
                     conn.on_binary(msg.data, loop.time())
                 elif msg.type == WSMsgType.TEXT:
                     conn.on_text(msg.data)
+                elif msg.type == WSMsgType.PING:
+                    conn.on_ping_pong()
+                    await ws.pong(msg.data)
+                elif msg.type == WSMsgType.PONG:
+                    conn.on_ping_pong()
                 elif msg.type == WSMsgType.ERROR:
                     break
             except ProtocolError as err:
@@ -203,6 +216,31 @@ async def metrics(request: web.Request) -> web.StreamResponse:
     return web.Response(body=hub.metrics.render().encode(), headers={"Content-Type": CONTENT_TYPE})
 
 
+class OneLineErrors(logging.Filter):
+    """Malformed requests are a client's problem: one line each in the log, no traceback.
+
+    aiohttp logs every request it cannot parse (a bad header, a missing ``Host``, raw bytes in
+    the URL) with a full traceback, so anyone could fill the log with them.
+    """
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        if record.exc_info and record.exc_info[1] is not None:
+            exc = record.exc_info[1]
+            if isinstance(exc, HttpProcessingError | ConnectionError):
+                record.msg = f"{record.getMessage()}: {type(exc).__name__}: {show(str(exc))}"
+                record.args = ()
+                record.exc_info = None
+                record.exc_text = None
+        return True
+
+
+def quiet_client_errors() -> None:
+    """Install :class:`OneLineErrors` on aiohttp's server logger (once)."""
+    logger = logging.getLogger("aiohttp.server")
+    if not any(isinstance(f, OneLineErrors) for f in logger.filters):
+        logger.addFilter(OneLineErrors())
+
+
 def create_app(config: ServerConfig | None = None) -> web.Application:
     """Build the aiohttp application (its hub is ``app[HUB]``).
 
@@ -210,6 +248,7 @@ def create_app(config: ServerConfig | None = None) -> web.Application:
     neither caps connections nor times out a connection that never sends a request.
     """
     hub = Hub(config or ServerConfig())
+    quiet_client_errors()
     app = web.Application(middlewares=[check_host])
     app[HUB] = hub
     app.on_startup.append(hub.startup)

@@ -23,10 +23,10 @@ from reactivex import abc
 from reactivex.subject import BehaviorSubject, Subject
 
 from ..core.caps import Caps
-from ..frames import AudioFrame
+from ..frames import AudioFrame, Utterance
 from ..io.wav import write_wav
 from ..operators import conform, reframe
-from .limits import StorageBudget
+from .limits import BLOCK, StorageBudget, disk_cost
 from .metrics import ServerMetrics
 from .pipeline import (
     PIPELINE_RATE,
@@ -50,8 +50,8 @@ REPLAY_MAX = 1024  # unacknowledged speech events kept per session
 
 
 def encode(event: dict[str, Any]) -> str:
-    """Compact JSON text of an event."""
-    return json.dumps(event, separators=(",", ":"))
+    """Compact JSON text of an event (never NaN or infinity: the dict forms hold none)."""
+    return json.dumps(event, separators=(",", ":"), allow_nan=False)
 
 
 def new_session_id() -> str:
@@ -73,8 +73,9 @@ def new_resume_token() -> str:
 class Outbox:
     """A bounded, drop-oldest queue of events for one WebSocket, drained by one task.
 
-    ``put`` never blocks: when ``maxlen`` events are waiting, the oldest droppable event is
-    discarded (critical ones only when nothing else is left) and counted in ``dropped``. The
+    ``put`` never blocks: when ``maxlen`` events or ``maxbytes`` characters of them are
+    waiting, the oldest droppable event is discarded (critical ones only when nothing else is
+    left) and counted in ``dropped``. The
     send loop stamps each event's latency (arrival of the audio frame that caused it to the
     moment it is handed to the socket) into the metrics histogram.
     """
@@ -85,10 +86,13 @@ class Outbox:
         metrics: ServerMetrics,
         *,
         maxlen: int = 256,
+        maxbytes: int = 1 << 20,
     ) -> None:
         self._send = send
         self.metrics = metrics
         self.maxlen = maxlen
+        self.maxbytes = maxbytes
+        self.bytes = 0  # characters of JSON text queued (bounded by maxbytes, as events by maxlen)
         self.queue: deque[tuple[str, str, float]] = deque()  # (type, JSON text, arrival)
         self.dropped = 0
         self.sent = 0
@@ -108,19 +112,22 @@ class Outbox:
         if self._closed:
             return
         q = self.queue
-        if len(q) >= self.maxlen:
+        while q and (len(q) >= self.maxlen or self.bytes + len(text) > self.maxbytes):
             victim = None
             for i, (k, _, _) in enumerate(q):
                 if k not in CRITICAL:
                     victim = i
                     break
             if victim is None:
-                q.popleft()
+                gone = q.popleft()
             else:
+                gone = q[victim]
                 del q[victim]
+            self.bytes -= len(gone[1])
             self.dropped += 1
             self.metrics.dropped.inc()
         q.append((kind, text, arrival))
+        self.bytes += len(text)
         self._wake.set()
 
     async def drain(self, timeout: float = 1.0) -> None:
@@ -141,6 +148,7 @@ class Outbox:
         while True:
             while self.queue:
                 _, text, arrival = self.queue.popleft()
+                self.bytes -= len(text)
                 self._busy = True
                 try:
                     await self._send(text)
@@ -215,6 +223,11 @@ class Session:
             self.dir = os.path.join(out_dir, session_id)
             os.makedirs(self.dir, exist_ok=True)
             self._log = open(os.path.join(self.dir, "events.jsonl"), "a", encoding="utf-8")
+            # the folder and the log's first block count from the start (a session that writes
+            # nothing still costs them: thousands of empty sessions must show in the budget)
+            self.written += 2 * BLOCK
+            if budget is not None:
+                budget.used += 2 * BLOCK
         # every live setting, effective values (the operators' defaults unless given)
         self.settings: BehaviorSubject[Settings] = BehaviorSubject(
             {**default_settings(), **options.settings}
@@ -410,7 +423,7 @@ class Session:
 
     def _write_log(self, record: dict[str, Any], *, force: bool = False) -> None:
         if self._log is not None:
-            line = json.dumps(record, separators=(",", ":")) + "\n"
+            line = encode(record) + "\n"
             n = len(line.encode("utf-8"))
             if force:  # the closing record: a complete log matters more than a few bytes
                 self.written += n
@@ -426,14 +439,13 @@ class Session:
         if event is None:
             return
         kind = event["type"]
-        if kind == "utterance":
+        if isinstance(item, Utterance):  # its dict form, plus the session's id and file
             self.utterances += 1
             name = f"utt-{self.utterances:04d}.wav"
-            samples = event.pop("_samples")
-            rate = event.pop("_rate")
+            samples = item.samples
             event["id"] = self.utterances
-            if self.dir is not None and self._charge(44 + samples.size * 2):  # 16-bit WAV
-                write_wav(os.path.join(self.dir, name), samples, rate)
+            if self.dir is not None and self._charge(disk_cost(44 + samples.size * 2)):
+                write_wav(os.path.join(self.dir, name), samples, item.sample_rate)
                 event["url"] = self.file_url(name)
                 event["file"] = name
                 self.metrics.utterances.inc()

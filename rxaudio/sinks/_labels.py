@@ -4,14 +4,14 @@ from __future__ import annotations
 
 import os
 from collections.abc import Callable
-from typing import IO, Any
+from typing import IO, Annotated, Any
 
 from reactivex import Observable
 
 from ..core.caps import Caps
-from ..core.props import element
+from ..core.props import Choices, element
 from ..frames import FileReceipt, SpeechEnd, Utterance
-from ..io.labels import format_line, label_format
+from ..io.labels import FORMATS, format_line, label_format
 from ..io.wav import partial_name
 from ._filesink import check_target, file_sink
 
@@ -24,15 +24,9 @@ class _LabelFile:
         self.count = 0
 
     def write(self, item: Any) -> None:
-        if isinstance(item, Utterance):
-            rec = item.to_dict()
-        elif isinstance(item, SpeechEnd):
-            rec = item.to_dict()
-            rec["start"] = item.start / item.sample_rate
-            rec["end"] = item.end / item.sample_rate
-        else:
+        if not isinstance(item, Utterance | SpeechEnd):
             return  # frames and other events pass by
-        rec.pop("type", None)
+        rec = item.to_dict()  # the one dict form: JSONL labels are the JSONL sink's records
         if self.f is None:
             self.f = open(self.tmp, "w", encoding="utf-8")
         self.f.write(format_line(self.kind, rec, self.uri) + "\n")
@@ -55,7 +49,10 @@ class _LabelFile:
     aliases={"location": "path"},
 )
 def to_labels(
-    path: str | os.PathLike[str], *, fmt: str | None = None, uri: str | None = None
+    path: str | os.PathLike[str],
+    *,
+    fmt: Annotated[str | None, Choices(tuple(dict.fromkeys(FORMATS.values())))] = None,
+    uri: str | None = None,
 ) -> Callable[[Observable[Any]], Observable[FileReceipt]]:
     """Write one label per :class:`Utterance` (or :class:`SpeechEnd`) as it arrives.
 
@@ -69,6 +66,15 @@ def to_labels(
         -u1---u2---|
         [ to_labels("talk.rttm") ]
         -----------(R|)      R = FileReceipt(path, frames=2)
+
+    Parameters
+    ----------
+    path
+        Output file; its directory must exist.
+    fmt
+        Label format; none: from the extension (``.rttm``, ``.jsonl``, ``.txt``, ``.json``).
+    uri
+        The recording's name in RTTM lines (none: the file name without extension).
 
     Raises
     ------

@@ -77,8 +77,7 @@ class UtteranceWriter:
         if self.charge is not None and not self.charge(wav_bytes(utt)):
             return None
         write_wav(os.path.join(self.out_dir, name), utt.samples, utt.sample_rate)
-        rec = utt.to_dict()
-        rec.pop("type", None)
+        rec = utt.to_dict()  # the one dict form, plus where its file is
         rec["index"] = len(self.records)
         rec["wav"] = name
         self.records.append(rec)

@@ -4,13 +4,14 @@ from __future__ import annotations
 
 import os
 from collections.abc import Callable
+from typing import Annotated
 
 import numpy as np
 from reactivex import Observable
 
 from ..core.caps import Caps
-from ..core.check import audio, choice, gap_samples
-from ..core.props import element
+from ..core.check import audio, gap_samples
+from ..core.props import Choices, element
 from ..errors import FormatError
 from ..frames import AudioFrame, FileReceipt
 from ..io.wav import SUBTYPES, WavWriter
@@ -65,7 +66,7 @@ class _WavFile:
     aliases={"location": "path"},
 )
 def to_wav(
-    path: str | os.PathLike[str], *, subtype: str = "PCM_16"
+    path: str | os.PathLike[str], *, subtype: Annotated[str, Choices(SUBTYPES)] = "PCM_16"
 ) -> Callable[[Observable[AudioFrame]], Observable[FileReceipt]]:
     """Write the audio stream to a WAV file; emit a :class:`FileReceipt` when it is final.
 
@@ -89,7 +90,7 @@ def to_wav(
     path
         Output file; its directory must exist.
     subtype
-        ``"PCM_16"`` (default) or ``"FLOAT"`` (32-bit float, lossless for float frames).
+        Sample format: 16-bit PCM, or ``FLOAT`` (32-bit float, lossless for float frames).
 
     Raises
     ------
@@ -97,5 +98,4 @@ def to_wav(
         Directory missing or not writable, path is a directory, unknown subtype.
     """
     p = check_target("to_wav", path)
-    subtype = choice("to_wav", "subtype", subtype, SUBTYPES)
     return file_sink("to_wav", lambda: _WavFile(p, subtype))

@@ -3,14 +3,13 @@
 from __future__ import annotations
 
 from collections.abc import Callable, Iterator
-from typing import Any
+from typing import Annotated, Any
 
 import numpy as np
 from reactivex import Observable, abc
 
 from ..core.caps import Caps
-from ..core.check import positive_int
-from ..core.props import element
+from ..core.props import Range, Unit, element
 from ..errors import ConfigError, FormatError
 from ..frames import AudioFrame
 from ._emit import emit_blocks
@@ -19,9 +18,9 @@ from ._emit import emit_blocks
 @element("array", kind="source", produces=Caps())
 def from_array(
     samples: Any,
-    sample_rate: int,
+    sample_rate: Annotated[int, Range(1), Unit("Hz")],
     *,
-    block_size: int = 1024,
+    block_size: Annotated[int, Range(1), Unit("samples")] = 1024,
     realtime: bool = False,
     scheduler: abc.SchedulerBase | None = None,
 ) -> Observable[AudioFrame]:
@@ -32,7 +31,7 @@ def from_array(
     samples
         1-D (mono) or ``(n, channels)`` array; float in [-1, 1] or int16/int32 PCM.
     sample_rate
-        Hz.
+        The signal's sample rate.
     block_size
         Samples per emitted frame.
     realtime
@@ -51,8 +50,6 @@ def from_array(
     FormatError
         Empty signal, NaN/inf, unsupported dtype or shape.
     """
-    sample_rate = positive_int("from_array", "sample_rate", sample_rate)
-    block_size = positive_int("from_array", "block_size", block_size)
     whole = AudioFrame.from_array(samples, sample_rate) if np.size(samples) else None
     if whole is None:
         raise FormatError("from_array: the signal is empty; give at least one sample")

@@ -6,14 +6,13 @@ import os
 import re
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
-from typing import Any
+from typing import Annotated, Any
 
 import numpy as np
 from reactivex import Observable, abc
 
 from ..core.caps import Caps
-from ..core.check import positive_int
-from ..core.props import element
+from ..core.props import Range, Unit, element
 from ..errors import FormatError, SourceError
 from ..frames import AudioFrame
 from ._emit import emit_blocks
@@ -65,7 +64,10 @@ def probe(path: str | os.PathLike[str]) -> FileInfo:
 
 
 class FileSource(Observable[AudioFrame]):
-    """An Observable over a file's blocks; ``info`` holds its header."""
+    """An Observable over a file's blocks; ``info`` holds its header.
+
+    Build it with :func:`from_file`, which checks the options.
+    """
 
     def __init__(
         self,
@@ -76,7 +78,7 @@ class FileSource(Observable[AudioFrame]):
         scheduler: abc.SchedulerBase | None,
     ) -> None:
         self.info = probe(path)
-        self.block_size = positive_int("from_file", "block_size", block_size)
+        self.block_size = block_size
         self.realtime = realtime
         self._scheduler = scheduler
         super().__init__(self._subscribe_file)
@@ -130,7 +132,7 @@ class FileSource(Observable[AudioFrame]):
 def from_file(
     path: str | os.PathLike[str],
     *,
-    block_size: int = 1024,
+    block_size: Annotated[int, Range(1), Unit("samples")] = 1024,
     realtime: bool = False,
     scheduler: abc.SchedulerBase | None = None,
 ) -> FileSource:
@@ -143,6 +145,17 @@ def from_file(
     .. marble::
         from_file("a.wav", block_size=1024)
         (ABC...|)   samples as float32 (n, channels), start = sample index
+
+    Parameters
+    ----------
+    path
+        The audio file.
+    block_size
+        Samples per emitted frame (the last may be shorter).
+    realtime
+        Pace the frames at the audio's own rate, as a microphone would deliver them.
+    scheduler
+        Scheduler to emit on (default: current thread, or a new thread when ``realtime``).
 
     Raises
     ------

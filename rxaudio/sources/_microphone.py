@@ -13,15 +13,14 @@ import atexit
 import queue
 import threading
 from dataclasses import dataclass, field
-from typing import Any
+from typing import Annotated, Any
 
 import numpy as np
 from reactivex import Observable, abc
 from reactivex.disposable import Disposable
 
 from ..core.caps import Caps
-from ..core.check import positive_int
-from ..core.props import element
+from ..core.props import Range, Unit, element
 from ..errors import ConfigError, DeviceError
 from ..frames import AudioFrame
 
@@ -190,7 +189,10 @@ def check_device(device: int | str | None, sample_rate: int, channels: int) -> N
 
 
 class MicrophoneSource(Observable[AudioFrame]):
-    """Observable over a PortAudio input stream; ``stats`` counts blocks, overruns and drops."""
+    """Observable over a PortAudio input stream; ``stats`` counts blocks, overruns and drops.
+
+    Build it with :func:`from_microphone`, which checks the options.
+    """
 
     def __init__(
         self,
@@ -204,14 +206,10 @@ class MicrophoneSource(Observable[AudioFrame]):
         check: bool,
     ) -> None:
         self.device = device
-        self.sample_rate = positive_int("from_microphone", "sample_rate", sample_rate)
-        self.channels = positive_int("from_microphone", "channels", channels, maximum=64)
-        self.block_size = positive_int("from_microphone", "block_size", block_size)
-        self.queue_blocks = positive_int("from_microphone", "queue_blocks", queue_blocks)
-        if not (latency in ("low", "high") or (isinstance(latency, int | float) and latency > 0)):
-            raise ConfigError(
-                f"from_microphone: latency must be 'low', 'high' or seconds > 0, got {latency!r}"
-            )
+        self.sample_rate = sample_rate
+        self.channels = channels
+        self.block_size = block_size
+        self.queue_blocks = queue_blocks
         self.latency = latency
         self.stats = CaptureStats()
         if check:
@@ -320,11 +318,11 @@ class MicrophoneSource(Observable[AudioFrame]):
 def from_microphone(
     device: int | str | None = None,
     *,
-    sample_rate: int = 16000,
-    channels: int = 1,
-    block_size: int = 512,
-    latency: float | str = "low",
-    queue_blocks: int = 64,
+    sample_rate: Annotated[int, Range(1), Unit("Hz")] = 16000,
+    channels: Annotated[int, Range(1, 64)] = 1,
+    block_size: Annotated[int, Range(1), Unit("samples")] = 512,
+    latency: Annotated[float | str, Range(0.0, lo_open=True), Unit("s")] = "low",
+    queue_blocks: Annotated[int, Range(1)] = 64,
     check: bool = True,
 ) -> MicrophoneSource:
     """Capture from a PortAudio input device as a never-completing stream of frames.
@@ -339,6 +337,23 @@ def from_microphone(
         from_microphone(block_size=512)
         -A--B--C--D--...    A.start=0, B.start=512, ... every 32 ms at 16 kHz
 
+    Parameters
+    ----------
+    device
+        PortAudio input device: index or (part of) its name; none: the default input.
+    sample_rate
+        Capture rate in Hz (the device must support it; resample afterwards otherwise).
+    channels
+        Channels to capture.
+    block_size
+        Samples per PortAudio block, and so per frame.
+    latency
+        PortAudio's suggested latency: ``low``, ``high`` or seconds.
+    queue_blocks
+        Blocks queued for the consumer before new ones are dropped (and counted).
+    check
+        Check at once that the device exists and supports the rate and channels.
+
     Raises
     ------
     DeviceError
@@ -350,6 +365,8 @@ def from_microphone(
     ConfigError
         Bad rate, channels, block size, latency or queue size.
     """
+    if isinstance(latency, str) and latency not in ("low", "high"):
+        raise ConfigError(f"mic: latency must be 'low', 'high' or seconds > 0, got {latency!r}")
     return MicrophoneSource(
         device,
         sample_rate=sample_rate,

@@ -8,21 +8,32 @@ exactly the ones the offline function returns (before padding).
 
 from __future__ import annotations
 
-import math
 from dataclasses import dataclass
+from typing import Annotated
 
+from ..core.props import Range, Unit, props_of
 from ..errors import ConfigError
+
+# Each option's type, range and unit, stated once: the settings below, the ``hysteresis``
+# operator's signature (and from it ``inspect``, the apps' flags and the server's tunables).
+Threshold = Annotated[float, Range(0.0, 1.0, lo_open=True)]
+NegThreshold = Annotated[float | None, Range(0.0, 1.0)]
+SegmentMs = Annotated[float, Range(0.0, 60_000.0), Unit("ms")]
+GapMs = Annotated[float | None, Range(0.0, 600_000.0, lo_open=True), Unit("ms")]
 
 
 @dataclass
 class HysteresisSettings:
-    """Thresholds and durations; :meth:`checked` validates them."""
+    """Thresholds and durations: the one source of their defaults; :meth:`checked` validates.
 
-    threshold: float = 0.5
-    neg_threshold: float | None = None
-    min_speech_ms: float = 250.0
-    min_silence_ms: float = 100.0
-    max_gap_ms: float | None = 2000.0
+    The ``hysteresis`` operator's options default to these fields and carry their ranges.
+    """
+
+    threshold: Threshold = 0.5
+    neg_threshold: NegThreshold = None
+    min_speech_ms: SegmentMs = 250.0
+    min_silence_ms: SegmentMs = 100.0
+    max_gap_ms: GapMs = 2000.0
 
     @property
     def neg(self) -> float:
@@ -33,32 +44,18 @@ class HysteresisSettings:
 
     def checked(self) -> HysteresisSettings:
         """Return self after validating every field (raises :class:`ConfigError`)."""
-        t = self.threshold
-        if isinstance(t, bool) or not isinstance(t, int | float) or not 0.0 < t <= 1.0:
-            raise ConfigError(f"hysteresis: threshold must be in (0, 1], got {t!r}")
-        n = self.neg_threshold
-        if n is not None:
-            if isinstance(n, bool) or not isinstance(n, int | float) or not 0.0 <= n <= 1.0:
-                raise ConfigError(f"hysteresis: neg_threshold must be in [0, 1], got {n!r}")
-            if n > t:
-                raise ConfigError(
-                    f"hysteresis: neg_threshold ({n}) must not be above threshold ({t}); "
-                    "speech would end before it starts"
-                )
-        for name in ("min_speech_ms", "min_silence_ms"):
-            v = getattr(self, name)
-            if isinstance(v, bool) or not isinstance(v, int | float) or not math.isfinite(v):
-                raise ConfigError(f"hysteresis: {name} must be a number of ms, got {v!r}")
-            if not 0 <= v <= 60_000:
-                raise ConfigError(f"hysteresis: {name} must be in [0, 60000] ms, got {v!r}")
-        g = self.max_gap_ms
-        if g is not None and (
-            isinstance(g, bool) or not isinstance(g, int | float) or not 0 < g <= 600_000
-        ):
+        for p in _PROPS:
+            p.check("hysteresis", getattr(self, p.name))
+        n, t = self.neg_threshold, self.threshold
+        if n is not None and n > t:
             raise ConfigError(
-                f"hysteresis: max_gap_ms must be in (0, 600000] ms or None, got {g!r}"
+                f"hysteresis: neg_threshold ({n}) must not be above threshold ({t}); "
+                "speech would end before it starts"
             )
         return self
+
+
+_PROPS = props_of(HysteresisSettings)
 
 
 @dataclass(frozen=True, slots=True)

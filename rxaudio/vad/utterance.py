@@ -7,14 +7,16 @@ and returns :class:`~rxaudio.frames.Utterance` objects at the source rate.
 
 from __future__ import annotations
 
-import math
 from collections import deque
 from dataclasses import dataclass
+from typing import Annotated
 
 import numpy as np
 
+from ..core.props import Range, Unit, props_of
 from ..errors import ConfigError
 from ..frames import Utterance, VadFrame
+from .hysteresis import GapMs
 from .spans import SpanBuffer
 
 # Audio kept beyond the pre-roll when no segment is pending. A segment hysteresis has opened
@@ -24,29 +26,30 @@ LOOKBACK_S = 3.0
 SPLIT_SEARCH_S = 1.0
 
 
+# Each option's type, range and unit, stated once: the settings below and the
+# ``buffer_utterance`` operator's signature (``GapMs`` is shared with hysteresis).
+RollMs = Annotated[float, Range(0.0, 2000.0), Unit("ms")]
+MinMs = Annotated[float, Range(0.0, 600_000.0), Unit("ms")]
+MaxMs = Annotated[float, Range(0.0, 3_600_000.0), Unit("ms")]
+
+
 @dataclass
 class UtteranceSettings:
-    """Durations in ms; :meth:`checked` validates them."""
+    """Durations in ms: the one source of their defaults; :meth:`checked` validates them.
 
-    pre_roll_ms: float = 300.0
-    post_roll_ms: float = 200.0
-    min_ms: float = 0.0
-    max_ms: float = 30_000.0
-    max_gap_ms: float | None = 2000.0
+    The ``buffer_utterance`` operator's options default to these fields and carry their ranges.
+    """
+
+    pre_roll_ms: RollMs = 300.0
+    post_roll_ms: RollMs = 200.0
+    min_ms: MinMs = 0.0
+    max_ms: MaxMs = 30_000.0
+    max_gap_ms: GapMs = 2000.0
 
     def checked(self) -> UtteranceSettings:
         """Return self after validation (raises :class:`ConfigError`)."""
-        for name, hi in (
-            ("pre_roll_ms", 2000.0),
-            ("post_roll_ms", 2000.0),
-            ("min_ms", 600_000.0),
-            ("max_ms", 3_600_000.0),
-        ):
-            v = getattr(self, name)
-            if isinstance(v, bool) or not isinstance(v, int | float) or not math.isfinite(v):
-                raise ConfigError(f"buffer_utterance: {name} must be a number of ms, got {v!r}")
-            if not 0 <= v <= hi:
-                raise ConfigError(f"buffer_utterance: {name} must be in [0, {hi:g}] ms, got {v!r}")
+        for p in _PROPS:
+            p.check("buffer_utterance", getattr(self, p.name))
         need = self.pre_roll_ms + 1000.0 * SPLIT_SEARCH_S
         if self.max_ms <= need:
             raise ConfigError(
@@ -58,14 +61,10 @@ class UtteranceSettings:
             raise ConfigError(
                 f"buffer_utterance: min_ms ({self.min_ms:g}) must be below max_ms ({self.max_ms:g})"
             )
-        g = self.max_gap_ms
-        if g is not None and (
-            isinstance(g, bool) or not isinstance(g, int | float) or not 0 < g <= 600_000
-        ):
-            raise ConfigError(
-                f"buffer_utterance: max_gap_ms must be in (0, 600000] ms or None, got {g!r}"
-            )
         return self
+
+
+_PROPS = props_of(UtteranceSettings)
 
 
 @dataclass

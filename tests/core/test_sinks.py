@@ -121,8 +121,8 @@ def test_to_jsonl(tmp_path: os.PathLike[str], speech: np.ndarray) -> None:
     (receipt,) = collect(from_array(speech, 16000, block_size=1600).pipe(level(), to_jsonl(p)))
     lines = [json.loads(line) for line in open(p)]
     assert receipt.frames == len(lines) == int(np.ceil(speech.shape[0] / 1600))
-    assert lines[0]["type"] == "LevelFrame" and lines[1]["start"] == 1600
-    assert lines[1]["time"] == pytest.approx(0.1)
+    assert lines[0]["type"] == "level" and lines[1]["t"] == 0.1
+    assert set(lines[1]) == {"type", "t", "rms_db", "peak_db"}  # mono: no per-channel lists
 
 
 def test_to_jsonl_unserialisable_keeps_earlier_lines(tmp_path: os.PathLike[str]) -> None:

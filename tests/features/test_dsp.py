@@ -250,11 +250,22 @@ def test_feature_frame_to_dict_is_compact_json() -> None:
     v = np.array([[1.23456, -80.0], [2.0, 0.5]], dtype=np.float32)
     f = FeatureFrame("log_mel", v, 320, 16000, 160, 512, 2, ("mel_0", "mel_1"), {"n_mels": 2})
     d = f.to_dict(2)
-    assert d["values"] == [[1.23, -80.0], [2.0, 0.5]]
-    assert (d["row"], d["start"], d["hop"], d["time"]) == (2, 320, 160, 0.02)
-    assert "columns" not in d
-    assert f.to_dict(with_columns=True)["columns"] == ["mel_0", "mel_1"]
-    json.dumps(f.to_dict(with_columns=True))
+    assert d == {
+        "type": "spectrogram",
+        "kind": "log_mel",
+        "t": 0.02,
+        "hop": 0.01,
+        "window": 0.032,
+        "row": 2,
+        "rows": 2,
+        "bins": 2,
+        "values": [[1.23, -80.0], [2.0, 0.5]],
+    }
+    assert "values" not in f.to_dict(values=False)
+    full = f.to_dict(with_columns=True)
+    assert full["columns"] == ["mel_0", "mel_1"] and full["params"] == {"n_mels": 2}
+    assert full["latency"] == 0
+    json.dumps(full, allow_nan=False)
     assert list(f.starts) == [320, 480] and f.end == 480 + 512
     assert not f.values.flags.writeable
     from rxaudio.errors import FormatError

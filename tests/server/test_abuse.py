@@ -13,6 +13,7 @@ import base64
 import json
 import logging
 import os
+import re
 import signal
 import socket
 import struct
@@ -36,7 +37,9 @@ pytestmark = pytest.mark.timeout(120)
 
 
 # ---- a raw WebSocket client (one that can refuse to read, or reset mid-upgrade) --------------
-def _upgrade(port: int, *, rcvbuf: int | None = None, host: str | None = None) -> socket.socket:
+def _upgrade(
+    port: int, *, rcvbuf: int | None = None, host: str | None = None, path: str = "/ws"
+) -> socket.socket:
     s = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
     if rcvbuf is not None:
         s.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, rcvbuf)
@@ -45,7 +48,7 @@ def _upgrade(port: int, *, rcvbuf: int | None = None, host: str | None = None) -
     key = base64.b64encode(os.urandom(16)).decode()
     s.sendall(
         (
-            f"GET /ws HTTP/1.1\r\nHost: {host or f'127.0.0.1:{port}'}\r\n"
+            f"GET {path} HTTP/1.1\r\nHost: {host or f'127.0.0.1:{port}'}\r\n"
             "Upgrade: websocket\r\nConnection: Upgrade\r\n"
             f"Sec-WebSocket-Key: {key}\r\nSec-WebSocket-Version: 13\r\n\r\n"
         ).encode()
@@ -496,3 +499,205 @@ def test_session_ids_never_begin_with_a_dash(monkeypatch: pytest.MonkeyPatch) ->
     assert new_session_id() == "Qbcdefghijklmnop"
     monkeypatch.setattr(secrets, "token_urlsafe", real)
     assert not any(new_session_id().startswith("-") for _ in range(5000))
+
+
+# ---- found by an adversarial review after the first round of fixes ----------------------------
+async def test_client_values_are_not_echoed_whole_and_outboxes_are_bounded_in_bytes(server, proto):
+    from rxaudio.server.protocol import MAX_TEXT_BYTES
+
+    async with server() as client:
+        ws = await client.ws_connect("/ws")
+        await proto.start(ws)
+        # a long value in a field: the error repeats a few dozen characters of it, not all
+        await ws.send_json({"type": "config", "options": {"threshold": "\U0001f600" * 5000}})
+        err = (await proto.until(ws, "error"))[-1]
+        assert err["code"] == "bad_config" and len(err["message"]) < 300
+        await ws.send_json({"type": "config", "options": {"x" * 5000: 1}})
+        assert len((await proto.until(ws, "error"))[-1]["message"]) < 300
+        # control messages are small: a bigger text message is refused and closes
+        await ws.send_str(json.dumps({"type": "ping", "pad": "x" * MAX_TEXT_BYTES}))
+        assert (await proto.until(ws, "error"))[-1]["code"] == "too_big"
+        msg = await ws.receive(timeout=10)
+        assert msg.type == WSMsgType.CLOSE and msg.data == 1009
+
+
+async def test_outbox_bytes_are_bounded_even_for_critical_events() -> None:
+    from rxaudio.server.metrics import ServerMetrics
+    from rxaudio.server.sessions import Outbox
+
+    gate = asyncio.Event()
+
+    async def never(text: str) -> None:
+        await gate.wait()
+
+    ob = Outbox(never, ServerMetrics(*(lambda: 0.0,) * 4), maxlen=10_000, maxbytes=100_000)
+    for i in range(200):
+        ob.put({"type": "error", "code": "x", "message": "m" * 5000, "i": i}, 0.0)
+    assert ob.bytes <= 100_000 and len(ob) < 25 and ob.dropped > 175
+
+
+async def test_websocket_ping_and_pong_frames_count_as_control_messages(server):
+    async with server(control_rate=10, control_burst=20) as client:
+        ws = await client.ws_connect("/ws", autoping=False)
+        await ws.receive_json()
+        for _ in range(60):
+            await ws.ping(b"x" * 100)
+        pongs, codes = 0, []
+        while True:
+            msg = await ws.receive(timeout=10)
+            if msg.type == WSMsgType.PONG:
+                pongs += 1
+            elif msg.type == WSMsgType.TEXT:
+                codes.append(json.loads(msg.data)["code"])
+            else:
+                break
+        assert codes == ["rate_limited"] and msg.type == WSMsgType.CLOSE and msg.data == 1008
+        assert 20 <= pongs <= 25  # answered by the server's own loop, within the limit
+        ws = await client.ws_connect("/ws", autoping=False)
+        await ws.receive_json()
+        for _ in range(60):
+            await ws.pong(b"unsolicited")
+        assert (await ws.receive_json(timeout=10))["code"] == "rate_limited"
+
+
+async def test_the_start_timeout_applies_again_after_stop(server, proto):
+    async with server(start_timeout_s=0.5) as client:
+        ws = await client.ws_connect("/ws")
+        await proto.start(ws)
+        await asyncio.sleep(0.7)  # a session: no timeout
+        await ws.send_json({"type": "stop"})
+        await proto.until(ws, "stopped")
+        err = (await proto.until(ws, "error"))[-1]  # idle again: closed after the timeout
+        assert err["code"] == "start_timeout"
+        msg = await ws.receive(timeout=10)
+        assert msg.type == WSMsgType.CLOSE and msg.data == 4008
+
+
+async def test_a_slow_client_on_a_kept_alive_connection_is_cut(server):
+    async with server(request_timeout_s=0.5) as client:
+        loop = asyncio.get_running_loop()
+        r, w = await asyncio.open_connection("127.0.0.1", client.port)
+        host = f"127.0.0.1:{client.port}"
+        w.write(f"GET /healthz HTTP/1.1\r\nHost: {host}\r\n\r\n".encode())
+        head = await asyncio.wait_for(r.readuntil(b"\r\n\r\n"), 10)
+        assert b" 200 " in head
+        # then the next request head, one byte every 0.2 s: never completed, cut meanwhile
+        cut = False
+        for b in f"GET /healthz HTTP/1.1\r\nHost: {host}\r\n".encode():
+            try:
+                w.write(bytes([b]))
+                await w.drain()
+                data = await asyncio.wait_for(r.read(65536), 0.2)
+            except TimeoutError:
+                continue
+            except ConnectionError:
+                cut = True
+                break
+            if data.endswith(b"}") or data == b"":  # the rest of the first body, or the end
+                if data == b"":
+                    cut = True
+                    break
+        assert cut and loop.is_running()
+        w.close()
+        text = await (await client.get("/metrics")).text()
+        assert 'rxaudio_limit_reached_total{limit="request_timeout"} 1' in text
+
+
+async def test_audio_after_a_session_ended_is_reported_in_full_without_closing(
+    server, proto, speech_pcm
+):
+    async with server(max_session_bytes=70_000, queue_max=100_000) as client:
+        ws = await client.ws_connect("/ws")
+        await proto.start(ws)
+        await proto.send_audio(ws, speech_pcm, block=4000)  # about 68 frames
+        events = await proto.until(ws, "stopped", timeout=60)
+        received = events[-1]["received"]
+        await asyncio.sleep(1.5)  # the last summary goes out within a second
+        await ws.send_json({"type": "ping"})
+        events += await proto.until(ws, "pong")
+        dropped = [e for e in events if e.get("code") == "session_ended"]
+        assert 1 <= len(dropped) < 10 and not ws.closed  # coalesced, not counted as errors
+        refused = sum(
+            int(re.search(r"(?:frame of |\()(\d+) bytes", e["message"])[1]) for e in dropped
+        )
+        assert received + refused // 2 == len(speech_pcm)  # every sample fed or reported
+
+
+async def test_empty_sessions_count_in_the_storage_budget(server, proto):
+    async with server() as client:
+        hub = client.app[HUB]
+        before = hub.budget.used
+        ws = await client.ws_connect("/ws")
+        await proto.start(ws)
+        for _ in range(9):
+            await ws.send_json({"type": "stop"})
+            await proto.until(ws, "stopped")
+            await ws.send_json({"type": "start", "sample_rate": 16000})
+            await proto.until(ws, "started")
+        assert hub.budget.used - before >= 10 * 2 * 4096  # a folder and a log each
+
+
+async def test_resume_checks_its_ack_and_token_characters(server, proto, speech_pcm):
+    async with server() as client:
+        ws = await client.ws_connect("/ws")
+        started = await proto.start(ws)
+        await ws.close()
+        ws = await client.ws_connect("/ws")
+        await ws.receive_json()
+        fields = {"session": started["session"], "resume_token": started["resume_token"]}
+        await ws.send_json({"type": "start", "sample_rate": 16000, **fields, "ack": 10**30})
+        err = await ws.receive_json(timeout=10)
+        assert err["code"] == "bad_message" and "beyond the last event" in err["message"]
+        await ws.send_str(
+            json.dumps({"type": "start", "sample_rate": 16000, "session": "x" * 16})[:-1]
+            + ', "resume_token": "\\ud800"}'
+        )
+        assert (await ws.receive_json(timeout=10))["code"] == "bad_message"
+
+
+def test_abusive_requests_leave_no_traceback_in_the_log(tmp_path: Any) -> None:
+    """Resets during the upgrade, bad header bytes, malformed HTTP, connections over the cap:
+    the server answers or drops each, and its stderr holds no traceback."""
+    out = tmp_path / "out"
+    cmd = [sys.executable, "-m", "rxaudio.apps.cli", "serve", "--port", "0", "--out", str(out)]
+    cmd += ["--token", "s3cret", "--max-connections", "250"]
+    proc = subprocess.Popen(cmd, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    try:
+        line = proc.stdout.readline() if proc.stdout else ""
+        port = int(line.rsplit(":", 1)[1].split("/")[0])
+        for i in range(200):  # reset before, during or after the server's answer to the upgrade
+            s = _upgrade(port, path="/ws?token=s3cret")
+            s.setsockopt(socket.SOL_SOCKET, socket.SO_LINGER, struct.pack("ii", 1, 0))
+            if i % 2:
+                time.sleep(0.001 * (i % 7))
+            s.close()
+        deadline = time.monotonic() + 30  # the server has seen the resets (and the cap frees)
+        while time.monotonic() < deadline:
+            try:
+                _get(port, "/healthz")
+                break
+            except OSError:
+                time.sleep(0.1)
+        statuses = []
+        for raw in (
+            b"GET /ws HTTP/1.1\r\nHost: 127.0.0.1\r\nAuthorization: Bearer \xff\r\n\r\n",
+            b"GET /healthz HTTP/1.1\r\n\r\n",
+            b"GET /healthz HTTP/1.1\r\nHost: a\r\nHost: b\r\n\r\n",
+            b"GET /healthz HTTP/1.1\r\nHost: 127.0.0.1\r\nX: a\x00b\r\n\r\n",
+            b"GET /\xc3\xa9\xff HTTP/1.1\r\nHost: 127.0.0.1\r\n\r\n",
+        ):
+            s = socket.create_connection(("127.0.0.1", port), timeout=10)
+            s.sendall(raw)
+            statuses.append(_read_head(s).split(b" ")[1:2])
+            s.close()
+        assert statuses[0] == [b"401"] and all(x and x[0] != b"500" for x in statuses), statuses
+        held = [socket.create_connection(("127.0.0.1", port), timeout=10) for _ in range(260)]
+        time.sleep(0.5)
+        for s in held:
+            s.close()
+        assert _get(port, "/healthz")
+    finally:
+        proc.send_signal(signal.SIGTERM)
+        _, err = proc.communicate(timeout=60)
+    assert proc.returncode == 0
+    assert "Traceback" not in err and "Task exception" not in err, err[-3000:]

@@ -563,7 +563,8 @@ async def test_a_failed_pipeline_reports_and_the_client_starts_again(
         await ws.send_json({"type": "start", "sample_rate": 16000})
         events = await proto.until(ws, "started")
         dropped = [e for e in events if e.get("code") == "session_failed"]
-        assert len(dropped) >= 2 and all("bytes was dropped" in e["message"] for e in dropped)
+        # the first dropped frame is named at once, later ones summed up once a second
+        assert dropped and all("dropped" in e["message"] for e in dropped)
         again = events[-1]
         assert again["session"] != started["session"]
         await proto.send_audio(ws, speech_pcm)
@@ -574,7 +575,7 @@ async def test_a_failed_pipeline_reports_and_the_client_starts_again(
     closed = json.loads(log[-1])
     assert closed["reason"] == "pipeline error" and closed["received"] < 16000  # fed no more
     # every sample sent was either fed or in a frame refused with an error naming its size
-    refused = sum(int(re.search(r"frame of (\d+) bytes", e["message"])[1]) for e in dropped)
+    refused = sum(int(re.search(r"(?:frame of |\()(\d+) bytes", e["message"])[1]) for e in dropped)
     assert closed["received"] + refused // 2 == 16000 + 4096
 
 

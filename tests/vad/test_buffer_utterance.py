@@ -192,10 +192,19 @@ def test_memory_bounded_over_a_long_stream(vf: Callable[..., VadFrame]) -> None:
     ("kw", "match"),
     [
         ({"max_ms": 1000}, r"max_ms \(1000\) must exceed"),
-        ({"pre_roll_ms": -5}, r"pre_roll_ms must be in \[0, 2000\]"),
-        ({"post_roll_ms": float("nan")}, "post_roll_ms must be a number"),
+        (
+            {"pre_roll_ms": -5},
+            r"^buffer_utterance: pre_roll_ms must be .* in \[0, 2000\] ms, got -5$",
+        ),
+        (
+            {"post_roll_ms": float("nan")},
+            r"buffer_utterance: post_roll_ms must be a finite number in \[0, 2000\] ms, got nan",
+        ),
         ({"min_ms": 40000}, "min_ms .* must be below max_ms"),
-        ({"max_gap_ms": 0}, r"max_gap_ms must be in \(0, 600000\]"),
+        (
+            {"max_gap_ms": 0},
+            r"buffer_utterance: max_gap_ms must be .* in \(0, 600000\] ms or none, got 0$",
+        ),
     ],
 )
 def test_bad_config(kw: dict[str, Any], match: str) -> None:

@@ -130,11 +130,11 @@ def test_other_backends_run(speech: np.ndarray, backend: str) -> None:
 @pytest.mark.parametrize(
     ("kw", "match"),
     [
-        ({"backend": "nope"}, "unknown backend 'nope'"),
-        ({"backend": "webrtc", "mode": 5}, "mode must be 0, 1, 2 or 3"),
+        ({"backend": "nope"}, "^vad: backend must be one of 'silero', .*'energy', got 'nope'$"),
+        ({"backend": "webrtc", "mode": 5}, r"^vad: mode must be one of 0, 1, 2, 3, got 5$"),
         ({"backend": "webrtc", "frame_ms": 15}, "frame_ms must be 10, 20 or 30"),
         ({"backend": "silero", "rate": 44100}, "8000 or 16000"),
-        ({"backend": "energy", "rate": -1}, "rate must be a positive int"),
+        ({"backend": "energy", "rate": -1}, r"^vad: rate must be an int >= 1 Hz or none, got -1$"),
     ],
 )
 def test_bad_options(kw: dict[str, Any], match: str) -> None:

@@ -261,6 +261,7 @@
 
   // ---- drawing ------------------------------------------------------------------------------
   function drawLevel(msg) {
+    if (typeof msg.rms_db !== "number" || typeof msg.peak_db !== "number") return; // null: not finite
     const pct = (db) => Math.max(0, Math.min(100, (db + 60) / 60 * 100));
     $("meter-rms").style.width = pct(msg.rms_db) + "%";
     $("meter-peak").style.left = pct(msg.peak_db) + "%";

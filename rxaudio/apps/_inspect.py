@@ -1,0 +1,322 @@
+"""``rxaudio inspect [ELEMENT] [--json | --markdown]``: the elements and their options.
+
+GStreamer's ``gst-inspect`` for rxaudio. Without ``ELEMENT``: every registered element (the
+built-ins and those of installed plugins, entry-point group ``rxaudio.elements``) with its kind
+and one line, grouped into sources, operators and sinks. With ``ELEMENT``: its description, its
+properties (name, type, default, range or choices, unit, doc, aliases such as ``location``) and
+the caps it accepts and produces. ``--json`` prints the same as JSON; ``--markdown`` the element
+reference ``docs/elements.md`` (built-ins only), which :func:`markdown` generates and a test
+keeps current. Everything shown comes from the elements' declarations
+(:mod:`rxaudio.core.props`): nothing here restates an option.
+"""
+
+from __future__ import annotations
+
+import argparse
+import inspect as pyinspect
+import json
+import re
+import sys
+import textwrap
+from typing import Any
+
+HELP = "list the elements (sources, operators, sinks) or show one: options, defaults, caps"
+
+GROUPS = (("source", "Sources"), ("operator", "Operators"), ("sink", "Sinks"))
+
+
+def add_arguments(p: argparse.ArgumentParser) -> None:
+    """Options of ``rxaudio inspect``."""
+    p.add_argument("element", nargs="?", metavar="ELEMENT", help="the element to show")
+    out = p.add_mutually_exclusive_group()
+    out.add_argument("--json", action="store_true", help="print JSON")
+    out.add_argument(
+        "--markdown",
+        action="store_true",
+        help="print the element reference (docs/elements.md) of the built-in elements",
+    )
+
+
+# --- one element as data ---------------------------------------------------------------------
+
+
+def _plain(value: Any) -> Any:
+    """A default as JSON can hold it (a function by its name)."""
+    if value is None or isinstance(value, bool | int | float | str):
+        return value
+    if isinstance(value, list | tuple):
+        return [_plain(v) for v in value]
+    return getattr(value, "__name__", repr(value))
+
+
+def caps_dict(caps: Any) -> dict[str, Any] | None:
+    """Caps as data: frame class names and, for audio, the fixed format fields."""
+    if caps is None:
+        return None
+    from ..core.caps import type_name
+
+    d: dict[str, Any] = {"caps": str(caps), "frames": [type_name(t) for t in caps.types]}
+    if caps.is_audio:
+        for k in ("sample_rate", "channels", "frame_size"):
+            if getattr(caps, k) is not None:
+                d[k] = getattr(caps, k)
+    return d
+
+
+def prop_dict(prop: Any, aliases: list[str]) -> dict[str, Any]:
+    """One property as data."""
+    d: dict[str, Any] = {
+        "name": prop.name,
+        "type": prop.type.__name__,
+        "required": prop.required,
+        "settable": prop.type is not object,  # from text (launch strings, flags)
+    }
+    if not prop.required:
+        d["default"] = _plain(prop.default)
+    if prop.optional:
+        d["optional"] = True  # none is allowed
+    if prop.range is not None:
+        r = prop.range
+        d["range"] = {
+            "min": r.lo,
+            "max": r.hi,
+            "min_open": r.lo_open,
+            "max_open": r.hi_open,
+            "text": str(r),
+        }
+    if prop.choices is not None:
+        d["choices"] = list(prop.choices)
+    if prop.unit:
+        d["unit"] = prop.unit
+    if prop.text:
+        d["also_text"] = True  # a name is allowed where a number is expected
+    if aliases:
+        d["aliases"] = aliases
+    d["allowed"] = prop.describe()
+    d["doc"] = prop.doc
+    return d
+
+
+def details(info: Any) -> str:
+    """The docstring's paragraphs after the one-line description, up to the first section."""
+    doc = pyinspect.cleandoc(info.factory.__doc__ or "")
+    paras = doc.split("\n\n")[1:]
+    keep: list[str] = []
+    for para in paras:
+        lines = para.strip().splitlines()
+        if not lines:
+            continue
+        if lines[0].startswith(".. ") or (len(lines) > 1 and set(lines[1]) == {"-"}):
+            break
+        keep.append(" ".join(ln.strip() for ln in lines))
+    return "\n\n".join(keep)
+
+
+def _public(info: Any) -> str:
+    """The factory's public dotted name (``rxaudio.operators.hysteresis``)."""
+    mod = info.factory.__module__
+    if mod.startswith("rxaudio."):  # private module ``_name`` inside its public package
+        mod = ".".join(part for part in mod.split(".") if not part.startswith("_"))
+    return f"{mod}.{info.factory.__name__}"
+
+
+def element_dict(info: Any) -> dict[str, Any]:
+    """One element as data (what ``inspect ELEMENT --json`` prints)."""
+    aliases: dict[str, list[str]] = {}
+    for alias, real in info.aliases:
+        aliases.setdefault(real, []).append(alias)
+    return {
+        "name": info.name,
+        "kind": info.kind,
+        "description": info.description,
+        "details": details(info),
+        "python": _public(info),
+        "properties": [prop_dict(p, aliases.get(p.name, [])) for p in info.props],
+        "accepts": caps_dict(info.accepts),
+        "produces": caps_dict(info.produces),
+    }
+
+
+def listing(infos: list[Any]) -> list[dict[str, str]]:
+    """Every element's name, kind and one line, grouped by kind then sorted by name."""
+    order = {k: i for i, (k, _) in enumerate(GROUPS)}
+    return [
+        {"name": i.name, "kind": i.kind, "description": i.description}
+        for i in sorted(infos, key=lambda i: (order.get(i.kind, 9), i.name))
+    ]
+
+
+# --- text ------------------------------------------------------------------------------------
+
+
+def _show(value: Any) -> str:
+    from ._flags import show
+
+    return show(_plain(value))
+
+
+def _strip_rst(text: str) -> str:
+    text = re.sub(r":\w+:`~?([^`]+)`", r"\1", text)
+    return text.replace("``", "")
+
+
+def text_listing(infos: list[Any]) -> str:
+    """The element list for people."""
+    rows = listing(infos)
+    width = max((len(r["name"]) for r in rows), default=0)
+    out: list[str] = []
+    for kind, title in GROUPS:
+        group = [r for r in rows if r["kind"] == kind]
+        if not group:
+            continue
+        out.append(f"{title}:")
+        for r in group:
+            out.append(f"  {r['name']:<{width}}  {_strip_rst(r['description'])}")
+        out.append("")
+    out.append(f"{len(rows)} elements; rxaudio inspect ELEMENT shows one")
+    return "\n".join(out)
+
+
+def text_element(info: Any) -> str:
+    """One element for people."""
+    d = element_dict(info)
+    wrap = textwrap.TextWrapper(width=96, initial_indent="  ", subsequent_indent="  ")
+    out = [f"{d['name']} ({d['kind']}, {d['python']})", ""]
+    out.append(wrap.fill(_strip_rst(d["description"])))
+    if d["details"]:
+        for para in d["details"].split("\n\n"):
+            out += ["", wrap.fill(_strip_rst(para))]
+    out += ["", "Properties:"]
+    if not d["properties"]:
+        out.append("  none")
+    width = max((len(p["name"]) for p in d["properties"]), default=0)
+    pad = " " * (width + 5)
+    for p in d["properties"]:
+        doc = textwrap.fill(
+            _strip_rst(p["doc"]) or "(no doc)",
+            width=96,
+            initial_indent=f"  {p['name']:<{width}} : ",
+            subsequent_indent=pad,
+        )
+        facts = [p["allowed"] if p["settable"] else "set from Python only"]
+        facts.append("required" if p["required"] else f"default {_show(p.get('default'))}")
+        if p.get("aliases"):
+            facts.append("alias " + ", ".join(p["aliases"]))
+        out += [doc, pad + "; ".join(facts)]
+    out += [""]
+    if d["accepts"] is not None:
+        out.append(f"Accepts:  {d['accepts']['caps']}")
+    out.append(f"Produces: {d['produces']['caps']}")
+    return "\n".join(out)
+
+
+# --- markdown --------------------------------------------------------------------------------
+
+
+def _cell(text: str) -> str:
+    return text.replace("|", "\\|").replace("\n", " ")
+
+
+def _md_doc(text: str) -> str:
+    """reST roles to markdown code."""
+    return re.sub(r":\w+:`~?([^`]+)`", r"`\1`", text).replace("``", "`")
+
+
+def builtin_infos() -> list[Any]:
+    """The elements rxaudio itself declares (not plugins')."""
+    from ..pipeline.registry import registry
+
+    return [i for i in registry().values() if i.factory.__module__.startswith("rxaudio.")]
+
+
+def markdown(infos: list[Any] | None = None) -> str:
+    """The element reference (``docs/elements.md``), generated from the declarations."""
+    infos = builtin_infos() if infos is None else infos
+    by_name = {i.name: i for i in infos}
+    out = [
+        "# Elements",
+        "",
+        "<!-- Generated by `rxaudio inspect --markdown > docs/elements.md` from the elements'",
+        "     declarations; do not edit by hand (tests/apps/test_inspect.py fails when stale). -->",
+        "",
+        "Every source, operator and sink, with its options as declared once in its factory: the",
+        "Python API, launch strings, the apps' flags, the server's tunables and `rxaudio inspect`",
+        "read the same declarations. Options marked *Python* take values text cannot hold.",
+        "",
+    ]
+    rows = listing(infos)
+    for kind, title in GROUPS:
+        group = [r for r in rows if r["kind"] == kind]
+        if not group:
+            continue
+        out += [f"## {title}", "", "| Element | Description |", "| --- | --- |"]
+        out += [
+            f"| [`{r['name']}`](#{r['name']}) | {_cell(_md_doc(r['description']))} |" for r in group
+        ]
+        out.append("")
+        for r in group:
+            out += _md_element(by_name[r["name"]])
+    return "\n".join(out).rstrip() + "\n"
+
+
+def _md_element(info: Any) -> list[str]:
+    d = element_dict(info)
+    out = [f"### {d['name']}", "", _md_doc(d["description"]), ""]
+    if d["details"]:
+        out += [_md_doc(p) + "\n" for p in d["details"].split("\n\n")]
+    out.append(f"Python: `{d['python']}`; kind: {d['kind']}.")
+    out.append("")
+    if d["properties"]:
+        out += [
+            "| Option | Type | Default | Allowed | Description |",
+            "| --- | --- | --- | --- | --- |",
+        ]
+        for p in d["properties"]:
+            name = f"`{p['name']}`"
+            if p.get("aliases"):
+                name += " (" + ", ".join(f"`{a}`" for a in p["aliases"]) + ")"
+            typ = p["type"] if p["settable"] else "*Python*"
+            default = "required" if p["required"] else f"`{_show(p.get('default'))}`"
+            allowed = p["allowed"] if p["settable"] else ""
+            out.append(
+                f"| {name} | {typ} | {_cell(default)} | {_cell(allowed)} | "
+                f"{_cell(_md_doc(p['doc']))} |"
+            )
+        out.append("")
+    else:
+        out += ["No options.", ""]
+    if d["accepts"] is not None:
+        out.append(f"Accepts: `{d['accepts']['caps']}`  ")
+    out += [f"Produces: `{d['produces']['caps']}`", ""]
+    return out
+
+
+# --- the command -----------------------------------------------------------------------------
+
+
+def run(args: argparse.Namespace) -> int:
+    """List the elements, or show one (exit 2 naming close matches for an unknown name)."""
+    from ..pipeline.registry import get, registry
+
+    if args.markdown:
+        if args.element:
+            print(
+                "rxaudio inspect: error: --markdown writes the whole reference; drop ELEMENT",
+                file=sys.stderr,
+            )
+            return 2
+        print(markdown(), end="")
+        return 0
+    if args.element is None:
+        infos = list(registry().values())
+        if args.json:
+            print(json.dumps(listing(infos), indent=2))
+        else:
+            print(text_listing(infos))
+        return 0
+    info = get(args.element)  # ConfigError naming close matches: one line, exit 2
+    if args.json:
+        print(json.dumps(element_dict(info), indent=2))
+    else:
+        print(text_element(info))
+    return 0

@@ -24,8 +24,8 @@ from reactivex.subject import BehaviorSubject, Subject
 
 from ..core.caps import Caps
 from ..frames import AudioFrame, Utterance
-from ..io.wav import write_wav
 from ..operators import conform, reframe
+from ..sinks import UtteranceWriter
 from .limits import BLOCK, StorageBudget, disk_cost
 from .metrics import ServerMetrics
 from .pipeline import (
@@ -218,10 +218,15 @@ class Session:
         self._arrival = loop.time()
         self._url_prefix = url_prefix
         self.dir: str | None = None
+        self._wavs: UtteranceWriter | None = None
         self._log: Any = None
         if out_dir is not None:
             self.dir = os.path.join(out_dir, session_id)
             os.makedirs(self.dir, exist_ok=True)
+            # utterance WAVs through the sinks' writer (atomic), charged before each is written
+            self._wavs = UtteranceWriter(
+                self.dir, "utt-", labels=(), charge=lambda n: self._charge(disk_cost(n))
+            )
             self._log = open(os.path.join(self.dir, "events.jsonl"), "a", encoding="utf-8")
             # the folder and the log's first block count from the start (a session that writes
             # nothing still costs them: thousands of empty sessions must show in the budget)
@@ -441,11 +446,9 @@ class Session:
         kind = event["type"]
         if isinstance(item, Utterance):  # its dict form, plus the session's id and file
             self.utterances += 1
-            name = f"utt-{self.utterances:04d}.wav"
-            samples = item.samples
             event["id"] = self.utterances
-            if self.dir is not None and self._charge(disk_cost(44 + samples.size * 2)):
-                write_wav(os.path.join(self.dir, name), samples, item.sample_rate)
+            name = self._wavs.add(item) if self._wavs is not None else None
+            if name is not None:
                 event["url"] = self.file_url(name)
                 event["file"] = name
                 self.metrics.utterances.inc()

@@ -128,7 +128,11 @@ def error_event(code: str, message: str) -> dict[str, Any]:
 
 
 def hello_event(
-    *, modes: list[str], server: str, limits: dict[str, Any] | None = None
+    *,
+    modes: list[str],
+    server: str,
+    limits: dict[str, Any] | None = None,
+    defaults: dict[str, Any] | None = None,
 ) -> dict[str, Any]:
     """The first message on every connection."""
     return {
@@ -144,6 +148,7 @@ def hello_event(
         "max_message_bytes": MAX_MESSAGE_BYTES,
         "tunable": {k: list(v) for k, v in TUNABLE.items()},
         "limits": limits or {},
+        "defaults": defaults or {},
     }
 
 

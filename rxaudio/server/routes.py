@@ -36,6 +36,7 @@ from .connection import Connection
 from .hub import Hub
 from .limits import host_allowed, origin_allowed
 from .metrics import CONTENT_TYPE
+from .pipeline import default_settings
 from .protocol import MAX_MESSAGE_BYTES, PROTOCOL_VERSION, ProtocolError, hello_event, show
 
 log = logging.getLogger("rxaudio.server")
@@ -139,7 +140,10 @@ async def websocket(request: web.Request) -> web.StreamResponse:
         "start_timeout_s": cfg.start_timeout_s,
         "max_session_bytes": cfg.max_session_bytes,
     }
-    conn.send(hello_event(modes=modes, server=f"rxaudio {__version__}", limits=limits))
+    defaults = {**default_settings(), **cfg.options.settings}  # what a start without options gets
+    conn.send(
+        hello_event(modes=modes, server=f"rxaudio {__version__}", limits=limits, defaults=defaults)
+    )
     loop = hub.loop
     try:
         async for msg in ws:

@@ -184,6 +184,15 @@
         lastPong = Date.now();
         setConn("online", "on");
         if (msg.modes.indexOf("listen") >= 0) $("listen").hidden = false;
+        // the server says what may be set and what a session gets by default: the sliders
+        // take their bounds within it and their starting values from it (not from the HTML)
+        for (const [name, range] of Object.entries(msg.tunable || {})) {
+          const el = document.querySelector("#settings [name=" + name + "]");
+          if (!el) continue;
+          el.min = String(Math.max(Number(el.min), range[0]));
+          el.max = String(Math.min(Number(el.max), range[1]));
+        }
+        if (msg.defaults && !state.tuned) showSettings(msg.defaults);
         if (state.mode === "client") sendStart();
         else if (state.mode === "listen") send({ type: "listen" });
         else say("");

@@ -17,9 +17,13 @@ import argparse
 import os
 import sys
 import threading
-from typing import Any
+from collections.abc import Callable
+from typing import TYPE_CHECKING, Any
 
 from ..errors import ConfigError, RxAudioError, SourceError
+
+if TYPE_CHECKING:
+    from ..sinks import UtteranceWriter
 
 HELP = "cut audio files into utterance WAVs with JSONL/RTTM/Audacity segment labels"
 
@@ -107,44 +111,23 @@ def stems(paths: list[str]) -> list[str]:
     return out
 
 
-class UtteranceWriter:
-    """Writes each utterance's WAV and keeps its record; writes the label files at the end."""
+def utterance_writer(out_dir: str, stem: str) -> UtteranceWriter:
+    """The one utterance writer, naming files as segment does: ``STEM_0001.wav``, ``STEM.jsonl``
+    (``.rttm``, ``.txt``), and ``STEM.error`` while the labels hold a failed input's part."""
+    from ..sinks import UtteranceWriter
 
-    def __init__(self, out_dir: str, stem: str) -> None:
-        self.out_dir, self.stem = out_dir, stem
-        self.records: list[dict[str, Any]] = []
+    return UtteranceWriter(out_dir, f"{stem}_", label_stem=stem, error_note=True)
 
-    def add(self, utt: Any) -> None:
-        from ..frames import Utterance
-        from ..io.wav import write_wav
 
-        if not isinstance(utt, Utterance):
-            return
-        name = f"{self.stem}_{len(self.records) + 1:04d}.wav"
-        write_wav(os.path.join(self.out_dir, name), utt.samples, utt.sample_rate)
-        rec = utt.to_dict()  # the one dict form, plus where its file is
-        rec["index"] = len(self.records)
-        rec["wav"] = name
-        self.records.append(rec)
+def write_utterances(writer: UtteranceWriter) -> Callable[[Any], None]:
+    """``on_next`` for the chain's output: its utterances to ``writer``, other items ignored."""
+    from ..frames import Utterance
 
-    def finish(self, error: BaseException | None = None) -> None:
-        """Write the label files for the utterances written so far. With ``error`` (the input
-        failed part-way) also ``STEM.error`` saying so; a good run removes a stale one."""
-        from ..io.labels import write_labels
+    def add(item: Any) -> None:
+        if isinstance(item, Utterance):
+            writer.add(item)
 
-        base = os.path.join(self.out_dir, self.stem)
-        write_labels(base + ".jsonl", self.records)
-        write_labels(base + ".rttm", self.records, uri=self.stem)
-        write_labels(base + ".txt", self.records)
-        note = base + ".error"
-        if error is not None:
-            with open(note, "w", encoding="utf-8") as f:
-                f.write(
-                    f"{error}\nthe labels hold the {len(self.records)} utterance(s) cut before "
-                    "the error\n"
-                )
-        elif os.path.exists(note):
-            os.remove(note)
+    return add
 
 
 def segment_file(
@@ -169,7 +152,7 @@ def segment_file(
         raise SourceError(f"{path}: the file holds no audio (0 samples)")
     block = max(1, int(BLOCK_SECONDS * info.sample_rate))
     src = from_file(path, block_size=block)
-    writer = UtteranceWriter(out_dir, stem)
+    writer = utterance_writer(out_dir, stem)
     if streaming is None:
         streaming = bool(getattr(args, "streaming", False))
     run_chain = _run_streaming if streaming else _run_offline
@@ -180,12 +163,17 @@ def segment_file(
         failed = exc
         raise
     finally:  # labels for every WAV written, also when the input failed part-way
-        writer.finish(failed)
+        writer.finish("error" if failed else "completed", error=failed)
     return {"path": path, "stem": stem, "utterances": len(writer.records), "seconds": info.duration}
 
 
 def _run_streaming(
-    src: Any, rate: int, channels: int, args: argparse.Namespace, writer: Any, progress: Any
+    src: Any,
+    rate: int,
+    channels: int,
+    args: argparse.Namespace,
+    writer: UtteranceWriter,
+    progress: Any,
 ) -> None:
     from reactivex import operators as ops
 
@@ -194,13 +182,18 @@ def _run_streaming(
         chain.append(ops.do_action(lambda f: progress.update(f.duration)))
     chain.extend(vad_chain(args, max_gap_ms=None))
     errors: list[BaseException] = []
-    src.pipe(*chain).subscribe(writer.add, errors.append)
+    src.pipe(*chain).subscribe(write_utterances(writer), errors.append)
     if errors:
         raise errors[0]
 
 
 def _run_offline(
-    src: Any, rate: int, channels: int, args: argparse.Namespace, writer: Any, progress: Any
+    src: Any,
+    rate: int,
+    channels: int,
+    args: argparse.Namespace,
+    writer: UtteranceWriter,
+    progress: Any,
 ) -> None:
     """The chain's offline fast path: Rx only per 16 s block (the source and any conversion)."""
     from reactivex import operators as ops
@@ -346,12 +339,11 @@ class LiveSegmenter:
 
         from ..frames import AudioFrame
 
-        os.makedirs(out_dir, exist_ok=True)
-        self.writer = UtteranceWriter(out_dir, stem)
+        self.writer = utterance_writer(out_dir, stem)
         self.errors: list[Exception] = []
         self._subject: Subject[AudioFrame] = Subject()
         self._sub = self._subject.pipe(*vad_chain(args, max_gap_ms=2000)).subscribe(
-            self.writer.add, self.errors.append
+            write_utterances(self.writer), self.errors.append
         )
         self._done = False
         self._lock = threading.Lock()

@@ -13,7 +13,7 @@ from ..core.props import element
 from ..errors import ConfigError
 from ..frames import FileReceipt, Utterance
 from ..io.labels import write_labels
-from ..io.wav import write_wav
+from ..io.wav import partial_name, write_wav
 from ._filesink import file_sink
 
 LABEL_FORMATS = ("jsonl", "rttm", "txt")
@@ -45,6 +45,10 @@ class UtteranceWriter:
     charge
         Called with a WAV's size before it is written; returning ``False`` skips the file (a
         storage limit), and :meth:`add` returns ``None``.
+    error_note
+        Keep ``DIR/{label_stem}.error`` in step with the labels: :meth:`finish` with an
+        ``error`` writes it (what failed, and how many utterances the labels hold), a
+        :meth:`finish` without one removes a stale note from an earlier run.
     """
 
     def __init__(
@@ -55,6 +59,7 @@ class UtteranceWriter:
         labels: tuple[str, ...] = LABEL_FORMATS,
         label_stem: str | None = None,
         charge: Callable[[int], bool] | None = None,
+        error_note: bool = False,
     ) -> None:
         bad = [f for f in labels if f not in LABEL_FORMATS]
         if bad:
@@ -64,7 +69,7 @@ class UtteranceWriter:
         os.makedirs(out_dir, exist_ok=True)
         self.out_dir, self.stem, self.labels = out_dir, stem, labels
         self.label_stem = label_stem if label_stem is not None else stem.rstrip("_-") or "utt"
-        self.charge = charge
+        self.charge, self.error_note = charge, error_note
         self.records: list[dict[str, Any]] = []
         self.count = 0  # utterances seen (numbering), written or not
         self.samples = 0
@@ -85,11 +90,28 @@ class UtteranceWriter:
         self.rate = utt.sample_rate
         return name
 
-    def finish(self, reason: str = "completed") -> FileReceipt:
-        """Write the label files for the WAVs written; return a receipt for the folder."""
+    def finish(
+        self, reason: str = "completed", *, error: BaseException | None = None
+    ) -> FileReceipt:
+        """Write the label files for the WAVs written; return a receipt for the folder.
+
+        ``error`` (the input failed part-way) is noted in ``{label_stem}.error`` when the
+        writer keeps an ``error_note``."""
         base = os.path.join(self.out_dir, self.label_stem)
         for fmt in self.labels:
             write_labels(f"{base}.{fmt}", self.records, uri=self.label_stem)
+        if self.error_note:
+            note = base + ".error"
+            if error is not None:
+                tmp = partial_name(note)
+                with open(tmp, "w", encoding="utf-8") as f:
+                    f.write(
+                        f"{error}\nthe labels hold the {len(self.records)} utterance(s) cut "
+                        "before the error\n"
+                    )
+                os.replace(tmp, note)
+            elif os.path.exists(note):
+                os.remove(note)
         return FileReceipt(self.out_dir, len(self.records), self.samples, self.rate, None, reason)
 
 

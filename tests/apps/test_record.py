@@ -1,4 +1,5 @@
-"""`rxaudio record`: from a file in real time, from the virtual microphone, errors, signals."""
+"""`rxaudio record`: from a file in real time, from the virtual microphone, errors, signals,
+and --segment while recording."""
 
 from __future__ import annotations
 
@@ -17,6 +18,7 @@ import rxaudio_tests_cli as h
 import rxaudio_tests_virtual_mic as vm
 
 from rxaudio.apps.cli import main
+from rxaudio.io.labels import read_labels
 from rxaudio.io.wav import partial_name
 
 pytestmark = pytest.mark.timeout(90)
@@ -302,3 +304,17 @@ def test_error_mid_recording_keeps_a_valid_file_and_is_one_line(tmp_path: Path) 
     want = np.rint(np.clip(x[:5632] * 32768.0, -32768, 32767)).astype(np.int16)
     assert np.array_equal(got[:, 0], want)
     assert not Path(partial_name(str(out))).exists()
+
+
+def test_record_segment_live(tmp_path: Path, speech_path: str) -> None:
+    # 6 s of the sample in real time: the first sentence (1.0-4.4 s) is cut while recording
+    r = subprocess.run(
+        [sys.executable, "-m", "rxaudio.apps.cli", "record", str(tmp_path / "take.wav"),
+         "--source", speech_path, "--seconds", "6", "--quiet", "--segment", str(tmp_path / "u")],
+        capture_output=True, text=True, timeout=60,
+    )  # fmt: skip
+    assert r.returncode == 0, r.stderr
+    recs = read_labels(str(tmp_path / "u" / "take.jsonl"))
+    assert len(recs) >= 1 and recs[0]["start"] == pytest.approx(1.056, abs=0.04)
+    assert os.path.exists(tmp_path / "u" / recs[0]["wav"])
+    assert "utterances ->" in r.stdout

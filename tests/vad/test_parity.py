@@ -52,8 +52,8 @@ def test_within_one_window_of_default_padding(pkg_onnx: Any, speech: np.ndarray)
 @settings(max_examples=8)
 @given(st.lists(st.integers(64, 40000), min_size=1, max_size=12))
 def test_any_chunking(pkg_onnx: Any, speech: np.ndarray, sizes: list[int]) -> None:
-    # chunks down to one sample are covered on 3 s in test_vad_operator (17 s of 1-sample
-    # frames would take most of this folder's time budget)
+    # chunks down to one sample are covered on 3 s in tests/operators/test_vad.py (17 s of
+    # 1-sample frames would take most of this folder's time budget)
     expect = reference(pkg_onnx, speech)
     assert [(u.start, u.end) for u in ours(speech, 16000, sizes)] == expect
 

@@ -1,10 +1,46 @@
+"""Frames: derived fields, immutability, PCM conversion, bad input, dict forms."""
+
 from __future__ import annotations
 
 import numpy as np
 import pytest
 
 from rxaudio.errors import FormatError
-from rxaudio.frames import AudioFrame
+from rxaudio.frames import AudioFrame, FeatureFrame
+
+
+def test_feature_frame_to_dict_is_compact_json() -> None:
+    import json
+
+    v = np.array([[1.23456, -80.0], [2.0, 0.5]], dtype=np.float32)
+    f = FeatureFrame("log_mel", v, 320, 16000, 160, 512, 2, ("mel_0", "mel_1"), {"n_mels": 2})
+    d = f.to_dict(2)
+    assert d == {
+        "type": "spectrogram",
+        "kind": "log_mel",
+        "t": 0.02,
+        "hop": 0.01,
+        "window": 0.032,
+        "row": 2,
+        "rows": 2,
+        "bins": 2,
+        "values": [[1.23, -80.0], [2.0, 0.5]],
+    }
+    assert "values" not in f.to_dict(values=False)
+    full = f.to_dict(with_columns=True)
+    assert full["columns"] == ["mel_0", "mel_1"] and full["params"] == {"n_mels": 2}
+    assert full["latency"] == 0
+    json.dumps(full, allow_nan=False)
+    assert list(f.starts) == [320, 480] and f.end == 480 + 512
+    assert not f.values.flags.writeable
+    from rxaudio.errors import FormatError
+
+    with pytest.raises(FormatError, match="float32"):
+        FeatureFrame("mfcc", v.astype(np.float64), 0, 16000, 160, 512)
+    with pytest.raises(FormatError, match="no rows"):
+        FeatureFrame("mfcc", np.zeros((0, 2), np.float32), 0, 16000, 160, 512)
+    with pytest.raises(FormatError, match="3 column names for 2"):
+        FeatureFrame("mfcc", v, 0, 16000, 160, 512, 0, ("a", "b", "c"))
 
 
 def test_derived_fields() -> None:

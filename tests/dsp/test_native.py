@@ -1,5 +1,6 @@
 """The compiled STFT/mel/MFCC kernel: built, equal to the numpy path, chunking-invariant, strict
-about its input. Parity with librosa itself is in ``test_parity.py`` (run on both paths)."""
+about its input. Parity with librosa itself is in ``tests/operators/test_spectrogram.py`` and
+``test_mfcc.py`` (run on both paths)."""
 
 from __future__ import annotations
 
@@ -20,9 +21,10 @@ from rxaudio.dsp.features import (
 
 KINDS = ["power", "magnitude", "mel", "log_mel", "mfcc"]
 
-# the supported install builds the extension (test_dsp.py's test_the_compiled_kernel_is_built
-# fails without it); the tests of its behaviour skip where it is missing or turned off, so
-# `RXAUDIO_NO_COMPILED=1 pytest` runs everything else on the numpy kernels
+# the supported install builds the extension (test_the_compiled_kernel_is_built in
+# tests/dsp/test_features.py fails without it); the tests of its behaviour skip where it is
+# missing or turned off, so `RXAUDIO_NO_COMPILED=1 pytest` runs everything else on the numpy
+# kernels
 pytestmark = pytest.mark.skipif(
     compiled_module() is None, reason="compiled kernel not built or RXAUDIO_NO_COMPILED set"
 )

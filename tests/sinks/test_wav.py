@@ -1,6 +1,7 @@
+"""``to_wav``: complete, lossless, marbles, finalized on error, dispose and Ctrl-C."""
+
 from __future__ import annotations
 
-import json
 import os
 
 import numpy as np
@@ -116,22 +117,6 @@ def test_to_wav_bad_target(tmp_path: os.PathLike[str]) -> None:
         to_wav(os.path.join(tmp_path, "x.wav"), subtype="MP3")
 
 
-def test_to_jsonl(tmp_path: os.PathLike[str], speech: np.ndarray) -> None:
-    p = os.path.join(tmp_path, "levels.jsonl")
-    (receipt,) = collect(from_array(speech, 16000, block_size=1600).pipe(level(), to_jsonl(p)))
-    lines = [json.loads(line) for line in open(p)]
-    assert receipt.frames == len(lines) == int(np.ceil(speech.shape[0] / 1600))
-    assert lines[0]["type"] == "level" and lines[1]["t"] == 0.1
-    assert set(lines[1]) == {"type", "t", "rms_db", "peak_db"}  # mono: no per-channel lists
-
-
-def test_to_jsonl_unserialisable_keeps_earlier_lines(tmp_path: os.PathLike[str]) -> None:
-    p = os.path.join(tmp_path, "bad.jsonl")
-    out = run_marbles("-a-b-c-|", {"a": {"x": 1}, "b": object(), "c": {"x": 2}}, to_jsonl(p))
-    assert "cannot serialise" in str(out.error)
-    assert [json.loads(line) for line in open(p)] == [{"x": 1}]
-
-
 def test_sinks_fan_out_with_share(tmp_path: os.PathLike[str], speech: np.ndarray) -> None:
     wav = os.path.join(tmp_path, "a.wav")
     log = os.path.join(tmp_path, "a.jsonl")
@@ -157,15 +142,6 @@ def test_to_wav_fills_gaps_and_refuses_overlaps(tmp_path: os.PathLike[str]) -> N
     p2 = os.path.join(tmp_path, "overlap.wav")
     bad = run_marbles("-a-b-|", {"a": frame(0, 100), "b": frame(50, 100)}, to_wav(p2))
     assert "overlap" in str(bad.error) and sf.info(p2).frames == 100
-
-
-def test_to_jsonl_dispose_finalizes(tmp_path: os.PathLike[str]) -> None:
-    p = os.path.join(tmp_path, "d.jsonl")
-    out = run_marbles(
-        "-a-b-c-|", {"a": {"i": 1}, "b": {"i": 2}, "c": {"i": 3}}, to_jsonl(p), dispose_at=4
-    )
-    assert not out.completed
-    assert [json.loads(line)["i"] for line in open(p)] == [1, 2]
 
 
 def test_ctrl_c_in_a_script_still_finalizes_the_wav(

@@ -1,0 +1,32 @@
+"""``--help`` on every command, and no command."""
+
+from __future__ import annotations
+
+import pytest
+import rxaudio_tests_cli as h
+
+from rxaudio.apps.cli import COMMANDS, main
+
+pytestmark = pytest.mark.timeout(60)
+
+
+@pytest.mark.parametrize("command", sorted(COMMANDS))
+def test_help_on_every_command(command: str, capsys: pytest.CaptureFixture[str]) -> None:
+    with pytest.raises(SystemExit) as info:
+        main([command, "--help"])
+    assert info.value.code == 0
+    out = capsys.readouterr().out
+    assert out.startswith(f"usage: rxaudio {command}")
+
+
+def test_top_level_help_in_a_subprocess_lists_the_commands() -> None:
+    res = h.rxaudio("--help")
+    assert res.returncode == 0, res.stderr
+    for command in COMMANDS:
+        assert f"    {command}" in res.stdout
+    assert res.stderr == ""
+
+
+def test_no_command_prints_help_and_exits_2(capsys: pytest.CaptureFixture[str]) -> None:
+    assert main([]) == 2
+    assert "usage: rxaudio" in capsys.readouterr().out

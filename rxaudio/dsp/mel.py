@@ -2,7 +2,7 @@
 
 librosa's own ``filters.mel`` is correct but its first call in a process pays about 1.5 s of
 lazy imports; these functions reproduce it step by step (same float32 rounding order) so a
-streaming pipeline never pays that warm-up. ``tests/features`` checks the equality.
+streaming pipeline never pays that warm-up. ``tests/dsp/test_mel.py`` checks the equality.
 """
 
 from __future__ import annotations

@@ -35,7 +35,17 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
     )
     p.add_argument("--device", default=None, help="input device for --source mic")
     p.add_argument(
-        "--backend", default="silero", help="VAD backend: silero (batched), webrtc or energy"
+        "--backend",
+        default=None,
+        help="VAD backend: silero (batched, the default), webrtc or energy",
+    )
+    p.add_argument(
+        "--pipeline",
+        default=None,
+        metavar="CHAIN",
+        help="every session's chain as a launch string: vad ! hysteresis ! buffer_utterance, "
+        "each with its properties (e.g. 'vad backend=webrtc mode=2 ! hysteresis threshold=0.6 "
+        "! buffer_utterance pre_roll_ms=500'); rxaudio inspect ELEMENT lists them",
     )
     p.add_argument(
         "--no-batch",
@@ -103,10 +113,26 @@ def resolve_source(source: str) -> tuple[str | None, str]:
     return source, f"shared source: {source}, looped"
 
 
+def chain_options(args: argparse.Namespace, settings: dict[str, float]) -> Any:
+    """Every session's chain: from ``--pipeline`` (plus the setting flags), or the flags alone."""
+    from ..errors import ConfigError
+    from ..server.pipeline import ChainOptions
+
+    if args.pipeline is None:
+        return ChainOptions(backend=args.backend or "silero", settings=settings)
+    opts = ChainOptions.from_pipeline(args.pipeline, settings=settings)
+    if args.backend is not None and args.backend != opts.backend:
+        raise ConfigError(
+            f"serve: --backend {args.backend} and --pipeline's vad backend={opts.backend} "
+            "disagree; set the backend in --pipeline only"
+        )
+    return opts
+
+
 def config_from_args(args: argparse.Namespace) -> Any:
     """The ServerConfig the options describe (raises ConfigError for bad ones)."""
     from ..server import ServerConfig
-    from ..server.pipeline import HYSTERESIS_KEYS, UTTERANCE_KEYS, ChainOptions
+    from ..server.pipeline import HYSTERESIS_KEYS, UTTERANCE_KEYS
 
     settings = {
         k: float(v)
@@ -134,7 +160,7 @@ def config_from_args(args: argparse.Namespace) -> Any:
         batch=not args.no_batch,
         batch_wait_s=args.batch_wait_ms / 1000.0,
         any_origin=args.any_origin,
-        options=ChainOptions(backend=args.backend, settings=settings),
+        options=chain_options(args, settings),
     )
 
 

@@ -829,3 +829,56 @@ def parse_launch(text: str) -> Pipeline:
     builder = _Builder(parser, chains)
     head, caps = builder.run()
     return Pipeline(text, head.obj, head.label, caps, builder.branches)
+
+
+# --- operator-only chains (a server's per-session chain) ---------------------------------
+
+
+@dataclass(frozen=True, slots=True)
+class ChainElement:
+    """One operator of a chain string: its info, its options (parsed and checked), its place."""
+
+    name: str
+    info: ElementInfo
+    options: dict[str, Any]
+    pos: int
+
+
+_CHAIN_PREFIX = "array ! "  # parsed behind a stand-in source; positions are shifted back
+
+
+def parse_chain(text: str) -> list[ChainElement]:
+    """Parse an operator-only chain (``"vad ! hysteresis threshold=0.6"``) without building it.
+
+    Each element's options are parsed and checked as in a launch string; every error is a
+    :class:`LaunchError` pointing into ``text``. No source, sink, tee or caps filter.
+    """
+    full = _CHAIN_PREFIX + text
+    off = len(_CHAIN_PREFIX)
+    parser = _Parser(full)
+    try:
+        chains = parser.parse()
+    except LaunchError as exc:
+        if exc.pos < off:
+            msg = "empty chain: expected operators, e.g. vad ! hysteresis"
+            raise LaunchError(msg, text, 0) from None
+        raise LaunchError(exc.reason, text, exc.pos - off) from None
+    if len(chains) != 1:
+        raise LaunchError("a chain here has no branches or tees", text, chains[1][0].pos - off)
+    out: list[ChainElement] = []
+    for node in chains[0][1:]:
+        if node.kind != "element" or node.elkind != "operator" or node.info is None:
+            raise LaunchError(
+                f"only operators can be chained here; {node.word} is not one", text, node.pos - off
+            )
+        options: dict[str, Any] = {}
+        for tok in node.props:
+            p = parser.prop(node.info, tok)
+            try:
+                options[p.name] = p.parse(node.info.name, tok.value)
+            except ConfigError as exc:
+                raise LaunchError(str(exc), text, tok.value_pos - off) from None
+        out.append(ChainElement(node.word, node.info, options, node.pos - off))
+    if not out:
+        raise LaunchError("empty chain: expected operators, e.g. vad ! hysteresis", text, 0)
+    return out

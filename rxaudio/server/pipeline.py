@@ -87,11 +87,19 @@ def check_settings(settings: Mapping[str, Any]) -> None:
 
 @dataclass(frozen=True, slots=True)
 class ChainOptions:
-    """What a session's chain is built from (fixed at start) and its initial live settings."""
+    """What a session's chain is built from (fixed at start) and its initial live settings.
+
+    ``vad`` holds the vad element's other options (``mode``, ``frame_ms``, ``rate``), ``fixed``
+    the options of ``hysteresis``/``buffer_utterance`` that are not live settings (by element
+    name: ``{"hysteresis": {"max_gap_ms": 1500}}``). :meth:`from_pipeline` reads all of them
+    from a chain string (``rxaudio serve --pipeline``).
+    """
 
     events: tuple[str, ...] = ("level", "vad", "spectrogram")
     backend: str = "silero"
     settings: dict[str, float] = field(default_factory=dict)
+    vad: dict[str, Any] = field(default_factory=dict)
+    fixed: dict[str, dict[str, Any]] = field(default_factory=dict)
 
     def __post_init__(self) -> None:
         if self.backend not in BACKENDS:
@@ -99,6 +107,77 @@ class ChainOptions:
                 f"serve: backend must be one of {', '.join(BACKENDS)}, got {self.backend!r}"
             )
         check_settings(self.settings)
+
+    @classmethod
+    def from_pipeline(
+        cls, text: str, *, settings: Mapping[str, float] | None = None
+    ) -> ChainOptions:
+        """The options a per-session chain string describes (``vad ! hysteresis ! ...``).
+
+        The chain is the server's: ``vad ! hysteresis ! buffer_utterance``, each with any of
+        its properties (checked as in a launch string; errors point into ``text``). The
+        hysteresis and buffer_utterance properties that clients may change live become the
+        sessions' default settings; ``settings`` (from flags) may not set one of them again.
+        """
+        from ..pipeline.launch import LaunchError, parse_chain
+
+        els = parse_chain(text)
+        want = ("vad", "hysteresis", "buffer_utterance")
+        for i, el in enumerate(els):
+            if i >= len(want) or el.name != want[i]:
+                raise LaunchError(
+                    "the server's per-session chain is vad ! hysteresis ! buffer_utterance, "
+                    f"each with its properties; {el.name} does not fit here",
+                    text,
+                    el.pos,
+                )
+        if len(els) < len(want):
+            raise LaunchError(
+                f"the chain must go on with {want[len(els)]} (the server's per-session chain is "
+                "vad ! hysteresis ! buffer_utterance)",
+                text,
+                len(text),
+            )
+        vad_opts = dict(els[0].options)
+        backend = str(vad_opts.pop("backend", "silero"))
+        if backend not in BACKENDS:
+            raise LaunchError(
+                f"the server's vad backend is one of {', '.join(BACKENDS)}, got {backend!r}",
+                text,
+                els[0].pos,
+            )
+        if vad_opts.get("resample", True) is not True:
+            raise LaunchError("vad resample=false: the server converts for the model", text, 0)
+        vad_opts.pop("resample", None)
+        if backend == "silero" and vad_opts.get("rate") not in (None, PIPELINE_RATE):
+            raise LaunchError(
+                f"the server runs Silero at {PIPELINE_RATE} Hz; drop vad rate=", text, els[0].pos
+            )
+        live: dict[str, float] = {}
+        fixed: dict[str, dict[str, Any]] = {}
+        for el, keys in ((els[1], HYSTERESIS_KEYS), (els[2], UTTERANCE_KEYS)):
+            for k, v in el.options.items():
+                if k in keys:
+                    if v is not None:
+                        live[k] = float(v)
+                elif k == "passthrough":
+                    raise LaunchError(
+                        "buffer_utterance passthrough is the server's to set", text, el.pos
+                    )
+                else:
+                    fixed.setdefault(el.name, {})[k] = v
+        for k in settings or {}:
+            if k in live:
+                raise ConfigError(
+                    f"serve: {k} is set twice, in --pipeline and with --{k.replace('_', '-')}; "
+                    "keep one"
+                )
+        return cls(
+            backend=backend,
+            settings={**live, **(settings or {})},
+            vad=vad_opts,
+            fixed=fixed,
+        )
 
 
 class PrefetchScorer:
@@ -439,7 +518,7 @@ class Chain:
     def _vad(self) -> Callable[[Observable[AudioFrame]], Observable[VadFrame]]:
         scorer = self.scorer
         if scorer is None:
-            return vad(self.options.backend)
+            return vad(self.options.backend, **self.options.vad)
 
         def factory(rate: int) -> PrefetchScorer:
             return scorer
@@ -453,6 +532,8 @@ class Chain:
         s = self.options.settings
         h = HysteresisSettings(**_pick(HYSTERESIS_KEYS)(s))
         u = UtteranceSettings(**_pick(UTTERANCE_KEYS)(s))
+        bu_fixed = dict(self.options.fixed.get("buffer_utterance", {}))
+        min_ms = bu_fixed.pop("min_ms", u.min_ms)
         audio = windows.pipe(ops.share())
         speech = audio.pipe(
             self._vad(),
@@ -462,15 +543,17 @@ class Chain:
                 h.min_speech_ms,
                 h.min_silence_ms,
                 settings=self.settings.pipe(ops.map(_pick(HYSTERESIS_KEYS))),
+                **self.options.fixed.get("hysteresis", {}),
             ),
             buffer_utterance(
                 u.pre_roll_ms,
                 u.post_roll_ms,
-                u.min_ms,
+                min_ms,
                 u.max_ms,
                 passthrough=True,
                 settings=self.settings.pipe(ops.map(_pick(UTTERANCE_KEYS))),
                 scheduler=self.scheduler,
+                **bu_fixed,
             ),
         )
         branches: list[Observable[Any]] = [speech]

@@ -20,6 +20,9 @@ Threshold = Annotated[float, Range(0.0, 1.0, lo_open=True)]
 NegThreshold = Annotated[float | None, Range(0.0, 1.0)]
 SegmentMs = Annotated[float, Range(0.0, 60_000.0), Unit("ms")]
 GapMs = Annotated[float | None, Range(0.0, 600_000.0, lo_open=True), Unit("ms")]
+# ``neg_threshold`` none: ``max(threshold - NEG_OFFSET, NEG_FLOOR)``, as Silero
+NEG_OFFSET = 0.15
+NEG_FLOOR = 0.01
 
 
 @dataclass
@@ -39,7 +42,7 @@ class HysteresisSettings:
     def neg(self) -> float:
         """Exit threshold (default ``max(threshold - 0.15, 0.01)``, as Silero)."""
         if self.neg_threshold is None:
-            return max(self.threshold - 0.15, 0.01)
+            return max(self.threshold - NEG_OFFSET, NEG_FLOOR)
         return self.neg_threshold
 
     def checked(self) -> HysteresisSettings:

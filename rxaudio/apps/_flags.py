@@ -10,10 +10,11 @@ allowed values and default.
 from __future__ import annotations
 
 import argparse
-from collections.abc import Callable, Sequence
+import dataclasses
+from collections.abc import Callable, Mapping, Sequence
 from typing import Any
 
-from ..core.props import Prop, info_of
+from ..core.props import Prop, Range, info_of
 from ..errors import ConfigError
 
 
@@ -55,12 +56,13 @@ def _metavar(prop: Prop) -> str | None:
     return {int: "N", float: "X", bool: "BOOL"}.get(prop.type, "TEXT")
 
 
-def flag_type(element: str, prop: Prop) -> Callable[[str], Any]:
+def flag_type(element: str, prop: Prop, *, flag: str | None = None) -> Callable[[str], Any]:
     """Read a flag's text as the element does.
 
     Text that is no value of the option's type is argparse's one-line usage error; a value of
     the right type but out of range is passed on, for the element itself to refuse when the
-    command builds it (its message: element, option, value, allowed range; exit 2).
+    command builds it (its message: element, option, value, allowed range; exit 2). With
+    ``flag`` (strict) an out-of-range value is refused here too, in a line naming the flag.
     """
 
     def parse(text: str) -> Any:
@@ -68,9 +70,19 @@ def flag_type(element: str, prop: Prop) -> Callable[[str], Any]:
             return prop.parse(element, text)
         except ConfigError as exc:
             try:
-                return prop.type(text.strip()) if prop.type in (int, float) else text.strip()
+                value = prop.type(text.strip()) if prop.type in (int, float) else text.strip()
             except ValueError:
-                raise argparse.ArgumentTypeError(str(exc)) from None
+                if flag is None:
+                    raise argparse.ArgumentTypeError(str(exc)) from None
+                what = "an integer" if prop.type is int else "a number"
+                raise argparse.ArgumentTypeError(f"{flag} must be {what}, got {text!r}") from None
+            if flag is not None:
+                raise argparse.ArgumentTypeError(
+                    f"{flag} must be in {prop.range}, got {text.strip()}"
+                    if prop.range is not None
+                    else f"{flag}: {exc}"
+                ) from None
+            return value
 
     parse.__name__ = prop.type.__name__
     return parse
@@ -82,19 +94,32 @@ def add_flags(
     options: Sequence[str],
     *,
     unset: bool = False,
+    names: Mapping[str, str] | None = None,
+    ranges: Mapping[str, Range] | None = None,
+    strict: bool = False,
 ) -> None:
     """Add ``--option`` flags for ``options`` of the element ``factory``.
 
     With ``unset`` the flags default to ``None`` (not given: whatever the consumer defaults to,
-    e.g. a server's per-session settings); otherwise to the element's own default.
+    e.g. a server's per-session settings, or the element's own default when the command passes
+    on only the options given); otherwise to the element's own default. ``names`` keeps a
+    command's established flag for an option (``{"sample_rate": "rate"}``: ``--rate``, read
+    into ``args.sample_rate``). ``ranges`` narrows an option's range for this command (a
+    recorder refuses a 7 Hz rate the element would take). With ``strict`` a value out of range
+    is refused as it is parsed, in one line naming the flag, rather than by the element.
     """
     info = info_of(factory)
+    names = names or {}
+    ranges = ranges or {}
     for name in options:
         prop = info.prop(name)
+        if name in ranges:
+            prop = dataclasses.replace(prop, range=ranges[name])
+        flag = flag_name(names.get(name, name))
         group.add_argument(
-            flag_name(name),
+            flag,
             dest=name,
-            type=flag_type(info.name, prop),
+            type=flag_type(info.name, prop, flag=flag if strict else None),
             default=None if unset else prop.default,
             metavar=_metavar(prop),
             help=flag_help(prop),

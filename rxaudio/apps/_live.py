@@ -155,13 +155,15 @@ def record_live(
     path: str,
     *,
     seconds: float | None = None,
+    subtype: str | None = None,
     meter: LevelMeter | None = None,
     on_start: Callable[[], None] | None = None,
 ) -> RecordResult:
     """Record ``source`` into the WAV ``path`` with a level meter until done or stopped.
 
-    ``on_start`` is called once the options are validated and the output is known to be
-    writable, just before the source starts. Options that are wrong raise at once. If the chain
+    ``subtype`` is the ``wav`` sink's (none: its default). ``on_start`` is called once the
+    options are validated and the output is known to be writable, just before the source
+    starts. Options that are wrong raise at once. If the chain
     fails while running (device, file or format problems: a
     :class:`~rxaudio.errors.RxAudioError`), the file is finalized with everything before the
     failure and the result carries the error in ``error`` for the caller to report.
@@ -170,7 +172,9 @@ def record_live(
     from ..sinks import to_wav
 
     limit = limit_seconds(seconds)
-    sink = to_wav(path)  # validates the directory before anything opens
+    sink = (
+        to_wav(path) if subtype is None else to_wav(path, subtype=subtype)
+    )  # validates the directory before anything opens
     stop = threading.Event()
     why: list[str] = []
     errors: list[Exception] = []

@@ -243,13 +243,12 @@ def draw(data: PlotData, out: str, args: argparse.Namespace) -> Any:
             fontsize="small",
             frameon=False,
         )
-    tmp = out + ".tmp.png"
-    try:
-        fig.savefig(tmp, format="png")
-        os.replace(tmp, out)
+    from ..io.atomic import atomic_path
+
+    try:  # a one-shot figure, not a stream: the shared atomic write, no sink
+        with atomic_path(out) as tmp:
+            fig.savefig(tmp, format="png")
     except OSError as exc:
-        if os.path.exists(tmp):
-            os.remove(tmp)
         raise SinkError(f"{out}: cannot write the PNG ({exc})") from exc
     return fig
 

@@ -9,8 +9,9 @@ from __future__ import annotations
 import argparse
 import os
 import sys
-from collections.abc import Callable
 from typing import TYPE_CHECKING
+
+from ..core.props import Range
 
 if TYPE_CHECKING:  # the subcommand module stays light: `rxaudio --help` imports it
     from reactivex import Observable
@@ -20,62 +21,46 @@ if TYPE_CHECKING:  # the subcommand module stays light: `rxaudio --help` imports
 HELP = "record a device (or a file played in real time) into a WAV file, with a level meter"
 
 
+# the microphone's options offered as flags (doc, default and range from the element); a
+# recorder narrows two ranges and keeps its established ``--rate``
+MIC_FLAGS = ("sample_rate", "channels")
+MIC_RANGES = {"sample_rate": Range(1000, 10_000_000), "block_size": Range(16, 1 << 20)}
+
+
 def add_arguments(p: argparse.ArgumentParser) -> None:
     """Options of ``rxaudio record``."""
+    from ..sinks import to_wav
+    from ..sources import from_microphone
+    from ._flags import add_flags
+    from ._segment import add_vad_arguments
+
     p.add_argument("out", metavar="OUT.wav", help="WAV file to write (its directory must exist)")
     p.add_argument(
         "--seconds", type=float, default=None, help="stop after N seconds (default: until Ctrl-C)"
     )
     where = p.add_mutually_exclusive_group()
-    where.add_argument(
-        "--device",
-        default=None,
-        help="input device index or name, as `rxaudio devices` lists (default: system default)",
-    )
-    p.add_argument(
-        "--rate",
-        type=bounded_int("--rate", 1000, 10_000_000),
-        default=None,
-        help="sample rate in Hz (default 16000)",
-    )
-    p.add_argument(
-        "--channels",
-        type=bounded_int("--channels", 1, 64),
-        default=None,
-        help="channel count, 1 to 64 (default 1)",
-    )
-    p.add_argument(
-        "--block-size",
-        type=bounded_int("--block-size", 16, 1 << 20),
-        default=512,
-        help="samples per block (default 512)",
-    )
+    add_flags(where, from_microphone, ("device",))
     where.add_argument(
         "--source",
         metavar="FILE",
         default=None,
         help="play this audio file in real time instead of capturing a device",
     )
+    # not given: the microphone's own default, or the --source file's own format
+    add_flags(
+        p,
+        from_microphone,
+        MIC_FLAGS,
+        unset=True,
+        names={"sample_rate": "rate"},
+        ranges=MIC_RANGES,
+        strict=True,
+    )
+    add_flags(p, from_microphone, ("block_size",), ranges=MIC_RANGES, strict=True)
+    add_flags(p, to_wav, ("subtype",))
     p.add_argument("--quiet", action="store_true", help="no level meter")
     p.add_argument("--segment", metavar="DIR", default=None, help="also write utterances live")
-    from ._segment import add_vad_arguments
-
     add_vad_arguments(p)
-
-
-def bounded_int(name: str, lo: int, hi: int) -> Callable[[str], int]:
-    """An argparse type: an int in [lo, hi], refused with one line naming the option."""
-
-    def parse(text: str) -> int:
-        try:
-            value = int(text)
-        except ValueError:
-            raise argparse.ArgumentTypeError(f"{name} must be an integer, got {text!r}") from None
-        if not lo <= value <= hi:
-            raise argparse.ArgumentTypeError(f"{name} must be in [{lo}, {hi}], got {value}")
-        return value
-
-    return parse
 
 
 def capture_warning(source: object) -> str | None:
@@ -89,35 +74,26 @@ def capture_warning(source: object) -> str | None:
     )
 
 
-def parse_device(device: str | None) -> int | str | None:
-    """A device given on the command line: an index when it is all digits, else a name."""
-    if device is None or device == "":
-        return None
-    return int(device) if device.isdigit() else device
-
-
 def build_source(args: argparse.Namespace) -> tuple[Observable[AudioFrame], str]:
     """The source the options ask for, and a phrase saying what it is."""
     if args.source is not None:
-        from ..operators import conform
-        from ..pipeline.caps import Caps
+        from ..pipeline.caps import Caps, conform
         from ..sources import from_file
 
         src = from_file(args.source, block_size=args.block_size, realtime=True)
         info = src.info
         what = f"file {info.path} ({info.sample_rate} Hz, {info.channels} ch) in real time"
-        if args.rate is not None or args.channels is not None:
-            return src.pipe(conform(Caps(args.rate, args.channels))), what
+        if args.sample_rate is not None or args.channels is not None:
+            return src.pipe(conform(Caps(args.sample_rate, args.channels))), what
         return src, what
 
     from ..sources import from_microphone
 
-    rate = 16000 if args.rate is None else args.rate
-    channels = 1 if args.channels is None else args.channels
-    device = parse_device(args.device)
-    mic = from_microphone(device, sample_rate=rate, channels=channels, block_size=args.block_size)
+    given = {k: getattr(args, k) for k in MIC_FLAGS if getattr(args, k) is not None}
+    device = args.device if args.device != "" else None
+    mic = from_microphone(device, block_size=args.block_size, **given)
     name = "the default input device" if device is None else f"device {device!r}"
-    return mic, f"{name} at {rate} Hz, {channels} ch"
+    return mic, f"{name} at {mic.sample_rate} Hz, {mic.channels} ch"
 
 
 def run(args: argparse.Namespace) -> int:
@@ -140,7 +116,9 @@ def run(args: argparse.Namespace) -> int:
     def announce() -> None:
         print(f"rxaudio record: {what} -> {args.out}{stop_hint}", file=sys.stderr, flush=True)
 
-    result = record_live(source, args.out, seconds=args.seconds, meter=meter, on_start=announce)
+    result = record_live(
+        source, args.out, seconds=args.seconds, subtype=args.subtype, meter=meter, on_start=announce
+    )
     print(f"rxaudio record: {describe(result)}")
     lost = capture_warning(mic)
     if lost:

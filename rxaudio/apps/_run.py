@@ -34,29 +34,39 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument(
         "--port", type=int, default=8765, help="port of the live page (a free one if taken)"
     )
+    from ..sinks import to_wav
+    from ._flags import add_flags
+
+    add_flags(p, to_wav, ("subtype",))
 
 
 def has_microphone() -> bool:
-    """Whether PortAudio has a default input device that can capture 16 kHz mono."""
+    """Whether PortAudio has a default input device that can capture as ``mic`` defaults to."""
+    from ..core.props import info_of
     from ..errors import DeviceError
+    from ..sources import from_microphone
     from ..sources._microphone import check_device
 
+    mic = info_of(from_microphone)
     try:
-        check_device(None, 16000, 1)
+        check_device(None, mic.prop("sample_rate").default, mic.prop("channels").default)
     except DeviceError:
         return False
     return True
 
 
 def pick_source(use_sample: bool) -> tuple[Observable[AudioFrame], str]:
-    """The live source and one line saying which it is."""
+    """The live source (the ``mic`` element, else ``file``, its blocks the mic's) and a line
+    saying which it is."""
+    from ..core.props import info_of
     from ..data import speech_sample
     from ..sources import from_file, from_microphone
 
     if not use_sample and has_microphone():
         return from_microphone(None), "live on the default microphone (Ctrl-C to stop)"
     why = "as asked" if use_sample else "no input device found"
-    src = from_file(speech_sample(), block_size=512, realtime=True)
+    block = info_of(from_microphone).prop("block_size").default
+    src = from_file(speech_sample(), block_size=block, realtime=True)
     line = f"{why}: playing the bundled speech sample ({src.info.duration:.1f} s) in real time"
     return src, line
 
@@ -102,7 +112,12 @@ def run(args: argparse.Namespace) -> int:
     t0 = time.monotonic()
     try:
         result = record_live(
-            source, path, seconds=args.seconds, meter=LevelMeter(sys.stderr), on_start=announce
+            source,
+            path,
+            seconds=args.seconds,
+            subtype=args.subtype,
+            meter=LevelMeter(sys.stderr),
+            on_start=announce,
         )
         print(f"rxaudio run: {describe(result)}", flush=True)
         by_limit = args.seconds is not None and result.seconds >= args.seconds - 0.1

@@ -19,6 +19,7 @@ from collections.abc import Iterable, Mapping
 from typing import Any
 
 from ..errors import FormatError, SourceError
+from .atomic import atomic_path
 
 FORMATS = {".rttm": "rttm", ".jsonl": "jsonl", ".txt": "audacity", ".json": "json"}
 
@@ -132,10 +133,7 @@ def write_labels(
 ) -> str:
     """Write segments (temporary name, then rename); return the path."""
     kind = label_format(path, fmt)
-    d, base = os.path.split(path)
-    tmp = os.path.join(d, f".{base}.partial")
-    with open(tmp, "w", encoding="utf-8") as f:
+    with atomic_path(path) as tmp, open(tmp, "w", encoding="utf-8") as f:
         for rec in records:
             f.write(format_line(kind, rec, uri) + "\n")
-    os.replace(tmp, path)
     return path

@@ -17,13 +17,9 @@ from typing import BinaryIO
 import numpy as np
 from numpy.typing import NDArray
 
+from .atomic import partial_name as partial_name  # re-exported: the sinks name it from here
+
 SUBTYPES = ("PCM_16", "FLOAT")
-
-
-def partial_name(path: str) -> str:
-    """The temporary name a file is written under before it is complete."""
-    d, base = os.path.split(path)
-    return os.path.join(d, f".{base}.partial")
 
 
 _HEADER_BYTES = 44

@@ -91,6 +91,7 @@ class UtteranceCutter:
         self.closing: _Open | None = None  # speech ended, collecting post-roll
         self.count = 0
         self.pending: int | None = None  # onset of a segment opened but not yet confirmed
+        self._last_end = 0  # end of the last window seen (the same moment on every path)
         self._probs: deque[tuple[int, int, float]] = deque()  # recent windows of the open one
 
     def _n(self, ms: float) -> int:
@@ -122,6 +123,7 @@ class UtteranceCutter:
         audio revealed from big blocks). ``pending``: the onset of a segment opened but not yet
         confirmed (its audio is kept). Needs :attr:`rate` set."""
         self.pending = pending
+        self._last_end = end
         if self.open is None and self.closing is None and not speech:
             if pending is not None:  # split candidates, should it be confirmed
                 self._note(start, end, probability)
@@ -159,9 +161,15 @@ class UtteranceCutter:
             out.extend(self._finish(c, c.end, min(self.audio.end, self._post_end(c))))
             self.closing = None
         if self.open is None:
-            a = max(start - self._n(self.settings.pre_roll_ms), self.audio.start)
-            # an onset older than the history (confirmed after more than max_ms): the
-            # utterance starts where its audio does, never before
+            # the pre-roll, within the history and within max_ms of now: a segment confirmed
+            # later than that (min_speech_ms longer than max_ms) would open already too long
+            # to be split within max_ms, so it starts at most max_ms back
+            a = max(
+                start - self._n(self.settings.pre_roll_ms),
+                self.audio.start,
+                self._last_end - self._n(self.settings.max_ms),
+            )
+            # an onset older than that: the utterance starts where its audio does, never before
             start = max(start, a)
             self.open = _Open(start, a)
             while self._probs and self._probs[0][0] < start:  # keep the windows of this one

@@ -94,11 +94,20 @@ def test_audio_never_starts_after_the_onset(
     values = run(
         probs, min_speech_ms=min_speech_ms, pre_roll_ms=pre_roll_ms, max_ms=max_ms, max_gap_ms=None
     )
-    onsets = {v.start for v in values if isinstance(v, SpeechStart)}
+    # each onset, and the end of the last window before its (possibly late) confirmation
+    onsets: dict[int, int] = {}
+    last_end = 0
+    for v in values:
+        if isinstance(v, SpeechStart):
+            onsets[v.start] = last_end
+        elif isinstance(v, VadFrame):
+            last_end = v.end
     for u in utts(values):
         assert u.audio_start <= u.start
-        if u.start in onsets:  # not a continuation after a split: the whole pre-roll is there
-            assert u.audio_start == max(0, u.start - round(16 * pre_roll_ms))
+        if u.start in onsets:  # not a continuation after a split: the whole pre-roll is there,
+            # unless it reaches further back than max_ms from the confirmation (memory bound)
+            want = max(0, u.start - round(16 * pre_roll_ms), onsets[u.start] - round(16 * max_ms))
+            assert u.audio_start == want
         assert np.array_equal(u.samples[:, 0], ramp(u.audio_start, u.audio_end))
         # bounded: split once the open utterance reaches max_ms (then the 200 ms post-roll)
         assert u.audio_end - u.audio_start <= 16 * (max_ms + 200) + W

@@ -10,13 +10,11 @@ import numpy as np
 import pytest
 
 from rxaudio.errors import ConfigError, StreamError
-from rxaudio.frames import AudioFrame, FeatureFrame
+from rxaudio.frames import AudioFrame
 from rxaudio.operators import Element, mfcc, spectral, spectrogram
 from rxaudio.testing import frame, run_marbles
 
-
-def _rows(values: list[FeatureFrame]) -> np.ndarray:
-    return np.concatenate([v.values for v in values])
+from .feature_parity import _rows
 
 
 @pytest.mark.parametrize(

@@ -8,16 +8,12 @@ import numpy as np
 import pytest
 from hypothesis import example, given
 from hypothesis import strategies as st
-from reactivex import from_iterable
 
 from rxaudio.errors import StreamError
-from rxaudio.frames import AudioFrame, FeatureFrame
 from rxaudio.operators import spectral
-from rxaudio.testing import collect, concat, frame, run_marbles
+from rxaudio.testing import concat, frame, run_marbles
 
-
-def _rows(values: list[FeatureFrame]) -> np.ndarray:
-    return np.concatenate([v.values for v in values])
+from .feature_parity import _rows, _signal, _stream, signals
 
 
 def test_spectral_columns_and_flow() -> None:
@@ -49,55 +45,6 @@ def test_huge_but_finite_samples_are_not_refused() -> None:
 
 
 librosa = pytest.importorskip("librosa")
-
-
-# (rate, n_fft, hop): the usual 25-32 ms windows with 10 ms hops, and a non-dividing hop
-CONFIGS = [
-    (8000, 256, 80),
-    (16000, 512, 160),
-    (16000, 400, 128),
-    (48000, 1024, 480),
-    (48000, 2048, 512),
-]
-
-
-def _signal(rate: int, seed: int, seconds: float) -> np.ndarray:
-    """Tones, noise, a chirp and a stretch of digital silence (exercises the dB floor)."""
-    rng = np.random.default_rng(seed)
-    n = int(rate * seconds)
-    t = np.arange(n) / rate
-    f0, f1 = rng.uniform(80, rate / 8, 2)
-    x = 0.3 * np.sin(2 * np.pi * f0 * t) + 0.1 * np.sin(2 * np.pi * (f1 + 2000 * t) * t)
-    x += rng.uniform(0.001, 0.1) * rng.standard_normal(n)
-    x *= 0.5 + 0.5 * np.sin(2 * np.pi * rng.uniform(1, 6) * t)
-    a = int(rng.integers(0, n // 2))
-    x[a : a + n // 5] = 0.0
-    return x.astype(np.float32)
-
-
-def _chunks(x: np.ndarray, rate: int, cuts: list[int]) -> list[AudioFrame]:
-    edges = sorted({c % len(x) for c in cuts} - {0})
-    out, start = [], 0
-    for e in [*edges, len(x)]:
-        out.append(AudioFrame(x[start:e].reshape(-1, 1), rate, start))
-        start = e
-    return out
-
-
-def _stream(x: np.ndarray, rate: int, cuts: list[int], op: Any) -> np.ndarray:
-    frames: list[FeatureFrame] = collect(from_iterable(_chunks(x, rate, cuts)).pipe(op))
-    rows = [f.row for f in frames]
-    assert rows == sorted(rows)
-    assert sum(f.n_rows for f in frames) == (frames[-1].row + frames[-1].n_rows if frames else 0)
-    return np.concatenate([f.values for f in frames])
-
-
-signals = st.tuples(
-    st.sampled_from(CONFIGS),
-    st.integers(0, 2**31),
-    st.floats(0.25, 0.8),
-    st.lists(st.integers(0, 10**6), max_size=25),
-)
 
 
 def _librosa_spectral(

@@ -22,6 +22,39 @@ def rxaudio(
     )
 
 
+def rxaudio_on_tty(*args: str, timeout: float = 60) -> tuple[int, str, str]:
+    """Run the CLI with stderr on a pseudo-terminal (as a person sees it); return
+    ``(returncode, stdout, stderr)``, stderr with the terminal's ``\r\n`` turned into ``\n``."""
+    import os
+    import pty
+
+    leader, follower = pty.openpty()
+    try:
+        proc = subprocess.Popen(
+            [sys.executable, "-m", "rxaudio.apps.cli", *args],
+            stdout=subprocess.PIPE,
+            stderr=follower,
+            text=True,
+        )
+        stdout, _ = proc.communicate(timeout=timeout)
+        os.close(follower)
+        follower = -1
+        err = b""
+        while True:
+            try:
+                chunk = os.read(leader, 65536)
+            except OSError:  # EIO: the terminal's other end is closed and drained
+                break
+            if not chunk:
+                break
+            err += chunk
+    finally:
+        if follower >= 0:
+            os.close(follower)
+        os.close(leader)
+    return proc.returncode, stdout, err.decode().replace("\r\n", "\n")
+
+
 def chirp(seconds: float, rate: int = 16000, amplitude: float = 0.5) -> np.ndarray:
     """A 200 Hz -> 3 kHz linear chirp, float32: every lag looks different."""
     t = np.arange(round(seconds * rate)) / rate

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import json
-import os
 import signal
 import subprocess
 import sys
@@ -12,6 +11,7 @@ from pathlib import Path
 
 import numpy as np
 import pytest
+import rxaudio_tests_cli as h
 
 from rxaudio.data import speech_sample
 from rxaudio.io.wav import partial_name
@@ -147,35 +147,9 @@ def test_cli_signal_mid_run_leaves_finalized_files(tmp_path: Path, sig: signal.S
 
 
 def test_cli_status_line_on_a_terminal(tmp_path: Path) -> None:
-    import pty
-
     text = f"file location={S} ! level ! jsonl location={tmp_path}/a.jsonl"
-    leader, follower = pty.openpty()
-    try:
-        proc = subprocess.Popen(
-            [sys.executable, "-m", "rxaudio.apps.cli", "launch", text],
-            stdout=subprocess.PIPE,
-            stderr=follower,
-            text=True,
-        )
-        stdout, _ = proc.communicate(timeout=60)
-        os.close(follower)
-        follower = -1
-        err = b""
-        while True:
-            try:
-                chunk = os.read(leader, 65536)
-            except OSError:  # EIO: the terminal's other end is closed and drained
-                break
-            if not chunk:
-                break
-            err += chunk
-    finally:
-        if follower >= 0:
-            os.close(follower)
-        os.close(leader)
-    assert proc.returncode == 0 and "rxaudio launch: 17.07 s of audio" in stdout
-    status = err.decode().replace("\r\n", "\n")  # the terminal turns \n into \r\n
+    code, stdout, status = h.rxaudio_on_tty("launch", text)
+    assert code == 0 and "rxaudio launch: 17.07 s of audio" in stdout
     assert status.startswith("\r") and status.endswith("\n") and status.count("\n") == 1
     last = [r for r in status.strip("\n").split("\r") if r][-1]
     assert last.split() == ["17.07", "s", "jsonl:", "267"]

@@ -248,36 +248,10 @@ def test_sigint_during_record_from_the_microphone_leaves_a_valid_wav(
 
 
 def test_meter_on_a_terminal_is_one_updating_line(tmp_path: Path) -> None:
-    import pty
-
     src = h.write_wav(tmp_path / "in.wav", h.chirp(0.5))
     out = tmp_path / "out.wav"
-    leader, follower = pty.openpty()
-    try:
-        proc = subprocess.Popen(
-            [sys.executable, "-m", "rxaudio.apps.cli", "record", str(out), "--source", str(src)],
-            stdout=subprocess.PIPE,
-            stderr=follower,
-            text=True,
-        )
-        stdout, _ = proc.communicate(timeout=30)
-        os.close(follower)
-        follower = -1
-        err = b""
-        while True:
-            try:
-                chunk = os.read(leader, 65536)
-            except OSError:  # EIO: the terminal's other end is closed and drained
-                break
-            if not chunk:
-                break
-            err += chunk
-    finally:
-        if follower >= 0:
-            os.close(follower)
-        os.close(leader)
-    assert proc.returncode == 0 and "wrote" in stdout
-    text = err.decode().replace("\r\n", "\n")  # the terminal turns \n into \r\n
+    code, stdout, text = h.rxaudio_on_tty("record", str(out), "--source", str(src), timeout=30)
+    assert code == 0 and "wrote" in stdout
     meter = text.split("\n")[1]  # line 0 says what is recorded; then the meter's one line
     readings = [r for r in meter.split("\r") if r]
     assert len(readings) == 5  # 0.1 s of audio each

@@ -230,9 +230,7 @@ class Session:
             self._log = open(os.path.join(self.dir, "events.jsonl"), "a", encoding="utf-8")
             # the folder and the log's first block count from the start (a session that writes
             # nothing still costs them: thousands of empty sessions must show in the budget)
-            self.written += 2 * BLOCK
-            if budget is not None:
-                budget.used += 2 * BLOCK
+            self._spend(2 * BLOCK)
         # every live setting, effective values (the operators' defaults unless given)
         self.settings: BehaviorSubject[Settings] = BehaviorSubject(
             {**default_settings(), **options.settings}
@@ -378,6 +376,13 @@ class Session:
         return max(0, self.replay_lost - max(after, self.acked))
 
     # ---- storage limits -------------------------------------------------------------------------
+    def _spend(self, n: int) -> None:
+        """Count ``n`` bytes that are written whatever the limits (the session's folder and log
+        block, its closing record)."""
+        self.written += n
+        if self.budget is not None:
+            self.budget.used += n
+
     def _charge(self, n: int) -> bool:
         """Reserve ``n`` bytes of files; on refusal stop writing, say why, and end the session."""
         if self.storage_stopped is not None:
@@ -431,9 +436,7 @@ class Session:
             line = encode(record) + "\n"
             n = len(line.encode("utf-8"))
             if force:  # the closing record: a complete log matters more than a few bytes
-                self.written += n
-                if self.budget is not None:
-                    self.budget.used += n
+                self._spend(n)
             elif not self._charge(n):
                 return
             self._log.write(line)

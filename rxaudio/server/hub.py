@@ -16,7 +16,7 @@ from .limits import ConnectionGuard, StorageBudget
 from .metrics import ServerMetrics
 from .pipeline import ChainOptions, WindowBatcher
 from .protocol import CLOSE_GOING_AWAY, StartMessage, error_event
-from .sessions import Outbox, Session, new_session_id
+from .sessions import Session, new_session_id
 
 if TYPE_CHECKING:
     from .connection import Connection
@@ -29,16 +29,16 @@ class Hub:
         self.config = config
         self.sessions: dict[str, Session] = {}
         self.in_grace: OrderedDict[str, Session] = OrderedDict()  # oldest first
-        self.outboxes: set[Outbox] = set()
-        self.sockets: set[web.WebSocketResponse] = set()
-        self.connections: set[Connection] = set()
+        self.connections: set[Connection] = set()  # open WebSockets (sockets, outboxes: theirs)
         self.tasks: set[asyncio.Future[Any]] = set()
         self.budget = StorageBudget(config.max_out_bytes, config.out_dir)
         self.metrics = ServerMetrics(
-            clients=lambda: float(len(self.sockets)),
+            clients=lambda: float(len(self.connections)),
             sessions=lambda: float(len(self.sessions)),
-            queue_depth=lambda: float(sum(len(o) for o in self.outboxes)),
-            queue_depth_max=lambda: float(max((len(o) for o in self.outboxes), default=0)),
+            queue_depth=lambda: float(sum(len(c.outbox) for c in self.connections)),
+            queue_depth_max=lambda: float(
+                max((len(c.outbox) for c in self.connections), default=0)
+            ),
             grace=lambda: float(len(self.in_grace)),
             out_bytes=lambda: float(self.budget.used),
         )
@@ -93,6 +93,11 @@ class Hub:
             *(c.close(CLOSE_GOING_AWAY, "server shutdown", wait) for c in conns),
             return_exceptions=True,
         )
+
+    @property
+    def sockets(self) -> set[web.WebSocketResponse]:
+        """Every open WebSocket."""
+        return {c.ws for c in self.connections}
 
     @property
     def loop(self) -> asyncio.AbstractEventLoop:

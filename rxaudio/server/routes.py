@@ -126,9 +126,7 @@ async def websocket(request: web.Request) -> web.StreamResponse:
         return web.Response(status=400)
     _limit_buffers(request, hub.config.socket_buffer)
     conn = Connection(hub, ws, request)
-    hub.sockets.add(ws)
     hub.connections.add(conn)
-    hub.outboxes.add(conn.outbox)
     sender = asyncio.create_task(conn.outbox.run())
     has_source = hub.shared is not None and not hub.shared.closed
     modes = ["client"] + (["listen"] if has_source else [])
@@ -170,9 +168,7 @@ async def websocket(request: web.Request) -> web.StreamResponse:
         log.info("rxaudio serve: connection from %s lost (%s)", request.remote or "?", exc)
     finally:
         conn.disconnected()
-        hub.sockets.discard(ws)
         hub.connections.discard(conn)
-        hub.outboxes.discard(conn.outbox)
         sender.cancel()
         with contextlib.suppress(asyncio.CancelledError, Exception):
             await sender
@@ -207,7 +203,7 @@ async def healthz(request: web.Request) -> web.StreamResponse:
             "status": "ok",
             "version": __version__,
             "protocol": PROTOCOL_VERSION,
-            "clients": len(hub.sockets),
+            "clients": len(hub.connections),
             "sessions": len(hub.sessions),
             "uptime_s": round(time.time() - hub.started, 1),
         }

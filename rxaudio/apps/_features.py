@@ -7,7 +7,6 @@ come, in constant memory, under a temporary name renamed when the file is final.
 from __future__ import annotations
 
 import argparse
-import re
 import sys
 from typing import Any
 
@@ -18,7 +17,13 @@ from ..frames import FeatureFrame, FileReceipt
 
 HELP = "compute MFCC, (log-)mel, spectrogram or spectral features of a file, with a progress bar"
 
-KINDS = ("mfcc", "log_mel", "mel", "power", "magnitude", "spectral")
+# --kind -> the element that computes it, and the option that selects it there
+ELEMENTS: dict[str, tuple[str, dict[str, Any]]] = {
+    "mfcc": ("mfcc", {}),
+    **{k: ("spectrogram", {"kind": k}) for k in ("log_mel", "mel", "power", "magnitude")},
+    "spectral": ("spectral", {}),
+}
+KINDS = tuple(ELEMENTS)
 BLOCK = 16384  # samples per block read from the file
 ROW_GROUP_BYTES: int | None = None  # Parquet row groups for the sink; None: the sink's default
 
@@ -38,17 +43,12 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
     """Options of ``rxaudio features``."""
     p.add_argument("input", metavar="IN", help="audio file (WAV, FLAC, OGG, MP3, ...)")
     p.add_argument("--out", required=True, help="output file: .npz, .csv or .parquet")
-    from ..core.props import info_of
-    from ..operators import mfcc, spectral, spectrogram
+    from ..pipeline import registry
     from ._flags import flag_help, show
 
     p.add_argument("--kind", choices=KINDS, default="mfcc", help="features (default mfcc)")
     # the operators' own options: defaults, allowed values and docs from their declarations
-    ops = {
-        "mfcc": info_of(mfcc),
-        "spectrogram": info_of(spectrogram),
-        "spectral": info_of(spectral),
-    }
+    ops = {name: registry.get(name) for name, _ in ELEMENTS.values()}
     shared = ops["spectrogram"]
     for name in SHARED_OPTIONS:  # the same default in every feature operator
         prop = shared.prop(name)
@@ -85,44 +85,20 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("--no-progress", action="store_true", help="no progress bar")
 
 
-# operator option -> command-line flag, for the operators' own error messages
-_FLAGS = {
-    "n_fft": "--n-fft",
-    "hop": "--hop",
-    "window": "--window",
-    "n_mfcc": "--n-mfcc",
-    "n_mels": "--n-mels",
-    "deltas": "--deltas",
-    "delta_width": "--delta-width",
-    "fmin": "--fmin",
-    "fmax": "--fmax",
-    "lifter": "--lifter",
-    "ref": "--ref",
-    "amin": "--amin",
-    "roll_percent": "--roll-percent",
-    "p": "--p",
-}
-_FLAG_RE = re.compile(r"(?<![\w-])(" + "|".join(sorted(_FLAGS, key=len, reverse=True)) + r")\b")
-
-
-def _in_flags(message: str) -> str:
-    """``mfcc: delta_width must be odd ...`` -> ``--delta-width must be odd ...``."""
-    message = re.sub(r"^(mfcc|spectrogram|spectral): ", "", message)
-    return _FLAG_RE.sub(lambda m: _FLAGS[m.group(1)], message)
-
-
 def build_operator(args: argparse.Namespace) -> Any:
     """The feature operator the options ask for (raises ConfigError on bad options, in the
     words of the command line)."""
+    from ..pipeline import registry
+    from ._flags import in_flags
+
+    name, fixed = ELEMENTS[args.kind]
     try:
-        return _build_operator(args)
+        return registry.make(name, **_given(args), **fixed)
     except ConfigError as exc:
-        raise ConfigError(_in_flags(str(exc))) from exc
+        raise ConfigError(in_flags(str(exc), registry.get(name))) from exc
 
 
-def _build_operator(args: argparse.Namespace) -> Any:
-    from ..operators import mfcc, spectral, spectrogram
-
+def _given(args: argparse.Namespace) -> dict[str, Any]:
     _refuse_options_for_other_kinds(args)
     if args.delta_width is not None and not args.deltas:
         raise ConfigError(
@@ -135,11 +111,7 @@ def _build_operator(args: argparse.Namespace) -> Any:
         for k, kinds in KIND_OPTIONS.items()
         if args.kind in kinds and getattr(args, k) is not None
     )
-    if args.kind == "mfcc":
-        return mfcc(**given)
-    if args.kind == "spectral":
-        return spectral(**given)
-    return spectrogram(kind=args.kind, **given)
+    return given
 
 
 MEL_KINDS = ("mfcc", "mel", "log_mel")

@@ -11,10 +11,11 @@ from __future__ import annotations
 
 import argparse
 import dataclasses
+import re
 from collections.abc import Callable, Mapping, Sequence
 from typing import Any
 
-from ..core.props import Prop, Range, info_of
+from ..core.props import ElementInfo, Prop, Range, info_of
 from ..errors import ConfigError
 
 
@@ -37,6 +38,15 @@ def show(value: Any) -> str:
 def _plain(text: str) -> str:
     """A doc line for a terminal: no reST markup, ``%`` escaped for argparse."""
     return text.replace("``", "").replace(":class:", "").replace("`", "").replace("%", "%%")
+
+
+def in_flags(message: str, info: ElementInfo) -> str:
+    """An element's error in the words of the command line, its option names as their flags:
+    ``mfcc: delta_width must be odd`` -> ``--delta-width must be odd``."""
+    message = message.removeprefix(f"{info.name}: ")
+    names = sorted((p.name for p in info.props), key=len, reverse=True)
+    words = re.compile(r"(?<![\w-])(" + "|".join(map(re.escape, names)) + r")\b")
+    return words.sub(lambda m: flag_name(m.group(1)), message)
 
 
 def flag_help(prop: Prop, *, default: str | None = None) -> str:

@@ -19,8 +19,14 @@ import numpy as np
 from numpy.typing import NDArray
 
 from ..errors import ConfigError, SinkError
+from ._chain import FlagChain
 
 HELP = "draw a file's waveform and log-mel spectrogram (and VAD segments) into a PNG"
+
+
+# the two views' chains, as launch strings, with the options offered as flags
+VAD = FlagChain("vad ! hysteresis", {"vad": ("backend",), "hysteresis": ("threshold",)})
+MEL = FlagChain("spectrogram kind=log_mel", {"spectrogram": ("n_mels", "n_fft", "hop")})
 
 
 def add_arguments(p: argparse.ArgumentParser) -> None:
@@ -28,13 +34,9 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("input", metavar="IN", help="audio file")
     p.add_argument("--out", required=True, help="PNG file to write")
     p.add_argument("--vad", action="store_true", help="shade speech and draw the probability")
-    from ..operators import hysteresis, spectrogram, vad
-    from ._flags import add_flags
-
     # the elements' own options (default, range, doc): the VAD chain's and the log-mel's
-    add_flags(p, vad, ("backend",))
-    add_flags(p, hysteresis, ("threshold",))
-    add_flags(p, spectrogram, ("n_mels", "n_fft", "hop"))
+    VAD.add_arguments(p)
+    MEL.add_arguments(p)
     p.add_argument("--width", type=float, default=12.0, help="figure width, inches (12)")
     p.add_argument("--height", type=float, default=6.0, help="figure height, inches (6)")
     p.add_argument("--dpi", type=int, default=100, help="pixels per inch (100)")
@@ -88,11 +90,10 @@ class _Pool:
 def collect(args: argparse.Namespace) -> PlotData:
     """Stream the file through the views the options ask for."""
     from ..dsp.mel import mel_frequencies
-    from ..operators import spectrogram
     from ..sources import from_file
 
-    op = spectrogram(n_fft=args.n_fft, hop=args.hop, kind="log_mel", n_mels=args.n_mels)
-    vad_chain = _vad_chain(args) if args.vad else None  # bad VAD options fail before work
+    (op,) = MEL.build(args)
+    vad_chain = VAD.build(args) if args.vad else None  # bad VAD options fail before work
     src = from_file(args.input, block_size=16384)
     info = src.info
     rate = info.sample_rate
@@ -130,12 +131,6 @@ def collect(args: argparse.Namespace) -> PlotData:
     if vad_chain is not None:
         _collect_vad(args, data, vad_chain)
     return data
-
-
-def _vad_chain(args: argparse.Namespace) -> list[Any]:
-    from ..operators import hysteresis, vad
-
-    return [vad(args.backend), hysteresis(args.threshold)]
 
 
 def _collect_vad(args: argparse.Namespace, data: PlotData, chain: list[Any]) -> None:

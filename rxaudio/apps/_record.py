@@ -76,22 +76,21 @@ def capture_warning(source: object) -> str | None:
 
 def build_source(args: argparse.Namespace) -> tuple[Observable[AudioFrame], str]:
     """The source the options ask for, and a phrase saying what it is."""
+    from ..pipeline import registry
+
     if args.source is not None:
         from ..pipeline.caps import Caps, conform
-        from ..sources import from_file
 
-        src = from_file(args.source, block_size=args.block_size, realtime=True)
+        src = registry.make("file", path=args.source, block_size=args.block_size, realtime=True)
         info = src.info
         what = f"file {info.path} ({info.sample_rate} Hz, {info.channels} ch) in real time"
         if args.sample_rate is not None or args.channels is not None:
             return src.pipe(conform(Caps(args.sample_rate, args.channels))), what
         return src, what
 
-    from ..sources import from_microphone
-
     given = {k: getattr(args, k) for k in MIC_FLAGS if getattr(args, k) is not None}
     device = args.device if args.device != "" else None
-    mic = from_microphone(device, block_size=args.block_size, **given)
+    mic = registry.make("mic", device=device, block_size=args.block_size, **given)
     name = "the default input device" if device is None else f"device {device!r}"
     return mic, f"{name} at {mic.sample_rate} Hz, {mic.channels} ch"
 

@@ -21,6 +21,7 @@ from collections.abc import Callable
 from typing import TYPE_CHECKING, Any
 
 from ..errors import ConfigError, RxAudioError, SourceError
+from ._chain import FlagChain
 
 if TYPE_CHECKING:
     from ..sinks import UtteranceWriter
@@ -29,21 +30,22 @@ HELP = "cut audio files into utterance WAVs with JSONL/RTTM/Audacity segment lab
 
 AUDIO_EXTS = (".wav", ".flac", ".ogg", ".opus", ".mp3", ".aiff", ".aif")
 BLOCK_SECONDS = 16.0
-# the elements' options offered as flags (defaults, ranges and help come from the elements)
-VAD_FLAGS = ("backend", "mode", "frame_ms")
-HYSTERESIS_FLAGS = ("threshold", "neg_threshold", "min_speech_ms", "min_silence_ms")
-UTTERANCE_FLAGS = ("pre_roll_ms", "post_roll_ms", "min_ms", "max_ms")
+# the chain, as a launch string, and which of its elements' options are flags (defaults,
+# ranges and help come from the elements)
+CHAIN = FlagChain(
+    "vad ! hysteresis ! buffer_utterance",
+    {
+        "vad": ("backend", "mode", "frame_ms"),
+        "hysteresis": ("threshold", "neg_threshold", "min_speech_ms", "min_silence_ms"),
+        "buffer_utterance": ("pre_roll_ms", "post_roll_ms", "min_ms", "max_ms"),
+    },
+)
+OFFLINE = {"hysteresis": {"max_gap_ms": None}, "buffer_utterance": {"max_gap_ms": None}}
 
 
 def add_vad_arguments(p: argparse.ArgumentParser) -> None:
     """The VAD chain's options (shared with ``record --segment``), from the elements' own."""
-    from ..operators import buffer_utterance, hysteresis, vad
-    from ._flags import add_flags
-
-    g = p.add_argument_group("voice activity")
-    add_flags(g, vad, VAD_FLAGS)
-    add_flags(g, hysteresis, HYSTERESIS_FLAGS)
-    add_flags(g, buffer_utterance, UTTERANCE_FLAGS)
+    CHAIN.add_arguments(p.add_argument_group("voice activity"))
 
 
 def add_arguments(p: argparse.ArgumentParser) -> None:
@@ -61,22 +63,10 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
 
 
 def vad_chain(args: argparse.Namespace, *, max_gap_ms: float | None) -> list[Any]:
-    """``[vad, hysteresis, buffer_utterance]`` as the options say (validated at once)."""
-    from ..operators import buffer_utterance, hysteresis, vad
-
-    return [
-        vad(args.backend, mode=args.mode, frame_ms=args.frame_ms),
-        hysteresis(
-            args.threshold,
-            args.neg_threshold,
-            args.min_speech_ms,
-            args.min_silence_ms,
-            max_gap_ms=max_gap_ms,
-        ),
-        buffer_utterance(
-            args.pre_roll_ms, args.post_roll_ms, args.min_ms, args.max_ms, max_gap_ms=max_gap_ms
-        ),
-    ]
+    """``vad ! hysteresis ! buffer_utterance`` as the options say, built through the registry
+    (validated at once)."""
+    gap = {"max_gap_ms": max_gap_ms}
+    return CHAIN.build(args, {"hysteresis": gap, "buffer_utterance": gap})
 
 
 def find_inputs(inputs: list[str]) -> list[str]:
@@ -206,16 +196,13 @@ def _run_offline(
     from ..vad.offline import OfflineSegmenter
     from ..vad.utterance import UtteranceSettings
 
-    model_rate, factory = backend_factory(args.backend, mode=args.mode, frame_ms=args.frame_ms)
+    opts = CHAIN.options(args, OFFLINE)  # the streaming chain's options, to the letter
+    model_rate, factory = backend_factory(**opts["vad"])
     seg = OfflineSegmenter(
         rate,
         factory,
-        HysteresisSettings(
-            args.threshold, args.neg_threshold, args.min_speech_ms, args.min_silence_ms
-        ),
-        UtteranceSettings(
-            args.pre_roll_ms, args.post_roll_ms, args.min_ms, args.max_ms, max_gap_ms=None
-        ),
+        HysteresisSettings(**opts["hysteresis"]),
+        UtteranceSettings(**opts["buffer_utterance"]),
     )
     errors: list[BaseException] = []
 

@@ -22,6 +22,7 @@ from __future__ import annotations
 
 import asyncio
 import base64
+import functools
 from collections import deque
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
@@ -44,7 +45,9 @@ from ..frames import (
     Utterance,
     VadFrame,
 )
-from ..operators import buffer_utterance, hysteresis, level, reframe, spectrogram, vad
+from ..operators import vad
+from ..pipeline import registry
+from ..pipeline.launch import ChainElement, parse_chain
 from .metrics import ServerMetrics
 
 if TYPE_CHECKING:
@@ -56,6 +59,12 @@ DISPLAY_BLOCK = 1600  # level and spectrogram every 100 ms
 SPEC_MELS = 64
 SPEC_FLOOR_DB = -60.0  # log-mel dB mapped to 0..255 for the page
 SPEC_CEIL_DB = 40.0
+# every session's chain, as launch strings built through the registry: the speech chain (the
+# default of ``rxaudio serve --pipeline``; its shape is fixed, its properties are not) and the
+# display branches, by event, on one shared stream of 100 ms blocks
+SPEECH_CHAIN = "vad ! hysteresis ! buffer_utterance"
+DISPLAY_BLOCKS = f"reframe size={DISPLAY_BLOCK}"
+DISPLAY_CHAINS = {"level": "level", "spectrogram": f"spectrogram kind=log_mel n_mels={SPEC_MELS}"}
 HYSTERESIS_KEYS = ("threshold", "neg_threshold", "min_speech_ms", "min_silence_ms")
 UTTERANCE_KEYS = ("pre_roll_ms", "post_roll_ms", "max_ms")
 BACKENDS = ("silero", "webrtc", "energy")
@@ -119,14 +128,14 @@ class ChainOptions:
         hysteresis and buffer_utterance properties that clients may change live become the
         sessions' default settings; ``settings`` (from flags) may not set one of them again.
         """
-        from ..pipeline.launch import LaunchError, parse_chain
+        from ..pipeline.launch import LaunchError
 
         els = parse_chain(text)
-        want = ("vad", "hysteresis", "buffer_utterance")
+        want = [e.name for e in parse_chain(SPEECH_CHAIN)]
         for i, el in enumerate(els):
             if i >= len(want) or el.name != want[i]:
                 raise LaunchError(
-                    "the server's per-session chain is vad ! hysteresis ! buffer_utterance, "
+                    f"the server's per-session chain is {SPEECH_CHAIN}, "
                     f"each with its properties; {el.name} does not fit here",
                     text,
                     el.pos,
@@ -134,7 +143,7 @@ class ChainOptions:
         if len(els) < len(want):
             raise LaunchError(
                 f"the chain must go on with {want[len(els)]} (the server's per-session chain is "
-                "vad ! hysteresis ! buffer_utterance)",
+                f"{SPEECH_CHAIN})",
                 text,
                 len(text),
             )
@@ -499,6 +508,19 @@ def _pick(keys: tuple[str, ...]) -> Callable[[Mapping[str, Any]], dict[str, Any]
     return pick
 
 
+@functools.cache
+def _parsed(text: str) -> tuple[ChainElement, ...]:
+    return tuple(parse_chain(text))
+
+
+def _built(text: str) -> Callable[[Observable[Any]], Observable[Any]]:
+    """A chain string's operators, built through the registry (fresh ones for each session)."""
+    built: Callable[[Observable[Any]], Observable[Any]] = rx.compose(
+        *(registry.make(e.name, **e.options) for e in _parsed(text))
+    )
+    return built
+
+
 class Chain:
     """Phase 2 of one session: call it on the Observable of its 16 kHz, 512-sample windows."""
 
@@ -526,44 +548,32 @@ class Chain:
         return vad(factory, rate=PIPELINE_RATE)
 
     def __call__(self, windows: Observable[AudioFrame]) -> Observable[Any]:
-        from ..vad.hysteresis import HysteresisSettings
-        from ..vad.utterance import UtteranceSettings
-
         s = self.options.settings
-        h = HysteresisSettings(**_pick(HYSTERESIS_KEYS)(s))
-        u = UtteranceSettings(**_pick(UTTERANCE_KEYS)(s))
-        bu_fixed = dict(self.options.fixed.get("buffer_utterance", {}))
-        min_ms = bu_fixed.pop("min_ms", u.min_ms)
         audio = windows.pipe(ops.share())
+        fixed = self.options.fixed
         speech = audio.pipe(
             self._vad(),
-            hysteresis(
-                h.threshold,
-                h.neg_threshold,
-                h.min_speech_ms,
-                h.min_silence_ms,
+            registry.make(
+                "hysteresis",
+                **_pick(HYSTERESIS_KEYS)(s),
                 settings=self.settings.pipe(ops.map(_pick(HYSTERESIS_KEYS))),
-                **self.options.fixed.get("hysteresis", {}),
+                **fixed.get("hysteresis", {}),
             ),
-            buffer_utterance(
-                u.pre_roll_ms,
-                u.post_roll_ms,
-                min_ms,
-                u.max_ms,
+            registry.make(
+                "buffer_utterance",
+                **_pick(UTTERANCE_KEYS)(s),
                 passthrough=True,
                 settings=self.settings.pipe(ops.map(_pick(UTTERANCE_KEYS))),
                 scheduler=self.scheduler,
-                **bu_fixed,
+                **fixed.get("buffer_utterance", {}),
             ),
         )
         branches: list[Observable[Any]] = [speech]
         events = self.options.events
-        if "level" in events or "spectrogram" in events:
-            display = audio.pipe(reframe(DISPLAY_BLOCK), ops.share())
-            if "level" in events:
-                branches.append(display.pipe(level()))
-            if "spectrogram" in events:
-                branches.append(display.pipe(spectrogram(kind="log_mel", n_mels=SPEC_MELS)))
+        shown = [DISPLAY_CHAINS[e] for e in events if e in DISPLAY_CHAINS]
+        if shown:
+            display = audio.pipe(_built(DISPLAY_BLOCKS), ops.share())
+            branches.extend(display.pipe(_built(text)) for text in shown)
         # Subscribed here and now, in order: rx.merge would schedule the subscriptions on the
         # subscriber's scheduler (the asyncio loop: one turn later), and a window pushed
         # before then (a batcher round that ran first) would be lost to vad.

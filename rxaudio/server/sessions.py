@@ -11,7 +11,6 @@ a real-time file) is handed over with ``call_soon_threadsafe`` exactly once.
 from __future__ import annotations
 
 import asyncio
-import json
 import os
 import secrets
 from collections import deque
@@ -25,7 +24,7 @@ from reactivex.subject import BehaviorSubject, Subject
 from ..core.caps import Caps
 from ..frames import AudioFrame, Utterance
 from ..operators import conform, reframe
-from ..sinks import UtteranceWriter
+from ..sinks import JsonlLog, UtteranceWriter, to_json
 from .limits import BLOCK, StorageBudget, disk_cost
 from .metrics import ServerMetrics
 from .pipeline import (
@@ -49,9 +48,7 @@ SPEECH = ("speech_start", "speech_end", "utterance")
 REPLAY_MAX = 1024  # unacknowledged speech events kept per session
 
 
-def encode(event: dict[str, Any]) -> str:
-    """Compact JSON text of an event (never NaN or infinity: the dict forms hold none)."""
-    return json.dumps(event, separators=(",", ":"), allow_nan=False)
+encode = to_json  # an event's JSON text: the one encoding, shared with the JSONL sink
 
 
 def new_session_id() -> str:
@@ -219,7 +216,7 @@ class Session:
         self._url_prefix = url_prefix
         self.dir: str | None = None
         self._wavs: UtteranceWriter | None = None
-        self._log: Any = None
+        self._log: JsonlLog | None = None
         if out_dir is not None:
             self.dir = os.path.join(out_dir, session_id)
             os.makedirs(self.dir, exist_ok=True)
@@ -227,7 +224,7 @@ class Session:
             self._wavs = UtteranceWriter(
                 self.dir, "utt-", labels=(), charge=lambda n: self._charge(disk_cost(n))
             )
-            self._log = open(os.path.join(self.dir, "events.jsonl"), "a", encoding="utf-8")
+            self._log = JsonlLog(os.path.join(self.dir, "events.jsonl"))
             # the folder and the log's first block count from the start (a session that writes
             # nothing still costs them: thousands of empty sessions must show in the budget)
             self._spend(2 * BLOCK)
@@ -383,6 +380,10 @@ class Session:
         if self.budget is not None:
             self.budget.used += n
 
+    def _spent(self, n: int) -> bool:
+        self._spend(n)
+        return True
+
     def _charge(self, n: int) -> bool:
         """Reserve ``n`` bytes of files; on refusal stop writing, say why, and end the session."""
         if self.storage_stopped is not None:
@@ -433,14 +434,9 @@ class Session:
 
     def _write_log(self, record: dict[str, Any], *, force: bool = False) -> None:
         if self._log is not None:
-            line = encode(record) + "\n"
-            n = len(line.encode("utf-8"))
-            if force:  # the closing record: a complete log matters more than a few bytes
-                self._spend(n)
-            elif not self._charge(n):
-                return
-            self._log.write(line)
-            self._log.flush()
+            # the closing record is written whatever the limits: a complete log matters more
+            # than a few bytes
+            self._log.write(record, self._spent if force else self._charge)
 
     def _on_item(self, item: Any) -> None:
         event = encode_item(item, self.options.events)

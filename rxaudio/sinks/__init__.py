@@ -1,15 +1,17 @@
 """Sinks: pipeable writers that emit a receipt when their output is final."""
 
 from ._features import to_features
-from ._jsonl import to_jsonl
+from ._jsonl import JsonlLog, to_json, to_jsonl
 from ._labels import to_labels
 from ._serialize import to_record
 from ._utterances import UtteranceWriter, to_utterances
 from ._wav import to_wav
 
 __all__ = [
+    "JsonlLog",
     "UtteranceWriter",
     "to_features",
+    "to_json",
     "to_jsonl",
     "to_labels",
     "to_record",

@@ -17,6 +17,46 @@ from ._filesink import check_target, file_sink
 from ._serialize import to_record
 
 
+def to_json(record: dict[str, Any]) -> str:
+    """The one JSON text of a record: compact, never NaN or infinity (the dict forms hold none;
+    anything else is refused with ``ValueError``). The JSONL files, the session logs and the
+    server's protocol messages all use it."""
+    return json.dumps(record, allow_nan=False, separators=(",", ":"))
+
+
+class JsonlLog:
+    """An append-only JSON-lines log written line by line, each line flushed as it comes.
+
+    For a log that is read while it grows (a live session's ``events.jsonl``), so it is not
+    written under a temporary name like :func:`to_jsonl`'s files: each line is complete when it
+    is flushed, and reopening appends. ``write`` takes a ``charge`` callback that may refuse a
+    line by its size in bytes (a storage budget); a refused line is not written.
+    """
+
+    def __init__(self, path: str | os.PathLike[str]) -> None:
+        self.path = os.fspath(path)
+        self.f: IO[str] | None = open(self.path, "a", encoding="utf-8")
+        self.count = 0
+
+    def write(self, record: dict[str, Any], charge: Callable[[int], bool] | None = None) -> bool:
+        """Append ``record``; return whether it was written (``charge`` may refuse it)."""
+        if self.f is None:
+            raise ValueError(f"{self.path}: the log is closed")
+        line = to_json(record) + "\n"
+        if charge is not None and not charge(len(line.encode("utf-8"))):
+            return False
+        self.f.write(line)
+        self.f.flush()
+        self.count += 1
+        return True
+
+    def close(self) -> None:
+        """Close the file (idempotent)."""
+        if self.f is not None:
+            self.f.close()
+            self.f = None
+
+
 class _JsonlFile:
     def __init__(self, path: str, serialize: Callable[[Any], dict[str, Any]]) -> None:
         self.path, self.serialize = path, serialize
@@ -25,7 +65,7 @@ class _JsonlFile:
         self.count = 0
 
     def write(self, item: Any) -> None:
-        line = json.dumps(self.serialize(item), allow_nan=False, separators=(",", ":"))
+        line = to_json(self.serialize(item))
         if self.f is None:
             self.f = open(self.tmp, "w", encoding="utf-8")
         self.f.write(line + "\n")

@@ -7,6 +7,7 @@ import os
 from pathlib import Path
 
 import numpy as np
+import pytest
 
 from rxaudio.operators import level, spectrogram
 from rxaudio.sinks import to_jsonl
@@ -64,3 +65,31 @@ def test_log_mel_rows_through_the_jsonl_sink(tmp_path: Path, speech_path: str) -
     whole = collect(from_file(speech_path, block_size=1024).pipe(spectrogram(kind="log_mel")))
     ref = np.concatenate([f.values for f in whole])
     assert np.abs(np.asarray(rows) - ref).max() <= 5e-4 + 1e-6
+
+
+def test_jsonl_log_appends_flushed_lines_and_a_charge_can_refuse_one(tmp_path: Path) -> None:
+    from rxaudio.sinks import JsonlLog, to_json
+
+    path = tmp_path / "events.jsonl"
+    log = JsonlLog(path)
+    assert log.write({"type": "a", "t": 0.5})
+    assert path.read_text() == to_json({"type": "a", "t": 0.5}) + "\n"  # flushed as it comes
+    sizes: list[int] = []
+    assert not log.write({"type": "b"}, lambda n: sizes.append(n) is not None)  # refused
+    assert sizes == [len(to_json({"type": "b"})) + 1]
+    log.close()
+    log.close()
+    with pytest.raises(ValueError, match="closed"):
+        log.write({"type": "c"})
+    again = JsonlLog(path)  # reopening appends
+    again.write({"type": "d"})
+    again.close()
+    assert [json.loads(x)["type"] for x in path.read_text().splitlines()] == ["a", "d"]
+    assert log.count == 1 and again.count == 1
+
+
+def test_to_json_refuses_nan() -> None:
+    from rxaudio.sinks import to_json
+
+    with pytest.raises(ValueError):
+        to_json({"x": float("nan")})

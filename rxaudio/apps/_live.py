@@ -168,13 +168,11 @@ def record_live(
     :class:`~rxaudio.errors.RxAudioError`), the file is finalized with everything before the
     failure and the result carries the error in ``error`` for the caller to report.
     """
-    from ..operators import level
-    from ..sinks import to_wav
+    from ..pipeline import registry
 
     limit = limit_seconds(seconds)
-    sink = (
-        to_wav(path) if subtype is None else to_wav(path, subtype=subtype)
-    )  # validates the directory before anything opens
+    # the wav sink validates the directory before anything opens
+    sink = registry.make("wav", path=path, **({} if subtype is None else {"subtype": subtype}))
     stop = threading.Event()
     why: list[str] = []
     errors: list[Exception] = []
@@ -190,7 +188,7 @@ def record_live(
     published = source.pipe(limit, ops.publish())
     subs: list[Any] = []
     if meter is not None:
-        subs.append(published.pipe(level()).subscribe(meter.update, fail))
+        subs.append(published.pipe(registry.make("level")).subscribe(meter.update, fail))
     subs.append(published.pipe(sink).subscribe(receipts.append, fail, done))
     with _signals(stop, why):
         try:

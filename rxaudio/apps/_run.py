@@ -58,15 +58,14 @@ def has_microphone() -> bool:
 def pick_source(use_sample: bool) -> tuple[Observable[AudioFrame], str]:
     """The live source (the ``mic`` element, else ``file``, its blocks the mic's) and a line
     saying which it is."""
-    from ..core.props import info_of
     from ..data import speech_sample
-    from ..sources import from_file, from_microphone
+    from ..pipeline import registry
 
     if not use_sample and has_microphone():
-        return from_microphone(None), "live on the default microphone (Ctrl-C to stop)"
+        return registry.make("mic"), "live on the default microphone (Ctrl-C to stop)"
     why = "as asked" if use_sample else "no input device found"
-    block = info_of(from_microphone).prop("block_size").default
-    src = from_file(speech_sample(), block_size=block, realtime=True)
+    block = registry.get("mic").prop("block_size").default
+    src = registry.make("file", path=speech_sample(), block_size=block, realtime=True)
     line = f"{why}: playing the bundled speech sample ({src.info.duration:.1f} s) in real time"
     return src, line
 

@@ -59,7 +59,7 @@ def test_a_value_out_of_range_is_refused(capsys: pytest.CaptureFixture[str]) -> 
 
 def test_a_chain_naming_an_element_it_lacks_is_a_programming_error() -> None:
     with pytest.raises(ValueError, match="mfcc"):
-        FlagChain("vad", {"mfcc": ("n_mfcc",)}).elements
+        _ = FlagChain("vad", {"mfcc": ("n_mfcc",)}).elements
 
 
 def test_element_errors_read_in_flags() -> None:

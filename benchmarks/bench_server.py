@@ -83,6 +83,22 @@ def measure(
     }
 
 
+def counts(text: str) -> list[int]:
+    """``"10,50"`` -> ``[10, 50]``; empty or ``0`` entries are skipped (``--reference-counts 0``:
+    no reference runs)."""
+    out = []
+    for part in text.split(","):
+        part = part.strip()
+        if not part:
+            continue
+        n = int(part)
+        if n < 0:
+            raise SystemExit(f"stream counts must be positive, got {n}")
+        if n:
+            out.append(n)
+    return out
+
+
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--seconds", type=float, default=10.0)
@@ -103,8 +119,8 @@ def main() -> None:
         ]
         return min(runs, key=lambda r: r["p99_ms"])
 
-    rows = [best(int(n), True) for n in args.counts.split(",")]
-    refs = [best(int(n), False) for n in args.reference_counts.split(",")]
+    rows = [best(n, True) for n in counts(args.counts)]
+    refs = [best(n, False) for n in counts(args.reference_counts)]
     print(
         f"{'streams':>7} {'batch':>5} {'p50 ms':>7} {'p99 ms':>7} {'server cpu':>10} "
         f"{'cpu/stream (x real time)':>24} {'dropped':>7} {'late':>5}"

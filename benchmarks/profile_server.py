@@ -34,7 +34,7 @@ from rxaudio.server.loadgen import run_load
 STAGES = (  # (label, pattern on the file path), first match wins
     ("onnxruntime (Silero)", r"onnxruntime|vad/silero"),
     ("aiohttp (WebSocket, HTTP)", r"aiohttp|multidict|yarl"),
-    ("asyncio loop", r"asyncio|selectors"),
+    ("asyncio loop and sockets", r"asyncio|selectors|epoll|_socket"),
     ("reactivex (Rx hops)", r"reactivex"),
     ("json", r"json"),
     ("rxaudio server", r"rxaudio/server"),
@@ -43,6 +43,7 @@ STAGES = (  # (label, pattern on the file path), first match wins
     ("rxaudio sinks/io", r"rxaudio/sinks|rxaudio/io|soundfile"),
     ("rxaudio frames", r"rxaudio/frames"),
     ("numpy", r"numpy"),
+    ("rxaudio C kernels", r"_melkernel"),
 )
 
 
@@ -52,6 +53,7 @@ def main() -> None:
     ap.add_argument("--seconds", type=float, default=15.0)
     ap.add_argument("--frame", type=int, default=1024, help="samples per client frame (16 kHz)")
     ap.add_argument("--top", type=int, default=30)
+    ap.add_argument("--keep", default=None, help="also save the profile to this file")
     ap.add_argument("--serve-args", default="", help="extra arguments for rxaudio serve")
     args = ap.parse_args()
     out = tempfile.mkdtemp(prefix="rxaudio-prof-")
@@ -91,7 +93,8 @@ def main() -> None:
     rows = []
     for (file, line, fn), (_, _, tt, _, _) in st.stats.items():  # type: ignore[attr-defined]
         total += tt
-        stage = next((lab for lab, pat in STAGES if re.search(pat, file)), "other")
+        where = file if file != "~" else fn  # built-ins: by their name
+        stage = next((lab for lab, pat in STAGES if re.search(pat, where)), "other")
         by_stage[stage] += tt
         rows.append((tt, f"{os.path.basename(file)}:{line}({fn})"))
     print(f"\nown time by stage (of {total:.1f} s profiled):")
@@ -100,6 +103,8 @@ def main() -> None:
     print(f"\ntop {args.top} functions by own time:")
     for tt, name in sorted(rows, reverse=True)[: args.top]:
         print(f"  {100 * tt / total:5.1f} %  {name}")
+    if args.keep:
+        shutil.copy(prof, args.keep)
     shutil.rmtree(out, ignore_errors=True)
 
 

@@ -117,6 +117,18 @@ class AudioFrame:
         object.__setattr__(self, "start", int(self.start))
 
     @classmethod
+    def trusted(cls, samples: Samples, sample_rate: int, start: int) -> AudioFrame:
+        """A frame from parts already known valid (float32 ``(n >= 1, channels >= 1)``
+        samples, a positive int rate, an int start >= 0), without checking them again: for
+        operators that cut frames out of frames they have checked (``reframe``, ``vad``).
+        Stored read-only, as every frame."""
+        f = object.__new__(cls)
+        object.__setattr__(f, "samples", _readonly(samples))
+        object.__setattr__(f, "sample_rate", sample_rate)
+        object.__setattr__(f, "start", start)
+        return f
+
+    @classmethod
     def from_array(
         cls, data: Any, sample_rate: int, start: int = 0, *, check_finite: bool = True
     ) -> AudioFrame:

@@ -25,7 +25,8 @@ class _ReframeStage:
     def _frames(self, pairs: list[tuple[int, np.ndarray]]) -> list[AudioFrame]:
         rate = self.fmt.sample_rate
         assert rate is not None
-        return [AudioFrame(s, rate, start) for start, s in pairs]
+        # cut from checked frames: float32, (n, channels), n >= 1
+        return [AudioFrame.trusted(s, rate, start) for start, s in pairs]
 
     def push(self, item: AudioFrame) -> list[AudioFrame]:
         frame = audio("reframe", item)

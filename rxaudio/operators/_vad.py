@@ -72,7 +72,7 @@ class _VadStage:
         for i, p in enumerate(probs.tolist()):
             a, b = starts[i], ends[i]
             seg = spans.take(a, b)
-            buf = AudioFrame(seg, rate, a) if seg.shape[0] else None
+            buf = AudioFrame.trusted(seg, rate, a) if seg.shape[0] else None
             out.append(VadFrame(a, max(b, a + 1), rate, p, buf, None, k0 + i))
         spans.trim(ends[-1])
         return out

@@ -66,9 +66,9 @@ class Windows:
         """Source ``[start, end)`` of the next ``k`` windows (the last one ending at
         ``last_end`` when given); advances the window index by ``k``."""
         w = self.size
-        m = self.m0 + self.k * w + w * np.arange(k + 1, dtype=np.int64)
-        bounds = (m * source_rate) // model_rate
-        starts, ends = bounds[:-1].tolist(), bounds[1:].tolist()
+        m = self.m0 + self.k * w
+        bounds = [((m + w * i) * source_rate) // model_rate for i in range(k + 1)]
+        starts, ends = bounds[:-1], bounds[1:]
         if last_end is not None and k:
             ends[-1] = last_end
         self.k += k

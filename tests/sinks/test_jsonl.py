@@ -88,8 +88,11 @@ def test_jsonl_log_appends_flushed_lines_and_a_charge_can_refuse_one(tmp_path: P
     assert log.count == 1 and again.count == 1
 
 
-def test_to_json_refuses_nan() -> None:
+def test_to_json_is_the_standard_librarys_json_and_never_nan() -> None:
     from rxaudio.sinks import to_json
 
-    with pytest.raises(ValueError):
-        to_json({"x": float("nan")})
+    rec = {"type": "vad", "t": 1e-05, "p": [0.5, 2], "s": "\u00e9", "n": None, "i": 2**40}
+    assert json.loads(to_json(rec)) == rec
+    assert json.loads(to_json({"x": float("nan"), "y": float("-inf")})) == {"x": None, "y": None}
+    with pytest.raises(TypeError):
+        to_json({"x": object()})

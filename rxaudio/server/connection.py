@@ -22,6 +22,7 @@ from .protocol import (
     decode_audio,
     error_event,
     parse_ack,
+    parse_batch,
     parse_options,
     parse_ping_id,
     parse_start,
@@ -218,7 +219,7 @@ class Connection:
         elif kind == "stop":
             self._stop()
         elif kind == "listen":
-            self._listen()
+            self._listen(parse_batch(msg))
         elif kind == "ack":
             self._ack(parse_ack(msg))
         elif kind == "ping":
@@ -279,6 +280,7 @@ class Connection:
                 "already_started", "this connection already started; send stop first"
             )
         hub = self.hub
+        self.outbox.batch = start.batch
         s = hub.sessions.get(start.session) if start.session else None
         resumed = (
             s is not None
@@ -394,9 +396,10 @@ class Connection:
         self.session, self.start, self.listening = None, None, False
         self._arm_idle()
 
-    def _listen(self) -> None:
+    def _listen(self, batch: bool) -> None:
         if self.session is not None:
             raise ProtocolError("already_started", "this connection already started")
+        self.outbox.batch = batch
         shared = self.hub.shared
         if shared is None or shared.closed:
             raise ProtocolError(

@@ -48,6 +48,7 @@ async def stream_client(
     frame: int = 1024,
     delay: float = 0.0,
     options: dict[str, Any] | None = None,
+    batch: bool = False,
 ) -> ClientResult:
     """Stream int16 mono ``audio`` at real-time pace through one WebSocket; stop; collect.
 
@@ -65,6 +66,8 @@ async def stream_client(
         start = {"type": "start", "version": 1, "sample_rate": rate, "format": "int16"}
         if options:
             start["options"] = options
+        if batch:
+            start["batch"] = True
         await ws.send_json(start)
         while True:
             msg = await ws.receive_json()
@@ -95,7 +98,10 @@ async def stream_client(
             async for m in ws:
                 if m.type != WSMsgType.TEXT:
                     break
-                on_event(json.loads(m.data), time.perf_counter())
+                now = time.perf_counter()
+                msg = json.loads(m.data)
+                for ev in msg if isinstance(msg, list) else (msg,):  # batched: a JSON array
+                    on_event(ev, now)
                 if done.is_set():
                     return
 
@@ -220,6 +226,7 @@ async def run_load(
     stalled: int = 0,
     frame: int = 1024,
     options: dict[str, Any] | None = None,
+    batch: bool = False,
 ) -> LoadResult:
     """Run ``clients`` reading clients and ``stalled`` non-reading ones, concurrently.
 
@@ -232,7 +239,14 @@ async def run_load(
     async with ClientSession(connector=TCPConnector(limit=0)) as http:
         tasks = [
             stream_client(
-                http, url, audio, rate, frame=frame, delay=period * i / clients, options=options
+                http,
+                url,
+                audio,
+                rate,
+                frame=frame,
+                delay=period * i / clients,
+                options=options,
+                batch=batch,
             )
             for i in range(clients)
         ]

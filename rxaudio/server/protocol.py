@@ -213,6 +213,7 @@ class StartMessage:
     session: str | None = None
     resume_token: str | None = None
     ack: int | None = None
+    batch: bool = False
 
     @property
     def bytes_per_frame(self) -> int:
@@ -327,7 +328,19 @@ def parse_start(msg: dict[str, Any]) -> StartMessage:
         raise ProtocolError(
             "bad_message", f'start: "ack" must be a non-negative integer (a seq), got {show(ack)}'
         )
-    return StartMessage(rate, channels, fmt, options, events, session, token, ack)
+    batch = parse_batch(msg)
+    return StartMessage(rate, channels, fmt, options, events, session, token, ack, batch)
+
+
+def parse_batch(msg: dict[str, Any]) -> bool:
+    """The ``batch`` field of a ``start`` or ``listen``: events several to a message."""
+    batch = msg.get("batch", False)
+    if not isinstance(batch, bool):
+        kind = msg.get("type")
+        raise ProtocolError(
+            "bad_message", f'{kind}: "batch" must be true or false, got {show(batch)}'
+        )
+    return batch
 
 
 _TOKEN_RE = re.compile(r"[A-Za-z0-9_-]{1,128}")

@@ -46,6 +46,7 @@ CRITICAL = frozenset({"speech_start", "speech_end", "utterance", "error", "start
 # numbered per session (``seq``), kept until acknowledged and sent again on resume
 SPEECH = ("speech_start", "speech_end", "utterance")
 REPLAY_MAX = 1024  # unacknowledged speech events kept per session
+BATCH_BYTES = 64 * 1024  # a batched message stops growing past this many characters
 
 
 encode = to_json  # an event's JSON text: the one encoding, shared with the JSONL sink
@@ -96,6 +97,7 @@ class Outbox:
         self._wake = asyncio.Event()
         self._closed = False
         self._busy = False
+        self.batch = False  # several events per message, as a JSON array (start.batch)
 
     def __len__(self) -> int:
         return len(self.queue)
@@ -140,20 +142,41 @@ class Outbox:
         self._wake.set()
 
     async def run(self) -> None:
-        """Send queued events until :meth:`close` (or the socket fails)."""
+        """Send queued events until :meth:`close` (or the socket fails).
+
+        With :attr:`batch` (the client's ``start`` asked for it) every event queued when the
+        socket is free goes out in one text message, a JSON array of the events in order (up
+        to :data:`BATCH_BYTES`): no event waits for company, and a loaded server sends one
+        message per session per loop turn instead of one per event."""
         loop = asyncio.get_running_loop()
+        q = self.queue
         while True:
-            while self.queue:
-                _, text, arrival = self.queue.popleft()
-                self.bytes -= len(text)
+            while q:
+                if self.batch and len(q) > 1:
+                    texts: list[str] = []
+                    arrivals: list[float] = []
+                    size = 0
+                    while q and size < BATCH_BYTES:
+                        _, text, arrival = q.popleft()
+                        texts.append(text)
+                        arrivals.append(arrival)
+                        size += len(text)
+                    self.bytes -= size
+                    payload = "[" + ",".join(texts) + "]"
+                else:
+                    _, payload, arrival = q.popleft()
+                    self.bytes -= len(payload)
+                    arrivals = [arrival]
                 self._busy = True
                 try:
-                    await self._send(text)
+                    await self._send(payload)
                 finally:
                     self._busy = False
-                self.sent += 1
-                self.metrics.events.inc()
-                self.metrics.latency.observe(max(0.0, loop.time() - arrival))
+                self.sent += len(arrivals)
+                self.metrics.events.inc(len(arrivals))
+                now = loop.time()
+                for arrival in arrivals:
+                    self.metrics.latency.observe(max(0.0, now - arrival))
             if self._closed:
                 return
             self._wake.clear()

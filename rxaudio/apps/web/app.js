@@ -70,7 +70,8 @@
       if (typeof ev.data !== "string") return;
       let msg;
       try { msg = JSON.parse(ev.data); } catch (e) { return; }
-      handle(msg);
+      // we ask for batching: several events in one message, a JSON array, in order
+      if (Array.isArray(msg)) msg.forEach(handle); else handle(msg);
     };
     ws.onclose = (ev) => dropped(ev.code, ev.reason);
   }
@@ -121,6 +122,7 @@
   function sendStart() {
     const msg = {
       type: "start", version: PROTOCOL, sample_rate: state.rate, channels: 1, format: state.format,
+      batch: true,
     };
     if (state.session) { // resume: the session keeps its settings
       msg.session = state.session;
@@ -194,7 +196,7 @@
         }
         if (msg.defaults && !state.tuned) showSettings(msg.defaults);
         if (state.mode === "client") sendStart();
-        else if (state.mode === "listen") send({ type: "listen" });
+        else if (state.mode === "listen") send({ type: "listen", batch: true });
         else say("");
         break;
       case "started":
@@ -474,7 +476,7 @@
     $("start").disabled = true;
     $("stop").disabled = false;
     if (!ws) connect(); // closed as idle (4008): the hello will send listen
-    else send({ type: "listen" });
+    else send({ type: "listen", batch: true });
   });
 
   connect();

@@ -624,3 +624,49 @@ async def test_a_silent_client_mid_speech_gets_its_utterance_after_the_gap(
         await proto.send_audio(ws, speech_pcm[int(2.5 * 16000) :])
         await ws.send_json({"type": "stop"})
         assert (await proto.until(ws, "stopped"))[-1]["received"] == len(speech_pcm)
+
+
+async def _events(ws: Any, kind: str, arrays: list[int]) -> list[dict[str, Any]]:
+    """Events up to the first ``kind``, batched arrays flattened (their sizes in ``arrays``)."""
+    got: list[dict[str, Any]] = []
+    while True:
+        msg = json.loads((await ws.receive(timeout=30)).data)
+        batch = msg if isinstance(msg, list) else [msg]
+        if isinstance(msg, list):
+            arrays.append(len(msg))
+        got.extend(batch)
+        if any(e["type"] == kind for e in batch):
+            return got
+
+
+async def test_batched_events_are_the_same_events_fewer_messages(server, proto, speech_pcm):
+    """``start.batch``: events several to a message (a JSON array, in order); the same events
+    as an unbatched session of the same audio, field for field."""
+
+    def same(e: dict[str, Any]) -> dict[str, Any]:  # what may differ between two sessions
+        return {k: v for k, v in e.items() if k not in ("session", "url", "queue")}
+
+    runs = []
+    for batch in (False, True):
+        async with server(queue_max=100_000) as client:
+            ws = await client.ws_connect("/ws")
+            await proto.start(ws, version=2, batch=batch)
+            await proto.send_audio(ws, speech_pcm)  # sent before reading: events queue up
+            await ws.send_json({"type": "stop"})
+            arrays: list[int] = []
+            events = await _events(ws, "stopped", arrays)
+            runs.append(([same(e) for e in events], arrays))
+    (plain, no_arrays), (batched, arrays) = runs
+    assert no_arrays == []
+    assert arrays and max(arrays) > 1  # queued events went out together
+    assert batched == plain
+
+
+@pytest.mark.parametrize("bad", [1, "yes", None])
+async def test_a_bad_batch_flag_is_refused(server, proto, bad):
+    async with server() as client:
+        ws = await client.ws_connect("/ws")
+        assert (await ws.receive_json(timeout=10))["type"] == "hello"
+        await ws.send_json({"type": "start", "sample_rate": 16000, "batch": bad})
+        err = await ws.receive_json(timeout=10)
+        assert err["type"] == "error" and err["code"] == "bad_message" and "batch" in err["message"]

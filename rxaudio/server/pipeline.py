@@ -32,7 +32,7 @@ import numpy as np
 import reactivex as rx
 from reactivex import Observable, abc
 from reactivex import operators as ops
-from reactivex.scheduler import ImmediateScheduler
+from reactivex.disposable import CompositeDisposable
 
 from ..errors import ConfigError
 from ..frames import (
@@ -510,6 +510,43 @@ def _pick(keys: tuple[str, ...]) -> Callable[[Mapping[str, Any]], dict[str, Any]
     return pick
 
 
+def _merge_now(branches: list[Observable[Any]]) -> Observable[Any]:
+    """``merge`` of ``branches`` for one thread: each is subscribed at once, in order, and its
+    items go straight to the observer; completes when all have, fails at the first error.
+
+    ``rx.merge`` would schedule the subscriptions on the subscriber's scheduler (a loop turn
+    late: a window pushed meanwhile would be lost) and takes a lock around every item; a
+    session's branches all run on the event loop's thread, so neither is needed."""
+
+    def subscribe(
+        observer: abc.ObserverBase[Any], scheduler: abc.SchedulerBase | None = None
+    ) -> abc.DisposableBase:
+        left = [len(branches)]
+        done = [False]
+        subs = CompositeDisposable()
+
+        def on_error(exc: Exception) -> None:
+            if not done[0]:
+                done[0] = True
+                observer.on_error(exc)
+                subs.dispose()
+
+        def on_completed() -> None:
+            left[0] -= 1
+            if left[0] == 0 and not done[0]:
+                done[0] = True
+                observer.on_completed()
+
+        on_next = observer.on_next
+        for b in branches:
+            if done[0]:
+                break
+            subs.add(b.subscribe(on_next, on_error, on_completed, scheduler=scheduler))
+        return subs
+
+    return Observable(subscribe)
+
+
 @functools.cache
 def _parsed(text: str) -> tuple[ChainElement, ...]:
     return tuple(parse_chain(text))
@@ -579,4 +616,4 @@ class Chain:
         # Subscribed here and now, in order: rx.merge would schedule the subscriptions on the
         # subscriber's scheduler (the asyncio loop: one turn later), and a window pushed
         # before then (a batcher round that ran first) would be lost to vad.
-        return rx.from_iterable(branches, ImmediateScheduler.singleton()).pipe(ops.merge_all())
+        return _merge_now(branches)

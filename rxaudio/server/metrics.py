@@ -1,16 +1,56 @@
-"""A small Prometheus text-format registry: counters, gauges and histograms.
+"""The server's Prometheus series (``GET /metrics``), kept by ``prometheus_client``.
 
-No dependency on ``prometheus_client``: the server needs a handful of series and the text
-exposition format (version 0.0.4) is a few lines.
+Why prometheus-client: ``rxaudio serve --processes N`` runs N worker processes, and
+``/metrics``, whichever worker answers it, must report all of them. Adding series up across
+processes is prometheus-client's solved problem: in its multiprocess mode every process keeps
+its values in memory-mapped files in one shared directory, and ``MultiProcessCollector`` merges
+the files at scrape time (counters and histograms summed over every process that ever ran,
+gauges over the live ones). This module once held its own small registry; it could not do that.
+
+Two modes, chosen per :class:`ServerMetrics`:
+
+* **one process** (``multiprocess_dir=None``): the series live in the instance's own
+  ``CollectorRegistry``, values in memory. Nothing is read from or written to the environment
+  or the disk, and any number of instances coexist in one process (the tests make many).
+* **several processes** (``multiprocess_dir=DIR``): the values live in ``DIR`` (one set of
+  files per process) and :meth:`ServerMetrics.render` merges every process's files. The
+  directory should start empty (``rxaudio serve --processes N`` makes a fresh temporary one
+  and removes it at exit). prometheus-client reads the directory from the environment
+  variable ``PROMETHEUS_MULTIPROC_DIR`` when a value opens its file (at creation, and again in
+  a forked child), so this mode sets that variable for the whole process: one directory per
+  process. Instances on one directory in one process share their series (the files hold one
+  set per process). When a worker exits, the supervisor calls :func:`mark_process_dead` so
+  its live gauges stop counting (its counters stay in the sums).
+
+The gauges read from callables (connections, sessions, queues, grace, bytes) cannot be read by
+another process, so :meth:`ServerMetrics.refresh` copies every callable's value into its gauge;
+``render`` does it first (one process is always exact) and the server calls it every second
+when it runs as one of several processes (:class:`~rxaudio.server.hub.Hub`).
+
+The exposition text is written here from the collected samples, family by family in a fixed
+order, exactly as this server has always exposed it: integral values without ``.0`` and bucket
+bounds as ``le="1"`` (prometheus-client's own writer gives ``1.0`` for both), and no
+``_created`` series (left out here rather than switched off in prometheus-client, whose switch
+is global to the process).
+
+Cost on the hot path (``frames.inc()``, ``latency.observe(s)``): docs/benchmarks.md, "Metrics
+on the hot path".
 """
 
 from __future__ import annotations
 
-import bisect
 import math
+import os
+import threading
 from collections.abc import Callable, Sequence
+from dataclasses import dataclass
+from typing import Any, Literal
+
+from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram, multiprocess
+from prometheus_client import values as value_classes
 
 CONTENT_TYPE = "text/plain; version=0.0.4; charset=utf-8"
+MULTIPROC_ENV = "PROMETHEUS_MULTIPROC_DIR"
 
 LATENCY_BUCKETS = (0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5)
 BATCH_BUCKETS = (1, 2, 4, 8, 16, 32, 64, 128, 256)
@@ -27,7 +67,88 @@ LIMITS = (
 )
 
 
+@dataclass(frozen=True)
+class Series:
+    """One exposed family: its name (counters' end in ``_total``), type and help text.
+
+    ``mode`` is how a gauge's values from several processes combine (``livesum``: added up
+    over the live processes; ``livemax``: their maximum). ``buckets`` are a histogram's upper
+    bounds (``+Inf`` is added). A counter with ``label`` is told apart by that one label, each
+    of ``values`` exposed from the start (at 0).
+    """
+
+    name: str
+    kind: Literal["counter", "gauge", "histogram"]
+    help: str
+    mode: Literal["livesum", "livemax"] = "livesum"
+    buckets: tuple[float, ...] = ()
+    label: str = ""
+    values: tuple[str, ...] = ()
+
+
+_P = "rxaudio_"
+CLIENTS = Series(_P + "clients_connected", "gauge", "Open WebSocket connections.")
+SESSIONS = Series(_P + "sessions", "gauge", "Live sessions, including ones in grace.")
+QUEUE_DEPTH = Series(_P + "outbound_queue_depth", "gauge", "Events waiting in all outbound queues.")
+QUEUE_DEPTH_MAX = Series(
+    _P + "outbound_queue_depth_max", "gauge", "Deepest single outbound queue.", mode="livemax"
+)
+GRACE = Series(_P + "sessions_in_grace", "gauge", "Sessions waiting to be resumed.")
+OUT_BYTES = Series(_P + "out_bytes", "gauge", "Bytes of session files under --out.")
+LIMIT_REACHED = Series(
+    _P + "limit_reached_total",
+    "counter",
+    "Times a resource limit refused or ended something (limit: which one).",
+    label="limit",
+    values=LIMITS,
+)
+FRAMES = Series(_P + "frames_processed_total", "counter", "Audio frames fed to pipelines.")
+SAMPLES = Series(_P + "samples_processed_total", "counter", "Audio samples fed to pipelines.")
+EVENTS = Series(_P + "events_sent_total", "counter", "Events written to WebSockets.")
+DROPPED = Series(
+    _P + "events_dropped_total",
+    "counter",
+    "Events dropped from full outbound queues (oldest first).",
+)
+ERRORS = Series(_P + "protocol_errors_total", "counter", "error events sent for bad input.")
+UTTERANCES = Series(_P + "utterances_total", "counter", "Utterance WAV files written.")
+LATENCY = Series(
+    _P + "frame_to_event_seconds",
+    "histogram",
+    "Latency from an audio frame's arrival to the sending of an event it caused.",
+    buckets=LATENCY_BUCKETS,
+)
+BATCH = Series(
+    _P + "vad_batch_size",
+    "histogram",
+    "Streams scored per batched Silero call.",
+    buckets=BATCH_BUCKETS,
+)
+# every family, in exposition order
+SERIES = (
+    CLIENTS,
+    SESSIONS,
+    QUEUE_DEPTH,
+    QUEUE_DEPTH_MAX,
+    GRACE,
+    OUT_BYTES,
+    LIMIT_REACHED,
+    FRAMES,
+    SAMPLES,
+    EVENTS,
+    DROPPED,
+    ERRORS,
+    UTTERANCES,
+    LATENCY,
+    BATCH,
+)
+
+_Key = tuple[str, tuple[tuple[str, str], ...]]  # (sample name, sorted (label, value) pairs)
+
+
 def _num(v: float) -> str:
+    if math.isnan(v):
+        return "NaN"
     if math.isinf(v):
         return "+Inf" if v > 0 else "-Inf"
     if float(v).is_integer():
@@ -35,110 +156,134 @@ def _num(v: float) -> str:
     return repr(float(v))
 
 
-class Counter:
-    """A monotonically increasing count."""
+def _labels(labels: dict[str, str]) -> tuple[tuple[str, str], ...]:
+    # bucket bounds compared as numbers: prometheus-client writes le="1.0", this server le="1"
+    return tuple(sorted((k, _num(float(v)) if k == "le" else v) for k, v in labels.items()))
 
-    def __init__(self, name: str, help: str) -> None:
-        self.name, self.help, self.value = name, help, 0.0
 
-    def inc(self, n: float = 1.0) -> None:
-        """Add ``n`` (>= 0)."""
-        self.value += n
-
-    def render(self) -> list[str]:
-        """Exposition lines."""
+def _rows(s: Series) -> list[tuple[str, _Key]]:
+    """The exposition lines' left-hand sides of ``s`` (``name{labels}``) and their keys."""
+    if s.kind == "histogram":
+        rows = []
+        for bound in (*s.buckets, math.inf):
+            le = _num(bound)
+            rows.append((f'{s.name}_bucket{{le="{le}"}}', (s.name + "_bucket", (("le", le),))))
         return [
-            f"# HELP {self.name} {self.help}",
-            f"# TYPE {self.name} counter",
-            f"{self.name} {_num(self.value)}",
+            *rows,
+            (s.name + "_sum", (s.name + "_sum", ())),
+            (s.name + "_count", (s.name + "_count", ())),
         ]
+    if s.label:
+        return [(f'{s.name}{{{s.label}="{v}"}}', (s.name, ((s.label, v),))) for v in s.values]
+    return [(s.name, (s.name, ()))]
+
+
+_ROWS = {s.name: _rows(s) for s in SERIES}
 
 
 class LabeledCounter:
-    """Counters told apart by one label (``name{label="value"} n``); every value pre-declared."""
+    """A counter told apart by one label; every label value declared up front (exposed at 0)."""
 
-    def __init__(self, name: str, help: str, label: str, values: Sequence[str]) -> None:
-        self.name, self.help, self.label = name, help, label
-        self.values: dict[str, float] = dict.fromkeys(values, 0.0)
+    __slots__ = ("_children",)
+
+    def __init__(self, counter: Counter, values: Sequence[str]) -> None:
+        self._children = {v: counter.labels(v) for v in values}
 
     def inc(self, value: str, n: float = 1.0) -> None:
-        """Add ``n`` to the series ``value`` (which must be declared)."""
-        self.values[value] += n
-
-    def render(self) -> list[str]:
-        """Exposition lines (every declared series, zeros included)."""
-        lines = [f"# HELP {self.name} {self.help}", f"# TYPE {self.name} counter"]
-        for v, n in self.values.items():
-            lines.append(f'{self.name}{{{self.label}="{v}"}} {_num(n)}')
-        return lines
+        """Add ``n`` (>= 0) to the series ``value`` (which must be declared)."""
+        self._children[value].inc(n)
 
 
-class Gauge:
-    """A value read at scrape time from a callback, or set directly."""
+class _Instruments:
+    """The prometheus-client objects of every series (values in memory or in mmap files)."""
 
-    def __init__(self, name: str, help: str, fn: Callable[[], float] | None = None) -> None:
-        self.name, self.help, self.fn, self.value = name, help, fn, 0.0
+    def __init__(self, registry: CollectorRegistry | None) -> None:
+        def gauge(s: Series) -> Gauge:
+            return Gauge(s.name, s.help, registry=registry, multiprocess_mode=s.mode)
 
-    def set(self, v: float) -> None:
-        """Set the value (ignored when a callback provides it)."""
-        self.value = v
+        def counter(s: Series) -> Counter:
+            return Counter(s.name, s.help, (s.label,) if s.label else (), registry=registry)
 
-    def render(self) -> list[str]:
-        """Exposition lines."""
-        v = self.fn() if self.fn is not None else self.value
-        return [
-            f"# HELP {self.name} {self.help}",
-            f"# TYPE {self.name} gauge",
-            f"{self.name} {_num(v)}",
-        ]
+        def histogram(s: Series) -> Histogram:
+            return Histogram(s.name, s.help, registry=registry, buckets=s.buckets)
+
+        self.clients = gauge(CLIENTS)
+        self.sessions = gauge(SESSIONS)
+        self.queue_depth = gauge(QUEUE_DEPTH)
+        self.queue_depth_max = gauge(QUEUE_DEPTH_MAX)
+        self.grace = gauge(GRACE)
+        self.out_bytes = gauge(OUT_BYTES)
+        self.limits = LabeledCounter(counter(LIMIT_REACHED), LIMIT_REACHED.values)
+        self.frames = counter(FRAMES)
+        self.samples = counter(SAMPLES)
+        self.events = counter(EVENTS)
+        self.dropped = counter(DROPPED)
+        self.errors = counter(ERRORS)
+        self.utterances = counter(UTTERANCES)
+        self.latency = histogram(LATENCY)
+        self.batch = histogram(BATCH)
 
 
-class Histogram:
-    """Cumulative buckets, sum and count; also keeps quantiles over a recent window."""
+# prometheus-client picks a new metric's value class from the module global
+# ``prometheus_client.values.ValueClass`` (chosen at its import from the environment; its own
+# tests swap it the same way). It is swapped only while this module builds its series, under
+# this lock (a metric another thread builds at that moment would get it too: none here).
+_lock = threading.Lock()
+_shared: dict[str, _Instruments] = {}  # multiprocess series of this process, by directory
 
-    def __init__(self, name: str, help: str, buckets: Sequence[float], window: int = 4096) -> None:
-        self.name, self.help = name, help
-        self.bounds = tuple(sorted(buckets))
-        self.counts = [0] * (len(self.bounds) + 1)
-        self.sum = 0.0
-        self.count = 0
-        self._recent: list[float] = []
-        self._window = window
-        self._pos = 0
 
-    def observe(self, v: float) -> None:
-        """Record one observation."""
-        self.counts[bisect.bisect_left(self.bounds, v)] += 1
-        self.sum += v
-        self.count += 1
-        if len(self._recent) < self._window:
-            self._recent.append(v)
-        else:
-            self._recent[self._pos] = v
-            self._pos = (self._pos + 1) % self._window
+def _build(value_class: Any, registry: CollectorRegistry | None) -> _Instruments:
+    saved = value_classes.ValueClass
+    value_classes.ValueClass = value_class
+    try:
+        return _Instruments(registry)
+    finally:
+        value_classes.ValueClass = saved
 
-    def quantile(self, q: float) -> float:
-        """Quantile ``q`` in [0, 1] of the most recent observations (NaN when none)."""
-        if not self._recent:
-            return math.nan
-        s = sorted(self._recent)
-        return s[min(len(s) - 1, int(q * len(s)))]
 
-    def render(self) -> list[str]:
-        """Exposition lines."""
-        lines = [f"# HELP {self.name} {self.help}", f"# TYPE {self.name} histogram"]
-        cum = 0
-        for bound, c in zip(self.bounds, self.counts, strict=False):
-            cum += c
-            lines.append(f'{self.name}_bucket{{le="{_num(bound)}"}} {cum}')
-        lines.append(f'{self.name}_bucket{{le="+Inf"}} {self.count}')
-        lines.append(f"{self.name}_sum {_num(self.sum)}")
-        lines.append(f"{self.name}_count {self.count}")
-        return lines
+def _single(registry: CollectorRegistry) -> _Instruments:
+    with _lock:  # values in memory, whatever the environment says
+        return _build(value_classes.MutexValue, registry)
+
+
+def _multiprocess(path: str) -> _Instruments:
+    with _lock:
+        found = _shared.get(path)
+        if found is None:
+            # the value class opens <type>_<pid>.db files in the directory the variable names
+            os.environ[MULTIPROC_ENV] = path
+            # (the multiprocess parts of prometheus-client are untyped: no-untyped-call)
+            value_class = value_classes.MultiProcessValue()  # type: ignore[no-untyped-call]
+            found = _shared[path] = _build(value_class, None)
+        return found
+
+
+def mark_process_dead(pid: int, multiprocess_dir: str) -> None:
+    """Drop the live gauges of process ``pid``, which exited, from ``multiprocess_dir``.
+
+    Its counters and histograms stay in the sums. The supervisor of ``rxaudio serve
+    --processes N`` calls it for every worker that exits.
+    """
+    # untyped in prometheus-client (no-untyped-call)
+    multiprocess.mark_process_dead(pid, multiprocess_dir)  # type: ignore[no-untyped-call]
 
 
 class ServerMetrics:
-    """Every series the server exposes at ``/metrics``."""
+    """Every series the server exposes at ``/metrics``.
+
+    Parameters
+    ----------
+    clients, sessions, queue_depth, queue_depth_max, grace, out_bytes
+        Callables giving the gauges' values (read by :meth:`refresh`).
+    multiprocess_dir
+        ``None``: this instance's own registry, values in memory. A directory: values in
+        prometheus-client's multiprocess files there, and :meth:`render` reports every process
+        that uses the directory (see the module docstring).
+
+    The hot path calls ``frames.inc()``, ``samples.inc(n)``, ``events.inc(n)``,
+    ``dropped.inc()``, ``errors.inc()``, ``utterances.inc()``, ``latency.observe(seconds)``,
+    ``batch.observe(n)`` and ``limits.inc(limit)`` (these are prometheus-client's objects).
+    """
 
     def __init__(
         self,
@@ -148,60 +293,65 @@ class ServerMetrics:
         queue_depth_max: Callable[[], float],
         grace: Callable[[], float] = lambda: 0.0,
         out_bytes: Callable[[], float] = lambda: 0.0,
+        *,
+        multiprocess_dir: str | None = None,
     ) -> None:
-        p = "rxaudio_"
-        self.clients = Gauge(p + "clients_connected", "Open WebSocket connections.", clients)
-        self.sessions = Gauge(p + "sessions", "Live sessions, including ones in grace.", sessions)
-        self.queue_depth = Gauge(
-            p + "outbound_queue_depth", "Events waiting in all outbound queues.", queue_depth
-        )
-        self.queue_depth_max = Gauge(
-            p + "outbound_queue_depth_max", "Deepest single outbound queue.", queue_depth_max
-        )
-        self.grace = Gauge(p + "sessions_in_grace", "Sessions waiting to be resumed.", grace)
-        self.out_bytes = Gauge(p + "out_bytes", "Bytes of session files under --out.", out_bytes)
-        self.limits = LabeledCounter(
-            p + "limit_reached_total",
-            "Times a resource limit refused or ended something (limit: which one).",
-            "limit",
-            LIMITS,
-        )
-        self.frames = Counter(p + "frames_processed_total", "Audio frames fed to pipelines.")
-        self.samples = Counter(p + "samples_processed_total", "Audio samples fed to pipelines.")
-        self.events = Counter(p + "events_sent_total", "Events written to WebSockets.")
-        self.dropped = Counter(
-            p + "events_dropped_total", "Events dropped from full outbound queues (oldest first)."
-        )
-        self.errors = Counter(p + "protocol_errors_total", "error events sent for bad input.")
-        self.utterances = Counter(p + "utterances_total", "Utterance WAV files written.")
-        self.latency = Histogram(
-            p + "frame_to_event_seconds",
-            "Latency from an audio frame's arrival to the sending of an event it caused.",
-            LATENCY_BUCKETS,
-        )
-        self.batch = Histogram(
-            p + "vad_batch_size", "Streams scored per batched Silero call.", BATCH_BUCKETS
+        self.multiprocess_dir = multiprocess_dir
+        self.registry = CollectorRegistry()
+        if multiprocess_dir is None:
+            m = _single(self.registry)
+        else:
+            path = os.path.realpath(multiprocess_dir)
+            os.makedirs(path, exist_ok=True)
+            m = _multiprocess(path)
+            # the registry render() reads: every process's files, merged at each collect
+            # (untyped in prometheus-client: no-untyped-call)
+            multiprocess.MultiProcessCollector(self.registry, path)  # type: ignore[no-untyped-call]
+        self.clients, self.sessions, self.grace = m.clients, m.sessions, m.grace
+        self.queue_depth, self.queue_depth_max = m.queue_depth, m.queue_depth_max
+        self.out_bytes = m.out_bytes
+        self.limits = m.limits
+        self.frames, self.samples, self.events = m.frames, m.samples, m.events
+        self.dropped, self.errors, self.utterances = m.dropped, m.errors, m.utterances
+        self.latency, self.batch = m.latency, m.batch
+        self._callbacks: tuple[tuple[Gauge, Callable[[], float]], ...] = (
+            (m.clients, clients),
+            (m.sessions, sessions),
+            (m.queue_depth, queue_depth),
+            (m.queue_depth_max, queue_depth_max),
+            (m.grace, grace),
+            (m.out_bytes, out_bytes),
         )
 
+    def refresh(self) -> None:
+        """Set every callback gauge from its callable (in multiprocess mode: into this
+        process's files, where the other processes' ``render`` reads them)."""
+        for gauge, fn in self._callbacks:
+            gauge.set(fn())
+
+    def _collect(self) -> dict[_Key, float]:
+        return {
+            (s.name, _labels(s.labels)): s.value
+            for family in self.registry.collect()
+            for s in family.samples
+        }
+
+    def value(self, name: str, **labels: str) -> float:
+        """The value one exposed line would show now, e.g. ``value("rxaudio_utterances_total")``
+        or ``value("rxaudio_limit_reached_total", limit="connections")`` (``KeyError`` when no
+        such line)."""
+        self.refresh()
+        return self._collect()[(name, _labels(labels))]
+
     def render(self) -> str:
-        """The whole exposition, Prometheus text format."""
+        """The whole exposition, Prometheus text format (version 0.0.4)."""
+        self.refresh()
+        found = self._collect()
         lines: list[str] = []
-        for m in (
-            self.clients,
-            self.sessions,
-            self.queue_depth,
-            self.queue_depth_max,
-            self.grace,
-            self.out_bytes,
-            self.limits,
-            self.frames,
-            self.samples,
-            self.events,
-            self.dropped,
-            self.errors,
-            self.utterances,
-            self.latency,
-            self.batch,
-        ):
-            lines.extend(m.render())
+        for s in SERIES:
+            lines.append(f"# HELP {s.name} {s.help}")
+            lines.append(f"# TYPE {s.name} {s.kind}")
+            for left, key in _ROWS[s.name]:
+                # a line no process wrote yet (multiprocess mode) is 0
+                lines.append(f"{left} {_num(found.get(key, 0.0))}")
         return "\n".join(lines) + "\n"

@@ -9,7 +9,7 @@ import numpy as np
 import pytest
 
 from rxaudio.errors import ConfigError
-from rxaudio.server.metrics import Histogram, ServerMetrics
+from rxaudio.server.metrics import ServerMetrics
 from rxaudio.server.pipeline import ChainOptions, check_settings
 from rxaudio.server.protocol import ProtocolError, StartMessage, decode_audio, parse_start
 from rxaudio.server.sessions import Outbox
@@ -37,7 +37,7 @@ async def test_outbox_drops_oldest_droppable_first_and_counts() -> None:
         ob.put({"type": "vad", "i": i}, 0.0)
     ob.put({"type": "speech_end"}, 0.0)
     assert len(ob) == 8
-    assert ob.dropped == 14 and m.dropped.value == 14
+    assert ob.dropped == 14 and m.value("rxaudio_events_dropped_total") == 14
     queued = [json.loads(text) for _, text, _ in ob.queue]
     kinds = [e["type"] for e in queued]
     assert kinds[0] == "utterance" and kinds[-1] == "speech_end"  # critical events kept
@@ -45,7 +45,8 @@ async def test_outbox_drops_oldest_droppable_first_and_counts() -> None:
     gate.set()
     ob.close()
     await asyncio.wait_for(task, 5)
-    assert len(sent) == 9 and m.events.value == 9 and m.latency.count == 9
+    assert len(sent) == 9 and m.value("rxaudio_events_sent_total") == 9
+    assert m.value("rxaudio_frame_to_event_seconds_count") == 9
 
 
 async def test_outbox_of_only_critical_events_still_bounded() -> None:
@@ -56,18 +57,23 @@ async def test_outbox_of_only_critical_events_still_bounded() -> None:
     assert [json.loads(text)["id"] for _, text, _ in ob.queue] == list(range(4, 12))
 
 
-def test_histogram_exposition_and_quantiles() -> None:
-    h = Histogram("x_seconds", "help", (0.01, 0.1))
+def test_histogram_exposition() -> None:
+    m = _metrics()
     for v in (0.005, 0.05, 0.05, 0.5):
-        h.observe(v)
-    lines = h.render()
-    assert 'x_seconds_bucket{le="0.01"} 1' in lines
-    assert 'x_seconds_bucket{le="0.1"} 3' in lines
-    assert 'x_seconds_bucket{le="+Inf"} 4' in lines
-    assert "x_seconds_count 4" in lines
-    assert h.quantile(0.5) == 0.05 and h.quantile(1.0) == 0.5
-    text = _metrics().render()
-    assert text.endswith("\n") and "# TYPE rxaudio_frame_to_event_seconds histogram" in text
+        m.latency.observe(v)
+    text = m.render()
+    lines = text.splitlines()
+    name = "rxaudio_frame_to_event_seconds"
+    assert f"# TYPE {name} histogram" in lines and text.endswith("\n")
+    assert f'{name}_bucket{{le="0.0025"}} 0' in lines
+    assert f'{name}_bucket{{le="0.005"}} 1' in lines  # a value on a bound counts in it
+    assert f'{name}_bucket{{le="0.01"}} 1' in lines
+    assert f'{name}_bucket{{le="0.05"}} 3' in lines  # cumulative
+    assert f'{name}_bucket{{le="0.25"}} 3' in lines
+    assert f'{name}_bucket{{le="0.5"}} 4' in lines
+    assert f'{name}_bucket{{le="+Inf"}} 4' in lines
+    assert f"{name}_sum 0.605" in lines
+    assert f"{name}_count 4" in lines
 
 
 def test_parse_start_defaults_and_errors() -> None:

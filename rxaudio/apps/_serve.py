@@ -9,11 +9,25 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import os
 import signal
 import sys
 from typing import Any
 
 HELP = "live server: browser page, WebSocket audio in, VAD/level/spectrogram events out, files"
+
+
+def _processes(text: str) -> int:
+    """``--processes``: a count from 1, or ``auto`` (the cores this process may run on)."""
+    if text == "auto":
+        return max(1, len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else 1)
+    try:
+        n = int(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"must be a count or auto, got {text!r}") from None
+    if not 1 <= n <= 62:
+        raise argparse.ArgumentTypeError(f"must be from 1 to 62 (or auto), got {n}")
+    return n
 
 
 def add_arguments(p: argparse.ArgumentParser) -> None:
@@ -22,6 +36,15 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("--port", type=int, default=8765, help="TCP port; 0 picks a free one")
     p.add_argument("--out", default="out/serve", help="directory for utterance WAVs and JSONL logs")
     p.add_argument("--token", default=None, help="require ?token=TOKEN on /ws and /files")
+    p.add_argument(
+        "--processes",
+        type=_processes,
+        default=1,
+        metavar="N",
+        help="server processes behind the one port, each with its own event loop and batched "
+        "scorer (auto: one per core; default 1). Sessions resume in their own process: clients "
+        "put ?session=ID in the WebSocket URL when they resume (the page does)",
+    )
     p.add_argument(
         "--any-origin",
         action="store_true",
@@ -240,5 +263,38 @@ def run(args: argparse.Namespace) -> int:
     if warning:
         print(f"rxaudio serve: warning: {warning}", file=sys.stderr, flush=True)
     _, what = resolve_source(args.source)
+    if args.processes > 1:
+        return run_processes(config, args, what)
     asyncio.run(serve(config, args.host, args.port, args.seconds, what))
+    return 0
+
+
+def run_processes(config: Any, args: argparse.Namespace, what: str) -> int:
+    """``--processes N``: a supervisor routing connections to N worker servers."""
+    from ..errors import ConfigError
+    from ..server.supervisor import Supervisor, listen_socket
+
+    if config.source is not None:
+        raise ConfigError(
+            "serve: --source runs in one process (one shared capture for every listener); "
+            "drop --processes or --source"
+        )
+    try:
+        sock = listen_socket(args.host, args.port)
+    except OSError as exc:
+        raise ConfigError(
+            f"serve: cannot listen on {args.host}:{args.port} ({exc.strerror})"
+        ) from exc
+    bound = sock.getsockname()[1]
+    sup = Supervisor(config, args.processes, sock)
+    token = f"?token={config.token}" if config.token else ""
+    print(f"rxaudio serve: page at http://{args.host}:{bound}/{token}", flush=True)
+    print(
+        f"rxaudio serve: {args.processes} server processes on port {bound}"
+        + (f"; {what}" if what else ""),
+        file=sys.stderr,
+        flush=True,
+    )
+    asyncio.run(sup.serve(args.seconds))
+    print("rxaudio serve: stopped; every session flushed", file=sys.stderr, flush=True)
     return 0

@@ -73,6 +73,14 @@ class ServerConfig:
         before their connections are cut (the files are complete before this wait).
     options
         Default chain options for every session.
+    worker
+        This process's index among the workers of ``rxaudio serve --processes N`` (set by the
+        supervisor; ``None`` for a single process). It is the first character of every session
+        id made here, and a resume of another worker's session is refused (``wrong_process``).
+    metrics_dir
+        The directory where every worker process of ``rxaudio serve --processes N`` keeps its
+        metrics (prometheus-client's multiprocess mode), so that ``/metrics``, whichever worker
+        answers, reports them all; ``None`` for one process (metrics in memory).
     """
 
     out_dir: str | None = None
@@ -99,6 +107,8 @@ class ServerConfig:
     shutdown_timeout_s: float = 2.0
     options: ChainOptions = field(default_factory=ChainOptions)
     device: int | str | None = None
+    worker: int | None = None
+    metrics_dir: str | None = None
 
     def __post_init__(self) -> None:
         if self.grace_s < 0:

@@ -282,6 +282,16 @@ class Connection:
         hub = self.hub
         self.outbox.batch = start.batch
         s = hub.sessions.get(start.session) if start.session else None
+        worker = hub.config.worker
+        if s is None and start.session and worker is not None:
+            from .supervisor import worker_mark
+
+            if not start.session.startswith(worker_mark(worker)):
+                raise ProtocolError(
+                    "wrong_process",
+                    f"start: session {start.session} lives in another process of this server; "
+                    "reconnect with ?session=<id> in the WebSocket URL so it routes you there",
+                )
         resumed = (
             s is not None
             and not s.closed

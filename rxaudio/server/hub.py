@@ -41,7 +41,9 @@ class Hub:
             ),
             grace=lambda: float(len(self.in_grace)),
             out_bytes=lambda: float(self.budget.used),
+            multiprocess_dir=config.metrics_dir,
         )
+        self._metrics_refresh: asyncio.Task[None] | None = None
         self.guard = ConnectionGuard(
             max_connections=config.max_connections,
             request_timeout=config.request_timeout_s,
@@ -67,6 +69,15 @@ class Hub:
             )
         if self.config.source is not None:
             self._start_shared()
+        if self.config.metrics_dir is not None:
+            self._metrics_refresh = self._loop.create_task(self._refresh_metrics())
+
+    async def _refresh_metrics(self, period_s: float = 1.0) -> None:
+        # one of several processes: another worker's /metrics reads this process's gauges
+        # (connections, sessions, queues) from the shared files, so keep them current there
+        while True:
+            await asyncio.sleep(period_s)
+            self.metrics.refresh()
 
     async def shutdown(self, _: web.Application | None = None) -> None:
         """Flush every pipeline, then close every connection, all within a bound.
@@ -93,6 +104,12 @@ class Hub:
             *(c.close(CLOSE_GOING_AWAY, "server shutdown", wait) for c in conns),
             return_exceptions=True,
         )
+        if self._metrics_refresh is not None:
+            self._metrics_refresh.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await self._metrics_refresh
+            self._metrics_refresh = None
+            self.metrics.refresh()  # the gauges as they end (no connections, no sessions)
 
     @property
     def sockets(self) -> set[web.WebSocketResponse]:
@@ -115,7 +132,7 @@ class Hub:
         assert self._scheduler is not None
         defaults = self.config.options
         settings = {**defaults.settings, **start.options}
-        sid = session_id or new_session_id()
+        sid = session_id or new_session_id(self.config.worker)
         s = Session(
             sid,
             sample_rate=start.sample_rate,

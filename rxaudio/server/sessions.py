@@ -52,13 +52,19 @@ BATCH_BYTES = 64 * 1024  # a batched message stops growing past this many charac
 encode = to_json  # an event's JSON text: the one encoding, shared with the JSONL sink
 
 
-def new_session_id() -> str:
+def new_session_id(worker: int | None = None) -> str:
     """A random URL-safe session id (16 characters), never starting with ``-``.
 
     (An id that starts with ``-`` reads as an option when a person pastes it into a command.)
+    In a worker of ``rxaudio serve --processes N`` the first character names the worker
+    (:func:`~rxaudio.server.supervisor.worker_mark`), so a reconnect can be routed to it.
     """
     while True:
         sid = secrets.token_urlsafe(12)
+        if worker is not None:
+            from .supervisor import worker_mark
+
+            return worker_mark(worker) + sid[1:]
         if not sid.startswith("-"):
             return sid
 

@@ -56,7 +56,12 @@
 
   function wsUrl() {
     const proto = location.protocol === "https:" ? "wss:" : "ws:";
-    const q = token ? "?token=" + encodeURIComponent(token) : "";
+    // a resume names its session in the URL: a server of several processes routes it to the
+    // one holding the session (the secret resume_token goes only in the start message)
+    const params = [];
+    if (token) params.push("token=" + encodeURIComponent(token));
+    if (state.session) params.push("session=" + encodeURIComponent(state.session));
+    const q = params.length ? "?" + params.join("&") : "";
     return proto + "//" + location.host + location.pathname.replace(/[^/]*$/, "") + "ws" + q;
   }
 

@@ -1,0 +1,127 @@
+"""Memory over time of a loaded server: ``rxaudio serve`` with N real-time streams for an hour.
+
+Run: ``python -m benchmarks.soak_server [--streams 100] [--minutes 60] [--session-minutes 5]
+[--png docs/img/soak_server.png]``. Not part of ``make test`` (it runs for an hour).
+
+The server runs as ``rxaudio serve`` (pinned to CPU 0 when ``taskset`` exists; this process,
+the clients, on the other CPU). ``--streams`` clients stream the bundled speech at real-time
+pace in 64 ms frames through the full chain (files written), each session lasting
+``--session-minutes`` and then replaced by a new one, so both long sessions and session churn
+are exercised. The server's resident memory (``VmRSS``) is sampled every 10 s; per round the
+clients' p50/p99 latency and any dropped events are printed. The result: RSS growth from the
+5-minute mark to the end (the goal: under 5 %), and a PNG of the curve.
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import os
+import re
+import shutil
+import subprocess
+import sys
+import tempfile
+import threading
+import time
+
+import numpy as np
+import soundfile as sf
+
+from rxaudio.data import speech_sample
+from rxaudio.server.loadgen import run_load
+
+
+def rss_mb(pid: int) -> float:
+    """Resident memory of ``pid`` in MB (``VmRSS``)."""
+    with open(f"/proc/{pid}/status", encoding="ascii") as f:
+        for line in f:
+            if line.startswith("VmRSS:"):
+                return int(line.split()[1]) / 1024.0
+    return float("nan")
+
+
+def main() -> None:
+    ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    ap.add_argument("--streams", type=int, default=100)
+    ap.add_argument("--minutes", type=float, default=60.0)
+    ap.add_argument("--session-minutes", type=float, default=5.0)
+    ap.add_argument("--frame", type=int, default=1024, help="samples per client frame (16 kHz)")
+    ap.add_argument("--png", default=None, help="write the RSS curve here")
+    ap.add_argument("--csv", default=None, help="write the samples (seconds, MB) here")
+    ap.add_argument("--serve-args", default="", help="extra arguments for rxaudio serve")
+    args = ap.parse_args()
+    out = tempfile.mkdtemp(prefix="rxaudio-soak-")
+    cmd = [sys.executable, "-m", "rxaudio.apps.cli", "serve", "--port", "0"]
+    cmd += ["--out", os.path.join(out, "files"), *args.serve_args.split()]
+    if shutil.which("taskset"):
+        cmd = ["taskset", "-c", "0", *cmd]
+        os.sched_setaffinity(0, {1 % (os.cpu_count() or 1)})
+    proc = subprocess.Popen(cmd, stdout=subprocess.PIPE, stderr=subprocess.DEVNULL, text=True)
+    assert proc.stdout is not None
+    m = re.search(r"http://127\.0\.0\.1:(\d+)/", proc.stdout.readline())
+    assert m, "server did not start"
+    url = f"http://127.0.0.1:{m.group(1)}/ws"
+    x, _ = sf.read(speech_sample(), dtype="int16")
+    audio = np.resize(x, int(args.session_minutes * 60 * 16000))
+    samples: list[tuple[float, float]] = []
+    stop = threading.Event()
+    t0 = time.monotonic()
+
+    def sample() -> None:
+        while not stop.is_set():
+            samples.append((time.monotonic() - t0, rss_mb(proc.pid)))
+            stop.wait(10.0)
+
+    sampler = threading.Thread(target=sample, daemon=True)
+    sampler.start()
+    try:
+        rounds = max(1, round(args.minutes / args.session_minutes))
+        for k in range(rounds):
+            res = asyncio.run(run_load(url, audio, 16000, clients=args.streams, frame=args.frame))
+            s = res.summary()
+            print(
+                f"round {k + 1}/{rounds} at {(time.monotonic() - t0) / 60:.1f} min: "
+                f"p50 {s['p50_ms']:.1f} ms, p99 {s['p99_ms']:.1f} ms, dropped {s['dropped']}, "
+                f"late frames {s['late_frames']}, server RSS {rss_mb(proc.pid):.1f} MB",
+                flush=True,
+            )
+    finally:
+        stop.set()
+        sampler.join()
+        proc.terminate()
+        proc.wait(60)
+        shutil.rmtree(out, ignore_errors=True)
+    t = np.array([a for a, _ in samples])
+    mb = np.array([b for _, b in samples])
+    settled = mb[t >= 300.0] if (t >= 300.0).any() else mb
+    growth = (settled[-1] - settled[0]) / settled[0] * 100.0
+    print(
+        f"RSS: {mb[0]:.1f} MB at start, {settled[0]:.1f} MB at 5 min, {mb[-1]:.1f} MB at the end "
+        f"({t[-1] / 60:.1f} min): {growth:+.1f} % after the first 5 minutes; peak {mb.max():.1f} MB"
+    )
+    if args.csv:
+        np.savetxt(args.csv, np.column_stack((t, mb)), fmt="%.1f", delimiter=",", header="s,MB")
+    if args.png:
+        from matplotlib.figure import Figure
+
+        from rxaudio.io.atomic import atomic_path
+
+        fig = Figure(figsize=(8, 3.5), dpi=100)
+        ax = fig.add_subplot()
+        ax.plot(t / 60.0, mb, lw=1.2)
+        ax.axvline(5.0, color="grey", lw=0.8, ls="--")
+        ax.set_xlabel("minutes")
+        ax.set_ylabel("server RSS (MB)")
+        ax.set_ylim(0, mb.max() * 1.15)
+        ax.set_title(
+            f"rxaudio serve, {args.streams} real-time streams, sessions of "
+            f"{args.session_minutes:g} min: {growth:+.1f} % after 5 min"
+        )
+        fig.tight_layout()
+        with atomic_path(args.png) as tmp:
+            fig.savefig(tmp, format="png")
+
+
+if __name__ == "__main__":
+    main()

@@ -137,6 +137,7 @@ class Supervisor:
         self.procs: list[Any] = [None] * workers
         self.chans: list[socket.socket | None] = [None] * workers
         self.turn = 0
+        self.peeking = 0  # connections whose request line is awaited (at most max_connections)
         self.stopping = False
         self.restarts = 0
 
@@ -196,8 +197,18 @@ class Supervisor:
         return head
 
     async def _route(self, conn: socket.socket) -> None:
+        cap = self.config.max_connections
+        if cap and self.peeking >= cap:  # a flood of silent connections: refused at once
+            conn.close()
+            return
+        self.peeking += 1
         try:
-            head = await self._peek(conn)
+            try:
+                head = await self._peek(conn)
+            finally:
+                self.peeking -= 1
+            if not head:  # closed, or silent past --request-timeout: nothing to serve
+                return
             i = self.pick(head)
             chan = self.chans[i]
             if chan is None:

@@ -64,12 +64,15 @@ class _VadStage:
         assert scorer is not None
         rate = self.fmt.sample_rate
         assert rate is not None
-        probs = Windows.score(scorer, windows)
+        if windows.shape[0] == 1:  # the live case: no array around one number (same float32)
+            probs = [float(np.float32(scorer.score(windows[0])))]
+        else:
+            probs = Windows.score(scorer, windows).tolist()
         k0 = self.windows.k
         starts, ends = self.windows.spans(len(probs), rate, scorer.sample_rate, last_end)
         spans = self.spans
         out = []
-        for i, p in enumerate(probs.tolist()):
+        for i, p in enumerate(probs):
             a, b = starts[i], ends[i]
             seg = spans.take(a, b)
             buf = AudioFrame.trusted(seg, rate, a) if seg.shape[0] else None

@@ -2,7 +2,12 @@
 
 from __future__ import annotations
 
+import os
+import re
+import shutil
 import statistics
+import subprocess
+import sys
 import time
 from collections.abc import Callable
 
@@ -25,3 +30,23 @@ def median_of(fn: Callable[[], object], repeat: int = 5) -> float:
         fn()
         times.append(time.perf_counter() - t0)
     return statistics.median(times)
+
+
+def start_server(
+    serve_args: list[str], *, runner: list[str] | None = None
+) -> tuple[subprocess.Popen[str], str]:
+    """``rxaudio serve --port 0 SERVE_ARGS`` pinned to CPU 0 (this process moves to CPU 1)
+    when ``taskset`` exists; return the process and its ``ws://`` URL, once it listens.
+
+    ``runner`` goes between the interpreter and ``-m rxaudio.apps.cli`` (e.g. cProfile's
+    ``-m cProfile -o FILE``)."""
+    cmd = [sys.executable, *(runner or []), "-m", "rxaudio.apps.cli", "serve", "--port", "0"]
+    cmd += serve_args
+    if shutil.which("taskset"):
+        cmd = ["taskset", "-c", "0", *cmd]
+        os.sched_setaffinity(0, {1 % (os.cpu_count() or 1)})
+    proc = subprocess.Popen(cmd, stdout=subprocess.PIPE, stderr=subprocess.DEVNULL, text=True)
+    assert proc.stdout is not None
+    m = re.search(r"http://127\.0\.0\.1:(\d+)/", proc.stdout.readline())
+    assert m, "server did not start"
+    return proc, f"http://127.0.0.1:{m.group(1)}/ws"

@@ -25,10 +25,8 @@ from __future__ import annotations
 import argparse
 import asyncio
 import os
-import re
 import shutil
 import subprocess
-import sys
 import tempfile
 import time
 from typing import Any
@@ -36,6 +34,7 @@ from typing import Any
 import numpy as np
 import soundfile as sf
 
+from benchmarks._util import start_server
 from rxaudio.data import speech_sample
 from rxaudio.server.loadgen import run_load
 
@@ -47,15 +46,8 @@ def _cpu_seconds(pid: int) -> float:
 
 
 def _start_server(out: str, batch: bool, wait_ms: float) -> tuple[subprocess.Popen[str], str]:
-    cmd = [sys.executable, "-m", "rxaudio.apps.cli", "serve", "--port", "0", "--out", out]
-    cmd += ["--queue", "256", "--batch-wait-ms", str(wait_ms)] + ([] if batch else ["--no-batch"])
-    if shutil.which("taskset"):
-        cmd = ["taskset", "-c", "0", *cmd]
-    proc = subprocess.Popen(cmd, stdout=subprocess.PIPE, stderr=subprocess.DEVNULL, text=True)
-    assert proc.stdout is not None
-    m = re.search(r"http://127\.0\.0\.1:(\d+)/", proc.stdout.readline())
-    assert m, "server did not start"
-    return proc, f"http://127.0.0.1:{m.group(1)}/ws"
+    args = ["--out", out, "--queue", "256", "--batch-wait-ms", str(wait_ms)]
+    return start_server(args + ([] if batch else ["--no-batch"]))
 
 
 def measure(

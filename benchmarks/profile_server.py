@@ -19,8 +19,6 @@ import pstats
 import re
 import shutil
 import signal
-import subprocess
-import sys
 import tempfile
 import time
 from collections import defaultdict
@@ -28,6 +26,7 @@ from collections import defaultdict
 import numpy as np
 import soundfile as sf
 
+from benchmarks._util import start_server
 from rxaudio.data import speech_sample
 from rxaudio.server.loadgen import run_load
 
@@ -58,22 +57,14 @@ def main() -> None:
     args = ap.parse_args()
     out = tempfile.mkdtemp(prefix="rxaudio-prof-")
     prof = os.path.join(out, "server.prof")
-    cmd = [sys.executable, "-m", "cProfile", "-o", prof, "-m", "rxaudio.apps.cli", "serve"]
-    cmd += ["--port", "0", "--out", os.path.join(out, "files"), "--queue", "256"]
-    cmd += args.serve_args.split()
-    if shutil.which("taskset"):
-        cmd = ["taskset", "-c", "0", *cmd]
-        os.sched_setaffinity(0, {1 % (os.cpu_count() or 1)})
-    proc = subprocess.Popen(cmd, stdout=subprocess.PIPE, stderr=subprocess.DEVNULL, text=True)
-    assert proc.stdout is not None
-    m = re.search(r"http://127\.0\.0\.1:(\d+)/", proc.stdout.readline())
-    assert m, "server did not start"
+    serve = ["--out", os.path.join(out, "files"), "--queue", "256", *args.serve_args.split()]
+    proc, url = start_server(serve, runner=["-m", "cProfile", "-o", prof])
     x, _ = sf.read(speech_sample(), dtype="int16")
     audio = np.resize(x, int(args.seconds * 16000))
     time.sleep(0.5)
     res = asyncio.run(
         run_load(
-            f"http://127.0.0.1:{m.group(1)}/ws",
+            url,
             audio,
             16000,
             clients=args.streams,

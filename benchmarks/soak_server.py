@@ -17,10 +17,7 @@ from __future__ import annotations
 import argparse
 import asyncio
 import os
-import re
 import shutil
-import subprocess
-import sys
 import tempfile
 import threading
 import time
@@ -28,6 +25,7 @@ import time
 import numpy as np
 import soundfile as sf
 
+from benchmarks._util import start_server
 from rxaudio.data import speech_sample
 from rxaudio.server.loadgen import run_load
 
@@ -52,16 +50,7 @@ def main() -> None:
     ap.add_argument("--serve-args", default="", help="extra arguments for rxaudio serve")
     args = ap.parse_args()
     out = tempfile.mkdtemp(prefix="rxaudio-soak-")
-    cmd = [sys.executable, "-m", "rxaudio.apps.cli", "serve", "--port", "0"]
-    cmd += ["--out", os.path.join(out, "files"), *args.serve_args.split()]
-    if shutil.which("taskset"):
-        cmd = ["taskset", "-c", "0", *cmd]
-        os.sched_setaffinity(0, {1 % (os.cpu_count() or 1)})
-    proc = subprocess.Popen(cmd, stdout=subprocess.PIPE, stderr=subprocess.DEVNULL, text=True)
-    assert proc.stdout is not None
-    m = re.search(r"http://127\.0\.0\.1:(\d+)/", proc.stdout.readline())
-    assert m, "server did not start"
-    url = f"http://127.0.0.1:{m.group(1)}/ws"
+    proc, url = start_server(["--out", os.path.join(out, "files"), *args.serve_args.split()])
     x, _ = sf.read(speech_sample(), dtype="int16")
     audio = np.resize(x, int(args.session_minutes * 60 * 16000))
     samples: list[tuple[float, float]] = []

@@ -35,7 +35,13 @@ async def _null_send(text: str) -> None:
     return None
 
 
-async def sessions_cpu(audio: np.ndarray, streams: int, frame: int) -> float:
+async def sessions_cpu(
+    audio: np.ndarray,
+    streams: int,
+    frame: int,
+    events: tuple[str, ...] = ("level", "vad", "spectrogram"),
+    files: bool = True,
+) -> float:
     """CPU seconds for ``streams`` sessions to process ``audio`` (int16) each."""
     loop = asyncio.get_running_loop()
     metrics = ServerMetrics(lambda: 0.0, lambda: 0.0, lambda: 0.0, lambda: 0.0)
@@ -51,8 +57,8 @@ async def sessions_cpu(audio: np.ndarray, streams: int, frame: int) -> float:
                 f"s{i}",
                 sample_rate=PIPELINE_RATE,
                 channels=1,
-                options=ChainOptions(),
-                out_dir=out,
+                options=ChainOptions(events=events),
+                out_dir=out if files else None,
                 metrics=metrics,
                 loop=loop,
                 scheduler=scheduler,
@@ -104,6 +110,10 @@ def main() -> None:
     ap.add_argument("--seconds", type=float, default=10.0)
     ap.add_argument("--frame", type=int, default=1024, help="samples per client message")
     ap.add_argument("--repeat", type=int, default=3, help="runs; the least CPU is kept")
+    ap.add_argument(
+        "--events", default="level,vad,spectrogram", help="display events sent (default all)"
+    )
+    ap.add_argument("--no-files", action="store_true", help="write no WAVs or logs")
     args = ap.parse_args()
     x, _ = sf.read(speech_sample(), dtype="int16")
     audio = np.resize(x, int(args.seconds * PIPELINE_RATE))

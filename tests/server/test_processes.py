@@ -29,14 +29,28 @@ class Served:
 
     def workers(self) -> list[int]:
         """The worker processes' pids (children of the supervisor)."""
-        kids = Path(f"/proc/{self.proc.pid}/task/{self.proc.pid}/children").read_text().split()
-        return [int(k) for k in kids if "spawn_main" in _cmdline(int(k))]
+        kids = [int(k) for k in _children(self.proc.pid)]
+        return [k for k in kids if "spawn_main" in _cmdline(k)]
 
     def stop(self) -> str:
         if self.proc.poll() is None:
             self.proc.send_signal(signal.SIGTERM)
         _, err = self.proc.communicate(timeout=60)
         return err
+
+
+def _children(pid: int) -> list[int]:
+    """Child pids of ``pid``, from every process's parent pid in ``/proc``."""
+    out = []
+    for d in Path("/proc").iterdir():
+        if d.name.isdigit():
+            try:
+                stat = (d / "stat").read_text()
+            except OSError:
+                continue
+            if int(stat.rsplit(")", 1)[1].split()[1]) == pid:
+                out.append(int(d.name))
+    return out
 
 
 def _cmdline(pid: int) -> str:

@@ -14,6 +14,7 @@ events and its ``events.jsonl`` all write these dicts (``docs/events.md``).
 
 from __future__ import annotations
 
+import math
 from dataclasses import dataclass, field, replace
 from typing import Any
 
@@ -40,7 +41,7 @@ def seconds(samples: int, sample_rate: int) -> float:
 def finite(x: float, decimals: int) -> float | None:
     """``x`` rounded to ``decimals`` as a float, or ``None`` for NaN/inf (JSON has neither)."""
     v = float(x)
-    return round(v, decimals) if np.isfinite(v) else None
+    return round(v, decimals) if math.isfinite(v) else None
 
 
 def json_safe(v: Any) -> Any:

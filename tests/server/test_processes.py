@@ -183,3 +183,21 @@ async def _sleep(s: float) -> None:
     import asyncio
 
     await asyncio.sleep(s)
+
+
+@pytest.mark.parametrize(
+    ("args", "says"),
+    [
+        (["--processes", "2", "--source", "sample"], "drop --processes or --source"),
+        (["--processes", "0"], "must be from 1 to 62 (or auto)"),
+        (["--processes", "many"], "must be a count or auto"),
+    ],
+)
+def test_bad_process_options_are_refused_in_one_line(args: list[str], says: str) -> None:
+    r = subprocess.run(
+        [sys.executable, "-m", "rxaudio.apps.cli", "serve", "--port", "0", *args],
+        capture_output=True,
+        text=True,
+        timeout=60,
+    )
+    assert r.returncode == 2 and says in r.stderr and "Traceback" not in r.stderr

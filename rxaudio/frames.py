@@ -312,6 +312,36 @@ class FileReceipt:
         }
 
 
+@dataclass(frozen=True, slots=True)
+class StreamReceipt:
+    """What a stream sink (``redis``) wrote: emitted once when its input has ended.
+
+    ``url`` is where it wrote (any password replaced by ``***``), ``stream`` the stream's key;
+    ``written`` counts the entries the server acknowledged, ``not_written`` the items taken in
+    that never reached it (0 unless ``reason`` is ``"failed"``). ``reason``: ``completed``,
+    ``error`` (the input failed; everything before it was written) or ``failed`` (the sink
+    could not write; the error that follows says why).
+    """
+
+    url: str
+    stream: str
+    written: int
+    not_written: int = 0
+    reason: str = "completed"
+
+    def to_dict(self) -> dict[str, Any]:
+        """The one dict form: ``type`` ``"stream"``, ``url``, ``stream``, ``written``,
+        ``not_written``, ``reason``."""
+        return {
+            "type": "stream",
+            "url": self.url,
+            "stream": self.stream,
+            "written": self.written,
+            "not_written": self.not_written,
+            "reason": self.reason,
+        }
+
+
 _FEATURE_TYPES = {"mfcc": "mfcc", "spectral": "spectral"}  # other kinds: "spectrogram"
 
 

@@ -3,6 +3,7 @@
 from ._features import to_features
 from ._jsonl import JsonlLog, to_json, to_jsonl
 from ._labels import to_labels
+from ._redis import to_redis
 from ._serialize import to_record
 from ._utterances import UtteranceWriter, to_utterances
 from ._wav import to_wav
@@ -15,6 +16,7 @@ __all__ = [
     "to_jsonl",
     "to_labels",
     "to_record",
+    "to_redis",
     "to_utterances",
     "to_wav",
 ]

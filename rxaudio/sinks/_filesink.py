@@ -19,7 +19,7 @@ import atexit
 import os
 import threading
 from collections.abc import Callable
-from typing import Any, Protocol
+from typing import Any, Protocol, TypeVar
 
 from reactivex import Observable, abc
 from reactivex.disposable import CompositeDisposable, Disposable
@@ -69,14 +69,17 @@ def check_target(op: str, path: str | os.PathLike[str]) -> str:
     return p
 
 
+R = TypeVar("R")
+
 # How long ``SinkOutput.run`` blocks at a time before it lets the main thread look for signals
 _POLL_S = 0.1
 
 
-class SinkOutput(Observable[FileReceipt]):
-    """A file sink's output: its receipts. ``run()`` stops the chain cleanly on Ctrl-C."""
+class SinkOutput(Observable[R]):
+    """A sink's output: its receipts (a file sink's :class:`FileReceipt`, the ``redis`` sink's
+    :class:`~rxaudio.frames.StreamReceipt`). ``run()`` stops the chain cleanly on Ctrl-C."""
 
-    def run(self, scheduler: abc.SchedulerBase | None = None) -> FileReceipt:
+    def run(self, scheduler: abc.SchedulerBase | None = None) -> R:
         """Subscribe, block until the stream ends, and return the last receipt.
 
         As :meth:`reactivex.Observable.run` (an upstream error is raised, an empty sequence
@@ -85,13 +88,14 @@ class SinkOutput(Observable[FileReceipt]):
         within ``_POLL_S`` whichever thread the signal was delivered to (an untimed wait is
         only woken when the signal lands on the main thread itself, and never on Windows), and
         on ``KeyboardInterrupt`` (or any exception raised into the wait) the subscription is
-        disposed, which stops the source and finalizes the file, before the exception goes on.
+        disposed, which stops the source and finalizes the file (a stream sink writes what it
+        holds, when it can), before the exception goes on.
         """
         done = threading.Event()
-        last: list[FileReceipt] = []
+        last: list[R] = []
         failed: list[Exception] = []
 
-        def on_next(receipt: FileReceipt) -> None:
+        def on_next(receipt: R) -> None:
             last[:] = [receipt]
 
         def on_error(exc: Exception) -> None:
@@ -116,10 +120,10 @@ class SinkOutput(Observable[FileReceipt]):
 
 def file_sink(
     name: str, make_writer: Callable[[], Writer]
-) -> Callable[[Observable[Any]], SinkOutput]:
+) -> Callable[[Observable[Any]], SinkOutput[FileReceipt]]:
     """Build a pipeable sink from a writer factory (one writer per subscription)."""
 
-    def _sink(source: Observable[Any]) -> SinkOutput:
+    def _sink(source: Observable[Any]) -> SinkOutput[FileReceipt]:
         def subscribe(
             observer: abc.ObserverBase[FileReceipt], scheduler: abc.SchedulerBase | None = None
         ) -> abc.DisposableBase:

@@ -1,0 +1,702 @@
+"""to_redis (``redis``): every item as one entry of a Redis stream, never blocking the caller.
+
+Threads: ``on_next`` runs on the caller's thread (perhaps the audio thread), so it only turns
+the item into its one dict form and JSON text and appends the entry to a bounded queue. One
+writer thread per subscription connects, encodes utterance audio, XADDs the queued entries in
+pipelined batches and takes them off the queue once the server has acknowledged them, so an
+entry leaves the queue only written. While Redis is unreachable the entries wait, in order, and
+the writer retries with back-off; an outage longer than ``retry_s`` or a full queue ends the
+stream with a :class:`~rxaudio.errors.SinkError` that counts what was and was not written.
+
+Exactly once: every entry carries its producer (one random id per subscription) and its
+``seq``. A round trip cut off by a lost connection may or may not have been applied; before
+anything is sent again the writer reads the entries added since the last one acknowledged
+(``XRANGE``) and takes those of its own that arrived off the queue.
+
+Timing here is wall-clock (``time.monotonic``) on purpose: back-off and outage limits are
+about a network peer, not about the stream's sample time, and they live on the writer thread.
+"""
+
+from __future__ import annotations
+
+import atexit
+import contextlib
+import io
+import logging
+import os
+import re
+import secrets
+import socket
+import threading
+import time
+from collections import deque
+from collections.abc import Callable
+from dataclasses import dataclass
+from typing import Annotated, Any
+from urllib.parse import urlsplit
+
+import numpy as np
+from reactivex import Observable, abc
+from reactivex.disposable import CompositeDisposable, Disposable, SingleAssignmentDisposable
+
+from ..core.caps import Caps
+from ..core.element import wrap_error
+from ..core.props import Choices, Range, Unit, element
+from ..errors import ConfigError, SinkError
+from ..frames import StreamReceipt, Utterance
+from ..io.wav import write_wav
+from ._filesink import SinkOutput
+from ._jsonl import to_json
+from ._serialize import to_record
+
+log = logging.getLogger("rxaudio.sinks")
+
+AUDIO_MODES = ("int16", "flac", "file", "none")
+"""How an :class:`Utterance`'s audio goes with its entry."""
+SCHEMES = ("redis", "rediss", "unix")
+_AUDIO_FORMAT = {"int16": "int16", "flac": "flac", "file": "wav"}  # the entry's audio_format
+
+BACKOFF_FIRST_S = 0.05
+"""First wait after a failed attempt; it doubles after each failure up to BACKOFF_MAX_S."""
+BACKOFF_MAX_S = 1.0
+BATCH_ENTRIES = 256
+"""Most entries sent in one pipelined round trip..."""
+BATCH_BYTES = 4 << 20
+"""...and about the most bytes (at least one entry goes, however large)."""
+_SCAN = 1000  # entries per XRANGE page when looking for what a lost round trip wrote
+# getaddrinfo answers that no retry will change (a temporary DNS failure is retried)
+_NO_SUCH_HOST = {socket.EAI_NONAME, getattr(socket, "EAI_NODATA", socket.EAI_NONAME)}
+
+
+@dataclass(frozen=True, slots=True)
+class _Config:
+    url: str
+    shown: str  # the url for messages: a password replaced by ***
+    stream: str
+    maxlen: int | None
+    audio: str
+    audio_dir: str | None
+    buffer: int
+    retry_s: float
+    timeout_s: float
+
+
+def shown_url(url: str) -> str:
+    """``url`` fit for messages and receipts: a password (in the user part or the query) is
+    replaced by ``***``."""
+    parts = urlsplit(url)
+    if parts.password is not None:
+        host = parts.netloc.rsplit("@", 1)[1]
+        url = parts._replace(netloc=f"{parts.username or ''}:***@{host}").geturl()
+    return re.sub(r"(?i)([?&]password=)[^&#]*", r"\1***", url)
+
+
+def _check_url(url: str) -> str:
+    scheme = url.split("://", 1)[0].lower() if "://" in url else ""
+    if scheme not in SCHEMES:
+        raise ConfigError(
+            f"redis: url must start with redis://, rediss:// or unix://, got {shown_url(url)!r}; "
+            "e.g. redis://127.0.0.1:6379/0"
+        )
+    try:
+        from redis.connection import parse_url
+    except ImportError:
+        raise ConfigError(
+            "redis: the redis package is not installed; pip install 'rxaudio[server]'"
+        ) from None
+    try:
+        _ = urlsplit(url).port  # a port that is no number
+        kwargs = parse_url(url)  # type: ignore[no-untyped-call]  # redis-py leaves it untyped
+    except ValueError as exc:
+        raise ConfigError(f"redis: bad url {shown_url(url)!r} ({exc})") from None
+    if scheme == "unix" and not kwargs.get("path"):
+        raise ConfigError(
+            "redis: a unix:// url names the socket, e.g. unix:///run/redis.sock, got "
+            f"{shown_url(url)!r}"
+        )
+    return url
+
+
+def _text(v: Any) -> str:
+    return v.decode() if isinstance(v, bytes) else str(v)
+
+
+def _why(exc: BaseException) -> str:
+    """A failure's cause in a few words (``Connection refused``)."""
+    for e in (exc.__cause__, exc.__context__, exc):
+        if isinstance(e, OSError) and e.strerror:
+            return e.strerror
+    return str(exc).strip().rstrip(".") or type(exc).__name__
+
+
+def _gaierror(exc: BaseException) -> socket.gaierror | None:
+    seen: set[int] = set()
+    e: BaseException | None = exc
+    while e is not None and id(e) not in seen:
+        if isinstance(e, socket.gaierror):
+            return e
+        seen.add(id(e))
+        e = e.__cause__ or e.__context__
+    return None
+
+
+class _Failed(Exception):
+    """The writer cannot go on: ``what`` failed, ``fix`` says what to do."""
+
+    def __init__(self, what: str, fix: str) -> None:
+        super().__init__(what)
+        self.what, self.fix = what, fix
+
+
+@dataclass(slots=True)
+class _Entry:
+    seq: int
+    fields: dict[str, str | bytes | int]
+    utt: Utterance | None  # audio still to add (the writer adds it just before sending)
+    size: int  # about the bytes it sends
+
+
+def _flac(utt: Utterance) -> bytes:
+    import soundfile as sf
+
+    pcm = np.frombuffer(utt.to_frame().to_pcm16(), dtype="<i2").reshape(-1, utt.samples.shape[1])
+    buf = io.BytesIO()
+    sf.write(buf, pcm, utt.sample_rate, format="FLAC", subtype="PCM_16")
+    return buf.getvalue()
+
+
+# subscriptions whose writer still runs: a script that never disposes its chain still gets
+# its queued entries written (when Redis is there) or counted in a warning at exit
+_LIVE: set[_Link] = set()
+
+
+@atexit.register
+def _stop_all_at_exit() -> None:
+    for link in list(_LIVE):
+        with contextlib.suppress(Exception):  # best effort at exit: nothing left to report to
+            link.dispose()
+
+
+class _Link:
+    """One subscription: the queue, its writer thread, the counts, the end downstream."""
+
+    def __init__(
+        self,
+        cfg: _Config,
+        observer: abc.ObserverBase[StreamReceipt],
+        upstream: abc.DisposableBase,
+    ) -> None:
+        self.cfg, self.observer, self.upstream = cfg, observer, upstream
+        self.producer = secrets.token_hex(8)
+        self.cond = threading.Condition()
+        # guarded by cond
+        self.queue: deque[_Entry] = deque()
+        self.next_seq = 0
+        self.written = 0
+        self.refused = 0  # items taken in but never queued (buffer full, or after the end)
+        self.closing = False  # the input ended: write what is queued, then stop
+        self.stopping = False  # disposed: stop (after one last flush while connected)
+        self.full = False
+        self.failed = False
+        self.finished = False  # the writer thread is done
+        self.upstream_error: Exception | None = None
+        # the writer thread's own
+        self.client: Any = None
+        self.last_id: str | None = None  # the newest entry known to be in the stream before ours
+        self.in_flight = 0  # entries of a round trip that failed part-way: maybe written
+        self.outage_since: float | None = None
+        self.outage_why = ""
+        self.outage_fix = ""
+        # the end downstream, once
+        self.emit_lock = threading.Lock()
+        self.ended = False
+        self.thread = threading.Thread(
+            target=self._run, name=f"rxaudio-redis-{self.producer[:6]}", daemon=True
+        )
+
+    # --- the caller's side ---------------------------------------------------------------
+
+    def start(self) -> None:
+        _LIVE.add(self)
+        self.thread.start()
+
+    def put(self, item: Any) -> None:
+        """Queue one item's entry (raises when the item has no JSON form); never waits."""
+        rec = to_record(item)
+        data = to_json(rec)
+        kind = rec.get("type")
+        kind = kind if isinstance(kind, str) else type(item).__name__
+        utt = item if isinstance(item, Utterance) and self.cfg.audio != "none" else None
+        size = len(data) + 64 + (int(utt.samples.size) * 2 if utt is not None else 0)
+        with self.cond:
+            if self.failed or self.full or self.stopping or self.closing:
+                self.refused += 1
+                return
+            if len(self.queue) >= self.cfg.buffer:
+                self.refused += 1
+                self.full = True  # the writer ends the stream with the counts
+                self.cond.notify_all()
+                return
+            seq = self.next_seq
+            self.next_seq += 1
+            fields: dict[str, str | bytes | int] = {
+                "type": kind,
+                "data": data,
+                "producer": self.producer,
+                "seq": seq,
+            }
+            self.queue.append(_Entry(seq, fields, utt, size))
+            self.cond.notify_all()
+
+    def finish(self, error: Exception | None = None) -> None:
+        """The input ended (``error``: it failed): wait until the queue is written, then emit
+        the receipt and end the same way. Bounded: the writer gives up after ``retry_s``
+        without a connection, and then reports that itself."""
+        with self.cond:
+            self.closing = True
+            if error is not None and self.upstream_error is None:
+                self.upstream_error = error
+            self.cond.notify_all()
+            while not self.finished:
+                self.cond.wait()
+            if self.failed or self.stopping:
+                return  # reported by the writer, or disposed: nobody is listening
+        self.thread.join()
+        self._end(self.receipt("completed" if error is None else "error"), error)
+
+    def dispose(self) -> None:
+        """Stop the writer (it writes what is queued first unless Redis is away) and join it."""
+        with self.cond:
+            self.stopping = True
+            self.cond.notify_all()
+        if threading.current_thread() is not self.thread:
+            # bounded: a round trip in flight ends within timeout_s, then the writer sees stop
+            self.thread.join(timeout=3 * self.cfg.timeout_s + 1.0)
+        with self.cond:
+            left, failed = len(self.queue) + self.refused, self.failed
+        with self.emit_lock:
+            ended, self.ended = self.ended, True  # nothing goes downstream after a dispose
+        if left and not failed and not ended:
+            log.warning(
+                "redis: disposed with %d entries not written to %s (stream %r); %d written",
+                left,
+                self.cfg.shown,
+                self.cfg.stream,
+                self.written,
+            )
+
+    def receipt(self, reason: str) -> StreamReceipt:
+        with self.cond:
+            written, left = self.written, len(self.queue) + self.refused
+        return StreamReceipt(self.cfg.shown, self.cfg.stream, written, left, reason)
+
+    def _end(self, receipt: StreamReceipt, error: Exception | None) -> None:
+        with self.emit_lock:
+            if self.ended:
+                return
+            self.ended = True
+        self.observer.on_next(receipt)
+        if error is None:
+            self.observer.on_completed()
+        else:
+            self.observer.on_error(error)
+
+    # --- the writer thread ---------------------------------------------------------------
+
+    def _run(self) -> None:
+        try:
+            self._loop()
+        except _Failed as f:
+            self._fail(f.what, f.fix)
+        except Exception as exc:  # a bug or an unforeseen library error: reported, never silent
+            self._fail(f"unexpected {type(exc).__name__}: {exc}", "please report this")
+        finally:
+            self._drop_client()
+            with self.cond:
+                self.finished = True
+                self.cond.notify_all()
+            _LIVE.discard(self)
+
+    def _loop(self) -> None:
+        cfg = self.cfg
+        delay = BACKOFF_FIRST_S
+        while True:
+            with self.cond:
+                while True:
+                    if self.full:
+                        raise self._overflow()
+                    # disposed: write what is queued unless an attempt has failed since the
+                    # last success (the first connection may still be on its way)
+                    healthy = self.outage_since is None
+                    if self.stopping and not (healthy and self.queue):
+                        return
+                    if self.queue or (self.client is None and not self.closing):
+                        break  # entries to send, or not yet connected (connect at once)
+                    if self.closing or self.stopping:
+                        return  # everything is written
+                    self.cond.wait()
+                batch = self._take()
+            started = time.monotonic()
+            try:
+                if self.client is None:
+                    self._connect()
+                if self.in_flight:
+                    self._reconcile()
+                elif batch:
+                    self._send(batch)
+            except Exception as exc:
+                self._classify(exc)  # raises _Failed when no retry can help
+                self._drop_client()
+                if self.outage_since is None:
+                    self.outage_since = started
+                if self.stopping:
+                    return
+                waited = time.monotonic() - self.outage_since
+                if waited >= cfg.retry_s:
+                    raise self._lost(waited) from None
+                with self.cond:
+                    self.cond.wait_for(
+                        lambda: self.stopping or self.full or (self.closing and not self.queue),
+                        timeout=min(delay, cfg.retry_s - waited),
+                    )
+                delay = min(2 * delay, BACKOFF_MAX_S)
+                continue
+            self.outage_since = None
+            delay = BACKOFF_FIRST_S
+
+    def _take(self) -> list[_Entry]:
+        """The next batch from the front of the queue (left there until written)."""
+        batch: list[_Entry] = []
+        size = 0
+        for e in self.queue:
+            if batch and (len(batch) >= BATCH_ENTRIES or size + e.size > BATCH_BYTES):
+                break
+            batch.append(e)
+            size += e.size
+        return batch
+
+    def _connect(self) -> None:
+        import redis
+        from redis.backoff import NoBackoff
+        from redis.retry import Retry
+
+        cfg = self.cfg
+        client = redis.Redis.from_url(
+            cfg.url,
+            socket_timeout=cfg.timeout_s,
+            socket_connect_timeout=cfg.timeout_s,
+            retry=Retry(NoBackoff(), 0),  # the writer retries, with its own back-off
+            client_name="rxaudio-redis",
+        )
+        try:
+            top = client.xrevrange(cfg.stream, count=1)  # also checks the key is a stream
+        except BaseException:
+            client.close()
+            raise
+        if self.last_id is None:
+            self.last_id = _text(top[0][0]) if top else "0-0"
+        self.client = client
+
+    def _drop_client(self) -> None:
+        client, self.client = self.client, None
+        if client is not None:
+            with contextlib.suppress(Exception):
+                client.close()
+
+    def _prepare(self, e: _Entry) -> None:
+        """Add an utterance's audio to its entry (once: a retry sends the same fields)."""
+        utt, cfg = e.utt, self.cfg
+        if utt is None:
+            return
+        what = "encode" if cfg.audio != "file" else "write the WAV of"
+        try:
+            fields = e.fields
+            fields["audio_format"] = _AUDIO_FORMAT[cfg.audio]
+            fields["sample_rate"] = int(utt.sample_rate)
+            fields["channels"] = int(utt.samples.shape[1])
+            if cfg.audio == "int16":
+                fields["audio"] = utt.to_frame().to_pcm16()
+            elif cfg.audio == "flac":
+                fields["audio"] = _flac(utt)
+            else:
+                assert cfg.audio_dir is not None
+                path = os.path.join(cfg.audio_dir, f"{self.producer}-{e.seq:08d}.wav")
+                fields["path"] = write_wav(path, utt.samples, utt.sample_rate)
+        except Exception as exc:
+            fix = "free space in audio_dir" if cfg.audio == "file" else "use audio=int16"
+            raise _Failed(
+                f"cannot {what} the utterance at {utt.time:.3f} s ({_why(exc)})", fix
+            ) from exc
+        e.utt = None
+
+    def _send(self, batch: list[_Entry]) -> None:
+        cfg = self.cfg
+        for e in batch:
+            self._prepare(e)
+        pipe = self.client.pipeline(transaction=False)
+        for e in batch:
+            pipe.xadd(cfg.stream, e.fields, maxlen=cfg.maxlen, approximate=True)
+        self.in_flight = len(batch)  # until the answers are in, any of them may be written
+        results = pipe.execute(raise_on_error=False)
+        self.in_flight = 0
+        ok = [not isinstance(r, Exception) for r in results]
+        with self.cond:
+            for _ in batch:
+                self.queue.popleft()
+            for e, done in zip(reversed(batch), reversed(ok), strict=True):
+                if not done:
+                    self.queue.appendleft(e)  # refused one by one (out of memory...): retried
+            self.written += sum(ok)
+            self.cond.notify_all()
+        ids = [r for r in results if not isinstance(r, Exception)]
+        if ids:
+            self.last_id = _text(ids[-1])
+        errors = [r for r in results if isinstance(r, Exception)]
+        if errors:
+            raise errors[0]
+
+    def _reconcile(self) -> None:
+        """After a round trip cut off part-way: take off the queue what reached the stream."""
+        cfg = self.cfg
+        me = self.producer.encode()
+        found: set[int] = set()
+        start, newest = f"({self.last_id}", None
+        while True:
+            rows = self.client.xrange(cfg.stream, min=start, max="+", count=_SCAN)
+            for _id, fields in rows:
+                if fields.get(b"producer") == me:
+                    with contextlib.suppress(KeyError, ValueError):
+                        found.add(int(fields[b"seq"]))
+            if rows:
+                newest = _text(rows[-1][0])
+                start = f"({newest}"
+            if len(rows) < _SCAN:
+                break
+        with self.cond:
+            head = [self.queue.popleft() for _ in range(min(self.in_flight, len(self.queue)))]
+            kept = [e for e in head if e.seq not in found]
+            self.queue.extendleft(reversed(kept))
+            self.written += len(head) - len(kept)
+            self.cond.notify_all()
+        self.in_flight = 0
+        if newest is not None:
+            self.last_id = newest
+
+    def _classify(self, exc: Exception) -> None:
+        """Return for a failure worth retrying (noting why); raise :class:`_Failed` otherwise."""
+        import redis.exceptions as rex
+
+        cfg = self.cfg
+        if isinstance(exc, _Failed):
+            raise exc
+        if isinstance(exc, rex.AuthenticationError | rex.AuthorizationError):
+            raise _Failed(
+                f"{cfg.shown} refused the login ({_why(exc)})",
+                "check the user name and password in url",
+            ) from exc
+        if isinstance(exc, rex.ConnectionError | rex.TimeoutError | OSError):
+            gai = _gaierror(exc)
+            if gai is not None and gai.errno in _NO_SUCH_HOST:
+                raise _Failed(
+                    f"cannot resolve the host of {cfg.shown} ({gai.strerror})",
+                    "check the host name in url",
+                ) from exc
+            self.outage_why = _why(exc)
+            self.outage_fix = "start redis-server there"
+            return
+        if isinstance(exc, rex.OutOfMemoryError | rex.ReadOnlyError):
+            self.outage_why = _why(exc)
+            self.outage_fix = (
+                "give redis more memory (maxmemory) or trim the stream (maxlen)"
+                if isinstance(exc, rex.OutOfMemoryError)
+                else "point url at the primary"
+            )
+            return
+        if isinstance(exc, rex.ResponseError):
+            if "WRONGTYPE" in str(exc):
+                raise _Failed(
+                    f"the key {cfg.stream!r} at {cfg.shown} holds no stream ({_why(exc)})",
+                    "name another stream",
+                ) from exc
+            raise _Failed(
+                f"{cfg.shown} refused the entries for stream {cfg.stream!r} ({_why(exc)})",
+                "see the server's message",
+            ) from exc
+        raise exc
+
+    def _lost(self, waited: float) -> _Failed:
+        cfg = self.cfg
+        return _Failed(
+            f"no connection to {cfg.shown} for {waited:.1f} s ({self.outage_why})",
+            f"{self.outage_fix} or raise retry_s (now {cfg.retry_s:g} s)",
+        )
+
+    def _overflow(self) -> _Failed:
+        cfg = self.cfg
+        head = f"the buffer of {cfg.buffer} entries is full"
+        if self.outage_since is not None:
+            waited = time.monotonic() - self.outage_since
+            return _Failed(
+                f"{head}: no connection to {cfg.shown} for {waited:.1f} s so far "
+                f"({self.outage_why})",
+                f"{self.outage_fix}, or raise buffer to ride out longer outages",
+            )
+        if self.client is None:
+            return _Failed(f"{head} before the connection to {cfg.shown} was made", "raise buffer")
+        return _Failed(
+            f"{head}: {cfg.shown} takes entries slower than they come",
+            "raise buffer, or make entries cheaper (audio=file) or redis faster",
+        )
+
+    def _fail(self, what: str, fix: str) -> None:
+        with self.cond:
+            self.failed = True
+            written, left, maybe = self.written, len(self.queue) + self.refused, self.in_flight
+            self.cond.notify_all()
+        note = ""
+        if maybe:
+            note = (
+                f" (the first {min(maybe, left)} were sent as the connection was lost and may "
+                "have arrived: a reader tells them by producer and seq)"
+            )
+        err = SinkError(
+            f"redis: {what}; {written} entries written, {left} not written{note}; {fix}"
+        )
+        if self.upstream_error is not None:
+            err.__cause__ = self.upstream_error
+        self.upstream.dispose()  # the stream ends here: stop the source
+        receipt = StreamReceipt(self.cfg.shown, self.cfg.stream, written, left, "failed")
+        self._end(receipt, err)
+
+
+def _sink(cfg: _Config) -> Callable[[Observable[Any]], SinkOutput[StreamReceipt]]:
+    def apply(source: Observable[Any]) -> SinkOutput[StreamReceipt]:
+        def subscribe(
+            observer: abc.ObserverBase[StreamReceipt], scheduler: abc.SchedulerBase | None = None
+        ) -> abc.DisposableBase:
+            upstream = SingleAssignmentDisposable()
+            link = _Link(cfg, observer, upstream)
+            link.start()
+
+            def on_next(item: Any) -> None:
+                try:
+                    link.put(item)
+                except Exception as exc:  # an item with no JSON form ends the stream
+                    upstream.dispose()
+                    link.finish(wrap_error("redis", exc, item))
+
+            upstream.disposable = source.subscribe(
+                on_next, link.finish, link.finish, scheduler=scheduler
+            )
+            return CompositeDisposable(upstream, Disposable(link.dispose))
+
+        return SinkOutput(subscribe)
+
+    return apply
+
+
+@element(
+    "redis",
+    kind="sink",
+    accepts=Caps(frame=(Utterance, object)),
+    produces=Caps(frame=StreamReceipt),
+    aliases={"location": "url"},
+)
+def to_redis(
+    url: str = "redis://127.0.0.1:6379/0",
+    *,
+    stream: str = "rxaudio",
+    maxlen: Annotated[int | None, Range(1, None)] = None,
+    audio: Annotated[str, Choices(AUDIO_MODES)] = "int16",
+    audio_dir: str | None = None,
+    buffer: Annotated[int, Range(1, None)] = 10_000,
+    retry_s: Annotated[float, Range(0, None), Unit("s")] = 10.0,
+    timeout_s: Annotated[float, Range(0, 300, lo_open=True), Unit("s")] = 5.0,
+) -> Callable[[Observable[Any]], Observable[StreamReceipt]]:
+    """Add each item to a Redis stream (XADD); emit a :class:`StreamReceipt` at the end.
+
+    Every item becomes one entry: ``type`` (its dict form's type), ``data`` (its one dict form
+    as JSON, the text the ``jsonl`` sink writes), ``producer`` (a random id, one per
+    subscription) and ``seq`` (0, 1, ... per producer, with no gaps unless entries were not
+    written). An :class:`Utterance` also carries its audio, as ``audio`` says: ``int16`` adds
+    ``audio`` (little-endian interleaved 16-bit PCM), ``flac`` adds ``audio`` (a FLAC file),
+    ``file`` writes a WAV into ``audio_dir`` (temporary name, then rename) and adds its
+    absolute ``path``; each of these also adds ``audio_format`` (``int16``, ``flac``, ``wav``),
+    ``sample_rate`` and ``channels``; ``none`` adds nothing. Values are bytes in Redis:
+    numbers are decimal text, text is UTF-8. With ``maxlen`` every XADD trims the stream to
+    about that many entries (``MAXLEN ~``).
+
+    The caller never waits: items go to a queue of up to ``buffer`` entries that one thread
+    writes in pipelined batches, in order. When Redis is unreachable or lost, the entries wait
+    and the writer retries with back-off (50 ms doubling to 1 s); an outage longer than
+    ``retry_s``, or a full queue, ends the stream with a ``SinkError`` saying what failed, how
+    many entries were written and how many not, and the fix (a ``StreamReceipt`` with reason
+    ``failed`` and the same counts comes first). A round trip cut off by a lost connection is
+    checked against the stream before anything is sent again, so no entry is written twice.
+    On completion the sink waits until every entry is written (or the writer gives up, as
+    above), then emits the receipt (``written``) and completes. An item with no JSON form ends
+    the stream with an error after the entries before it are written. Disposing stops the
+    writer; unless Redis is away (an attempt failed since the last success) it first writes
+    what is queued, and it logs a warning counting any entry left. Needs the ``redis``
+    package (``rxaudio[server]``) and Redis 6.2 or newer.
+
+    .. marble::
+        -a--b--U--|
+        [ redis ]
+        ----------(R|)      U = Utterance (+ audio); R = StreamReceipt(written=3)
+
+    Parameters
+    ----------
+    url
+        Where Redis is: ``redis://[[user]:password@]host[:port][/db]``, ``rediss://`` (TLS) or
+        ``unix:///path/to/socket``.
+    stream
+        The stream's key.
+    maxlen
+        Trim the stream to about this many entries on every XADD (``MAXLEN ~``); none: no
+        trimming.
+    audio
+        How an utterance's audio goes with its entry: 16-bit PCM bytes, FLAC bytes, a WAV file
+        in ``audio_dir`` named by its ``path``, or none.
+    audio_dir
+        The folder WAVs are written to with ``audio=file`` (created if missing); it must be
+        readable where the entries are read.
+    buffer
+        Entries held while they wait to be written (while Redis is unreachable, too); a full
+        buffer ends the stream with an error.
+    retry_s
+        How long one outage may last (no connection, or Redis refusing writes) before the
+        stream ends with an error.
+    timeout_s
+        How long connecting or one round trip may take before the connection counts as lost.
+
+    Raises
+    ------
+    ConfigError
+        A url that is not redis://, rediss:// or unix://, an empty stream name, ``audio_dir``
+        missing for (or given without) ``audio=file``, or the redis package missing.
+    """
+    url = _check_url(url)
+    if not stream:
+        raise ConfigError("redis: stream must name a key, got ''")
+    folder: str | None = None
+    if audio == "file":
+        if not audio_dir:
+            raise ConfigError(
+                "redis: audio=file writes each utterance's WAV into audio_dir; give audio_dir"
+            )
+        folder = os.path.abspath(os.fspath(audio_dir))
+        parent = os.path.dirname(folder)
+        if os.path.exists(folder) and not os.path.isdir(folder):
+            raise ConfigError(f"redis: audio_dir {folder} exists and is not a folder")
+        if not os.path.isdir(parent):
+            raise ConfigError(f"redis: the parent of audio_dir ({parent}) does not exist")
+        os.makedirs(folder, exist_ok=True)
+        if not os.access(folder, os.W_OK):
+            raise ConfigError(f"redis: audio_dir {folder} is not writable")
+    elif audio_dir is not None:
+        raise ConfigError(
+            f"redis: audio_dir is for audio=file (audio is {audio!r}); set audio=file or drop it"
+        )
+    cfg = _Config(url, shown_url(url), stream, maxlen, audio, folder, buffer, retry_s, timeout_s)
+    return _sink(cfg)

@@ -113,7 +113,10 @@ def _text(args: argparse.Namespace) -> str:
 
 
 def summary(pipeline: Pipeline, stopped_by: str) -> list[str]:
-    """The final lines: audio seconds, how it stopped, and each branch end's count and file."""
+    """The final lines: audio seconds, how it stopped, and each branch end's count and file
+    (or, for a stream sink, the entries it wrote)."""
+    from ..frames import StreamReceipt
+
     st = pipeline.stats
     how = "" if stopped_by == "completed" else f" (stopped by {stopped_by})"
     lines = [f"rxaudio launch: {st.audio_seconds:.2f} s of audio{how}"]
@@ -121,6 +124,13 @@ def summary(pipeline: Pipeline, stopped_by: str) -> list[str]:
         if b.tee is not None:
             continue
         r = st.receipts.get(b.end)
+        if isinstance(r, StreamReceipt):  # a stream sink: entries, not a file
+            lines.append(
+                f"  {b.end}: {st.items.get(b.end, 0)} items, wrote {r.written} entries to "
+                f"{r.stream} at {r.url}"
+                + (f" ({r.not_written} not written)" if r.not_written else "")
+            )
+            continue
         # a sink stopped by a signal or by another branch's error finalizes without a receipt
         path = r.path if r is not None else b.location
         wrote = f", wrote {path}" if path is not None and os.path.isfile(path) else ""

@@ -63,7 +63,7 @@ from ..core.caps import Caps
 from ..core.element import Element
 from ..core.props import ElementInfo, Prop
 from ..errors import ConfigError, RxAudioError
-from ..frames import AudioFrame, FileReceipt
+from ..frames import AudioFrame, FileReceipt, StreamReceipt
 from . import registry
 from .caps import Link, LinkError, link
 
@@ -418,7 +418,7 @@ class PipelineStats:
     """Audio the source has emitted, in seconds (the last frame's end)."""
     items: dict[str, int] = field(default_factory=dict)
     """Items that reached each branch end (into its sink, or out of its last element)."""
-    receipts: dict[str, FileReceipt] = field(default_factory=dict)
+    receipts: dict[str, FileReceipt | StreamReceipt] = field(default_factory=dict)
     """The receipt of each sink whose file is final."""
 
 
@@ -709,7 +709,7 @@ class Pipeline:
                 if b.sink is not None:
 
                     def receipt(r: Any, end: str = end) -> None:
-                        if isinstance(r, FileReceipt):
+                        if isinstance(r, FileReceipt | StreamReceipt):
                             stats.receipts[end] = r
 
                     x = x.pipe(b.sink, ops.do_action(receipt))
@@ -773,7 +773,7 @@ class Pipeline:
         scheduler: abc.SchedulerBase | None = None,
         on_poll: Callable[[], None] | None = None,
         poll_s: float = 0.1,
-    ) -> list[FileReceipt]:
+    ) -> list[FileReceipt | StreamReceipt]:
         """Run until every branch has ended; return the sinks' receipts.
 
         The wait is a loop of short timed waits (``on_poll`` is called after each), so Ctrl-C
@@ -782,11 +782,11 @@ class Pipeline:
         the exception goes on. An error in the stream is raised after the files are final.
         """
         done = threading.Event()
-        receipts: list[FileReceipt] = []
+        receipts: list[FileReceipt | StreamReceipt] = []
         failed: list[Exception] = []
 
         def on_next(item: Any) -> None:
-            if isinstance(item, FileReceipt):
+            if isinstance(item, FileReceipt | StreamReceipt):
                 receipts.append(item)
 
         def on_error(exc: Exception) -> None:

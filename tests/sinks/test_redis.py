@@ -405,3 +405,20 @@ def test_launch_string_writes_utterances(redis_server: Any, speech_path: str) ->
         d = json.loads(e[b"data"])
         n = len(e[b"audio"]) // 2
         assert n == round((d["audio_end"] - d["audio_start"]) * 16000)
+
+
+def test_rxaudio_launch_says_how_many_entries_it_wrote(redis_server: Any, speech_path: str) -> None:
+    import subprocess
+    import sys
+
+    text = f"file location={speech_path} ! level ! redis location={redis_server.url} stream=lv"
+    r = subprocess.run(
+        [sys.executable, "-m", "rxaudio.apps.cli", "launch", text],
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
+    assert r.returncode == 0, r.stderr
+    n = len(entries(redis_server, "lv"))
+    assert n > 0
+    assert f"wrote {n} entries to lv at {redis_server.url}" in r.stdout

@@ -296,5 +296,7 @@ def run_processes(config: Any, args: argparse.Namespace, what: str) -> int:
         flush=True,
     )
     asyncio.run(sup.serve(args.seconds))
+    if sup.failed:  # said why on stderr
+        return 1
     print("rxaudio serve: stopped; every session flushed", file=sys.stderr, flush=True)
     return 0

@@ -141,7 +141,13 @@ class ServerConfig:
                 raise ConfigError(f"serve: {flag} must be >= {low}, got {value}")
         self.allowed_hosts = tuple(self.allowed_hosts)
         if self.out_dir is not None:
-            os.makedirs(self.out_dir, exist_ok=True)
+            try:
+                os.makedirs(self.out_dir, exist_ok=True)
+            except OSError as exc:
+                raise ConfigError(
+                    f"serve: --out {self.out_dir}: cannot create the folder "
+                    f"({exc.strerror or exc}); choose a folder you can write to"
+                ) from None
             if not os.access(self.out_dir, os.W_OK):
                 raise ConfigError(f"serve: --out {self.out_dir} is not writable")
         if self.source not in (None, "mic") and not os.path.isfile(self.source):

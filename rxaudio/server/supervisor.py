@@ -40,6 +40,8 @@ from urllib.parse import parse_qs, urlsplit
 # a session id's first character names its worker (so at most this many workers)
 WORKER_MARKS = string.ascii_letters + string.digits
 PEEK_BYTES = 4096
+QUICK_S = 10.0  # a worker that dies this soon after starting ...
+QUICK_DEATHS = 3  # ... this many times in a row is not started again: the server stops
 
 
 def worker_mark(index: int) -> str:
@@ -140,6 +142,9 @@ class Supervisor:
         self.peeking = 0  # connections whose request line is awaited (at most max_connections)
         self.stopping = False
         self.restarts = 0
+        self.failed = False  # stopped because a worker could not start
+        self.started_at = [0.0] * workers
+        self.quick = [0] * workers  # deaths in a row right after starting, per worker
 
     def worker_config(self, index: int) -> Any:
         """The config of worker ``index``: its mark, the shared metrics, its share of the
@@ -164,6 +169,7 @@ class Supervisor:
         )
         p.start()
         theirs.close()
+        self.started_at[index] = time.monotonic()
         self.procs[index] = p
         self.chans[index] = mine
 
@@ -244,7 +250,9 @@ class Supervisor:
                 await asyncio.sleep(0.5)
                 for i, p in enumerate(self.procs):
                     if p is not None and not p.is_alive() and not self.stopping:
-                        self._lost(i, p)
+                        if not self._lost(i, p):
+                            stop.set()  # a worker that cannot start: stop, do not spin
+                            return
 
         acceptor = loop.create_task(accept())
         watcher = loop.create_task(watch())
@@ -263,21 +271,37 @@ class Supervisor:
             self.sock.close()
             await loop.run_in_executor(None, self.stop_workers)
 
-    def _lost(self, index: int, proc: Any) -> None:
+    def _lost(self, index: int, proc: Any) -> bool:
+        """A worker exited: replace it; ``False`` (and no replacement) when it keeps dying
+        right after starting (:data:`QUICK_DEATHS` in a row within :data:`QUICK_S`)."""
         from .metrics import mark_process_dead
 
+        mark_process_dead(proc.pid, self.metrics_dir)
+        chan = self.chans[index]
+        if chan is not None:
+            chan.close()
+            self.chans[index] = None
+        lived = time.monotonic() - self.started_at[index]
+        self.quick[index] = self.quick[index] + 1 if lived < QUICK_S else 0
+        if self.quick[index] >= QUICK_DEATHS:
+            print(
+                f"rxaudio serve: error: worker {index} exited {QUICK_DEATHS} times within "
+                f"{QUICK_S:.0f} s of starting (last code {proc.exitcode}); its error is above. "
+                "Stopping the server",
+                file=sys.stderr,
+                flush=True,
+            )
+            self.failed = True
+            return False
         print(
             f"rxaudio serve: worker {index} (pid {proc.pid}) exited with code {proc.exitcode}; "
             "starting a new one (its sessions are lost; their clients start new ones)",
             file=sys.stderr,
             flush=True,
         )
-        mark_process_dead(proc.pid, self.metrics_dir)
-        chan = self.chans[index]
-        if chan is not None:
-            chan.close()
         self.restarts += 1
         self.start_worker(index)
+        return True
 
     def stop_workers(self) -> None:
         """SIGTERM every worker (each flushes its sessions), wait, then kill what is left."""

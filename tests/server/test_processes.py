@@ -8,6 +8,7 @@ import re
 import signal
 import subprocess
 import sys
+import time
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
@@ -191,6 +192,7 @@ async def _sleep(s: float) -> None:
         (["--processes", "2", "--source", "sample"], "drop --processes or --source"),
         (["--processes", "0"], "must be from 1 to 62 (or auto)"),
         (["--processes", "many"], "must be a count or auto"),
+        (["--out", "/proc/rxaudio-out"], "--out /proc/rxaudio-out: cannot create the folder"),
     ],
 )
 def test_bad_process_options_are_refused_in_one_line(args: list[str], says: str) -> None:
@@ -201,3 +203,34 @@ def test_bad_process_options_are_refused_in_one_line(args: list[str], says: str)
         timeout=60,
     )
     assert r.returncode == 2 and says in r.stderr and "Traceback" not in r.stderr
+
+
+def test_a_worker_that_keeps_dying_at_start_stops_the_server(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Replaced after a crash, but not forever: three deaths in a row right after starting
+    stop the supervisor (no restart loop), with one line saying so."""
+    import socket
+
+    from rxaudio.server.config import ServerConfig
+    from rxaudio.server.supervisor import QUICK_DEATHS, Supervisor
+
+    class Dead:
+        pid, exitcode = 999_999, 3
+
+    sock = socket.socket()
+    sup = Supervisor(ServerConfig(out_dir=str(tmp_path)), 2, sock)
+    started: list[int] = []
+    monkeypatch.setattr(sup, "start_worker", started.append)
+    try:
+        results = []
+        for _ in range(QUICK_DEATHS):
+            sup.started_at[1] = time.monotonic()  # it had only just started
+            results.append(sup._lost(1, Dead()))
+        assert results == [True] * (QUICK_DEATHS - 1) + [False]
+        assert started == [1] * (QUICK_DEATHS - 1) and sup.failed
+        sup.quick[0], sup.started_at[0] = 2, -1e9  # a worker that lived long starts afresh
+        assert sup._lost(0, Dead()) and sup.quick[0] == 0
+    finally:
+        sock.close()
+        sup.stop_workers()

@@ -161,6 +161,9 @@ class Supervisor:
 
     def start_worker(self, index: int) -> None:
         mine, theirs = socket.socketpair(socket.AF_UNIX, socket.SOCK_STREAM)
+        # a worker too busy to take sockets for this long loses the connection, rather than
+        # stalling the routing of every other one
+        mine.settimeout(2.0)
         p = self.ctx.Process(
             target=_worker_main,
             args=(self.worker_config(index), theirs),
@@ -221,7 +224,9 @@ class Supervisor:
                 return
             try:
                 socket.send_fds(chan, [b"c"], [conn.fileno()])
-            except OSError:  # the worker died between pick and send: the client retries
+            except (
+                OSError
+            ):  # the worker died (or is stuck) between pick and send: the client retries
                 pass
         finally:
             conn.close()

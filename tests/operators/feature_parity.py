@@ -104,3 +104,22 @@ PINNED = [
     ((16000, 512, 160), 2, 0.5, [1000, 1500]),
     ((48000, 1024, 480), 3, 0.3, [4097]),
 ]
+
+
+def librosa_spectral(
+    x: np.ndarray, rate: int, n_fft: int, hop: int, roll: float, p: float = 2.0
+) -> np.ndarray:
+    """librosa's six spectral features per frame (uncentred), the reference of ``spectral``."""
+    import librosa
+
+    kw = {"y": x, "n_fft": n_fft, "hop_length": hop, "center": False}
+    f = librosa.feature
+    cols = [
+        f.spectral_centroid(sr=rate, **kw),
+        f.spectral_bandwidth(sr=rate, p=p, **kw),
+        f.spectral_rolloff(sr=rate, roll_percent=roll, **kw),
+        f.spectral_flatness(**kw),
+        f.zero_crossing_rate(x, frame_length=n_fft, hop_length=hop, center=False),
+        f.rms(y=x, frame_length=n_fft, hop_length=hop, center=False),
+    ]
+    return np.stack([c[0] for c in cols], axis=1)

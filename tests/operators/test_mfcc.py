@@ -15,7 +15,17 @@ from rxaudio.frames import AudioFrame
 from rxaudio.operators import mfcc, spectral, spectrogram
 from rxaudio.testing import collect, concat, frame, run_marbles
 
-from .feature_parity import PATHS, PINNED, _db, _rows, _signal, _stream, kernel_path, signals
+from .feature_parity import (
+    PATHS,
+    PINNED,
+    _db,
+    _rows,
+    _signal,
+    _stream,
+    kernel_path,
+    librosa_spectral,
+    signals,
+)
 
 
 def test_mfcc_flushes_delta_rows_at_completion() -> None:
@@ -142,22 +152,6 @@ def test_mfcc_deltas_equal_librosa_delta(path: str, case: Any, width: int) -> No
         assert np.abs(ours[:, 26:] - d2.T).max() < bound
 
 
-def _librosa_spectral(
-    x: np.ndarray, rate: int, n_fft: int, hop: int, roll: float, p: float = 2.0
-) -> np.ndarray:
-    kw = {"y": x, "n_fft": n_fft, "hop_length": hop, "center": False}
-    f = librosa.feature
-    cols = [
-        f.spectral_centroid(sr=rate, **kw),
-        f.spectral_bandwidth(sr=rate, p=p, **kw),
-        f.spectral_rolloff(sr=rate, roll_percent=roll, **kw),
-        f.spectral_flatness(**kw),
-        f.zero_crossing_rate(x, frame_length=n_fft, hop_length=hop, center=False),
-        f.rms(y=x, frame_length=n_fft, hop_length=hop, center=False),
-    ]
-    return np.stack([c[0] for c in cols], axis=1)
-
-
 @PATHS
 def test_speech_sample_in_1024_blocks_equals_librosa(path: str, speech: np.ndarray) -> None:
     with kernel_path(path):
@@ -174,5 +168,5 @@ def test_speech_sample_in_1024_blocks_equals_librosa(path: str, speech: np.ndarr
         assert np.abs(log_mel - _db(mel).T).max() < 1e-4
         _close(
             _stream(x, 16000, cuts, spectral())[:, 5],
-            _librosa_spectral(x, 16000, 512, 160, 0.85)[:, 5],
+            librosa_spectral(x, 16000, 512, 160, 0.85)[:, 5],
         )

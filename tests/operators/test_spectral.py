@@ -13,7 +13,7 @@ from rxaudio.errors import StreamError
 from rxaudio.operators import spectral
 from rxaudio.testing import concat, frame, run_marbles
 
-from .feature_parity import _rows, _signal, _stream, signals
+from .feature_parity import _rows, _signal, _stream, librosa_spectral, signals
 
 
 def test_spectral_columns_and_flow() -> None:
@@ -47,28 +47,12 @@ def test_huge_but_finite_samples_are_not_refused() -> None:
 librosa = pytest.importorskip("librosa")
 
 
-def _librosa_spectral(
-    x: np.ndarray, rate: int, n_fft: int, hop: int, roll: float, p: float = 2.0
-) -> np.ndarray:
-    kw = {"y": x, "n_fft": n_fft, "hop_length": hop, "center": False}
-    f = librosa.feature
-    cols = [
-        f.spectral_centroid(sr=rate, **kw),
-        f.spectral_bandwidth(sr=rate, p=p, **kw),
-        f.spectral_rolloff(sr=rate, roll_percent=roll, **kw),
-        f.spectral_flatness(**kw),
-        f.zero_crossing_rate(x, frame_length=n_fft, hop_length=hop, center=False),
-        f.rms(y=x, frame_length=n_fft, hop_length=hop, center=False),
-    ]
-    return np.stack([c[0] for c in cols], axis=1)
-
-
 @given(signals, st.sampled_from([0.85, 0.5]), st.sampled_from([2.0, 2.0, 1.0, 3.0]))
 @example(((48000, 1024, 480), 383, 0.5118525079976366, []), 0.5, 2.0)  # a tie at the threshold
 def test_spectral_descriptors_equal_librosa(case: Any, roll: float, p: float) -> None:
     (rate, n_fft, hop), seed, seconds, cuts = case
     x = _signal(rate, seed, seconds)
-    ref = _librosa_spectral(x, rate, n_fft, hop, roll, p)
+    ref = librosa_spectral(x, rate, n_fft, hop, roll, p)
     ours = _stream(x, rate, cuts, spectral(n_fft=n_fft, hop=hop, roll_percent=roll, p=p))
     assert ours.shape == ref.shape
     # centroid, bandwidth (Hz): float32 resolution of librosa's own magnitudes

@@ -44,7 +44,7 @@ async def sessions_cpu(
 ) -> float:
     """CPU seconds for ``streams`` sessions to process ``audio`` (int16) each."""
     loop = asyncio.get_running_loop()
-    metrics = ServerMetrics(lambda: 0.0, lambda: 0.0, lambda: 0.0, lambda: 0.0)
+    metrics = ServerMetrics()
     batcher = WindowBatcher(metrics, loop)
     out = tempfile.mkdtemp(prefix="rxaudio-bench-")
     scheduler = AsyncIOScheduler(loop)

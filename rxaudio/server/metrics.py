@@ -268,6 +268,11 @@ def mark_process_dead(pid: int, multiprocess_dir: str) -> None:
     multiprocess.mark_process_dead(pid, multiprocess_dir)  # type: ignore[no-untyped-call]
 
 
+def _zero() -> float:
+    """A gauge with nothing to read (a ServerMetrics outside a hub: tests, benchmarks)."""
+    return 0.0
+
+
 class ServerMetrics:
     """Every series the server exposes at ``/metrics``.
 
@@ -287,12 +292,12 @@ class ServerMetrics:
 
     def __init__(
         self,
-        clients: Callable[[], float],
-        sessions: Callable[[], float],
-        queue_depth: Callable[[], float],
-        queue_depth_max: Callable[[], float],
-        grace: Callable[[], float] = lambda: 0.0,
-        out_bytes: Callable[[], float] = lambda: 0.0,
+        clients: Callable[[], float] = _zero,
+        sessions: Callable[[], float] = _zero,
+        queue_depth: Callable[[], float] = _zero,
+        queue_depth_max: Callable[[], float] = _zero,
+        grace: Callable[[], float] = _zero,
+        out_bytes: Callable[[], float] = _zero,
         *,
         multiprocess_dir: str | None = None,
     ) -> None:

@@ -530,7 +530,7 @@ async def test_outbox_bytes_are_bounded_even_for_critical_events() -> None:
     async def never(text: str) -> None:
         await gate.wait()
 
-    ob = Outbox(never, ServerMetrics(*(lambda: 0.0,) * 4), maxlen=10_000, maxbytes=100_000)
+    ob = Outbox(never, ServerMetrics(), maxlen=10_000, maxbytes=100_000)
     for i in range(200):
         ob.put({"type": "error", "code": "x", "message": "m" * 5000, "i": i}, 0.0)
     assert ob.bytes <= 100_000 and len(ob) < 25 and ob.dropped > 175

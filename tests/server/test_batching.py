@@ -44,7 +44,7 @@ CONFIGS: tuple[dict[str, float], ...] = (
 
 
 def _metrics() -> ServerMetrics:
-    return ServerMetrics(lambda: 0.0, lambda: 0.0, lambda: 0.0, lambda: 0.0)
+    return ServerMetrics()
 
 
 class _NoTimers(AsyncIOScheduler):

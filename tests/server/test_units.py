@@ -16,7 +16,7 @@ from rxaudio.server.sessions import Outbox
 
 
 def _metrics() -> ServerMetrics:
-    return ServerMetrics(lambda: 0.0, lambda: 0.0, lambda: 0.0, lambda: 0.0)
+    return ServerMetrics()
 
 
 async def test_outbox_drops_oldest_droppable_first_and_counts() -> None:

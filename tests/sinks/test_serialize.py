@@ -145,7 +145,7 @@ def test_wavdir_and_segment_labels_add_only_their_file(tmp_path: Path, items: li
 
 
 def _metrics() -> ServerMetrics:
-    return ServerMetrics(lambda: 0.0, lambda: 0.0, lambda: 0.0, lambda: 0.0)
+    return ServerMetrics()
 
 
 async def test_session_events_and_log_are_the_library_dicts(tmp_path: Path) -> None:

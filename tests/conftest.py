@@ -3,7 +3,14 @@
 from __future__ import annotations
 
 import os
-from typing import ClassVar
+import shutil
+import signal
+import socket
+import subprocess
+import time
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any, ClassVar
 
 import numpy as np
 import pytest
@@ -81,3 +88,130 @@ def fake_scorer() -> type[FakeScorer]:
     """The FakeScorer class (instances recorded in ``FakeScorer.instances``)."""
     FakeScorer.instances = []
     return FakeScorer
+
+
+# --- a real redis-server (sinks, sources, worker, server) ---------------------------------
+
+REDIS_SERVER = shutil.which("redis-server")
+
+
+def free_port() -> int:
+    """A TCP port on 127.0.0.1 that nothing listens on (at the moment of asking)."""
+    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as s:
+        s.bind(("127.0.0.1", 0))
+        port: int = s.getsockname()[1]
+        return port
+
+
+class RedisServer:
+    """One ``redis-server`` process on 127.0.0.1:``port`` keeping its files in ``directory``.
+
+    ``start()`` may be called again after ``kill()``: the same port, the same folder, so with
+    ``appendonly`` the data written before the kill comes back.
+    """
+
+    def __init__(self, directory: Path, port: int, *, appendonly: bool = True) -> None:
+        self.dir, self.port, self.appendonly = directory, port, appendonly
+        self.proc: subprocess.Popen[bytes] | None = None
+        self.frozen = False
+
+    @property
+    def url(self) -> str:
+        return f"redis://127.0.0.1:{self.port}/0"
+
+    def client(self) -> Any:
+        import redis
+
+        return redis.Redis(host="127.0.0.1", port=self.port, socket_timeout=10)
+
+    def start(self, timeout: float = 30.0) -> None:
+        """Start the server and wait until it answers PING (``RuntimeError`` when it dies)."""
+        assert REDIS_SERVER is not None
+        cmd = [
+            REDIS_SERVER,
+            "--port", str(self.port),
+            "--bind", "127.0.0.1",
+            "--save", "",
+            "--appendonly", "yes" if self.appendonly else "no",
+            "--dir", str(self.dir),
+        ]  # fmt: skip
+        log = open(self.dir / "redis.log", "ab")
+        self.proc = subprocess.Popen(cmd, stdout=log, stderr=subprocess.STDOUT)
+        log.close()
+        import redis
+
+        deadline = time.monotonic() + timeout
+        while True:
+            if self.proc.poll() is not None:
+                raise RuntimeError(
+                    f"redis-server exited ({self.proc.returncode}): "
+                    + (self.dir / "redis.log").read_text(errors="replace")[-2000:]
+                )
+            try:
+                if redis.Redis(host="127.0.0.1", port=self.port, socket_timeout=1).ping():
+                    return
+            except redis.exceptions.RedisError:
+                pass  # not listening yet, or still loading its data
+            if time.monotonic() > deadline:
+                self.stop()
+                raise RuntimeError(f"redis-server on port {self.port} did not answer PING")
+            time.sleep(0.02)
+
+    def kill(self) -> None:
+        """SIGKILL: the server vanishes mid-stream, as in a crash."""
+        if self.proc is not None:
+            self.thaw()
+            self.proc.kill()
+            self.proc.wait()
+            self.proc = None
+
+    def freeze(self) -> None:
+        """SIGSTOP: connections stay open, nothing answers."""
+        assert self.proc is not None
+        self.proc.send_signal(signal.SIGSTOP)
+        self.frozen = True
+
+    def thaw(self) -> None:
+        if self.proc is not None and self.frozen:
+            self.proc.send_signal(signal.SIGCONT)
+        self.frozen = False
+
+    def stop(self) -> None:
+        """SIGTERM and wait (SIGKILL if it does not go)."""
+        if self.proc is None:
+            return
+        self.thaw()
+        self.proc.terminate()
+        try:
+            self.proc.wait(timeout=20)
+        except subprocess.TimeoutExpired:
+            self.proc.kill()
+            self.proc.wait()
+        self.proc = None
+
+
+@pytest.fixture
+def redis_server(tmp_path: Path) -> Iterator[RedisServer]:
+    """A running ``redis-server`` (``--save "" --appendonly yes``) on a free loopback port."""
+    if REDIS_SERVER is None:
+        pytest.skip("redis-server is not installed (apt-get install redis-server)")
+    folder = tmp_path / "redis"
+    folder.mkdir()
+    for attempt in range(5):  # a free port can be taken between asking and binding
+        server = RedisServer(folder, free_port())
+        try:
+            server.start()
+            break
+        except RuntimeError:
+            if attempt == 4:
+                raise
+    try:
+        yield server
+    finally:
+        server.stop()
+
+
+@pytest.fixture
+def dead_url() -> str:
+    """A redis:// URL on loopback where nothing listens."""
+    return f"redis://127.0.0.1:{free_port()}/0"

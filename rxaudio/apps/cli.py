@@ -27,6 +27,7 @@ COMMANDS: dict[str, str] = {
     "serve": "rxaudio.apps._serve",
     "inspect": "rxaudio.apps._inspect",
     "launch": "rxaudio.apps._launch",
+    "worker": "rxaudio.apps._worker",
 }
 
 

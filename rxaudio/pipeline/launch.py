@@ -427,7 +427,11 @@ def _identity(source: Observable[Any]) -> Observable[Any]:
 
 
 def _source_caps(obj: Any, info: ElementInfo) -> Caps:
-    """The caps a built source guarantees (a file's header, a microphone's settings)."""
+    """The caps a built source guarantees (a file's header, a microphone's settings, or the
+    ``caps`` a source states itself, as ``redis_src`` does)."""
+    stated = getattr(obj, "caps", None)
+    if isinstance(stated, Caps):
+        return stated
     finfo = getattr(obj, "info", None)
     block = getattr(obj, "block_size", None)
     block = block if isinstance(block, int) and block > 0 else None

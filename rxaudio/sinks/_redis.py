@@ -21,21 +21,16 @@ from __future__ import annotations
 
 import atexit
 import contextlib
-import io
 import logging
 import os
-import re
 import secrets
-import socket
 import threading
 import time
 from collections import deque
 from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Annotated, Any
-from urllib.parse import urlsplit
 
-import numpy as np
 from reactivex import Observable, abc
 from reactivex.disposable import CompositeDisposable, Disposable, SingleAssignmentDisposable
 
@@ -44,17 +39,24 @@ from ..core.element import wrap_error
 from ..core.props import Choices, Range, Unit, element
 from ..errors import ConfigError, SinkError
 from ..frames import StreamReceipt, Utterance
+from ..io.streams import (
+    AUDIO_FORMAT,
+    AUDIO_MODES,
+    NO_SUCH_HOST,
+    check_url,
+    connect,
+    flac_bytes,
+    gaierror,
+    shown_url,
+    text,
+    why,
+)
 from ..io.wav import write_wav
 from ._filesink import SinkOutput
 from ._jsonl import to_json
 from ._serialize import to_record
 
 log = logging.getLogger("rxaudio.sinks")
-
-AUDIO_MODES = ("int16", "flac", "file", "none")
-"""How an :class:`Utterance`'s audio goes with its entry."""
-SCHEMES = ("redis", "rediss", "unix")
-_AUDIO_FORMAT = {"int16": "int16", "flac": "flac", "file": "wav"}  # the entry's audio_format
 
 BACKOFF_FIRST_S = 0.05
 """First wait after a failed attempt; it doubles after each failure up to BACKOFF_MAX_S."""
@@ -64,8 +66,6 @@ BATCH_ENTRIES = 256
 BATCH_BYTES = 4 << 20
 """...and about the most bytes (at least one entry goes, however large)."""
 _SCAN = 1000  # entries per XRANGE page when looking for what a lost round trip wrote
-# getaddrinfo answers that no retry will change (a temporary DNS failure is retried)
-_NO_SUCH_HOST = {socket.EAI_NONAME, getattr(socket, "EAI_NODATA", socket.EAI_NONAME)}
 
 
 @dataclass(frozen=True, slots=True)
@@ -79,65 +79,6 @@ class _Config:
     buffer: int
     retry_s: float
     timeout_s: float
-
-
-def shown_url(url: str) -> str:
-    """``url`` fit for messages and receipts: a password (in the user part or the query) is
-    replaced by ``***``."""
-    parts = urlsplit(url)
-    if parts.password is not None:
-        host = parts.netloc.rsplit("@", 1)[1]
-        url = parts._replace(netloc=f"{parts.username or ''}:***@{host}").geturl()
-    return re.sub(r"(?i)([?&]password=)[^&#]*", r"\1***", url)
-
-
-def _check_url(url: str) -> str:
-    scheme = url.split("://", 1)[0].lower() if "://" in url else ""
-    if scheme not in SCHEMES:
-        raise ConfigError(
-            f"redis: url must start with redis://, rediss:// or unix://, got {shown_url(url)!r}; "
-            "e.g. redis://127.0.0.1:6379/0"
-        )
-    try:
-        from redis.connection import parse_url
-    except ImportError:
-        raise ConfigError(
-            "redis: the redis package is not installed; pip install 'rxaudio[server]'"
-        ) from None
-    try:
-        _ = urlsplit(url).port  # a port that is no number
-        kwargs = parse_url(url)  # type: ignore[no-untyped-call]  # redis-py leaves it untyped
-    except ValueError as exc:
-        raise ConfigError(f"redis: bad url {shown_url(url)!r} ({exc})") from None
-    if scheme == "unix" and not kwargs.get("path"):
-        raise ConfigError(
-            "redis: a unix:// url names the socket, e.g. unix:///run/redis.sock, got "
-            f"{shown_url(url)!r}"
-        )
-    return url
-
-
-def _text(v: Any) -> str:
-    return v.decode() if isinstance(v, bytes) else str(v)
-
-
-def _why(exc: BaseException) -> str:
-    """A failure's cause in a few words (``Connection refused``)."""
-    for e in (exc.__cause__, exc.__context__, exc):
-        if isinstance(e, OSError) and e.strerror:
-            return e.strerror
-    return str(exc).strip().rstrip(".") or type(exc).__name__
-
-
-def _gaierror(exc: BaseException) -> socket.gaierror | None:
-    seen: set[int] = set()
-    e: BaseException | None = exc
-    while e is not None and id(e) not in seen:
-        if isinstance(e, socket.gaierror):
-            return e
-        seen.add(id(e))
-        e = e.__cause__ or e.__context__
-    return None
 
 
 class _Failed(Exception):
@@ -154,15 +95,6 @@ class _Entry:
     fields: dict[str, str | bytes | int]
     utt: Utterance | None  # audio still to add (the writer adds it just before sending)
     size: int  # about the bytes it sends
-
-
-def _flac(utt: Utterance) -> bytes:
-    import soundfile as sf
-
-    pcm = np.frombuffer(utt.to_frame().to_pcm16(), dtype="<i2").reshape(-1, utt.samples.shape[1])
-    buf = io.BytesIO()
-    sf.write(buf, pcm, utt.sample_rate, format="FLAC", subtype="PCM_16")
-    return buf.getvalue()
 
 
 # subscriptions whose writer still runs: a script that never disposes its chain still gets
@@ -376,25 +308,15 @@ class _Link:
         return batch
 
     def _connect(self) -> None:
-        import redis
-        from redis.backoff import NoBackoff
-        from redis.retry import Retry
-
         cfg = self.cfg
-        client = redis.Redis.from_url(
-            cfg.url,
-            socket_timeout=cfg.timeout_s,
-            socket_connect_timeout=cfg.timeout_s,
-            retry=Retry(NoBackoff(), 0),  # the writer retries, with its own back-off
-            client_name="rxaudio-redis",
-        )
+        client = connect(cfg.url, timeout_s=cfg.timeout_s, name="rxaudio-redis")
         try:
             top = client.xrevrange(cfg.stream, count=1)  # also checks the key is a stream
         except BaseException:
             client.close()
             raise
         if self.last_id is None:
-            self.last_id = _text(top[0][0]) if top else "0-0"
+            self.last_id = text(top[0][0]) if top else "0-0"
         self.client = client
 
     def _drop_client(self) -> None:
@@ -411,13 +333,13 @@ class _Link:
         what = "encode" if cfg.audio != "file" else "write the WAV of"
         try:
             fields = e.fields
-            fields["audio_format"] = _AUDIO_FORMAT[cfg.audio]
+            fields["audio_format"] = AUDIO_FORMAT[cfg.audio]
             fields["sample_rate"] = int(utt.sample_rate)
             fields["channels"] = int(utt.samples.shape[1])
             if cfg.audio == "int16":
                 fields["audio"] = utt.to_frame().to_pcm16()
             elif cfg.audio == "flac":
-                fields["audio"] = _flac(utt)
+                fields["audio"] = flac_bytes(utt.samples, utt.sample_rate)
             else:
                 assert cfg.audio_dir is not None
                 path = os.path.join(cfg.audio_dir, f"{self.producer}-{e.seq:08d}.wav")
@@ -425,7 +347,7 @@ class _Link:
         except Exception as exc:
             fix = "free space in audio_dir" if cfg.audio == "file" else "use audio=int16"
             raise _Failed(
-                f"cannot {what} the utterance at {utt.time:.3f} s ({_why(exc)})", fix
+                f"cannot {what} the utterance at {utt.time:.3f} s ({why(exc)})", fix
             ) from exc
         e.utt = None
 
@@ -450,7 +372,7 @@ class _Link:
             self.cond.notify_all()
         ids = [r for r in results if not isinstance(r, Exception)]
         if ids:
-            self.last_id = _text(ids[-1])
+            self.last_id = text(ids[-1])
         errors = [r for r in results if isinstance(r, Exception)]
         if errors:
             raise errors[0]
@@ -468,7 +390,7 @@ class _Link:
                     with contextlib.suppress(KeyError, ValueError):
                         found.add(int(fields[b"seq"]))
             if rows:
-                newest = _text(rows[-1][0])
+                newest = text(rows[-1][0])
                 start = f"({newest}"
             if len(rows) < _SCAN:
                 break
@@ -491,21 +413,21 @@ class _Link:
             raise exc
         if isinstance(exc, rex.AuthenticationError | rex.AuthorizationError):
             raise _Failed(
-                f"{cfg.shown} refused the login ({_why(exc)})",
+                f"{cfg.shown} refused the login ({why(exc)})",
                 "check the user name and password in url",
             ) from exc
         if isinstance(exc, rex.ConnectionError | rex.TimeoutError | OSError):
-            gai = _gaierror(exc)
-            if gai is not None and gai.errno in _NO_SUCH_HOST:
+            gai = gaierror(exc)
+            if gai is not None and gai.errno in NO_SUCH_HOST:
                 raise _Failed(
                     f"cannot resolve the host of {cfg.shown} ({gai.strerror})",
                     "check the host name in url",
                 ) from exc
-            self.outage_why = _why(exc)
+            self.outage_why = why(exc)
             self.outage_fix = "start redis-server there"
             return
         if isinstance(exc, rex.OutOfMemoryError | rex.ReadOnlyError):
-            self.outage_why = _why(exc)
+            self.outage_why = why(exc)
             self.outage_fix = (
                 "give redis more memory (maxmemory) or trim the stream (maxlen)"
                 if isinstance(exc, rex.OutOfMemoryError)
@@ -515,11 +437,11 @@ class _Link:
         if isinstance(exc, rex.ResponseError):
             if "WRONGTYPE" in str(exc):
                 raise _Failed(
-                    f"the key {cfg.stream!r} at {cfg.shown} holds no stream ({_why(exc)})",
+                    f"the key {cfg.stream!r} at {cfg.shown} holds no stream ({why(exc)})",
                     "name another stream",
                 ) from exc
             raise _Failed(
-                f"{cfg.shown} refused the entries for stream {cfg.stream!r} ({_why(exc)})",
+                f"{cfg.shown} refused the entries for stream {cfg.stream!r} ({why(exc)})",
                 "see the server's message",
             ) from exc
         raise exc
@@ -638,7 +560,7 @@ def to_redis(
     the stream with an error after the entries before it are written. Disposing stops the
     writer; unless Redis is away (an attempt failed since the last success) it first writes
     what is queued, and it logs a warning counting any entry left. Needs the ``redis``
-    package (``rxaudio[server]``) and Redis 6.2 or newer.
+    package (``rxaudio[redis]``) and Redis 6.2 or newer.
 
     .. marble::
         -a--b--U--|
@@ -676,7 +598,7 @@ def to_redis(
         A url that is not redis://, rediss:// or unix://, an empty stream name, ``audio_dir``
         missing for (or given without) ``audio=file``, or the redis package missing.
     """
-    url = _check_url(url)
+    url = check_url(url)
     if not stream:
         raise ConfigError("redis: stream must name a key, got ''")
     folder: str | None = None

@@ -1,0 +1,226 @@
+"""Redis Streams at the I/O edge: URLs, connections, failure causes and the entry format.
+
+One entry format, written by the ``redis`` sink and the server and read by the ``redis_src``
+source and ``rxaudio worker``: ``type`` (the item's dict form's type), ``data`` (that dict form
+as JSON), ``producer`` and ``seq`` (who wrote it, numbered per producer), and for an utterance
+its audio as ``audio_format`` says: ``int16`` (``audio``: little-endian interleaved 16-bit
+PCM), ``flac`` (``audio``: a FLAC file) or ``wav`` (``path``: a WAV file the reader can open),
+with ``sample_rate`` and ``channels``. The server adds ``session``; a worker's results add
+``source_id`` (the entry they came from). Everything here is plain functions over bytes and
+dicts: no Rx, no threads.
+"""
+
+from __future__ import annotations
+
+import io
+import re
+import socket
+from dataclasses import dataclass
+from typing import Any
+from urllib.parse import urlsplit
+
+import numpy as np
+from numpy.typing import NDArray
+
+from ..errors import ConfigError
+
+SCHEMES = ("redis", "rediss", "unix")
+AUDIO_MODES = ("int16", "flac", "file", "none")
+"""How an utterance's audio goes with its entry (``file``: a WAV whose path the entry holds)."""
+AUDIO_FORMAT = {"int16": "int16", "flac": "flac", "file": "wav"}
+"""The entry's ``audio_format`` for each audio mode."""
+# getaddrinfo answers that no retry will change (a temporary DNS failure is retried)
+NO_SUCH_HOST = {socket.EAI_NONAME, getattr(socket, "EAI_NODATA", socket.EAI_NONAME)}
+
+
+def shown_url(url: str) -> str:
+    """``url`` fit for messages and receipts: a password (in the user part or the query) is
+    replaced by ``***``."""
+    parts = urlsplit(url)
+    if parts.password is not None:
+        host = parts.netloc.rsplit("@", 1)[1]
+        url = parts._replace(netloc=f"{parts.username or ''}:***@{host}").geturl()
+    return re.sub(r"(?i)([?&]password=)[^&#]*", r"\1***", url)
+
+
+def check_url(url: str, who: str = "redis") -> str:
+    """``url`` when it is a Redis URL redis-py can use; else :class:`ConfigError` from ``who``."""
+    scheme = url.split("://", 1)[0].lower() if "://" in url else ""
+    if scheme not in SCHEMES:
+        raise ConfigError(
+            f"{who}: url must start with redis://, rediss:// or unix://, got "
+            f"{shown_url(url)!r}; e.g. redis://127.0.0.1:6379/0"
+        )
+    try:
+        from redis.connection import parse_url
+    except ImportError:
+        raise ConfigError(
+            f"{who}: the redis package is not installed; pip install 'rxaudio[redis]'"
+        ) from None
+    try:
+        _ = urlsplit(url).port  # a port that is no number
+        kwargs = parse_url(url)  # type: ignore[no-untyped-call]  # redis-py leaves it untyped
+    except ValueError as exc:
+        raise ConfigError(f"{who}: bad url {shown_url(url)!r} ({exc})") from None
+    if scheme == "unix" and not kwargs.get("path"):
+        raise ConfigError(
+            f"{who}: a unix:// url names the socket, e.g. unix:///run/redis.sock, got "
+            f"{shown_url(url)!r}"
+        )
+    return url
+
+
+def connect(url: str, *, timeout_s: float, name: str) -> Any:
+    """A redis-py client for ``url`` that does not retry on its own (callers retry, with their
+    own back-off); connects lazily, on its first command."""
+    import redis
+    from redis.backoff import NoBackoff
+    from redis.retry import Retry
+
+    return redis.Redis.from_url(
+        url,
+        socket_timeout=timeout_s,
+        socket_connect_timeout=timeout_s,
+        retry=Retry(NoBackoff(), 0),
+        client_name=name,
+    )
+
+
+def text(v: Any) -> str:
+    """A field value (bytes from Redis) as text."""
+    return v.decode() if isinstance(v, bytes) else str(v)
+
+
+def why(exc: BaseException) -> str:
+    """A failure's cause in a few words (``Connection refused``)."""
+    for e in (exc.__cause__, exc.__context__, exc):
+        if isinstance(e, OSError) and e.strerror:
+            return e.strerror
+    return str(exc).strip().rstrip(".") or type(exc).__name__
+
+
+def gaierror(exc: BaseException) -> socket.gaierror | None:
+    """The name-resolution failure behind ``exc``, if that is what it is."""
+    seen: set[int] = set()
+    e: BaseException | None = exc
+    while e is not None and id(e) not in seen:
+        if isinstance(e, socket.gaierror):
+            return e
+        seen.add(id(e))
+        e = e.__cause__ or e.__context__
+    return None
+
+
+def unreachable(exc: BaseException) -> bool:
+    """Whether ``exc`` means the server cannot be reached now (worth retrying)."""
+    import redis.exceptions as rex
+
+    if isinstance(exc, rex.ConnectionError | rex.TimeoutError | OSError):
+        gai = gaierror(exc)
+        return gai is None or gai.errno not in NO_SUCH_HOST
+    return isinstance(exc, rex.BusyLoadingError)
+
+
+# --- utterance audio in an entry ----------------------------------------------------------
+
+
+def flac_bytes(samples: NDArray[np.float32], sample_rate: int) -> bytes:
+    """``(n, channels)`` samples as a 16-bit FLAC file in memory."""
+    import soundfile as sf
+
+    from ..frames import AudioFrame
+
+    pcm = np.frombuffer(AudioFrame(samples, sample_rate, 0).to_pcm16(), dtype="<i2")
+    buf = io.BytesIO()
+    sf.write(buf, pcm.reshape(-1, samples.shape[1]), sample_rate, format="FLAC", subtype="PCM_16")
+    return buf.getvalue()
+
+
+class MalformedEntry(ValueError):
+    """An entry that does not follow the format; the message says what is wrong with it."""
+
+
+@dataclass(frozen=True, slots=True)
+class DecodedEntry:
+    """One entry read back: its fields as text (audio left out), its record, its audio."""
+
+    fields: dict[str, str]
+    record: dict[str, Any]
+    samples: NDArray[np.float32] | None = None
+    """``(n, channels)`` float32 in [-1, 1), when the entry carries audio."""
+    sample_rate: int | None = None
+
+
+def _int_field(fields: dict[str, str], name: str) -> int:
+    raw = fields.get(name)
+    try:
+        v = int(raw) if raw is not None else 0
+    except ValueError:
+        raise MalformedEntry(f"{name} is {raw!r}, not a whole number") from None
+    if v <= 0:
+        raise MalformedEntry(f"{name} is missing or not positive ({raw!r})")
+    return v
+
+
+def decode_entry(raw: dict[Any, Any]) -> DecodedEntry:
+    """Read one entry's fields (as redis-py returns them); :class:`MalformedEntry` says why not.
+
+    Audio is decoded when ``audio_format`` is there: 16-bit PCM, FLAC or a WAV path.
+    """
+    import orjson
+
+    fields = {text(k): v for k, v in raw.items()}
+    audio = fields.pop("audio", None)
+    shown = {k: text(v) for k, v in fields.items()}
+    data = shown.get("data")
+    if data is None:
+        raise MalformedEntry("no data field (the item's dict form as JSON)")
+    try:
+        record = orjson.loads(data)
+    except orjson.JSONDecodeError as exc:
+        raise MalformedEntry(f"data is not JSON ({exc})") from None
+    if not isinstance(record, dict) or not isinstance(record.get("type"), str):
+        raise MalformedEntry("data is not a JSON object with a type")
+    fmt = shown.get("audio_format")
+    if fmt is None:
+        if audio is not None:
+            raise MalformedEntry("audio without audio_format")
+        return DecodedEntry(shown, record)
+    rate = _int_field(shown, "sample_rate")
+    channels = _int_field(shown, "channels")
+    try:
+        if fmt == "int16":
+            if not isinstance(audio, bytes | bytearray):
+                raise MalformedEntry("audio_format int16 without audio bytes")
+            if len(audio) % (2 * channels):
+                raise MalformedEntry(
+                    f"{len(audio)} bytes of audio are not whole 16-bit frames of {channels} "
+                    "channel(s)"
+                )
+            pcm = np.frombuffer(bytes(audio), dtype="<i2").reshape(-1, channels)
+            samples = pcm.astype(np.float32) / np.float32(32768.0)
+        elif fmt in ("flac", "wav"):
+            import soundfile as sf
+
+            if fmt == "flac":
+                if not isinstance(audio, bytes | bytearray):
+                    raise MalformedEntry("audio_format flac without audio bytes")
+                src: Any = io.BytesIO(bytes(audio))
+            else:
+                src = shown.get("path")
+                if not src:
+                    raise MalformedEntry("audio_format wav without a path")
+            data_, file_rate = sf.read(src, dtype="float32", always_2d=True)
+            if file_rate != rate or data_.shape[1] != channels:
+                raise MalformedEntry(
+                    f"the audio is {file_rate} Hz, {data_.shape[1]} channel(s); the entry says "
+                    f"{rate} Hz, {channels}"
+                )
+            samples = np.ascontiguousarray(data_, dtype=np.float32)
+        else:
+            raise MalformedEntry(f"audio_format {fmt!r} is none of int16, flac, wav")
+    except MalformedEntry:
+        raise
+    except Exception as exc:  # soundfile's own errors: a damaged file, a path that is gone
+        raise MalformedEntry(f"cannot read the {fmt} audio ({why(exc)})") from None
+    return DecodedEntry(shown, record, samples, rate)

@@ -1,0 +1,198 @@
+"""A worker over a Redis stream: a launch string that starts with ``redis_src``, run per entry.
+
+``StreamWorker("redis_src stream=s group=g ! mfcc ! features location=out/{id}.npz")`` reads
+the stream through the group (:class:`~rxaudio.sources.StreamReader`) and, for every entry,
+builds the pipeline afresh with ``{id}`` replaced by the entry's id, feeds it the entry's
+item and waits until every branch has ended (each sink's file final, its receipt out). Only
+then is the entry acknowledged, in one transaction with its results: every item the
+pipeline's branch ends emitted (receipts, or the items of a branch that ends in an operator),
+one entry each in the results stream, carrying ``source_id`` (the entry's id) and the
+entry's ``session`` and utterance ``id`` when it had them. A worker killed mid-entry leaves
+the entry pending; another claims it and runs it again, and since files are named by entry id
+the second run overwrites the first: every entry's output exists once.
+
+An entry whose pipeline fails (or takes longer than ``entry_timeout_s``) goes to the
+dead-letter stream with the error, and the worker goes on.
+"""
+
+from __future__ import annotations
+
+import threading
+import time
+from collections.abc import Callable
+from dataclasses import dataclass
+from typing import Any
+
+import reactivex as rx
+
+from ..errors import ConfigError
+from ..sinks import to_json, to_record
+from ..sources import RedisSource, StreamEntry, StreamReader
+from ..sources._redis import ReaderStats
+from .launch import LaunchError, Pipeline, parse_launch
+
+ID_FIELD = "{id}"
+
+
+@dataclass
+class WorkerStats:
+    """What a worker has done: its reader's counts plus its own."""
+
+    reader: ReaderStats
+    failed: int = 0
+    """Entries whose pipeline failed or timed out (moved to the dead-letter stream)."""
+    busy_s: float = 0.0
+    """Seconds spent running entries' pipelines."""
+    last_s: float = 0.0
+    """How long the last entry took."""
+
+    def line(self) -> str:
+        """One status line."""
+        r = self.reader
+        lag = "?" if r.lag is None else str(r.lag)
+        return (
+            f"entries {r.acked} acked · {r.redelivered} redelivered · {r.dead} dead "
+            f"({self.failed} failed) · {r.skipped} skipped · results {r.results} · "
+            f"pending {r.pending} · lag {lag} · last {self.last_s:.2f} s"
+        )
+
+
+class StreamWorker:
+    """Runs a ``redis_src ! ...`` launch string once per entry (see the module's docs).
+
+    Parameters
+    ----------
+    text
+        The launch string; its source must be ``redis_src``. ``{id}`` anywhere in it (a
+        sink's location) becomes the entry's id.
+    results
+        The stream the results go to; none: ``<stream>:results``; ``""``: no results.
+    entry_timeout_s
+        How long one entry's pipeline may run before it counts as failed.
+    """
+
+    def __init__(
+        self, text: str, *, results: str | None = None, entry_timeout_s: float = 600.0
+    ) -> None:
+        if entry_timeout_s <= 0:
+            raise ConfigError(f"worker: entry_timeout_s must be > 0, got {entry_timeout_s}")
+        pipeline = parse_launch(text)  # every mistake reported now, with a caret
+        if not isinstance(pipeline.source, RedisSource):
+            raise LaunchError(
+                f"a worker's pipeline starts with redis_src, not {pipeline.source_label}",
+                text,
+                len(text) - len(text.lstrip()),
+            )
+        self.text = text
+        self.source = pipeline.source
+        cfg = self.source.config
+        self.results = f"{cfg.stream}:results" if results is None else results
+        self.entry_timeout_s = entry_timeout_s
+        self.reader: StreamReader = self.source.reader()
+        self.stats = WorkerStats(self.reader.stats)
+
+    def open(self) -> None:
+        """Connect (a :class:`~rxaudio.errors.SourceError` when Redis cannot be reached)."""
+        self.reader.open()
+
+    def close(self) -> None:
+        """Drop the connection."""
+        self.reader.close()
+
+    def run(
+        self,
+        stop: threading.Event,
+        *,
+        on_entry: Callable[[StreamEntry], None] | None = None,
+        max_entries: int | None = None,
+    ) -> WorkerStats:
+        """Handle entries until ``stop`` is set (the entry in hand is finished and acked
+        first) or ``max_entries`` were handled; ``on_entry`` is called after each."""
+        if self.reader.client is None:
+            self.open()
+        handled = 0
+        try:
+            while not stop.is_set():
+                if max_entries is not None and handled >= max_entries:
+                    break
+                block = min(self.source.config.block_ms, 250)  # see stop within a quarter second
+                for e in self.reader.poll(block_ms=block):
+                    self.handle(e)
+                    handled += 1
+                    if on_entry is not None:
+                        on_entry(e)
+                    if stop.is_set():
+                        break  # any others fetched stay pending: read back or claimed later
+            self.reader.refresh()
+        finally:
+            self.close()
+        return self.stats
+
+    def handle(self, entry: StreamEntry) -> None:
+        """Run the pipeline over one entry; ack it with its results, or dead-letter it."""
+        started = time.monotonic()
+        try:
+            outputs = self._run_one(entry)
+        except Exception as exc:
+            self.stats.failed += 1
+            self.reader.dead(
+                entry.id,
+                entry.fields,
+                f"the pipeline failed on this entry: {type(exc).__name__}: {exc}",
+            )
+        else:
+            results = [self._result(entry, o) for o in outputs] if self.results else []
+            self.reader.ack(entry.id, results, to=self.results)
+        self.stats.last_s = time.monotonic() - started
+        self.stats.busy_s += self.stats.last_s
+
+    def _run_one(self, entry: StreamEntry) -> list[Any]:
+        built = parse_launch(self.text.replace(ID_FIELD, entry.id))
+        pipeline = Pipeline(
+            built.text, rx.of(entry.item), built.source_label, built.source_caps, built.branches
+        )
+        outputs: list[Any] = []
+        done = threading.Event()
+        failed: list[Exception] = []
+
+        def on_error(exc: Exception) -> None:
+            failed.append(exc)
+            done.set()
+
+        sub = pipeline.observable().subscribe(outputs.append, on_error, done.set)
+        try:
+            if not done.wait(self.entry_timeout_s):
+                raise TimeoutError(f"it ran longer than entry_timeout_s={self.entry_timeout_s:g}")
+        finally:
+            sub.dispose()
+        if failed:
+            raise failed[0]
+        return outputs
+
+    def _result(self, entry: StreamEntry, item: Any) -> dict[str, Any]:
+        rec = to_record(item)
+        kind = rec.get("type")
+        fields: dict[str, Any] = {
+            "type": kind if isinstance(kind, str) else type(item).__name__,
+            "data": to_json(rec),
+            "source_id": entry.id,
+            "producer": self.reader.consumer,
+        }
+        session = entry.fields.get("session")
+        if session is not None:
+            fields["session"] = session
+        utt = _utterance_id(entry)
+        if utt is not None:
+            fields["utterance"] = utt
+        return fields
+
+
+def _utterance_id(entry: StreamEntry) -> str | None:
+    import orjson
+
+    try:
+        rec = orjson.loads(entry.fields.get("data", "{}"))
+    except orjson.JSONDecodeError:
+        return None
+    v = rec.get("id") if isinstance(rec, dict) else None
+    return str(v) if v is not None else None

@@ -271,7 +271,7 @@ def test_bad_options_are_config_errors(kw: dict[str, Any], msg: str) -> None:
                 b"channels": b"1",
             },
             "none of int16, flac, wav",
-        ),  # fmt: skip
+        ),
         (
             {
                 b"data": b'{"type":"utterance"}',
@@ -281,7 +281,7 @@ def test_bad_options_are_config_errors(kw: dict[str, Any], msg: str) -> None:
                 b"audio": b"",
             },
             "sample_rate is 'x'",
-        ),  # fmt: skip
+        ),
         (
             {
                 b"data": b'{"type":"utterance"}',
@@ -291,7 +291,7 @@ def test_bad_options_are_config_errors(kw: dict[str, Any], msg: str) -> None:
                 b"channels": b"1",
             },
             "cannot read the wav audio",
-        ),  # fmt: skip
+        ),
     ],
 )
 def test_decode_names_what_is_wrong(fields: dict[bytes, bytes], msg: str) -> None:

@@ -1,0 +1,310 @@
+"""``rxaudio worker`` against a real redis-server, in real processes: round trip, kill -9,
+two workers, SIGTERM, dead letters, Redis down."""
+
+from __future__ import annotations
+
+import signal
+import subprocess
+import sys
+import threading
+import time
+from collections.abc import Callable, Iterator
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import pytest
+import reactivex as rx
+from reactivex import operators as ops
+from rxaudio_tests_cli import rxaudio
+
+from rxaudio.apps.cli import main
+from rxaudio.core.caps import Caps
+from rxaudio.core.props import element, info_of
+from rxaudio.errors import ConfigError
+from rxaudio.frames import AudioFrame, Utterance
+from rxaudio.operators import mfcc
+from rxaudio.pipeline import registry
+from rxaudio.pipeline.launch import LaunchError, parse_launch
+from rxaudio.pipeline.worker import StreamWorker
+
+pytestmark = pytest.mark.e2e
+SLOW = str(Path(__file__).with_name("slow_worker.py"))
+WAIT_S = 60.0
+
+
+def wait_until(cond: Callable[[], bool], what: str, timeout: float = WAIT_S) -> None:
+    deadline = time.monotonic() + timeout
+    while not cond():
+        if time.monotonic() > deadline:
+            raise AssertionError(f"timed out waiting for {what}")
+        time.sleep(0.02)
+
+
+@pytest.fixture
+def published(redis_server: Any, speech_path: str) -> list[Utterance]:
+    """The bundled sample's utterances, cut in-process, and the same written to stream ``s``."""
+    cut = "vad ! hysteresis ! buffer_utterance"
+    ref: list[Utterance] = []
+    done = threading.Event()
+    parse_launch(f"file location={speech_path} ! {cut}").observable().subscribe(
+        lambda u: ref.append(u) if isinstance(u, Utterance) else None,
+        lambda e: done.set(),
+        done.set,
+    )
+    assert done.wait(WAIT_S) and len(ref) >= 5
+    [receipt] = parse_launch(
+        f"file location={speech_path} ! {cut} ! redis url={redis_server.url} stream=s"
+    ).run()
+    assert receipt.written == len(ref)
+    return ref
+
+
+def ids(server: Any, stream: str = "s") -> list[str]:
+    return [i.decode() for i, _ in server.client().xrange(stream)]
+
+
+def results(server: Any) -> list[dict[str, str]]:
+    return [
+        {k.decode(): v.decode() for k, v in f.items()}
+        for _, f in server.client().xrange("s:results")
+    ]
+
+
+def pcm(u: Utterance) -> np.ndarray:
+    q = np.frombuffer(u.to_frame().to_pcm16(), dtype="<i2").reshape(u.samples.shape)
+    return q.astype(np.float32) / np.float32(32768.0)
+
+
+def worker_args(server: Any, *more: str) -> list[str]:
+    return ["worker", "--redis", server.url, "--stream", "s", "--group", "g", *more]
+
+
+def spawn(*args: str) -> subprocess.Popen[str]:
+    return subprocess.Popen(
+        [sys.executable, SLOW, *args],
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+    )
+
+
+@pytest.fixture
+def procs() -> Iterator[list[subprocess.Popen[str]]]:
+    started: list[subprocess.Popen[str]] = []
+    yield started
+    for p in started:
+        if p.poll() is None:
+            p.kill()
+        p.communicate()
+
+
+def test_round_trip_equals_the_in_process_chain(
+    redis_server: Any, published: list[Utterance], tmp_path: Path
+) -> None:
+    out = tmp_path / "feat"
+    out.mkdir()
+    n = len(published)
+    res = rxaudio(
+        *worker_args(redis_server, "--max-entries", str(n)),
+        "--pipeline",
+        f"redis_src emit=audio ! mfcc ! features location={out}/{{id}}.npz",
+        timeout=120,
+    )
+    assert res.returncode == 0, res.stderr
+    assert f"entries {n} acked" in res.stderr and "0 dead" in res.stderr
+    entry_ids = ids(redis_server)
+    for entry_id, u in zip(entry_ids, published, strict=True):
+        got = np.load(out / f"{entry_id}.npz")["values"]
+        rows: list[Any] = []
+        rx.of(AudioFrame(pcm(u), u.sample_rate, u.audio_start)).pipe(mfcc()).subscribe(rows.append)
+        want = np.concatenate([r.values for r in rows])
+        np.testing.assert_allclose(got, want, rtol=1e-6, atol=1e-5)
+    rs = results(redis_server)
+    assert [r["source_id"] for r in rs] == entry_ids
+    assert all(r["type"] == "file" and str(out) in r["data"] for r in rs)
+    assert redis_server.client().xpending("s", "g")["pending"] == 0
+
+
+def test_kill_9_mid_entry_another_worker_claims_it_and_every_utterance_is_written_once(
+    redis_server: Any, published: list[Utterance], tmp_path: Path, procs: list[Any]
+) -> None:
+    out, marker = tmp_path / "wav", tmp_path / "marker"
+    out.mkdir()
+    a = spawn(
+        *worker_args(redis_server, "--consumer", "a"),
+        "--pipeline",
+        f"redis_src emit=audio ! slow seconds=60 marker={marker} ! wav location={out}/{{id}}.wav",
+    )
+    procs.append(a)
+    wait_until(marker.exists, "worker a to take an entry")
+    a.send_signal(signal.SIGKILL)
+    a.wait()
+    pending = redis_server.client().xpending_range("s", "g", "-", "+", 10)
+    assert [p["consumer"] for p in pending] == [b"a"]  # a died holding it
+    n = len(published)
+    b = spawn(
+        *worker_args(redis_server, "--consumer", "b", "--max-entries", str(n)),
+        "--pipeline",
+        f"redis_src emit=audio claim_idle_ms=300 ! wav location={out}/{{id}}.wav",
+    )
+    procs.append(b)
+    _, err = b.communicate(timeout=WAIT_S)
+    assert b.returncode == 0, err
+    assert "1 redelivered" in err
+    entry_ids = ids(redis_server)
+    assert sorted(p.name for p in out.iterdir()) == sorted(f"{i}.wav" for i in entry_ids)
+    import soundfile as sf
+
+    for entry_id, u in zip(entry_ids, published, strict=True):
+        data, rate = sf.read(out / f"{entry_id}.wav", dtype="float32", always_2d=True)
+        assert rate == u.sample_rate
+        np.testing.assert_array_equal(data, pcm(u))
+    rs = results(redis_server)
+    assert sorted(r["source_id"] for r in rs) == sorted(entry_ids)  # once each
+    assert {r["producer"] for r in rs} == {"b"}
+    assert redis_server.client().xpending("s", "g")["pending"] == 0
+
+
+def test_two_workers_share_the_stream_and_stop_cleanly_on_sigterm(
+    redis_server: Any, published: list[Utterance], tmp_path: Path, procs: list[Any]
+) -> None:
+    out = tmp_path / "wav"
+    out.mkdir()
+    line = f"redis_src emit=audio ! slow seconds=0.3 ! wav location={out}/{{id}}.wav"
+    for name in ("w1", "w2"):
+        procs.append(spawn(*worker_args(redis_server, "--consumer", name), "--pipeline", line))
+    n = len(published)
+    wait_until(lambda: len(results(redis_server)) == n, "every entry's result")
+    for p in procs:
+        p.send_signal(signal.SIGTERM)
+    for p in procs:
+        _, err = p.communicate(timeout=WAIT_S)
+        assert p.returncode == 0, err
+        assert "stopped by a signal" in err
+    rs = results(redis_server)
+    assert sorted(r["source_id"] for r in rs) == sorted(ids(redis_server))
+    by = {name: sum(r["producer"] == name for r in rs) for name in ("w1", "w2")}
+    assert by["w1"] >= 1 and by["w2"] >= 1, by  # the group split the work
+    assert len(list(out.iterdir())) == n
+
+
+def test_sigterm_finishes_the_entry_in_hand_and_acks_it(
+    redis_server: Any, published: list[Utterance], tmp_path: Path, procs: list[Any]
+) -> None:
+    out, marker = tmp_path / "wav", tmp_path / "marker"
+    out.mkdir()
+    p = spawn(
+        *worker_args(redis_server, "--consumer", "t"),
+        "--pipeline",
+        f"redis_src emit=audio ! slow seconds=1 marker={marker} ! wav location={out}/{{id}}.wav",
+    )
+    procs.append(p)
+    wait_until(marker.exists, "the worker to take an entry")
+    p.send_signal(signal.SIGTERM)
+    _, err = p.communicate(timeout=WAIT_S)
+    assert p.returncode == 0, err
+    first = ids(redis_server)[0]
+    assert [r["source_id"] for r in results(redis_server)] == [first]
+    assert (out / f"{first}.wav").exists()
+    assert redis_server.client().xpending("s", "g")["pending"] == 0
+
+
+def test_a_malformed_entry_goes_to_the_dead_letter_stream_and_the_worker_goes_on(
+    redis_server: Any, published: list[Utterance], tmp_path: Path
+) -> None:
+    c = redis_server.client()
+    c.xadd("s", {"type": "utterance", "data": "{broken"})
+    c.xadd("s", c.xrange("s", count=1)[0][1])  # and a good one after it
+    n = len(published) + 1
+    out = tmp_path / "wav"
+    res = rxaudio(*worker_args(redis_server, "--max-entries", str(n), "--out", str(out)))
+    assert res.returncode == 0, res.stderr
+    assert "1 dead" in res.stderr
+    [(_, f)] = c.xrange("s:dead")
+    assert b"not JSON" in f[b"reason"]
+    assert len(list(out.iterdir())) == n  # the default pipeline: each utterance as a WAV
+
+
+def test_redis_down_at_start_is_one_clear_line(dead_url: str) -> None:
+    res = rxaudio("worker", "--redis", dead_url)
+    assert res.returncode == 2
+    lines = res.stderr.strip().splitlines()
+    assert len(lines) == 1, res.stderr
+    assert "cannot reach" in lines[0] and "Connection refused" in lines[0]
+
+
+def test_a_pipeline_that_fails_on_an_entry_dead_letters_it_and_goes_on(
+    redis_server: Any, published: list[Utterance], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    @element("boom_on_second", kind="operator", accepts=Caps(), produces=Caps())
+    def boom() -> Callable[[Any], Any]:
+        """Fail on the second utterance (a test element)."""
+
+        def check(f: AudioFrame) -> AudioFrame:
+            if f.start == published[1].audio_start:
+                raise ValueError("no good")
+            return f
+
+        return ops.map(check)
+
+    monkeypatch.setitem(registry.registry(), "boom_on_second", info_of(boom))
+    w = StreamWorker(
+        f"redis_src url={redis_server.url} stream=s group=g emit=audio ! boom_on_second"
+    )
+    w.run(threading.Event(), max_entries=len(published))
+    assert w.stats.failed == 1 and w.stats.reader.dead == 1
+    assert w.stats.reader.acked == len(published) - 1
+    [(_, f)] = redis_server.client().xrange("s:dead")
+    assert b"the pipeline failed on this entry: ValueError: no good" in f[b"reason"]
+    # a branch ending in an operator: its items are the results
+    assert [r["type"] for r in results(redis_server)] == ["audio"] * (len(published) - 1)
+
+
+def test_pipeline_mistakes_are_reported_before_anything_runs(
+    capsys: pytest.CaptureFixture[str], speech_path: str
+) -> None:
+    with pytest.raises(LaunchError, match="starts with redis_src"):
+        StreamWorker(f"file location={speech_path} ! level")
+    assert main(["worker", "--pipeline", "redis_src stream=x ! level"]) == 2
+    assert "give it with --stream instead" in capsys.readouterr().err
+    assert main(["worker", "--pipeline", "mfcc ! nosuch"]) == 2
+    assert "nosuch" in capsys.readouterr().err
+    with pytest.raises(ConfigError, match="entry_timeout_s"):
+        StreamWorker("redis_src ! level", entry_timeout_s=0)
+
+
+def test_worker_metrics_are_served(
+    redis_server: Any, published: list[Utterance], tmp_path: Path, procs: list[Any]
+) -> None:
+    import socket
+    import urllib.request
+
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        port = s.getsockname()[1]
+    p = spawn(*worker_args(redis_server, "--metrics-port", str(port), "--out", str(tmp_path / "o")))
+    procs.append(p)
+    n = len(published)
+
+    def acked() -> bool:
+        try:
+            body = urllib.request.urlopen(f"http://127.0.0.1:{port}/metrics", timeout=2).read()
+        except OSError:
+            return False
+        text = body.decode()
+        return all(
+            want in text
+            for want in (
+                f"rxaudio_worker_acked_total {float(n)}",
+                "rxaudio_worker_pending 0.0",  # read from the group after the last ack
+                "rxaudio_worker_lag 0.0",
+            )
+        )
+
+    wait_until(acked, "the metrics to show every entry acked, none pending")
+    body = urllib.request.urlopen(f"http://127.0.0.1:{port}/metrics", timeout=2).read().decode()
+    assert "rxaudio_worker_dead_total 0.0" in body
+    p.send_signal(signal.SIGTERM)
+    p.communicate(timeout=WAIT_S)
+    assert p.returncode == 0

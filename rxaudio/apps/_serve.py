@@ -102,6 +102,34 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
         help="another name this server answers to in Host (repeatable; '*' accepts any); "
         "the bind address and localhost always work",
     )
+    r = p.add_argument_group("Redis Streams (workers: rxaudio worker; see docs/apps/worker.md)")
+    r.add_argument(
+        "--redis",
+        metavar="URL",
+        default=None,
+        help="publish every session's speech events and utterances to a Redis stream, and "
+        "relay workers' results back to the session's clients (e.g. redis://127.0.0.1:6379/0)",
+    )
+    r.add_argument("--redis-stream", default="rxaudio", help="the stream (default: rxaudio)")
+    r.add_argument(
+        "--redis-results",
+        default="rxaudio:results",
+        help="the stream workers write results to ('none': relay nothing; default: "
+        "rxaudio:results)",
+    )
+    r.add_argument(
+        "--redis-audio",
+        default="int16",
+        choices=("int16", "flac", "file", "none"),
+        help="how an utterance's audio goes with its entry (default: int16)",
+    )
+    r.add_argument(
+        "--redis-retry",
+        type=float,
+        default=10.0,
+        metavar="S",
+        help="seconds an outage may last before waiting entries count as lost (default: 10)",
+    )
     from ..server.config import LIMIT_FLAGS, limit_defaults
 
     defaults = limit_defaults()
@@ -184,6 +212,11 @@ def config_from_args(args: argparse.Namespace) -> Any:
         batch_wait_s=args.batch_wait_ms / 1000.0,
         any_origin=args.any_origin,
         options=chain_options(args, settings),
+        redis_url=args.redis,
+        redis_stream=args.redis_stream,
+        redis_results="" if args.redis_results == "none" else args.redis_results,
+        redis_audio=args.redis_audio,
+        redis_retry_s=args.redis_retry,
     )
 
 
@@ -263,6 +296,11 @@ def run(args: argparse.Namespace) -> int:
     if warning:
         print(f"rxaudio serve: warning: {warning}", file=sys.stderr, flush=True)
     _, what = resolve_source(args.source)
+    if config.redis_url is not None:  # Redis away: one line now, not a traceback per process
+        from ..server.streams import probe
+
+        probe(config.redis_url)
+        what += f"; Redis stream {config.redis_stream}"
     if args.processes > 1:
         return run_processes(config, args, what)
     asyncio.run(serve(config, args.host, args.port, args.seconds, what))

@@ -77,6 +77,17 @@ class ServerConfig:
         This process's index among the workers of ``rxaudio serve --processes N`` (set by the
         supervisor; ``None`` for a single process). It is the first character of every session
         id made here, and a resume of another worker's session is refused (``wrong_process``).
+    redis_url
+        ``rxaudio serve --redis``: publish every session's speech events and utterances to
+        ``redis_stream`` and relay workers' results from ``redis_results`` (``None``: no Redis).
+    redis_stream, redis_results
+        The deployment's stream, and the stream workers write results to (``""``: none).
+    redis_audio
+        How an utterance's audio goes with its entry: ``int16``, ``flac``, ``file`` (a WAV
+        path: the utterance WAV the session wrote is not reused; the writer writes its own
+        under ``<out_dir>/redis-audio``) or ``none``.
+    redis_retry_s
+        How long a Redis outage may last before the entries waiting are counted as lost.
     metrics_dir
         The directory where every worker process of ``rxaudio serve --processes N`` keeps its
         metrics (prometheus-client's multiprocess mode), so that ``/metrics``, whichever worker
@@ -109,6 +120,11 @@ class ServerConfig:
     device: int | str | None = None
     worker: int | None = None
     metrics_dir: str | None = None
+    redis_url: str | None = None
+    redis_stream: str = "rxaudio"
+    redis_results: str = "rxaudio:results"
+    redis_audio: str = "int16"
+    redis_retry_s: float = 10.0
 
     def __post_init__(self) -> None:
         if self.grace_s < 0:
@@ -150,6 +166,21 @@ class ServerConfig:
                 ) from None
             if not os.access(self.out_dir, os.W_OK):
                 raise ConfigError(f"serve: --out {self.out_dir} is not writable")
+        if self.redis_url is not None:
+            from ..io.streams import AUDIO_MODES, check_url
+
+            check_url(self.redis_url, "serve: --redis")
+            if not self.redis_stream:
+                raise ConfigError("serve: --redis-stream must name a stream")
+            if self.redis_audio not in AUDIO_MODES:
+                raise ConfigError(
+                    f"serve: --redis-audio must be one of {', '.join(AUDIO_MODES)}, got "
+                    f"{self.redis_audio!r}"
+                )
+            if self.redis_audio == "file" and self.out_dir is None:
+                raise ConfigError("serve: --redis-audio file writes WAVs under --out; give --out")
+            if not self.redis_retry_s >= 0:
+                raise ConfigError(f"serve: --redis-retry must be >= 0, got {self.redis_retry_s}")
         if self.source not in (None, "mic") and not os.path.isfile(self.source):
             raise ConfigError(
                 f"serve: --source {self.source}: no such file; give an audio file or 'mic'"

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import os
 import time
 from collections import OrderedDict
 from typing import TYPE_CHECKING, Any
@@ -17,6 +18,7 @@ from .metrics import ServerMetrics
 from .pipeline import ChainOptions, WindowBatcher
 from .protocol import CLOSE_GOING_AWAY, StartMessage, error_event
 from .sessions import Session, new_session_id
+from .streams import RedisBridge
 
 if TYPE_CHECKING:
     from .connection import Connection
@@ -41,6 +43,7 @@ class Hub:
             ),
             grace=lambda: float(len(self.in_grace)),
             out_bytes=lambda: float(self.budget.used),
+            redis_waiting=lambda: self.redis.waiting() if self.redis is not None else 0.0,
             multiprocess_dir=config.metrics_dir,
         )
         self._metrics_refresh: asyncio.Task[None] | None = None
@@ -57,6 +60,7 @@ class Hub:
         self._scheduler: AsyncIOScheduler | None = None
         self.stopping = False
         self.started = time.time()
+        self.redis: RedisBridge | None = None
 
     # ---- lifecycle ---------------------------------------------------------------------------
     async def startup(self, _: web.Application | None = None) -> None:
@@ -67,6 +71,23 @@ class Hub:
             self.batcher = WindowBatcher(
                 self.metrics, self._loop, max_wait=self.config.batch_wait_s
             )
+        cfg = self.config
+        if cfg.redis_url is not None:
+            self.redis = RedisBridge(
+                cfg.redis_url,
+                stream=cfg.redis_stream,
+                results=cfg.redis_results,
+                metrics=self.metrics,
+                sessions=self.sessions,
+                audio=cfg.redis_audio,
+                audio_dir=(
+                    os.path.join(cfg.out_dir, "redis-audio")
+                    if cfg.redis_audio == "file" and cfg.out_dir is not None
+                    else None
+                ),
+                retry_s=cfg.redis_retry_s,
+            )
+            await self.redis.start()
         if self.config.source is not None:
             self._start_shared()
         if self.config.metrics_dir is not None:
@@ -104,6 +125,8 @@ class Hub:
             *(c.close(CLOSE_GOING_AWAY, "server shutdown", wait) for c in conns),
             return_exceptions=True,
         )
+        if self.redis is not None:  # after the sessions: their last events go out too
+            await self.redis.stop()
         if self._metrics_refresh is not None:
             self._metrics_refresh.cancel()
             with contextlib.suppress(asyncio.CancelledError):
@@ -153,6 +176,7 @@ class Hub:
             max_bytes=self.config.max_session_bytes,
             on_limit=self._storage_limit,
             replay=not shared,
+            publish=self.redis.publish if self.redis is not None else None,
         )
         self.sessions[sid] = s
         return s

@@ -124,6 +124,24 @@ BATCH = Series(
     "Streams scored per batched Silero call.",
     buckets=BATCH_BUCKETS,
 )
+REDIS_WRITTEN = Series(
+    _P + "redis_entries_written_total",
+    "counter",
+    "Speech events and utterances written to the Redis stream (serve --redis).",
+)
+REDIS_NOT_WRITTEN = Series(
+    _P + "redis_entries_not_written_total",
+    "counter",
+    "Entries for the Redis stream refused (buffer full) or lost (outage past --redis-retry).",
+)
+REDIS_WAITING = Series(
+    _P + "redis_entries_waiting", "gauge", "Entries queued for the Redis stream, not yet written."
+)
+REDIS_RELAYED = Series(
+    _P + "redis_results_relayed_total",
+    "counter",
+    "Worker results read from the results stream and sent to a session's clients.",
+)
 # every family, in exposition order
 SERIES = (
     CLIENTS,
@@ -141,6 +159,10 @@ SERIES = (
     UTTERANCES,
     LATENCY,
     BATCH,
+    REDIS_WRITTEN,
+    REDIS_NOT_WRITTEN,
+    REDIS_WAITING,
+    REDIS_RELAYED,
 )
 
 _Key = tuple[str, tuple[tuple[str, str], ...]]  # (sample name, sorted (label, value) pairs)
@@ -222,6 +244,10 @@ class _Instruments:
         self.utterances = counter(UTTERANCES)
         self.latency = histogram(LATENCY)
         self.batch = histogram(BATCH)
+        self.redis_written = counter(REDIS_WRITTEN)
+        self.redis_not_written = counter(REDIS_NOT_WRITTEN)
+        self.redis_waiting = gauge(REDIS_WAITING)
+        self.redis_relayed = counter(REDIS_RELAYED)
 
 
 # prometheus-client picks a new metric's value class from the module global
@@ -278,7 +304,7 @@ class ServerMetrics:
 
     Parameters
     ----------
-    clients, sessions, queue_depth, queue_depth_max, grace, out_bytes
+    clients, sessions, queue_depth, queue_depth_max, grace, out_bytes, redis_waiting
         Callables giving the gauges' values (read by :meth:`refresh`).
     multiprocess_dir
         ``None``: this instance's own registry, values in memory. A directory: values in
@@ -298,6 +324,7 @@ class ServerMetrics:
         queue_depth_max: Callable[[], float] = _zero,
         grace: Callable[[], float] = _zero,
         out_bytes: Callable[[], float] = _zero,
+        redis_waiting: Callable[[], float] = _zero,
         *,
         multiprocess_dir: str | None = None,
     ) -> None:
@@ -319,6 +346,8 @@ class ServerMetrics:
         self.frames, self.samples, self.events = m.frames, m.samples, m.events
         self.dropped, self.errors, self.utterances = m.dropped, m.errors, m.utterances
         self.latency, self.batch = m.latency, m.batch
+        self.redis_written, self.redis_not_written = m.redis_written, m.redis_not_written
+        self.redis_relayed = m.redis_relayed
         self._callbacks: tuple[tuple[Gauge, Callable[[], float]], ...] = (
             (m.clients, clients),
             (m.sessions, sessions),
@@ -326,6 +355,7 @@ class ServerMetrics:
             (m.queue_depth_max, queue_depth_max),
             (m.grace, grace),
             (m.out_bytes, out_bytes),
+            (m.redis_waiting, redis_waiting),
         )
 
     def refresh(self) -> None:

@@ -210,8 +210,10 @@ class Session:
         max_bytes: int | None = None,
         on_limit: Callable[[Session, str], None] | None = None,
         replay: bool = True,
+        publish: Callable[[Session, dict[str, Any], Any], None] | None = None,
     ) -> None:
         self.id = session_id
+        self._publish = publish
         self.resume_token = new_resume_token()
         # speech events numbered for acknowledgement and replay (see docs/protocol.md)
         self.seq = 0
@@ -484,6 +486,8 @@ class Session:
             self.seq += 1
             event["seq"] = self.seq
             self._write_log(event)
+            if self._publish is not None:
+                self._publish(self, event, item)
             text = encode(event)
             if self._keep_replay:
                 self.replay.append((self.seq, kind, text))

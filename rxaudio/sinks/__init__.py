@@ -3,13 +3,15 @@
 from ._features import to_features
 from ._jsonl import JsonlLog, to_json, to_jsonl
 from ._labels import to_labels
-from ._redis import to_redis
+from ._redis import RedisEntry, RedisWriter, to_redis
 from ._serialize import to_record
 from ._utterances import UtteranceWriter, to_utterances
 from ._wav import to_wav
 
 __all__ = [
     "JsonlLog",
+    "RedisEntry",
+    "RedisWriter",
     "UtteranceWriter",
     "to_features",
     "to_json",

@@ -28,7 +28,7 @@ import threading
 import time
 from collections import deque
 from collections.abc import Callable
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Annotated, Any
 
 from reactivex import Observable, abc
@@ -79,6 +79,18 @@ class _Config:
     buffer: int
     retry_s: float
     timeout_s: float
+
+
+@dataclass(frozen=True, slots=True)
+class RedisEntry:
+    """An item with more for its entry: extra ``fields`` (such as ``session``), and a
+    ``record`` to send as ``data`` instead of the item's own dict form (the server sends its
+    events, which add the session's numbering to an utterance's dict form). An Utterance
+    ``item`` still carries its audio."""
+
+    item: Any
+    fields: dict[str, str] = field(default_factory=dict)
+    record: dict[str, Any] | None = None
 
 
 class _Failed(Exception):
@@ -154,7 +166,13 @@ class _Link:
 
     def put(self, item: Any) -> None:
         """Queue one item's entry (raises when the item has no JSON form); never waits."""
-        rec = to_record(item)
+        extra: dict[str, str] = {}
+        if isinstance(item, RedisEntry):
+            extra = item.fields
+            rec = item.record if item.record is not None else to_record(item.item)
+            item = item.item
+        else:
+            rec = to_record(item)
         data = to_json(rec)
         kind = rec.get("type")
         kind = kind if isinstance(kind, str) else type(item).__name__
@@ -176,6 +194,7 @@ class _Link:
                 "data": data,
                 "producer": self.producer,
                 "seq": seq,
+                **extra,
             }
             self.queue.append(_Entry(seq, fields, utt, size))
             self.cond.notify_all()
@@ -491,6 +510,127 @@ class _Link:
         self._end(receipt, err)
 
 
+class RedisWriter:
+    """A long-lived writer to one stream, outside any Rx chain (the server's publisher).
+
+    The same writer as the ``redis`` sink's (bounded queue, one thread, retries, exactly
+    once): :meth:`put` never waits and returns ``False`` when the entry was refused (the
+    buffer is full, or the writer has failed; :attr:`error` then says why). :meth:`close`
+    writes what is queued (within ``retry_s``) and returns the receipt. Options as
+    :func:`to_redis`.
+    """
+
+    def __init__(
+        self,
+        url: str,
+        *,
+        stream: str = "rxaudio",
+        maxlen: int | None = None,
+        audio: str = "int16",
+        audio_dir: str | None = None,
+        buffer: int = 10_000,
+        retry_s: float = 10.0,
+        timeout_s: float = 5.0,
+    ) -> None:
+        if audio not in AUDIO_MODES:
+            raise ConfigError(
+                f"redis: audio must be one of {', '.join(AUDIO_MODES)}, got {audio!r}"
+            )
+        self.config = _config(url, stream, maxlen, audio, audio_dir, buffer, retry_s, timeout_s)
+        self.receipt: StreamReceipt | None = None
+        self.error: Exception | None = None
+        writer = self
+
+        class _End(abc.ObserverBase[StreamReceipt]):
+            def on_next(self, value: StreamReceipt) -> None:
+                writer.receipt = value
+
+            def on_error(self, error: Exception) -> None:
+                writer.error = error
+
+            def on_completed(self) -> None:
+                pass
+
+        self._link = _Link(self.config, _End(), Disposable())
+        self._link.start()
+
+    def put(self, item: Any) -> bool:
+        """Queue ``item`` (or a :class:`RedisEntry`); ``False`` if it was refused."""
+        link = self._link
+        with link.cond:
+            before = link.refused
+        link.put(item)
+        with link.cond:
+            return link.refused == before
+
+    @property
+    def written(self) -> int:
+        """Entries the server has acknowledged."""
+        with self._link.cond:
+            return self._link.written
+
+    @property
+    def waiting(self) -> int:
+        """Entries queued, not yet written."""
+        with self._link.cond:
+            return len(self._link.queue)
+
+    @property
+    def refused(self) -> int:
+        """Entries never queued (the buffer was full, or the writer had failed)."""
+        with self._link.cond:
+            return self._link.refused
+
+    @property
+    def failed(self) -> bool:
+        """Whether the writer gave up (:attr:`error` says why); nothing more is written."""
+        with self._link.cond:
+            return self._link.failed
+
+    def close(self) -> StreamReceipt:
+        """Write what is queued (giving up after ``retry_s`` without Redis) and stop."""
+        if not self.failed:
+            self._link.finish()
+        self._link.dispose()
+        return self.receipt or self._link.receipt("failed" if self.failed else "completed")
+
+
+def _config(
+    url: str,
+    stream: str,
+    maxlen: int | None,
+    audio: str,
+    audio_dir: str | None,
+    buffer: int,
+    retry_s: float,
+    timeout_s: float,
+) -> _Config:
+    url = check_url(url)
+    if not stream:
+        raise ConfigError("redis: stream must name a key, got ''")
+    folder: str | None = None
+    if audio == "file":
+        if not audio_dir:
+            raise ConfigError(
+                "redis: audio=file writes each utterance's WAV into audio_dir; give audio_dir"
+            )
+        folder = os.path.abspath(os.fspath(audio_dir))
+        parent = os.path.dirname(folder)
+        if os.path.exists(folder) and not os.path.isdir(folder):
+            raise ConfigError(f"redis: audio_dir {folder} exists and is not a folder")
+        if not os.path.isdir(parent):
+            raise ConfigError(f"redis: the parent of audio_dir ({parent}) does not exist")
+        os.makedirs(folder, exist_ok=True)
+        if not os.access(folder, os.W_OK):
+            raise ConfigError(f"redis: audio_dir {folder} is not writable")
+    elif audio_dir is not None:
+        raise ConfigError(
+            f"redis: audio_dir is for audio=file (audio is {audio!r}); set audio=file or drop it"
+        )
+    cfg = _Config(url, shown_url(url), stream, maxlen, audio, folder, buffer, retry_s, timeout_s)
+    return cfg
+
+
 def _sink(cfg: _Config) -> Callable[[Observable[Any]], SinkOutput[StreamReceipt]]:
     def apply(source: Observable[Any]) -> SinkOutput[StreamReceipt]:
         def subscribe(
@@ -598,27 +738,4 @@ def to_redis(
         A url that is not redis://, rediss:// or unix://, an empty stream name, ``audio_dir``
         missing for (or given without) ``audio=file``, or the redis package missing.
     """
-    url = check_url(url)
-    if not stream:
-        raise ConfigError("redis: stream must name a key, got ''")
-    folder: str | None = None
-    if audio == "file":
-        if not audio_dir:
-            raise ConfigError(
-                "redis: audio=file writes each utterance's WAV into audio_dir; give audio_dir"
-            )
-        folder = os.path.abspath(os.fspath(audio_dir))
-        parent = os.path.dirname(folder)
-        if os.path.exists(folder) and not os.path.isdir(folder):
-            raise ConfigError(f"redis: audio_dir {folder} exists and is not a folder")
-        if not os.path.isdir(parent):
-            raise ConfigError(f"redis: the parent of audio_dir ({parent}) does not exist")
-        os.makedirs(folder, exist_ok=True)
-        if not os.access(folder, os.W_OK):
-            raise ConfigError(f"redis: audio_dir {folder} is not writable")
-    elif audio_dir is not None:
-        raise ConfigError(
-            f"redis: audio_dir is for audio=file (audio is {audio!r}); set audio=file or drop it"
-        )
-    cfg = _Config(url, shown_url(url), stream, maxlen, audio, folder, buffer, retry_s, timeout_s)
-    return _sink(cfg)
+    return _sink(_config(url, stream, maxlen, audio, audio_dir, buffer, retry_s, timeout_s))

@@ -45,6 +45,22 @@ EXPECTED = {
         "Latency from an audio frame's arrival to the sending of an event it caused.",
     ),
     "rxaudio_vad_batch_size": ("histogram", "Streams scored per batched Silero call."),
+    "rxaudio_redis_entries_written_total": (
+        "counter",
+        "Speech events and utterances written to the Redis stream (serve --redis).",
+    ),
+    "rxaudio_redis_entries_not_written_total": (
+        "counter",
+        "Entries for the Redis stream refused (buffer full) or lost (outage past --redis-retry).",
+    ),
+    "rxaudio_redis_entries_waiting": (
+        "gauge",
+        "Entries queued for the Redis stream, not yet written.",
+    ),
+    "rxaudio_redis_results_relayed_total": (
+        "counter",
+        "Worker results read from the results stream and sent to a session's clients.",
+    ),
 }
 
 

@@ -55,6 +55,28 @@ def poll_until(r: StreamReader, n: int, block_ms: int = 100) -> list[Any]:
     return out
 
 
+def test_marbles_entries_in_order_then_completion_with_drain(redis_server: Any) -> None:
+    """-U1--U2--|  with drain=true (the docstring's diagram): each item in stream order, each
+    acknowledged after its on_next, then completion once the group has nothing left."""
+    us = [utterance(seed=1), utterance(seed=2)]
+    publish(redis_server.url, us)
+    c = redis_server.client()
+    seen: list[str] = []
+    done = threading.Event()
+
+    def on_next(u: Any) -> None:
+        pending = c.xpending("s", "g")["pending"]
+        seen.append(f"U{len(seen) + 1}(pending={pending})")
+
+    from_redis(redis_server.url, stream="s", group="g", drain=True, block_ms=50).subscribe(
+        on_next, lambda e: seen.append(f"#{e}"), lambda: (seen.append("|"), done.set())
+    )
+    assert done.wait(WAIT_S)
+    # while U2 is in hand, U1 is acknowledged already: one pending, the one in hand
+    assert seen == ["U1(pending=1)", "U2(pending=1)", "|"]
+    assert c.xpending("s", "g")["pending"] == 0
+
+
 @pytest.mark.parametrize("audio", ["int16", "flac"])
 def test_an_utterance_round_trips_with_its_pcm_and_sample_positions(
     redis_server: Any, audio: str

@@ -113,9 +113,9 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
     r.add_argument("--redis-stream", default="rxaudio", help="the stream (default: rxaudio)")
     r.add_argument(
         "--redis-results",
-        default="rxaudio:results",
+        default=None,
         help="the stream workers write results to ('none': relay nothing; default: "
-        "rxaudio:results)",
+        "STREAM:results, where rxaudio worker writes by default)",
     )
     r.add_argument(
         "--redis-audio",
@@ -214,7 +214,7 @@ def config_from_args(args: argparse.Namespace) -> Any:
         options=chain_options(args, settings),
         redis_url=args.redis,
         redis_stream=args.redis_stream,
-        redis_results="" if args.redis_results == "none" else args.redis_results,
+        redis_results="" if args.redis_results == "none" else args.redis_results,  # None: derived
         redis_audio=args.redis_audio,
         redis_retry_s=args.redis_retry,
     )

@@ -132,7 +132,7 @@ class StreamWorker:
         """Run the pipeline over one entry; ack it with its results, or dead-letter it."""
         started = time.monotonic()
         try:
-            outputs = self._run_one(entry)
+            outputs = self.run_entry(entry)
         except Exception as exc:
             self.stats.failed += 1
             self.reader.dead(
@@ -146,7 +146,9 @@ class StreamWorker:
         self.stats.last_s = time.monotonic() - started
         self.stats.busy_s += self.stats.last_s
 
-    def _run_one(self, entry: StreamEntry) -> list[Any]:
+    def run_entry(self, entry: StreamEntry) -> list[Any]:
+        """Run the pipeline over one entry (no Redis involved); return what its branch ends
+        emitted. Raises what the pipeline raised, or TimeoutError."""
         built = parse_launch(self.text.replace(ID_FIELD, entry.id))
         pipeline = Pipeline(
             built.text, rx.of(entry.item), built.source_label, built.source_caps, built.branches

@@ -81,7 +81,8 @@ class ServerConfig:
         ``rxaudio serve --redis``: publish every session's speech events and utterances to
         ``redis_stream`` and relay workers' results from ``redis_results`` (``None``: no Redis).
     redis_stream, redis_results
-        The deployment's stream, and the stream workers write results to (``""``: none).
+        The deployment's stream, and the stream workers write results to (``None``:
+        ``<redis_stream>:results``, where ``rxaudio worker`` writes by default; ``""``: none).
     redis_audio
         How an utterance's audio goes with its entry: ``int16``, ``flac``, ``file`` (a WAV
         path: the utterance WAV the session wrote is not reused; the writer writes its own
@@ -122,7 +123,7 @@ class ServerConfig:
     metrics_dir: str | None = None
     redis_url: str | None = None
     redis_stream: str = "rxaudio"
-    redis_results: str = "rxaudio:results"
+    redis_results: str | None = None
     redis_audio: str = "int16"
     redis_retry_s: float = 10.0
 
@@ -172,6 +173,8 @@ class ServerConfig:
             check_url(self.redis_url, "serve: --redis")
             if not self.redis_stream:
                 raise ConfigError("serve: --redis-stream must name a stream")
+            if self.redis_results is None:
+                self.redis_results = f"{self.redis_stream}:results"
             if self.redis_audio not in AUDIO_MODES:
                 raise ConfigError(
                     f"serve: --redis-audio must be one of {', '.join(AUDIO_MODES)}, got "

@@ -76,7 +76,7 @@ class Hub:
             self.redis = RedisBridge(
                 cfg.redis_url,
                 stream=cfg.redis_stream,
-                results=cfg.redis_results,
+                results=cfg.redis_results or "",
                 metrics=self.metrics,
                 sessions=self.sessions,
                 audio=cfg.redis_audio,

@@ -290,7 +290,8 @@ class StreamReader:
             e = self._decode(entry_id, raw_fields, deliveries)
             if e is not None:
                 out.append(e)
-        self.refresh()
+        if time.monotonic() >= self._next_refresh:
+            self.refresh()
         return out
 
     def _claim(self) -> list[tuple[Any, dict[Any, Any], int]]:

@@ -319,3 +319,17 @@ def test_bad_options_are_config_errors(kw: dict[str, Any], msg: str) -> None:
 def test_decode_names_what_is_wrong(fields: dict[bytes, bytes], msg: str) -> None:
     with pytest.raises(MalformedEntry, match=msg):
         decode_entry(fields)
+
+
+def test_a_launch_string_drains_a_stream_into_a_folder(redis_server: Any, tmp_path: Path) -> None:
+    from rxaudio.pipeline.launch import parse_launch
+
+    us = [utterance(seed=k) for k in range(3)]
+    publish(redis_server.url, us)
+    [receipt] = parse_launch(
+        f"redis_src url={redis_server.url} stream=s group=g drain=true block_ms=100 "
+        f"! wavdir location={tmp_path / 'u'} labels="
+    ).run()
+    assert receipt.frames == 3
+    assert len(list((tmp_path / "u").glob("*.wav"))) == 3
+    assert redis_server.client().xpending("s", "g")["pending"] == 0

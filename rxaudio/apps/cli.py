@@ -76,6 +76,11 @@ def main(argv: Sequence[str] | None = None) -> int:
     except KeyboardInterrupt:
         print(f"rxaudio {args.command}: interrupted", file=sys.stderr)
         return 130
+    except BrokenPipeError:  # `rxaudio inspect | head`: the reader left; no traceback
+        import os
+
+        os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())  # no error at exit
+        return 141
     return code
 
 

@@ -5,6 +5,8 @@ from __future__ import annotations
 import math
 from typing import Any
 
+import numpy as np
+
 from ..errors import ConfigError
 from ..frames import AudioFrame
 
@@ -49,6 +51,19 @@ def audio(op: str, item: Any) -> AudioFrame:
             f"{op}: expected AudioFrame, got {type(item).__name__}; put {op} on an audio stream"
         )
     return item
+
+
+def all_finite(a: np.ndarray) -> bool:
+    """Whether every element of the float array ``a`` is finite.
+
+    A sum of squares is finite only when every element is (a NaN or an infinity makes it NaN
+    or infinite), and is one BLAS call: about half the cost of ``np.isfinite(a).all()`` on a
+    512-sample window. Only when it is not finite (a bad sample, or a sum that overflows) are
+    the elements looked at one by one, so the answer is exact either way."""
+    flat = a.reshape(-1)
+    if math.isfinite(flat.dot(flat)):
+        return True
+    return bool(np.isfinite(a).all())
 
 
 MAX_GAP_SECONDS = 10.0

@@ -11,7 +11,7 @@ from reactivex.disposable import CompositeDisposable, Disposable, SerialDisposab
 from reactivex.subject import Subject
 
 from ..core.caps import Caps
-from ..core.check import FormatTracker, audio
+from ..core.check import FormatTracker, all_finite, audio
 from ..core.element import Element, wrap_error
 from ..core.props import Choices, Range, Unit, element
 from ..frames import AudioFrame, VadFrame
@@ -35,7 +35,7 @@ class _VadStage:
     def original(self, frame: AudioFrame) -> AudioFrame:
         """Keep the source audio; return the frame to convert (with any gap filled)."""
         self.fmt.check(frame)
-        if not np.isfinite(frame.samples).all():
+        if not all_finite(frame.samples):
             raise ValueError(f"NaN or inf in the frame at sample {frame.start}; clean the input")
         gap = frame.start - self.spans.end if self.spans.channels is not None else 0
         self.spans.append(frame.start, frame.samples)

@@ -33,6 +33,7 @@ import reactivex as rx
 from reactivex import Observable, abc
 from reactivex import operators as ops
 from reactivex.disposable import CompositeDisposable
+from reactivex.subject import Subject
 
 from ..errors import ConfigError
 from ..frames import (
@@ -264,7 +265,9 @@ class PrefetchScorer:
             return self.stream.score(window)
         self._slot = None
         index, w, p = slot
-        if index != k or not np.array_equal(w, window):
+        # the same samples, compared as bytes: the window is a view of the one handed over
+        # (a tenth of np.array_equal's cost; stricter only for -0.0 against 0.0)
+        if index != k or w.tobytes() != window.tobytes():
             raise RuntimeError(
                 f"PrefetchScorer: the batcher handed over window {index} (sample "
                 f"{index * self.window_size}) but vad asked for window {k} (sample "
@@ -588,7 +591,9 @@ class Chain:
 
     def __call__(self, windows: Observable[AudioFrame]) -> Observable[Any]:
         s = self.options.settings
-        audio = windows.pipe(ops.share())
+        # A Subject (a session's windows) already multicasts; share() would add a second
+        # subject and an observer hop to every window. Anything else is shared once.
+        audio = windows if isinstance(windows, Subject) else windows.pipe(ops.share())
         fixed = self.options.fixed
         speech = audio.pipe(
             self._vad(),

@@ -35,6 +35,7 @@ from reactivex import operators as ops
 from reactivex.disposable import CompositeDisposable
 from reactivex.subject import Subject
 
+from ..core.check import all_finite
 from ..errors import ConfigError
 from ..frames import (
     AudioFrame,
@@ -476,7 +477,7 @@ def _u8_rows(values: np.ndarray) -> str:
 
     NaN reads as the floor, +inf as the ceiling."""
     scaled = (values - SPEC_FLOOR_DB) * (255.0 / (SPEC_CEIL_DB - SPEC_FLOOR_DB))
-    if not np.isfinite(scaled).all():  # rare: the common case skips a pass
+    if not all_finite(scaled):  # rare: the common case skips a pass
         scaled = np.nan_to_num(scaled, nan=0.0, posinf=255.0, neginf=0.0)
     q = np.rint(scaled, out=scaled)
     q = np.clip(q, 0, 255, out=q).astype(np.uint8)

@@ -83,7 +83,9 @@ class _VadStage:
             else:
                 seg = spans.take(a, b)
                 buf = AudioFrame.trusted(seg, rate, a) if seg.shape[0] else None
-            out.append(VadFrame(a, b if b > a else a + 1, rate, probs[i], buf, None, k0 + i))
+            out.append(
+                VadFrame.trusted(a, b if b > a else a + 1, rate, probs[i], buf, None, k0 + i, None)
+            )
         spans.trim(ends[-1])
         return out
 

@@ -362,7 +362,10 @@ class WindowBatcher:
 
     def add(self, sink: WindowSink, frame: AudioFrame, arrival: float) -> None:
         """Queue ``frame`` of ``sink``: a full window to score, or its short last one."""
-        self.pending.setdefault(sink, deque()).append(_Entry(frame, arrival))
+        q = self.pending.get(sink)
+        if q is None:
+            q = self.pending[sink] = deque()
+        q.append(_Entry(frame, arrival))
         self._schedule()
 
     def end(self, sink: WindowSink, done: Callable[[], None]) -> None:
@@ -480,8 +483,9 @@ def _u8_rows(values: np.ndarray) -> str:
     if not all_finite(scaled):  # rare: the common case skips a pass
         scaled = np.nan_to_num(scaled, nan=0.0, posinf=255.0, neginf=0.0)
     q = np.rint(scaled, out=scaled)
-    q = np.clip(q, 0, 255, out=q).astype(np.uint8)
-    return base64.b64encode(q.tobytes()).decode("ascii")
+    np.maximum(q, 0.0, out=q)  # np.clip's bounds, without its Python wrapper
+    np.minimum(q, 255.0, out=q)
+    return base64.b64encode(q.astype(np.uint8).tobytes()).decode("ascii")
 
 
 def encode_item(item: Any, events: tuple[str, ...]) -> dict[str, Any] | None:

@@ -148,6 +148,42 @@ def speed(repeat: int) -> dict[str, float]:
     return res
 
 
+def pair(seconds: float, rounds: int) -> tuple[float, float]:
+    """The ``vad`` operator on live 32 ms chunks against onnxruntime called directly on the same
+    windows (the same model and state handling), one thread, interleaved rounds: the best
+    round of each, in microseconds per window."""
+    from reactivex import from_iterable
+
+    from rxaudio.frames import AudioFrame
+    from rxaudio.operators import vad
+    from rxaudio.vad.silero import _session
+
+    x = audio_minutes(seconds / 60.0)
+    n = len(x) // 512
+    ws = x[: n * 512].reshape(n, 512)
+    sess = _session("silero_vad.onnx")
+    sr = np.array(16000, dtype=np.int64)
+
+    def run_direct() -> None:
+        st = np.zeros((2, 1, 128), dtype=np.float32)
+        ctx = np.zeros(64, dtype=np.float32)
+        for w in ws:
+            _out, st = sess.run(
+                None, {"input": np.concatenate((ctx, w))[None], "state": st, "sr": sr}
+            )
+            ctx = w[-64:]
+
+    live = [AudioFrame(ws[i].reshape(-1, 1), 16000, i * 512) for i in range(n)]
+    best = _interleaved(
+        {
+            "direct": run_direct,
+            "live": lambda: from_iterable(live).pipe(vad()).subscribe(lambda _: None),
+        },
+        rounds,
+    )
+    return best["live"] / n * 1e6, best["direct"] / n * 1e6
+
+
 def segment_speed(minutes: float, rounds: int = 3, same_out: bool = False) -> dict[str, Any]:
     """``rxaudio segment`` (its offline fast path, and the Rx operator chain with
     ``--streaming``) vs get_speech_timestamps (JIT, no padding) on the same audio, best of
@@ -333,7 +369,17 @@ def main() -> None:
         "--same-out", action="store_true", help="race: every run overwrites the same folder"
     )
     ap.add_argument("--no-accuracy", action="store_true")
+    ap.add_argument(
+        "--pair",
+        action="store_true",
+        help="only the vad operator (live chunks) against onnxruntime direct, 30 s, 11 rounds",
+    )
     a = ap.parse_args()
+    if a.pair:
+        live, direct = pair(30.0, 11)
+        print(f"vad operator {live:.0f} us/window, onnxruntime direct {direct:.0f}: "
+              f"{live / direct:.2f}x")  # fmt: skip
+        return
     if not a.no_speed:
         res = {} if a.race_only else speed(a.repeat)
         if res:

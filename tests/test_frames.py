@@ -6,7 +6,7 @@ import numpy as np
 import pytest
 
 from rxaudio.errors import FormatError
-from rxaudio.frames import AudioFrame, FeatureFrame
+from rxaudio.frames import AudioFrame, FeatureFrame, VadFrame
 
 
 def test_feature_frame_to_dict_is_compact_json() -> None:
@@ -110,3 +110,17 @@ def test_nan_refused_at_the_edge() -> None:
 def test_pcm16_bad_length(n: int, ch: int) -> None:
     with pytest.raises(FormatError, match="whole number"):
         AudioFrame.from_pcm16(b"\x00" * n, 16000, channels=ch)
+
+
+def test_vad_frame_trusted_is_the_same_frozen_frame() -> None:
+    import dataclasses
+
+    audio = AudioFrame(np.zeros((512, 1), dtype=np.float32), 16000, 1024)
+    args = (1024, 1536, 16000, 0.75, audio, True, 2, 900)
+    fast, slow = VadFrame.trusted(*args), VadFrame(*args)
+    assert type(fast) is VadFrame
+    names = [f.name for f in dataclasses.fields(VadFrame)]
+    assert [getattr(fast, n) for n in names] == [getattr(slow, n) for n in names]
+    assert fast.to_dict() == slow.to_dict()
+    with pytest.raises(dataclasses.FrozenInstanceError):
+        fast.speech = False  # type: ignore[misc]

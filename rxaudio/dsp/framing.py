@@ -12,8 +12,10 @@ class Reframer:
     """Cut a stream of ``(n, channels)`` chunks into frames of ``size`` samples every ``hop``.
 
     Frames are identified by the sample index of their first sample. Feeding the same signal in
-    any chunking yields the same frames. Work per chunk is proportional to the chunk plus the
-    carried remainder (at most ``size - 1`` samples, or ``size`` when ``hop > size``).
+    any chunking yields the same frames. A chunk that completes no frame is only held (no copy);
+    the held chunks are joined when a frame completes, so the work is proportional to the input
+    plus the carried remainder (at most ``size - 1`` samples, or ``size`` when ``hop > size``)
+    once per emitted frame, whatever the chunking.
 
     Parameters
     ----------
@@ -31,6 +33,7 @@ class Reframer:
         self.size = size
         self.hop = hop
         self._buf: F32 = np.zeros((0, channels), dtype=np.float32)
+        self._held: list[F32] = []  # chunks after _buf, joined only when a frame needs them
         self._buf_start = start  # sample index of _buf[0]
         self._next = start  # sample index of the next frame's first sample
         self._end = start  # sample index one past the last input sample
@@ -41,17 +44,30 @@ class Reframer:
         """Sample index one past the last sample pushed."""
         return self._end
 
+    def _joined(self, chunk: F32 | None = None) -> F32:
+        """``_buf``, the held chunks and ``chunk`` as one array (no copy when only one)."""
+        parts = [p for p in (self._buf, *self._held) if p.shape[0]]
+        self._held = []
+        if chunk is not None:
+            parts.append(chunk)
+        if len(parts) == 1:
+            return parts[0]
+        if not parts:
+            return self._buf
+        return np.concatenate(parts)
+
     def push(self, chunk: F32) -> list[tuple[int, F32]]:
         """Append a chunk; return the completed frames as ``(start, samples)`` pairs."""
         self._end += chunk.shape[0]
-        if self._buf.shape[0]:
-            buf = np.concatenate((self._buf, chunk))
-        else:
-            buf = chunk
-        buf_start = self._buf_start
-        out: list[tuple[int, F32]] = []
         size, hop = self.size, self.hop
         nxt = self._next
+        if nxt + size > self._end:  # no frame completes: hold the chunk, join it later
+            if chunk.shape[0]:
+                self._held.append(chunk)
+            return []
+        buf = self._joined(chunk)
+        buf_start = self._buf_start
+        out: list[tuple[int, F32]] = []
         while nxt + size <= self._end:
             i = nxt - buf_start
             out.append((nxt, np.array(buf[i : i + size], dtype=np.float32, copy=True)))
@@ -70,6 +86,8 @@ class Reframer:
         ``"pad"`` emits it zero-padded to ``size``, ``"drop"`` emits nothing."""
         if mode == "drop" or self._end <= max(self._emitted_end, self._next):
             return []
+        if self._held:
+            self._buf = self._joined()
         i = self._next - self._buf_start
         rest = self._buf[i:]
         if rest.shape[0] == 0:

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import math
+
 import numpy as np
 from numpy.typing import NDArray
 
@@ -26,8 +28,10 @@ def rms_peak_db(
     # the same operations as np.mean/np.max/to_db, fewer calls: one to_db over all four values
     ms = np.add.reduce(x * x, axis=0) / n
     pk = np.maximum.reduce(np.abs(x), axis=0)
-    if not np.isfinite(pk).all():
+    top = np.maximum.reduce(pk)  # NaN when any sample is NaN (maximum propagates it), or inf
+    if not math.isfinite(top):
         raise ValueError("NaN or inf samples; a level of them is meaningless. Clean the input")
     total = np.add.reduce(ms) / c if c > 1 else ms[0]
-    db = to_db(np.concatenate((np.sqrt(ms), pk, np.sqrt([total]), [np.maximum.reduce(pk)])))
+    # math.sqrt and np.sqrt are both the correctly rounded IEEE square root: the same double
+    db = to_db(np.concatenate((np.sqrt(ms), pk, (math.sqrt(total), top))))
     return float(db[2 * c]), float(db[2 * c + 1]), db[:c], db[c : 2 * c]

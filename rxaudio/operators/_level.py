@@ -19,8 +19,8 @@ def _level(item: AudioFrame) -> LevelFrame:
         sample_rate=frame.sample_rate,
         rms_db=rms,
         peak_db=peak,
-        channel_rms_db=tuple(float(v) for v in ch_rms),
-        channel_peak_db=tuple(float(v) for v in ch_pk),
+        channel_rms_db=tuple(ch_rms.tolist()),
+        channel_peak_db=tuple(ch_pk.tolist()),
     )
 
 

@@ -34,14 +34,15 @@ class _ReframeStage:
             self.r = Reframer(self.size, self.hop, frame.channels, frame.start)
         r = self.r
         assert r is not None
-        out: list[tuple[int, np.ndarray]] = []
         # A gap (e.g. blocks dropped at capture) is filled with silence so every later sample
         # keeps its index. Overlaps cannot be repaired and are refused.
-        gap = gap_samples("reframe", r.end, frame)
-        if gap:
-            out.extend(r.push(np.zeros((gap, frame.channels), dtype=np.float32)))
-        out.extend(r.push(frame.samples))
-        return self._frames(out)
+        if frame.start == r.end:  # the common case: the frame follows on
+            pairs = r.push(frame.samples)
+        else:
+            gap = gap_samples("reframe", r.end, frame)
+            pairs = r.push(np.zeros((gap, frame.channels), dtype=np.float32))
+            pairs.extend(r.push(frame.samples))
+        return self._frames(pairs) if pairs else []
 
     def flush(self) -> list[AudioFrame]:
         if self.r is None:

@@ -11,7 +11,7 @@ from reactivex.disposable import CompositeDisposable, Disposable, SerialDisposab
 from reactivex.subject import Subject
 
 from ..core.caps import Caps
-from ..core.check import FormatTracker, audio
+from ..core.check import FormatTracker, all_finite, audio
 from ..core.element import Element, wrap_error
 from ..core.props import Choices, Range, Unit, element
 from ..frames import AudioFrame, VadFrame
@@ -31,14 +31,16 @@ class _VadStage:
         self.spans = SpanBuffer()
         self.scorer: Scorer | None = None
         self.windows = Windows()  # the one windowing, shared with the offline fast path
+        self.last: AudioFrame | None = None  # the last source frame (its span's audio)
 
     def original(self, frame: AudioFrame) -> AudioFrame:
         """Keep the source audio; return the frame to convert (with any gap filled)."""
         self.fmt.check(frame)
-        if not np.isfinite(frame.samples).all():
+        if not all_finite(frame.samples):
             raise ValueError(f"NaN or inf in the frame at sample {frame.start}; clean the input")
         gap = frame.start - self.spans.end if self.spans.channels is not None else 0
         self.spans.append(frame.start, frame.samples)
+        self.last = frame
         if gap > 0:  # keep converted and source time aligned: convert the silence too
             z = np.zeros((gap + frame.n, frame.channels), dtype=np.float32)
             z[gap:] = frame.samples
@@ -58,25 +60,32 @@ class _VadStage:
         return self._score(self.windows.cut(frame.samples[:, 0]), None)
 
     def _score(self, windows: np.ndarray, last_end: int | None) -> list[VadFrame]:
-        if not windows.shape[0]:
+        n = windows.shape[0]
+        if not n:
             return []
         scorer = self.scorer
         assert scorer is not None
         rate = self.fmt.sample_rate
         assert rate is not None
-        if windows.shape[0] == 1:  # the live case: no array around one number (same float32)
+        if n == 1:  # the live case: no array around one number (same float32)
             probs = [float(np.float32(scorer.score(windows[0])))]
         else:
             probs = Windows.score(scorer, windows).tolist()
         k0 = self.windows.k
-        starts, ends = self.windows.spans(len(probs), rate, scorer.sample_rate, last_end)
-        spans = self.spans
+        starts, ends = self.windows.spans(n, rate, scorer.sample_rate, last_end)
+        spans, last = self.spans, self.last
         out = []
-        for i, p in enumerate(probs):
+        for i in range(n):
             a, b = starts[i], ends[i]
-            seg = spans.take(a, b)
-            buf = AudioFrame.trusted(seg, rate, a) if seg.shape[0] else None
-            out.append(VadFrame(a, max(b, a + 1), rate, p, buf, None, k0 + i))
+            buf: AudioFrame | None
+            if last is not None and a == last.start and b == last.start + last.samples.shape[0]:
+                buf = last  # the live case: the window covers exactly the last frame
+            else:
+                seg = spans.take(a, b)
+                buf = AudioFrame.trusted(seg, rate, a) if seg.shape[0] else None
+            out.append(
+                VadFrame.trusted(a, b if b > a else a + 1, rate, probs[i], buf, None, k0 + i, None)
+            )
         spans.trim(ends[-1])
         return out
 

@@ -33,7 +33,9 @@ import reactivex as rx
 from reactivex import Observable, abc
 from reactivex import operators as ops
 from reactivex.disposable import CompositeDisposable
+from reactivex.subject import Subject
 
+from ..core.check import all_finite
 from ..errors import ConfigError
 from ..frames import (
     AudioFrame,
@@ -264,7 +266,9 @@ class PrefetchScorer:
             return self.stream.score(window)
         self._slot = None
         index, w, p = slot
-        if index != k or not np.array_equal(w, window):
+        # the same samples, compared as bytes: the window is a view of the one handed over
+        # (a tenth of np.array_equal's cost; stricter only for -0.0 against 0.0)
+        if index != k or w.tobytes() != window.tobytes():
             raise RuntimeError(
                 f"PrefetchScorer: the batcher handed over window {index} (sample "
                 f"{index * self.window_size}) but vad asked for window {k} (sample "
@@ -358,7 +362,10 @@ class WindowBatcher:
 
     def add(self, sink: WindowSink, frame: AudioFrame, arrival: float) -> None:
         """Queue ``frame`` of ``sink``: a full window to score, or its short last one."""
-        self.pending.setdefault(sink, deque()).append(_Entry(frame, arrival))
+        q = self.pending.get(sink)
+        if q is None:
+            q = self.pending[sink] = deque()
+        q.append(_Entry(frame, arrival))
         self._schedule()
 
     def end(self, sink: WindowSink, done: Callable[[], None]) -> None:
@@ -473,11 +480,12 @@ def _u8_rows(values: np.ndarray) -> str:
 
     NaN reads as the floor, +inf as the ceiling."""
     scaled = (values - SPEC_FLOOR_DB) * (255.0 / (SPEC_CEIL_DB - SPEC_FLOOR_DB))
-    if not np.isfinite(scaled).all():  # rare: the common case skips a pass
+    if not all_finite(scaled):  # rare: the common case skips a pass
         scaled = np.nan_to_num(scaled, nan=0.0, posinf=255.0, neginf=0.0)
     q = np.rint(scaled, out=scaled)
-    q = np.clip(q, 0, 255, out=q).astype(np.uint8)
-    return base64.b64encode(q.tobytes()).decode("ascii")
+    np.maximum(q, 0.0, out=q)  # np.clip's bounds, without its Python wrapper
+    np.minimum(q, 255.0, out=q)
+    return base64.b64encode(q.astype(np.uint8).tobytes()).decode("ascii")
 
 
 def encode_item(item: Any, events: tuple[str, ...]) -> dict[str, Any] | None:
@@ -588,7 +596,9 @@ class Chain:
 
     def __call__(self, windows: Observable[AudioFrame]) -> Observable[Any]:
         s = self.options.settings
-        audio = windows.pipe(ops.share())
+        # A Subject (a session's windows) already multicasts; share() would add a second
+        # subject and an observer hop to every window. Anything else is shared once.
+        audio = windows if isinstance(windows, Subject) else windows.pipe(ops.share())
         fixed = self.options.fixed
         speech = audio.pipe(
             self._vad(),

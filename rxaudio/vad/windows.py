@@ -16,6 +16,9 @@ import numpy as np
 
 from .base import F32, Scorer
 
+_NONE: F32 = np.zeros(0, dtype=np.float32)  # no samples left over (shared, never written)
+_NONE.flags.writeable = False
+
 
 class Windows:
     """Cuts a model-rate mono stream into windows and maps them to source sample spans."""
@@ -24,7 +27,7 @@ class Windows:
         self.size = 0  # samples per window (0 until started)
         self.k = 0  # index of the next window
         self.m0 = 0  # model-rate sample index of window 0
-        self.rest = np.zeros(0, dtype=np.float32)  # samples not yet in a window
+        self.rest = _NONE  # samples not yet in a window
 
     @property
     def started(self) -> bool:
@@ -40,7 +43,8 @@ class Windows:
         buf = np.concatenate((self.rest, samples)) if self.rest.shape[0] else samples
         w = self.size
         k = buf.shape[0] // w
-        self.rest = buf[k * w :].copy()
+        # the live case (whole windows in, none left over) copies nothing
+        self.rest = _NONE if k * w == buf.shape[0] else buf[k * w :].copy()
         return buf[: k * w].reshape(k, w)
 
     def last(self) -> F32:
@@ -67,8 +71,12 @@ class Windows:
         ``last_end`` when given); advances the window index by ``k``."""
         w = self.size
         m = self.m0 + self.k * w
-        bounds = [((m + w * i) * source_rate) // model_rate for i in range(k + 1)]
-        starts, ends = bounds[:-1], bounds[1:]
+        if k == 1:  # the live case: one window
+            a, b = (m * source_rate) // model_rate, ((m + w) * source_rate) // model_rate
+            starts, ends = [a], [b]
+        else:
+            bounds = [((m + w * i) * source_rate) // model_rate for i in range(k + 1)]
+            starts, ends = bounds[:-1], bounds[1:]
         if last_end is not None and k:
             ends[-1] = last_end
         self.k += k

@@ -140,3 +140,57 @@ def test_other_backends_run(speech: np.ndarray, backend: str) -> None:
 def test_bad_options(kw: dict[str, Any], match: str) -> None:
     with pytest.raises(ConfigError, match=match):
         vad(**kw)
+
+
+@settings(max_examples=60)
+@given(
+    st.lists(
+        st.tuples(st.sampled_from([8, 16, 24, 3, 5, 13, 40]), st.sampled_from([0, 0, 0, 4, 8])),
+        min_size=1,
+        max_size=30,
+    ),
+    st.sampled_from([1, 2]),
+)
+def test_each_window_carries_exactly_its_source_audio_for_any_chunking(
+    chunks: list[tuple[int, int]], channels: int
+) -> None:
+    """Windows that cover exactly one input frame carry that frame (the live fast path); the
+    others a slice of the kept audio: either way the samples of ``[start, end)`` (a gap as
+    silence), the same frames as one big block gives."""
+    from reactivex import from_iterable
+
+    rng = np.random.default_rng(len(chunks))
+    frames, whole, t = [], [], 0
+    for size, gap in chunks:
+        if gap and frames:
+            whole.append(np.zeros((gap, channels), dtype=np.float32))
+            t += gap
+        x = rng.uniform(0.0, 1.0, (size, channels)).astype(np.float32)
+        frames.append(AudioFrame(x, 16000, t))
+        whole.append(x)
+        t += size
+    signal = np.concatenate(whole)
+
+    class Mean:  # the window's mean: a probability that depends on its samples
+        sample_rate, window_size = 16000, 8
+
+        def score(self, window: np.ndarray) -> float:
+            return float(np.mean(window))
+
+        def score_many(self, windows: np.ndarray) -> np.ndarray:
+            return np.array([self.score(w) for w in windows], dtype=np.float32)
+
+        def reset(self) -> None:
+            pass
+
+    def scorer(rate: int) -> Any:
+        return Mean()
+
+    got = collect(from_iterable(frames).pipe(vad(scorer)))
+    one = collect(from_iterable([AudioFrame(signal, 16000, 0)]).pipe(vad(scorer)))
+    assert [(v.start, v.end, v.index, v.probability) for v in got] == [
+        (v.start, v.end, v.index, v.probability) for v in one
+    ]
+    for v in got:
+        assert v.audio is not None and v.audio.start == v.start
+        assert np.array_equal(v.audio.samples, signal[v.start : v.end])

@@ -450,3 +450,41 @@ def test_any_schedule_gives_every_session_what_it_gets_alone(
             _same(p.items, _alone(p))
 
     asyncio.run(check())
+
+
+class _OneStream:
+    """A shared scorer's stand-in: one stream whose own scoring is never wanted here."""
+
+    sample_rate = 16000
+    window_size = WINDOW
+    handle = 0
+
+    def stream(self) -> _OneStream:
+        return self
+
+    def score(self, window: np.ndarray) -> float:
+        raise AssertionError("scored alone")
+
+    def reset(self) -> None:
+        pass
+
+    def close(self) -> None:
+        pass
+
+
+def test_a_handed_over_probability_is_only_for_its_own_samples() -> None:
+    from rxaudio.frames import AudioFrame
+    from rxaudio.server.pipeline import PrefetchScorer
+
+    scorer = PrefetchScorer(_OneStream())  # type: ignore[arg-type]
+    x = np.linspace(-0.5, 0.5, 2 * WINDOW, dtype=np.float32).reshape(-1, 1)
+    first = AudioFrame(x[:WINDOW], 16000, 0)
+    got: list[float] = []
+    # vad asks with a view of the frame it was handed: the probability comes back
+    scorer.deliver(first, 0.25, lambda f: got.append(scorer.score(f.samples[:, 0])))
+    assert got == [0.25]
+    second = AudioFrame(x[WINDOW:], 16000, WINDOW)
+    other = x[WINDOW:, 0].copy()
+    other[7] += 1e-6  # one sample differs: refused, never someone else's probability
+    with pytest.raises(RuntimeError, match="with other samples"):
+        scorer.deliver(second, 0.5, lambda f: scorer.score(other))

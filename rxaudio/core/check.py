@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import math
+import warnings
 from typing import Any
 
 import numpy as np
@@ -56,6 +57,14 @@ def audio(op: str, item: Any) -> AudioFrame:
 _ZEROS: list[np.ndarray] = [np.zeros(4096, dtype=np.float32)]  # grown when a longer one comes
 
 
+# all_finite's dot product with an infinity sets numpy's "invalid value" flag, which numpy
+# reports as a RuntimeWarning; the caller refuses such an array with its own message, so the
+# warning says nothing new. Ignored for this module only (np.errstate would double the cost).
+warnings.filterwarnings(
+    "ignore", "invalid value encountered in dot", RuntimeWarning, r"rxaudio\.core\.check"
+)
+
+
 def all_finite(a: np.ndarray) -> bool:
     """Whether every element of the float array ``a`` is finite.
 
@@ -63,7 +72,7 @@ def all_finite(a: np.ndarray) -> bool:
     512-sample window: the dot product with zeros is exactly 0 when every element is finite
     and NaN when any is NaN or infinite (``inf * 0``), and it cannot overflow. (Like any
     arithmetic on an infinity, that last case sets numpy's "invalid value" flag: such an array
-    is refused by its caller anyway.)"""
+    is refused by its caller anyway; the warning numpy would print for it is filtered.)"""
     if a.dtype != np.float32:
         return bool(np.isfinite(a).all())
     flat = a.reshape(-1)

@@ -1,0 +1,240 @@
+"""transcribe: each :class:`Utterance` to a :class:`Transcript`, recognised off the stream's
+thread through a bounded queue."""
+
+from __future__ import annotations
+
+import logging
+import threading
+import time
+from collections.abc import Callable
+from typing import Annotated, Any
+
+import numpy as np
+from reactivex import Observable, abc
+from reactivex.disposable import CompositeDisposable, Disposable
+from reactivex.scheduler import EventLoopScheduler
+
+from ..asr import Recognizer, backend_class, prepare
+from ..core.caps import Caps
+from ..core.element import Element, wrap_error
+from ..core.props import Choices, Range, element
+from ..errors import StreamError
+from ..frames import Transcript, Utterance, Word
+
+log = logging.getLogger("rxaudio.transcribe")
+OVERFLOW = ("skip", "wait")
+
+
+def _check(u: Utterance) -> None:
+    if u.samples.size and not np.isfinite(u.samples).all():
+        raise StreamError(
+            "transcribe",
+            f"utterance {u.index} (at {u.time:.3f} s) holds NaN or inf samples; clean the audio "
+            "(np.nan_to_num) before it reaches transcribe",
+            u.start,
+        )
+
+
+def _empty(u: Utterance, cls: type[Recognizer], status: str) -> Transcript:
+    return Transcript(u.index, u.start, u.end, u.sample_rate, "", backend=cls.name, status=status)
+
+
+def _transcript(u: Utterance, rec: Recognizer, cls: type[Recognizer]) -> Transcript:
+    if u.samples.shape[0] == 0:
+        return _empty(u, cls, "empty")
+    t0, c0 = time.perf_counter(), time.thread_time()
+    r = rec.recognize(prepare(u.samples, u.sample_rate, cls.sample_rate))
+    wall, cpu = time.perf_counter() - t0, time.thread_time() - c0
+    rate, a = u.sample_rate, u.audio_start
+    words = tuple(
+        Word(w.word, a + round(w.start * rate), a + round(w.end * rate), w.confidence)
+        for w in r.words
+    )
+    return Transcript(
+        u.index, u.start, u.end, u.sample_rate, r.text, words, r.confidence, cls.name, wall, cpu
+    )
+
+
+@element(
+    "transcribe",
+    kind="operator",
+    accepts=Caps(frame=(Utterance, object)),
+    produces=Caps(frame=(Transcript, object)),
+)
+def transcribe(
+    backend: str | type[Recognizer] = "pocketsphinx",
+    *,
+    lm: str | None = None,
+    dictionary: str | None = None,
+    keyphrase: str | None = None,
+    kws_threshold: Annotated[float, Range(0.0, 1.0, lo_open=True)] = 1e-20,
+    queue: Annotated[int, Range(1, 10_000)] = 4,
+    overflow: Annotated[str, Choices(OVERFLOW)] = "skip",
+    passthrough: bool = False,
+    scheduler: abc.SchedulerBase | None = None,
+) -> Element[Any, Any]:
+    """Recognise the speech of every :class:`Utterance`: one :class:`Transcript` each, in order.
+
+    Recognition runs off the stream's thread (its own thread per subscription, or
+    ``scheduler``): the thread that delivers utterances only checks and enqueues them, so a slow
+    recogniser never stalls capture. At most ``queue`` utterances wait or run; with ``overflow``
+    ``skip`` another one is not recognised but counted (a warning on the ``rxaudio.transcribe``
+    logger) and reported in order as a transcript with ``status="skipped"``; with ``wait`` the
+    delivering thread blocks until there is room (for files, where nothing is lost by waiting).
+    Audio is mixed to mono and resampled whole to the recogniser's rate, so the text does not
+    depend on the stream's chunking. Completion and errors follow the pending transcripts.
+
+    .. marble::
+        -U0------U1--------U2-U3-U4-U5---|      U = Utterance (queue=2, a slow recogniser)
+        [         transcribe(queue=2)         ]
+        ------T0--------T1------T2-T3-S4-S5-|   T = Transcript, S = status "skipped"
+
+    Parameters
+    ----------
+    backend
+        Recogniser: ``pocketsphinx`` (US English, shipped in its wheel), an installed entry
+        point of the group ``rxaudio.asr``, or a recogniser class (from Python).
+    lm
+        Language model file (ARPA or binary) instead of the backend's own.
+    dictionary
+        Pronouncing dictionary file instead of the backend's own.
+    keyphrase
+        Comma-separated command phrases: spot only these (keyword spotting) instead of free
+        recognition.
+    kws_threshold
+        Keyword-spotting threshold (smaller: more detections and more false ones).
+    queue
+        Utterances that may wait for or be in recognition at once.
+    overflow
+        When the queue is full: ``skip`` the utterance (counted, reported) or ``wait`` for room.
+    passthrough
+        Also pass every input item on (before the transcripts), not only transcripts.
+    scheduler
+        Where recognition runs (default: a new thread per subscription; an
+        ``ImmediateScheduler`` recognises inline, for tests).
+
+    Raises
+    ------
+    ConfigError
+        At once: an unknown backend, a model or dictionary file that does not exist, keyphrase
+        words missing from the dictionary, ``lm`` with ``keyphrase``.
+    StreamError
+        In the stream: NaN or infinite samples (naming the utterance), a recogniser failure.
+    """
+    cls = backend_class(backend) if isinstance(backend, str) else backend
+    options: dict[str, Any] = {
+        k: v
+        for k, v in (("lm", lm), ("dictionary", dictionary), ("keyphrase", keyphrase))
+        if v is not None
+    }
+    if keyphrase is not None:
+        options["kws_threshold"] = kws_threshold
+    cls.check(**options)
+
+    def make() -> Recognizer:
+        return cls(**options)
+
+    def _operator(source: Observable[Any]) -> Observable[Any]:
+        def subscribe(
+            observer: abc.ObserverBase[Any], _: abc.SchedulerBase | None = None
+        ) -> abc.DisposableBase:
+            worker = scheduler or EventLoopScheduler()
+            emit_lock, count_lock = threading.Lock(), threading.Lock()
+            room = threading.Semaphore(queue)
+            state: dict[str, Any] = {"pending": 0, "skipped": 0, "stopped": False, "rec": None}
+
+            def emit(fn: Callable[[], None]) -> None:
+                with emit_lock:  # observer calls are serialised (passthrough vs. the worker)
+                    if not state["stopped"]:
+                        fn()
+
+            def stop(exc: Exception) -> None:
+                emit(lambda: observer.on_error(exc))
+                state["stopped"] = True
+
+            def done() -> None:
+                with count_lock:
+                    state["pending"] -= 1
+                if overflow == "wait":
+                    room.release()
+
+            def recognise(u: Utterance) -> None:
+                try:
+                    if state["stopped"]:
+                        return
+                    try:
+                        if state["rec"] is None and u.samples.shape[0]:
+                            state["rec"] = make()
+                        t = _transcript(u, state["rec"], cls)
+                    except Exception as exc:
+                        stop(wrap_error("transcribe", exc, u))
+                        return
+                    emit(lambda: observer.on_next(t))
+                finally:
+                    done()
+
+            def later(fn: Callable[[], None]) -> None:
+                worker.schedule(lambda _s, _st: fn())
+
+            def on_next(item: Any) -> None:
+                if state["stopped"]:
+                    return
+                if not isinstance(item, Utterance):
+                    if passthrough:
+                        emit(lambda: observer.on_next(item))
+                    return
+                try:
+                    _check(item)
+                except StreamError as exc:
+                    err = exc  # ``exc`` is unbound once the except block ends
+                    later(lambda: stop(err))
+                    return
+                if passthrough:
+                    emit(lambda: observer.on_next(item))
+                if overflow == "wait":
+                    while not room.acquire(timeout=0.1):  # blocks the source; not when disposed
+                        if state["stopped"]:
+                            return
+                with count_lock:
+                    full = overflow == "skip" and state["pending"] >= queue
+                    if full:
+                        state["skipped"] += 1
+                    else:
+                        state["pending"] += 1
+                if full:
+                    log.warning(
+                        "transcribe: utterance %d skipped: the recogniser is busy with %d "
+                        "(queue=%d); %d skipped so far",
+                        item.index,
+                        queue,
+                        queue,
+                        state["skipped"],
+                    )
+                    s = _empty(item, cls, "skipped")
+                    later(lambda: emit(lambda: observer.on_next(s)))
+                    return
+                later(lambda: recognise(item))
+
+            def on_error(exc: Exception) -> None:
+                later(lambda: stop(exc))
+
+            def on_completed() -> None:
+                later(lambda: emit(observer.on_completed))
+
+            sub = source.subscribe(on_next, on_error, on_completed, scheduler=_)
+
+            def close() -> None:
+                state["stopped"] = True
+                if isinstance(worker, EventLoopScheduler):
+                    worker.dispose()
+
+            return CompositeDisposable(sub, Disposable(close))
+
+        return Observable(subscribe)
+
+    return Element(
+        "transcribe",
+        _operator,
+        accepts=Caps(frame=(Utterance, object)) if passthrough else Caps(frame=Utterance),
+        produces=Caps(frame=(Transcript, object)) if passthrough else Caps(frame=Transcript),
+    )

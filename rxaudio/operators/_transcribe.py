@@ -235,6 +235,6 @@ def transcribe(
     return Element(
         "transcribe",
         _operator,
-        accepts=Caps(frame=(Utterance, object)) if passthrough else Caps(frame=Utterance),
+        accepts=Caps(frame=(Utterance, object)),  # other items are dropped or passed on
         produces=Caps(frame=(Transcript, object)) if passthrough else Caps(frame=Transcript),
     )

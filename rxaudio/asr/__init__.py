@@ -3,6 +3,9 @@
 * ``pocketsphinx`` -- :class:`~rxaudio.asr.sphinx.PocketSphinx` (default), CMU PocketSphinx with
   the US-English model shipped in its wheel.
 
+:mod:`~rxaudio.asr.runner` starts a recogniser inline or, when it holds the GIL while decoding
+(PocketSphinx does), in a child process, so it cannot stall the other threads.
+
 Other recognisers plug in as one class (:class:`~rxaudio.asr.base.Recognizer`) registered under
 the entry-point group :data:`ENTRY_POINT_GROUP`. The ``transcribe`` operator runs them.
 """

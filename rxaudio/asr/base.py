@@ -8,6 +8,7 @@ A backend is one class. It declares the rate it listens at, checks its options a
     class MyRecognizer:
         name = "mine"
         sample_rate = 16000
+        holds_gil = False  # True: its C code keeps the GIL while decoding (run in a process)
 
         @classmethod
         def check(cls, **options: Any) -> None: ...     # raise ConfigError for bad options
@@ -15,7 +16,8 @@ A backend is one class. It declares the rate it listens at, checks its options a
         def recognize(self, samples: NDArray[np.float32]) -> Recognition: ...
 
 Register it under the entry-point group ``rxaudio.asr`` (``mine = "package.module:MyRecognizer"``)
-and ``transcribe backend=mine`` finds it.
+and ``transcribe backend=mine`` finds it. Options, samples and results cross a process
+boundary when ``holds_gil`` is true, so they must pickle (the class itself by reference).
 """
 
 from __future__ import annotations

@@ -70,6 +70,7 @@ class PocketSphinx:
 
     name: ClassVar[str] = "pocketsphinx"
     sample_rate: ClassVar[int] = 16000
+    holds_gil: ClassVar[bool] = True  # decoding keeps the GIL: run it in a process of its own
 
     @classmethod
     def check(

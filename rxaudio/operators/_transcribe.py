@@ -15,6 +15,7 @@ from reactivex.disposable import CompositeDisposable, Disposable
 from reactivex.scheduler import EventLoopScheduler
 
 from ..asr import Recognizer, backend_class, prepare
+from ..asr.runner import ISOLATIONS, Runner, start
 from ..core.caps import Caps
 from ..core.element import Element, wrap_error
 from ..core.props import Choices, Range, element
@@ -39,12 +40,10 @@ def _empty(u: Utterance, cls: type[Recognizer], status: str) -> Transcript:
     return Transcript(u.index, u.start, u.end, u.sample_rate, "", backend=cls.name, status=status)
 
 
-def _transcript(u: Utterance, rec: Recognizer, cls: type[Recognizer]) -> Transcript:
-    if u.samples.shape[0] == 0:
-        return _empty(u, cls, "empty")
-    t0, c0 = time.perf_counter(), time.thread_time()
-    r = rec.recognize(prepare(u.samples, u.sample_rate, cls.sample_rate))
-    wall, cpu = time.perf_counter() - t0, time.thread_time() - c0
+def _transcript(u: Utterance, runner: Runner, cls: type[Recognizer]) -> Transcript:
+    t0 = time.perf_counter()
+    r, cpu = runner.recognize(prepare(u.samples, u.sample_rate, cls.sample_rate))
+    wall = time.perf_counter() - t0
     rate, a = u.sample_rate, u.audio_start
     words = tuple(
         Word(w.word, a + round(w.start * rate), a + round(w.end * rate), w.confidence)
@@ -70,17 +69,20 @@ def transcribe(
     kws_threshold: Annotated[float, Range(0.0, 1.0, lo_open=True)] = 1e-20,
     queue: Annotated[int, Range(1, 10_000)] = 4,
     overflow: Annotated[str, Choices(OVERFLOW)] = "skip",
+    isolation: Annotated[str, Choices(ISOLATIONS)] = "auto",
     passthrough: bool = False,
     scheduler: abc.SchedulerBase | None = None,
 ) -> Element[Any, Any]:
     """Recognise the speech of every :class:`Utterance`: one :class:`Transcript` each, in order.
 
     Recognition runs off the stream's thread (its own thread per subscription, or
-    ``scheduler``): the thread that delivers utterances only checks and enqueues them, so a slow
-    recogniser never stalls capture. At most ``queue`` utterances wait or run; with ``overflow``
-    ``skip`` another one is not recognised but counted (a warning on the ``rxaudio.transcribe``
-    logger) and reported in order as a transcript with ``status="skipped"``; with ``wait`` the
-    delivering thread blocks until there is room (for files, where nothing is lost by waiting).
+    ``scheduler``), and PocketSphinx, which keeps the GIL while it decodes, in a child process
+    (``isolation``): the thread that delivers utterances only checks and enqueues them, so a
+    slow recogniser never stalls capture. At most ``queue`` utterances wait or run; with
+    ``overflow`` ``skip`` another one is not recognised but counted (a warning on the
+    ``rxaudio.transcribe`` logger) and reported in order as a transcript with
+    ``status="skipped"``; with ``wait`` the delivering thread blocks until there is room (for
+    files, where nothing is lost by waiting).
     Audio is mixed to mono and resampled whole to the recogniser's rate, so the text does not
     depend on the stream's chunking. Completion and errors follow the pending transcripts.
 
@@ -107,6 +109,10 @@ def transcribe(
         Utterances that may wait for or be in recognition at once.
     overflow
         When the queue is full: ``skip`` the utterance (counted, reported) or ``wait`` for room.
+    isolation
+        Where the recogniser runs: ``process`` (a child process per subscription), ``thread``
+        (the recognition thread), ``auto`` (a process for backends that hold the GIL while
+        decoding, as PocketSphinx does, so they cannot stall the other threads).
     passthrough
         Also pass every input item on (before the transcripts), not only transcripts.
     scheduler
@@ -131,8 +137,8 @@ def transcribe(
         options["kws_threshold"] = kws_threshold
     cls.check(**options)
 
-    def make() -> Recognizer:
-        return cls(**options)
+    def make() -> Runner:
+        return start(cls, options, isolation)
 
     def _operator(source: Observable[Any]) -> Observable[Any]:
         def subscribe(
@@ -148,9 +154,19 @@ def transcribe(
                     if not state["stopped"]:
                         fn()
 
+            def release() -> None:
+                runner, state["rec"] = state["rec"], None
+                if runner is not None:
+                    runner.close()
+
             def stop(exc: Exception) -> None:
                 emit(lambda: observer.on_error(exc))
                 state["stopped"] = True
+                release()
+
+            def complete() -> None:
+                release()
+                emit(observer.on_completed)
 
             def done() -> None:
                 with count_lock:
@@ -163,9 +179,12 @@ def transcribe(
                     if state["stopped"]:
                         return
                     try:
-                        if state["rec"] is None and u.samples.shape[0]:
-                            state["rec"] = make()
-                        t = _transcript(u, state["rec"], cls)
+                        if u.samples.shape[0] == 0:
+                            t = _empty(u, cls, "empty")
+                        else:
+                            if state["rec"] is None:
+                                state["rec"] = make()
+                            t = _transcript(u, state["rec"], cls)
                     except Exception as exc:
                         stop(wrap_error("transcribe", exc, u))
                         return
@@ -219,12 +238,13 @@ def transcribe(
                 later(lambda: stop(exc))
 
             def on_completed() -> None:
-                later(lambda: emit(observer.on_completed))
+                later(complete)
 
             sub = source.subscribe(on_next, on_error, on_completed, scheduler=_)
 
             def close() -> None:
                 state["stopped"] = True
+                release()  # a child process busy with an utterance is stopped, not waited for
                 if isinstance(worker, EventLoopScheduler):
                     worker.dispose()
 

@@ -8,6 +8,7 @@ measured one.
 
 from __future__ import annotations
 
+import os
 from typing import Any
 
 import numpy as np
@@ -136,3 +137,54 @@ def test_custom_dictionary_and_language_model(tmp_path: Any) -> None:
     u = Utterance(x, 16000, 0, 16000, 0, 16000, "silence", 0)
     (tr,) = collect(from_iterable([u]).pipe(transcribe(lm=str(lm), dictionary=str(d))), 60)
     assert set(tr.text.split()) <= {"hello", "pipeline"}
+
+
+def test_decoding_runs_in_a_child_process_and_leaves_this_one_free(
+    speech: np.ndarray, speech_truth: list[dict[str, Any]]
+) -> None:
+    """PocketSphinx keeps the GIL while it decodes; run inline it would freeze every other
+    thread (about a second per sentence). In its own process this thread keeps running."""
+    import threading
+
+    from rxaudio.asr.runner import ProcessRunner, start
+    from rxaudio.asr.sphinx import PocketSphinx
+
+    runner = start(PocketSphinx, {})
+    try:
+        assert isinstance(runner, ProcessRunner) and runner.pid not in (None, os.getpid())
+        x = speech[int(speech_truth[0]["start"] * 16000) : int(speech_truth[0]["end"] * 16000)]
+        done = threading.Event()
+        out: list[Any] = []
+
+        def work() -> None:
+            for _ in range(3):
+                out.append(runner.recognize(x))
+            done.set()
+
+        threading.Thread(target=work, daemon=True).start()
+        spins = 0
+        while not done.wait(0.001):
+            spins += 1  # the GIL was free: this thread ran while the child decoded
+        assert spins >= 20
+        (rec, cpu), *_ = out
+        assert "pipeline" in rec.text and cpu > 0
+    finally:
+        runner.close()
+
+
+def test_process_and_thread_give_the_same_text(
+    speech: np.ndarray, speech_truth: list[dict[str, Any]]
+) -> None:
+    utts = _true_utterances(speech, speech_truth)
+    a = collect(from_iterable(utts).pipe(transcribe(isolation="process")), 120)
+    b = collect(from_iterable(utts).pipe(transcribe(isolation="thread")), 120)
+    assert [t.to_dict()["words"] for t in a] == [t.to_dict()["words"] for t in b]
+
+
+def test_a_recogniser_that_cannot_start_is_a_stream_error() -> None:
+    from rxaudio.asr.runner import ProcessRunner
+    from rxaudio.asr.sphinx import PocketSphinx
+    from rxaudio.errors import StreamError
+
+    with pytest.raises(StreamError, match="failed to start: ConfigError: transcribe: lm"):
+        ProcessRunner(PocketSphinx, {"lm": "/nonexistent/model.lm"})

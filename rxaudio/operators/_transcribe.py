@@ -4,54 +4,71 @@ thread through a bounded queue."""
 from __future__ import annotations
 
 import logging
-import threading
 import time
-from collections.abc import Callable
 from typing import Annotated, Any
 
 import numpy as np
-from reactivex import Observable, abc
-from reactivex.disposable import CompositeDisposable, Disposable
-from reactivex.scheduler import EventLoopScheduler
+from reactivex import abc
 
 from ..asr import Recognizer, backend_class, prepare
 from ..asr.runner import ISOLATIONS, Runner, start
 from ..core.caps import Caps
-from ..core.element import Element, wrap_error
+from ..core.element import Element
+from ..core.offload import OVERFLOW, offload_operator
 from ..core.props import Choices, Range, element
-from ..errors import StreamError
 from ..frames import Transcript, Utterance, Word
 
 log = logging.getLogger("rxaudio.transcribe")
-OVERFLOW = ("skip", "wait")
-
-
-def _check(u: Utterance) -> None:
-    if u.samples.size and not np.isfinite(u.samples).all():
-        raise StreamError(
-            "transcribe",
-            f"utterance {u.index} (at {u.time:.3f} s) holds NaN or inf samples; clean the audio "
-            "(np.nan_to_num) before it reaches transcribe",
-            u.start,
-        )
 
 
 def _empty(u: Utterance, cls: type[Recognizer], status: str) -> Transcript:
     return Transcript(u.index, u.start, u.end, u.sample_rate, "", backend=cls.name, status=status)
 
 
-def _transcript(u: Utterance, runner: Runner, cls: type[Recognizer]) -> Transcript:
-    t0 = time.perf_counter()
-    r, cpu = runner.recognize(prepare(u.samples, u.sample_rate, cls.sample_rate))
-    wall = time.perf_counter() - t0
-    rate, a = u.sample_rate, u.audio_start
-    words = tuple(
-        Word(w.word, a + round(w.start * rate), a + round(w.end * rate), w.confidence)
-        for w in r.words
-    )
-    return Transcript(
-        u.index, u.start, u.end, u.sample_rate, r.text, words, r.confidence, cls.name, wall, cpu
-    )
+class _Transcriber:
+    """The per-subscription job: the recogniser, started at the first utterance with audio."""
+
+    def __init__(self, cls: type[Recognizer], options: dict[str, Any], isolation: str) -> None:
+        self.cls, self.options, self.isolation = cls, options, isolation
+        self.runner: Runner | None = None
+
+    def check(self, u: Utterance) -> None:
+        if u.samples.size and not np.isfinite(u.samples).all():
+            raise ValueError(
+                f"utterance {u.index} (at {u.time:.3f} s) holds NaN or inf samples; clean the "
+                "audio (np.nan_to_num) before it reaches transcribe"
+            )
+
+    def process(self, u: Utterance) -> Transcript:
+        if u.samples.shape[0] == 0:
+            return _empty(u, self.cls, "empty")
+        if self.runner is None:
+            self.runner = start(self.cls, self.options, self.isolation)
+        t0 = time.perf_counter()
+        r, cpu = self.runner.recognize(prepare(u.samples, u.sample_rate, self.cls.sample_rate))
+        wall = time.perf_counter() - t0
+        rate, a = u.sample_rate, u.audio_start
+        words = tuple(
+            Word(w.word, a + round(w.start * rate), a + round(w.end * rate), w.confidence)
+            for w in r.words
+        )
+        return Transcript(
+            u.index, u.start, u.end, rate, r.text, words, r.confidence, self.cls.name, wall, cpu
+        )
+
+    def skipped(self, u: Utterance, count: int) -> Transcript:
+        log.warning(
+            "transcribe: utterance %d skipped: the recogniser is busy (queue full); "
+            "%d skipped so far",
+            u.index,
+            count,
+        )
+        return _empty(u, self.cls, "skipped")
+
+    def close(self) -> None:
+        runner, self.runner = self.runner, None
+        if runner is not None:
+            runner.close()  # a child process busy with an utterance is stopped, not waited for
 
 
 @element(
@@ -137,124 +154,14 @@ def transcribe(
         options["kws_threshold"] = kws_threshold
     cls.check(**options)
 
-    def make() -> Runner:
-        return start(cls, options, isolation)
-
-    def _operator(source: Observable[Any]) -> Observable[Any]:
-        def subscribe(
-            observer: abc.ObserverBase[Any], _: abc.SchedulerBase | None = None
-        ) -> abc.DisposableBase:
-            worker = scheduler or EventLoopScheduler()
-            emit_lock, count_lock = threading.Lock(), threading.Lock()
-            room = threading.Semaphore(queue)
-            state: dict[str, Any] = {"pending": 0, "skipped": 0, "stopped": False, "rec": None}
-
-            def emit(fn: Callable[[], None]) -> None:
-                with emit_lock:  # observer calls are serialised (passthrough vs. the worker)
-                    if not state["stopped"]:
-                        fn()
-
-            def release() -> None:
-                runner, state["rec"] = state["rec"], None
-                if runner is not None:
-                    runner.close()
-
-            def stop(exc: Exception) -> None:
-                emit(lambda: observer.on_error(exc))
-                state["stopped"] = True
-                release()
-
-            def complete() -> None:
-                release()
-                emit(observer.on_completed)
-
-            def done() -> None:
-                with count_lock:
-                    state["pending"] -= 1
-                if overflow == "wait":
-                    room.release()
-
-            def recognise(u: Utterance) -> None:
-                try:
-                    if state["stopped"]:
-                        return
-                    try:
-                        if u.samples.shape[0] == 0:
-                            t = _empty(u, cls, "empty")
-                        else:
-                            if state["rec"] is None:
-                                state["rec"] = make()
-                            t = _transcript(u, state["rec"], cls)
-                    except Exception as exc:
-                        stop(wrap_error("transcribe", exc, u))
-                        return
-                    emit(lambda: observer.on_next(t))
-                finally:
-                    done()
-
-            def later(fn: Callable[[], None]) -> None:
-                worker.schedule(lambda _s, _st: fn())
-
-            def on_next(item: Any) -> None:
-                if state["stopped"]:
-                    return
-                if not isinstance(item, Utterance):
-                    if passthrough:
-                        emit(lambda: observer.on_next(item))
-                    return
-                try:
-                    _check(item)
-                except StreamError as exc:
-                    err = exc  # ``exc`` is unbound once the except block ends
-                    later(lambda: stop(err))
-                    return
-                if passthrough:
-                    emit(lambda: observer.on_next(item))
-                if overflow == "wait":
-                    while not room.acquire(timeout=0.1):  # blocks the source; not when disposed
-                        if state["stopped"]:
-                            return
-                with count_lock:
-                    full = overflow == "skip" and state["pending"] >= queue
-                    if full:
-                        state["skipped"] += 1
-                    else:
-                        state["pending"] += 1
-                if full:
-                    log.warning(
-                        "transcribe: utterance %d skipped: the recogniser is busy with %d "
-                        "(queue=%d); %d skipped so far",
-                        item.index,
-                        queue,
-                        queue,
-                        state["skipped"],
-                    )
-                    s = _empty(item, cls, "skipped")
-                    later(lambda: emit(lambda: observer.on_next(s)))
-                    return
-                later(lambda: recognise(item))
-
-            def on_error(exc: Exception) -> None:
-                later(lambda: stop(exc))
-
-            def on_completed() -> None:
-                later(complete)
-
-            sub = source.subscribe(on_next, on_error, on_completed, scheduler=_)
-
-            def close() -> None:
-                state["stopped"] = True
-                release()  # a child process busy with an utterance is stopped, not waited for
-                if isinstance(worker, EventLoopScheduler):
-                    worker.dispose()
-
-            return CompositeDisposable(sub, Disposable(close))
-
-        return Observable(subscribe)
-
-    return Element(
+    return offload_operator(
         "transcribe",
-        _operator,
+        lambda: _Transcriber(cls, options, isolation),
+        takes=lambda item: isinstance(item, Utterance),
+        queue=queue,
+        overflow=overflow,
+        passthrough=passthrough,
+        scheduler=scheduler,
         accepts=Caps(frame=(Utterance, object)),  # other items are dropped or passed on
         produces=Caps(frame=(Transcript, object)) if passthrough else Caps(frame=Transcript),
     )

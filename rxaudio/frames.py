@@ -715,3 +715,83 @@ class SettingsRejected:
             "message": self.message,
             "at": self.at,
         }
+
+
+# --- transcription (issue 14) -------------------------------------------------------------------
+
+CONFIDENCE_DECIMALS = 4
+
+TRANSCRIPT_STATUSES = ("ok", "empty", "skipped")
+
+
+@dataclass(frozen=True, slots=True)
+class Word:
+    """One recognised word: ``[start, end)`` in sample indices of the stream (the utterance's
+    rate), and the recogniser's confidence in it (0-1, ``None`` when the backend gives none)."""
+
+    word: str
+    start: int
+    end: int
+    confidence: float | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class Transcript:
+    """The text of one :class:`Utterance`, emitted by ``transcribe``.
+
+    ``utterance`` is the utterance's ``index``; ``start``/``end`` its detected speech (sample
+    indices at ``sample_rate``, the utterance's own rate). ``words`` carry times where the
+    backend gives them. ``confidence`` (0-1 or ``None``) is the backend's; ``backend`` names it.
+    ``processing_s`` and ``cpu_s`` are the wall-clock and CPU seconds recognition took (the only
+    fields that differ between runs). ``status``: ``ok``; ``empty`` (an utterance without
+    samples: no recognition ran); ``skipped`` (the recogniser was busy and the bounded queue was
+    full: the utterance was not transcribed, and ``text`` is empty).
+    """
+
+    utterance: int
+    start: int
+    end: int
+    sample_rate: int
+    text: str
+    words: tuple[Word, ...] = ()
+    confidence: float | None = None
+    backend: str = ""
+    processing_s: float = 0.0
+    cpu_s: float = 0.0
+    status: str = "ok"
+
+    @property
+    def time(self) -> float:
+        """Speech onset in seconds."""
+        return self.start / self.sample_rate
+
+    def to_dict(self) -> dict[str, Any]:
+        """The one dict form: ``type`` ``"transcript"``, ``utterance`` (its index), ``start`` and
+        ``end`` (s), ``text``, ``words`` (each ``word``, ``start``, ``end`` in s and
+        ``confidence``), ``confidence``, ``backend``, ``processing_s``, ``cpu_s``, ``status``."""
+        r = self.sample_rate
+        return {
+            "type": "transcript",
+            "utterance": self.utterance,
+            "start": seconds(self.start, r),
+            "end": seconds(self.end, r),
+            "text": self.text,
+            "words": [
+                {
+                    "word": w.word,
+                    "start": seconds(w.start, r),
+                    "end": seconds(w.end, r),
+                    "confidence": None
+                    if w.confidence is None
+                    else finite(w.confidence, CONFIDENCE_DECIMALS),
+                }
+                for w in self.words
+            ],
+            "confidence": None
+            if self.confidence is None
+            else finite(self.confidence, CONFIDENCE_DECIMALS),
+            "backend": self.backend,
+            "processing_s": finite(self.processing_s, TIME_DECIMALS),
+            "cpu_s": finite(self.cpu_s, TIME_DECIMALS),
+            "status": self.status,
+        }

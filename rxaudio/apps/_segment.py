@@ -9,6 +9,11 @@ own ``from_file ! vad ! hysteresis ! buffer_utterance`` run by its offline fast 
 an Rx hop or frame object per window; identical outputs, tested), or with ``--streaming`` through
 the operators themselves. Large blocks let Silero score whole runs of windows in one call.
 Several inputs run in parallel processes with ``--jobs``.
+
+With ``--transcribe`` every utterance also goes through the ``transcribe`` element (on its own
+thread, while the VAD goes on): its text, words and confidence join the utterance's JSONL
+record (the text is the Audacity label too), and ``DIR/STEM.srt`` and ``DIR/STEM.vtt`` hold one
+subtitle cue per utterance, written by the ``subtitles`` sink.
 """
 
 from __future__ import annotations
@@ -40,6 +45,10 @@ CHAIN = FlagChain(
         "buffer_utterance": ("pre_roll_ms", "post_roll_ms", "min_ms", "max_ms"),
     },
 )
+# the recogniser's options offered as flags (the backend stays the element's default here)
+TRANSCRIBE = FlagChain(
+    "transcribe", {"transcribe": ("lm", "dictionary", "keyphrase", "kws_threshold")}, unset=True
+)
 OFFLINE = {"hysteresis": {"max_gap_ms": None}, "buffer_utterance": {"max_gap_ms": None}}
 
 
@@ -60,6 +69,14 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
         help="run the Rx operator chain window by window (same output as the default fast path)",
     )
     add_vad_arguments(p)
+    g = p.add_argument_group("transcription")
+    g.add_argument(
+        "--transcribe",
+        action="store_true",
+        help="recognise each utterance (PocketSphinx, offline): its text into STEM.jsonl and "
+        "STEM.txt, and STEM.srt / STEM.vtt subtitles",
+    )
+    TRANSCRIBE.add_arguments(g)
 
 
 def vad_chain(args: argparse.Namespace, *, max_gap_ms: float | None) -> list[Any]:
@@ -101,11 +118,18 @@ def stems(paths: list[str]) -> list[str]:
     return out
 
 
-def utterance_writer(out_dir: str, stem: str) -> UtteranceWriter:
+def utterance_writer(
+    out_dir: str, stem: str, transcribe: dict[str, Any] | None = None
+) -> UtteranceWriter:
     """The one utterance writer, naming files as segment does: ``STEM_0001.wav``, ``STEM.jsonl``
-    (``.rttm``, ``.txt``), and ``STEM.error`` while the labels hold a failed input's part."""
+    (``.rttm``, ``.txt``), and ``STEM.error`` while the labels hold a failed input's part; with
+    ``transcribe`` (the element's options) a :class:`TranscribingWriter`."""
     from ..sinks import UtteranceWriter
 
+    if transcribe is not None:
+        from ._transcripts import TranscribingWriter
+
+        return TranscribingWriter(out_dir, stem, transcribe)
     return UtteranceWriter(out_dir, f"{stem}_", label_stem=stem, error_note=True)
 
 
@@ -142,7 +166,8 @@ def segment_file(
         raise SourceError(f"{path}: the file holds no audio (0 samples)")
     block = max(1, int(BLOCK_SECONDS * info.sample_rate))
     src = from_file(path, block_size=block)
-    writer = utterance_writer(out_dir, stem)
+    opts = TRANSCRIBE.options(args)["transcribe"] if getattr(args, "transcribe", False) else None
+    writer = utterance_writer(out_dir, stem, opts)
     if streaming is None:
         streaming = bool(getattr(args, "streaming", False))
     run_chain = _run_streaming if streaming else _run_offline
@@ -252,6 +277,8 @@ def run(args: argparse.Namespace) -> int:
     if args.jobs < 1:
         raise ConfigError(f"--jobs must be at least 1, got {args.jobs}")
     vad_chain(args, max_gap_ms=None)  # validate options before any work
+    if getattr(args, "transcribe", False):
+        TRANSCRIBE.build(args)
     failures: list[str] = []
 
     def failed(path: str, exc: BaseException) -> None:

@@ -71,6 +71,12 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
         "! buffer_utterance pre_roll_ms=500'); rxaudio inspect ELEMENT lists them",
     )
     p.add_argument(
+        "--transcribe",
+        action="store_true",
+        help="recognise each utterance (PocketSphinx, offline, in a process per session) and "
+        "send a transcript event; or end --pipeline with '! transcribe' and its properties",
+    )
+    p.add_argument(
         "--no-batch",
         action="store_true",
         help="one Silero scorer per session instead of one batched call for all",
@@ -166,12 +172,20 @@ def resolve_source(source: str) -> tuple[str | None, str]:
 
 def chain_options(args: argparse.Namespace, settings: dict[str, float]) -> Any:
     """Every session's chain: from ``--pipeline`` (plus the setting flags), or the flags alone."""
+    import dataclasses
+
     from ..errors import ConfigError
     from ..server.pipeline import ChainOptions
 
     if args.pipeline is None:
-        return ChainOptions(backend=args.backend or "silero", settings=settings)
+        return ChainOptions(
+            backend=args.backend or "silero",
+            settings=settings,
+            transcribe={} if getattr(args, "transcribe", False) else None,
+        )
     opts = ChainOptions.from_pipeline(args.pipeline, settings=settings)
+    if getattr(args, "transcribe", False) and opts.transcribe is None:
+        opts = dataclasses.replace(opts, transcribe={})
     if args.backend is not None and args.backend != opts.backend:
         raise ConfigError(
             f"serve: --backend {args.backend} and --pipeline's vad backend={opts.backend} "

@@ -6,7 +6,8 @@ A segment is ``(start, end)`` in seconds. Formats are chosen by extension:
 * ``.jsonl`` -- one JSON object per line with at least ``start`` and ``end`` (seconds); other
   keys (``type``, ``duration``, ``audio_start``, ``audio_end``, ``wav``, ``reason``) are kept:
   the writers put an event's one dict form (``docs/events.md``) on each line;
-* ``.txt`` -- Audacity labels: ``start<TAB>end<TAB>label``;
+* ``.txt`` -- Audacity labels: ``start<TAB>end<TAB>label`` (the record's ``label``, else its
+  ``text`` (a transcript), else ``speech``);
 * ``.json`` -- an object with a ``segments`` list of ``{start, end}`` (the bundled sample's truth).
 """
 
@@ -122,7 +123,8 @@ def format_line(kind: str, rec: Mapping[str, Any], uri: str = "audio") -> str:
     if kind == "rttm":
         return f"SPEAKER {uri} 1 {s:.3f} {e - s:.3f} <NA> <NA> speech <NA> <NA>"
     if kind == "audacity":
-        return f"{s:.6f}\t{e:.6f}\t{rec.get('label', 'speech')}"
+        label = rec.get("label") or " ".join(str(rec.get("text") or "").split()) or "speech"
+        return f"{s:.6f}\t{e:.6f}\t{label}"
     if kind == "jsonl":
         return json.dumps(dict(rec), separators=(",", ":"), allow_nan=False)
     raise FormatError(f"labels: cannot write format {kind!r}; use rttm, jsonl or audacity")

@@ -15,6 +15,7 @@ from ._reframe import reframe
 from ._resample import resample
 from ._spectral import spectral
 from ._spectrogram import spectrogram
+from ._transcribe import transcribe
 from ._vad import vad
 
 __all__ = [
@@ -34,5 +35,6 @@ __all__ = [
     "spectrogram",
     "stage_operator",
     "to_mono",
+    "transcribe",
     "vad",
 ]

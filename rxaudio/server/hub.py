@@ -166,6 +166,7 @@ class Hub:
                 settings=settings,
                 vad=defaults.vad,
                 fixed=defaults.fixed,
+                transcribe=defaults.transcribe,
             ),
             out_dir=self.config.out_dir,
             metrics=self.metrics,

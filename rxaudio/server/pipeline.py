@@ -8,6 +8,9 @@ Both ways in (the server microphone and client microphones) use this chain, in t
                       |                                            speech_end, utterance
                       +-> reframe(1600) -> level()               -> level        (10/s)
                       +-> reframe(1600) -> spectrogram(log_mel)  -> spectrogram  (10/s)
+    with transcription (``serve --transcribe``), the utterances also go on to
+          utterance -> transcribe (its thread, PocketSphinx in a child process)
+                    -> observe_on(the loop, thread-safe)                  -> transcript
 
 Phase 1 cuts every session's audio into the model's 512-sample windows. The
 :class:`WindowBatcher` then scores the pending window of every session in one batched
@@ -44,6 +47,7 @@ from ..frames import (
     SettingsRejected,
     SpeechEnd,
     SpeechStart,
+    Transcript,
     Utterance,
     VadFrame,
 )
@@ -70,6 +74,13 @@ DISPLAY_CHAINS = {"level": "level", "spectrogram": f"spectrogram kind=log_mel n_
 HYSTERESIS_KEYS = ("threshold", "neg_threshold", "min_speech_ms", "min_silence_ms")
 UTTERANCE_KEYS = ("pre_roll_ms", "post_roll_ms", "max_ms")
 BACKENDS = ("silero", "webrtc", "energy")
+
+
+@dataclass(frozen=True, slots=True)
+class TranscriptionFailed:
+    """The recogniser of a session failed: its transcripts stop, its speech events go on."""
+
+    message: str
 
 
 Settings = dict[str, float | None]
@@ -102,8 +113,9 @@ class ChainOptions:
 
     ``vad`` holds the vad element's other options (``mode``, ``frame_ms``, ``rate``), ``fixed``
     the options of ``hysteresis``/``buffer_utterance`` that are not live settings (by element
-    name: ``{"hysteresis": {"max_gap_ms": 1500}}``). :meth:`from_pipeline` reads all of them
-    from a chain string (``rxaudio serve --pipeline``).
+    name: ``{"hysteresis": {"max_gap_ms": 1500}}``), ``transcribe`` the ``transcribe`` element's
+    options when utterances are transcribed (``None``: they are not). :meth:`from_pipeline`
+    reads all of them from a chain string (``rxaudio serve --pipeline``).
     """
 
     events: tuple[str, ...] = ("level", "vad", "spectrogram")
@@ -111,6 +123,7 @@ class ChainOptions:
     settings: dict[str, float] = field(default_factory=dict)
     vad: dict[str, Any] = field(default_factory=dict)
     fixed: dict[str, dict[str, Any]] = field(default_factory=dict)
+    transcribe: dict[str, Any] | None = None
 
     def __post_init__(self) -> None:
         if self.backend not in BACKENDS:
@@ -118,6 +131,10 @@ class ChainOptions:
                 f"serve: backend must be one of {', '.join(BACKENDS)}, got {self.backend!r}"
             )
         check_settings(self.settings)
+        if self.transcribe is not None:
+            if {"passthrough", "scheduler"} & set(self.transcribe):
+                raise ConfigError("serve: transcribe passthrough and scheduler are the server's")
+            registry.make("transcribe", **self.transcribe)  # checked at once
 
     @classmethod
     def from_pipeline(
@@ -126,7 +143,8 @@ class ChainOptions:
         """The options a per-session chain string describes (``vad ! hysteresis ! ...``).
 
         The chain is the server's: ``vad ! hysteresis ! buffer_utterance``, each with any of
-        its properties (checked as in a launch string; errors point into ``text``). The
+        its properties (checked as in a launch string; errors point into ``text``), and
+        optionally ``! transcribe`` with its properties. The
         hysteresis and buffer_utterance properties that clients may change live become the
         sessions' default settings; ``settings`` (from flags) may not set one of them again.
         """
@@ -134,6 +152,14 @@ class ChainOptions:
 
         els = parse_chain(text)
         want = [e.name for e in parse_chain(SPEECH_CHAIN)]
+        transcribe: dict[str, Any] | None = None
+        if len(els) == len(want) + 1 and els[-1].name == "transcribe":
+            transcribe = dict(els[-1].options)
+            if "passthrough" in transcribe:
+                raise LaunchError(
+                    "transcribe passthrough is the server's to set", text, els[-1].pos
+                )
+            els = els[:-1]
         for i, el in enumerate(els):
             if i >= len(want) or el.name != want[i]:
                 raise LaunchError(
@@ -188,6 +214,7 @@ class ChainOptions:
             settings={**live, **(settings or {})},
             vad=vad_opts,
             fixed=fixed,
+            transcribe=transcribe,
         )
 
 
@@ -495,11 +522,11 @@ def encode_item(item: Any, events: tuple[str, ...]) -> dict[str, Any] | None:
     JSONL and label sinks write, plus only what is the protocol's own: a spectrogram carries
     its rows as uint8 ``data`` over ``db_range`` instead of ``values``; a rejected setting is
     sent as a ``bad_config`` error. The session adds an utterance's ``id``, ``url`` and
-    ``file``, and every speech event's ``seq``.
+    ``file``, a transcript's ``id`` (its utterance's), and every speech event's ``seq``.
     """
     if isinstance(item, VadFrame):
         return item.to_dict() if "vad" in events else None
-    if isinstance(item, SpeechStart | SpeechEnd | Utterance | LevelFrame):
+    if isinstance(item, SpeechStart | SpeechEnd | Utterance | LevelFrame | Transcript):
         return item.to_dict()
     if isinstance(item, FeatureFrame):
         d = item.to_dict(values=False)
@@ -508,6 +535,8 @@ def encode_item(item: Any, events: tuple[str, ...]) -> dict[str, Any] | None:
         return d
     if isinstance(item, SettingsRejected):
         return {"type": "error", "code": "bad_config", "message": item.message}
+    if isinstance(item, TranscriptionFailed):
+        return {"type": "error", "code": "transcribe_failed", "message": item.message}
     return None
 
 
@@ -578,11 +607,13 @@ class Chain:
         settings: Observable[Settings],
         scheduler: abc.SchedulerBase,
         scorer: PrefetchScorer | None,
+        deliver: abc.SchedulerBase | None = None,
     ) -> None:
         self.options = options
         self.settings = settings
         self.scheduler = scheduler
         self.scorer = scorer
+        self.deliver = deliver  # where transcripts come back to (a thread-safe loop scheduler)
 
     def _vad(self) -> Callable[[Observable[AudioFrame]], Observable[VadFrame]]:
         scorer = self.scorer
@@ -618,6 +649,17 @@ class Chain:
             ),
         )
         branches: list[Observable[Any]] = [speech]
+        if self.options.transcribe is not None:
+            # the utterances again, after the speech branch has passed each on; transcripts
+            # come from the recognition thread and go back to the loop's thread
+            speech = speech.pipe(ops.share())
+            text = speech.pipe(
+                registry.make("transcribe", **self.options.transcribe),
+                ops.catch(lambda exc, _: rx.of(TranscriptionFailed(str(exc)))),
+            )
+            if self.deliver is not None:
+                text = text.pipe(ops.observe_on(self.deliver))
+            branches = [speech, text]
         events = self.options.events
         shown = [DISPLAY_CHAINS[e] for e in events if e in DISPLAY_CHAINS]
         if shown:

@@ -19,10 +19,11 @@ from typing import Any
 
 import numpy as np
 from reactivex import abc
+from reactivex.scheduler.eventloop import AsyncIOThreadSafeScheduler
 from reactivex.subject import BehaviorSubject, Subject
 
 from ..core.caps import Caps
-from ..frames import AudioFrame, Utterance
+from ..frames import AudioFrame, Transcript, Utterance
 from ..operators import conform, reframe
 from ..sinks import JsonlLog, UtteranceWriter, to_json
 from .limits import BLOCK, StorageBudget, disk_cost
@@ -42,9 +43,11 @@ from .pipeline import (
 
 # events that must reach the client if at all possible: never dropped while a droppable
 # (level, vad, spectrogram, stats) event is still queued
-CRITICAL = frozenset({"speech_start", "speech_end", "utterance", "error", "started", "stopped"})
+CRITICAL = frozenset(
+    {"speech_start", "speech_end", "utterance", "transcript", "error", "started", "stopped"}
+)
 # numbered per session (``seq``), kept until acknowledged and sent again on resume
-SPEECH = ("speech_start", "speech_end", "utterance")
+SPEECH = ("speech_start", "speech_end", "utterance", "transcript")
 REPLAY_MAX = 1024  # unacknowledged speech events kept per session
 BATCH_BYTES = 64 * 1024  # a batched message stops growing past this many characters
 
@@ -268,7 +271,14 @@ class Session:
         # phase 1: any rate/channels -> 16 kHz mono model windows (runs on arrival)
         self._input: Subject[AudioFrame] = Subject()
         self._windows: Subject[AudioFrame] = Subject()
-        self.chain = Chain(options, settings=self.settings, scheduler=scheduler, scorer=self.scorer)
+        self._utterance_ids: dict[int, int] = {}  # utterance index -> its id, until transcribed
+        self.chain = Chain(
+            options,
+            settings=self.settings,
+            scheduler=scheduler,
+            scorer=self.scorer,
+            deliver=AsyncIOThreadSafeScheduler(loop) if options.transcribe is not None else None,
+        )
         self._sub2 = self.chain(self._windows).subscribe(
             self._on_item, self._on_error, self._on_completed, scheduler=scheduler
         )
@@ -482,6 +492,10 @@ class Session:
                 event["url"] = self.file_url(name)
                 event["file"] = name
                 self.metrics.utterances.inc()
+            if self.options.transcribe is not None:
+                self._utterance_ids[item.index] = self.utterances
+        elif isinstance(item, Transcript):  # its dict form, plus its utterance's id
+            event["id"] = self._utterance_ids.pop(item.utterance, None)
         if kind in SPEECH:
             self.seq += 1
             event["seq"] = self.seq

@@ -5,6 +5,7 @@ from ._jsonl import JsonlLog, to_json, to_jsonl
 from ._labels import to_labels
 from ._redis import RedisEntry, RedisWriter, to_redis
 from ._serialize import to_record
+from ._subtitles import to_subtitles
 from ._utterances import UtteranceWriter, to_utterances
 from ._wav import to_wav
 
@@ -19,6 +20,7 @@ __all__ = [
     "to_labels",
     "to_record",
     "to_redis",
+    "to_subtitles",
     "to_utterances",
     "to_wav",
 ]

@@ -322,3 +322,45 @@ async def test_browser_listens_to_the_server_microphone(
     for u in utts:  # the shared pipeline wrote them, and they hold speech
         x, sr = sf.read(out / shared_id / u["file"], dtype="float32")
         assert sr == 16000 and 20 * np.log10(np.sqrt(np.mean(x**2)) + 1e-12) > -35
+
+
+@pytest.mark.skipif(not os.path.exists(CHROMIUM), reason="Debian chromium is not installed")
+async def test_browser_shows_the_transcript_under_its_utterance(
+    tmp_path: Any, speech_path: str
+) -> None:
+    """``serve --transcribe``: each utterance's recognised text appears under it on the page."""
+    pytest.importorskip("pocketsphinx")
+    fake_mic = (
+        "--use-fake-ui-for-media-stream",
+        "--use-fake-device-for-media-stream",
+        f"--use-file-for-fake-audio-capture={speech_path}",
+    )
+    config = ServerConfig(out_dir=str(tmp_path / "out"), options=ChainOptions(transcribe={}))
+    async with serving(config) as (_hub, url), chromium(url, tmp_path / "p4", *fake_mic) as dt:
+        await dt.js("document.getElementById('start').click()")
+        shown: list[dict[str, Any]] = []
+        for _ in range(600):  # the sample is 17 s; the text follows each utterance
+            await asyncio.sleep(0.1)
+            shown = json.loads(
+                await dt.js(
+                    "JSON.stringify([...document.querySelectorAll('#utterances li')].map("
+                    "li => ({id: li.dataset.id, text: li.querySelector('.transcript')"
+                    ".textContent})))"
+                )
+            )
+            said = " ".join(s["text"] for s in shown)
+            if len([s for s in shown if s["text"]]) >= 3 and "pipeline" in said:
+                break
+        transcripts = json.loads(await dt.js("JSON.stringify(rxaudio.transcripts)"))
+        errors = json.loads(await dt.js("JSON.stringify(rxaudio.errors)"))
+        await _screenshot(dt, os.path.join(ARTIFACTS, "browser-transcript.png"), tmp_path / "t.png")
+        await dt.js("document.getElementById('stop').click()")
+    assert errors == []
+    said = " ".join(s["text"] for s in shown)
+    assert "hello" in said and "pipeline" in said, shown
+    by_id = {str(t["id"]): t for t in transcripts}
+    for s in shown:  # the text under each utterance is its own transcript's
+        if s["text"]:
+            t = by_id[s["id"]]
+            assert s["text"] == (t["text"] or "(no words recognised)")
+            assert t["type"] == "transcript" and t["backend"] == "pocketsphinx"

@@ -17,7 +17,9 @@ from typing import Any
 import numpy as np
 import pytest
 from reactivex import from_iterable
+from reactivex.scheduler import ImmediateScheduler
 
+from rxaudio.asr import Recognition
 from rxaudio.frames import (
     AudioFrame,
     FeatureFrame,
@@ -25,6 +27,7 @@ from rxaudio.frames import (
     LevelFrame,
     SpeechEnd,
     SpeechStart,
+    Transcript,
     Utterance,
     VadFrame,
 )
@@ -41,6 +44,7 @@ from rxaudio.operators import (
     spectral,
     spectrogram,
     to_mono,
+    transcribe,
     vad,
 )
 from rxaudio.pipeline import Caps, registry
@@ -77,6 +81,27 @@ def _vad_frame(k: int, p: float) -> VadFrame:
     col = (np.arange(start, start + W) % 1000 / 1000.0).astype(np.float32)
     return VadFrame(
         start, start + W, 16000, p, AudioFrame(col.reshape(-1, 1), 16000, start), None, k
+    )
+
+
+class _Words:
+    """A recogniser that counts the samples it gets (the real one is tested in tests/asr)."""
+
+    name = "count"
+    sample_rate = 16000
+
+    @classmethod
+    def check(cls, **options: Any) -> None:
+        pass
+
+    def recognize(self, samples: Any) -> Recognition:
+        return Recognition(f"n{len(samples)}")
+
+
+def _utterances(n: int = 4) -> tuple[Utterance, ...]:
+    return tuple(
+        Utterance(f.samples, 16000, f.start, f.end, f.start, f.end, "silence", i)
+        for i, f in enumerate(_speech(n))
     )
 
 
@@ -121,6 +146,16 @@ CASES: dict[str, Case] = {
         lambda _t: buffer_utterance(pre_roll_ms=64, post_roll_ms=64, passthrough=True),
         HYSTERESIS_OUT,
         SPEECH | {"utterance"},
+    ),
+    "transcribe": Case(
+        lambda _t: transcribe(_Words, scheduler=ImmediateScheduler()),
+        _utterances(),
+        frozenset({"transcript"}),
+    ),
+    "transcribe[passthrough]": Case(
+        lambda _t: transcribe(_Words, passthrough=True, scheduler=ImmediateScheduler()),
+        _utterances(),
+        frozenset({"transcript", "utterance"}),
     ),
     "to_wav": Case(lambda t: to_wav(os.path.join(t, "m.wav")), _audio(), frozenset({"receipt"})),
     "to_jsonl": Case(
@@ -203,6 +238,8 @@ def _summary(v: Any) -> tuple[Any, ...]:
         return ("speech_end", v.start, v.end, v.reason)
     if isinstance(v, Utterance):
         return ("utterance", v.start, v.end, v.audio_start, v.audio_end, v.reason)
+    if isinstance(v, Transcript):
+        return ("transcript", v.utterance, v.start, v.end, v.text, v.status)
     if isinstance(v, FileReceipt):
         return ("receipt", v.frames, v.samples)
     return ("other", repr(v))

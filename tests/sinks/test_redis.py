@@ -422,3 +422,17 @@ def test_rxaudio_launch_says_how_many_entries_it_wrote(redis_server: Any, speech
     n = len(entries(redis_server, "lv"))
     assert n > 0
     assert f"wrote {n} entries to lv at {redis_server.url}" in r.stdout
+
+
+def test_transcripts_travel_as_their_dict_form(redis_server: Any) -> None:
+    """``... ! transcribe ! redis``: a transcript's entry is its one dict form."""
+    from rxaudio.frames import Transcript, Word
+
+    t = Transcript(2, 16000, 32000, 16000, "hello world", (Word("hello", 16000, 24000, 0.5),),
+                   0.5, "pocketsphinx", 0.25, 0.2)  # fmt: skip
+    skipped = Transcript(3, 40000, 48000, 16000, "", backend="pocketsphinx", status="skipped")
+    collect(rx.from_iterable([t, skipped]).pipe(to_redis(redis_server.url, stream="tx")))
+    got = entries(redis_server, "tx")
+    assert [e[b"type"] for e in got] == [b"transcript", b"transcript"]
+    assert [json.loads(e[b"data"]) for e in got] == [t.to_dict(), skipped.to_dict()]
+    assert b"audio" not in got[0]

@@ -24,6 +24,7 @@
     acked: 0, // samples the server says it received
     pending: [], // [{start, data: Float32Array}] captured, not yet acknowledged
     utterances: [],
+    transcripts: [],
     counts: {},
     errors: [],
     reconnects: 0,
@@ -239,6 +240,7 @@
       case "speech_start": if (fresh(msg)) setSpeech(true); break;
       case "speech_end": if (fresh(msg)) setSpeech(false); break;
       case "utterance": if (fresh(msg)) addUtterance(msg); break;
+      case "transcript": if (fresh(msg)) addTranscript(msg); break;
       case "stats":
         state.acked = Math.max(state.acked, msg.received);
         trimPending();
@@ -366,6 +368,10 @@
     label.textContent = msg.start.toFixed(2) + "–" + msg.end.toFixed(2) + " s (" +
       msg.duration.toFixed(2) + " s, " + msg.reason + ")";
     li.appendChild(label);
+    li.dataset.id = String(msg.id);
+    const text = document.createElement("div");
+    text.className = "transcript";
+    li.appendChild(text);
     if (msg.url) {
       const url = msg.url.replace(/^\//, "") + (token ? "?token=" + encodeURIComponent(token) : "");
       const audio = document.createElement("audio");
@@ -380,6 +386,21 @@
       li.appendChild(a);
     }
     $("utterances").prepend(li);
+  }
+
+  // the recognised text goes under its utterance (serve --transcribe)
+  function addTranscript(msg) {
+    state.transcripts.push(msg);
+    const li = document.querySelector('#utterances li[data-id="' + msg.id + '"]');
+    if (!li) return;
+    const div = li.querySelector(".transcript");
+    if (msg.status === "skipped") {
+      div.textContent = "(not transcribed: the recogniser was busy)";
+      div.classList.add("skipped");
+    } else {
+      div.textContent = msg.text || "(no words recognised)";
+      if (msg.confidence !== null) div.title = "confidence " + msg.confidence.toFixed(2);
+    }
   }
 
   // ---- settings -----------------------------------------------------------------------------

@@ -3,6 +3,7 @@ two workers, SIGTERM, dead letters, Redis down."""
 
 from __future__ import annotations
 
+import json
 import signal
 import subprocess
 import sys
@@ -308,3 +309,17 @@ def test_worker_metrics_are_served(
     p.send_signal(signal.SIGTERM)
     p.communicate(timeout=WAIT_S)
     assert p.returncode == 0
+
+
+def test_a_worker_transcribes_utterances_into_the_results_stream(
+    redis_server: Any, published: list[Utterance]
+) -> None:
+    pytest.importorskip("pocketsphinx")
+    n = len(published)
+    res = rxaudio(*worker_args(redis_server, "--max-entries", str(n)), "--pipeline", "transcribe")
+    assert res.returncode == 0, res.stderr
+    rs = results(redis_server)
+    assert [r["source_id"] for r in rs] == ids(redis_server)
+    texts = [json.loads(r["data"])["text"] for r in rs]
+    assert all(r["type"] == "transcript" for r in rs)
+    assert "hello" in " ".join(texts) and "pipeline" in " ".join(texts)

@@ -364,3 +364,59 @@ async def test_browser_shows_the_transcript_under_its_utterance(
             t = by_id[s["id"]]
             assert s["text"] == (t["text"] or "(no words recognised)")
             assert t["type"] == "transcript" and t["backend"] == "pocketsphinx"
+
+
+@pytest.mark.skipif(not os.path.exists(CHROMIUM), reason="Debian chromium is not installed")
+async def test_browser_shows_a_redis_workers_transcript_under_its_utterance(
+    tmp_path: Any, speech_path: str, redis_server: Any
+) -> None:
+    """``serve --redis`` and one ``rxaudio worker`` running ``redis_src ! transcribe``: the
+    worker's transcript of each utterance comes back as a ``result`` event and shows under
+    the utterance on the page."""
+    pytest.importorskip("pocketsphinx")
+    import threading
+
+    from rxaudio.pipeline.worker import StreamWorker
+
+    fake_mic = (
+        "--use-fake-ui-for-media-stream",
+        "--use-fake-device-for-media-stream",
+        f"--use-file-for-fake-audio-capture={speech_path}",
+    )
+    worker = StreamWorker(f"redis_src url={redis_server.url} stream=rxaudio ! transcribe")
+    stop = threading.Event()
+    thread = threading.Thread(target=worker.run, args=(stop,), daemon=True)
+    thread.start()
+    config = ServerConfig(out_dir=str(tmp_path / "out"), redis_url=redis_server.url)
+    try:
+        async with serving(config) as (_hub, url), chromium(url, tmp_path / "p5", *fake_mic) as dt:
+            await dt.js("document.getElementById('start').click()")
+            shown: list[dict[str, Any]] = []
+            for _ in range(600):  # the sample is 17 s; each text follows its utterance
+                await asyncio.sleep(0.1)
+                shown = json.loads(
+                    await dt.js(
+                        "JSON.stringify([...document.querySelectorAll('#utterances li')].map("
+                        "li => ({id: li.dataset.id, text: li.querySelector('.transcript')"
+                        ".textContent})))"
+                    )
+                )
+                said = " ".join(s["text"] for s in shown)
+                if len([s for s in shown if s["text"]]) >= 3 and "pipeline" in said:
+                    break
+            results = json.loads(await dt.js("JSON.stringify(rxaudio.results)"))
+            errors = json.loads(await dt.js("JSON.stringify(rxaudio.errors)"))
+            await dt.js("document.getElementById('stop').click()")
+    finally:
+        stop.set()
+        thread.join(timeout=30)
+    assert errors == []
+    said = " ".join(s["text"] for s in shown)
+    assert "hello" in said and "pipeline" in said, shown
+    by_utt = {str(r["utterance"]): r for r in results}
+    for s in shown:  # each text is the worker's transcript of that very utterance
+        if s["text"]:
+            r = by_utt[s["id"]]
+            assert r["worker"] == worker.reader.consumer
+            assert r["result"]["type"] == "transcript"
+            assert s["text"] == (r["result"]["text"] or "(no words recognised)")

@@ -25,6 +25,7 @@
     pending: [], // [{start, data: Float32Array}] captured, not yet acknowledged
     utterances: [],
     transcripts: [],
+    results: [],
     counts: {},
     errors: [],
     reconnects: 0,
@@ -241,6 +242,7 @@
       case "speech_end": if (fresh(msg)) setSpeech(false); break;
       case "utterance": if (fresh(msg)) addUtterance(msg); break;
       case "transcript": if (fresh(msg)) addTranscript(msg); break;
+      case "result": addResult(msg); break;
       case "stats":
         state.acked = Math.max(state.acked, msg.received);
         trimPending();
@@ -399,8 +401,26 @@
       div.classList.add("skipped");
     } else {
       div.textContent = msg.text || "(no words recognised)";
-      if (msg.confidence !== null) div.title = "confidence " + msg.confidence.toFixed(2);
+      if (typeof msg.confidence === "number") div.title = "confidence " + msg.confidence.toFixed(2);
     }
+  }
+
+  // a worker's output for an utterance (serve --redis; rxaudio worker): a transcript goes where
+  // serve --transcribe puts one, anything else is one line under the utterance
+  function addResult(msg) {
+    state.results.push(msg);
+    const r = msg.result || {};
+    if (r.type === "transcript") {
+      addTranscript(Object.assign({}, r, {id: msg.utterance}));
+      return;
+    }
+    const li = document.querySelector('#utterances li[data-id="' + msg.utterance + '"]');
+    if (!li) return;
+    const div = document.createElement("div");
+    div.className = "result";
+    const what = r.type === "file" ? "wrote " + r.path : r.type + " " + JSON.stringify(r);
+    div.textContent = (msg.worker ? msg.worker + ": " : "") + what.slice(0, 160);
+    li.appendChild(div);
   }
 
   // ---- settings -----------------------------------------------------------------------------

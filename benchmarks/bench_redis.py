@@ -1,6 +1,9 @@
 """Scale-out through Redis Streams: utterances per second with 1 and 2 worker processes against
 the same work in-process, and the latency a worker adds from utterance to result at the client.
 
+Per entry the workers run ``redis_src emit=EMIT ! PIPELINE`` (default: MFCCs with deltas to
+an NPZ per entry; ``--emit item --pipeline transcribe`` for speech recognition).
+
 Throughput: ``--utterances`` utterances (the bundled sample's, repeated) are published to a
 fresh stream (16-bit audio in the entries) while ``rxaudio worker`` processes run
 ``redis_src emit=audio ! PIPELINE`` over it; the time runs from the first entry published to
@@ -90,23 +93,31 @@ def quantized(u: Any) -> Any:
     return AudioFrame(pcm.astype(np.float32) / np.float32(32768.0), u.sample_rate, u.audio_start)
 
 
-def in_process(utts: list[Any], tail: str) -> float:
+def in_process(utts: list[Any], tail: str, emit: str) -> float:
     """Seconds for the per-entry pipeline over every utterance, in this process."""
     from rxaudio.pipeline.worker import StreamWorker
     from rxaudio.sources import StreamEntry
 
-    w = StreamWorker(f"redis_src emit=audio ! {tail}")
-    entries = [StreamEntry(f"ref-{k}", quantized(u), {}) for k, u in enumerate(utts)]
+    w = StreamWorker(f"redis_src emit={emit} ! {tail}")
+
+    def item(u: Any) -> Any:
+        frame = quantized(u)  # what the entry's 16-bit audio decodes to
+        if emit == "audio":
+            return frame
+        return type(u)(frame.samples, u.sample_rate, u.start, u.end, u.audio_start,
+                       u.audio_start + frame.n, u.reason)  # fmt: skip
+
+    entries = [StreamEntry(f"ref-{k}", item(u), {}) for k, u in enumerate(utts)]
     t0 = time.perf_counter()
     for e in entries:
         w.run_entry(e)
     return time.perf_counter() - t0
 
 
-def worker(url: str, stream: str, name: str, tail: str) -> subprocess.Popen[str]:
+def worker(url: str, stream: str, name: str, tail: str, emit: str) -> subprocess.Popen[str]:
     cmd = [sys.executable, "-m", "rxaudio.apps.cli", "worker", "--redis", url]
     cmd += ["--stream", stream, "--group", "bench", "--consumer", name, "--status-every", "0"]
-    cmd += ["--pipeline", f"redis_src emit=audio ! {tail}"]
+    cmd += ["--pipeline", f"redis_src emit={emit} ! {tail}"]
     p = subprocess.Popen(cmd, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True)
     assert p.stderr is not None
     line = p.stderr.readline()  # "reading ..." once connected: the worker is ready
@@ -114,21 +125,30 @@ def worker(url: str, stream: str, name: str, tail: str) -> subprocess.Popen[str]
     return p
 
 
-def through_redis(url: str, utts: list[Any], workers: int, tail: str, run: str) -> float:
+def through_redis(url: str, utts: list[Any], workers: int, tail: str, emit: str, run: str) -> float:
     """Seconds from the first entry published to the last result, with ``workers`` workers."""
     import redis
 
     from rxaudio.sinks import RedisWriter
 
     stream = f"bench-{run}"
-    procs = [worker(url, stream, f"w{k}", tail) for k in range(workers)]
+    procs = [worker(url, stream, f"w{k}", tail, emit) for k in range(workers)]
     client = redis.Redis.from_url(url)
     try:
         w = RedisWriter(url, stream=stream)
         t0 = time.perf_counter()
         for u in utts:
             assert w.put(u)
-        while client.xlen(f"{stream}:results") < len(utts):
+        last, seen = time.perf_counter(), 0
+        while (done := client.xlen(f"{stream}:results")) < len(utts):
+            if done != seen:
+                last, seen = time.perf_counter(), done
+            elif time.perf_counter() - last > 60:
+                dead = client.xlen(f"{stream}:dead")
+                sys.exit(
+                    f"bench_redis: {done} results of {len(utts)} and nothing for 60 s ({dead} "
+                    "dead letters): does the pipeline emit one item per entry?"
+                )
             time.sleep(0.002)
         elapsed = time.perf_counter() - t0
         w.close()
@@ -179,7 +199,7 @@ async def latency_client(url: str, audio: np.ndarray, lat: list[float]) -> None:
     lat.extend(res_at[i] - utt_at[i] for i in utt_at)
 
 
-def latency(url: str, clients: int, tail: str, folder: str) -> list[float]:
+def latency(url: str, clients: int, tail: str, emit: str, folder: str) -> list[float]:
     import soundfile as sf
 
     from benchmarks._util import start_server
@@ -190,7 +210,7 @@ def latency(url: str, clients: int, tail: str, folder: str) -> list[float]:
     server, ws_url = start_server(
         ["--redis", url, "--out", os.path.join(folder, "serve"), "--redis-stream", "live"]
     )
-    w = worker(url, "live", "lat", tail)
+    w = worker(url, "live", "lat", tail, emit)
     lat: list[float] = []
 
     async def go() -> None:
@@ -210,7 +230,13 @@ def main() -> None:
     ap.add_argument("--utterances", type=int, default=200)
     ap.add_argument("--clients", type=int, default=4, help="real-time clients for latency")
     ap.add_argument("--repeat", type=int, default=3, help="runs of each; the median is kept")
-    ap.add_argument("--pipeline", default=PIPELINE, help="per entry, after redis_src emit=audio")
+    ap.add_argument("--pipeline", default=PIPELINE, help="per entry, after redis_src")
+    ap.add_argument(
+        "--emit",
+        default="audio",
+        choices=("audio", "item"),
+        help="redis_src emit= (item: an Utterance, as transcribe takes)",
+    )
     args = ap.parse_args()
     folder = tempfile.mkdtemp(prefix="bench-redis-")
     redis_proc, url = start_redis(folder)
@@ -222,21 +248,21 @@ def main() -> None:
         audio_s = sum(u.samples.shape[0] / u.sample_rate for u in utts)
         print(
             f"{len(utts)} utterances ({audio_s:.0f} s of audio), per entry: "
-            f"redis_src emit=audio ! {args.pipeline}; load average "
+            f"redis_src emit={args.emit} ! {args.pipeline}; load average "
             f"{os.getloadavg()[0]:.2f}, {os.cpu_count()} cores",
             flush=True,
         )
         rows: dict[str, list[float]] = {"in-process": [], "1 worker": [], "2 workers": []}
         for r in range(args.repeat):
-            rows["in-process"].append(in_process(utts, tail))
-            rows["1 worker"].append(through_redis(url, utts, 1, tail, f"{r}-1"))
-            rows["2 workers"].append(through_redis(url, utts, 2, tail, f"{r}-2"))
+            rows["in-process"].append(in_process(utts, tail, args.emit))
+            rows["1 worker"].append(through_redis(url, utts, 1, tail, args.emit, f"{r}-1"))
+            rows["2 workers"].append(through_redis(url, utts, 2, tail, args.emit, f"{r}-2"))
         ref = float(np.median(rows["in-process"]))
         print(f"{'':12} {'utt/s':>8} {'x in-process':>13}")
         for name, times in rows.items():
             t = float(np.median(times))
             print(f"{name:12} {len(utts) / t:8.1f} {ref / t:13.2f}")
-        lat = latency(url, args.clients, tail, folder)
+        lat = latency(url, args.clients, tail, args.emit, folder)
         p50, p99 = np.percentile(lat, [50, 99]) * 1000
         print(
             f"utterance -> worker result at the client ({len(lat)} utterances, "

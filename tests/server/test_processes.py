@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import json
 import os
 import re
@@ -234,3 +235,40 @@ def test_a_worker_that_keeps_dying_at_start_stops_the_server(
     finally:
         sock.close()
         sup.stop_workers()
+
+
+async def test_redis_publishing_from_every_process(
+    tmp_path: Path, redis_server: Any, speech_pcm: np.ndarray
+) -> None:
+    """``--processes 2 --redis``: every process publishes its own sessions' speech events, and
+    /metrics, whichever process answers, counts them all."""
+    cmd = [sys.executable, "-m", "rxaudio.apps.cli", "serve", "--processes", "2", "--port", "0"]
+    proc = subprocess.Popen(
+        [*cmd, "--out", str(tmp_path / "out"), "--redis", redis_server.url],
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+    )
+    assert proc.stdout is not None
+    m = re.search(r"http://127\.0\.0\.1:(\d+)/", proc.stdout.readline())
+    assert m, "the supervisor did not say where it listens"
+    s = Served(proc, int(m.group(1)), tmp_path / "out")
+    try:
+        res = await run_load(s.base + "/ws", speech_pcm[: 16000 * 6], 16000, clients=4)
+        assert all(not c.errors for c in res.clients)
+        assert {c.session[0] for c in res.clients} == {worker_mark(0), worker_mark(1)}
+        c = redis_server.client()
+        async with aiohttp.ClientSession() as http:
+            for _ in range(100):  # each process's writer acknowledges in the background
+                written = await _metric(http, s.base, "rxaudio_redis_entries_written_total")
+                if written and written == c.xlen("rxaudio"):
+                    break
+                await asyncio.sleep(0.05)
+        entries = [f for _, f in c.xrange("rxaudio")]
+        assert written == len(entries)
+        for client in res.clients:  # every utterance of every session, once
+            mine = [f for f in entries if f[b"session"].decode() == client.session]
+            utts = [f for f in mine if f[b"type"] == b"utterance"]
+            assert len(utts) == len(client.utterances) >= 1
+    finally:
+        assert "stopped; every session flushed" in s.stop()

@@ -4,10 +4,10 @@ Both ways in (the server microphone and client microphones) use this chain, in t
 
     audio -> conform(16 kHz mono) -> reframe(512)              (phase 1, on arrival)
           -> [WindowBatcher: one Silero call for the next window of every session]
-          -> vad -> hysteresis -> buffer_utterance -> vad, speech_start, speech_end, utterance
-          -> (the windows joined, pushed when a 100 ms block completes)
-             -> reframe(1600) -+-> level()              -> level        (10/s)
-                               +-> spectrogram(log_mel) -> spectrogram  (10/s)
+          -> share() -+-> vad -> hysteresis -> buffer_utterance -> vad, speech_start,
+                      |                                            speech_end, utterance
+                      +-> reframe(1600) -> level()               -> level        (10/s)
+                      +-> reframe(1600) -> spectrogram(log_mel)  -> spectrogram  (10/s)
     with transcription (``serve --transcribe``), the utterances also go on to
           utterance -> transcribe (its thread, PocketSphinx in a child process)
                     -> observe_on(the loop, thread-safe)                  -> transcript
@@ -625,20 +625,7 @@ class Chain:
 
         return vad(factory, rate=PIPELINE_RATE)
 
-    @property
-    def shows(self) -> bool:
-        """Whether the chain has display branches (``level`` or ``spectrogram`` events)."""
-        return any(e in DISPLAY_CHAINS for e in self.options.events)
-
-    def __call__(
-        self, windows: Observable[AudioFrame], display: Observable[AudioFrame] | None = None
-    ) -> Observable[Any]:
-        """The session's items from its model windows.
-
-        The display branches cut their 100 ms blocks from ``display`` when it is given (the
-        same samples as ``windows`` in coarser chunks: a session pushes its windows there
-        joined, only when a block completes), else from ``windows``. The blocks depend only on
-        the samples, so the ``level`` and ``spectrogram`` items are the same either way."""
+    def __call__(self, windows: Observable[AudioFrame]) -> Observable[Any]:
         s = self.options.settings
         # A Subject (a session's windows) already multicasts; share() would add a second
         # subject and an observer hop to every window. Anything else is shared once.
@@ -676,9 +663,8 @@ class Chain:
         events = self.options.events
         shown = [DISPLAY_CHAINS[e] for e in events if e in DISPLAY_CHAINS]
         if shown:
-            source = audio if display is None else display
-            blocks = source.pipe(_built(DISPLAY_BLOCKS), ops.share())
-            branches.extend(blocks.pipe(_built(text)) for text in shown)
+            display = audio.pipe(_built(DISPLAY_BLOCKS), ops.share())
+            branches.extend(display.pipe(_built(text)) for text in shown)
         # Subscribed here and now, in order: rx.merge would schedule the subscriptions on the
         # subscriber's scheduler (the asyncio loop: one turn later), and a window pushed
         # before then (a batcher round that ran first) would be lost to vad.

@@ -29,7 +29,6 @@ from ..sinks import JsonlLog, UtteranceWriter, to_json
 from .limits import BLOCK, StorageBudget, disk_cost
 from .metrics import ServerMetrics
 from .pipeline import (
-    DISPLAY_BLOCK,
     PIPELINE_RATE,
     WINDOW,
     Chain,
@@ -280,13 +279,7 @@ class Session:
             scorer=self.scorer,
             deliver=AsyncIOThreadSafeScheduler(loop) if options.transcribe is not None else None,
         )
-        # the display branches' input: the windows joined, pushed only when a 100 ms block
-        # completes (after the speech branch took the window that completes it, as when they
-        # shared the windows): a third of the pushes, the same blocks in the same places
-        self._display: Subject[AudioFrame] | None = Subject() if self.chain.shows else None
-        self._held: list[AudioFrame] = []  # windows not yet pushed to the display branches
-        self._block_end = DISPLAY_BLOCK  # where the next display block ends (samples)
-        self._sub2 = self.chain(self._windows, self._display).subscribe(
+        self._sub2 = self.chain(self._windows).subscribe(
             self._on_item, self._on_error, self._on_completed, scheduler=scheduler
         )
         phase1 = [reframe(WINDOW)]
@@ -328,24 +321,6 @@ class Session:
                 self._windows.on_next(frame)
             else:  # vad takes the probability within this push, or this raises
                 self.scorer.deliver(frame, probability, self._windows.on_next)
-            if self._display is not None and self.failed is None:
-                self._held.append(frame)
-                if frame.end >= self._block_end:
-                    self._block_end = (frame.end // DISPLAY_BLOCK + 1) * DISPLAY_BLOCK
-                    self._push_display()
-
-    def _push_display(self) -> None:
-        """The held windows, joined, into the display branches."""
-        held, self._held = self._held, []
-        if not held or self._display is None:
-            return
-        if len(held) == 1:
-            frame = held[0]
-        else:
-            frame = AudioFrame.trusted(
-                np.concatenate([f.samples for f in held]), PIPELINE_RATE, held[0].start
-            )
-        self._display.on_next(frame)
 
     def configure(self, settings: dict[str, float]) -> Settings:
         """Merge new live settings into the running pipeline; return the effective ones.
@@ -381,10 +356,7 @@ class Session:
     def _finish(self, reason: str) -> None:
         try:
             if self.failed is None:
-                self._push_display()  # completes no block: the display branches only hold it
                 self._windows.on_completed()  # open utterance -> end_of_stream, written below
-            if self.failed is None and self._display is not None:
-                self._display.on_completed()  # the last, shorter block (as before, after speech)
         finally:
             self.closed = True
             self._sub1.dispose()

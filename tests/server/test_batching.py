@@ -20,10 +20,8 @@ from hypothesis import strategies as st
 from reactivex import abc
 from reactivex.disposable import Disposable
 from reactivex.scheduler.eventloop import AsyncIOScheduler
-from reactivex.subject import BehaviorSubject, Subject
 
 from rxaudio.frames import (
-    AudioFrame,
     FeatureFrame,
     LevelFrame,
     SettingsRejected,
@@ -33,14 +31,7 @@ from rxaudio.frames import (
     VadFrame,
 )
 from rxaudio.server.metrics import ServerMetrics
-from rxaudio.server.pipeline import (
-    WINDOW,
-    Chain,
-    ChainOptions,
-    Settings,
-    WindowBatcher,
-    default_settings,
-)
+from rxaudio.server.pipeline import WINDOW, ChainOptions, WindowBatcher
 from rxaudio.server.sessions import Session
 
 EVENTS = ("level", "vad", "spectrogram")
@@ -497,66 +488,3 @@ def test_a_handed_over_probability_is_only_for_its_own_samples() -> None:
     other[7] += 1e-6  # one sample differs: refused, never someone else's probability
     with pytest.raises(RuntimeError, match="with other samples"):
         scorer.deliver(second, 0.5, lambda f: scorer.score(other))
-
-
-def _on_shared_windows(p: Probe) -> list[Any]:
-    """``p``'s audio through its chain with the display branches on the 512-sample windows
-    themselves (how sessions fed them before they pushed joined windows only when a block
-    completes): the order and the items a session must reproduce."""
-    settings: BehaviorSubject[Settings] = BehaviorSubject(
-        {**default_settings(), **p.options.settings}
-    )
-    chain = Chain(p.options, settings=settings, scheduler=_NoTimers(p.loop), scorer=None)
-    windows: Subject[AudioFrame] = Subject()
-    items: list[Any] = []
-    errors: list[Exception] = []
-    chain(windows).subscribe(items.append, errors.append)
-    audio = np.concatenate(p.fed) if p.fed else np.zeros((0, 1), np.float32)
-    for i in range(0, audio.shape[0], WINDOW):
-        windows.on_next(AudioFrame(audio[i : i + WINDOW], 16000, i))
-    windows.on_completed()
-    assert not errors
-    return items
-
-
-@settings(max_examples=30, deadline=None, suppress_health_check=[HealthCheck.too_slow])
-@given(
-    chunks=st.lists(st.integers(1, 4000), min_size=0, max_size=12),
-    offset=st.integers(0, 60000),
-    batched=st.booleans(),
-    events=st.sampled_from([EVENTS, ("level",), ("spectrogram", "vad"), ("vad",)]),
-)
-@example(chunks=[1600, 1600, 3200], offset=0, batched=False, events=EVENTS)
-@example(chunks=[12800, 1], offset=0, batched=True, events=EVENTS)
-def test_display_blocks_from_joined_windows_match_the_windows_own(
-    chunks: list[int], offset: int, batched: bool, events: tuple[str, ...], speech: np.ndarray
-) -> None:
-    """Level and spectrogram items, and their places among the speech items, are those of
-    display branches fed every window, for any chunking of the audio, batched or not."""
-
-    async def check() -> None:
-        loop = asyncio.get_running_loop()
-        batcher = WindowBatcher(_metrics(), loop) if batched else None
-        p = Probe(
-            "p",
-            sample_rate=16000,
-            channels=1,
-            options=ChainOptions(events=events),
-            out_dir=None,
-            metrics=_metrics(),
-            loop=loop,
-            scheduler=_NoTimers(loop),
-            batcher=batcher,
-        )
-        x = _audio(speech, offset, sum(chunks))
-        i = 0
-        for n in chunks:
-            p.feed(x[i : i + n])
-            i += n
-            await asyncio.sleep(0)
-        p.close()
-        await asyncio.sleep(0)
-        assert p.failed is None and p.closed
-        _same(p.items, _on_shared_windows(p))
-
-    asyncio.run(check())

@@ -65,10 +65,10 @@ def ids(server: Any, stream: str = "s") -> list[str]:
     return [i.decode() for i, _ in server.client().xrange(stream)]
 
 
-def results(server: Any) -> list[dict[str, str]]:
+def results(server: Any, stream: str = "s") -> list[dict[str, str]]:
     return [
         {k.decode(): v.decode() for k, v in f.items()}
-        for _, f in server.client().xrange("s:results")
+        for _, f in server.client().xrange(f"{stream}:results")
     ]
 
 
@@ -77,8 +77,8 @@ def pcm(u: Utterance) -> np.ndarray:
     return q.astype(np.float32) / np.float32(32768.0)
 
 
-def worker_args(server: Any, *more: str) -> list[str]:
-    return ["worker", "--redis", server.url, "--stream", "s", "--group", "g", *more]
+def worker_args(server: Any, *more: str, stream: str = "s") -> list[str]:
+    return ["worker", "--redis", server.url, "--stream", stream, "--group", "g", *more]
 
 
 def spawn(*args: str) -> subprocess.Popen[str]:
@@ -174,17 +174,22 @@ def test_two_workers_share_the_stream_and_stop_cleanly_on_sigterm(
     out.mkdir()
     line = f"redis_src emit=audio ! slow seconds=0.3 ! wav location={out}/{{id}}.wav"
     for name in ("w1", "w2"):
-        procs.append(spawn(*worker_args(redis_server, "--consumer", name), "--pipeline", line))
+        p = spawn(*worker_args(redis_server, "--consumer", name, stream="s2"), "--pipeline", line)
+        procs.append(p)
+        assert "reading s2" in p.stderr.readline()  # connected, group made: ready
+    c = redis_server.client()
+    for _, f in c.xrange("s"):  # the work arrives once both wait for it
+        c.xadd("s2", f)
     n = len(published)
-    wait_until(lambda: len(results(redis_server)) == n, "every entry's result")
+    wait_until(lambda: len(results(redis_server, "s2")) == n, "every entry's result")
     for p in procs:
         p.send_signal(signal.SIGTERM)
     for p in procs:
         _, err = p.communicate(timeout=WAIT_S)
         assert p.returncode == 0, err
         assert "stopped by a signal" in err
-    rs = results(redis_server)
-    assert sorted(r["source_id"] for r in rs) == sorted(ids(redis_server))
+    rs = results(redis_server, "s2")
+    assert sorted(r["source_id"] for r in rs) == sorted(ids(redis_server, "s2"))
     by = {name: sum(r["producer"] == name for r in rs) for name in ("w1", "w2")}
     assert by["w1"] >= 1 and by["w2"] >= 1, by  # the group split the work
     assert len(list(out.iterdir())) == n

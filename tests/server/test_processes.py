@@ -259,7 +259,7 @@ async def test_redis_publishing_from_every_process(
         assert {c.session[0] for c in res.clients} == {worker_mark(0), worker_mark(1)}
         c = redis_server.client()
         async with aiohttp.ClientSession() as http:
-            for _ in range(100):  # each process's writer acknowledges in the background
+            for _ in range(400):  # each process's writer acknowledges in the background
                 written = await _metric(http, s.base, "rxaudio_redis_entries_written_total")
                 if written and written == c.xlen("rxaudio"):
                     break

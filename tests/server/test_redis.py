@@ -122,12 +122,18 @@ async def test_metrics_count_written_and_relayed(
         assert got[-1]["utterance"] == 1 and got[-1]["worker"] == "w"
         await ws.send_json({"type": "stop"})
         await proto.until(ws, "stopped")
-        for _ in range(100):  # the writer thread acknowledges in the background
+        # the writer thread writes in the background and the counter follows within 0.5 s:
+        # wait until nothing waits and the counter has caught up with the stream
+        for _ in range(400):
             text = await (await client.get("/metrics")).text()
-            if "rxaudio_redis_entries_waiting 0" in text and "written_total 0" not in text:
+            n = len(stream_entries(redis_server))
+            if "rxaudio_redis_entries_waiting 0\n" in text and (
+                f"rxaudio_redis_entries_written_total {n}\n" in text
+            ):
                 break
             await asyncio.sleep(0.05)
     speech = len(stream_entries(redis_server))
+    assert speech >= 6
     assert f"rxaudio_redis_entries_written_total {speech}" in text
     assert "rxaudio_redis_results_relayed_total 1" in text
     assert "rxaudio_redis_entries_not_written_total 0" in text

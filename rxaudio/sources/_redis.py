@@ -273,10 +273,10 @@ class StreamReader:
             got = self._call(
                 lambda c: c.xreadgroup(cfg.group, self.consumer, {cfg.stream: "0"}, count=cfg.count)
             )
-            mine = got[0][1] if got else []
+            mine = [(i, f) for i, f in (got[0][1] if got else []) if f]
             if not mine:
                 self._own_done = True
-            rows = [(i, f, 2) for i, f in mine if f]  # a previous run of this consumer had it
+            rows = self._counted(mine)  # a previous run of this consumer had them
         if not rows:
             got = self._call(
                 lambda c: c.xreadgroup(
@@ -310,20 +310,24 @@ class StreamReader:
         self._claim_from = cursor if claimed and cursor != "0-0" else "0-0"
         if claimed and cursor != "0-0":
             self._next_claim = 0.0  # more to claim: look again at once
-        rows = [(i, f) for i, f in claimed if f]
+        return self._counted([(i, f) for i, f in claimed if f])
+
+    def _counted(
+        self, rows: list[tuple[Any, dict[Any, Any]]]
+    ) -> list[tuple[Any, dict[Any, Any], int]]:
+        """Entries delivered before (claimed, or read back), each with its delivery count from
+        the group, so ``max_deliveries`` holds for both (a read-back counts as a delivery)."""
         if not rows:
             return []
-        counts = self._deliveries([text(i) for i, _ in rows])
-        return [(i, f, counts.get(text(i), 2)) for i, f in rows]
-
-    def _deliveries(self, ids: Sequence[str]) -> dict[str, int]:
         cfg = self.cfg
+        ids = [text(i) for i, _ in rows]
         got = self._call(
             lambda c: c.xpending_range(
                 cfg.stream, cfg.group, min=ids[0], max=ids[-1], count=len(ids) + 100
             )
         )
-        return {text(p["message_id"]): int(p["times_delivered"]) for p in got}
+        counts = {text(p["message_id"]): int(p["times_delivered"]) for p in got}
+        return [(i, f, counts.get(text(i), 2)) for i, f in rows]
 
     def _decode(self, entry_id: str, raw: dict[Any, Any], deliveries: int) -> StreamEntry | None:
         cfg = self.cfg
@@ -378,6 +382,14 @@ class StreamReader:
     ) -> None:
         """Acknowledge ``entry_id``; first add ``results`` (entry fields) to stream ``to``, in
         the same transaction, so a crash leaves either both or neither."""
+        self._commit(entry_id, results, to)
+        self.stats.acked += 1
+        self.stats.results += len(results)
+        if time.monotonic() >= self._next_refresh:
+            self.refresh()
+
+    def _commit(self, entry_id: str, results: Sequence[Mapping[str, Any]], to: str) -> None:
+        """``XADD`` each of ``results`` to ``to`` and ``XACK`` ``entry_id``, in one MULTI."""
         cfg = self.cfg
 
         def run(c: Any) -> None:
@@ -388,10 +400,6 @@ class StreamReader:
             pipe.execute()
 
         self._call(run)
-        self.stats.acked += 1
-        self.stats.results += len(results)
-        if time.monotonic() >= self._next_refresh:
-            self.refresh()
 
     def dead(self, entry_id: str, raw: Mapping[Any, Any], reason: str) -> None:
         """Move an entry to the dead-letter stream with ``reason``, and acknowledge it."""
@@ -406,9 +414,7 @@ class StreamReader:
                 "consumer": self.consumer,
             }
         )
-        self.ack(entry_id, [fields], to=cfg.dead_stream)
-        self.stats.acked -= 1  # counted as dead, not as handled
-        self.stats.results -= 1
+        self._commit(entry_id, [fields], cfg.dead_stream)
         self.stats.dead += 1
 
 

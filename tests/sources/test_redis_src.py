@@ -197,6 +197,21 @@ def test_a_restarted_consumer_reads_back_its_own_pending_entries_first(
     assert e.id == first.id and e.deliveries == 2
 
 
+def test_a_consumer_that_keeps_dying_on_its_entry_dead_letters_it_on_read_back(
+    redis_server: Any,
+) -> None:
+    """A worker restarted under the same name reads its pending entry back; each read-back
+    counts as a delivery, so an entry that kills it every time ends in the dead-letter stream."""
+    publish(redis_server.url, [utterance()])
+    [e] = reader(redis_server.url, consumer="a").poll(block_ms=100)  # delivery 1, dies
+    [again] = reader(redis_server.url, consumer="a").poll(block_ms=100)  # delivery 2, dies
+    assert again.id == e.id and again.deliveries == 2
+    third = reader(redis_server.url, consumer="a", max_deliveries=2)
+    assert third.poll(block_ms=50) == []
+    [(_, f)] = redis_server.client().xrange("s:dead")
+    assert b"delivered 3 times" in f[b"reason"] and third.stats.dead == 1
+
+
 def test_an_entry_delivered_too_often_goes_to_the_dead_letter_stream(
     redis_server: Any,
 ) -> None:

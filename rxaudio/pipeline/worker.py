@@ -183,18 +183,7 @@ class StreamWorker:
         session = entry.fields.get("session")
         if session is not None:
             fields["session"] = session
-        utt = _utterance_id(entry)
+        utt = entry.record.get("id")  # the session's utterance number, when it had one
         if utt is not None:
-            fields["utterance"] = utt
+            fields["utterance"] = str(utt)
         return fields
-
-
-def _utterance_id(entry: StreamEntry) -> str | None:
-    import orjson
-
-    try:
-        rec = orjson.loads(entry.fields.get("data", "{}"))
-    except orjson.JSONDecodeError:
-        return None
-    v = rec.get("id") if isinstance(rec, dict) else None
-    return str(v) if v is not None else None

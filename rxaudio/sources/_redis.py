@@ -62,6 +62,8 @@ class StreamEntry:
     """The entry's fields as text, audio left out (``type``, ``producer``, ``session``...)."""
     deliveries: int = 1
     """How often it was delivered: more than 1 when it was claimed from another consumer."""
+    record: dict[str, Any] = field(default_factory=dict)
+    """The entry's dict form (its ``data``), as decoded."""
 
 
 @dataclass
@@ -360,7 +362,7 @@ class StreamReader:
         self.stats.read += 1
         if deliveries > 1:
             self.stats.redelivered += 1
-        return StreamEntry(entry_id, item, d.fields, deliveries)
+        return StreamEntry(entry_id, item, d.fields, deliveries, d.record)
 
     def refresh(self) -> None:
         """Read the group's pending count and lag into :attr:`stats`."""

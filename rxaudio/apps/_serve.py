@@ -116,7 +116,17 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
         help="publish every session's speech events and utterances to a Redis stream, and "
         "relay workers' results back to the session's clients (e.g. redis://127.0.0.1:6379/0)",
     )
-    r.add_argument("--redis-stream", default="rxaudio", help="the stream (default: rxaudio)")
+    from dataclasses import fields
+
+    from ..io.streams import AUDIO_MODES
+    from ..server.config import ServerConfig
+
+    default = {f.name: f.default for f in fields(ServerConfig)}  # one place for each default
+    r.add_argument(
+        "--redis-stream",
+        default=default["redis_stream"],
+        help="the stream (default: %(default)s)",
+    )
     r.add_argument(
         "--redis-results",
         default=None,
@@ -125,16 +135,17 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
     )
     r.add_argument(
         "--redis-audio",
-        default="int16",
-        choices=("int16", "flac", "file", "none"),
-        help="how an utterance's audio goes with its entry (default: int16)",
+        default=default["redis_audio"],
+        choices=AUDIO_MODES,
+        help="how an utterance's audio goes with its entry (default: %(default)s)",
     )
     r.add_argument(
         "--redis-retry",
         type=float,
-        default=10.0,
+        default=default["redis_retry_s"],
         metavar="S",
-        help="seconds an outage may last before waiting entries count as lost (default: 10)",
+        help="seconds an outage may last before waiting entries count as lost (default: "
+        "%(default)s)",
     )
     from ..server.config import LIMIT_FLAGS, limit_defaults
 

@@ -28,13 +28,14 @@ DEFAULT_PIPELINE = "redis_src emit=audio ! wav location={out}/{{id}}.wav"
 
 def add_arguments(p: argparse.ArgumentParser) -> None:
     """Options of ``rxaudio worker``."""
+    from ..io.streams import DEFAULT_STREAM, DEFAULT_URL
+
     p.add_argument(
-        "--redis",
-        metavar="URL",
-        default="redis://127.0.0.1:6379/0",
-        help="where Redis is (default: %(default)s)",
+        "--redis", metavar="URL", default=DEFAULT_URL, help="where Redis is (default: %(default)s)"
     )
-    p.add_argument("--stream", default="rxaudio", help="the stream to read (default: %(default)s)")
+    p.add_argument(
+        "--stream", default=DEFAULT_STREAM, help="the stream to read (default: %(default)s)"
+    )
     p.add_argument(
         "--group", default="rxaudio-workers", help="the consumer group (default: %(default)s)"
     )

@@ -25,6 +25,19 @@ from numpy.typing import NDArray
 from ..errors import ConfigError
 
 SCHEMES = ("redis", "rediss", "unix")
+DEFAULT_URL = "redis://127.0.0.1:6379/0"
+DEFAULT_STREAM = "rxaudio"
+"""The stream the ``redis`` sink, ``redis_src``, ``rxaudio serve --redis`` and ``rxaudio
+worker`` use unless told."""
+DEFAULT_RETRY_S = 10.0
+"""How long one outage may last, by default, before a writer or reader gives up."""
+
+
+def results_stream(stream: str) -> str:
+    """Where workers write the results of ``stream``'s entries, unless told."""
+    return f"{stream}:results"
+
+
 AUDIO_MODES = ("int16", "flac", "file", "none")
 """How an utterance's audio goes with its entry (``file``: a WAV whose path the entry holds)."""
 AUDIO_FORMAT = {"int16": "int16", "flac": "flac", "file": "wav"}

@@ -26,6 +26,7 @@ from typing import Any
 import reactivex as rx
 
 from ..errors import ConfigError
+from ..io.streams import results_stream
 from ..sinks import to_json, to_record
 from ..sources import RedisSource, StreamEntry, StreamReader
 from ..sources._redis import ReaderStats
@@ -86,7 +87,7 @@ class StreamWorker:
         self.text = text
         self.source = pipeline.source
         cfg = self.source.config
-        self.results = f"{cfg.stream}:results" if results is None else results
+        self.results = results_stream(cfg.stream) if results is None else results
         self.entry_timeout_s = entry_timeout_s
         self.reader: StreamReader = self.source.reader()
         self.stats = WorkerStats(self.reader.stats)

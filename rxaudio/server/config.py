@@ -6,6 +6,7 @@ import os
 from dataclasses import dataclass, field
 
 from ..errors import ConfigError
+from ..io.streams import DEFAULT_RETRY_S, DEFAULT_STREAM, results_stream
 from .pipeline import ChainOptions
 
 GIB = 1 << 30
@@ -122,10 +123,10 @@ class ServerConfig:
     worker: int | None = None
     metrics_dir: str | None = None
     redis_url: str | None = None
-    redis_stream: str = "rxaudio"
+    redis_stream: str = DEFAULT_STREAM
     redis_results: str | None = None
     redis_audio: str = "int16"
-    redis_retry_s: float = 10.0
+    redis_retry_s: float = DEFAULT_RETRY_S
 
     def __post_init__(self) -> None:
         if self.grace_s < 0:
@@ -174,7 +175,7 @@ class ServerConfig:
             if not self.redis_stream:
                 raise ConfigError("serve: --redis-stream must name a stream")
             if self.redis_results is None:
-                self.redis_results = f"{self.redis_stream}:results"
+                self.redis_results = results_stream(self.redis_stream)
             if self.redis_audio not in AUDIO_MODES:
                 raise ConfigError(
                     f"serve: --redis-audio must be one of {', '.join(AUDIO_MODES)}, got "

@@ -26,7 +26,7 @@ from typing import TYPE_CHECKING, Any
 
 from ..errors import ConfigError
 from ..frames import Utterance
-from ..io.streams import check_url, shown_url, text, unreachable, why
+from ..io.streams import DEFAULT_RETRY_S, check_url, shown_url, text, unreachable, why
 from ..sinks import RedisEntry, RedisWriter
 from .metrics import ServerMetrics
 
@@ -89,7 +89,7 @@ class RedisBridge:
         sessions: Mapping[str, Session],
         audio: str = "int16",
         audio_dir: str | None = None,
-        retry_s: float = 10.0,
+        retry_s: float = DEFAULT_RETRY_S,
         buffer: int = 10_000,
     ) -> None:
         self.url = check_url(url, "serve --redis")

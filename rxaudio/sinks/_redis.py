@@ -42,6 +42,9 @@ from ..frames import StreamReceipt, Utterance
 from ..io.streams import (
     AUDIO_FORMAT,
     AUDIO_MODES,
+    DEFAULT_RETRY_S,
+    DEFAULT_STREAM,
+    DEFAULT_URL,
     NO_SUCH_HOST,
     check_url,
     connect,
@@ -524,12 +527,12 @@ class RedisWriter:
         self,
         url: str,
         *,
-        stream: str = "rxaudio",
+        stream: str = DEFAULT_STREAM,
         maxlen: int | None = None,
         audio: str = "int16",
         audio_dir: str | None = None,
         buffer: int = 10_000,
-        retry_s: float = 10.0,
+        retry_s: float = DEFAULT_RETRY_S,
         timeout_s: float = 5.0,
     ) -> None:
         if audio not in AUDIO_MODES:
@@ -665,14 +668,14 @@ def _sink(cfg: _Config) -> Callable[[Observable[Any]], SinkOutput[StreamReceipt]
     aliases={"location": "url"},
 )
 def to_redis(
-    url: str = "redis://127.0.0.1:6379/0",
+    url: str = DEFAULT_URL,
     *,
-    stream: str = "rxaudio",
+    stream: str = DEFAULT_STREAM,
     maxlen: Annotated[int | None, Range(1, None)] = None,
     audio: Annotated[str, Choices(AUDIO_MODES)] = "int16",
     audio_dir: str | None = None,
     buffer: Annotated[int, Range(1, None)] = 10_000,
-    retry_s: Annotated[float, Range(0, None), Unit("s")] = 10.0,
+    retry_s: Annotated[float, Range(0, None), Unit("s")] = DEFAULT_RETRY_S,
     timeout_s: Annotated[float, Range(0, 300, lo_open=True), Unit("s")] = 5.0,
 ) -> Callable[[Observable[Any]], Observable[StreamReceipt]]:
     """Add each item to a Redis stream (XADD); emit a :class:`StreamReceipt` at the end.

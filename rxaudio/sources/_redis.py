@@ -33,6 +33,9 @@ from ..core.props import Choices, Range, Unit, element
 from ..errors import ConfigError, SourceError
 from ..frames import AudioFrame, Utterance
 from ..io.streams import (
+    DEFAULT_RETRY_S,
+    DEFAULT_STREAM,
+    DEFAULT_URL,
     DecodedEntry,
     MalformedEntry,
     check_url,
@@ -93,7 +96,7 @@ class ReaderConfig:
     """A reader's options (see :func:`from_redis`)."""
 
     url: str
-    stream: str = "rxaudio"
+    stream: str = DEFAULT_STREAM
     group: str = "rxaudio"
     consumer: str = ""
     types: tuple[str, ...] = ("utterance",)
@@ -104,7 +107,7 @@ class ReaderConfig:
     claim_idle_ms: int = 30_000
     max_deliveries: int = 5
     dead_letter: str = ""
-    retry_s: float = 10.0
+    retry_s: float = DEFAULT_RETRY_S
     timeout_s: float = 5.0
     drain: bool = False
     shown: str = field(init=False)
@@ -476,9 +479,9 @@ class RedisSource(Observable[Any]):
 @element("redis_src", kind="source", produces=Caps(frame=(Utterance, AudioFrame, dict)),
          aliases={"location": "url"})  # fmt: skip
 def from_redis(
-    url: str = "redis://127.0.0.1:6379/0",
+    url: str = DEFAULT_URL,
     *,
-    stream: str = "rxaudio",
+    stream: str = DEFAULT_STREAM,
     group: str = "rxaudio",
     consumer: str | None = None,
     types: str = "utterance",
@@ -489,7 +492,7 @@ def from_redis(
     claim_idle_ms: Annotated[int, Range(1, None), Unit("ms")] = 30_000,
     max_deliveries: Annotated[int, Range(1, None)] = 5,
     dead_letter: str | None = None,
-    retry_s: Annotated[float, Range(0, None), Unit("s")] = 10.0,
+    retry_s: Annotated[float, Range(0, None), Unit("s")] = DEFAULT_RETRY_S,
     timeout_s: Annotated[float, Range(0, 300, lo_open=True), Unit("s")] = 5.0,
     drain: bool = False,
 ) -> RedisSource:

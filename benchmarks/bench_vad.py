@@ -77,7 +77,7 @@ def speed(repeat: int) -> dict[str, float]:
 
     from rxaudio.frames import AudioFrame
     from rxaudio.operators import vad
-    from rxaudio.vad.silero import BatchedSileroScorer, SileroOnnx, _session
+    from rxaudio.vad.silero import BatchedSileroScorer, SileroOnnx
 
     torch.set_num_threads(1)
     x = audio_minutes(0.25)
@@ -98,17 +98,7 @@ def speed(repeat: int) -> dict[str, float]:
         for w in tw:
             wrap(w, 16000).item()
 
-    sess = _session("silero_vad.onnx")
-    sr = np.array(16000, dtype=np.int64)
-
-    def run_direct() -> None:
-        st = np.zeros((2, 1, 128), dtype=np.float32)
-        ctx = np.zeros(64, dtype=np.float32)
-        for w in ws:
-            _out, st = sess.run(
-                None, {"input": np.concatenate((ctx, w))[None], "state": st, "sr": sr}
-            )
-            ctx = w[-64:]
+    run_direct = _direct(ws)
 
     live = [AudioFrame(ws[i].reshape(-1, 1), 16000, i * 512) for i in range(n)]
     big = [
@@ -148,6 +138,26 @@ def speed(repeat: int) -> dict[str, float]:
     return res
 
 
+def _direct(ws: np.ndarray) -> Callable[[], None]:
+    """onnxruntime called directly on ``ws`` (windows of 512), the model's state and 64-sample
+    context carried by hand: the reference the operator is measured against."""
+    from rxaudio.vad.silero import _session
+
+    sess = _session("silero_vad.onnx")
+    sr = np.array(16000, dtype=np.int64)
+
+    def run() -> None:
+        st = np.zeros((2, 1, 128), dtype=np.float32)
+        ctx = np.zeros(64, dtype=np.float32)
+        for w in ws:
+            _out, st = sess.run(
+                None, {"input": np.concatenate((ctx, w))[None], "state": st, "sr": sr}
+            )
+            ctx = w[-64:]
+
+    return run
+
+
 def pair(seconds: float, rounds: int) -> tuple[float, float]:
     """The ``vad`` operator on live 32 ms chunks against onnxruntime called directly on the same
     windows (the same model and state handling), one thread, interleaved rounds: the best
@@ -156,22 +166,11 @@ def pair(seconds: float, rounds: int) -> tuple[float, float]:
 
     from rxaudio.frames import AudioFrame
     from rxaudio.operators import vad
-    from rxaudio.vad.silero import _session
 
     x = audio_minutes(seconds / 60.0)
     n = len(x) // 512
     ws = x[: n * 512].reshape(n, 512)
-    sess = _session("silero_vad.onnx")
-    sr = np.array(16000, dtype=np.int64)
-
-    def run_direct() -> None:
-        st = np.zeros((2, 1, 128), dtype=np.float32)
-        ctx = np.zeros(64, dtype=np.float32)
-        for w in ws:
-            _out, st = sess.run(
-                None, {"input": np.concatenate((ctx, w))[None], "state": st, "sr": sr}
-            )
-            ctx = w[-64:]
+    run_direct = _direct(ws)
 
     live = [AudioFrame(ws[i].reshape(-1, 1), 16000, i * 512) for i in range(n)]
     best = _interleaved(

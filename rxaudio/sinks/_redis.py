@@ -167,8 +167,9 @@ class _Link:
         _LIVE.add(self)
         self.thread.start()
 
-    def put(self, item: Any) -> None:
-        """Queue one item's entry (raises when the item has no JSON form); never waits."""
+    def put(self, item: Any) -> bool:
+        """Queue one item's entry (raises when the item has no JSON form); never waits.
+        ``False`` when it was refused (buffer full, or the writer stopped or failed)."""
         extra: dict[str, str] = {}
         if isinstance(item, RedisEntry):
             extra = item.fields
@@ -184,12 +185,12 @@ class _Link:
         with self.cond:
             if self.failed or self.full or self.stopping or self.closing:
                 self.refused += 1
-                return
+                return False
             if len(self.queue) >= self.cfg.buffer:
                 self.refused += 1
                 self.full = True  # the writer ends the stream with the counts
                 self.cond.notify_all()
-                return
+                return False
             seq = self.next_seq
             self.next_seq += 1
             fields: dict[str, str | bytes | int] = {
@@ -201,6 +202,7 @@ class _Link:
             }
             self.queue.append(_Entry(seq, fields, utt, size))
             self.cond.notify_all()
+        return True
 
     def finish(self, error: Exception | None = None) -> None:
         """The input ended (``error``: it failed): wait until the queue is written, then emit
@@ -559,12 +561,7 @@ class RedisWriter:
 
     def put(self, item: Any) -> bool:
         """Queue ``item`` (or a :class:`RedisEntry`); ``False`` if it was refused."""
-        link = self._link
-        with link.cond:
-            before = link.refused
-        link.put(item)
-        with link.cond:
-            return link.refused == before
+        return self._link.put(item)
 
     @property
     def written(self) -> int:

@@ -165,6 +165,26 @@ async def _screenshot(dt: DevTools, *paths: Any) -> None:
             f.write(png)
 
 
+async def _start_and_read_transcripts(dt: DevTools) -> list[dict[str, Any]]:
+    """Press Start, then read each utterance's id and the text under it until three have
+    text and "pipeline" was said (the sample is 17 s; each text follows its utterance)."""
+    await dt.js("document.getElementById('start').click()")
+    shown: list[dict[str, Any]] = []
+    for _ in range(600):
+        await asyncio.sleep(0.1)
+        shown = json.loads(
+            await dt.js(
+                "JSON.stringify([...document.querySelectorAll('#utterances li')].map("
+                "li => ({id: li.dataset.id, text: li.querySelector('.transcript')"
+                ".textContent})))"
+            )
+        )
+        said = " ".join(s["text"] for s in shown)
+        if len([s for s in shown if s["text"]]) >= 3 and "pipeline" in said:
+            break
+    return shown
+
+
 def _client_session(hub: Hub) -> Session | None:
     live = [s for s in hub.sessions.values() if not s.id.startswith("shared")]
     return live[0] if live else None
@@ -337,20 +357,7 @@ async def test_browser_shows_the_transcript_under_its_utterance(
     )
     config = ServerConfig(out_dir=str(tmp_path / "out"), options=ChainOptions(transcribe={}))
     async with serving(config) as (_hub, url), chromium(url, tmp_path / "p4", *fake_mic) as dt:
-        await dt.js("document.getElementById('start').click()")
-        shown: list[dict[str, Any]] = []
-        for _ in range(600):  # the sample is 17 s; the text follows each utterance
-            await asyncio.sleep(0.1)
-            shown = json.loads(
-                await dt.js(
-                    "JSON.stringify([...document.querySelectorAll('#utterances li')].map("
-                    "li => ({id: li.dataset.id, text: li.querySelector('.transcript')"
-                    ".textContent})))"
-                )
-            )
-            said = " ".join(s["text"] for s in shown)
-            if len([s for s in shown if s["text"]]) >= 3 and "pipeline" in said:
-                break
+        shown = await _start_and_read_transcripts(dt)
         transcripts = json.loads(await dt.js("JSON.stringify(rxaudio.transcripts)"))
         errors = json.loads(await dt.js("JSON.stringify(rxaudio.errors)"))
         await _screenshot(dt, os.path.join(ARTIFACTS, "browser-transcript.png"), tmp_path / "t.png")
@@ -390,20 +397,7 @@ async def test_browser_shows_a_redis_workers_transcript_under_its_utterance(
     config = ServerConfig(out_dir=str(tmp_path / "out"), redis_url=redis_server.url)
     try:
         async with serving(config) as (_hub, url), chromium(url, tmp_path / "p5", *fake_mic) as dt:
-            await dt.js("document.getElementById('start').click()")
-            shown: list[dict[str, Any]] = []
-            for _ in range(600):  # the sample is 17 s; each text follows its utterance
-                await asyncio.sleep(0.1)
-                shown = json.loads(
-                    await dt.js(
-                        "JSON.stringify([...document.querySelectorAll('#utterances li')].map("
-                        "li => ({id: li.dataset.id, text: li.querySelector('.transcript')"
-                        ".textContent})))"
-                    )
-                )
-                said = " ".join(s["text"] for s in shown)
-                if len([s for s in shown if s["text"]]) >= 3 and "pipeline" in said:
-                    break
+            shown = await _start_and_read_transcripts(dt)
             results = json.loads(await dt.js("JSON.stringify(rxaudio.results)"))
             errors = json.loads(await dt.js("JSON.stringify(rxaudio.errors)"))
             await dt.js("document.getElementById('stop').click()")

@@ -62,12 +62,11 @@ def _cmdline(pid: int) -> str:
         return ""
 
 
-@pytest.fixture
-def served(tmp_path: Path) -> Iterator[Served]:
-    out = tmp_path / "out"
+def serve_two(out: Path, *more: str) -> Served:
+    """``rxaudio serve --processes 2 --port 0 --out OUT MORE...``, once it listens."""
     cmd = [sys.executable, "-m", "rxaudio.apps.cli", "serve", "--processes", "2", "--port", "0"]
     proc = subprocess.Popen(
-        [*cmd, "--out", str(out), "--grace", "30"],
+        [*cmd, "--out", str(out), *more],
         stdout=subprocess.PIPE,
         stderr=subprocess.PIPE,
         text=True,
@@ -75,7 +74,13 @@ def served(tmp_path: Path) -> Iterator[Served]:
     assert proc.stdout is not None
     m = re.search(r"http://127\.0\.0\.1:(\d+)/", proc.stdout.readline())
     assert m, "the supervisor did not say where it listens"
-    s = Served(proc, int(m.group(1)), out)
+    return Served(proc, int(m.group(1)), out)
+
+
+@pytest.fixture
+def served(tmp_path: Path) -> Iterator[Served]:
+    s = serve_two(tmp_path / "out", "--grace", "30")
+    proc = s.proc
     try:
         yield s
     finally:
@@ -242,17 +247,7 @@ async def test_redis_publishing_from_every_process(
 ) -> None:
     """``--processes 2 --redis``: every process publishes its own sessions' speech events, and
     /metrics, whichever process answers, counts them all."""
-    cmd = [sys.executable, "-m", "rxaudio.apps.cli", "serve", "--processes", "2", "--port", "0"]
-    proc = subprocess.Popen(
-        [*cmd, "--out", str(tmp_path / "out"), "--redis", redis_server.url],
-        stdout=subprocess.PIPE,
-        stderr=subprocess.PIPE,
-        text=True,
-    )
-    assert proc.stdout is not None
-    m = re.search(r"http://127\.0\.0\.1:(\d+)/", proc.stdout.readline())
-    assert m, "the supervisor did not say where it listens"
-    s = Served(proc, int(m.group(1)), tmp_path / "out")
+    s = serve_two(tmp_path / "out", "--redis", redis_server.url)
     try:
         res = await run_load(s.base + "/ws", speech_pcm[: 16000 * 6], 16000, clients=4)
         assert all(not c.errors for c in res.clients)

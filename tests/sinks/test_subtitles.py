@@ -11,7 +11,7 @@ from rxaudio.errors import ConfigError, FormatError
 from rxaudio.frames import FileReceipt, Transcript
 from rxaudio.pipeline import registry
 from rxaudio.sinks import to_subtitles
-from rxaudio.testing import collect
+from rxaudio.testing import collect, run_marbles
 
 R = 16000
 TS = [
@@ -19,6 +19,25 @@ TS = [
     Transcript(1, 64000, 70000, R, "", status="skipped"),
     Transcript(2, 80000, 96000, R, "general kenobi"),
 ]
+
+
+def test_marbles_cues_as_they_come_one_receipt_at_completion(tmp_path: Path) -> None:
+    """-T1---T2---|  ->  -----------(R|): the docstring's diagram, in virtual time."""
+    out = tmp_path / "m.srt"
+    r = run_marbles("-a-b-c-|", {"a": TS[0], "b": TS[1], "c": TS[2]}, to_subtitles(out))
+    assert r.marbles() == "-------(x|)"
+    (receipt,) = r.values
+    assert isinstance(receipt, FileReceipt) and receipt.frames == 2
+    assert out.read_text().count(" --> ") == 2  # the skipped one has no cue
+
+
+def test_marbles_upstream_error_finalizes_the_cues_before_it(tmp_path: Path) -> None:
+    out = tmp_path / "e.vtt"
+    boom = RuntimeError("mic unplugged")
+    r = run_marbles("-a-#", {"a": TS[0]}, to_subtitles(out), error=boom)
+    assert r.marbles() == "---(x#)"
+    assert r.values[0].frames == 1 and r.values[0].reason == "error" and r.error is boom
+    assert "hello there" in out.read_text()
 
 
 def test_srt_and_vtt(tmp_path: Path) -> None:

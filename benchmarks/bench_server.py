@@ -45,8 +45,10 @@ def _cpu_seconds(pid: int) -> float:
     return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
 
 
-def _start_server(out: str, batch: bool, wait_ms: float) -> tuple[subprocess.Popen[str], str]:
-    args = ["--out", out, "--queue", "256", "--batch-wait-ms", str(wait_ms)]
+def _start_server(
+    out: str, batch: bool, wait_ms: float, loop: str = "auto"
+) -> tuple[subprocess.Popen[str], str]:
+    args = ["--out", out, "--queue", "256", "--batch-wait-ms", str(wait_ms), "--loop", loop]
     return start_server(args + ([] if batch else ["--no-batch"]))
 
 
@@ -58,10 +60,11 @@ def measure(
     wait_ms: float = 5.0,
     frame: int = 1024,
     batch_events: bool = True,
+    loop: str = "auto",
 ) -> dict[str, Any]:
     """One run of ``count`` real-time streams; latency percentiles and server CPU."""
     out = tempfile.mkdtemp(prefix="rxaudio-bench-")
-    proc, url = _start_server(out, batch, wait_ms)
+    proc, url = _start_server(out, batch, wait_ms, loop)
     try:
         time.sleep(0.5)
         cpu0, t0 = _cpu_seconds(proc.pid), time.perf_counter()
@@ -130,6 +133,7 @@ def main() -> None:
         help="clients do not ask for batched events (one WebSocket message per event)",
     )
     ap.add_argument("--p99-ms", type=float, default=100.0, help="the latency goal")
+    ap.add_argument("--loop", default="auto", help="the server's event loop (rxaudio serve --loop)")
     args = ap.parse_args()
     if shutil.which("taskset"):
         os.sched_setaffinity(0, {1 % (os.cpu_count() or 1)})
@@ -140,7 +144,14 @@ def main() -> None:
         # the machine is shared: keep the run least disturbed by others (lowest p99)
         runs = [
             measure(
-                n, args.seconds, batch, audio, args.batch_wait_ms, frame, not args.no_batch_events
+                n,
+                args.seconds,
+                batch,
+                audio,
+                args.batch_wait_ms,
+                frame,
+                not args.no_batch_events,
+                args.loop,
             )
             for _ in range(args.repeat)
         ]

@@ -101,6 +101,11 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
     )
     p.add_argument("--seconds", type=float, default=None, help="stop after N seconds")
     p.add_argument(
+        "--loop",
+        default="auto",
+        help="event loop: auto (uvloop where installed: less CPU per stream), uvloop or asyncio",
+    )
+    p.add_argument(
         "--allowed-host",
         action="append",
         default=[],
@@ -242,6 +247,7 @@ def config_from_args(args: argparse.Namespace) -> Any:
         redis_results="" if args.redis_results == "none" else args.redis_results,  # None: derived
         redis_audio=args.redis_audio,
         redis_retry_s=args.redis_retry,
+        loop=args.loop,
     )
 
 
@@ -316,6 +322,8 @@ def raise_fd_limit(config: Any) -> str | None:
 
 def run(args: argparse.Namespace) -> int:
     """Start the server; return 0 after a clean shutdown."""
+    from ..server.loops import resolve
+
     config = config_from_args(args)
     warning = raise_fd_limit(config)
     if warning:
@@ -326,15 +334,19 @@ def run(args: argparse.Namespace) -> int:
 
         probe(config.redis_url)
         what += f"; Redis stream {config.redis_stream}"
+    what += f"; event loop {resolve(config.loop)}"
     if args.processes > 1:
         return run_processes(config, args, what)
-    asyncio.run(serve(config, args.host, args.port, args.seconds, what))
+    from ..server.loops import run as run_loop
+
+    run_loop(serve(config, args.host, args.port, args.seconds, what), config.loop)
     return 0
 
 
 def run_processes(config: Any, args: argparse.Namespace, what: str) -> int:
     """``--processes N``: a supervisor routing connections to N worker servers."""
     from ..errors import ConfigError
+    from ..server.loops import run as run_loop
     from ..server.supervisor import Supervisor, listen_socket
 
     if config.source is not None:
@@ -358,7 +370,7 @@ def run_processes(config: Any, args: argparse.Namespace, what: str) -> int:
         file=sys.stderr,
         flush=True,
     )
-    asyncio.run(sup.serve(args.seconds))
+    run_loop(sup.serve(args.seconds), config.loop)
     if sup.failed:  # said why on stderr
         return 1
     print("rxaudio serve: stopped; every session flushed", file=sys.stderr, flush=True)

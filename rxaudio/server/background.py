@@ -15,6 +15,7 @@ from typing import Any
 from ..errors import RxAudioError
 from ..frames import AudioFrame
 from .app import HUB, Hub, ServerConfig, create_app, guard
+from .loops import loop_factory
 
 
 class BackgroundServer:
@@ -112,7 +113,7 @@ class BackgroundServer:
     def _main(self) -> None:
         from aiohttp import web
 
-        loop = asyncio.new_event_loop()
+        loop = loop_factory(self.config.loop)()
         self._loop = loop
         try:
             self.config.host = self.host  # Host headers are checked against it

@@ -90,6 +90,9 @@ class ServerConfig:
         under ``<out_dir>/redis-audio``) or ``none``.
     redis_retry_s
         How long a Redis outage may last before the entries waiting are counted as lost.
+    loop
+        The event loop: ``auto`` (uvloop where it is installed, else asyncio's), ``uvloop`` or
+        ``asyncio`` (see :mod:`rxaudio.server.loops`).
     metrics_dir
         The directory where every worker process of ``rxaudio serve --processes N`` keeps its
         metrics (prometheus-client's multiprocess mode), so that ``/metrics``, whichever worker
@@ -127,8 +130,12 @@ class ServerConfig:
     redis_results: str | None = None
     redis_audio: str = "int16"
     redis_retry_s: float = DEFAULT_RETRY_S
+    loop: str = "auto"
 
     def __post_init__(self) -> None:
+        from .loops import resolve
+
+        resolve(self.loop)  # an unknown loop, or uvloop asked for and missing: said now
         if self.grace_s < 0:
             raise ConfigError(f"serve: grace must be >= 0 seconds, got {self.grace_s}")
         if self.queue_max < 8:

@@ -71,7 +71,9 @@ def session_in_request(head: bytes) -> str | None:
 def _worker_main(config: Any, chan: socket.socket) -> None:
     """A worker: a whole server fed with sockets through ``chan`` until SIGTERM."""
     signal.signal(signal.SIGINT, signal.SIG_IGN)  # Ctrl-C reaches the supervisor, who stops us
-    asyncio.run(_worker(config, chan))
+    from .loops import run
+
+    run(_worker(config, chan), config.loop)
 
 
 async def _worker(config: Any, chan: socket.socket) -> None:

@@ -220,8 +220,12 @@ class BatchedSileroScorer:
         self._session = _session("silero_vad.onnx")
         self._sr = np.array(sample_rate, dtype=np.int64)
         self._lock = threading.Lock()
-        self._states: dict[int, F32] = {}  # (2, 128) per stream
-        self._contexts: dict[int, F32] = {}
+        # every stream's state and context as one row of two arrays, so that a batch gathers
+        # and scatters them with one indexed copy each instead of a Python loop of copies
+        self._rows: dict[int, int] = {}  # handle -> row
+        self._free: list[int] = []  # rows of unregistered streams, reused first
+        self._state_rows: F32 = np.zeros((2, 0, 128), dtype=np.float32)
+        self._context_rows: F32 = np.zeros((0, self.context_size), dtype=np.float32)
         self._next = 0
 
     def register(self) -> int:
@@ -229,28 +233,41 @@ class BatchedSileroScorer:
         with self._lock:
             h = self._next
             self._next += 1
-            self._states[h] = np.zeros((2, 128), dtype=np.float32)
-            self._contexts[h] = np.zeros(self.context_size, dtype=np.float32)
+            if not self._free:  # grow by half again (amortised), at least 8 rows
+                have = self._context_rows.shape[0]
+                grow = max(8, have // 2)
+                self._state_rows = np.concatenate(
+                    (self._state_rows, np.zeros((2, grow, 128), dtype=np.float32)), axis=1
+                )
+                self._context_rows = np.concatenate(
+                    (self._context_rows, np.zeros((grow, self.context_size), dtype=np.float32))
+                )
+                self._free.extend(range(have + grow - 1, have - 1, -1))
+            row = self._rows[h] = self._free.pop()
+            self._state_rows[:, row] = 0.0
+            self._context_rows[row] = 0.0
             return h
 
     def unregister(self, handle: int) -> None:
         """Forget a stream (unknown handles are ignored)."""
         with self._lock:
-            self._states.pop(handle, None)
-            self._contexts.pop(handle, None)
+            row = self._rows.pop(handle, None)
+            if row is not None:
+                self._free.append(row)
 
     def reset(self, handle: int) -> None:
         """Zero one stream's state."""
         with self._lock:
             self._known(handle)
-            self._states[handle] = np.zeros((2, 128), dtype=np.float32)
-            self._contexts[handle] = np.zeros(self.context_size, dtype=np.float32)
+            row = self._rows[handle]
+            self._state_rows[:, row] = 0.0
+            self._context_rows[row] = 0.0
 
     def __len__(self) -> int:
-        return len(self._states)
+        return len(self._rows)
 
     def _known(self, handle: int) -> None:
-        if handle not in self._states:
+        if handle not in self._rows:
             raise KeyError(f"BatchedSileroScorer: unknown stream handle {handle}; register() it")
 
     def score_batch(self, windows: Mapping[int, F32]) -> dict[int, float]:
@@ -261,21 +278,25 @@ class BatchedSileroScorer:
         if not windows:
             return {}
         handles = list(windows)
+        n, ctx, size = len(handles), self.context_size, self.window_size
         with self._lock:
+            rows = self._rows
             for h in handles:
-                self._known(h)
-            x = np.empty((len(handles), self.context_size + self.window_size), dtype=np.float32)
-            state = np.empty((2, len(handles), 128), dtype=np.float32)
+                if h not in rows:
+                    self._known(h)
+            idx = np.fromiter((rows[h] for h in handles), dtype=np.intp, count=n)
+            x = np.empty((n, ctx + size), dtype=np.float32)
             for i, h in enumerate(handles):
-                w = check_window("BatchedSileroScorer", windows[h], self.window_size)
-                x[i, : self.context_size] = self._contexts[h]
-                x[i, self.context_size :] = w
-                state[:, i] = self._states[h]
+                w = windows[h]
+                if not (type(w) is np.ndarray and w.dtype == np.float32 and w.shape == (size,)):
+                    w = check_window("BatchedSileroScorer", w, size)
+                x[i, ctx:] = w
+            x[:, :ctx] = self._context_rows[idx]
+            state = self._state_rows[:, idx]  # fancy indexing: a copy
             out, new_state = self._session.run(None, {"input": x, "state": state, "sr": self._sr})
-            for i, h in enumerate(handles):
-                self._states[h] = new_state[:, i].copy()
-                self._contexts[h] = x[i, -self.context_size :].copy()
-        return {h: float(out[i, 0]) for i, h in enumerate(handles)}
+            self._state_rows[:, idx] = new_state
+            self._context_rows[idx] = x[:, size:]
+        return dict(zip(handles, out[:, 0].tolist(), strict=True))
 
     def score(self, handle: int, window: F32) -> float:
         """Score one window of one stream (a batch of one)."""

@@ -101,6 +101,32 @@ def test_batched_equals_single(speech: np.ndarray) -> None:
         shared.score(handles[1], np.zeros(100, dtype=np.float32))
 
 
+def test_batched_streams_come_and_go_and_keep_their_own_state(speech: np.ndarray) -> None:
+    # more streams than the first rows, some leaving mid-way: a new stream reuses a row and
+    # starts from zero state and context, the others go on as if alone (and a reset zeroes one)
+    shared = BatchedSileroScorer(16000)
+    ws = windows(speech, 512)
+    live: dict[int, tuple[SileroOnnx, int]] = {}  # handle -> (its own scorer, its next window)
+    worst = 0.0
+    for k in range(60):
+        if k % 3 == 0:  # a new stream every third tick, starting at its own offset
+            live[shared.register()] = (SileroOnnx(16000), (7 * k) % 40)
+        if k % 5 == 4:  # the oldest leaves
+            oldest = min(live)
+            del live[oldest]
+            shared.unregister(oldest)
+        if k == 30:
+            h = max(live)
+            shared.reset(h)
+            live[h][0].reset()
+        got = shared.score_batch({h: ws[j] for h, (_, j) in live.items()})
+        for h, (ref, j) in list(live.items()):
+            worst = max(worst, abs(got[h] - ref.score(ws[j])))
+            live[h] = (ref, j + 1)
+    assert len(shared) == len(live)
+    assert worst < 1e-5
+
+
 def test_batched_stream_is_a_scorer(speech: np.ndarray) -> None:
     shared = BatchedSileroScorer(16000)
     s = shared.stream(16000)

@@ -295,7 +295,11 @@ class Session:
         if self.closed or self._closing or self.failed is not None:
             return
         self._arrival = self.loop.time() if arrival is None else arrival
-        frame = AudioFrame(samples, self.sample_rate, self.received)
+        if samples.dtype == np.float32 and samples.ndim == 2 and samples.size:
+            # decode_audio's samples (or a source's frames'): only our rate and count to add
+            frame = AudioFrame.trusted(samples, self.sample_rate, self.received)
+        else:  # anything else is checked, and refused with the frame's own message
+            frame = AudioFrame(samples, self.sample_rate, self.received)
         self.received += frame.n
         self.frames += 1
         self.metrics.frames.inc()

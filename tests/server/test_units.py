@@ -99,6 +99,13 @@ def test_decode_audio_int16_float32_stereo() -> None:
     assert b[:, 0].tolist() == [0.25, -1.0]
 
 
+def test_decode_audio_int16_is_exactly_x_over_32768_for_every_value() -> None:
+    every = np.arange(-32768, 32768, dtype="<i2")
+    st = StartMessage(16000, 1, "int16")  # in 1 s messages, the most one may hold
+    a = np.concatenate([decode_audio(p.tobytes(), st) for p in np.split(every, 8)])
+    assert np.array_equal(a[:, 0], every.astype(np.float32) / np.float32(32768.0))
+
+
 def test_chain_options_validated_with_the_operators_rules() -> None:
     with pytest.raises(ConfigError, match="backend"):
         ChainOptions(backend="nope")

@@ -48,9 +48,15 @@ def main() -> None:
     ap.add_argument("--png", default=None, help="write the RSS curve here")
     ap.add_argument("--csv", default=None, help="write the samples (seconds, MB) here")
     ap.add_argument("--serve-args", default="", help="extra arguments for rxaudio serve")
+    ap.add_argument("--server-cpu", type=int, default=0, help="CPU the server is pinned to")
+    ap.add_argument("--client-cpu", type=int, default=1, help="CPU the clients are pinned to")
     args = ap.parse_args()
     out = tempfile.mkdtemp(prefix="rxaudio-soak-")
-    proc, url = start_server(["--out", os.path.join(out, "files"), *args.serve_args.split()])
+    proc, url = start_server(
+        ["--out", os.path.join(out, "files"), *args.serve_args.split()],
+        server_cpu=args.server_cpu,
+        client_cpu=args.client_cpu,
+    )
     x, _ = sf.read(speech_sample(), dtype="int16")
     audio = np.resize(x, int(args.session_minutes * 60 * 16000))
     samples: list[tuple[float, float]] = []

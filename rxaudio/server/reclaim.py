@@ -8,15 +8,18 @@ collector examines that generation only when the objects promoted since its last
 quarter of those it holds. In a server that is dozens of ended sessions later, so every ended
 session, with its state (a few hundred kB: the recent audio kept for an utterance's start, the
 replay buffer of speech events, the connection's buffers), stayed in memory while the next
-ones grew. At the first turnover of 40 sessions the resident memory stepped up by about one
-round's worth and stayed there (docs/benchmarks.md, "Memory over an hour").
+ones grew: the resident memory stepped up at the first turnovers of sessions, by the ended
+ones' worth, until Python's own full collection came round, and stayed at that level after
+(docs/benchmarks.md, "Memory over an hour").
 
 :class:`Reclaimer` runs one full collection a moment after sessions or connections end (at
 most one every ``interval_s``), then, on glibc, ``malloc_trim(0)`` to hand the freed pages
 back to the system. :func:`freeze_startup` (called by ``rxaudio serve`` once the server is
 up) moves everything alive at startup (modules, the model, the application) out of the
 collector's sight, so that each of those collections examines only what sessions and
-connections made since: a few milliseconds instead of tens.
+connections made since. Measured with 20 live sessions (server and clients in one process,
+docs/benchmarks.md): a full collection took about 55 ms over 65,000 objects, and 8-12 ms
+with startup's 59,000 frozen; ``malloc_trim(0)`` took under 0.5 ms.
 """
 
 from __future__ import annotations

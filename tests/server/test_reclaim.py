@@ -7,6 +7,7 @@ import gc
 import platform
 import weakref
 from collections.abc import Iterator
+from typing import Any
 
 import numpy as np
 import pytest
@@ -14,8 +15,6 @@ import pytest
 from rxaudio.server import HUB
 from rxaudio.server.connection import Connection
 from rxaudio.server.reclaim import Reclaimer, malloc_trim
-
-from .conftest import ServerFactory, send_audio, start, until
 
 
 @pytest.fixture
@@ -32,7 +31,7 @@ def no_automatic_gc() -> Iterator[None]:
 
 
 async def test_an_ended_session_and_its_connection_are_freed_soon(
-    server: ServerFactory, speech_pcm: np.ndarray, no_automatic_gc: None
+    server: Any, proto: Any, speech_pcm: np.ndarray, no_automatic_gc: None
 ) -> None:
     # A session is a web of reference cycles, so only the cyclic collector frees it; a
     # long-lived one sits in the oldest generation, which Python examines rarely. With the
@@ -44,12 +43,12 @@ async def test_an_ended_session_and_its_connection_are_freed_soon(
         hub.reclaim.delay_s = 0.05
         hub.reclaim.interval_s = 0.05
         async with client.ws_connect("/ws") as ws:
-            sid = (await start(ws))["session"]
+            sid = (await proto.start(ws))["session"]
             session = weakref.ref(hub.sessions[sid])
             conn = weakref.ref(next(iter(hub.connections)))
-            await send_audio(ws, speech_pcm[: 3 * 16000])
+            await proto.send_audio(ws, speech_pcm[: 3 * 16000])
             await ws.send_json({"type": "stop"})
-            await until(ws, "stopped")
+            await proto.until(ws, "stopped")
         assert sid not in hub.sessions
         for _ in range(200):  # bounded wait for the scheduled run and the handler's exit
             if session() is None and conn() is None:

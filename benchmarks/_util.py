@@ -33,18 +33,24 @@ def median_of(fn: Callable[[], object], repeat: int = 5) -> float:
 
 
 def start_server(
-    serve_args: list[str], *, runner: list[str] | None = None
+    serve_args: list[str],
+    *,
+    runner: list[str] | None = None,
+    server_cpu: int = 0,
+    client_cpu: int = 1,
 ) -> tuple[subprocess.Popen[str], str]:
-    """``rxaudio serve --port 0 SERVE_ARGS`` pinned to CPU 0 (this process moves to CPU 1)
-    when ``taskset`` exists; return the process and its ``ws://`` URL, once it listens.
+    """``rxaudio serve --port 0 SERVE_ARGS`` pinned to CPU ``server_cpu`` (this process moves
+    to ``client_cpu``) when ``taskset`` exists; return the process and its ``ws://`` URL, once
+    it listens.
 
     ``runner`` goes between the interpreter and ``-m rxaudio.apps.cli`` (e.g. cProfile's
     ``-m cProfile -o FILE``)."""
     cmd = [sys.executable, *(runner or []), "-m", "rxaudio.apps.cli", "serve", "--port", "0"]
     cmd += serve_args
     if shutil.which("taskset"):
-        cmd = ["taskset", "-c", "0", *cmd]
-        os.sched_setaffinity(0, {1 % (os.cpu_count() or 1)})
+        n = os.cpu_count() or 1
+        cmd = ["taskset", "-c", str(server_cpu % n), *cmd]
+        os.sched_setaffinity(0, {client_cpu % n})
     proc = subprocess.Popen(cmd, stdout=subprocess.PIPE, stderr=subprocess.DEVNULL, text=True)
     assert proc.stdout is not None
     m = re.search(r"http://127\.0\.0\.1:(\d+)/", proc.stdout.readline())

@@ -258,11 +258,13 @@ async def serve(
     from aiohttp import web
 
     from ..server import create_app, guard
+    from ..server.reclaim import freeze_startup
 
     app = create_app(config)
     runner = web.AppRunner(app, handle_signals=False, shutdown_timeout=config.shutdown_timeout_s)
     await runner.setup()
     guard(runner)
+    freeze_startup()  # this process is the server: later collections skip startup's objects
     site = web.TCPSite(runner, host, port)
     await site.start()
     server = getattr(site, "_server", None)

@@ -17,6 +17,7 @@ from .limits import ConnectionGuard, StorageBudget
 from .metrics import ServerMetrics
 from .pipeline import ChainOptions, WindowBatcher
 from .protocol import CLOSE_GOING_AWAY, StartMessage, error_event
+from .reclaim import Reclaimer
 from .sessions import Session, new_session_id
 from .streams import RedisBridge
 
@@ -58,6 +59,8 @@ class Hub:
         self.batcher: WindowBatcher | None = None
         self._loop: asyncio.AbstractEventLoop | None = None
         self._scheduler: AsyncIOScheduler | None = None
+        # frees ended sessions and connections soon after they end (see reclaim.py)
+        self.reclaim: Reclaimer | None = None
         self.stopping = False
         self.started = time.time()
         self.redis: RedisBridge | None = None
@@ -67,6 +70,7 @@ class Hub:
         """Bind to the running loop; start the shared source if configured."""
         self._loop = asyncio.get_running_loop()
         self._scheduler = AsyncIOScheduler(self._loop)
+        self.reclaim = Reclaimer(self._loop)
         if self.config.options.backend == "silero" and self.config.batch:
             self.batcher = WindowBatcher(
                 self.metrics, self._loop, max_wait=self.config.batch_wait_s
@@ -110,6 +114,8 @@ class Hub:
         """
         self.stopping = True
         self._shared_running = False
+        if self.reclaim is not None:
+            self.reclaim.cancel()
         if self._source_sub is not None:
             self._source_sub.dispose()
             self._source_sub = None
@@ -183,12 +189,18 @@ class Hub:
         return s
 
     def end_session(self, s: Session, reason: str) -> None:
-        """Close a session and forget it (its files stay)."""
+        """Close a session and forget it (its files stay); its memory is freed soon after."""
         s.close(reason)
         if self.sessions.get(s.id) is s:
             del self.sessions[s.id]
         if self.in_grace.get(s.id) is s:
             del self.in_grace[s.id]
+        self.ended()
+
+    def ended(self) -> None:
+        """A session or a connection ended: collect its cyclic garbage soon (rate-limited)."""
+        if self.reclaim is not None and not self.stopping:
+            self.reclaim.soon()
 
     def hold(self, s: Session) -> None:
         """Keep a session whose client vanished for its grace period (bounded in number)."""

@@ -169,6 +169,7 @@ async def websocket(request: web.Request) -> web.StreamResponse:
     finally:
         conn.disconnected()
         hub.connections.discard(conn)
+        hub.ended()
         sender.cancel()
         with contextlib.suppress(asyncio.CancelledError, Exception):
             await sender

@@ -80,11 +80,13 @@ async def _worker(config: Any, chan: socket.socket) -> None:
     from aiohttp import web
 
     from . import create_app, guard
+    from .reclaim import freeze_startup
 
     app = create_app(config)
     runner = web.AppRunner(app, handle_signals=False, shutdown_timeout=config.shutdown_timeout_s)
     await runner.setup()
     guard(runner)
+    freeze_startup()  # this process is a server: later collections skip startup's objects
     server = runner.server
     assert server is not None
     loop = asyncio.get_running_loop()

@@ -20,7 +20,7 @@ the unfused chain, item for item and in order, and so are
   exactly as :func:`~rxaudio.operators._live.live_operator` does.
 
 One lock serialises the whole fused operator (items, settings, timers) where the unfused chain
-took one per live operator.
+took one per live operator; a fused operator with neither settings nor timers takes none.
 """
 
 from __future__ import annotations
@@ -283,9 +283,14 @@ def stages_operator(specs: Sequence[Fusable]) -> Callable[[Observable[Any]], Obs
                 inputs[j] = make_input(j)
             first = inputs[0]
 
-            def on_next(item: Any) -> None:
+            def locked_next(item: Any) -> None:
                 with lock:
                     first(item)
+
+            # settings and timers may come from other threads; without them (as the unfused
+            # stage operators) items take no lock
+            alone = all(s.settings is None for s in specs) and all(t is None for t in timers)
+            on_next: Callable[[Any], None] = first if alone else locked_next
 
             def on_error(exc: Exception) -> None:
                 with lock:

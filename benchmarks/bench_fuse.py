@@ -1,6 +1,6 @@
 """The server's speech chain fused into one operator against its three Rx operators.
 
-Run: ``python -m benchmarks.bench_fuse [--seconds 10] [--rounds 15]``.
+Run: ``python -m benchmarks.bench_fuse [--seconds 10] [--rounds 101]``.
 
 ``vad ! hysteresis ! buffer_utterance`` as a session runs it (a Subject of 512-sample windows,
 live settings Observables, passthrough, the gap timers on an asyncio loop's scheduler) over
@@ -88,7 +88,7 @@ def one_round(
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--seconds", type=float, default=10.0)
-    ap.add_argument("--rounds", type=int, default=15, help="rounds of each, alternating")
+    ap.add_argument("--rounds", type=int, default=101, help="rounds of each, alternating")
     args = ap.parse_args()
     x, sr = sf.read(speech_sample(), dtype="float32")
     x = np.resize(x, int(args.seconds * sr)).astype(np.float32)

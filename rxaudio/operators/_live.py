@@ -10,6 +10,8 @@ Like :func:`~rxaudio.core.element.stage_operator`, but the stage can also
 * close with a reason on upstream error (``close(reason)``), before the error is forwarded.
 
 All observer calls are serialised with one lock (settings and timers may fire on other threads).
+The element also carries its stage as a :class:`~rxaudio.core.element.Step` (``fusable``), so
+:func:`~rxaudio.core.fuse.fuse` can run it in one operator with its neighbours.
 """
 
 from __future__ import annotations

@@ -5,11 +5,15 @@ operator's state and no Rx. :func:`stage_operator` turns a stage factory into an
 the factory is called inside ``subscribe`` (fresh state for every subscriber, re-subscribe and
 ``retry``), exceptions raised by the stage become ``on_error`` with the operator's name and the
 sample index of the item being processed, and ``flush`` runs once on completion.
+
+Elements built from stages also carry their stages' description (:class:`Fusable`), so that
+:func:`~rxaudio.core.fuse.fuse` can run several consecutive ones as a single Rx operator.
 """
 
 from __future__ import annotations
 
-from collections.abc import Callable, Iterable
+from collections.abc import Callable, Iterable, Mapping
+from dataclasses import dataclass
 from typing import Any, Generic, Protocol, TypeVar
 
 from reactivex import Observable, abc
@@ -56,6 +60,51 @@ def wrap_error(name: str, exc: BaseException, item: Any = None) -> StreamError:
     return err
 
 
+@dataclass(frozen=True, slots=True)
+class Step:
+    """One subscription's stage as plain calls: what a fused operator runs for an element.
+
+    ``push`` and ``end`` (completion) return the outputs; an exception they raise becomes
+    ``on_error`` with the element's name and the item's sample index (:func:`wrap_error`; a
+    :class:`~rxaudio.errors.StreamError` passes unchanged, :class:`PartialFailure` emits its
+    outputs first). ``abort`` runs on an upstream error and returns what to emit before it
+    (its exceptions are ignored: the original error matters more); ``dispose`` frees
+    resources. ``gap_seconds``/``on_gap`` and ``apply`` are the live stages' gap timer and
+    settings (:func:`~rxaudio.operators._live.live_operator`).
+    """
+
+    push: Callable[[Any], Iterable[Any]]
+    end: Callable[[], Iterable[Any]]
+    abort: Callable[[], Iterable[Any]] | None = None
+    dispose: Callable[[], None] | None = None
+    gap_seconds: Callable[[], float | None] | None = None
+    on_gap: Callable[[], Iterable[Any]] | None = None
+    apply: Callable[[Mapping[str, Any]], None] | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class Fusable:
+    """How to run an element inside a fused operator: its name and a :class:`Step` factory.
+
+    ``open`` is called once per subscription (fresh state, as the element's own subscribe
+    does); ``settings`` is the live settings Observable, ``scheduler`` the gap timers' own.
+    """
+
+    name: str
+    open: Callable[[], Step]
+    settings: Any = None  # Observable[Mapping[str, Any]] | None
+    scheduler: abc.SchedulerBase | None = None
+
+
+class PartialFailure(Exception):
+    """Raised by a :class:`Step`: emit ``outputs``, then fail with ``error``."""
+
+    def __init__(self, outputs: list[Any], error: Exception) -> None:
+        super().__init__(str(error))
+        self.outputs = outputs
+        self.error = error
+
+
 class Element(Generic[A, B]):
     """An operator that knows its name and the caps it accepts and produces.
 
@@ -65,7 +114,7 @@ class Element(Generic[A, B]):
     the conversions a chain needs.
     """
 
-    __slots__ = ("_fn", "accepts", "name", "produces")
+    __slots__ = ("_fn", "accepts", "fusable", "name", "produces")
 
     def __init__(
         self,
@@ -74,11 +123,13 @@ class Element(Generic[A, B]):
         *,
         accepts: Caps | None = None,
         produces: Caps | None = None,
+        fusable: Fusable | None = None,
     ) -> None:
         self.name = name
         self._fn = fn
         self.accepts = accepts if accepts is not None else Caps()
         self.produces = produces if produces is not None else Caps()
+        self.fusable = fusable  # set when the element can run inside a fused operator
 
     def __call__(self, source: Observable[A]) -> Observable[B]:
         return self._fn(source)
@@ -125,7 +176,13 @@ def stage_operator(
 
         return Observable(subscribe)
 
-    return Element(name, _operator, accepts=accepts, produces=produces)
+    def open_step() -> Step:
+        stage = make_stage()
+        return Step(stage.push, stage.flush)
+
+    return Element(
+        name, _operator, accepts=accepts, produces=produces, fusable=Fusable(name, open_step)
+    )
 
 
 def map_operator(
@@ -155,4 +212,9 @@ def map_operator(
 
         return Observable(subscribe)
 
-    return Element(name, _operator, accepts=accepts, produces=produces)
+    def open_step() -> Step:
+        return Step(lambda item: (fn(item),), tuple)
+
+    return Element(
+        name, _operator, accepts=accepts, produces=produces, fusable=Fusable(name, open_step)
+    )

@@ -10,6 +10,8 @@ Like :func:`~rxaudio.core.element.stage_operator`, but the stage can also
 * close with a reason on upstream error (``close(reason)``), before the error is forwarded.
 
 All observer calls are serialised with one lock (settings and timers may fire on other threads).
+The element also carries its stage as a :class:`~rxaudio.core.element.Step` (``fusable``), so
+:func:`~rxaudio.core.fuse.fuse` can run it in one operator with its neighbours.
 """
 
 from __future__ import annotations
@@ -21,10 +23,10 @@ from typing import Any, Protocol
 
 from reactivex import Observable, abc
 from reactivex.disposable import CompositeDisposable, Disposable, SerialDisposable
-from reactivex.scheduler import CurrentThreadScheduler, ImmediateScheduler, TimeoutScheduler
 
 from ..core.caps import Caps
-from ..core.element import Element, sample_index_of, wrap_error
+from ..core.element import Element, Fusable, Step, sample_index_of, wrap_error
+from ..core.fuse import timer_scheduler
 from ..errors import ConfigError
 from ..frames import SettingsRejected
 
@@ -53,17 +55,6 @@ class LiveStage(Protocol):
         ...
 
 
-def _timer_scheduler(
-    explicit: abc.SchedulerBase | None, subscribed: abc.SchedulerBase | None
-) -> abc.SchedulerBase:
-    # A trampoline (current thread) or immediate scheduler would block the stream while it
-    # waits, so timers then go to a timeout scheduler; virtual-time schedulers are kept.
-    for s in (explicit, subscribed):
-        if s is not None and not isinstance(s, CurrentThreadScheduler | ImmediateScheduler):
-            return s
-    return TimeoutScheduler.singleton()
-
-
 def live_operator(
     name: str,
     make_stage: Callable[[], LiveStage],
@@ -82,7 +73,7 @@ def live_operator(
             stage = make_stage()
             lock = threading.RLock()
             timer = SerialDisposable()
-            sched = _timer_scheduler(scheduler, sub_scheduler)
+            sched = timer_scheduler(scheduler, sub_scheduler)
             state: dict[str, Any] = {"done": False, "last": None, "item": None, "armed": False}
 
             def emit(items: Iterable[Any]) -> None:
@@ -207,7 +198,24 @@ def live_operator(
 
         return Observable(subscribe)
 
-    return Element(name, _operator, accepts=accepts, produces=produces)
+    def open_step() -> Step:
+        stage = make_stage()
+        return Step(
+            stage.push,
+            lambda: stage.close("end_of_stream"),
+            abort=lambda: stage.close("error"),
+            gap_seconds=stage.gap_seconds,
+            on_gap=stage.on_gap,
+            apply=stage.apply,
+        )
+
+    return Element(
+        name,
+        _operator,
+        accepts=accepts,
+        produces=produces,
+        fusable=Fusable(name, open_step, settings, scheduler),
+    )
 
 
 def updated(current: Any, changes: Mapping[str, Any], op: str) -> dict[str, Any]:

@@ -2,17 +2,16 @@
 
 from __future__ import annotations
 
-from collections.abc import Callable
-from typing import Annotated, Any
+from typing import Annotated
 
 import numpy as np
-from reactivex import Observable, abc
-from reactivex.disposable import CompositeDisposable, Disposable, SerialDisposable
+from reactivex.disposable import SerialDisposable
 from reactivex.subject import Subject
 
 from ..core.caps import Caps
 from ..core.check import FormatTracker, all_finite, audio
-from ..core.element import Element, wrap_error
+from ..core.element import Element, Fusable, PartialFailure, Step, wrap_error
+from ..core.fuse import stages_operator
 from ..core.props import Choices, Range, Unit, element
 from ..frames import AudioFrame, VadFrame
 from ..vad import BACKENDS, ScorerFactory, backend_factory
@@ -100,6 +99,90 @@ class _VadStage:
             closer()
 
 
+class _VadStep:
+    """One subscription of vad as a :class:`Step`: checks, conversion route, scoring.
+
+    The conversion route is decided on the first frame: a stream that already has the model's
+    caps goes straight to the stage; any other through ``conform(caps)``, whose outputs (and
+    failure) are collected within the push that caused them.
+    """
+
+    def __init__(self, stage: _VadStage, caps: Caps) -> None:
+        self.stage, self.caps = stage, caps
+        self.direct: bool | None = None  # None until the first frame
+        self.subject: Subject[AudioFrame] = Subject()
+        self.conv = SerialDisposable()
+        self.out: list[VadFrame] = []
+        self.err: Exception | None = None
+
+    def step(self) -> Step:
+        return Step(self.push, self.end, abort=self.abort, dispose=self.dispose)
+
+    def push(self, item: AudioFrame) -> list[VadFrame]:
+        stage = self.stage
+        err: Exception  # raised outside ``except``: an error already named keeps its cause
+        try:
+            frame = stage.original(audio("vad", item))
+        except Exception as exc:
+            err = wrap_error("vad", exc, item)
+            raise err from err.__cause__
+        if self.direct is None:
+            self.direct = self.caps.accepts(frame)
+            if not self.direct:
+                self.conv.disposable = conform(self.caps)(self.subject).subscribe(
+                    self._on_conv, self._on_conv_error, self._on_conv_done
+                )
+        if self.direct:
+            try:
+                return stage.converted(frame)
+            except Exception as exc:
+                err = wrap_error("vad", exc, frame)
+                raise err from err.__cause__
+        self.subject.on_next(frame)
+        return self._collected()
+
+    def _collected(self) -> list[VadFrame]:
+        out, self.out = self.out, []
+        if self.err is not None:
+            raise PartialFailure(out, self.err) if out else self.err
+        return out
+
+    def _on_conv(self, frame: AudioFrame) -> None:
+        if self.err is None:
+            try:
+                self.out.extend(self.stage.converted(frame))
+            except Exception as exc:
+                self.err = wrap_error("vad", exc, frame)
+
+    def _on_conv_error(self, exc: Exception) -> None:
+        if self.err is None:
+            self.err = wrap_error("vad", exc)
+
+    def _on_conv_done(self) -> None:
+        if self.err is None:
+            try:
+                self.out.extend(self.stage.flush())
+            except Exception as exc:
+                self.err = wrap_error("vad", exc)
+
+    def end(self) -> list[VadFrame]:
+        try:
+            if self.direct is False:
+                self.subject.on_completed()  # flushes the converters, then the stage
+                return self._collected()
+            return self.stage.flush()
+        finally:
+            self.stage.close()
+
+    def abort(self) -> list[VadFrame]:
+        self.stage.close()
+        return []
+
+    def dispose(self) -> None:
+        self.conv.dispose()
+        self.stage.close()
+
+
 @element("vad", kind="operator", accepts=Caps(), produces=Caps(frame=VadFrame))
 def vad(
     backend: Annotated[str | ScorerFactory, Choices(BACKENDS)] = "silero",
@@ -152,79 +235,14 @@ def vad(
     caps = Caps(sample_rate=model_rate if resample else None, channels=1)
     check_rate = None if resample else model_rate
 
-    def _vad(source: Observable[AudioFrame]) -> Observable[VadFrame]:
-        def subscribe(
-            observer: abc.ObserverBase[VadFrame], scheduler: abc.SchedulerBase | None = None
-        ) -> abc.DisposableBase:
-            stage = _VadStage(factory, check_rate, label)
-            subject: Subject[AudioFrame] = Subject()
-            done = [False]
+    def open_step() -> Step:
+        return _VadStep(_VadStage(factory, check_rate, label), caps).step()
 
-            def fail(exc: BaseException, item: Any = None) -> None:
-                if not done[0]:
-                    done[0] = True
-                    stage.close()
-                    observer.on_error(wrap_error("vad", exc, item))
-
-            def upstream_error(exc: Exception) -> None:
-                if not done[0]:  # an upstream error passes through unchanged
-                    done[0] = True
-                    stage.close()
-                    observer.on_error(exc)
-
-            def on_conv(frame: AudioFrame) -> None:
-                try:
-                    out = stage.converted(frame)
-                except Exception as exc:
-                    fail(exc, frame)
-                    return
-                for vf in out:
-                    observer.on_next(vf)
-
-            def on_conv_done() -> None:
-                try:
-                    out = stage.flush()
-                except Exception as exc:
-                    fail(exc)
-                    return
-                for vf in out:
-                    observer.on_next(vf)
-                done[0] = True
-                stage.close()
-                observer.on_completed()
-
-            # Conversion path, decided on the first frame: a stream that already has the
-            # model's caps goes straight to the stage (saves three Rx hops per frame).
-            route: list[Callable[[AudioFrame], None]] = []
-            conv = SerialDisposable()
-
-            def on_next(item: AudioFrame) -> None:
-                if done[0]:
-                    return
-                try:
-                    frame = stage.original(audio("vad", item))
-                except Exception as exc:
-                    fail(exc, item)
-                    return
-                if not route:
-                    if caps.accepts(frame):
-                        route.append(on_conv)
-                    else:
-                        conv.disposable = conform(caps)(subject).subscribe(
-                            on_conv, fail, on_conv_done
-                        )
-                        route.append(subject.on_next)
-                route[0](frame)
-
-            def on_completed() -> None:
-                if route and route[0] is subject.on_next:
-                    subject.on_completed()  # flushes the converters, then on_conv_done
-                elif not done[0]:
-                    on_conv_done()
-
-            src = source.subscribe(on_next, upstream_error, on_completed, scheduler=scheduler)
-            return CompositeDisposable(src, conv, Disposable(stage.close))
-
-        return Observable(subscribe)
-
-    return Element("vad", _vad, accepts=Caps(), produces=Caps(frame=VadFrame))
+    spec = Fusable("vad", open_step)
+    return Element(
+        "vad",
+        stages_operator([spec]),
+        accepts=Caps(),
+        produces=Caps(frame=VadFrame),
+        fusable=spec,
+    )

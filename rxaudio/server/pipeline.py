@@ -18,7 +18,9 @@ onnxruntime call (``BatchedSileroScorer.score_batch``) and hands each window on 
 phase 2, whose ``vad`` operator takes the precomputed probability through a
 :class:`PrefetchScorer`. The ``vad``, ``hysteresis``, ``buffer_utterance``, ``level`` and
 ``spectrogram`` operators are the library's own; ``hysteresis`` and ``buffer_utterance`` follow
-an Observable of settings, so a client's ``config`` message retunes its running pipeline.
+an Observable of settings, so a client's ``config`` message retunes its running pipeline. The
+speech chain runs fused (:func:`~rxaudio.core.fuse.fuse`): one Rx operator whose window goes
+from ``vad`` to ``hysteresis`` to ``buffer_utterance`` by plain calls, same outputs.
 """
 
 from __future__ import annotations
@@ -39,6 +41,7 @@ from reactivex.disposable import CompositeDisposable
 from reactivex.subject import Subject
 
 from ..core.check import all_finite
+from ..core.fuse import fuse
 from ..errors import ConfigError
 from ..frames import (
     AudioFrame,
@@ -74,6 +77,7 @@ DISPLAY_CHAINS = {"level": "level", "spectrogram": f"spectrogram kind=log_mel n_
 HYSTERESIS_KEYS = ("threshold", "neg_threshold", "min_speech_ms", "min_silence_ms")
 UTTERANCE_KEYS = ("pre_roll_ms", "post_roll_ms", "max_ms")
 BACKENDS = ("silero", "webrtc", "energy")
+FUSE_STAGES = True  # run adjacent stage-based elements as one operator (False: for comparisons)
 
 
 @dataclass(frozen=True, slots=True)
@@ -589,10 +593,14 @@ def _parsed(text: str) -> tuple[ChainElement, ...]:
     return tuple(parse_chain(text))
 
 
+def _fused(*operators: Callable[[Observable[Any]], Observable[Any]]) -> list[Any]:
+    return fuse(*operators) if FUSE_STAGES else list(operators)
+
+
 def _built(text: str) -> Callable[[Observable[Any]], Observable[Any]]:
     """A chain string's operators, built through the registry (fresh ones for each session)."""
     built: Callable[[Observable[Any]], Observable[Any]] = rx.compose(
-        *(registry.make(e.name, **e.options) for e in _parsed(text))
+        *_fused(*(registry.make(e.name, **e.options) for e in _parsed(text)))
     )
     return built
 
@@ -632,21 +640,23 @@ class Chain:
         audio = windows if isinstance(windows, Subject) else windows.pipe(ops.share())
         fixed = self.options.fixed
         speech = audio.pipe(
-            self._vad(),
-            registry.make(
-                "hysteresis",
-                **_pick(HYSTERESIS_KEYS)(s),
-                settings=self.settings.pipe(ops.map(_pick(HYSTERESIS_KEYS))),
-                **fixed.get("hysteresis", {}),
-            ),
-            registry.make(
-                "buffer_utterance",
-                **_pick(UTTERANCE_KEYS)(s),
-                passthrough=True,
-                settings=self.settings.pipe(ops.map(_pick(UTTERANCE_KEYS))),
-                scheduler=self.scheduler,
-                **fixed.get("buffer_utterance", {}),
-            ),
+            *_fused(
+                self._vad(),
+                registry.make(
+                    "hysteresis",
+                    **_pick(HYSTERESIS_KEYS)(s),
+                    settings=self.settings.pipe(ops.map(_pick(HYSTERESIS_KEYS))),
+                    **fixed.get("hysteresis", {}),
+                ),
+                registry.make(
+                    "buffer_utterance",
+                    **_pick(UTTERANCE_KEYS)(s),
+                    passthrough=True,
+                    settings=self.settings.pipe(ops.map(_pick(UTTERANCE_KEYS))),
+                    scheduler=self.scheduler,
+                    **fixed.get("buffer_utterance", {}),
+                ),
+            )
         )
         branches: list[Observable[Any]] = [speech]
         if self.options.transcribe is not None:

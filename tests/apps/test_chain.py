@@ -8,6 +8,7 @@ import pytest
 
 from rxaudio.apps._chain import FlagChain
 from rxaudio.apps._flags import in_flags
+from rxaudio.core.fuse import Fused
 from rxaudio.errors import ConfigError
 from rxaudio.pipeline import registry
 
@@ -35,7 +36,8 @@ def test_flags_come_from_the_elements_and_build_through_the_registry() -> None:
     assert opts["hysteresis"]["threshold"] == hyst.prop("threshold").default  # the flag's
     args = p.parse_args(["--threshold", "0.3"])
     assert _chain().options(args)["hysteresis"]["threshold"] == 0.3
-    assert len(_chain().build(args)) == 2
+    (built,) = _chain().build(args)  # the two elements, run fused as one operator
+    assert isinstance(built, Fused) and [e.name for e in built.parts] == ["vad", "hysteresis"]
 
 
 def test_unset_flags_leave_the_strings_options() -> None:

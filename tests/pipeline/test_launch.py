@@ -342,3 +342,26 @@ def test_an_error_in_one_branch_finalizes_the_others_before_it_is_raised(tmp_pat
         with pytest.raises(Exception, match="NaN or inf samples"):
             p.run()
         assert lv.read_text().count("\n") == 11 and not Path(partial_name(str(lv))).exists()
+
+
+def test_a_launched_chain_runs_fused_and_gives_the_unfused_items() -> None:
+    import reactivex as rx
+
+    from rxaudio.core.fuse import Fused, fuse
+    from rxaudio.operators import buffer_utterance, hysteresis, vad
+    from rxaudio.sources import from_file
+
+    p = parse_launch(
+        f"file location={S} block_size=3000 ! vad ! hysteresis threshold=0.4 "
+        "! buffer_utterance passthrough=true"
+    )
+    (branch,) = p.branches
+    assert len(branch.operators) == 3  # the chain as written: three elements
+    out: list[Any] = []
+    p.observable().subscribe(out.append)
+    ref: list[Any] = []
+    steps = [vad(), hysteresis(threshold=0.4), buffer_utterance(passthrough=True)]
+    from_file(S, block_size=3000).pipe(rx.compose(*steps)).subscribe(ref.append)
+    assert [x.to_dict() for x in out] == [x.to_dict() for x in ref] and len(out) > 100
+    (fused,) = fuse(*branch.operators)  # what the pipeline runs: one operator
+    assert isinstance(fused, Fused) and len(fused.parts) == 3

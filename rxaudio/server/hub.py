@@ -70,7 +70,7 @@ class Hub:
         """Bind to the running loop; start the shared source if configured."""
         self._loop = asyncio.get_running_loop()
         self._scheduler = AsyncIOScheduler(self._loop)
-        self.reclaim = Reclaimer(self._loop)
+        self.reclaim = Reclaimer(self._loop, observe=self.metrics.reclaim.observe)
         if self.config.options.backend == "silero" and self.config.batch:
             self.batcher = WindowBatcher(
                 self.metrics, self._loop, max_wait=self.config.batch_wait_s

@@ -54,6 +54,7 @@ MULTIPROC_ENV = "PROMETHEUS_MULTIPROC_DIR"
 
 LATENCY_BUCKETS = (0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5)
 BATCH_BUCKETS = (1, 2, 4, 8, 16, 32, 64, 128, 256)
+PAUSE_BUCKETS = (0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0)
 # every limit that can be reached (``rxaudio_limit_reached_total{limit=...}``); see ServerConfig
 LIMITS = (
     "connections",
@@ -124,6 +125,13 @@ BATCH = Series(
     "Streams scored per batched Silero call.",
     buckets=BATCH_BUCKETS,
 )
+RECLAIM = Series(
+    _P + "reclaim_seconds",
+    "histogram",
+    "Time the event loop spent freeing ended sessions (a full garbage collection and a heap "
+    "trim; every session waits meanwhile).",
+    buckets=PAUSE_BUCKETS,
+)
 REDIS_WRITTEN = Series(
     _P + "redis_entries_written_total",
     "counter",
@@ -159,6 +167,7 @@ SERIES = (
     UTTERANCES,
     LATENCY,
     BATCH,
+    RECLAIM,
     REDIS_WRITTEN,
     REDIS_NOT_WRITTEN,
     REDIS_WAITING,
@@ -244,6 +253,7 @@ class _Instruments:
         self.utterances = counter(UTTERANCES)
         self.latency = histogram(LATENCY)
         self.batch = histogram(BATCH)
+        self.reclaim = histogram(RECLAIM)
         self.redis_written = counter(REDIS_WRITTEN)
         self.redis_not_written = counter(REDIS_NOT_WRITTEN)
         self.redis_waiting = gauge(REDIS_WAITING)
@@ -313,7 +323,8 @@ class ServerMetrics:
 
     The hot path calls ``frames.inc()``, ``samples.inc(n)``, ``events.inc(n)``,
     ``dropped.inc()``, ``errors.inc()``, ``utterances.inc()``, ``latency.observe(seconds)``,
-    ``batch.observe(n)`` and ``limits.inc(limit)`` (these are prometheus-client's objects).
+    ``batch.observe(n)``, ``reclaim.observe(seconds)`` and ``limits.inc(limit)`` (these are
+    prometheus-client's objects).
     """
 
     def __init__(
@@ -345,7 +356,7 @@ class ServerMetrics:
         self.limits = m.limits
         self.frames, self.samples, self.events = m.frames, m.samples, m.events
         self.dropped, self.errors, self.utterances = m.dropped, m.errors, m.utterances
-        self.latency, self.batch = m.latency, m.batch
+        self.latency, self.batch, self.reclaim = m.latency, m.batch, m.reclaim
         self.redis_written, self.redis_not_written = m.redis_written, m.redis_not_written
         self.redis_relayed = m.redis_relayed
         self._callbacks: tuple[tuple[Gauge, Callable[[], float]], ...] = (

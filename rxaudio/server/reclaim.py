@@ -29,6 +29,7 @@ import ctypes
 import ctypes.util
 import gc
 import sys
+import time
 from collections.abc import Callable
 from functools import cache
 
@@ -91,12 +92,14 @@ class Reclaimer:
         interval_s: float = RECLAIM_INTERVAL_S,
         collect: Callable[[], object] = gc.collect,
         trim: Callable[[], object] = malloc_trim,
+        observe: Callable[[float], object] | None = None,
     ) -> None:
         self.loop = loop
         self.delay_s = delay_s
         self.interval_s = interval_s
         self._collect = collect
         self._trim = trim
+        self._observe = observe  # told each run's duration (the loop's pause), in seconds
         self._handle: asyncio.TimerHandle | None = None
         self._last = -float("inf")  # loop time of the last run
         self.runs = 0
@@ -113,8 +116,11 @@ class Reclaimer:
         if self._handle is not None:
             self._handle.cancel()
             self._handle = None
+        t0 = time.perf_counter()
         self._collect()
         self._trim()
+        if self._observe is not None:
+            self._observe(time.perf_counter() - t0)
         self._last = self.loop.time()
         self.runs += 1
 

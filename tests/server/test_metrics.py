@@ -45,6 +45,11 @@ EXPECTED = {
         "Latency from an audio frame's arrival to the sending of an event it caused.",
     ),
     "rxaudio_vad_batch_size": ("histogram", "Streams scored per batched Silero call."),
+    "rxaudio_reclaim_seconds": (
+        "histogram",
+        "Time the event loop spent freeing ended sessions (a full garbage collection and a heap "
+        "trim; every session waits meanwhile).",
+    ),
     "rxaudio_redis_entries_written_total": (
         "counter",
         "Speech events and utterances written to the Redis stream (serve --redis).",

@@ -57,6 +57,9 @@ async def test_an_ended_session_and_its_connection_are_freed_soon(
         assert session() is None, "the ended session is still alive"
         assert conn() is None, "the closed connection is still alive"
         assert hub.reclaim.runs >= 1
+        # each run's pause is in /metrics
+        assert hub.metrics.value("rxaudio_reclaim_seconds_count") == hub.reclaim.runs
+        assert hub.metrics.value("rxaudio_reclaim_seconds_sum") > 0
         assert not any(type(o) is Connection for o in gc.get_objects())
 
 

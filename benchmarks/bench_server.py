@@ -12,6 +12,10 @@ spectrogram, utterance WAVs and JSONL on disk). Reported per count:
 * the server's CPU use as a fraction of one core, and per stream as a ratio to real time;
 * the same with ``--no-batch`` (one Silero scorer per session), the reference in the same run.
 
+Every client asks for every event (level, vad, spectrogram) unless ``--events`` says which:
+``--events level,vad --events level,vad,spectrogram`` measures issue 12's two goals (250 streams
+with level and vad events, 150 with spectrograms too) side by side, each with its own capacity.
+
 The capacity is the largest count whose p99 stays under 100 ms with the server under one core
 and nothing dropped, found separately for 32 ms (512-sample) and 64 ms (1024-sample) client
 frames by trying ``--counts`` in order until one fails. CPU per stream is also given as a
@@ -61,6 +65,7 @@ def measure(
     frame: int = 1024,
     batch_events: bool = True,
     loop: str = "auto",
+    events: tuple[str, ...] | None = None,
 ) -> dict[str, Any]:
     """One run of ``count`` real-time streams; latency percentiles and server CPU."""
     out = tempfile.mkdtemp(prefix="rxaudio-bench-")
@@ -76,6 +81,7 @@ def measure(
                 clients=count,
                 frame=frame,
                 batch=batch_events,
+                options=None if events is None else {"events": list(events)},
             )
         )
         used = _cpu_seconds(proc.pid) - cpu0
@@ -134,13 +140,23 @@ def main() -> None:
     )
     ap.add_argument("--p99-ms", type=float, default=100.0, help="the latency goal")
     ap.add_argument("--loop", default="auto", help="the server's event loop (rxaudio serve --loop)")
+    ap.add_argument(
+        "--events",
+        action="append",
+        default=None,
+        help="events every client asks for, e.g. level,vad (repeatable: each set gets its own "
+        "capacity; default: level,vad,spectrogram, every event)",
+    )
     args = ap.parse_args()
+    event_sets = [tuple(e.split(",")) for e in (args.events or ["level,vad,spectrogram"])]
     if shutil.which("taskset"):
         os.sched_setaffinity(0, {1 % (os.cpu_count() or 1)})
     x, _ = sf.read(speech_sample(), dtype="int16")
     audio = np.resize(x, int(args.seconds * 16000))
 
-    def best(n: int, batch: bool, frame: int) -> dict[str, Any]:
+    def best(
+        n: int, batch: bool, frame: int, events: tuple[str, ...] = event_sets[0]
+    ) -> dict[str, Any]:
         # the machine is shared: keep the run least disturbed by others (lowest p99)
         runs = [
             measure(
@@ -152,36 +168,39 @@ def main() -> None:
                 frame,
                 not args.no_batch_events,
                 args.loop,
+                events,
             )
             for _ in range(args.repeat)
         ]
-        return min(runs, key=lambda r: r["p99_ms"])
+        return {**min(runs, key=lambda r: r["p99_ms"]), "events": events}
 
     def fits(r: dict[str, Any]) -> bool:
         return bool(r["p99_ms"] <= args.p99_ms and r["server_cpu"] < 0.98 and not r["dropped"])
 
     rows: list[dict[str, Any]] = []
-    capacity: dict[float, int] = {}
-    for frame in counts(args.frames):
-        for n in counts(args.counts):
-            r = best(n, True, frame)
-            rows.append(r)
-            if not fits(r):
-                break
-            capacity[r["frame_ms"]] = n
+    capacity: dict[tuple[tuple[str, ...], float], int] = {}
+    for events in event_sets:
+        for frame in counts(args.frames):
+            for n in counts(args.counts):
+                r = best(n, True, frame, events)
+                rows.append(r)
+                if not fits(r):
+                    break
+                capacity[events, r["frame_ms"]] = n
     refs = [best(n, False, 1024) for n in counts(args.reference_counts)]
     from benchmarks.bench_session import inference_cpu
 
     top = max((r["streams"] for r in rows), default=50)
     inference = min(inference_cpu(audio, top) for _ in range(args.repeat)) / (top * args.seconds)
     print(
-        f"{'streams':>7} {'frame':>6} {'batch':>5} {'p50 ms':>7} {'p99 ms':>7} "
+        f"{'events':>22} {'streams':>7} {'frame':>6} {'batch':>5} {'p50 ms':>7} {'p99 ms':>7} "
         f"{'server cpu':>10} {'cpu ms/stream-s':>15} {'x inference':>11} {'dropped':>7} {'late':>5}"
     )
     for r in rows + refs:
         per = r["cpu_per_stream_rt"]
         print(
-            f"{r['streams']:>7} {r['frame_ms']:>4.0f}ms {'yes' if r['batch'] else 'no':>5} "
+            f"{','.join(r['events']):>22} {r['streams']:>7} {r['frame_ms']:>4.0f}ms "
+            f"{'yes' if r['batch'] else 'no':>5} "
             f"{r['p50_ms']:>7.1f} {r['p99_ms']:>7.1f} {r['server_cpu']:>10.3f} "
             f"{1000 * per:>15.2f} {per / inference:>11.2f} {r['dropped']:>7} {r['late_frames']:>5}"
         )
@@ -189,16 +208,26 @@ def main() -> None:
         f"batched Silero inference alone: {1000 * inference:.2f} ms CPU per stream-second "
         f"(batches of {top})"
     )
-    for frame in counts(args.frames):
-        ms = 1000 * frame / 16000
-        got = capacity.get(ms)
-        print(
-            f"capacity at {ms:.0f} ms frames: "
-            + (f"{got} streams" if got else "under the smallest count tried")
-            + f" (p99 <= {args.p99_ms:.0f} ms, server under one core, nothing dropped)"
-        )
+    for events in event_sets:
+        for frame in counts(args.frames):
+            ms = 1000 * frame / 16000
+            got = capacity.get((events, ms))
+            print(
+                f"capacity with {','.join(events)} events at {ms:.0f} ms frames: "
+                + (f"{got} streams" if got else "under the smallest count tried")
+                + f" (p99 <= {args.p99_ms:.0f} ms, server under one core, nothing dropped)"
+            )
     for ref in refs:
-        b = next((r for r in rows if r["streams"] == ref["streams"] and r["frame_ms"] == 64), None)
+        b = next(
+            (
+                r
+                for r in rows
+                if r["streams"] == ref["streams"]
+                and r["frame_ms"] == 64
+                and r["events"] == event_sets[0]
+            ),
+            None,
+        )
         if b is not None:
             ratio = b["cpu_per_stream_rt"] / ref["cpu_per_stream_rt"]
             print(f"batched / per-session CPU per stream at {ref['streams']} streams: {ratio:.2f}")

@@ -38,14 +38,16 @@ def start_server(
     runner: list[str] | None = None,
     server_cpu: int = 0,
     client_cpu: int = 1,
+    module: str = "rxaudio.apps.cli serve",
 ) -> tuple[subprocess.Popen[str], str]:
     """``rxaudio serve --port 0 SERVE_ARGS`` pinned to CPU ``server_cpu`` (this process moves
     to ``client_cpu``) when ``taskset`` exists; return the process and its ``ws://`` URL, once
     it listens.
 
     ``runner`` goes between the interpreter and ``-m rxaudio.apps.cli`` (e.g. cProfile's
-    ``-m cProfile -o FILE``)."""
-    cmd = [sys.executable, *(runner or []), "-m", "rxaudio.apps.cli", "serve", "--port", "0"]
+    ``-m cProfile -o FILE``); ``module`` is what ``-m`` runs (``"benchmarks.floor_server"``: the
+    reference server of ``bench_server --floor``)."""
+    cmd = [sys.executable, *(runner or []), "-m", *module.split(), "--port", "0"]
     cmd += serve_args
     if shutil.which("taskset"):
         n = os.cpu_count() or 1

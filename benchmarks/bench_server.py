@@ -16,6 +16,13 @@ Every client asks for every event (level, vad, spectrogram) unless ``--events`` 
 ``--events level,vad --events level,vad,spectrogram`` measures issue 12's two goals (250 streams
 with level and vad events, 150 with spectrograms too) side by side, each with its own capacity.
 
+``--floor silero`` and ``--floor none`` find the same capacities for
+:mod:`benchmarks.floor_server`, a server that only receives frames, sends a ``level`` event per
+frame and a ``vad`` event per window (with or without batched Silero), on the same aiohttp and
+loop: no pipeline, files, limits or metrics. That is the most any server sending one WebSocket
+message per frame can carry here, so it says how much of a shortfall is rxaudio's and how much
+the platform's.
+
 The capacity is the largest count whose p99 stays under 100 ms with the server under one core
 and nothing dropped, found separately for 32 ms (512-sample) and 64 ms (1024-sample) client
 frames by trying ``--counts`` in order until one fails. CPU per stream is also given as a
@@ -50,8 +57,11 @@ def _cpu_seconds(pid: int) -> float:
 
 
 def _start_server(
-    out: str, batch: bool, wait_ms: float, loop: str = "auto"
+    out: str, batch: bool, wait_ms: float, loop: str = "auto", floor: str | None = None
 ) -> tuple[subprocess.Popen[str], str]:
+    if floor is not None:  # the reference server: messages (and Silero) only
+        args = ["--model", floor, "--batch-wait-ms", str(wait_ms), "--loop", loop]
+        return start_server(args, module="benchmarks.floor_server")
     args = ["--out", out, "--queue", "256", "--batch-wait-ms", str(wait_ms), "--loop", loop]
     return start_server(args + ([] if batch else ["--no-batch"]))
 
@@ -66,10 +76,14 @@ def measure(
     batch_events: bool = True,
     loop: str = "auto",
     events: tuple[str, ...] | None = None,
+    floor: str | None = None,
 ) -> dict[str, Any]:
-    """One run of ``count`` real-time streams; latency percentiles and server CPU."""
+    """One run of ``count`` real-time streams; latency percentiles and server CPU.
+
+    ``floor`` (``"silero"`` or ``"none"``) runs :mod:`benchmarks.floor_server` in place of
+    ``rxaudio serve``."""
     out = tempfile.mkdtemp(prefix="rxaudio-bench-")
-    proc, url = _start_server(out, batch, wait_ms, loop)
+    proc, url = _start_server(out, batch, wait_ms, loop, floor)
     try:
         time.sleep(0.5)
         cpu0, t0 = _cpu_seconds(proc.pid), time.perf_counter()
@@ -93,6 +107,7 @@ def measure(
     s = res.summary()
     return {
         "streams": count,
+        "server": "rxaudio" if floor is None else f"floor:{floor}",
         "frame_ms": 1000 * frame / 16000,
         "batch": batch,
         "p50_ms": s["p50_ms"],
@@ -147,6 +162,14 @@ def main() -> None:
         help="events every client asks for, e.g. level,vad (repeatable: each set gets its own "
         "capacity; default: level,vad,spectrogram, every event)",
     )
+    ap.add_argument(
+        "--floor",
+        action="append",
+        choices=("silero", "none"),
+        default=[],
+        help="also find the capacity of benchmarks.floor_server (messages only, with or without "
+        "batched Silero), the upper bound for any server built this way here (repeatable)",
+    )
     args = ap.parse_args()
     event_sets = [tuple(e.split(",")) for e in (args.events or ["level,vad,spectrogram"])]
     if shutil.which("taskset"):
@@ -155,7 +178,11 @@ def main() -> None:
     audio = np.resize(x, int(args.seconds * 16000))
 
     def best(
-        n: int, batch: bool, frame: int, events: tuple[str, ...] = event_sets[0]
+        n: int,
+        batch: bool,
+        frame: int,
+        events: tuple[str, ...] = event_sets[0],
+        floor: str | None = None,
     ) -> dict[str, Any]:
         # the machine is shared: keep the run least disturbed by others (lowest p99)
         runs = [
@@ -169,6 +196,7 @@ def main() -> None:
                 not args.no_batch_events,
                 args.loop,
                 events,
+                floor,
             )
             for _ in range(args.repeat)
         ]
@@ -178,28 +206,32 @@ def main() -> None:
         return bool(r["p99_ms"] <= args.p99_ms and r["server_cpu"] < 0.98 and not r["dropped"])
 
     rows: list[dict[str, Any]] = []
-    capacity: dict[tuple[tuple[str, ...], float], int] = {}
-    for events in event_sets:
+    capacity: dict[tuple[str, tuple[str, ...], float], int] = {}
+    runs: list[tuple[str | None, tuple[str, ...]]] = [(None, e) for e in event_sets]
+    runs += [(f, event_sets[0]) for f in args.floor]
+    for floor, events in runs:
         for frame in counts(args.frames):
             for n in counts(args.counts):
-                r = best(n, True, frame, events)
+                r = best(n, True, frame, events, floor)
                 rows.append(r)
                 if not fits(r):
                     break
-                capacity[events, r["frame_ms"]] = n
+                capacity[r["server"], events, r["frame_ms"]] = n
     refs = [best(n, False, 1024) for n in counts(args.reference_counts)]
     from benchmarks.bench_session import inference_cpu
 
     top = max((r["streams"] for r in rows), default=50)
     inference = min(inference_cpu(audio, top) for _ in range(args.repeat)) / (top * args.seconds)
     print(
-        f"{'events':>22} {'streams':>7} {'frame':>6} {'batch':>5} {'p50 ms':>7} {'p99 ms':>7} "
+        f"{'server':>12} {'events':>22} {'streams':>7} {'frame':>6} {'batch':>5} "
+        f"{'p50 ms':>7} {'p99 ms':>7} "
         f"{'server cpu':>10} {'cpu ms/stream-s':>15} {'x inference':>11} {'dropped':>7} {'late':>5}"
     )
     for r in rows + refs:
         per = r["cpu_per_stream_rt"]
         print(
-            f"{','.join(r['events']):>22} {r['streams']:>7} {r['frame_ms']:>4.0f}ms "
+            f"{r['server']:>12} {','.join(r['events']):>22} {r['streams']:>7} "
+            f"{r['frame_ms']:>4.0f}ms "
             f"{'yes' if r['batch'] else 'no':>5} "
             f"{r['p50_ms']:>7.1f} {r['p99_ms']:>7.1f} {r['server_cpu']:>10.3f} "
             f"{1000 * per:>15.2f} {per / inference:>11.2f} {r['dropped']:>7} {r['late_frames']:>5}"
@@ -208,12 +240,13 @@ def main() -> None:
         f"batched Silero inference alone: {1000 * inference:.2f} ms CPU per stream-second "
         f"(batches of {top})"
     )
-    for events in event_sets:
+    for floor, events in runs:
+        server = "rxaudio" if floor is None else f"floor:{floor}"
         for frame in counts(args.frames):
             ms = 1000 * frame / 16000
-            got = capacity.get((events, ms))
+            got = capacity.get((server, events, ms))
             print(
-                f"capacity with {','.join(events)} events at {ms:.0f} ms frames: "
+                f"capacity of {server} with {','.join(events)} events at {ms:.0f} ms frames: "
                 + (f"{got} streams" if got else "under the smallest count tried")
                 + f" (p99 <= {args.p99_ms:.0f} ms, server under one core, nothing dropped)"
             )
@@ -223,6 +256,7 @@ def main() -> None:
                 r
                 for r in rows
                 if r["streams"] == ref["streams"]
+                and r["server"] == "rxaudio"
                 and r["frame_ms"] == 64
                 and r["events"] == event_sets[0]
             ),

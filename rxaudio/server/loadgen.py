@@ -49,10 +49,12 @@ async def stream_client(
     delay: float = 0.0,
     options: dict[str, Any] | None = None,
     batch: bool = False,
+    record: list[dict[str, Any]] | None = None,
 ) -> ClientResult:
     """Stream int16 mono ``audio`` at real-time pace through one WebSocket; stop; collect.
 
-    ``session`` is an ``aiohttp.ClientSession``.
+    ``session`` is an ``aiohttp.ClientSession``; every event after ``started`` is appended to
+    ``record`` when one is given.
     """
     from aiohttp import WSMsgType
 
@@ -78,6 +80,8 @@ async def stream_client(
         done = asyncio.Event()
 
         def on_event(msg: dict[str, Any], now: float) -> None:
+            if record is not None:
+                record.append(msg)
             kind = msg["type"]
             if kind == "vad":
                 res.vad_events += 1

@@ -39,6 +39,10 @@ from ..frames import SettingsRejected
 from .element import Element, Fusable, Operator, PartialFailure, sample_index_of, wrap_error
 
 
+def _ignore(item: Any) -> None:
+    """Where a fused operator's items go once it is disposed: nowhere."""
+
+
 def timer_scheduler(
     explicit: abc.SchedulerBase | None, subscribed: abc.SchedulerBase | None
 ) -> abc.SchedulerBase:
@@ -142,23 +146,35 @@ def stages_operator(specs: Sequence[Fusable]) -> Callable[[Observable[Any]], Obs
                 for st in steps:
                     if st.dispose is not None:
                         st.dispose()
+                # These closures and lists refer to one another (a function in ``inputs`` closes
+                # over ``fail``, which closes over ``inputs``): empty them so reference counting
+                # frees the stages and their buffers now, not Python's cyclic collector later.
+                # Every closure checks ``done`` before it touches them again.
+                steps.clear()
+                timer_actions.clear()
+                timers[:] = [None] * n
+                scheds[:] = [None] * n
+                inputs[:] = [_ignore] * (n + 1)
+                items[:] = [None] * n
+                last[:] = [None] * n
 
             def propagate_error(k: int, err: Exception) -> None:
-                # stage k's on_error: a live stage closes ("error") and emits what it closed
-                if k == n:
-                    observer.on_error(err)
-                    return
-                if done[k]:
-                    return
-                stop(k)
-                abort = steps[k].abort
-                if abort is not None:
-                    try:
-                        for o in abort():
-                            inputs[k + 1](o)
-                    except Exception:  # the original error matters more
-                        pass
-                propagate_error(k + 1, err)
+                # stage k's on_error, then k + 1's...: a live stage closes ("error") and emits
+                # what it closed (a loop, not recursion: a closure that calls itself is a
+                # reference cycle, and would keep the observer until the cyclic collector)
+                while k < n:
+                    if done[k]:
+                        return
+                    stop(k)
+                    abort = steps[k].abort
+                    if abort is not None:
+                        try:
+                            for o in abort():
+                                inputs[k + 1](o)
+                        except Exception:  # the original error matters more
+                            pass
+                    k += 1
+                observer.on_error(err)
 
             def fail(j: int, exc: Exception, item: Any = None) -> None:
                 if isinstance(exc, PartialFailure):
@@ -170,25 +186,25 @@ def stages_operator(specs: Sequence[Fusable]) -> Callable[[Observable[Any]], Obs
                 dispose_all()
 
             def complete(k: int) -> None:
-                if k == n:
-                    observer.on_completed()
-                    return
-                if done[k]:
-                    return
-                stop(k)
-                try:
-                    out = list(steps[k].end())
-                except Exception as exc:
-                    if isinstance(exc, PartialFailure):
-                        for o in exc.outputs:
-                            inputs[k + 1](o)
-                        exc = exc.error
-                    propagate_error(k + 1, wrap_error(names[k], exc))
-                    dispose_all()
-                    return
-                for o in out:
-                    inputs[k + 1](o)
-                complete(k + 1)
+                # stage k ends and emits what it held, then k + 1... (a loop: see above)
+                while k < n:
+                    if done[k]:
+                        return
+                    stop(k)
+                    try:
+                        out = list(steps[k].end())
+                    except Exception as exc:
+                        if isinstance(exc, PartialFailure):
+                            for o in exc.outputs:
+                                inputs[k + 1](o)
+                            exc = exc.error
+                        propagate_error(k + 1, wrap_error(names[k], exc))
+                        dispose_all()
+                        return
+                    for o in out:
+                        inputs[k + 1](o)
+                    k += 1
+                observer.on_completed()
 
             def arm(j: int) -> None:
                 # at most one pending timer per stage; it re-arms itself for the rest of the gap

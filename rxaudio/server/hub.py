@@ -70,7 +70,11 @@ class Hub:
         """Bind to the running loop; start the shared source if configured."""
         self._loop = asyncio.get_running_loop()
         self._scheduler = AsyncIOScheduler(self._loop)
-        self.reclaim = Reclaimer(self._loop, observe=self.metrics.reclaim.observe)
+        self.reclaim = Reclaimer(
+            self._loop,
+            observe=self.metrics.reclaim.observe,
+            collected=self.metrics.reclaim_collections.inc,
+        )
         if self.config.options.backend == "silero" and self.config.batch:
             self.batcher = WindowBatcher(
                 self.metrics, self._loop, max_wait=self.config.batch_wait_s
@@ -195,12 +199,12 @@ class Hub:
             del self.sessions[s.id]
         if self.in_grace.get(s.id) is s:
             del self.in_grace[s.id]
-        self.ended()
+        self.ended(s)
 
-    def ended(self) -> None:
-        """A session or a connection ended: collect its cyclic garbage soon (rate-limited)."""
+    def ended(self, what: object) -> None:
+        """A session or a connection ended: check soon that it was freed (see reclaim.py)."""
         if self.reclaim is not None and not self.stopping:
-            self.reclaim.soon()
+            self.reclaim.soon(what)
 
     def hold(self, s: Session) -> None:
         """Keep a session whose client vanished for its grace period (bounded in number)."""

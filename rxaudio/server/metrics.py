@@ -128,9 +128,15 @@ BATCH = Series(
 RECLAIM = Series(
     _P + "reclaim_seconds",
     "histogram",
-    "Time the event loop spent freeing ended sessions (a full garbage collection and a heap "
-    "trim; every session waits meanwhile).",
+    "Time the event loop spent giving ended sessions' memory back (a heap trim, and a full "
+    "garbage collection when one is needed; every session waits meanwhile).",
     buckets=PAUSE_BUCKETS,
+)
+RECLAIM_COLLECTIONS = Series(
+    _P + "reclaim_collections_total",
+    "counter",
+    "Full garbage collections run because an ended session or connection was still alive "
+    "(held by a reference cycle: worth reporting).",
 )
 REDIS_WRITTEN = Series(
     _P + "redis_entries_written_total",
@@ -168,6 +174,7 @@ SERIES = (
     LATENCY,
     BATCH,
     RECLAIM,
+    RECLAIM_COLLECTIONS,
     REDIS_WRITTEN,
     REDIS_NOT_WRITTEN,
     REDIS_WAITING,
@@ -254,6 +261,7 @@ class _Instruments:
         self.latency = histogram(LATENCY)
         self.batch = histogram(BATCH)
         self.reclaim = histogram(RECLAIM)
+        self.reclaim_collections = counter(RECLAIM_COLLECTIONS)
         self.redis_written = counter(REDIS_WRITTEN)
         self.redis_not_written = counter(REDIS_NOT_WRITTEN)
         self.redis_waiting = gauge(REDIS_WAITING)
@@ -323,8 +331,8 @@ class ServerMetrics:
 
     The hot path calls ``frames.inc()``, ``samples.inc(n)``, ``events.inc(n)``,
     ``dropped.inc()``, ``errors.inc()``, ``utterances.inc()``, ``latency.observe(seconds)``,
-    ``batch.observe(n)``, ``reclaim.observe(seconds)`` and ``limits.inc(limit)`` (these are
-    prometheus-client's objects).
+    ``batch.observe(n)``, ``reclaim.observe(seconds)``, ``reclaim_collections.inc()`` and
+    ``limits.inc(limit)`` (these are prometheus-client's objects).
     """
 
     def __init__(
@@ -357,6 +365,7 @@ class ServerMetrics:
         self.frames, self.samples, self.events = m.frames, m.samples, m.events
         self.dropped, self.errors, self.utterances = m.dropped, m.errors, m.utterances
         self.latency, self.batch, self.reclaim = m.latency, m.batch, m.reclaim
+        self.reclaim_collections = m.reclaim_collections
         self.redis_written, self.redis_not_written = m.redis_written, m.redis_not_written
         self.redis_relayed = m.redis_relayed
         self._callbacks: tuple[tuple[Gauge, Callable[[], float]], ...] = (

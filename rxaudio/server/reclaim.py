@@ -1,25 +1,26 @@
-"""Give an ended session's memory back soon after it ends, not minutes later.
+"""Give an ended session's memory back when it ends, not minutes later.
 
-A session is a web of reference cycles (the Rx chain's subjects, observers and disposables,
-closures holding the operators' state, the connection and its session pointing at each
-other), so reference counting alone never frees it: Python's cyclic collector must. A
-session that lived for minutes has been promoted to the oldest generation by then, and the
-collector examines that generation only when the objects promoted since its last pass reach a
-quarter of those it holds. In a server that is dozens of ended sessions later, so every ended
-session, with its state (a few hundred kB: the recent audio kept for an utterance's start, the
-replay buffer of speech events, the connection's buffers), stayed in memory while the next
-ones grew: the resident memory stepped up at the first turnovers of sessions, by the ended
-ones' worth, until Python's own full collection came round, and stayed at that level after
+A session used to be a web of reference cycles (subscriptions holding its bound methods, the
+fused chain's closures calling one another, a writer's callback closing over the session), so
+reference counting never freed it: Python's cyclic collector had to. A session that lived for
+minutes has been promoted to the oldest generation by then, which the collector examines only
+when the objects promoted since its last pass reach a quarter of those it holds: dozens of
+ended sessions later, each with a few hundred kB (the recent audio kept for an utterance's
+start above all). Resident memory stepped up at the first turnovers of sessions
 (docs/benchmarks.md, "Memory over an hour").
 
-:class:`Reclaimer` runs one full collection a moment after sessions or connections end (at
-most one every ``interval_s``), then, on glibc, ``malloc_trim(0)`` to hand the freed pages
-back to the system. :func:`freeze_startup` (called by ``rxaudio serve`` once the server is
-up) moves everything alive at startup (modules, the model, the application) out of the
-collector's sight, so that each of those collections examines only what sessions and
-connections made since. Measured with 20 live sessions (server and clients in one process,
-docs/benchmarks.md): a full collection took about 55 ms over 65,000 objects, and 8-12 ms
-with startup's 59,000 frozen; ``malloc_trim(0)`` took under 0.5 ms.
+Sessions and connections now break those cycles when they end (``Session._finish``,
+:func:`rxaudio.core.fuse.stages_operator`'s disposal), so reference counting frees them at once
+(``tests/server/test_reclaim.py`` checks it with the collector off). :class:`Reclaimer` is the
+safety net and the heap's trim: a moment after sessions or connections end (at most once every
+``interval_s``) it checks, through weak references, whether what ended is gone; only if
+something is still alive does it run a full collection (a pause of every session: about 24 ms
+with 60 live sessions here), and it counts those runs (``collections``, and
+``rxaudio_reclaim_collections_total`` in ``/metrics``: each one is a cycle to report). Then, on
+glibc, ``malloc_trim(0)`` hands the freed pages back to the system (under 0.5 ms).
+:func:`freeze_startup` (called by ``rxaudio serve`` once the server is up) moves everything
+alive at startup out of the collector's sight, so that any collection examines only what
+sessions and connections made since.
 """
 
 from __future__ import annotations
@@ -30,6 +31,7 @@ import ctypes.util
 import gc
 import sys
 import time
+import weakref
 from collections.abc import Callable
 from functools import cache
 
@@ -76,12 +78,14 @@ def freeze_startup() -> None:
 
 
 class Reclaimer:
-    """Collect cyclic garbage and trim the heap soon after something ends, rate-limited.
+    """Trim the heap soon after something ends, collecting first if what ended is still alive.
 
-    :meth:`soon` (called when a session ends or a connection closes) schedules one run
-    ``delay_s`` later, or ``interval_s`` after the previous run when that is later; calls
-    while one is scheduled add nothing. A run is ``collect()`` (a full ``gc.collect``), then
-    ``trim()`` (:func:`malloc_trim`). Everything runs on the loop's thread.
+    :meth:`soon` (called when a session ends or a connection closes, with it) schedules one run
+    ``delay_s`` later, or ``interval_s`` after the previous run when that is later; calls while
+    one is scheduled only add what ended to the watch list. A run calls ``collect()`` (a full
+    ``gc.collect``) when anything watched is still alive, or when :meth:`soon` was called
+    without saying what ended; then ``trim()`` (:func:`malloc_trim`). Everything runs on the
+    loop's thread.
     """
 
     def __init__(
@@ -93,6 +97,7 @@ class Reclaimer:
         collect: Callable[[], object] = gc.collect,
         trim: Callable[[], object] = malloc_trim,
         observe: Callable[[float], object] | None = None,
+        collected: Callable[[], object] | None = None,
     ) -> None:
         self.loop = loop
         self.delay_s = delay_s
@@ -100,24 +105,42 @@ class Reclaimer:
         self._collect = collect
         self._trim = trim
         self._observe = observe  # told each run's duration (the loop's pause), in seconds
+        self._collected = collected  # told of each full collection
         self._handle: asyncio.TimerHandle | None = None
         self._last = -float("inf")  # loop time of the last run
+        self._watch: list[weakref.ref[object]] = []  # what ended since the last run
+        self._unknown = False  # something ended that we cannot watch: collect to be sure
         self.runs = 0
+        self.collections = 0
 
-    def soon(self) -> None:
-        """Something ended: schedule a run (unless one is scheduled)."""
+    def soon(self, ended: object | None = None) -> None:
+        """``ended`` (a session or connection; ``None``: unknown) ended: schedule a run."""
+        if ended is None:
+            self._unknown = True
+        else:
+            try:
+                self._watch.append(weakref.ref(ended))
+            except TypeError:  # not weakly referenceable: collect to be sure
+                self._unknown = True
         if self._handle is not None or self.loop.is_closed():
             return
         when = max(self.loop.time() + self.delay_s, self._last + self.interval_s)
         self._handle = self.loop.call_at(when, self.run)
 
     def run(self) -> None:
-        """Collect and trim now."""
+        """Collect (when needed) and trim now."""
         if self._handle is not None:
             self._handle.cancel()
             self._handle = None
         t0 = time.perf_counter()
-        self._collect()
+        alive = self._unknown or any(r() is not None for r in self._watch)
+        self._watch = []
+        self._unknown = False
+        if alive:
+            self._collect()
+            self.collections += 1
+            if self._collected is not None:
+                self._collected()
         self._trim()
         if self._observe is not None:
             self._observe(time.perf_counter() - t0)

@@ -169,7 +169,7 @@ async def websocket(request: web.Request) -> web.StreamResponse:
     finally:
         conn.disconnected()
         hub.connections.discard(conn)
-        hub.ended()
+        hub.ended(conn)
         sender.cancel()
         with contextlib.suppress(asyncio.CancelledError, Exception):
             await sender

@@ -13,12 +13,14 @@ from __future__ import annotations
 import asyncio
 import os
 import secrets
+import weakref
 from collections import deque
 from collections.abc import Awaitable, Callable
 from typing import Any
 
 import numpy as np
 from reactivex import abc
+from reactivex.disposable import Disposable
 from reactivex.scheduler.eventloop import AsyncIOThreadSafeScheduler
 from reactivex.subject import BehaviorSubject, Subject
 
@@ -255,9 +257,13 @@ class Session:
             self.dir = os.path.join(out_dir, session_id)
             os.makedirs(self.dir, exist_ok=True)
             # utterance WAVs through the sinks' writer (atomic), charged before each is written
-            self._wavs = UtteranceWriter(
-                self.dir, "utt-", labels=(), charge=lambda n: self._charge(disk_cost(n))
-            )
+            me = weakref.ref(self)  # the writer outlives no session: no cycle through it
+
+            def charge(n: int) -> bool:
+                s = me()
+                return s is not None and s._charge(disk_cost(n))
+
+            self._wavs = UtteranceWriter(self.dir, "utt-", labels=(), charge=charge)
             self._log = JsonlLog(os.path.join(self.dir, "events.jsonl"))
             # the folder and the log's first block count from the start (a session that writes
             # nothing still costs them: thousands of empty sessions must show in the budget)
@@ -365,6 +371,9 @@ class Session:
             self.closed = True
             self._sub1.dispose()
             self._sub2.dispose()
+            # the subscriptions hold our bound methods: drop them so that reference counting
+            # frees an ended session at once (tests/server/test_reclaim.py)
+            self._sub1 = self._sub2 = Disposable()
             if self.scorer is not None:
                 self.scorer.close()
             self._write_log(

@@ -47,8 +47,13 @@ EXPECTED = {
     "rxaudio_vad_batch_size": ("histogram", "Streams scored per batched Silero call."),
     "rxaudio_reclaim_seconds": (
         "histogram",
-        "Time the event loop spent freeing ended sessions (a full garbage collection and a heap "
-        "trim; every session waits meanwhile).",
+        "Time the event loop spent giving ended sessions' memory back (a heap trim, and a full "
+        "garbage collection when one is needed; every session waits meanwhile).",
+    ),
+    "rxaudio_reclaim_collections_total": (
+        "counter",
+        "Full garbage collections run because an ended session or connection was still alive "
+        "(held by a reference cycle: worth reporting).",
     ),
     "rxaudio_redis_entries_written_total": (
         "counter",

@@ -39,17 +39,18 @@ def start_server(
     server_cpu: int = 0,
     client_cpu: int = 1,
     module: str = "rxaudio.apps.cli serve",
+    pin: bool = True,
 ) -> tuple[subprocess.Popen[str], str]:
     """``rxaudio serve --port 0 SERVE_ARGS`` pinned to CPU ``server_cpu`` (this process moves
-    to ``client_cpu``) when ``taskset`` exists; return the process and its ``ws://`` URL, once
-    it listens.
+    to ``client_cpu``) when ``taskset`` exists and ``pin``; return the process and its ``ws://``
+    URL, once it listens.
 
     ``runner`` goes between the interpreter and ``-m rxaudio.apps.cli`` (e.g. cProfile's
     ``-m cProfile -o FILE``); ``module`` is what ``-m`` runs (``"benchmarks.floor_server"``: the
     reference server of ``bench_server --floor``)."""
     cmd = [sys.executable, *(runner or []), "-m", *module.split(), "--port", "0"]
     cmd += serve_args
-    if shutil.which("taskset"):
+    if pin and shutil.which("taskset"):
         n = os.cpu_count() or 1
         cmd = ["taskset", "-c", str(server_cpu % n), *cmd]
         os.sched_setaffinity(0, {client_cpu % n})

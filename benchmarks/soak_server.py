@@ -16,6 +16,9 @@ The 5-minute mark comes after the first turnover of sessions only when ``--sessi
 is under 5: with the default 5-minute sessions it is the moment the first round ends, so what
 the first turnover costs (ended sessions that are not yet freed, the next round's state) is
 inside the measured growth, as it should be. Each round's line gives the RSS at its end.
+
+``--processes N`` runs ``rxaudio serve --processes N`` unpinned (the workers share the
+machine's cores with the clients); the RSS is then the sum over the supervisor and its workers.
 """
 
 from __future__ import annotations
@@ -36,13 +39,31 @@ from rxaudio.data import speech_sample
 from rxaudio.server.loadgen import run_load
 
 
+def _tree(pid: int) -> list[int]:
+    """``pid`` and its descendants (Linux ``/proc/PID/task/*/children``)."""
+    out, todo = [], [pid]
+    while todo:
+        p = todo.pop()
+        out.append(p)
+        try:
+            for task in os.listdir(f"/proc/{p}/task"):
+                with open(f"/proc/{p}/task/{task}/children", encoding="ascii") as f:
+                    todo.extend(int(c) for c in f.read().split())
+        except OSError:
+            pass
+    return out
+
+
 def rss_mb(pid: int) -> float:
-    """Resident memory of ``pid`` in MB (``VmRSS``)."""
-    with open(f"/proc/{pid}/status", encoding="ascii") as f:
-        for line in f:
-            if line.startswith("VmRSS:"):
-                return int(line.split()[1]) / 1024.0
-    return float("nan")
+    """Resident memory of ``pid`` and its child processes in MB (``VmRSS``, summed)."""
+    total = 0
+    for p in _tree(pid):
+        try:
+            with open(f"/proc/{p}/status", encoding="ascii") as f:
+                total += next(int(x.split()[1]) for x in f if x.startswith("VmRSS:"))
+        except (OSError, StopIteration):
+            pass
+    return total / 1024.0 if total else float("nan")
 
 
 def main() -> None:
@@ -56,12 +77,17 @@ def main() -> None:
     ap.add_argument("--serve-args", default="", help="extra arguments for rxaudio serve")
     ap.add_argument("--server-cpu", type=int, default=0, help="CPU the server is pinned to")
     ap.add_argument("--client-cpu", type=int, default=1, help="CPU the clients are pinned to")
+    ap.add_argument(
+        "--processes", type=int, default=1, help="server processes (above 1: nothing pinned)"
+    )
     args = ap.parse_args()
     out = tempfile.mkdtemp(prefix="rxaudio-soak-")
+    procs = ["--processes", str(args.processes)] if args.processes > 1 else []
     proc, url = start_server(
-        ["--out", os.path.join(out, "files"), *args.serve_args.split()],
+        ["--out", os.path.join(out, "files"), *procs, *args.serve_args.split()],
         server_cpu=args.server_cpu,
         client_cpu=args.client_cpu,
+        pin=args.processes == 1,
     )
     x, _ = sf.read(speech_sample(), dtype="int16")
     audio = np.resize(x, int(args.session_minutes * 60 * 16000))
@@ -116,7 +142,8 @@ def main() -> None:
         ax.set_ylabel("server RSS (MB)")
         ax.set_ylim(0, mb.max() * 1.15)
         ax.set_title(
-            f"rxaudio serve, {args.streams} real-time streams, sessions of "
+            f"rxaudio serve{f' --processes {args.processes}' if args.processes > 1 else ''}, "
+            f"{args.streams} real-time streams, sessions of "
             f"{args.session_minutes:g} min: {growth:+.1f} % after 5 min"
         )
         fig.tight_layout()

@@ -80,9 +80,15 @@ def live_operator(
                 for o in items:
                     observer.on_next(o)
 
-            def fail(exc: BaseException, item: Any = None) -> None:
+            def finish() -> None:
+                # done: no timer, and no cycle (arm -> on_timer -> arm) left to keep the stage
+                # and the observer alive until Python's cyclic collector comes round
                 state["done"] = True
                 timer.dispose()
+                timer_action.clear()
+
+            def fail(exc: BaseException, item: Any = None) -> None:
+                finish()
                 observer.on_error(wrap_error(name, exc, item))
 
             def arm() -> None:
@@ -96,7 +102,7 @@ def live_operator(
                 if not state["armed"]:
                     state["armed"] = True
                     due = state["last"] + timedelta(seconds=gap)
-                    timer.disposable = sched.schedule_absolute(due, on_timer)
+                    timer.disposable = sched.schedule_absolute(due, timer_action[0])
 
             def on_timer(_s: abc.SchedulerBase, _st: Any = None) -> None:
                 with lock:
@@ -112,6 +118,8 @@ def live_operator(
                         emit(stage.on_gap())
                     except Exception as exc:
                         fail(exc)
+
+            timer_action = [on_timer]  # emptied by finish()
 
             def on_next(item: Any) -> None:
                 with lock:
@@ -133,8 +141,7 @@ def live_operator(
                 with lock:
                     if state["done"]:
                         return
-                    state["done"] = True
-                    timer.dispose()
+                    finish()
                     try:
                         emit(stage.close("error"))
                     except Exception:  # the original error matters more
@@ -145,8 +152,7 @@ def live_operator(
                 with lock:
                     if state["done"]:
                         return
-                    state["done"] = True
-                    timer.dispose()
+                    finish()
                     try:
                         out = list(stage.close("end_of_stream"))
                     except Exception as exc:
@@ -190,8 +196,7 @@ def live_operator(
 
             def dispose() -> None:
                 with lock:
-                    state["done"] = True
-                timer.dispose()
+                    finish()
 
             subs.add(Disposable(dispose))
             return subs

@@ -7,6 +7,7 @@ event's virtual tick, and the error's type, element name and sample index.
 
 from __future__ import annotations
 
+import gc
 import itertools
 from collections.abc import Callable, Sequence
 from typing import Any, cast
@@ -460,3 +461,54 @@ def test_settings_rejected_carries_the_stage_name(speech10: np.ndarray) -> None:
     rejected = [x for x in out if isinstance(x, SettingsRejected)]
     assert len(rejected) == 1 and rejected[0].operator == "buffer_utterance"
     assert rejected[0].at is not None
+
+
+def _rxaudio_cycles() -> list[str]:
+    """rxaudio's objects and closures that only the cyclic collector would free, by name."""
+    gc.set_debug(gc.DEBUG_SAVEALL)
+    try:
+        gc.collect()
+        found = [
+            getattr(o, "__qualname__", type(o).__qualname__)
+            for o in gc.garbage
+            if (getattr(o, "__module__", None) or type(o).__module__ or "").startswith("rxaudio")
+        ]
+    finally:
+        gc.set_debug(0)
+        gc.garbage.clear()
+    return found
+
+
+@pytest.mark.parametrize("end", ["completed", "failed", "disposed"])
+@pytest.mark.parametrize("fused", [False, True])
+def test_a_chain_that_ends_leaves_no_reference_cycles(
+    speech10: np.ndarray, fused: bool, end: str
+) -> None:
+    # A chain's stages hold its buffers (buffer_utterance's pre-roll: 256 kB); when the chain
+    # ends, reference counting must free them, not Python's cyclic collector minutes later (the
+    # server's sessions are such chains: tests/server/test_reclaim.py). Live settings and gap
+    # timers included.
+    gc.collect()
+    was = gc.isenabled()
+    gc.disable()
+    try:
+        live: Subject[Any] = Subject()
+        elements = _real_chain(live, corrupt_at=60 if end == "failed" else None)()
+        chain = rx.compose(*(fuse(*elements) if fused else elements))
+        src: Subject[AudioFrame] = Subject()
+        out: list[Any] = []
+        sub = src.pipe(chain).subscribe(out.append, out.append, lambda: out.append("done"))
+        live.on_next({"threshold": 0.4})
+        for a in range(0, 80_000, 1600):
+            src.on_next(AudioFrame(speech10[a : a + 1600].reshape(-1, 1), 16000, a))
+        if end == "disposed":
+            sub.dispose()
+        else:
+            src.on_completed()
+        assert (out[-1] == "done") is (end == "completed")
+        assert any(isinstance(x, Utterance) for x in out)
+        del sub, src, live, elements, chain
+        assert _rxaudio_cycles() == []
+    finally:
+        if was:
+            gc.enable()

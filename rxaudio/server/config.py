@@ -78,6 +78,10 @@ class ServerConfig:
         This process's index among the workers of ``rxaudio serve --processes N`` (set by the
         supervisor; ``None`` for a single process). It is the first character of every session
         id made here, and a resume of another worker's session is refused (``wrong_process``).
+    workers
+        How many workers that server runs (set by the supervisor with ``worker``). An id whose
+        first character names none of them was never made by this server: like any unknown
+        id, it starts a new session.
     redis_url
         ``rxaudio serve --redis``: publish every session's speech events and utterances to
         ``redis_stream`` and relay workers' results from ``redis_results`` (``None``: no Redis).
@@ -124,6 +128,7 @@ class ServerConfig:
     options: ChainOptions = field(default_factory=ChainOptions)
     device: int | str | None = None
     worker: int | None = None
+    workers: int = 1
     metrics_dir: str | None = None
     redis_url: str | None = None
     redis_stream: str = DEFAULT_STREAM

@@ -284,9 +284,13 @@ class Connection:
         s = hub.sessions.get(start.session) if start.session else None
         worker = hub.config.worker
         if s is None and start.session and worker is not None:
-            from .supervisor import worker_mark
+            from .supervisor import worker_of
 
-            if not start.session.startswith(worker_mark(worker)):
+            # an id that names another live worker is that worker's session: routed wrong, so
+            # name the fix; an id that names no worker of this server is merely unknown and,
+            # as documented, starts a new session
+            owner = worker_of(start.session, hub.config.workers)
+            if owner is not None and owner != worker:
                 raise ProtocolError(
                     "wrong_process",
                     f"start: session {start.session} lives in another process of this server; "

@@ -156,6 +156,7 @@ class Supervisor:
         c = self.config
         share = {
             "worker": index,
+            "workers": self.n,
             "metrics_dir": self.metrics_dir,
             "max_connections": -(-c.max_connections // self.n) if c.max_connections else 0,
         }

@@ -165,6 +165,20 @@ async def test_a_resume_reaches_the_process_holding_its_session(
     assert json.loads(log.read_text().splitlines()[-1])["type"] == "closed"
 
 
+async def test_an_id_naming_no_worker_starts_a_new_session(served: Served) -> None:
+    # "Z" is the mark of worker 51; this server has two. Such an id was never made here, so,
+    # as for any unknown id, a new session starts (in whichever process the connection
+    # reached, with or without the id in the URL) instead of advice that cannot work
+    async with aiohttp.ClientSession() as http:
+        for url in ("/ws", "/ws?session=Zunknown"):
+            for _ in range(2):  # both processes, as connections take turns
+                ws = await http.ws_connect(served.base + url)
+                answer = await _start(ws, session="Zunknown", resume_token="x" * 32)
+                await ws.close()
+                assert answer["type"] == "started", answer
+                assert answer["resumed"] is False and answer["session"] != "Zunknown"
+
+
 async def test_a_dead_worker_is_replaced_and_the_port_keeps_serving(served: Served) -> None:
     async with aiohttp.ClientSession() as http:
         assert (await http.get(served.base + "/healthz")).status == 200

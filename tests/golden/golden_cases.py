@@ -32,7 +32,6 @@ from __future__ import annotations
 import asyncio
 import hashlib
 import json
-import os
 import tempfile
 from collections.abc import Callable, Iterable
 from pathlib import Path
@@ -274,9 +273,8 @@ def _compare_p(expected: list[Any], actual: Any, where: str) -> list[str]:
     if not bad:
         return []
     i = bad[0]
-    return [
-        f"{where}: {len(bad)} differ by more than {P_TOL}, first [{i}]: {expected[i]} != {actual[i]}"
-    ]
+    first = f"first [{i}]: {expected[i]} != {actual[i]}"
+    return [f"{where}: {len(bad)} differ by more than {P_TOL}, {first}"]
 
 
 def _short(v: Any) -> str:
@@ -312,7 +310,8 @@ def speech_chain(
     ``events.jsonl`` (vad windows, speech events and utterances in their order), once into
     ``to_utterances`` (WAVs and the jsonl/rttm/txt labels).
     """
-    from rxaudio.operators import buffer_utterance, hysteresis as hyst, vad
+    from rxaudio.operators import buffer_utterance, vad
+    from rxaudio.operators import hysteresis as hyst
     from rxaudio.sinks import to_jsonl, to_utterances
 
     h, u = hysteresis or {}, utterance or {}
@@ -385,6 +384,7 @@ async def _client(
     x = AUDIO[audio]()
     rate, channels = AUDIO_RATE[audio], 1 if x.ndim == 1 else x.shape[1]
     data = x if fmt == "int16" else as_float(x)
+    wire = "<i2" if fmt == "int16" else "<f4"  # little-endian interleaved, as the protocol says
     events: list[dict[str, Any]] = []
     async with http.ws_connect(url, max_msg_size=0) as ws:
         events.append(await ws.receive_json(timeout=30))  # hello
@@ -404,11 +404,7 @@ async def _client(
 
         task = asyncio.create_task(reader())
         for i in range(0, data.shape[0], frame):
-            await ws.send_bytes(
-                np.ascontiguousarray(data[i : i + frame])
-                .astype(data.dtype.newbyteorder("<"))
-                .tobytes()
-            )
+            await ws.send_bytes(data[i : i + frame].astype(wire).tobytes())
         await ws.send_json({"type": "stop"})
         await asyncio.wait_for(task, 120)
     return events, session

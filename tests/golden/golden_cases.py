@@ -30,6 +30,7 @@ diff when one of those hashes changes.
 from __future__ import annotations
 
 import asyncio
+import functools
 import hashlib
 import json
 import tempfile
@@ -69,6 +70,19 @@ DROPPED: dict[str, tuple[str, ...]] = {
 # ---------------------------------------------------------------------------------------------
 
 
+def _once(make: Callable[[], np.ndarray]) -> Callable[[], np.ndarray]:
+    """Make a signal once per process; read-only, since every case shares it."""
+
+    @functools.cache
+    def made() -> np.ndarray:
+        x = make()
+        x.flags.writeable = False
+        return x
+
+    return functools.wraps(make)(made)
+
+
+@_once
 def speech() -> np.ndarray:
     """The bundled sample, int16 (n,) at 16 kHz."""
     x, sr = sf.read(speech_sample(), dtype="int16")
@@ -76,6 +90,7 @@ def speech() -> np.ndarray:
     return np.asarray(x, dtype=np.int16)
 
 
+@_once
 def noisy() -> np.ndarray:
     """The sample plus seeded Gaussian noise (RMS 600, about -35 dBFS; SNR about 15 dB)."""
     x = speech().astype(np.int64)
@@ -83,6 +98,7 @@ def noisy() -> np.ndarray:
     return np.clip(x + noise.astype(np.int64), -32768, 32767).astype(np.int16)
 
 
+@_once
 def stereo44k() -> np.ndarray:
     """:func:`noisy` at 44.1 kHz by linear interpolation, as stereo (n, 2) int16.
 
@@ -101,6 +117,16 @@ def stereo44k() -> np.ndarray:
     return np.clip(out, -32768, 32767).astype(np.int16)
 
 
+@_once
+def hard() -> np.ndarray:
+    """The sample at half its level in seeded noise of RMS 2500 (about -22 dBFS; SNR near
+    0 dB): many probabilities between 0.35 and 0.65, so that a changed threshold shows."""
+    x = np.round(speech().astype(np.float64) * 0.5)
+    noise = np.round(np.random.default_rng(27).standard_normal(x.shape[0]) * 2500.0)
+    return np.clip(x + noise, -32768, 32767).astype(np.int16)
+
+
+@_once
 def gaps() -> np.ndarray:
     """The sample's three sentences with long quiet stretches around them, int16 (n,) 16 kHz.
 
@@ -126,9 +152,10 @@ AUDIO: dict[str, Callable[[], np.ndarray]] = {
     "speech": speech,
     "noisy": noisy,
     "stereo44k": stereo44k,
+    "hard": hard,
     "gaps": gaps,
 }
-AUDIO_RATE = {"speech": RATE, "noisy": RATE, "stereo44k": 44100, "gaps": RATE}
+AUDIO_RATE = {"speech": RATE, "noisy": RATE, "stereo44k": 44100, "hard": RATE, "gaps": RATE}
 
 
 def audio_fingerprint() -> dict[str, str]:
@@ -500,6 +527,7 @@ CASES: dict[str, Callable[[], dict[str, Any]]] = {
         hysteresis=SETTINGS_H,
         utterance=SETTINGS_U,
     ),
+    "lib_hard_block512": _library_case(speech_chain, audio="hard", block=512),
     "lib_gaps_block512": _library_case(speech_chain, audio="gaps", block=512),
     "lib_gaps_split_block777": _library_case(
         speech_chain,
@@ -532,6 +560,9 @@ CASES: dict[str, Callable[[], dict[str, Any]]] = {
             "fmt": "float32",
             "start": {"options": {"events": ["level", "vad"]}},
         },
+    ),
+    "serve_hard_32ms_vad_only": _server_case(
+        [], {"audio": "hard", "frame": 512, "start": {"options": {"events": ["vad"]}}}
     ),
     "serve_gaps_pipeline_v1": _server_case(
         [

@@ -11,13 +11,10 @@ from __future__ import annotations
 
 import argparse
 import os
-import signal
 import sys
-import threading
-from collections.abc import Iterator
-from contextlib import contextmanager
-from types import FrameType
 from typing import TYPE_CHECKING, TextIO
+
+from ._signals import Stopped, stop_signals
 
 if TYPE_CHECKING:  # the subcommand module stays light: `rxaudio --help` imports it
     from ..pipeline.launch import Pipeline
@@ -48,26 +45,6 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
         action="store_true",
         help="print the negotiated caps of every link and the conversions inserted",
     )
-
-
-class _Terminated(KeyboardInterrupt):
-    """SIGTERM, raised in the main thread like Ctrl-C so the pipeline is disposed the same way."""
-
-
-@contextmanager
-def _sigterm() -> Iterator[None]:
-    if threading.current_thread() is not threading.main_thread():
-        yield
-        return
-
-    def handler(_signum: int, _frame: FrameType | None) -> None:
-        raise _Terminated()
-
-    old = signal.signal(signal.SIGTERM, handler)
-    try:
-        yield
-    finally:
-        signal.signal(signal.SIGTERM, old)
 
 
 class Status:
@@ -142,23 +119,31 @@ def run(args: argparse.Namespace) -> int:
     """Parse, negotiate and run the pipeline; 0 when it ends or is stopped cleanly."""
     from ..pipeline.launch import parse_launch
 
-    pipeline = parse_launch(_text(args))
-    if args.verbose:
-        print(pipeline.caps_report(), file=sys.stderr, flush=True)
-    status = Status(pipeline, sys.stderr)
-    stopped_by, error = "completed", None
-    with _sigterm():
+    # SIGINT/SIGTERM only record a stop request from here on (before anything is built, so
+    # no signal falls between the chain's start and the code that stops it); the wait loop
+    # raises it at its next poll, inside ``Pipeline.run``, which disposes the chain (every
+    # file final) before it goes on. A second signal while the files are finalized is a no-op.
+    with stop_signals() as stop:
+        pipeline = parse_launch(_text(args))
+        if args.verbose:
+            print(pipeline.caps_report(), file=sys.stderr, flush=True)
+        status = Status(pipeline, sys.stderr)
+        stopped_by, error = "completed", None
+
+        def poll() -> None:
+            status.tick()
+            stop.check()
+
         try:
-            pipeline.run(on_poll=status.tick)
-        except _Terminated:
-            stopped_by = "SIGTERM"
-        except KeyboardInterrupt:
-            stopped_by = "SIGINT"
+            stop.check()  # stopped while the pipeline was built: nothing is started
+            pipeline.run(on_poll=poll)
+        except Stopped as s:
+            stopped_by = s.signal
         except Exception as exc:  # the files are final; say what was kept, then report it
             stopped_by, error = "an error", exc
         finally:
             status.close()
-    print("\n".join(summary(pipeline, stopped_by)), flush=True)
+        print("\n".join(summary(pipeline, stopped_by)), flush=True)
     if error is not None:
         raise error
     return 0

@@ -11,13 +11,10 @@ from __future__ import annotations
 
 import math
 import os
-import signal
 import sys
 import threading
-from collections.abc import Callable, Iterator
-from contextlib import contextmanager
+from collections.abc import Callable
 from dataclasses import dataclass
-from types import FrameType
 from typing import Any, TextIO
 
 from reactivex import Observable
@@ -25,6 +22,7 @@ from reactivex import operators as ops
 
 from ..errors import ConfigError
 from ..frames import AudioFrame, FileReceipt, LevelFrame
+from ._signals import stop_signals
 
 _FLOOR_DB = -60.0  # left end of the meter bar
 
@@ -131,25 +129,6 @@ def limit_seconds(
     return _limit
 
 
-@contextmanager
-def _signals(stop: threading.Event, why: list[str]) -> Iterator[None]:
-    """Turn SIGINT/SIGTERM into a stop request while the chain runs (main thread only)."""
-    if threading.current_thread() is not threading.main_thread():
-        yield
-        return
-
-    def handler(signum: int, _frame: FrameType | None) -> None:
-        why.append(signal.Signals(signum).name)
-        stop.set()
-
-    old = {s: signal.signal(s, handler) for s in (signal.SIGINT, signal.SIGTERM)}
-    try:
-        yield
-    finally:
-        for s, h in old.items():
-            signal.signal(s, h)
-
-
 def record_live(
     source: Observable[AudioFrame],
     path: str,
@@ -187,23 +166,30 @@ def record_live(
 
     published = source.pipe(limit, ops.publish())
     subs: list[Any] = []
-    if meter is not None:
-        subs.append(published.pipe(registry.make("level")).subscribe(meter.update, fail))
-    subs.append(published.pipe(sink).subscribe(receipts.append, fail, done))
-    with _signals(stop, why):
+    # SIGINT/SIGTERM only record a stop request (polled below) from before anything is
+    # subscribed: no KeyboardInterrupt can land between a subscription and its dispose, and no
+    # handler sets ``stop`` itself (Event.set from a handler can deadlock against this thread's
+    # own stop.wait); a second signal while the file is finalized is a no-op
+    with stop_signals() as sigs:
         try:
-            if on_start is not None:
+            if meter is not None:
+                subs.append(published.pipe(registry.make("level")).subscribe(meter.update, fail))
+            subs.append(published.pipe(sink).subscribe(receipts.append, fail, done))
+            if on_start is not None and sigs.name is None:
                 on_start()
-            subs.append(published.connect())
-            while not stop.wait(0.1):
+            if sigs.name is None:
+                subs.append(published.connect())
+            while sigs.name is None and not stop.wait(0.1):
                 pass
-        except KeyboardInterrupt:  # a signal that arrived outside our handler's reach
+        except KeyboardInterrupt:  # off the main thread no handler is ours: Python's own
             why.append("SIGINT")
         finally:
             for sub in reversed(subs):
                 sub.dispose()
             if meter is not None:
                 meter.close()
+        if sigs.name is not None:
+            why.append(sigs.name)
     if receipts and not errors:
         r = receipts[-1]
         if r.reason == "empty":  # the source held no audio: to_wav wrote no file

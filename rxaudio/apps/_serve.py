@@ -260,26 +260,35 @@ async def serve(
     from ..server import create_app, guard
     from ..server.reclaim import freeze_startup
 
-    app = create_app(config)
-    runner = web.AppRunner(app, handle_signals=False, shutdown_timeout=config.shutdown_timeout_s)
-    await runner.setup()
-    guard(runner)
-    freeze_startup()  # this process is the server: later collections skip startup's objects
-    site = web.TCPSite(runner, host, port)
-    await site.start()
-    server = getattr(site, "_server", None)
-    bound = port
-    if server is not None and server.sockets:
-        bound = server.sockets[0].getsockname()[1]
-    token = f"?token={config.token}" if config.token else ""
-    print(f"rxaudio serve: page at http://{host}:{bound}/{token}", flush=True)
-    if announce:
-        print(f"rxaudio serve: {announce}", file=sys.stderr, flush=True)
+    # the handlers first: a signal while the server starts (or just after "page at" is printed)
+    # is a stop request seen below, not a KeyboardInterrupt that skips the graceful shutdown
     stop = asyncio.Event()
     loop = asyncio.get_running_loop()
     for sig in (signal.SIGINT, signal.SIGTERM):
         loop.add_signal_handler(sig, stop.set)
+    runner = None
     try:
+        app = create_app(config)
+        runner = web.AppRunner(
+            app, handle_signals=False, shutdown_timeout=config.shutdown_timeout_s
+        )
+        try:
+            await runner.setup()
+        except BaseException:
+            runner = None  # nothing to clean up
+            raise
+        guard(runner)
+        freeze_startup()  # this process is the server: later collections skip startup's objects
+        site = web.TCPSite(runner, host, port)
+        await site.start()
+        server = getattr(site, "_server", None)
+        bound = port
+        if server is not None and server.sockets:
+            bound = server.sockets[0].getsockname()[1]
+        token = f"?token={config.token}" if config.token else ""
+        print(f"rxaudio serve: page at http://{host}:{bound}/{token}", flush=True)
+        if announce:
+            print(f"rxaudio serve: {announce}", file=sys.stderr, flush=True)
         if seconds is None:
             await stop.wait()
         else:
@@ -290,8 +299,9 @@ async def serve(
     finally:
         for sig in (signal.SIGINT, signal.SIGTERM):
             loop.remove_signal_handler(sig)
-        await runner.cleanup()
-        print("rxaudio serve: stopped; every session flushed", file=sys.stderr, flush=True)
+        if runner is not None:
+            await runner.cleanup()
+            print("rxaudio serve: stopped; every session flushed", file=sys.stderr, flush=True)
 
 
 def raise_fd_limit(config: Any) -> str | None:

@@ -4,6 +4,8 @@ Each subcommand lives in its own module ``rxaudio.apps._<name>`` with ``HELP`` (
 ``add_arguments(parser)`` and ``run(args) -> int``. Modules keep heavy imports (torch,
 onnxruntime, librosa, aiohttp) inside ``run`` so ``rxaudio --help`` stays fast.
 User errors (:class:`~rxaudio.errors.RxAudioError`) print one line and exit 2, no traceback.
+SIGINT stops a command even when the parent left it ignored (a script's background job); the
+blocking commands turn SIGINT/SIGTERM into a stop request (:mod:`rxaudio.apps._signals`).
 """
 
 from __future__ import annotations
@@ -62,7 +64,9 @@ def build_parser() -> argparse.ArgumentParser:
 def main(argv: Sequence[str] | None = None) -> int:
     """Entry point of the ``rxaudio`` console script."""
     from ..errors import RxAudioError
+    from ._signals import honour_sigint
 
+    honour_sigint()  # started in the background by a script: SIGINT still stops us
     parser = build_parser()
     args = parser.parse_args(argv)
     if not args.command:

@@ -76,28 +76,34 @@ class BackgroundServer:
         """Block the (main) thread until Ctrl-C, SIGTERM or ``seconds``; return which ended it.
 
         Returns ``"SIGINT"``, ``"SIGTERM"`` or ``"seconds"``. The server keeps serving meanwhile.
+        Both signals only record a stop request, seen within a short timed wait whichever
+        thread the signal was delivered to (the handler sets no Event: ``Event.set`` from a
+        handler can deadlock against this thread's own wait on it), so SIGINT stops the wait
+        even when the parent left it ignored, and never raises into the caller.
         """
         import signal
+        import time
 
-        stop = threading.Event()
-        why = ["seconds"]
+        got: list[str] = []
 
-        def on_term(signum: int, frame: Any) -> None:
-            why[0] = "SIGTERM"
-            stop.set()
+        def on_signal(signum: int, frame: Any) -> None:
+            got.append(signal.Signals(signum).name)
 
-        old = signal.signal(signal.SIGTERM, on_term)
+        main = threading.current_thread() is threading.main_thread()
+        sigs = (signal.SIGINT, signal.SIGTERM)
+        old = {s: signal.signal(s, on_signal) for s in sigs} if main else {}
+        end = None if seconds is None else time.monotonic() + max(0.0, seconds)
+        idle = threading.Event()  # never set: a timed sleep that a signal's handler can end
         try:
-            if seconds is not None:
-                stop.wait(max(0.0, seconds))
-            else:
-                while not stop.wait(0.5):
-                    pass
-        except KeyboardInterrupt:
-            why[0] = "SIGINT"
+            while not got:
+                left = 0.1 if end is None else min(0.1, end - time.monotonic())
+                if left <= 0:
+                    return "seconds"
+                idle.wait(left)
         finally:
-            signal.signal(signal.SIGTERM, old)
-        return why[0]
+            for s, h in old.items():
+                signal.signal(s, h)
+        return got[0]
 
     def stop(self, timeout: float = 30.0) -> None:
         """Shut down gracefully (every session flushed, sockets closed) and join the thread."""

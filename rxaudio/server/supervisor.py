@@ -239,11 +239,13 @@ class Supervisor:
     async def serve(self, seconds: float | None) -> None:
         """Start the workers, route connections until SIGINT/SIGTERM or ``seconds``."""
         loop = asyncio.get_running_loop()
-        for i in range(self.n):
-            self.start_worker(i)
+        # the handlers before any worker starts: a signal while they start is a stop request
+        # (every worker is then stopped below), not a KeyboardInterrupt that leaves them running
         stop = asyncio.Event()
         for sig in (signal.SIGINT, signal.SIGTERM):
             loop.add_signal_handler(sig, stop.set)
+        for i in range(self.n):
+            self.start_worker(i)
         self.sock.setblocking(False)
         tasks: set[asyncio.Task[Any]] = set()
 

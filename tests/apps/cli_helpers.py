@@ -77,3 +77,41 @@ def read_wav(path: Path) -> tuple[np.ndarray, int]:
 
     x, rate = sf.read(str(path), dtype="int16", always_2d=True)
     return x, int(rate)
+
+
+def spawn_rxaudio(*args: str, sigint_ignored: bool = False) -> subprocess.Popen[str]:
+    """Start the CLI with stdout/stderr piped. ``sigint_ignored``: start it the way a shell
+    script's background job (``rxaudio ... &``) is started, with SIGINT ignored by the parent
+    (a tiny Python sets SIG_IGN, then ``exec``\\ s the CLI, which inherits it; same pid)."""
+    cli = [sys.executable, "-m", "rxaudio.apps.cli", *args]
+    if sigint_ignored:
+        exec_it = (
+            "import os, signal, sys; signal.signal(signal.SIGINT, signal.SIG_IGN); "
+            "os.execv(sys.executable, sys.argv[1:])"
+        )
+        cli = [sys.executable, "-c", exec_it, *cli]
+    return subprocess.Popen(cli, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+
+
+class BusyLoops:
+    """``n`` processes that spin on a core each while the ``with`` block runs (a loaded
+    machine); killed on the way out, whatever happens. Each also ends itself after
+    ``max_s`` seconds, should this process die without its ``finally``."""
+
+    def __init__(self, n: int = 2, max_s: float = 300.0) -> None:
+        self.n, self.max_s = n, max_s
+        self.procs: list[subprocess.Popen[bytes]] = []
+
+    def __enter__(self) -> BusyLoops:
+        spin = (
+            f"import time\nend = time.monotonic() + {self.max_s}\n"
+            "while time.monotonic() < end: pass"
+        )
+        self.procs = [subprocess.Popen([sys.executable, "-c", spin]) for _ in range(self.n)]
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        for p in self.procs:
+            p.kill()
+        for p in self.procs:
+            p.wait()

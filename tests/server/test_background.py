@@ -86,6 +86,29 @@ def test_wait_returns_on_seconds_or_sigterm(tmp_path: Any) -> None:
         srv.stop()
 
 
+def test_wait_returns_on_sigint_even_when_the_parent_left_it_ignored(tmp_path: Any) -> None:
+    # `rxaudio run` after the sample ended waits here; started as a script's background job
+    # SIGINT is ignored on entry and a KeyboardInterrupt never comes: the signal must still
+    # end the wait (a bounded wait, so the old code fails with "seconds" instead of hanging)
+    import os
+    import signal
+    import threading
+
+    srv = BackgroundServer(ServerConfig(out_dir=str(tmp_path)), port=0)
+    srv.start()
+    before = signal.signal(signal.SIGINT, signal.SIG_IGN)
+    try:
+        threading.Timer(0.1, os.kill, (os.getpid(), signal.SIGINT)).start()
+        assert srv.wait(10) == "SIGINT"
+        assert signal.getsignal(signal.SIGINT) == signal.SIG_IGN  # the old handler is back
+        signal.signal(signal.SIGINT, signal.default_int_handler)
+        threading.Timer(0.1, os.kill, (os.getpid(), signal.SIGINT)).start()
+        assert srv.wait(None) == "SIGINT"  # a stop request, never a KeyboardInterrupt
+    finally:
+        signal.signal(signal.SIGINT, before)
+        srv.stop()
+
+
 def test_shared_session_reopens_at_the_first_frames_format(tmp_path: Any) -> None:
     import time
 

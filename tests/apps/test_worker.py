@@ -328,3 +328,162 @@ def test_a_worker_transcribes_utterances_into_the_results_stream(
     texts = [json.loads(r["data"])["text"] for r in rs]
     assert all(r["type"] == "transcript" for r in rs)
     assert "hello" in " ".join(texts) and "pipeline" in " ".join(texts)
+
+
+# --- issue 21: outputs that would collide, poison entries, one consumer name twice -------
+
+
+def _group_untouched(server: Any, stream: str = "s") -> bool:
+    """No consumer group read anything: the group is missing, or nothing was delivered."""
+    c = server.client()
+    if not c.exists(stream):
+        return True
+    groups = c.xinfo_groups(stream)
+    return all(int(g["pending"]) == 0 and g["last-delivered-id"] in (b"0-0",) for g in groups)
+
+
+@pytest.mark.parametrize(
+    ("line", "fix"),
+    [
+        ("redis_src ! wavdir location={tmp}/out", "location={tmp}/out/{{id}}"),
+        ("redis_src emit=audio ! wav location={tmp}/same.wav", "location={tmp}/same-{{id}}.wav"),
+        ("redis_src types=* ! jsonl location={tmp}/log.jsonl", "location={tmp}/log-{{id}}.jsonl"),
+        ("redis_src ! labels location={tmp}/speech.rttm", "location={tmp}/speech-{{id}}.rttm"),
+        ("redis_src emit=audio ! mfcc ! features location={tmp}/f.npz", "{{id}}"),
+        # one branch unique, the other not: the other is the one pointed at
+        (
+            "redis_src emit=audio ! tee name=t t. ! wav location={tmp}/{{id}}.wav "
+            "t. ! level ! jsonl location={tmp}/levels.jsonl",
+            "location={tmp}/levels-{{id}}.jsonl",
+        ),
+    ],
+)
+def test_a_sink_whose_files_are_the_same_for_every_entry_is_refused_before_any_entry_is_read(
+    redis_server: Any, published: list[Utterance], tmp_path: Path, line: str, fix: str
+) -> None:
+    text = line.format(tmp=tmp_path)
+    res = rxaudio(*worker_args(redis_server), "--pipeline", text)
+    assert res.returncode == 2, res.stderr
+    first = res.stderr.splitlines()[0]
+    assert "names the same files for every entry" in first and "{id}" in first, res.stderr
+    assert fix.format(tmp=tmp_path) in first, res.stderr
+    assert "^" in res.stderr  # the caret under the location
+    assert _group_untouched(redis_server)  # nothing read, nothing acked
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["redis"]  # nothing written
+    with pytest.raises(LaunchError, match="names the same files"):
+        StreamWorker(text.replace("redis_src", f"redis_src url={redis_server.url} group=g2", 1))
+
+
+def test_wavdir_may_take_the_entry_id_in_its_stem_and_writes_every_entry(
+    redis_server: Any, published: list[Utterance], tmp_path: Path
+) -> None:
+    out = tmp_path / "utts"
+    n = len(published)
+    res = rxaudio(
+        *worker_args(redis_server, "--max-entries", str(n)),
+        "--pipeline",
+        f"redis_src ! wavdir location={out} stem={{id}}- labels=jsonl",
+    )
+    assert res.returncode == 0, res.stderr
+    want = sorted(
+        [f"{i}-0001.wav" for i in ids(redis_server)] + [f"{i}.jsonl" for i in ids(redis_server)]
+    )
+    assert sorted(p.name for p in out.iterdir()) == want
+
+
+def test_every_file_sink_declares_the_options_that_name_its_files() -> None:
+    from rxaudio.frames import FileReceipt
+
+    file_sinks = [
+        info
+        for info in registry.registry().values()
+        if info.kind == "sink" and info.produces.frame is FileReceipt
+    ]
+    assert {i.name for i in file_sinks} >= {"wav", "wavdir", "jsonl", "labels", "features"}
+    for info in file_sinks:
+        assert info.writes, f"{info.name} writes files but declares no writes="
+        assert all(info.prop(w) for w in info.writes)
+
+
+def test_an_utterance_with_a_negative_audio_start_is_dead_lettered_and_the_worker_goes_on(
+    redis_server: Any, published: list[Utterance], tmp_path: Path
+) -> None:
+    c = redis_server.client()
+    [(good_id, good)] = c.xrange("s", count=1)
+    rec = json.loads(good[b"data"])
+    rec["audio_start"] = -1.0  # the issue's poison entry
+    bad_id = c.xadd("s", {**good, b"data": json.dumps(rec).encode()}).decode()
+    c.xtrim("s", minid=bad_id)  # only the poison entry, then a good one
+    again = c.xadd("s", good).decode()
+    out = tmp_path / "wav"
+    out.mkdir()
+    res = rxaudio(
+        *worker_args(redis_server, "--max-entries", "1"),
+        "--pipeline",
+        f"redis_src emit=audio ! wav location={out}/{{id}}.wav",
+    )
+    assert res.returncode == 0, res.stderr  # it was exit 2: AudioFrame: start must be >= 0
+    assert "1 acked" in res.stderr and "1 dead" in res.stderr
+    [(_, f)] = c.xrange("s:dead")
+    assert f[b"source_id"].decode() == bad_id
+    assert b"audio_start is -1.0 s; it must be a time >= 0" in f[b"reason"]
+    assert [p.name for p in out.iterdir()] == [f"{again}.wav"]
+    assert good_id != again
+
+
+def test_a_type_mismatch_is_dead_lettered_with_what_is_wrong(
+    redis_server: Any, published: list[Utterance], tmp_path: Path
+) -> None:
+    c = redis_server.client()
+    level = {"type": "level", "time": 0.5, "rms_db": -20.0, "peak_db": -10.0}
+    bad = c.xadd("s", {"type": "utterance", "data": json.dumps(level)}).decode()
+    c.xtrim("s", minid=bad)
+    c.xadd("s", {"type": "level", "data": json.dumps(level)})  # under its own type: fine
+    w = StreamWorker(
+        f"redis_src url={redis_server.url} stream=s group=g types=* "
+        f"! jsonl location={tmp_path}/{{id}}.jsonl"
+    )
+    w.run(threading.Event(), max_entries=1)
+    assert w.stats.reader.acked == 1 and w.stats.reader.dead == 1
+    [(_, f)] = c.xrange("s:dead")
+    reason = f[b"reason"].decode()
+    assert "type=utterance" in reason and "'level' event" in reason, reason
+    assert "this is a 'utterance' entry" not in reason
+
+
+def test_two_live_workers_under_one_consumer_name_write_each_entry_s_results_once(
+    redis_server: Any, published: list[Utterance], tmp_path: Path, procs: list[Any]
+) -> None:
+    """Worker a holds an entry (slow); b, started under the same name, reads back the name's
+    pending entries, so runs that one too, first. a's late ack must write nothing."""
+    out, marker = tmp_path / "wav", tmp_path / "marker"
+    out.mkdir()
+    a = spawn(
+        *worker_args(redis_server, "--consumer", "same", "--max-entries", "1"),
+        "--pipeline",
+        f"redis_src emit=audio ! slow seconds=6 marker={marker} ! wav location={out}/{{id}}.wav",
+    )
+    procs.append(a)
+    wait_until(marker.exists, "worker a to take an entry")
+    b = spawn(
+        *worker_args(redis_server, "--consumer", "same"),
+        "--pipeline",
+        f"redis_src emit=audio ! wav location={out}/{{id}}.wav",
+    )
+    procs.append(b)
+    _, err_a = a.communicate(timeout=WAIT_S)  # a finishes its entry, after b did it
+    assert a.returncode == 0, err_a
+    n = len(published)
+    c = redis_server.client()
+    wait_until(
+        lambda: len(results(redis_server)) >= n and c.xpending("s", "g")["pending"] == 0,
+        "every entry's result",
+    )
+    b.send_signal(signal.SIGTERM)
+    _, err_b = b.communicate(timeout=WAIT_S)
+    assert b.returncode == 0, err_b
+    assert "1 duplicates" in err_a and "entries 0 acked" in err_a, err_a  # b acked it first
+    rs = results(redis_server)
+    assert sorted(r["source_id"] for r in rs) == sorted(ids(redis_server))  # once each
+    assert {r["producer"] for r in rs} == {"same"}
+    assert sorted(p.name for p in out.iterdir()) == sorted(f"{i}.wav" for i in ids(redis_server))

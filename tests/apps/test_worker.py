@@ -487,3 +487,158 @@ def test_two_live_workers_under_one_consumer_name_write_each_entry_s_results_onc
     assert sorted(r["source_id"] for r in rs) == sorted(ids(redis_server))  # once each
     assert {r["producer"] for r in rs} == {"same"}
     assert sorted(p.name for p in out.iterdir()) == sorted(f"{i}.wav" for i in ids(redis_server))
+
+
+# --- any broken entry: dead-lettered with its reason, and the worker goes on (property) ---
+
+DROP = object()  # a field or key left out
+
+
+def _entry(
+    template: dict[bytes, bytes], changes: dict[str, Any] | None = None, /, **fields: Any
+) -> Any:
+    """The template entry with ``changes`` made to its data's JSON and ``fields`` replaced
+    (``DROP``: left out)."""
+    out = dict(template)
+    if changes:
+        rec = json.loads(template[b"data"])
+        for k, v in changes.items():
+            if v is DROP:
+                rec.pop(k, None)
+            else:
+                rec[k] = v
+        out[b"data"] = json.dumps(rec).encode()
+    for k, v in fields.items():
+        if v is DROP:
+            out.pop(k.encode(), None)
+        else:
+            out[k.encode()] = v if isinstance(v, bytes) else str(v).encode()
+    return out
+
+
+def _not_positive_int(b: bytes) -> bool:
+    try:
+        return int(b) <= 0
+    except ValueError:
+        return True
+
+
+def broken_entries(template: dict[bytes, bytes], missing: str) -> Any:
+    """Hypothesis strategy: an utterance entry of ``template``'s shape, broken in one way
+    (each must go to the dead-letter stream). ``missing``: a path where no file is."""
+    from hypothesis import strategies as st
+
+    seconds_keys = st.sampled_from(["audio_start", "start", "end"])
+    bad_seconds = st.one_of(
+        st.floats(min_value=-1e9, max_value=-1e-6),  # the issue's negative audio_start
+        st.text(max_size=4),
+        st.none(),
+        st.booleans(),
+        st.lists(st.integers(), max_size=2),
+        st.just(DROP),
+    )
+    rec = json.loads(template[b"data"])
+    n_bytes = len(template[b"audio"])
+    not_whole = st.integers(2, 64).filter(lambda ch: n_bytes % (2 * ch) != 0)
+    bad_int = st.one_of(st.binary(max_size=6).filter(_not_positive_int), st.just(DROP))
+    not_object = st.one_of(
+        st.binary(max_size=12).filter(lambda b: not b.strip().startswith(b"{")),
+        st.sampled_from([b"[]", b"null", b"{}", b'{"type": 3}', b'{"start": 1}']),
+        st.just(DROP),
+    )
+    fmt = st.binary(max_size=8).filter(lambda b: b not in (b"int16", b"flac", b"wav"))
+    return st.one_of(
+        st.builds(lambda k, v: _entry(template, {k: v}), seconds_keys, bad_seconds),
+        st.floats(1e-3, 5.0).map(  # ends before it starts
+            lambda d: _entry(template, {"end": rec["start"] - d})
+        ),
+        st.builds(lambda v: _entry(template, sample_rate=v), bad_int),
+        st.builds(lambda v: _entry(template, channels=v), st.one_of(bad_int, not_whole)),
+        st.binary(max_size=31)
+        .filter(lambda b: len(b) % 2 == 1)
+        .map(
+            lambda b: _entry(template, audio=b)  # not whole 16-bit samples
+        ),
+        st.just(_entry(template, audio=b"")),  # no samples
+        st.just(_entry(template, audio=DROP)),
+        st.builds(lambda f: _entry(template, audio_format=f), fmt),
+        st.binary(max_size=64).map(lambda b: _entry(template, audio_format=b"flac", audio=b)),
+        st.just(_entry(template, audio_format=b"wav", audio=DROP, path=missing)),
+        st.builds(lambda d: _entry(template, data=d), not_object),
+        st.just(_entry(template, data=b"\xff\xfe" + template[b"data"])),  # not UTF-8
+        st.sampled_from(["level", "vad", "speech_start", "transcript", "x"]).map(
+            lambda t: _entry(template, {"type": t})  # type=utterance, another event's data
+        ),
+        # decodes, but its pipeline fails: no WAV holds such a rate
+        st.integers(2**31, 2**62).map(lambda r: _entry(template, sample_rate=r)),
+    )
+
+
+def test_any_broken_entry_is_dead_lettered_with_a_reason_and_the_worker_goes_on(
+    redis_server: Any, tmp_path: Path
+) -> None:
+    from hypothesis import HealthCheck, given, settings
+    from hypothesis import strategies as st
+
+    from rxaudio.sinks import to_redis
+
+    u = Utterance(
+        np.linspace(-0.5, 0.5, 1600, dtype=np.float32).reshape(-1, 1),
+        16000, 16800, 17200, 16000, 17600, "silence",
+    )  # fmt: skip
+    done = threading.Event()
+    rx.of(u).pipe(to_redis(redis_server.url, stream="template")).subscribe(
+        on_error=lambda e: done.set(), on_completed=done.set
+    )
+    assert done.wait(WAIT_S)
+    c = redis_server.client()
+    [(_, template)] = c.xrange("template")
+    streams = iter(range(10**6))
+    pipelines = {
+        "audio": "redis_src emit=audio ! wav location={out}/{{id}}.wav",
+        "item": "redis_src ! wavdir location={out}/{{id}} labels=jsonl",
+    }
+
+    @settings(
+        max_examples=40,
+        deadline=None,
+        suppress_health_check=[HealthCheck.function_scoped_fixture, HealthCheck.too_slow],
+    )
+    @given(
+        bad=st.lists(
+            broken_entries(template, str(tmp_path / "no-such.wav")), min_size=1, max_size=4
+        ),
+        emit=st.sampled_from(sorted(pipelines)),
+    )
+    def check(bad: list[dict[bytes, bytes]], emit: str) -> None:
+        stream = f"p{next(streams)}"
+        out = tmp_path / stream
+        out.mkdir()
+        bad_ids = [c.xadd(stream, f).decode() for f in bad]
+        good_id = c.xadd(stream, template).decode()
+        line = pipelines[emit].format(out=out)
+        w = StreamWorker(
+            line.replace("redis_src", f"redis_src url={redis_server.url} stream={stream}", 1)
+        )
+        stop = threading.Event()
+        guard = threading.Timer(WAIT_S, stop.set)
+        guard.start()
+        seen: list[str] = []
+        try:
+            # an exception out of run() is what made the worker process exit 2
+            w.run(stop, on_entry=lambda e: (seen.append(e.id), e.id == good_id and stop.set()))
+        finally:
+            guard.cancel()
+        assert good_id in seen, "the good entry after the broken ones was never handled"
+        dead = {
+            f[b"source_id"].decode(): f[b"reason"].decode() for _, f in c.xrange(f"{stream}:dead")
+        }
+        assert sorted(dead) == sorted(bad_ids), (dead, bad_ids)
+        assert all(len(r) > 10 for r in dead.values()), dead
+        rs = [f[b"source_id"].decode() for _, f in c.xrange(f"{stream}:results")]
+        assert rs == [good_id]
+        assert c.xpending(stream, "rxaudio")["pending"] == 0
+        # (a wavdir whose pipeline failed keeps its folder: what it wrote before, finalized)
+        assert good_id + (".wav" if emit == "audio" else "") in [p.name for p in out.iterdir()]
+
+    check()

@@ -454,14 +454,15 @@ def test_a_type_mismatch_is_dead_lettered_with_what_is_wrong(
 def test_two_live_workers_under_one_consumer_name_write_each_entry_s_results_once(
     redis_server: Any, published: list[Utterance], tmp_path: Path, procs: list[Any]
 ) -> None:
-    """Worker a holds an entry (slow); b, started under the same name, reads back the name's
-    pending entries, so runs that one too, first. a's late ack must write nothing."""
-    out, marker = tmp_path / "wav", tmp_path / "marker"
+    """Worker a holds an entry; b, started under the same name, reads back the name's pending
+    entries, so runs that one too, and first. a's late ack must write nothing."""
+    out, marker, go = tmp_path / "wav", tmp_path / "marker", tmp_path / "go"
     out.mkdir()
     a = spawn(
         *worker_args(redis_server, "--consumer", "same", "--max-entries", "1"),
         "--pipeline",
-        f"redis_src emit=audio ! slow seconds=6 marker={marker} ! wav location={out}/{{id}}.wav",
+        f"redis_src emit=audio ! slow seconds={WAIT_S} marker={marker} until={go} "
+        f"! wav location={out}/{{id}}.wav",
     )
     procs.append(a)
     wait_until(marker.exists, "worker a to take an entry")
@@ -471,20 +472,21 @@ def test_two_live_workers_under_one_consumer_name_write_each_entry_s_results_onc
         f"redis_src emit=audio ! wav location={out}/{{id}}.wav",
     )
     procs.append(b)
-    _, err_a = a.communicate(timeout=WAIT_S)  # a finishes its entry, after b did it
-    assert a.returncode == 0, err_a
     n = len(published)
     c = redis_server.client()
     wait_until(
         lambda: len(results(redis_server)) >= n and c.xpending("s", "g")["pending"] == 0,
-        "every entry's result",
+        "b to handle every entry, a's included",
     )
+    go.touch()  # now a finishes the entry it held
+    _, err_a = a.communicate(timeout=WAIT_S)
+    assert a.returncode == 0, err_a
     b.send_signal(signal.SIGTERM)
     _, err_b = b.communicate(timeout=WAIT_S)
     assert b.returncode == 0, err_b
-    assert "1 duplicates" in err_a and "entries 0 acked" in err_a, err_a  # b acked it first
     rs = results(redis_server)
     assert sorted(r["source_id"] for r in rs) == sorted(ids(redis_server))  # once each
+    assert "1 duplicates" in err_a and "entries 0 acked" in err_a, err_a  # b acked it first
     assert {r["producer"] for r in rs} == {"same"}
     assert sorted(p.name for p in out.iterdir()) == sorted(f"{i}.wav" for i in ids(redis_server))
 

@@ -151,6 +151,12 @@ def _serve_metrics(worker: StreamWorker, port: int) -> None:
                 ("dead", "Entries moved to the dead-letter stream", r.dead),
                 ("skipped", "Entries of other types, acknowledged unread", r.skipped),
                 ("results", "Result entries written", r.results),
+                (
+                    "duplicates",
+                    "Entries finished after another worker had acknowledged them (nothing "
+                    "written again)",
+                    r.duplicates,
+                ),
             ):
                 yield CounterMetricFamily(f"rxaudio_worker_{name}", doc, value=v)
             yield GaugeMetricFamily(

@@ -195,6 +195,11 @@ class ElementInfo:
     produces: Caps
     factory: Callable[..., Any] = field(repr=False, compare=False)
     aliases: tuple[tuple[str, str], ...] = ()  # (alias, option name), e.g. ("location", "path")
+    writes: tuple[str, ...] = ()
+    """The options that name what the element writes (``("path",)``; ``wavdir``: its folder and
+    its file names' ``stem``). Equal values, equal files: two runs with the same values write
+    the same names, so a pipeline run once per item (``rxaudio worker``) must make one of them
+    differ per item. Empty for elements that write nothing, or names unique by construction."""
 
     def prop(self, name: str) -> Prop:
         """The option called ``name`` (or by one of its aliases); ConfigError when unknown."""
@@ -312,19 +317,25 @@ def element(
     accepts: Caps | None = None,
     produces: Caps | None = None,
     aliases: dict[str, str] | None = None,
+    writes: Sequence[str] = (),
 ) -> Callable[[F], F]:
     """Declare an element factory: its info is kept as ``fn.__element__``, calls are checked.
 
     ``accepts``/``produces`` are the static caps shown by ``inspect`` (what the element takes
     and gives whatever its options; the built element's own ``accepts``/``produces`` may be
     narrower, e.g. ``resample(16000)`` produces ``rate=16000``). Options typed ``object``
-    (callables, arrays, schedulers) are documented but not settable from text.
+    (callables, arrays, schedulers) are documented but not settable from text. ``writes``
+    names the options that fix the names of the files the element writes (see
+    :attr:`ElementInfo.writes`).
     """
     if kind not in KINDS:
         raise ValueError(f"element {name}: kind must be one of {KINDS}, got {kind!r}")
 
     def wrap(fn: F) -> F:
         props = props_of(fn)
+        unknown = [w for w in writes if w not in {p.name for p in props}]
+        if unknown:
+            raise ValueError(f"element {name}: writes names no option: {', '.join(unknown)}")
         sig = inspect.signature(fn)
         checked = [p for p in props if p.type is not object]
 
@@ -348,6 +359,7 @@ def element(
             produces=produces or Caps(),
             factory=call,
             aliases=tuple((aliases or {}).items()),
+            writes=tuple(writes),
         )
         call.__element__ = info  # type: ignore[attr-defined]
         return typing.cast(F, call)

@@ -100,8 +100,9 @@ def connect(url: str, *, timeout_s: float, name: str) -> Any:
 
 
 def text(v: Any) -> str:
-    """A field value (bytes from Redis) as text."""
-    return v.decode() if isinstance(v, bytes) else str(v)
+    """A field value (bytes from Redis) as text (bytes that are not UTF-8 as escapes: an
+    entry is anyone's input, and reading it must not fail before it can be dead-lettered)."""
+    return v.decode(errors="backslashreplace") if isinstance(v, bytes) else str(v)
 
 
 def why(exc: BaseException) -> str:

@@ -68,7 +68,7 @@ from ..frames import AudioFrame, FileReceipt, StreamReceipt
 from . import registry
 from .caps import Link, LinkError, link
 
-__all__ = ["Branch", "LaunchError", "Pipeline", "PipelineStats", "parse_launch"]
+__all__ = ["Branch", "LaunchError", "Output", "Pipeline", "PipelineStats", "parse_launch"]
 
 Operator = Callable[[Observable[Any]], Observable[Any]]
 
@@ -411,6 +411,20 @@ class Branch:
     """The file its sink writes, when it has one."""
 
 
+@dataclass(frozen=True, slots=True)
+class Output:
+    """What one element writes, as the launch string names it: the options its element
+    declares in ``writes`` (:attr:`~rxaudio.core.props.ElementInfo.writes`), with their
+    values as written (defaults for those left out)."""
+
+    element: str
+    """The element's label."""
+    options: tuple[tuple[str, str], ...]
+    """(option as written, e.g. ``location``; its value), in the element's ``writes`` order."""
+    pos: int
+    """Where the first of them is written (the element's name when it is not)."""
+
+
 @dataclass
 class PipelineStats:
     """What a running pipeline has done (reset on every subscription)."""
@@ -454,6 +468,7 @@ class _Builder:
     def __init__(self, parser: _Parser, chains: list[list[_Node]]) -> None:
         self.p, self.chains = parser, chains
         self.branches: list[Branch] = []
+        self.outputs: list[Output] = []
 
     def label(self) -> None:
         nodes = [n for c in self.chains for n in c if n.kind != "ref"]
@@ -499,6 +514,8 @@ class _Builder:
                 )
         if info.kind == "sink" and isinstance(kwargs.get("path"), str):
             node.location = kwargs["path"]
+        if info.writes:
+            self.outputs.append(self.output(node, info))
         try:
             node.obj = info.factory(**kwargs)
         except RxAudioError as exc:
@@ -508,6 +525,20 @@ class _Builder:
                     pos = tok.value_pos
                     break
             raise self.p.error(str(exc), pos) from exc
+
+    def output(self, node: _Node, info: ElementInfo) -> Output:
+        given = {self.p.prop(info, tok).name: tok for tok in node.props}
+        options: list[tuple[str, str]] = []
+        where: list[int] = []
+        for name in info.writes:
+            tok = given.get(name)
+            if tok is None:
+                default = info.prop(name).default
+                options.append((name, "" if default is None else str(default)))
+            else:
+                options.append((tok.key, tok.value))
+                where.append(tok.value_pos)
+        return Output(node.label, tuple(options), where[0] if where else node.pos)
 
     def run(self) -> tuple[_Node, Caps]:
         self.label()
@@ -634,12 +665,15 @@ class Pipeline:
         source_label: str,
         source_caps: Caps,
         branches: Sequence[Branch],
+        outputs: Sequence[Output] = (),
     ) -> None:
         self.text = text
         self.source = source
         self.source_label = source_label
         self.source_caps = source_caps
         self.branches = tuple(branches)
+        self.outputs = tuple(outputs)
+        """What its elements write, as named in :attr:`text` (:class:`Output`)."""
         self.stats = PipelineStats()
 
     @property
@@ -834,7 +868,7 @@ def parse_launch(text: str) -> Pipeline:
     chains = parser.parse()
     builder = _Builder(parser, chains)
     head, caps = builder.run()
-    return Pipeline(text, head.obj, head.label, caps, builder.branches)
+    return Pipeline(text, head.obj, head.label, caps, builder.branches, builder.outputs)
 
 
 # --- operator-only chains (a server's per-session chain) ---------------------------------

@@ -11,12 +11,27 @@ entry's ``session`` and utterance ``id`` when it had them. A worker killed mid-e
 the entry pending; another claims it and runs it again, and since files are named by entry id
 the second run overwrites the first: every entry's output exists once.
 
-An entry whose pipeline fails (or takes longer than ``entry_timeout_s``) goes to the
-dead-letter stream with the error, and the worker goes on.
+A pipeline whose files would have the same names for every entry is refused before any
+entry is read: each entry's run would replace the last one's files while every entry was
+acknowledged. Elements declare the options that name what they write
+(:attr:`~rxaudio.core.props.ElementInfo.writes`: a file sink's ``location``, ``wavdir``'s
+folder and ``stem``), and one of them must hold ``{id}``. (``wavdir`` is not given names of its
+own per entry: its numbering and its label files start afresh with every run, so only a name
+from the entry keeps them apart, and the user should see where each entry's files go.)
+
+Results are written once per entry: the ack is conditional (:meth:`StreamReader.ack`), so an
+entry run twice at once (two live workers under one consumer name, an entry claimed from a
+worker that was slow rather than dead) gets the first finisher's results only; the other
+counts it in ``duplicates``.
+
+An entry whose decoding or pipeline fails (or takes longer than ``entry_timeout_s``) goes to
+the dead-letter stream with the reason, and the worker goes on: a worker stops only for its own
+faults (Redis gone for longer than ``retry_s``, a bad pipeline), never for an entry's.
 """
 
 from __future__ import annotations
 
+import os
 import threading
 import time
 from collections.abc import Callable
@@ -30,7 +45,7 @@ from ..io.streams import results_stream
 from ..sinks import to_json, to_record
 from ..sources import RedisSource, StreamEntry, StreamReader
 from ..sources._redis import ReaderStats
-from .launch import LaunchError, Pipeline, parse_launch
+from .launch import LaunchError, Output, Pipeline, parse_launch
 
 ID_FIELD = "{id}"
 
@@ -53,9 +68,34 @@ class WorkerStats:
         lag = "?" if r.lag is None else str(r.lag)
         return (
             f"entries {r.acked} acked · {r.redelivered} redelivered · {r.dead} dead "
-            f"({self.failed} failed) · {r.skipped} skipped · results {r.results} · "
+            f"({self.failed} failed) · {r.skipped} skipped · {r.duplicates} duplicates · "
+            f"results {r.results} · "
             f"pending {r.pending} · lag {lag} · last {self.last_s:.2f} s"
         )
+
+
+def _with_id(value: str) -> str:
+    """``value`` with ``{id}`` in it: before a file's extension, or as a folder's last part."""
+    head, ext = os.path.splitext(value)
+    if ext and not value.endswith(("/", os.sep)):
+        return f"{head}-{ID_FIELD}{ext}"
+    return value.rstrip("/" + os.sep) + "/" + ID_FIELD
+
+
+def _check_output(out: Output, text: str) -> None:
+    """Refuse an element whose files would have the same names for every entry."""
+    if any(ID_FIELD in value for _, value in out.options):
+        return
+    key, value = out.options[0]
+    others = ", ".join(f"{k}=" for k, _ in out.options[1:])
+    more = f" (or in {others})" if others else ""
+    raise LaunchError(
+        f"{out.element} {key}={value} names the same files for every entry, so each entry's "
+        f"output would replace the last one's; put {ID_FIELD} (the entry's id) in it{more}: "
+        f"{key}={_with_id(value)}",
+        text,
+        out.pos,
+    )
 
 
 class StreamWorker:
@@ -84,6 +124,8 @@ class StreamWorker:
                 text,
                 len(text) - len(text.lstrip()),
             )
+        for out in pipeline.outputs:
+            _check_output(out, text)
         self.text = text
         self.source = pipeline.source
         cfg = self.source.config
@@ -134,7 +176,8 @@ class StreamWorker:
         started = time.monotonic()
         try:
             outputs = self.run_entry(entry)
-        except Exception as exc:
+            results = [self._result(entry, o) for o in outputs] if self.results else []
+        except Exception as exc:  # the entry's fault (or its pipeline's): never the worker's end
             self.stats.failed += 1
             self.reader.dead(
                 entry.id,
@@ -142,7 +185,6 @@ class StreamWorker:
                 f"the pipeline failed on this entry: {type(exc).__name__}: {exc}",
             )
         else:
-            results = [self._result(entry, o) for o in outputs] if self.results else []
             self.reader.ack(entry.id, results, to=self.results)
         self.stats.last_s = time.monotonic() - started
         self.stats.busy_s += self.stats.last_s

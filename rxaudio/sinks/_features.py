@@ -253,6 +253,7 @@ class _Parquet(_Table):
     accepts=Caps(frame=FeatureFrame),
     produces=Caps(frame=FileReceipt),
     aliases={"location": "path"},
+    writes=("path",),
 )
 def to_features(
     path: str | os.PathLike[str],

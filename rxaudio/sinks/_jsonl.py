@@ -91,6 +91,7 @@ class _JsonlFile:
     accepts=Caps(frame=object),
     produces=Caps(frame=FileReceipt),
     aliases={"location": "path"},
+    writes=("path",),
 )
 def to_jsonl(
     path: str | os.PathLike[str], *, serialize: Callable[[Any], dict[str, Any]] = to_record

@@ -47,6 +47,7 @@ class _LabelFile:
     accepts=Caps(frame=(SpeechEnd, Utterance, object)),
     produces=Caps(frame=FileReceipt),
     aliases={"location": "path"},
+    writes=("path",),
 )
 def to_labels(
     path: str | os.PathLike[str],

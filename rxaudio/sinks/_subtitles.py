@@ -50,6 +50,7 @@ class _SubtitleFile:
     accepts=Caps(frame=(Transcript, object)),
     produces=Caps(frame=FileReceipt),
     aliases={"location": "path"},
+    writes=("path",),
 )
 def to_subtitles(
     path: str | os.PathLike[str],

@@ -133,6 +133,7 @@ class _Writer:
     accepts=Caps(frame=(Utterance, object)),
     produces=Caps(frame=FileReceipt),
     aliases={"location": "path"},
+    writes=("path", "stem"),
 )
 def to_utterances(
     path: str | os.PathLike[str],

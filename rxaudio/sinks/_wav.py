@@ -64,6 +64,7 @@ class _WavFile:
     accepts=Caps(),
     produces=Caps(frame=FileReceipt),
     aliases={"location": "path"},
+    writes=("path",),
 )
 def to_wav(
     path: str | os.PathLike[str], *, subtype: Annotated[str, Choices(SUBTYPES)] = "PCM_16"

@@ -17,6 +17,7 @@ peer and other processes, not about the audio's sample time.
 
 from __future__ import annotations
 
+import math
 import os
 import socket
 import threading
@@ -52,6 +53,23 @@ START = ("begin", "new")
 BACKOFF_FIRST_S = 0.05
 BACKOFF_MAX_S = 1.0
 
+# KEYS: the stream, the results stream. ARGV: group, entry id, the number of results, then
+# each result as its number of fields and its fields (name, value, ...). XACK first; the
+# results only when it acknowledged the entry (1), so they are written once per entry.
+_ACK_SCRIPT = """
+local acked = redis.call('XACK', KEYS[1], ARGV[1], ARGV[2])
+if acked == 0 then return 0 end
+local i = 4
+for _ = 1, tonumber(ARGV[3]) do
+  local n = tonumber(ARGV[i])
+  local fields = {}
+  for j = 1, 2 * n do fields[j] = ARGV[i + j] end
+  i = i + 1 + 2 * n
+  redis.call('XADD', KEYS[2], '*', unpack(fields))
+end
+return 1
+"""
+
 
 @dataclass(frozen=True, slots=True)
 class StreamEntry:
@@ -85,6 +103,10 @@ class ReaderStats:
     """Entries of other types, acknowledged unread."""
     results: int = 0
     """Result entries written with acks."""
+    duplicates: int = 0
+    """Entries this consumer finished after another had acknowledged them (it had claimed
+    them, or shares this consumer name): their results and dead letters were not written
+    again."""
     pending: int = 0
     """The group's entries delivered and not yet acknowledged (at the last :meth:`poll`)."""
     lag: int | None = None
@@ -137,9 +159,14 @@ class ReaderConfig:
 
 def _seconds_to_index(record: Mapping[str, Any], key: str, rate: int) -> int:
     v = record.get(key)
-    if not isinstance(v, int | float):
-        raise MalformedEntry(f"the utterance has no {key} in seconds")
-    return round(float(v) * rate)
+    if isinstance(v, bool) or not isinstance(v, int | float):
+        raise MalformedEntry(f"the utterance has no {key} in seconds (got {v!r})")
+    if not math.isfinite(v) or v < 0:
+        raise MalformedEntry(f"the utterance's {key} is {v!r} s; it must be a time >= 0")
+    try:
+        return round(float(v) * rate)
+    except OverflowError:
+        raise MalformedEntry(f"the utterance's {key} ({v!r} s) is out of range") from None
 
 
 def utterance_of(entry: DecodedEntry) -> Utterance:
@@ -156,6 +183,10 @@ def utterance_of(entry: DecodedEntry) -> Utterance:
     n = int(entry.samples.shape[0])
     if n == 0:
         raise MalformedEntry("the utterance's audio is empty")
+    if end < start:
+        raise MalformedEntry(
+            f"the utterance ends ({rec['end']!r} s) before it starts ({rec['start']!r} s)"
+        )
     reason = rec.get("reason")
     return Utterance(
         entry.samples,
@@ -352,15 +383,33 @@ class StreamReader:
         try:
             d = decode_entry(raw)
             item: Any
-            if d.record["type"] == "utterance":
+            said = d.record["type"]
+            if not kind:
+                raise MalformedEntry(
+                    f"the entry has no type field (its data is a {said!r} event); a producer "
+                    f"writes type={said} beside data"
+                )
+            if said != kind:
+                raise MalformedEntry(
+                    f"the entry says type={kind} but its data is a {said!r} event (data's "
+                    f"type); a producer writes each item under its own type: an utterance's "
+                    f"dict form with its audio under type=utterance, other events under theirs"
+                )
+            if said == "utterance":
                 utt = utterance_of(d)
                 item = utt.to_frame() if cfg.emit == "audio" else utt
             elif cfg.emit == "audio":
-                raise MalformedEntry(f"emit=audio takes utterances; this is a {kind!r} entry")
+                raise MalformedEntry(
+                    f"emit=audio takes utterances; this is a {said!r} event: read it with "
+                    "emit=item, or write utterances to this stream"
+                )
             else:
                 item = d.record
         except MalformedEntry as exc:
             self.dead(entry_id, raw, str(exc))
+            return None
+        except Exception as exc:  # an entry that breaks a frame's checks: its fault, not ours
+            self.dead(entry_id, raw, f"cannot decode this entry: {type(exc).__name__}: {exc}")
             return None
         self.stats.read += 1
         if deliveries > 1:
@@ -384,30 +433,44 @@ class StreamReader:
     # --- acknowledging ------------------------------------------------------------------------
     def ack(
         self, entry_id: str, results: Sequence[Mapping[str, Any]] = (), *, to: str = ""
-    ) -> None:
-        """Acknowledge ``entry_id``; first add ``results`` (entry fields) to stream ``to``, in
-        the same transaction, so a crash leaves either both or neither."""
-        self._commit(entry_id, results, to)
-        self.stats.acked += 1
-        self.stats.results += len(results)
+    ) -> bool:
+        """Acknowledge ``entry_id`` and add ``results`` (entry fields) to stream ``to``, at
+        once, so a crash leaves either both or neither; and only if the entry was still
+        pending: an entry another consumer acknowledged first gets no second set of results
+        (False, counted in ``duplicates``)."""
+        first = self._commit(entry_id, results, to)
+        if first:
+            self.stats.acked += 1
+            self.stats.results += len(results)
+        else:
+            self.stats.duplicates += 1
         if time.monotonic() >= self._next_refresh:
             self.refresh()
+        return first
 
-    def _commit(self, entry_id: str, results: Sequence[Mapping[str, Any]], to: str) -> None:
-        """``XADD`` each of ``results`` to ``to`` and ``XACK`` ``entry_id``, in one MULTI."""
+    def _commit(self, entry_id: str, results: Sequence[Mapping[str, Any]], to: str) -> bool:
+        """``XACK`` ``entry_id`` and, when that acknowledged it (it was pending), ``XADD``
+        each of ``results`` to ``to``, in one script (atomic, as a transaction). Whether it
+        acknowledged it.
+
+        Conditional on the ack, so results are written once per entry whoever else ran it:
+        two live workers under one consumer name, an entry claimed from a worker that was slow
+        rather than dead, a retry after a reply lost with the connection."""
         cfg = self.cfg
+        args: list[Any] = [cfg.group, entry_id, len(results)]
+        for fields in results:
+            args.append(len(fields))
+            for k, v in fields.items():
+                args += [k, v]
 
-        def run(c: Any) -> None:
-            pipe = c.pipeline(transaction=True)
-            for fields in results:
-                pipe.xadd(to, dict(fields))
-            pipe.xack(cfg.stream, cfg.group, entry_id)
-            pipe.execute()
+        def run(c: Any) -> int:
+            return int(c.eval(_ACK_SCRIPT, 2, cfg.stream, to or cfg.stream, *args))
 
-        self._call(run)
+        return bool(self._call(run))
 
     def dead(self, entry_id: str, raw: Mapping[Any, Any], reason: str) -> None:
-        """Move an entry to the dead-letter stream with ``reason``, and acknowledge it."""
+        """Move an entry to the dead-letter stream with ``reason``, and acknowledge it (once:
+        as :meth:`ack`, nothing is written for an entry another consumer acknowledged)."""
         cfg = self.cfg
         fields = {text(k): v for k, v in raw.items()}
         fields.update(
@@ -419,8 +482,10 @@ class StreamReader:
                 "consumer": self.consumer,
             }
         )
-        self._commit(entry_id, [fields], cfg.dead_stream)
-        self.stats.dead += 1
+        if self._commit(entry_id, [fields], cfg.dead_stream):
+            self.stats.dead += 1
+        else:
+            self.stats.duplicates += 1
 
 
 class RedisSource(Observable[Any]):

@@ -2,8 +2,8 @@
 
 Run as ``python slow_worker.py worker ...``: the same CLI, with ``slow seconds=S marker=PATH``
 usable in ``--pipeline``. ``slow`` appends its process id to ``marker`` when an entry reaches it,
-then sleeps ``seconds`` before passing the audio on: the entry is then in hand, not acked, for
-the tests that kill or stop a worker mid-entry.
+then sleeps ``seconds`` (or waits for the file ``until``) before passing the audio on: the entry
+is then in hand, not acked, for the tests that kill or stop a worker mid-entry.
 """
 
 from __future__ import annotations
@@ -25,15 +25,23 @@ from rxaudio.pipeline import registry
 
 @element("slow", kind="operator", accepts=Caps(), produces=Caps())
 def slow(
-    seconds: Annotated[float, Range(0, None), Unit("s")] = 1.0, marker: str = ""
+    seconds: Annotated[float, Range(0, None), Unit("s")] = 1.0,
+    marker: str = "",
+    until: str = "",
 ) -> Callable[[Observable[AudioFrame]], Observable[AudioFrame]]:
-    """Append this process's id to ``marker``, then wait ``seconds``, per frame (tests only)."""
+    """Append this process's id to ``marker``, then wait ``seconds`` (or, with ``until``, until
+    that path exists, for at most ``seconds``), per frame (tests only)."""
 
     def pause(frame: AudioFrame) -> AudioFrame:
         if marker:
             with open(marker, "a") as f:
                 f.write(f"{os.getpid()}\n")
-        time.sleep(seconds)
+        if until:
+            deadline = time.monotonic() + seconds
+            while not os.path.exists(until) and time.monotonic() < deadline:
+                time.sleep(0.02)
+        else:
+            time.sleep(seconds)
         return frame
 
     return ops.map(pause)

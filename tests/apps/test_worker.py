@@ -328,3 +328,319 @@ def test_a_worker_transcribes_utterances_into_the_results_stream(
     texts = [json.loads(r["data"])["text"] for r in rs]
     assert all(r["type"] == "transcript" for r in rs)
     assert "hello" in " ".join(texts) and "pipeline" in " ".join(texts)
+
+
+# --- issue 21: outputs that would collide, poison entries, one consumer name twice -------
+
+
+def _group_untouched(server: Any, stream: str = "s") -> bool:
+    """No consumer group read anything: the group is missing, or nothing was delivered."""
+    c = server.client()
+    if not c.exists(stream):
+        return True
+    groups = c.xinfo_groups(stream)
+    return all(int(g["pending"]) == 0 and g["last-delivered-id"] in (b"0-0",) for g in groups)
+
+
+@pytest.mark.parametrize(
+    ("line", "fix"),
+    [
+        ("redis_src ! wavdir location={tmp}/out", "location={tmp}/out/{{id}}"),
+        ("redis_src emit=audio ! wav location={tmp}/same.wav", "location={tmp}/same-{{id}}.wav"),
+        ("redis_src types=* ! jsonl location={tmp}/log.jsonl", "location={tmp}/log-{{id}}.jsonl"),
+        ("redis_src ! labels location={tmp}/speech.rttm", "location={tmp}/speech-{{id}}.rttm"),
+        ("redis_src emit=audio ! mfcc ! features location={tmp}/f.npz", "{{id}}"),
+        # one branch unique, the other not: the other is the one pointed at
+        (
+            "redis_src emit=audio ! tee name=t t. ! wav location={tmp}/{{id}}.wav "
+            "t. ! level ! jsonl location={tmp}/levels.jsonl",
+            "location={tmp}/levels-{{id}}.jsonl",
+        ),
+    ],
+)
+def test_a_sink_whose_files_are_the_same_for_every_entry_is_refused_before_any_entry_is_read(
+    redis_server: Any, published: list[Utterance], tmp_path: Path, line: str, fix: str
+) -> None:
+    text = line.format(tmp=tmp_path)
+    res = rxaudio(*worker_args(redis_server), "--pipeline", text)
+    assert res.returncode == 2, res.stderr
+    first = res.stderr.splitlines()[0]
+    assert "names the same files for every entry" in first and "{id}" in first, res.stderr
+    assert fix.format(tmp=tmp_path) in first, res.stderr
+    assert "^" in res.stderr  # the caret under the location
+    assert _group_untouched(redis_server)  # nothing read, nothing acked
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["redis"]  # nothing written
+    with pytest.raises(LaunchError, match="names the same files"):
+        StreamWorker(text.replace("redis_src", f"redis_src url={redis_server.url} group=g2", 1))
+
+
+def test_wavdir_may_take_the_entry_id_in_its_stem_and_writes_every_entry(
+    redis_server: Any, published: list[Utterance], tmp_path: Path
+) -> None:
+    out = tmp_path / "utts"
+    n = len(published)
+    res = rxaudio(
+        *worker_args(redis_server, "--max-entries", str(n)),
+        "--pipeline",
+        f"redis_src ! wavdir location={out} stem={{id}}- labels=jsonl",
+    )
+    assert res.returncode == 0, res.stderr
+    want = sorted(
+        [f"{i}-0001.wav" for i in ids(redis_server)] + [f"{i}.jsonl" for i in ids(redis_server)]
+    )
+    assert sorted(p.name for p in out.iterdir()) == want
+
+
+def test_every_file_sink_declares_the_options_that_name_its_files() -> None:
+    from rxaudio.frames import FileReceipt
+
+    file_sinks = [
+        info
+        for info in registry.registry().values()
+        if info.kind == "sink" and info.produces.frame is FileReceipt
+    ]
+    assert {i.name for i in file_sinks} >= {"wav", "wavdir", "jsonl", "labels", "features"}
+    for info in file_sinks:
+        assert info.writes, f"{info.name} writes files but declares no writes="
+        assert all(info.prop(w) for w in info.writes)
+
+
+def test_an_utterance_with_a_negative_audio_start_is_dead_lettered_and_the_worker_goes_on(
+    redis_server: Any, published: list[Utterance], tmp_path: Path
+) -> None:
+    c = redis_server.client()
+    [(good_id, good)] = c.xrange("s", count=1)
+    rec = json.loads(good[b"data"])
+    rec["audio_start"] = -1.0  # the issue's poison entry
+    bad_id = c.xadd("s", {**good, b"data": json.dumps(rec).encode()}).decode()
+    c.xtrim("s", minid=bad_id)  # only the poison entry, then a good one
+    again = c.xadd("s", good).decode()
+    out = tmp_path / "wav"
+    out.mkdir()
+    res = rxaudio(
+        *worker_args(redis_server, "--max-entries", "1"),
+        "--pipeline",
+        f"redis_src emit=audio ! wav location={out}/{{id}}.wav",
+    )
+    assert res.returncode == 0, res.stderr  # it was exit 2: AudioFrame: start must be >= 0
+    assert "1 acked" in res.stderr and "1 dead" in res.stderr
+    [(_, f)] = c.xrange("s:dead")
+    assert f[b"source_id"].decode() == bad_id
+    assert b"audio_start is -1.0 s; it must be a time >= 0" in f[b"reason"]
+    assert [p.name for p in out.iterdir()] == [f"{again}.wav"]
+    assert good_id != again
+
+
+def test_a_type_mismatch_is_dead_lettered_with_what_is_wrong(
+    redis_server: Any, published: list[Utterance], tmp_path: Path
+) -> None:
+    c = redis_server.client()
+    level = {"type": "level", "time": 0.5, "rms_db": -20.0, "peak_db": -10.0}
+    bad = c.xadd("s", {"type": "utterance", "data": json.dumps(level)}).decode()
+    c.xtrim("s", minid=bad)
+    c.xadd("s", {"type": "level", "data": json.dumps(level)})  # under its own type: fine
+    w = StreamWorker(
+        f"redis_src url={redis_server.url} stream=s group=g types=* "
+        f"! jsonl location={tmp_path}/{{id}}.jsonl"
+    )
+    w.run(threading.Event(), max_entries=1)
+    assert w.stats.reader.acked == 1 and w.stats.reader.dead == 1
+    [(_, f)] = c.xrange("s:dead")
+    reason = f[b"reason"].decode()
+    assert "type=utterance" in reason and "'level' event" in reason, reason
+    assert "this is a 'utterance' entry" not in reason
+
+
+def test_two_live_workers_under_one_consumer_name_write_each_entry_s_results_once(
+    redis_server: Any, published: list[Utterance], tmp_path: Path, procs: list[Any]
+) -> None:
+    """Worker a holds an entry; b, started under the same name, reads back the name's pending
+    entries, so runs that one too, and first. a's late ack must write nothing."""
+    out, marker, go = tmp_path / "wav", tmp_path / "marker", tmp_path / "go"
+    out.mkdir()
+    a = spawn(
+        *worker_args(redis_server, "--consumer", "same", "--max-entries", "1"),
+        "--pipeline",
+        f"redis_src emit=audio ! slow seconds={WAIT_S} marker={marker} until={go} "
+        f"! wav location={out}/{{id}}.wav",
+    )
+    procs.append(a)
+    wait_until(marker.exists, "worker a to take an entry")
+    b = spawn(
+        *worker_args(redis_server, "--consumer", "same"),
+        "--pipeline",
+        f"redis_src emit=audio ! wav location={out}/{{id}}.wav",
+    )
+    procs.append(b)
+    n = len(published)
+    c = redis_server.client()
+    wait_until(
+        lambda: len(results(redis_server)) >= n and c.xpending("s", "g")["pending"] == 0,
+        "b to handle every entry, a's included",
+    )
+    go.touch()  # now a finishes the entry it held
+    _, err_a = a.communicate(timeout=WAIT_S)
+    assert a.returncode == 0, err_a
+    b.send_signal(signal.SIGTERM)
+    _, err_b = b.communicate(timeout=WAIT_S)
+    assert b.returncode == 0, err_b
+    rs = results(redis_server)
+    assert sorted(r["source_id"] for r in rs) == sorted(ids(redis_server))  # once each
+    assert "1 duplicates" in err_a and "entries 0 acked" in err_a, err_a  # b acked it first
+    assert {r["producer"] for r in rs} == {"same"}
+    assert sorted(p.name for p in out.iterdir()) == sorted(f"{i}.wav" for i in ids(redis_server))
+
+
+# --- any broken entry: dead-lettered with its reason, and the worker goes on (property) ---
+
+DROP = object()  # a field or key left out
+
+
+def _entry(
+    template: dict[bytes, bytes], changes: dict[str, Any] | None = None, /, **fields: Any
+) -> Any:
+    """The template entry with ``changes`` made to its data's JSON and ``fields`` replaced
+    (``DROP``: left out)."""
+    out = dict(template)
+    if changes:
+        rec = json.loads(template[b"data"])
+        for k, v in changes.items():
+            if v is DROP:
+                rec.pop(k, None)
+            else:
+                rec[k] = v
+        out[b"data"] = json.dumps(rec).encode()
+    for k, v in fields.items():
+        if v is DROP:
+            out.pop(k.encode(), None)
+        else:
+            out[k.encode()] = v if isinstance(v, bytes) else str(v).encode()
+    return out
+
+
+def _not_positive_int(b: bytes) -> bool:
+    try:
+        return int(b) <= 0
+    except ValueError:
+        return True
+
+
+def broken_entries(template: dict[bytes, bytes], missing: str) -> Any:
+    """Hypothesis strategy: an utterance entry of ``template``'s shape, broken in one way
+    (each must go to the dead-letter stream). ``missing``: a path where no file is."""
+    from hypothesis import strategies as st
+
+    seconds_keys = st.sampled_from(["audio_start", "start", "end"])
+    bad_seconds = st.one_of(
+        st.floats(min_value=-1e9, max_value=-1e-6),  # the issue's negative audio_start
+        st.text(max_size=4),
+        st.none(),
+        st.booleans(),
+        st.lists(st.integers(), max_size=2),
+        st.just(DROP),
+    )
+    rec = json.loads(template[b"data"])
+    n_bytes = len(template[b"audio"])
+    not_whole = st.integers(2, 64).filter(lambda ch: n_bytes % (2 * ch) != 0)
+    bad_int = st.one_of(st.binary(max_size=6).filter(_not_positive_int), st.just(DROP))
+    not_object = st.one_of(
+        st.binary(max_size=12).filter(lambda b: not b.strip().startswith(b"{")),
+        st.sampled_from([b"[]", b"null", b"{}", b'{"type": 3}', b'{"start": 1}']),
+        st.just(DROP),
+    )
+    fmt = st.binary(max_size=8).filter(lambda b: b not in (b"int16", b"flac", b"wav"))
+    return st.one_of(
+        st.builds(lambda k, v: _entry(template, {k: v}), seconds_keys, bad_seconds),
+        st.floats(1e-3, 5.0).map(  # ends before it starts
+            lambda d: _entry(template, {"end": rec["start"] - d})
+        ),
+        st.builds(lambda v: _entry(template, sample_rate=v), bad_int),
+        st.builds(lambda v: _entry(template, channels=v), st.one_of(bad_int, not_whole)),
+        st.binary(max_size=31)
+        .filter(lambda b: len(b) % 2 == 1)
+        .map(
+            lambda b: _entry(template, audio=b)  # not whole 16-bit samples
+        ),
+        st.just(_entry(template, audio=b"")),  # no samples
+        st.just(_entry(template, audio=DROP)),
+        st.builds(lambda f: _entry(template, audio_format=f), fmt),
+        st.binary(max_size=64).map(lambda b: _entry(template, audio_format=b"flac", audio=b)),
+        st.just(_entry(template, audio_format=b"wav", audio=DROP, path=missing)),
+        st.builds(lambda d: _entry(template, data=d), not_object),
+        st.just(_entry(template, data=b"\xff\xfe" + template[b"data"])),  # not UTF-8
+        st.sampled_from(["level", "vad", "speech_start", "transcript", "x"]).map(
+            lambda t: _entry(template, {"type": t})  # type=utterance, another event's data
+        ),
+        # decodes, but its pipeline fails: no WAV holds such a rate
+        st.integers(2**31, 2**62).map(lambda r: _entry(template, sample_rate=r)),
+    )
+
+
+def test_any_broken_entry_is_dead_lettered_with_a_reason_and_the_worker_goes_on(
+    redis_server: Any, tmp_path: Path
+) -> None:
+    from hypothesis import HealthCheck, given, settings
+    from hypothesis import strategies as st
+
+    from rxaudio.sinks import to_redis
+
+    u = Utterance(
+        np.linspace(-0.5, 0.5, 1600, dtype=np.float32).reshape(-1, 1),
+        16000, 16800, 17200, 16000, 17600, "silence",
+    )  # fmt: skip
+    done = threading.Event()
+    rx.of(u).pipe(to_redis(redis_server.url, stream="template")).subscribe(
+        on_error=lambda e: done.set(), on_completed=done.set
+    )
+    assert done.wait(WAIT_S)
+    c = redis_server.client()
+    [(_, template)] = c.xrange("template")
+    streams = iter(range(10**6))
+    pipelines = {
+        "audio": "redis_src emit=audio ! wav location={out}/{{id}}.wav",
+        "item": "redis_src ! wavdir location={out}/{{id}} labels=jsonl",
+    }
+
+    @settings(
+        max_examples=40,
+        deadline=None,
+        suppress_health_check=[HealthCheck.function_scoped_fixture, HealthCheck.too_slow],
+    )
+    @given(
+        bad=st.lists(
+            broken_entries(template, str(tmp_path / "no-such.wav")), min_size=1, max_size=4
+        ),
+        emit=st.sampled_from(sorted(pipelines)),
+    )
+    def check(bad: list[dict[bytes, bytes]], emit: str) -> None:
+        stream = f"p{next(streams)}"
+        out = tmp_path / stream
+        out.mkdir()
+        bad_ids = [c.xadd(stream, f).decode() for f in bad]
+        good_id = c.xadd(stream, template).decode()
+        line = pipelines[emit].format(out=out)
+        w = StreamWorker(
+            line.replace("redis_src", f"redis_src url={redis_server.url} stream={stream}", 1)
+        )
+        stop = threading.Event()
+        guard = threading.Timer(WAIT_S, stop.set)
+        guard.start()
+        seen: list[str] = []
+        try:
+            # an exception out of run() is what made the worker process exit 2
+            w.run(stop, on_entry=lambda e: (seen.append(e.id), e.id == good_id and stop.set()))
+        finally:
+            guard.cancel()
+        assert good_id in seen, "the good entry after the broken ones was never handled"
+        dead = {
+            f[b"source_id"].decode(): f[b"reason"].decode() for _, f in c.xrange(f"{stream}:dead")
+        }
+        assert sorted(dead) == sorted(bad_ids), (dead, bad_ids)
+        assert all(len(r) > 10 for r in dead.values()), dead
+        rs = [f[b"source_id"].decode() for _, f in c.xrange(f"{stream}:results")]
+        assert rs == [good_id]
+        assert c.xpending(stream, "rxaudio")["pending"] == 0
+        # (a wavdir whose pipeline failed keeps its folder: what it wrote before, finalized)
+        assert good_id + (".wav" if emit == "audio" else "") in [p.name for p in out.iterdir()]
+
+    check()

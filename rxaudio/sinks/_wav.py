@@ -78,7 +78,8 @@ def to_wav(
     rate or channel change, overlapping frames) ends the stream with an error; the file keeps
     every sample before it. A gap between frames (blocks dropped at capture) is written as
     silence, so the file keeps the stream's timeline. An empty stream writes no file (receipt
-    ``reason="empty"``).
+    ``reason="empty"``). A symlink's target is replaced (the link stays); a device or FIFO is
+    written in place, never renamed over, as a streamed WAV whose sizes read "to the end".
 
     .. marble::
         -a--b--c--|
@@ -95,7 +96,8 @@ def to_wav(
     Raises
     ------
     ConfigError
-        Directory missing or not writable, path is a directory, unknown subtype.
+        Directory missing or not writable, path is a directory, a socket or a symlink loop,
+        unknown subtype.
     """
     p = check_target("to_wav", path)
     return file_sink("to_wav", lambda: _WavFile(p, subtype))

@@ -29,9 +29,10 @@ class _WavFile:
     def write(self, item: AudioFrame) -> None:
         frame = audio("to_wav", item)
         if not np.isfinite(frame.samples).all():
+            bad = frame.start + int(np.flatnonzero(~np.isfinite(frame.samples).all(axis=1))[0])
             raise FormatError(
-                f"NaN or inf samples in the frame at sample {frame.start}; the file keeps the "
-                f"{self.w.samples if self.w else 0} samples before it"
+                f"NaN or inf samples at sample {bad} (in the frame from {frame.start}); the "
+                f"file keeps the {self.w.samples if self.w else 0} samples before that frame"
             )
         if self.w is None:
             self.w = WavWriter(self.path, frame.sample_rate, frame.channels, self.subtype)

@@ -99,7 +99,7 @@ def test_cli_error_mid_stream_finalizes_every_branch_then_exits_2(tmp_path: Path
     )
     assert res.returncode == 2 and "Traceback" not in res.stderr
     assert res.stderr.splitlines()[-1].startswith("rxaudio launch: error: ")
-    assert "NaN or inf samples at sample 5632" in res.stderr
+    assert "NaN or inf samples at sample 6000" in res.stderr  # the sample, not its block
     assert res.stdout.splitlines() == [
         "rxaudio launch: 0.35 s of audio (stopped by an error)",
         f"  wav: 11 items, wrote {wav}",

@@ -38,7 +38,9 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
 def _pairs(ref: str, hyp: str) -> list[tuple[str, str, str]]:
     for p in (ref, hyp):
         if not os.path.exists(p):
-            raise SourceError(f"{p}: no such file or folder")
+            from ..io.paths import missing
+
+            raise SourceError(missing(p, "file or folder"))
     if os.path.isfile(ref) and os.path.isfile(hyp):
         return [(os.path.splitext(os.path.basename(hyp))[0], ref, hyp)]
     if os.path.isdir(ref) != os.path.isdir(hyp):

@@ -110,7 +110,10 @@ def summary(pipeline: Pipeline, stopped_by: str) -> list[str]:
             continue
         # a sink stopped by a signal or by another branch's error finalizes without a receipt
         path = r.path if r is not None else b.location
-        wrote = f", wrote {path}" if path is not None and os.path.isfile(path) else ""
+        # a file, or a device or FIFO written in place (it existed before: only a receipt says)
+        special = path is not None and os.path.exists(path) and not os.path.isdir(path)
+        done = special and r is not None and r.reason != "empty"
+        wrote = f", wrote {path}" if path is not None and (os.path.isfile(path) or done) else ""
         lines.append(f"  {b.end}: {st.items.get(b.end, 0)} items{wrote}")
     return lines
 

@@ -103,7 +103,9 @@ def find_inputs(inputs: list[str]) -> list[str]:
         elif os.path.exists(p):
             out.append(p)
         else:
-            raise SourceError(f"{p}: no such file or folder")
+            from ..io.paths import missing
+
+            raise SourceError(missing(p, "file or folder"))
     return out
 
 

@@ -5,6 +5,11 @@ any moment (a crash loses at most the block being written). Written under a temp
 renamed by :meth:`WavWriter.close`, so the final name only ever holds a finished file. A write
 cut short (``KeyboardInterrupt`` on the writing thread) is dropped at close: the final file holds
 the whole blocks written before it, with a header that matches.
+
+Where the bytes go follows :func:`~rxaudio.io.atomic.target`: a symlink's target is replaced,
+a device or FIFO is written in place, front to back: its header's RIFF and data sizes are
+``0xFFFFFFFF`` ("unknown length, read to the end"), as ffmpeg and sox write to a pipe, and are
+never patched; libsndfile, Python's ``wave`` and ffmpeg read such a stream to its end.
 """
 
 from __future__ import annotations
@@ -12,17 +17,20 @@ from __future__ import annotations
 import contextlib
 import os
 import struct
-from typing import BinaryIO
+from typing import BinaryIO, cast
 
 import numpy as np
 from numpy.typing import NDArray
 
+from .atomic import Appended, target
 from .atomic import partial_name as partial_name  # re-exported: the sinks name it from here
 
 SUBTYPES = ("PCM_16", "FLOAT")
 
 
 _HEADER_BYTES = 44
+UNKNOWN_SIZE = 0xFFFFFFFF
+"""The RIFF and data sizes of a WAV streamed to a target that cannot seek back to patch them."""
 
 
 def _header(sample_rate: int, channels: int, subtype: str, data_bytes: int) -> bytes:
@@ -57,12 +65,23 @@ class WavWriter:
         if subtype not in SUBTYPES:
             raise ValueError(f"WavWriter: subtype must be one of {SUBTYPES}, got {subtype!r}")
         self.path = path
-        self.tmp = partial_name(path)
+        self.target = target(path)
+        self.tmp = self.target.tmp
         self.sample_rate = sample_rate
         self.channels = channels
         self.subtype = subtype
         self._frame_bytes = channels * (2 if subtype == "PCM_16" else 4)
         self._data_bytes = 0
+        self._seekable = not self.target.direct
+        if self.target.direct:  # a device or FIFO: in place, streamed (a FIFO waits for a reader)
+            # sizes that cannot be patched later: "read to the end"
+            header = _header(sample_rate, channels, subtype, 0)[:40]
+            header = header[:4] + struct.pack("<I", UNKNOWN_SIZE) + header[8:]
+            # cast: a RawIOBase is a binary file in all this writer uses (write, flush, close)
+            self._f: BinaryIO | None = cast(BinaryIO, Appended(self.tmp))
+            self._f.write(header + struct.pack("<I", UNKNOWN_SIZE))
+            self._f.flush()
+            return
         # the header is written before the file takes the partial name, so a reader never sees
         # the partial empty
         fresh = f"{self.tmp}.{os.getpid()}-{id(self):x}.new"  # private to this writer
@@ -70,7 +89,7 @@ class WavWriter:
             with open(fresh, "wb") as g:
                 g.write(_header(sample_rate, channels, subtype, 0))
             os.replace(fresh, self.tmp)
-            self._f: BinaryIO | None = open(self.tmp, "r+b")
+            self._f = open(self.tmp, "r+b")
         except BaseException:  # cleaned up, then raised again (KeyboardInterrupt too)
             for leftover in (fresh, self.tmp):
                 with contextlib.suppress(OSError):
@@ -91,6 +110,11 @@ class WavWriter:
             data = np.rint(np.clip(block * 32768.0, -32768, 32767)).astype("<i2").tobytes()
         else:
             data = np.ascontiguousarray(block, dtype="<f4").tobytes()
+        if not self._seekable:  # a device or FIFO: appended, the header says "to the end"
+            f.write(data)
+            f.flush()
+            self._data_bytes += len(data)
+            return
         # at the end of the data counted so far, whatever an interrupted write left behind
         f.seek(_HEADER_BYTES + self._data_bytes)
         f.write(data)
@@ -98,6 +122,9 @@ class WavWriter:
         self._patch_sizes(f)
 
     def _patch_sizes(self, f: BinaryIO) -> None:
+        if not self._seekable:
+            f.flush()
+            return
         f.seek(4)
         f.write(struct.pack("<I", 36 + self._data_bytes))
         f.seek(40)
@@ -108,15 +135,17 @@ class WavWriter:
         """Close and rename to the final path; return it. Safe to call twice.
 
         The file is cut to the header and the blocks counted as written, and the header patched
-        to match, so a block whose write was interrupted part-way is not in the final file.
+        to match, so a block whose write was interrupted part-way is not in the final file. A
+        device or FIFO is closed in place (nothing to cut or rename).
         """
         f = self._f
         if f is not None:
             self._patch_sizes(f)
-            f.truncate(_HEADER_BYTES + self._data_bytes)
+            if not self.target.direct:  # a device cannot be cut (and /dev/null holds nothing)
+                f.truncate(_HEADER_BYTES + self._data_bytes)
             f.close()
             self._f = None
-            os.replace(self.tmp, self.path)
+            self.target.commit()
         return self.path
 
     @property

@@ -12,7 +12,8 @@ Syntax
   Sources and sinks take their path as ``location=`` (an alias of ``path``).
 - Values are plain words, or quoted with ``'single'`` or ``"double"`` quotes to hold spaces,
   ``!`` or ``#``; a backslash makes the next character literal, inside quotes or out
-  (``"say \\"hi\\""``, ``a\\ b.wav``).
+  (``"say \\"hi\\""``, ``a\\ b.wav``); one with nothing after it (at the end of the text or of
+  a line) is an error: ``\\\\`` is a literal backslash.
 - ``#`` starts a comment to the end of the line (when it begins a word); newlines are spaces.
 - A caps filter ``audio/x-raw,rate=16000,channels=1,frame=512`` between two elements asks for
   that format; the conversions are inserted (``rate=(int)16000`` is accepted too).
@@ -27,6 +28,9 @@ Syntax
   branch. Every element may be given a ``name=``; only a tee can be branched from.
 - A branch may end in an operator instead of a sink: its items then come out of
   :meth:`Pipeline.observable` (and are counted by ``rxaudio launch``), nothing is written.
+- Two sinks may not write one file (compared resolved: a relative and an absolute path, or a
+  symlink, to one file collide; ``{id}`` templates collide when they are the same text): the
+  second is the error.
 
 Negotiation
 -----------
@@ -48,6 +52,7 @@ caret under the offending position, and says what would be accepted.
 from __future__ import annotations
 
 import difflib
+import os
 import re
 import threading
 from collections.abc import Callable, Sequence
@@ -156,7 +161,15 @@ def _tokenize(text: str) -> list[_Tok]:
                         else:
                             buf.append(text[i])
                             i += 1
-                elif c == "\\" and i + 1 < n:
+                elif c == "\\":
+                    if i + 1 == n or text[i + 1] == "\n":
+                        # else a file named `x\` (or one with a newline in its name)
+                        raise LaunchError(
+                            "a trailing backslash escapes nothing: write \\\\ for a literal "
+                            "backslash (newlines are spaces: no line continuation is needed)",
+                            text,
+                            i,
+                        )
                     buf.append(text[i + 1])
                     i += 2
                 else:
@@ -469,6 +482,7 @@ class _Builder:
         self.p, self.chains = parser, chains
         self.branches: list[Branch] = []
         self.outputs: list[Output] = []
+        self.written: dict[tuple[str, Any], tuple[_Node, str, int]] = {}  # see claim()
 
     def label(self) -> None:
         nodes = [n for c in self.chains for n in c if n.kind != "ref"]
@@ -514,6 +528,7 @@ class _Builder:
                 )
         if info.kind == "sink" and isinstance(kwargs.get("path"), str):
             node.location = kwargs["path"]
+            self.claim(node, info, kwargs)
         if info.writes:
             self.outputs.append(self.output(node, info))
         try:
@@ -539,6 +554,36 @@ class _Builder:
                 options.append((tok.key, tok.value))
                 where.append(tok.value_pos)
         return Output(node.label, tuple(options), where[0] if where else node.pos)
+
+    def claim(self, node: _Node, info: ElementInfo, kwargs: dict[str, Any]) -> None:
+        """Refuse a file another sink of this pipeline already writes, with a caret under the
+        second use naming the first (each would replace the other's file at the end).
+
+        Paths are compared resolved (``a.jsonl``, ``./a.jsonl``, its absolute path and a
+        symlink to it are one file); a templated location (``out/{id}.wav``) collides with the
+        same template only. ``wavdir`` writes a folder: two share one when their ``stem`` (the
+        file names in it) is the same too.
+        """
+        path = kwargs["path"]
+        stem = [p.default for p in info.props if p.name == "stem"]
+        key = (os.path.realpath(path), kwargs.get("stem", stem[0] if stem else None))
+        tok = next((t for t in node.props if dict(info.aliases).get(t.key, t.key) == "path"), None)
+        pos = tok.value_pos if tok is not None else node.pos
+        first = self.written.get(key)
+        if first is None:
+            self.written[key] = (node, path, pos)
+            return
+        other, other_path, other_pos = first
+        line = self.p.text.count("\n", 0, other_pos) + 1
+        col = other_pos - self.p.text.rfind("\n", 0, other_pos)
+        at = f"line {line}, column {col}" if "\n" in self.p.text.strip() else f"column {col}"
+        same = "" if other_path == path else f" ({other_path!r} and {path!r} are one file)"
+        raise self.p.error(
+            f"{node.label} writes {path!r}, which {other.label} ({at}) writes already{same}: "
+            "one file cannot take two sinks' output (the last to finish would replace the "
+            "other's); give each sink its own location",
+            pos,
+        )
 
     def run(self) -> tuple[_Node, Caps]:
         self.label()

@@ -2,11 +2,13 @@
 
 from __future__ import annotations
 
+import contextlib
 import json
 import os
 import shutil
+import tempfile
 import zipfile
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from typing import IO, Annotated, Any
 
 import numpy as np
@@ -16,7 +18,7 @@ from ..core.caps import Caps
 from ..core.props import Choices, Range, Unit, element
 from ..errors import ConfigError, FormatError
 from ..frames import FeatureFrame, FileReceipt
-from ..io.wav import partial_name
+from ..io.atomic import Appended, target
 from ._filesink import check_target, file_sink
 
 FORMATS = ("npz", "csv", "parquet")
@@ -26,11 +28,13 @@ _NPZ_CHUNK = 1 << 16  # rows of ``times`` computed at a time
 
 class _Table:
     """One output file: opened at the first row (or at completion for a row-less stream),
-    written under :func:`partial_name`, renamed into place by :meth:`finish`."""
+    written under a temporary name (or in place: :func:`~rxaudio.io.atomic.target`), put in
+    place by :meth:`finish`."""
 
     def __init__(self, path: str, empty: Callable[[], FeatureFrame] | None) -> None:
         self.path, self.empty = path, empty
-        self.tmp = partial_name(path)
+        self.target = target(path)  # a symlink's target, or a device or FIFO in place
+        self.tmp = self.target.tmp
         self.rows = 0
         self.first: FeatureFrame | None = None
         self.last: FeatureFrame | None = None
@@ -74,7 +78,7 @@ class _Table:
         except BaseException:
             self.discard()
             raise
-        os.replace(self.tmp, self.path)
+        self.target.commit()
         return FileReceipt(self.path, self.rows, 0, reason=reason)
 
     def open(self, f: FeatureFrame) -> None:
@@ -88,8 +92,7 @@ class _Table:
 
     def discard(self) -> None:
         """Remove what :meth:`close` could not complete."""
-        if os.path.exists(self.tmp):
-            os.remove(self.tmp)
+        self.target.discard()
 
 
 def _names(f: FeatureFrame) -> str:
@@ -131,11 +134,15 @@ class _Npz(_Table):
 
     def __init__(self, path: str, empty: Callable[[], FeatureFrame] | None) -> None:
         super().__init__(path, empty)
-        self.raw_path = self.tmp + ".raw"
+        self.raw_path = "" if self.target.direct else self.tmp + ".raw"
         self.raw: IO[bytes] | None = None
 
     def open(self, f: FeatureFrame) -> None:
-        self.raw = open(self.raw_path, "wb")
+        if self.target.direct:  # the side file never goes beside a device or FIFO
+            fd, self.raw_path = tempfile.mkstemp(prefix=".rxaudio-", suffix=".raw")
+            self.raw = os.fdopen(fd, "wb")
+        else:
+            self.raw = open(self.raw_path, "wb")
 
     def rows_of(self, f: FeatureFrame) -> None:
         assert self.raw is not None
@@ -147,7 +154,7 @@ class _Npz(_Table):
         last, rows = self.last, self.rows
         hop, rate = last.hop, last.sample_rate
         start = last.start - last.row * last.hop
-        with zipfile.ZipFile(self.tmp, "w", zipfile.ZIP_STORED, allowZip64=True) as z:
+        with self._archive() as z:
             with z.open("values.npy", "w", force_zip64=True) as fp:
                 header = {
                     "descr": "<f4",
@@ -180,10 +187,23 @@ class _Npz(_Table):
                     np.lib.format.write_array(fp, value, allow_pickle=False)
         os.remove(self.raw_path)
 
+    @contextlib.contextmanager
+    def _archive(self) -> Iterator[zipfile.ZipFile]:
+        if not self.target.direct:
+            with zipfile.ZipFile(self.tmp, "w", zipfile.ZIP_STORED, allowZip64=True) as z:
+                yield z
+            return
+        # a device or FIFO: a streamed archive (data descriptors, no seeking back)
+        with (
+            contextlib.closing(Appended(self.tmp)) as out,
+            zipfile.ZipFile(out, "w", zipfile.ZIP_STORED, allowZip64=True) as z,
+        ):
+            yield z
+
     def discard(self) -> None:
         if self.raw is not None:
             self.raw.close()
-        if os.path.exists(self.raw_path):
+        if self.raw_path and os.path.exists(self.raw_path):
             os.remove(self.raw_path)
         super().discard()
 
@@ -199,6 +219,7 @@ class _Parquet(_Table):
         super().__init__(path, empty)
         self.row_group_bytes = row_group_bytes
         self.pw: Any = None
+        self.out: Appended | None = None  # a device or FIFO: opened here, closed after pw
         self.pending: list[FeatureFrame] = []
         self.pending_rows = 0
 
@@ -230,7 +251,10 @@ class _Parquet(_Table):
             cols[name] = pa.array(values[:, i])
         table = pa.table(cols)
         if self.pw is None:
-            self.pw = pq.ParquetWriter(self.tmp, table.schema)
+            if self.target.direct:  # a device or FIFO, streamed: pyarrow would seek it
+                self.out = Appended(self.tmp)
+            where: Any = self.out if self.out is not None else self.tmp
+            self.pw = pq.ParquetWriter(where, table.schema)
         self.pw.write_table(table)
 
     def close(self) -> None:
@@ -239,11 +263,15 @@ class _Parquet(_Table):
             self._write_table([self.last], empty=True)
         if self.pw is not None:
             self.pw.close()
+        if self.out is not None:
+            self.out.close()
 
     def discard(self) -> None:
         self.pending = []
         if self.pw is not None:
             self.pw.close()
+        if self.out is not None:
+            self.out.close()
         super().discard()
 
 

@@ -29,6 +29,7 @@ from reactivex.scheduler import NewThreadScheduler
 from ..core.element import wrap_error
 from ..errors import ConfigError, SinkError
 from ..frames import FileReceipt
+from ..io.atomic import target
 
 # Files still being written. A script stopped by Ctrl-C that never disposes its chain (it
 # subscribed and waited itself): finalize these at interpreter exit so no ``.partial`` is left.
@@ -57,13 +58,25 @@ class Writer(Protocol):
 
 
 def check_target(op: str, path: str | os.PathLike[str]) -> str:
-    """Validate a sink's output path at construction."""
+    """Validate a sink's output path at construction.
+
+    Where the file goes follows :func:`~rxaudio.io.atomic.target` (GStreamer's filesink): a
+    regular file is replaced atomically, a symlink's target likewise, a device or FIFO is
+    written in place; a directory, a socket or a symlink loop is refused here.
+    """
     p = os.fspath(path)
     d = os.path.dirname(os.path.abspath(p))
     if not os.path.isdir(d):
         raise ConfigError(f"{op}: directory {d} does not exist; create it first")
-    if os.path.isdir(p):
-        raise ConfigError(f"{op}: {p} is a directory; give a file name")
+    try:
+        t = target(p)
+    except SinkError as exc:
+        raise ConfigError(f"{op}: {exc}") from None
+    if t.direct:
+        if not os.access(t.final, os.W_OK):
+            raise ConfigError(f"{op}: {p} is not writable")
+        return p
+    d = os.path.dirname(os.path.abspath(t.final))  # a symlink's target is replaced in its folder
     if not os.access(d, os.W_OK):
         raise ConfigError(f"{op}: directory {d} is not writable")
     return p

@@ -12,7 +12,7 @@ from reactivex import Observable
 from ..core.caps import Caps
 from ..core.props import element
 from ..frames import FileReceipt
-from ..io.wav import partial_name
+from ..io.atomic import target
 from ._filesink import check_target, file_sink
 from ._serialize import to_record
 
@@ -64,7 +64,8 @@ class JsonlLog:
 class _JsonlFile:
     def __init__(self, path: str, serialize: Callable[[Any], dict[str, Any]]) -> None:
         self.path, self.serialize = path, serialize
-        self.tmp = partial_name(path)
+        self.target = target(path)  # a symlink's target, or a device or FIFO in place
+        self.tmp = self.target.tmp
         self.f: IO[str] | None = None
         self.count = 0
 
@@ -81,7 +82,7 @@ class _JsonlFile:
             # an empty log is still a valid (empty) JSONL file
             self.f = open(self.tmp, "w", encoding="utf-8")
         self.f.close()
-        os.replace(self.tmp, self.path)
+        self.target.commit()
         return FileReceipt(self.path, self.count, 0, reason=reason)
 
 

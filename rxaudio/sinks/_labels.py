@@ -11,15 +11,16 @@ from reactivex import Observable
 from ..core.caps import Caps
 from ..core.props import Choices, element
 from ..frames import FileReceipt, SpeechEnd, Utterance
+from ..io.atomic import target
 from ..io.labels import FORMATS, format_line, label_format
-from ..io.wav import partial_name
 from ._filesink import check_target, file_sink
 
 
 class _LabelFile:
     def __init__(self, path: str, kind: str, uri: str) -> None:
         self.path, self.kind, self.uri = path, kind, uri
-        self.tmp = partial_name(path)
+        self.target = target(path)  # a symlink's target, or a device or FIFO in place
+        self.tmp = self.target.tmp
         self.f: IO[str] | None = None
         self.count = 0
 
@@ -37,7 +38,7 @@ class _LabelFile:
         if self.f is None:
             self.f = open(self.tmp, "w", encoding="utf-8")  # no speech: a valid empty file
         self.f.close()
-        os.replace(self.tmp, self.path)
+        self.target.commit()
         return FileReceipt(self.path, self.count, 0, reason=reason)
 
 

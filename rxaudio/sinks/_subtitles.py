@@ -11,7 +11,7 @@ from reactivex import Observable
 from ..core.caps import Caps
 from ..core.props import Choices, element
 from ..frames import FileReceipt, Transcript
-from ..io.atomic import partial_name
+from ..io.atomic import target
 from ..io.subtitles import FORMATS, cue, header, subtitle_format
 from ._filesink import check_target, file_sink
 
@@ -19,7 +19,8 @@ from ._filesink import check_target, file_sink
 class _SubtitleFile:
     def __init__(self, path: str, kind: str) -> None:
         self.path, self.kind = path, kind
-        self.tmp = partial_name(path)
+        self.target = target(path)  # a symlink's target, or a device or FIFO in place
+        self.tmp = self.target.tmp
         self.f: IO[str] | None = None
         self.count = 0
 
@@ -40,7 +41,7 @@ class _SubtitleFile:
 
     def finish(self, reason: str) -> FileReceipt | None:
         self._open().close()  # no speech: a valid empty file
-        os.replace(self.tmp, self.path)
+        self.target.commit()
         return FileReceipt(self.path, self.count, 0, reason=reason)
 
 

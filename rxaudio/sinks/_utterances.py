@@ -12,8 +12,9 @@ from ..core.caps import Caps
 from ..core.props import element
 from ..errors import ConfigError
 from ..frames import FileReceipt, Utterance
+from ..io.atomic import atomic_path
 from ..io.labels import write_labels
-from ..io.wav import partial_name, write_wav
+from ..io.wav import write_wav
 from ._filesink import file_sink
 
 LABEL_FORMATS = ("jsonl", "rttm", "txt")
@@ -103,13 +104,11 @@ class UtteranceWriter:
         if self.error_note:
             note = base + ".error"
             if error is not None:
-                tmp = partial_name(note)
-                with open(tmp, "w", encoding="utf-8") as f:
+                with atomic_path(note) as tmp, open(tmp, "w", encoding="utf-8") as f:
                     f.write(
                         f"{error}\nthe labels hold the {len(self.records)} utterance(s) cut "
                         "before the error\n"
                     )
-                os.replace(tmp, note)
             elif os.path.exists(note):
                 os.remove(note)
         return FileReceipt(self.out_dir, len(self.records), self.samples, self.rate, None, reason)

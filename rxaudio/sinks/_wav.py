@@ -29,9 +29,10 @@ class _WavFile:
     def write(self, item: AudioFrame) -> None:
         frame = audio("to_wav", item)
         if not np.isfinite(frame.samples).all():
+            bad = frame.start + int(np.flatnonzero(~np.isfinite(frame.samples).all(axis=1))[0])
             raise FormatError(
-                f"NaN or inf samples in the frame at sample {frame.start}; the file keeps the "
-                f"{self.w.samples if self.w else 0} samples before it"
+                f"NaN or inf samples at sample {bad} (in the frame from {frame.start}); the "
+                f"file keeps the {self.w.samples if self.w else 0} samples before that frame"
             )
         if self.w is None:
             self.w = WavWriter(self.path, frame.sample_rate, frame.channels, self.subtype)
@@ -79,7 +80,8 @@ def to_wav(
     rate or channel change, overlapping frames) ends the stream with an error; the file keeps
     every sample before it. A gap between frames (blocks dropped at capture) is written as
     silence, so the file keeps the stream's timeline. An empty stream writes no file (receipt
-    ``reason="empty"``).
+    ``reason="empty"``). A symlink's target is replaced (the link stays); a device or FIFO is
+    written in place, never renamed over, as a streamed WAV whose sizes read "to the end".
 
     .. marble::
         -a--b--c--|
@@ -96,7 +98,8 @@ def to_wav(
     Raises
     ------
     ConfigError
-        Directory missing or not writable, path is a directory, unknown subtype.
+        Directory missing or not writable, path is a directory, a socket or a symlink loop,
+        unknown subtype.
     """
     p = check_target("to_wav", path)
     return file_sink("to_wav", lambda: _WavFile(p, subtype))

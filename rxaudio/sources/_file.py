@@ -15,6 +15,7 @@ from ..core.caps import Caps
 from ..core.props import Range, Unit, element
 from ..errors import FormatError, SourceError
 from ..frames import AudioFrame
+from ..io.paths import missing
 from ._emit import emit_blocks
 
 # libsndfile's header dump says e.g. "data : 32000 (should be 15978)" for a cut-off file
@@ -46,7 +47,7 @@ def probe(path: str | os.PathLike[str]) -> FileInfo:
 
     p = os.fspath(path)
     if not os.path.exists(p):
-        raise SourceError(f"{p}: no such file; check the path")
+        raise SourceError(missing(p, fix="; check the path"))
     if os.path.isdir(p):
         raise SourceError(f"{p}: is a directory, not an audio file")
     try:
@@ -105,8 +106,11 @@ class FileSource(Observable[AudioFrame]):
                 if block.shape[0] == 0:
                     break
                 if not np.isfinite(block).all():
+                    # the first bad sample itself, not the block it came in
+                    bad = pos + int(np.flatnonzero(~np.isfinite(block).all(axis=1))[0])
                     raise FormatError(
-                        f"{info.path}: NaN or inf samples at sample {pos}; the file is corrupt"
+                        f"{info.path}: NaN or inf samples at sample {bad} "
+                        f"({bad / info.sample_rate:.3f} s); the file is corrupt"
                     )
                 yield AudioFrame(np.ascontiguousarray(block), info.sample_rate, pos)
                 pos += block.shape[0]

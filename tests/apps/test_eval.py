@@ -58,3 +58,13 @@ def test_eval_against_the_truth(
     assert table.splitlines()[0].split()[:3] == ["file", "F1", "prec"]
     assert main(["eval", truth, str(tmp_path)]) == 2
     assert "both be files or both be folders" in capsys.readouterr().err
+
+
+def test_eval_says_symlink_loop_not_missing(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    (tmp_path / "loop.jsonl").symlink_to("loop.jsonl")
+    write_labels(str(tmp_path / "h.jsonl"), [{"start": 1.0, "end": 2.0}])
+    assert main(["eval", str(tmp_path / "loop.jsonl"), str(tmp_path / "h.jsonl")]) == 2
+    err = capsys.readouterr().err
+    assert "loop.jsonl: symlink loop (ELOOP" in err and "no such" not in err

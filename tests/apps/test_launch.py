@@ -3,10 +3,13 @@
 from __future__ import annotations
 
 import json
+import os
 import random
 import signal
+import stat
 import subprocess
 import sys
+import threading
 import time
 from pathlib import Path
 
@@ -35,6 +38,22 @@ def _cli(*args: str, timeout: float = 120) -> subprocess.CompletedProcess[str]:
         text=True,
         timeout=timeout,
     )
+
+
+def test_cli_writes_into_a_fifo_and_says_so(tmp_path: Path) -> None:
+    fifo, lv = tmp_path / "pipe.jsonl", tmp_path / "l.jsonl"
+    os.mkfifo(fifo)
+    got: list[bytes] = []
+    reader = threading.Thread(target=lambda: got.append(fifo.read_bytes()), daemon=True)
+    reader.start()
+    res = _cli(
+        f"file location={S} ! tee name=t  t. ! level ! jsonl location={fifo}  "
+        f"t. ! level ! jsonl location={lv}"
+    )
+    reader.join(60)
+    assert res.returncode == 0, res.stderr
+    assert f"wrote {fifo}" in res.stdout and f"wrote {lv}" in res.stdout
+    assert stat.S_ISFIFO(os.lstat(fifo).st_mode) and got[0] == lv.read_bytes()
 
 
 def test_cli_runs_a_tee_and_writes_the_files(tmp_path: Path) -> None:
@@ -100,7 +119,7 @@ def test_cli_error_mid_stream_finalizes_every_branch_then_exits_2(tmp_path: Path
     )
     assert res.returncode == 2 and "Traceback" not in res.stderr
     assert res.stderr.splitlines()[-1].startswith("rxaudio launch: error: ")
-    assert "NaN or inf samples at sample 5632" in res.stderr
+    assert "NaN or inf samples at sample 6000" in res.stderr  # the sample, not its block
     assert res.stdout.splitlines() == [
         "rxaudio launch: 0.35 s of audio (stopped by an error)",
         f"  wav: 11 items, wrote {wav}",

@@ -271,7 +271,7 @@ def test_error_mid_recording_keeps_a_valid_file_and_is_one_line(tmp_path: Path) 
     assert res.returncode == 2 and "Traceback" not in res.stderr
     last = res.stderr.strip().splitlines()[-1]  # after the announcement and the meter
     assert last.startswith("rxaudio record: error: ") and res.stderr.count(": error: ") == 1
-    assert "NaN or inf samples at sample 5632" in last
+    assert "NaN or inf samples at sample 6000" in last  # the bad sample, not its block's start
     assert f"wrote {out}: 0.35 s, 16000 Hz, 1 ch (stopped by an error)" in res.stdout
     got, rate = h.read_wav(out)  # finalized before the error was reported
     assert rate == 16000 and got.shape == (5632, 1)

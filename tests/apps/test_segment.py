@@ -142,6 +142,32 @@ def test_segment_folder_parallel_jobs_and_rates(
     assert np.allclose(x[:, 1], 0.5 * x[:, 0], atol=2 / 32768)
 
 
+@pytest.mark.parametrize("streaming", [False, True])
+def test_segment_reports_a_nan_at_its_own_sample(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str], streaming: bool
+) -> None:
+    x = np.zeros(3 * 16000, dtype=np.float32)
+    x[1000] = np.nan  # inside the first 16 s block: was "at sample 0", the block's start
+    sf.write(tmp_path / "nan.wav", x, 16000, subtype="FLOAT")
+    args = ["segment", str(tmp_path / "nan.wav"), "--out", str(tmp_path / "o"), "--no-progress"]
+    assert main(args + (["--streaming"] if streaming else [])) == 2
+    err = capsys.readouterr().err
+    assert "NaN or inf samples at sample 1000 (0.062 s)" in err and "sample 0" not in err
+
+
+def test_segment_says_symlink_loop(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    out = str(tmp_path / "o")
+    (tmp_path / "loop.wav").symlink_to("loop.wav")
+    assert main(["segment", str(tmp_path / "loop.wav"), "--out", out, "--no-progress"]) == 2
+    assert "loop.wav: symlink loop (ELOOP" in capsys.readouterr().err
+    d = tmp_path / "in"  # inside a folder: that input fails by name, the run goes on
+    d.mkdir()
+    (d / "loop.wav").symlink_to("loop.wav")
+    assert main(["segment", str(d), "--out", out, "--no-progress"]) == 2
+    err = capsys.readouterr().err
+    assert "loop.wav: symlink loop (ELOOP" in err and "no such file" not in err
+
+
 def test_segment_errors_are_one_line(
     tmp_path: Path, speech_path: str, capsys: pytest.CaptureFixture[str]
 ) -> None:

@@ -253,6 +253,72 @@ def test_errors_on_a_later_line_say_line_and_column() -> None:
     assert (e.line, e.column) == (3, 16) and "(line 3, column 16)" in str(e)
 
 
+@pytest.mark.parametrize(
+    ("text", "at"),
+    [
+        ("file location=a.wav ! wav location=x\\", "\\"),  # would write a file named `x\`
+        ("file location=a.wav \\\n  ! wav location=x.wav", "\\"),  # a shell-style continuation
+        ("file location=a.wav ! wav location=x\\\n", "\\"),
+    ],
+)
+def test_trailing_backslash_is_an_error(text: str, at: str) -> None:
+    e = _err(text, at)
+    assert "a trailing backslash escapes nothing" in e.reason and "\\\\" in e.reason
+
+
+def test_escaped_backslash_is_a_backslash(tmp_path: Path) -> None:
+    p = parse_launch(f"file location={S} ! wav location={tmp_path}/x\\\\y.wav")
+    assert p.branches[0].location == f"{tmp_path}/x\\y.wav"
+
+
+def test_one_file_on_two_branches_is_refused_with_both_named(tmp_path: Path) -> None:
+    f = f"file location={S} ! tee name=t"
+    text = f"{f}  t. ! jsonl location=a.jsonl  t. ! vad ! jsonl location=a.jsonl"
+    e = _err(text, "a.jsonl")  # the caret under the second use
+    col = text.index("a.jsonl") + 1
+    assert f"jsonl1 writes 'a.jsonl', which jsonl0 (column {col}) writes already" in e.reason
+    assert "give each sink its own location" in e.reason
+    # resolved: relative and absolute, ./, a symlink, names and aliases, other sinks
+    (tmp_path / "real.wav").write_bytes(b"")
+    (tmp_path / "link.wav").symlink_to("real.wav")
+    a = tmp_path / "a.jsonl"
+    for first, second in [
+        (f"jsonl location={a}", f"jsonl path={tmp_path}/./a.jsonl"),
+        (f"wav location={tmp_path}/real.wav", f"wav name=out location={tmp_path}/link.wav"),
+        (f"labels location={tmp_path}/s.rttm", f"labels location={tmp_path}/s.rttm"),
+    ]:
+        second_at = second.split("=")[-1]
+        e = _err(f"{f}  t. ! {first}  t. ! {second}", second_at)
+        assert "are one file" in e.reason or second_at in first
+    e = _err(f"{f}  t. ! level ! jsonl location={a}  t. ! vad ! jsonl location={a}", str(a))
+    assert "jsonl0" in e.reason and "jsonl1" in e.reason
+    # on a later line: the first use's line and column
+    text = f"{f}\n  t. ! jsonl location={a}\n  t. ! jsonl location={a}\n"
+    e = _err(text, str(a))
+    assert f"which jsonl0 (line 2, column {len('  t. ! jsonl location=') + 1})" in e.reason
+
+
+def test_templated_locations_collide_only_when_the_same(tmp_path: Path) -> None:
+    (tmp_path / "a").mkdir()
+    (tmp_path / "b").mkdir()
+    f = f"file location={S} ! tee name=t"
+    tpl = f"{tmp_path}/a/{{id}}.jsonl"
+    same = f"{f}  t. ! jsonl location={tpl}  t. ! vad ! jsonl location={tpl}"
+    assert "writes already" in _err(same, tpl).reason
+    differ = [
+        f"{tmp_path}/a/{{id}}.jsonl",
+        f"{tmp_path}/b/{{id}}.jsonl",
+        f"{tmp_path}/a/{{id}}-v.jsonl",
+    ]
+    p = parse_launch(f + "".join(f"  t. ! level ! jsonl location={x}" for x in differ))
+    assert [b.location for b in p.branches if b.location] == differ
+    # wavdir: one folder, different file names in it, is fine; the same stem is not
+    w = f"vad ! hysteresis ! buffer_utterance ! wavdir location={tmp_path}/utts"
+    parse_launch(f"{f}  t. ! {w}  t. ! {w} stem=b-")
+    e = _err(f"{f}  t. ! {w} stem=utt-  t. ! {w}", f"{tmp_path}/utts")
+    assert "wavdir0" in e.reason
+
+
 def test_resample_then_vad_negotiates_and_reports(tmp_path: Path) -> None:
     p = parse_launch(
         f"file location={S} ! resample rate=8000 ! vad ! jsonl location={tmp_path}/v.jsonl"

@@ -92,6 +92,11 @@ def test_to_wav_nan_keeps_what_was_written(tmp_path: os.PathLike[str]) -> None:
     assert isinstance(out.error, StreamError) and "NaN" in str(out.error)
     assert out.error.sample_index == 100
     assert sf.info(p).frames == 100
+    q = os.path.join(tmp_path, "nan2.wav")
+    late = np.zeros((100, 1), dtype=np.float32)
+    late[30] = np.nan
+    out = run_marbles("-a-b-|", {"a": frame(0, 100), "b": AudioFrame(late, 16000, 100)}, to_wav(q))
+    assert "at sample 130 (in the frame from 100)" in str(out.error)
 
 
 def test_to_wav_format_change_refused(tmp_path: os.PathLike[str]) -> None:

@@ -102,7 +102,30 @@ def test_from_file_nan_in_float_file(tmp_path: os.PathLike[str]) -> None:
     errors: list[BaseException] = []
     from_file(p, block_size=1000).subscribe(got.append, errors.append)
     assert len(got) == 2  # the blocks before the bad one arrived
-    assert isinstance(errors[0], FormatError) and "sample 2000" in str(errors[0])
+    # the bad sample itself, not the start of the block it came in (that was "sample 2000")
+    assert isinstance(errors[0], FormatError) and "at sample 2500 (0.156 s)" in str(errors[0])
+
+
+def test_from_file_nan_reports_its_own_sample_in_any_channel(tmp_path: os.PathLike[str]) -> None:
+    p = os.path.join(tmp_path, "nan2.wav")
+    x = np.zeros((48000, 2), dtype=np.float32)
+    x[1000, 1] = np.inf
+    x[1500, 0] = np.nan
+    sf.write(p, x, 16000, subtype="FLOAT")
+    errors: list[BaseException] = []
+    from_file(p, block_size=16000).subscribe(lambda _: None, errors.append)
+    assert "at sample 1000 " in str(errors[0])
+
+
+def test_from_file_symlink_loop_and_dangling_link_say_so(tmp_path: os.PathLike[str]) -> None:
+    loop = os.path.join(tmp_path, "loop.wav")
+    os.symlink("loop.wav", loop)
+    with pytest.raises(SourceError, match=r"loop.wav: symlink loop \(ELOOP"):
+        from_file(loop)
+    dangling = os.path.join(tmp_path, "d.wav")
+    os.symlink("gone.wav", dangling)
+    with pytest.raises(SourceError, match=r"a symlink to gone\.wav, which does not exist"):
+        from_file(dangling)
 
 
 def test_from_file_stereo_flac(tmp_path: os.PathLike[str]) -> None:

@@ -36,10 +36,22 @@ from reactivex.scheduler import CurrentThreadScheduler, ImmediateScheduler, Time
 
 from ..errors import ConfigError
 from ..frames import SettingsRejected
-from .element import Element, Fusable, Operator, PartialFailure, sample_index_of, wrap_error
+from .element import (
+    Element,
+    Fusable,
+    Operator,
+    PartialFailure,
+    Step,
+    sample_index_of,
+    wrap_error,
+)
 
 
 def _ignore(item: Any) -> None:
+    """Where a fused operator's items go once it is disposed: nowhere."""
+
+
+def _ignore_batch(j: int, batch: list[Any]) -> None:
     """Where a fused operator's items go once it is disposed: nowhere."""
 
 
@@ -115,21 +127,28 @@ def stages_operator(specs: Sequence[Fusable]) -> Callable[[Observable[Any]], Obs
             observer: abc.ObserverBase[Any], sub_scheduler: abc.SchedulerBase | None = None
         ) -> abc.DisposableBase:
             # fresh stages, opened last first as the unfused chain's subscribes run
-            steps = [specs[j].open() for j in reversed(range(n))][::-1]
+            opened = [specs[j].open() for j in reversed(range(n))][::-1]
+            steps: list[Step | None] = list(opened)
             lock = threading.RLock()
             done = [False] * n
             disposed = [False]
             items: list[Any] = [None] * n  # each live stage's last input (SettingsRejected.at)
             armed = [False] * n
             last: list[Any] = [None] * n
-            timers = [SerialDisposable() if st.gap_seconds is not None else None for st in steps]
+            timers = [SerialDisposable() if st.gap_seconds is not None else None for st in opened]
             scheds = [
                 timer_scheduler(specs[j].scheduler, sub_scheduler)
-                if steps[j].gap_seconds is not None
+                if opened[j].gap_seconds is not None
                 else None
                 for j in range(n)
             ]
-            inputs: list[Callable[[Any], None]] = [observer.on_next] * (n + 1)
+            # ``forward[0](j, batch)`` runs ``batch`` through stage j and the stages after it;
+            # ``emit[0]`` is the observer's on_next. Both are reached through these lists, which
+            # dispose_all empties: ``run_from`` and ``fail`` call each other, and a closure
+            # that reaches itself is a reference cycle, kept until the cyclic collector.
+            emit: list[Callable[[Any], None]] = [observer.on_next]
+            forward: list[Callable[[int, list[Any]], None]] = [_ignore_batch]
+            ended = [False]  # the observer has been given on_error or on_completed
 
             def stop(j: int) -> None:
                 done[j] = True
@@ -144,73 +163,78 @@ def stages_operator(specs: Sequence[Fusable]) -> Callable[[Observable[Any]], Obs
                     return
                 disposed[0] = True
                 for st in steps:
-                    if st.dispose is not None:
+                    if st is not None and st.dispose is not None:
                         st.dispose()
-                # These closures and lists refer to one another (a function in ``inputs`` closes
-                # over ``fail``, which closes over ``inputs``): empty them so reference counting
-                # frees the stages and their buffers now, not Python's cyclic collector later.
-                # Every closure checks ``done`` before it touches them again.
-                steps.clear()
+                # Empty what refers back to the closures, so reference counting frees the
+                # stages and their buffers now. Every closure checks ``done`` first.
+                steps[:] = [None] * n
                 timer_actions.clear()
                 timers[:] = [None] * n
                 scheds[:] = [None] * n
-                inputs[:] = [_ignore] * (n + 1)
+                emit[0] = _ignore
+                forward[0] = _ignore_batch
                 items[:] = [None] * n
                 last[:] = [None] * n
 
+            def end_with_error(err: Exception) -> None:
+                if not ended[0]:
+                    ended[0] = True
+                    observer.on_error(err)
+
             def propagate_error(k: int, err: Exception) -> None:
                 # stage k's on_error, then k + 1's...: a live stage closes ("error") and emits
-                # what it closed (a loop, not recursion: a closure that calls itself is a
-                # reference cycle, and would keep the observer until the cyclic collector)
+                # what it closed through the stages after it
                 while k < n:
                     if done[k]:
+                        # every stage from k on has ended: the observer has heard of it
                         return
                     stop(k)
-                    abort = steps[k].abort
+                    step = steps[k]
+                    abort = step.abort if step is not None else None
                     if abort is not None:
                         try:
-                            for o in abort():
-                                inputs[k + 1](o)
+                            forward[0](k + 1, list(abort()))
                         except Exception:  # the original error matters more
                             pass
                     k += 1
-                observer.on_error(err)
+                end_with_error(err)
 
             def fail(j: int, exc: Exception, item: Any = None) -> None:
                 if isinstance(exc, PartialFailure):
-                    for o in exc.outputs:
-                        inputs[j + 1](o)
+                    forward[0](j + 1, list(exc.outputs))
                     exc = exc.error
                 stop(j)
                 propagate_error(j + 1, wrap_error(names[j], exc, item))
                 dispose_all()
 
             def complete(k: int) -> None:
-                # stage k ends and emits what it held, then k + 1... (a loop: see above)
+                # stage k ends and emits what it held, then k + 1... (a loop)
                 while k < n:
                     if done[k]:
                         return
                     stop(k)
+                    step = steps[k]
+                    assert step is not None
                     try:
-                        out = list(steps[k].end())
+                        out = list(step.end())
                     except Exception as exc:
                         if isinstance(exc, PartialFailure):
-                            for o in exc.outputs:
-                                inputs[k + 1](o)
+                            forward[0](k + 1, list(exc.outputs))
                             exc = exc.error
                         propagate_error(k + 1, wrap_error(names[k], exc))
                         dispose_all()
                         return
-                    for o in out:
-                        inputs[k + 1](o)
+                    forward[0](k + 1, out)
                     k += 1
-                observer.on_completed()
+                if not ended[0]:
+                    ended[0] = True
+                    observer.on_completed()
 
             def arm(j: int) -> None:
                 # at most one pending timer per stage; it re-arms itself for the rest of the gap
-                gap_seconds = steps[j].gap_seconds
-                assert gap_seconds is not None
-                gap = gap_seconds()
+                step = steps[j]
+                assert step is not None and step.gap_seconds is not None
+                gap = step.gap_seconds()
                 timer = timers[j]
                 assert timer is not None
                 if gap is None:
@@ -232,8 +256,8 @@ def stages_operator(specs: Sequence[Fusable]) -> Callable[[Observable[Any]], Obs
                     if done[j]:
                         return
                     step, sched = steps[j], scheds[j]
+                    assert step is not None and sched is not None
                     assert step.gap_seconds is not None and step.on_gap is not None
-                    assert sched is not None
                     gap = step.gap_seconds()
                     if gap is None:
                         return
@@ -241,8 +265,7 @@ def stages_operator(specs: Sequence[Fusable]) -> Callable[[Observable[Any]], Obs
                         arm(j)  # input arrived meanwhile: wait for the rest of the gap
                         return
                     try:
-                        for o in step.on_gap():
-                            inputs[j + 1](o)
+                        forward[0](j + 1, list(step.on_gap()))
                     except Exception as exc:
                         fail(j, exc)
 
@@ -254,54 +277,48 @@ def stages_operator(specs: Sequence[Fusable]) -> Callable[[Observable[Any]], Obs
 
             timer_actions = [timer_action(j) for j in range(n)]
 
-            def make_input(j: int) -> Callable[[Any], None]:
-                push = steps[j].push
-                down = inputs[j + 1]
-                gap_seconds = steps[j].gap_seconds
-                if gap_seconds is None:
-
-                    def inp(item: Any) -> None:
-                        if done[j]:
-                            return
+            def run_from(j: int, batch: list[Any]) -> None:
+                # Stage j takes every item of ``batch``, then stage j + 1 takes what came out,
+                # and so on: a loop over the stages, so a chain of a thousand elements runs in
+                # one call frame, not a thousand nested ones. Each stage sees its items in the
+                # order the unfused chain gives them, and the observer gets the same items in
+                # the same order.
+                while j < n:
+                    if not batch:
+                        return
+                    step = steps[j]
+                    if done[j] or step is None:
+                        return
+                    push = step.push
+                    live = step.gap_seconds
+                    out: list[Any] = []
+                    for item in batch:
+                        if live is not None:
+                            items[j] = item
                         try:
-                            out = push(item)
+                            out.extend(push(item))
                         except Exception as exc:  # a stage's failure travels downstream
+                            forward[0](j + 1, out)  # after what the items before it gave
                             fail(j, exc, item)
                             return
-                        for o in out:
-                            down(o)
+                        if live is not None and not done[j] and (armed[j] or live() is not None):
+                            sched = scheds[j]
+                            assert sched is not None
+                            last[j] = sched.now  # the clock is read only when a timer runs
+                            arm(j)
+                    batch = out
+                    j += 1
+                for o in batch:
+                    emit[0](o)
 
-                    return inp
+            forward[0] = run_from
 
-                sched = scheds[j]
-                assert sched is not None
-
-                def live_inp(item: Any) -> None:
-                    if done[j]:
-                        return
-                    items[j] = item
-                    try:
-                        out = push(item)
-                    except Exception as exc:
-                        fail(j, exc, item)
-                        return
-                    for o in out:
-                        down(o)
-                    if done[j]:
-                        return
-                    if armed[j] or gap_seconds() is not None:
-                        last[j] = sched.now  # the clock is read only when a timer runs
-                        arm(j)
-
-                return live_inp
-
-            for j in reversed(range(n)):
-                inputs[j] = make_input(j)
-            first = inputs[0]
+            def first(item: Any) -> None:
+                forward[0](0, [item])
 
             def locked_next(item: Any) -> None:
                 with lock:
-                    first(item)
+                    forward[0](0, [item])
 
             # settings and timers may come from other threads; without them (as the unfused
             # stage operators) items take no lock
@@ -321,7 +338,9 @@ def stages_operator(specs: Sequence[Fusable]) -> Callable[[Observable[Any]], Obs
                 j: int,
             ) -> tuple[Callable[[Mapping[str, Any]], None], Callable[[Exception], None]]:
                 name = names[j]
-                apply = steps[j].apply
+                step = steps[j]
+                assert step is not None
+                apply = step.apply
 
                 def on_settings(value: Mapping[str, Any]) -> None:
                     with lock:
@@ -342,13 +361,18 @@ def stages_operator(specs: Sequence[Fusable]) -> Callable[[Observable[Any]], Obs
                                 msg = f"{name}: {type(exc).__name__}: {msg}"
                             snapshot = dict(value) if isinstance(value, Mapping) else {}
                             at = sample_index_of(items[j])
-                            inputs[j + 1](SettingsRejected(name, snapshot, msg, at))
+                            forward[0](j + 1, [SettingsRejected(name, snapshot, msg, at)])
 
                 def on_settings_error(exc: Exception) -> None:
                     with lock:
                         if not done[j]:
-                            inputs[j + 1](
-                                SettingsRejected(name, {}, f"{name}: settings stream failed: {exc}")
+                            forward[0](
+                                j + 1,
+                                [
+                                    SettingsRejected(
+                                        name, {}, f"{name}: settings stream failed: {exc}"
+                                    )
+                                ],
                             )
 
                 return on_settings, on_settings_error

@@ -31,6 +31,8 @@ Syntax
 - Two sinks may not write one file (compared resolved: a relative and an absolute path, or a
   symlink, to one file collide; ``{id}`` templates collide when they are the same text): the
   second is the error.
+- A run of adjacent stage-based elements is one loop, however long; a path from the source
+  may hold at most :data:`MAX_DEPTH` other hops (tees, sinks, caps filters, unfused elements).
 
 Negotiation
 -----------
@@ -477,6 +479,15 @@ def _source_caps(obj: Any, info: ElementInfo) -> Caps:
         return info.produces
 
 
+MAX_DEPTH = 100
+"""The most Rx hops on one path from the source (tees, sinks, elements that are not fused, runs
+of fused ones): an item crosses them by nested calls, a few frames each, within Python's
+recursion limit (1,000) with room to spare. A run of stage-based elements is one hop however
+long: it is a loop (:func:`~rxaudio.core.fuse.fuse`)."""
+
+_Segment = tuple[Sequence[_Node], str, Caps, int]  # a branch's nodes, its start, caps, depth
+
+
 class _Builder:
     def __init__(self, parser: _Parser, chains: list[list[_Node]]) -> None:
         self.p, self.chains = parser, chains
@@ -632,13 +643,20 @@ class _Builder:
         caps = _source_caps(head.obj, head.info)
         self.children = children
         self.reached: set[int] = set()
-        self.segment(self.chains[0][1:], head.label, caps)
+        # a work list, not recursion: a tee nested in a tee nested in ... builds in one frame
+        todo: list[_Segment] = [(self.chains[0][1:], head.label, caps, 0)]
+        while todo:
+            todo.extend(reversed(self.segment(*todo.pop())))  # its branches next, in order
         for chain in self.chains[1:]:
             if id(chain[1]) not in self.reached:
                 raise self.p.error(f"this branch is never reached ({chain[0].word}.)", chain[0].pos)
         return head, caps
 
-    def segment(self, nodes: Sequence[_Node], start: str, caps: Caps) -> None:
+    def segment(self, nodes: Sequence[_Node], start: str, caps: Caps, depth: int) -> list[_Segment]:
+        """Build the branch of ``nodes`` up to its first tee; return that tee's branches.
+
+        ``depth`` is the number of Rx hops from the source to this branch's start.
+        """
         if nodes:
             self.reached.add(id(nodes[0]))
         cut = next((k for k, n in enumerate(nodes) if n.kind == "tee"), len(nodes))
@@ -672,6 +690,18 @@ class _Builder:
             links += (Link(last, tee.label, linked.caps, linked.caps),)
         sink = body[-1] if body and body[-1].elkind == "sink" else None
         steps = linked.steps
+        # Each hop (a tee, a sink, an element that is not fused, a run of fused ones) is one
+        # nested Rx call for every item, so the deepest path is bounded (see MAX_DEPTH).
+        depth += len(fuse(*steps)) + (tee is not None)
+        if depth > MAX_DEPTH:
+            where = tee if tee is not None else body[-1]
+            raise self.p.error(
+                f"pipeline too deep: {depth} hops from the source to here (tees, sinks, "
+                f"elements that are not fused), at most {MAX_DEPTH}: an item crosses each by a "
+                "nested call; split one tee into several branches (t. ! a  t. ! b) rather than "
+                "nesting tees",
+                where.pos,
+            )
         self.branches.append(
             Branch(
                 start=start,
@@ -692,8 +722,8 @@ class _Builder:
                     f"with {tee.name or 't'}. (give the tee a name=)",
                     tee.pos,
                 )
-            for kid in kids:
-                self.segment(kid, tee.label, linked.caps)
+            return [(kid, tee.label, linked.caps, depth) for kid in kids]
+        return []
 
 
 class Pipeline:
@@ -776,15 +806,13 @@ class Pipeline:
             for b in self.branches:
                 by_start.setdefault(b.start, []).append(b)
 
-            def grow(obs: Observable[Any], b: Branch) -> None:
+            def grow(obs: Observable[Any], b: Branch) -> list[tuple[Observable[Any], Branch]]:
                 # adjacent stage-based elements run as one operator: same items, fewer hops
                 x = obs.pipe(*fuse(*b.operators)) if b.operators else obs
                 if b.tee is not None:
                     pub = x.pipe(ops.publish())
                     connectables.append(pub)
-                    for kid in by_start.get(b.tee, []):
-                        grow(pub, kid)
-                    return
+                    return [(pub, kid) for kid in by_start.get(b.tee, [])]
                 end = b.end
 
                 def count(_: Any, end: str = end) -> None:
@@ -799,14 +827,10 @@ class Pipeline:
 
                     x = x.pipe(b.sink, ops.do_action(receipt))
                 ends.append(x)
-
-            root = self.source.pipe(ops.do_action(on_source), ops.publish())
-            connectables.append(root)
-            for b in by_start.get(self.source_label, []):
-                grow(root, b)
+                return []
 
             lock = threading.Lock()
-            left = [len(ends)]
+            left = [0]  # branch ends still running
             stopped = [False]
             held: list[abc.DisposableBase] = []  # subscriptions, then connections (root last)
             torn = [False]
@@ -820,19 +844,30 @@ class Pipeline:
 
             def teardown() -> None:
                 # the source (root connection) first, then the tees, then every branch: each
-                # sink finalizes its file on dispose, here, before the end is reported
+                # sink finalizes its file on dispose, here, before the end is reported. Every
+                # one is disposed even when one fails (a file that cannot be closed); the
+                # first failure is raised after them all.
                 with lock:
                     torn[0] = True
                     items, held[:] = held[::-1], []
+                failures: list[Exception] = []
                 for d in items:
-                    d.dispose()
+                    try:
+                        d.dispose()
+                    except Exception as exc:
+                        failures.append(exc)
+                if failures:
+                    raise failures[0]
 
             def on_error(exc: Exception) -> None:
                 with lock:
                     if stopped[0]:
                         return
                     stopped[0] = True
-                teardown()  # the other branches' files are final before anyone hears of it
+                try:
+                    teardown()  # the other branches' files are final before anyone hears of it
+                except Exception as exc2:  # the stream's error is the one to report
+                    exc.add_note(f"and while stopping the pipeline: {exc2!r}")
                 observer.on_error(exc)
 
             def on_completed() -> None:
@@ -841,9 +876,55 @@ class Pipeline:
                     if left[0] or stopped[0]:
                         return
                     stopped[0] = True
-                teardown()
+                try:
+                    teardown()
+                except Exception as exc:  # a sink could not finalize: the run failed
+                    observer.on_error(exc)
+                    return
                 observer.on_completed()
 
+            def guard(source: Observable[Any]) -> Observable[Any]:
+                # What an element raises into its upstream's call (an observer that fails in
+                # on_error, say) would otherwise reach the source, which reports it as on_error
+                # down the same chain, where the element that raised has already ended and
+                # drops it: nobody would hear of the end, and run() would wait for ever. It is
+                # caught here instead and ends the run as its error.
+                def subscribe_guarded(
+                    obs: abc.ObserverBase[Any], sched: abc.SchedulerBase | None = None
+                ) -> abc.DisposableBase:
+                    def g_next(item: Any) -> None:
+                        try:
+                            obs.on_next(item)
+                        except Exception as exc:
+                            on_error(exc)
+
+                    def g_error(exc: Exception) -> None:
+                        try:
+                            obs.on_error(exc)
+                        except Exception as exc2:
+                            on_error(exc2)
+
+                    def g_completed() -> None:
+                        try:
+                            obs.on_completed()
+                        except Exception as exc:
+                            on_error(exc)
+
+                    return source.subscribe(g_next, g_error, g_completed, scheduler=sched)
+
+                return Observable(subscribe_guarded)
+
+            # the source's first hop catches what its downstream raises (see ``guard``)
+            root = self.source.pipe(ops.do_action(on_source), guard, ops.publish())
+            connectables.append(root)
+            # a work list, not recursion, in the order the branches were built
+            todo: list[tuple[Observable[Any], Branch]] = [
+                (root, b) for b in reversed(by_start.get(self.source_label, []))
+            ]
+            while todo:
+                todo.extend(reversed(grow(*todo.pop())))
+
+            left[0] = len(ends)
             for e in ends:
                 keep(e.subscribe(observer.on_next, on_error, on_completed, scheduler=scheduler))
             for c in reversed(connectables):  # deepest tee first, the source last

@@ -9,7 +9,8 @@
    prometheus_client) present in ``sys.modules`` after ``import rxaudio`` and after building the
    full CLI parser (every subcommand's flags). Must be none: the script exits 1 otherwise
    (``tests/apps/test_startup.py`` holds each command's ``--help`` to the same).
-3. The largest cumulative imports of ``rxaudio --help`` (``python -X importtime``).
+3. The largest cumulative imports of building every command's flags (``python -X
+   importtime``; ``rxaudio COMMAND --help`` builds one command's).
 
 Run: python -m benchmarks.bench_startup [--repeat 15]
 """
@@ -150,9 +151,9 @@ def main() -> int:
         f"- after building every command's flags ({len(heavy['commands'])} commands): "  # type: ignore[arg-type]
         f"{heavy['help'] or 'none'}"
     )
-    print(f"- modules loaded by `rxaudio --help`: {heavy['modules']}\n")
+    print(f"- modules loaded by building every command's flags: {heavy['modules']}\n")
 
-    print("## Largest cumulative imports of `rxaudio --help` (ms, -X importtime)\n")
+    print("## Largest cumulative imports of building every command's flags (ms, -X importtime)\n")
     for name, ms in top_imports():
         print(f"- {name}: {ms:.1f}")
     return 1 if heavy["import"] or heavy["help"] else 0

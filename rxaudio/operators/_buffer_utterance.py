@@ -94,7 +94,7 @@ def buffer_utterance(
     Parameters
     ----------
     pre_roll_ms
-        Audio kept before the detected onset (so no first syllable is clipped).
+        Audio kept before the detected onset, so that no first syllable is clipped.
     post_roll_ms
         Audio kept after the detected end.
     min_ms

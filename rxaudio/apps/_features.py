@@ -8,12 +8,12 @@ from __future__ import annotations
 
 import argparse
 import sys
-from typing import Any
-
-import numpy as np
+from typing import TYPE_CHECKING, Any
 
 from ..errors import ConfigError
-from ..frames import FeatureFrame, FileReceipt
+
+if TYPE_CHECKING:  # imported where used: `rxaudio --help` imports this module for HELP
+    from ..frames import FeatureFrame, FileReceipt
 
 HELP = "compute MFCC, (log-)mel, spectrogram or spectral features of a file, with a progress bar"
 
@@ -155,6 +155,7 @@ def _refuse_options_for_other_kinds(args: argparse.Namespace) -> None:
 def _probe(op: Any, rate: int, n_fft: int) -> FeatureFrame:
     """The operator's first frame on one window of silence: its columns, parameters and
     latency, for an output that gets no rows."""
+    import numpy as np
     from reactivex import from_iterable
     from reactivex.scheduler import ImmediateScheduler
 

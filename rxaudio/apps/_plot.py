@@ -13,13 +13,14 @@ import math
 import os
 import sys
 from dataclasses import dataclass, field
-from typing import Any
-
-import numpy as np
-from numpy.typing import NDArray
+from typing import TYPE_CHECKING, Any
 
 from ..errors import ConfigError, SinkError
 from ._chain import FlagChain
+
+if TYPE_CHECKING:  # numpy is imported where used: `rxaudio --help` imports this module for HELP
+    import numpy as np
+    from numpy.typing import NDArray
 
 HELP = "draw a file's waveform and log-mel spectrogram (and VAD segments) into a PNG"
 
@@ -57,9 +58,15 @@ class PlotData:
     mel_dt: float  # seconds per log-mel column
     log_mel: NDArray[np.float32]  # (n_mels, columns), dB
     mel_hz: NDArray[np.float64]  # centre frequency of each band
-    vad_t: NDArray[np.float64] = field(default_factory=lambda: np.zeros(0))
-    vad_p: NDArray[np.float64] = field(default_factory=lambda: np.zeros(0))
+    vad_t: NDArray[np.float64] = field(default_factory=lambda: _nothing())
+    vad_p: NDArray[np.float64] = field(default_factory=lambda: _nothing())
     segments: list[tuple[float, float]] = field(default_factory=list)
+
+
+def _nothing() -> NDArray[np.float64]:
+    import numpy as np
+
+    return np.zeros(0)
 
 
 class _Pool:
@@ -72,6 +79,8 @@ class _Pool:
         self.n = 0
 
     def add(self, rows: NDArray[np.float32]) -> None:
+        import numpy as np
+
         self.pending.append(rows)
         self.n += rows.shape[0]
         if self.n >= self.factor:
@@ -81,6 +90,8 @@ class _Pool:
             self.pending, self.n = ([block[k:]] if k < block.shape[0] else []), block.shape[0] - k
 
     def result(self, width: int) -> NDArray[np.float32]:
+        import numpy as np
+
         if self.pending and self.n:
             self.out.append(np.concatenate(self.pending).max(axis=0, keepdims=True))
             self.pending, self.n = [], 0
@@ -89,6 +100,8 @@ class _Pool:
 
 def collect(args: argparse.Namespace) -> PlotData:
     """Stream the file through the views the options ask for."""
+    import numpy as np
+
     from ..dsp.mel import mel_frequencies
     from ..sources import from_file
 
@@ -134,6 +147,8 @@ def collect(args: argparse.Namespace) -> PlotData:
 
 
 def _collect_vad(args: argparse.Namespace, data: PlotData, chain: list[Any]) -> None:
+    import numpy as np
+
     from ..frames import SpeechEnd, VadFrame
     from ..sources import from_file
 
@@ -156,6 +171,7 @@ def _collect_vad(args: argparse.Namespace, data: PlotData, chain: list[Any]) -> 
 
 def draw(data: PlotData, out: str, args: argparse.Namespace) -> Any:
     """Render the figure to ``out`` (PNG, ``width*dpi`` x ``height*dpi`` pixels); return it."""
+    import numpy as np
     from matplotlib import patheffects
     from matplotlib.figure import Figure
 

@@ -8,7 +8,6 @@ utterance written, every WebSocket closed with 1001 (going away).
 from __future__ import annotations
 
 import argparse
-import asyncio
 import os
 import signal
 import sys
@@ -88,7 +87,7 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
         help="how long a window waits for other sessions' before scoring (default 5)",
     )
     from ..operators import buffer_utterance, hysteresis
-    from ..server.pipeline import HYSTERESIS_KEYS, UTTERANCE_KEYS
+    from ..server.options import HYSTERESIS_KEYS, UTTERANCE_KEYS
     from ._flags import add_flags
 
     # every session's initial live settings; not given: the operators' own defaults
@@ -191,7 +190,7 @@ def chain_options(args: argparse.Namespace, settings: dict[str, float]) -> Any:
     import dataclasses
 
     from ..errors import ConfigError
-    from ..server.pipeline import ChainOptions
+    from ..server.options import ChainOptions
 
     if args.pipeline is None:
         return ChainOptions(
@@ -213,7 +212,7 @@ def chain_options(args: argparse.Namespace, settings: dict[str, float]) -> Any:
 def config_from_args(args: argparse.Namespace) -> Any:
     """The ServerConfig the options describe (raises ConfigError for bad ones)."""
     from ..server import ServerConfig
-    from ..server.pipeline import HYSTERESIS_KEYS, UTTERANCE_KEYS
+    from ..server.options import HYSTERESIS_KEYS, UTTERANCE_KEYS
 
     settings = {
         k: float(v)
@@ -255,6 +254,8 @@ async def serve(
     config: Any, host: str, port: int, seconds: float | None, announce: str = ""
 ) -> None:
     """Run the server until SIGINT/SIGTERM or ``seconds``; shut down gracefully."""
+    import asyncio
+
     from aiohttp import web
 
     from ..server import create_app, guard

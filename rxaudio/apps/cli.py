@@ -44,8 +44,13 @@ class _Parser(argparse.ArgumentParser):
         self.exit(2, f"{self.prog}: error: {message} (see {self.prog} --help)\n")
 
 
-def build_parser() -> argparse.ArgumentParser:
-    """The full argument parser (imports each subcommand's light module)."""
+def build_parser(command: str | None = None) -> argparse.ArgumentParser:
+    """The argument parser: every subcommand's options, or only ``command``'s.
+
+    Each subcommand module is imported for its one-line ``HELP``; its ``add_arguments`` (which
+    may import the elements whose options become flags) runs for ``command`` only when given,
+    so ``rxaudio --help`` and ``rxaudio segment ...`` do not build the other commands' flags.
+    """
     from .. import __version__
 
     parser = _Parser(
@@ -57,8 +62,22 @@ def build_parser() -> argparse.ArgumentParser:
     for name in COMMANDS:
         mod = _module(name)
         p = sub.add_parser(name, help=mod.HELP, description=mod.HELP)
-        mod.add_arguments(p)
+        if command is None or name == command:
+            mod.add_arguments(p)
     return parser
+
+
+def _command(argv: Sequence[str]) -> str:
+    """The subcommand ``argv`` names ("" when none: the top level's own options and help).
+
+    The top level has only options without values (``--help``, ``--version``), so the first
+    word that is not an option is the subcommand, as argparse reads it."""
+    for word in argv:
+        if word == "--":
+            break
+        if not word.startswith("-"):
+            return word if word in COMMANDS else ""
+    return ""
 
 
 def main(argv: Sequence[str] | None = None) -> int:
@@ -67,7 +86,9 @@ def main(argv: Sequence[str] | None = None) -> int:
     from ._signals import honour_sigint
 
     honour_sigint()  # started in the background by a script: SIGINT still stops us
-    parser = build_parser()
+    if argv is None:
+        argv = sys.argv[1:]
+    parser = build_parser(_command(argv))
     args = parser.parse_args(argv)
     if not args.command:
         parser.print_help()

@@ -13,7 +13,6 @@ the entry-point group :data:`ENTRY_POINT_GROUP`. The ``transcribe`` operator run
 from __future__ import annotations
 
 import importlib
-import importlib.metadata
 from typing import Any
 
 from ..errors import ConfigError
@@ -41,6 +40,8 @@ def _load(target: str) -> Any:
 
 def backend_names() -> list[str]:
     """The built-in backends, then those installed through entry points."""
+    import importlib.metadata  # 10-20 ms: not at import (`rxaudio segment --help` needs none)
+
     names = list(BUILTIN)
     for ep in importlib.metadata.entry_points(group=ENTRY_POINT_GROUP):
         if ep.name not in names:
@@ -53,6 +54,8 @@ def backend_class(name: str) -> type[Recognizer]:
     if name in BUILTIN:
         cls: type[Recognizer] = _load(BUILTIN[name])
         return cls
+    import importlib.metadata
+
     for ep in importlib.metadata.entry_points(group=ENTRY_POINT_GROUP):
         if ep.name == name:
             try:

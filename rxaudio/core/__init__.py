@@ -4,12 +4,33 @@
 
 Imports only :mod:`rxaudio.frames` and :mod:`rxaudio.errors` (an ``import-linter`` contract in
 ``pyproject.toml`` holds every layer to that order). Sources, operators and sinks sit on it;
-:mod:`rxaudio.pipeline` (registry, negotiation, launch strings) above them.
+:mod:`rxaudio.pipeline` (registry, negotiation, launch strings) above them. The names below are
+imported on first use (:mod:`rxaudio._lazy`): :mod:`.props`, which the command line's flags read,
+needs neither numpy nor Rx.
 """
 
-from .caps import Caps
-from .element import Element, Operator, Stage, map_operator, stage_operator, wrap_error
-from .fuse import Fused, fuse
+from typing import TYPE_CHECKING
+
+from .._lazy import attributes
+
+_NAMES = {
+    "Caps": ".caps",
+    "Element": ".element",
+    "Operator": ".element",
+    "Stage": ".element",
+    "map_operator": ".element",
+    "stage_operator": ".element",
+    "wrap_error": ".element",
+    "Fused": ".fuse",
+    "fuse": ".fuse",
+}
+
+if TYPE_CHECKING:
+    from .caps import Caps
+    from .element import Element, Operator, Stage, map_operator, stage_operator, wrap_error
+    from .fuse import Fused, fuse
+
+__getattr__, __dir__ = attributes(__name__, _NAMES)
 
 __all__ = [
     "Caps",

@@ -36,10 +36,12 @@ import types
 import typing
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
-from typing import Any, TypeVar
+from typing import TYPE_CHECKING, Any, TypeVar
 
 from ..errors import ConfigError
-from .caps import Caps
+
+if TYPE_CHECKING:  # imported where used: the flags of `rxaudio CMD --help` need no numpy
+    from .caps import Caps
 
 F = TypeVar("F", bound=Callable[..., Any])
 
@@ -330,6 +332,7 @@ def element(
     """
     if kind not in KINDS:
         raise ValueError(f"element {name}: kind must be one of {KINDS}, got {kind!r}")
+    from .caps import Caps
 
     def wrap(fn: F) -> F:
         props = props_of(fn)

@@ -93,8 +93,10 @@ def buffer_utterance(
 
     Parameters
     ----------
-    pre_roll_ms, post_roll_ms
-        Audio kept before the onset and after the end.
+    pre_roll_ms
+        Audio kept before the detected onset, so that no first syllable is clipped.
+    post_roll_ms
+        Audio kept after the detected end.
     min_ms
         Drop utterances with less detected speech than this.
     max_ms

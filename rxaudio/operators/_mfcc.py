@@ -65,18 +65,28 @@ def mfcc(
     ----------
     n_mfcc
         Coefficients per row, at most ``n_mels``.
-    n_mels, fmin, fmax
-        Mel bank (Slaney scale and norm; ``fmax`` defaults to half the sample rate).
-    n_fft, hop, window
-        STFT options, as :func:`spectrogram`.
+    n_mels
+        Bands of the mel bank (Slaney scale and norm).
+    fmin
+        Lowest frequency of the mel bank.
+    fmax
+        Highest frequency of the mel bank; none: half the sample rate.
+    n_fft
+        Window and FFT length in samples, as :func:`spectrogram`.
+    hop
+        Samples between rows, ``1 <= hop <= n_fft``.
+    window
+        Window function, as :func:`spectrogram`.
     deltas
         Derivative orders appended (columns ``dmfcc_i``, ``ddmfcc_i``).
     delta_width
         Rows in the delta window, odd.
     lifter
         librosa's sinusoidal liftering (0: none).
-    ref, amin
-        dB reference power and floor of the log-mel rows.
+    ref
+        dB reference power of the log-mel rows.
+    amin
+        Floor of the mel power before the log-mel rows take its log.
 
     Raises
     ------

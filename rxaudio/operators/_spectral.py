@@ -44,8 +44,12 @@ def spectral(
 
     Parameters
     ----------
-    n_fft, hop, window
-        STFT options, as :func:`spectrogram`.
+    n_fft
+        Window and FFT length in samples, as :func:`spectrogram`.
+    hop
+        Samples between rows, ``1 <= hop <= n_fft``.
+    window
+        Window function, as :func:`spectrogram`.
     roll_percent
         Fraction of the spectral magnitude below the rolloff frequency.
     p

@@ -64,10 +64,16 @@ def spectrogram(
         norm, ``n_mels`` columns) or ``"log_mel"``: ``10 log10(max(amin, mel)) -
         10 log10(ref)`` dB. There is no ``top_db``: it clips relative to the whole signal's
         maximum, which a stream cannot know.
-    n_mels, fmin, fmax
-        Mel bank (``fmax`` defaults to half the sample rate).
-    ref, amin
-        dB reference power and floor of ``log_mel``.
+    n_mels
+        Bands of the mel bank (``mel`` and ``log_mel``).
+    fmin
+        Lowest frequency of the mel bank.
+    fmax
+        Highest frequency of the mel bank; none: half the sample rate.
+    ref
+        dB reference power of ``log_mel``.
+    amin
+        Floor of the mel power before ``log_mel`` takes its log.
 
     Raises
     ------

@@ -225,8 +225,9 @@ class _Parser:
             return _Node("caps", word, tok.pos, caps=self.caps_filter(word, tok.pos))
         if word == "tee":
             return _Node("tee", word, tok.pos)
-        reg = registry.registry()
-        if word not in reg:
+        info = registry.lookup(word)
+        if info is None:
+            reg = registry.registry()
             close = difflib.get_close_matches(word, [*reg, "tee"], n=3)
             hint = f"; did you mean {', '.join(close)}?" if close else ""
             if "." in word or "/" in word:
@@ -234,7 +235,7 @@ class _Parser:
             raise self.error(
                 f"no element called {word!r}{hint} (rxaudio inspect lists them all)", tok.pos
             )
-        return _Node("element", word, tok.pos, info=reg[word])
+        return _Node("element", word, tok.pos, info=info)
 
     def caps_filter(self, word: str, pos: int) -> Caps:
         parts = word.split(",")

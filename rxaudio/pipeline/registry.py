@@ -1,7 +1,10 @@
 """The element registry: every source, operator and sink by name, and plugins' elements.
 
 Built-in elements are the factories declared with :func:`rxaudio.core.props.element` in
-:mod:`rxaudio.sources`, :mod:`rxaudio.operators` and :mod:`rxaudio.sinks`. Third-party
+:mod:`rxaudio.sources`, :mod:`rxaudio.operators` and :mod:`rxaudio.sinks`, listed by name in
+:data:`BUILTINS` so that one element (``rxaudio inspect hysteresis``, a command's flags) is
+loaded without importing the others and their dependencies; a test checks the table names every
+declared factory those packages export, under its declared name. Third-party
 packages add theirs through the entry-point group ``rxaudio.elements``: each entry point names
 a declared factory (``name = "package.module:factory"``), or a callable returning a list of
 them. A plugin whose element clashes with a built-in name is refused with a warning naming both.
@@ -9,7 +12,7 @@ them. A plugin whose element clashes with a built-in name is refused with a warn
 
 from __future__ import annotations
 
-import importlib.metadata
+import importlib
 import warnings
 from collections.abc import Callable, Iterable
 from typing import Any
@@ -22,19 +25,44 @@ ENTRY_POINT_GROUP = "rxaudio.elements"
 _registry: dict[str, ElementInfo] | None = None
 
 
-def _builtins() -> list[Any]:
-    from .. import operators, sinks, sources
+# element name -> "package:factory"; in registry order (sources, operators, sinks)
+BUILTINS: dict[str, str] = {
+    "array": "rxaudio.sources:from_array",
+    "file": "rxaudio.sources:from_file",
+    "mic": "rxaudio.sources:from_microphone",
+    "redis_src": "rxaudio.sources:from_redis",
+    "buffer_utterance": "rxaudio.operators:buffer_utterance",
+    "channels": "rxaudio.operators:channels",
+    "gain": "rxaudio.operators:gain",
+    "hysteresis": "rxaudio.operators:hysteresis",
+    "level": "rxaudio.operators:level",
+    "mfcc": "rxaudio.operators:mfcc",
+    "reframe": "rxaudio.operators:reframe",
+    "resample": "rxaudio.operators:resample",
+    "spectral": "rxaudio.operators:spectral",
+    "spectrogram": "rxaudio.operators:spectrogram",
+    "to_mono": "rxaudio.operators:to_mono",
+    "transcribe": "rxaudio.operators:transcribe",
+    "vad": "rxaudio.operators:vad",
+    "features": "rxaudio.sinks:to_features",
+    "jsonl": "rxaudio.sinks:to_jsonl",
+    "labels": "rxaudio.sinks:to_labels",
+    "redis": "rxaudio.sinks:to_redis",
+    "subtitles": "rxaudio.sinks:to_subtitles",
+    "wavdir": "rxaudio.sinks:to_utterances",
+    "wav": "rxaudio.sinks:to_wav",
+}
 
-    found = []
-    for mod in (sources, operators, sinks):
-        for name in getattr(mod, "__all__", ()):
-            obj = getattr(mod, name)
-            if isinstance(getattr(obj, "__element__", None), ElementInfo):
-                found.append(obj)
-    return found
+
+def _builtin(name: str) -> ElementInfo:
+    """The built-in element ``name``, importing only its own module."""
+    module, attr = BUILTINS[name].split(":")
+    return info_of(getattr(importlib.import_module(module), attr))
 
 
 def _plugins() -> Iterable[tuple[str, Any]]:
+    import importlib.metadata  # 10-20 ms: only when every element is listed
+
     for ep in importlib.metadata.entry_points(group=ENTRY_POINT_GROUP):
         try:
             obj = ep.load()
@@ -63,9 +91,8 @@ def registry(*, reload: bool = False) -> dict[str, ElementInfo]:
     if _registry is not None and not reload:
         return _registry
     reg: dict[str, ElementInfo] = {}
-    for f in _builtins():
-        info = info_of(f)
-        reg[info.name] = info
+    for name in BUILTINS:
+        reg[name] = _builtin(name)
     for origin, f in _plugins():
         try:
             info = info_of(f)
@@ -89,11 +116,23 @@ def names(kind: str | None = None) -> list[str]:
     return sorted(n for n, i in registry().items() if kind is None or i.kind == kind)
 
 
+def lookup(name: str) -> ElementInfo | None:
+    """The element called ``name``, or None.
+
+    A built-in is loaded alone (no plugin may replace one), so ``rxaudio inspect hysteresis``,
+    a command's flags or a launch string of built-ins import those elements, not every element
+    and plugin."""
+    if _registry is None and name in BUILTINS:
+        return _builtin(name)
+    return registry().get(name)
+
+
 def get(name: str) -> ElementInfo:
     """The element called ``name``; ConfigError naming the close ones when unknown."""
+    info = lookup(name)
+    if info is not None:
+        return info
     reg = registry()
-    if name in reg:
-        return reg[name]
     import difflib
 
     close = difflib.get_close_matches(name, list(reg), n=3)

@@ -1,9 +1,29 @@
 """The live server: aiohttp app, WebSocket protocol, sessions, limits, metrics.
 
-Importing this package imports aiohttp; ``rxaudio`` itself never imports it.
+Using :func:`create_app` (or :class:`Hub`) imports aiohttp; ``rxaudio`` itself never imports
+it, and neither does importing this package or its declarative modules (:mod:`.config`,
+:mod:`.options`), which ``rxaudio serve --help`` reads: each name below is imported from its
+module on first use (:mod:`rxaudio._lazy`).
 """
 
-from .app import HUB, Hub, ServerConfig, create_app, guard
-from .protocol import PROTOCOL_VERSION
+from typing import TYPE_CHECKING
+
+from .._lazy import attributes
+
+_NAMES = {
+    "HUB": ".app",
+    "Hub": ".app",
+    "create_app": ".app",
+    "guard": ".app",
+    "ServerConfig": ".config",
+    "PROTOCOL_VERSION": ".protocol",
+}
+
+if TYPE_CHECKING:
+    from .app import HUB, Hub, create_app, guard
+    from .config import ServerConfig
+    from .protocol import PROTOCOL_VERSION
+
+__getattr__, __dir__ = attributes(__name__, _NAMES)
 
 __all__ = ["HUB", "PROTOCOL_VERSION", "Hub", "ServerConfig", "create_app", "guard"]

@@ -7,7 +7,7 @@ from dataclasses import dataclass, field
 
 from ..errors import ConfigError
 from ..io.streams import DEFAULT_RETRY_S, DEFAULT_STREAM, results_stream
-from .pipeline import ChainOptions
+from .options import ChainOptions
 
 GIB = 1 << 30
 

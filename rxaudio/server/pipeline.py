@@ -30,7 +30,7 @@ import base64
 import functools
 from collections import deque
 from collections.abc import Callable, Mapping
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any, Protocol
 
 import numpy as np
@@ -42,7 +42,6 @@ from reactivex.subject import Subject
 
 from ..core.check import all_finite
 from ..core.fuse import fuse
-from ..errors import ConfigError
 from ..frames import (
     AudioFrame,
     FeatureFrame,
@@ -58,25 +57,43 @@ from ..operators import vad
 from ..pipeline import registry
 from ..pipeline.launch import ChainElement, parse_chain
 from .metrics import ServerMetrics
+from .options import (
+    BACKENDS,
+    HYSTERESIS_KEYS,
+    PIPELINE_RATE,
+    SPEECH_CHAIN,
+    UTTERANCE_KEYS,
+    ChainOptions,
+    Settings,
+    check_settings,
+    default_settings,
+)
 
 if TYPE_CHECKING:
     from ..vad.silero import BatchedSileroScorer, BatchedStream
 
-PIPELINE_RATE = 16000
+__all__ = [  # the options are declared in .options (light: `rxaudio serve --help` reads them)
+    "BACKENDS",
+    "HYSTERESIS_KEYS",
+    "PIPELINE_RATE",
+    "SPEECH_CHAIN",
+    "UTTERANCE_KEYS",
+    "ChainOptions",
+    "Settings",
+    "check_settings",
+    "default_settings",
+]
+
 WINDOW = 512  # Silero's window at 16 kHz
 DISPLAY_BLOCK = 1600  # level and spectrogram every 100 ms
 SPEC_MELS = 64
 SPEC_FLOOR_DB = -60.0  # log-mel dB mapped to 0..255 for the page
 SPEC_CEIL_DB = 40.0
-# every session's chain, as launch strings built through the registry: the speech chain (the
-# default of ``rxaudio serve --pipeline``; its shape is fixed, its properties are not) and the
-# display branches, by event, on one shared stream of 100 ms blocks
-SPEECH_CHAIN = "vad ! hysteresis ! buffer_utterance"
+# every session's chain, as launch strings built through the registry: the speech chain
+# (SPEECH_CHAIN, in .options) and the display branches, by event, on one shared stream of
+# 100 ms blocks
 DISPLAY_BLOCKS = f"reframe size={DISPLAY_BLOCK}"
 DISPLAY_CHAINS = {"level": "level", "spectrogram": f"spectrogram kind=log_mel n_mels={SPEC_MELS}"}
-HYSTERESIS_KEYS = ("threshold", "neg_threshold", "min_speech_ms", "min_silence_ms")
-UTTERANCE_KEYS = ("pre_roll_ms", "post_roll_ms", "max_ms")
-BACKENDS = ("silero", "webrtc", "energy")
 FUSE_STAGES = True  # run adjacent stage-based elements as one operator (False: for comparisons)
 
 
@@ -85,141 +102,6 @@ class TranscriptionFailed:
     """The recogniser of a session failed: its transcripts stop, its speech events go on."""
 
     message: str
-
-
-Settings = dict[str, float | None]
-"""Live settings by name; ``neg_threshold`` None means derived from ``threshold``."""
-
-
-def default_settings() -> Settings:
-    """The operators' own defaults for every live setting (``neg_threshold``: None = derived)."""
-    from dataclasses import asdict
-
-    from ..vad.hysteresis import HysteresisSettings
-    from ..vad.utterance import UtteranceSettings
-
-    both = {**asdict(HysteresisSettings()), **asdict(UtteranceSettings())}
-    return {k: both[k] for k in (*HYSTERESIS_KEYS, *UTTERANCE_KEYS)}
-
-
-def check_settings(settings: Mapping[str, Any]) -> None:
-    """Validate merged live settings with the operators' own rules (raises ConfigError)."""
-    from ..vad.hysteresis import HysteresisSettings
-    from ..vad.utterance import UtteranceSettings
-
-    HysteresisSettings(**{k: settings[k] for k in HYSTERESIS_KEYS if k in settings}).checked()
-    UtteranceSettings(**{k: settings[k] for k in UTTERANCE_KEYS if k in settings}).checked()
-
-
-@dataclass(frozen=True, slots=True)
-class ChainOptions:
-    """What a session's chain is built from (fixed at start) and its initial live settings.
-
-    ``vad`` holds the vad element's other options (``mode``, ``frame_ms``, ``rate``), ``fixed``
-    the options of ``hysteresis``/``buffer_utterance`` that are not live settings (by element
-    name: ``{"hysteresis": {"max_gap_ms": 1500}}``), ``transcribe`` the ``transcribe`` element's
-    options when utterances are transcribed (``None``: they are not). :meth:`from_pipeline`
-    reads all of them from a chain string (``rxaudio serve --pipeline``).
-    """
-
-    events: tuple[str, ...] = ("level", "vad", "spectrogram")
-    backend: str = "silero"
-    settings: dict[str, float] = field(default_factory=dict)
-    vad: dict[str, Any] = field(default_factory=dict)
-    fixed: dict[str, dict[str, Any]] = field(default_factory=dict)
-    transcribe: dict[str, Any] | None = None
-
-    def __post_init__(self) -> None:
-        if self.backend not in BACKENDS:
-            raise ConfigError(
-                f"serve: backend must be one of {', '.join(BACKENDS)}, got {self.backend!r}"
-            )
-        check_settings(self.settings)
-        if self.transcribe is not None:
-            if {"passthrough", "scheduler"} & set(self.transcribe):
-                raise ConfigError("serve: transcribe passthrough and scheduler are the server's")
-            registry.make("transcribe", **self.transcribe)  # checked at once
-
-    @classmethod
-    def from_pipeline(
-        cls, text: str, *, settings: Mapping[str, float] | None = None
-    ) -> ChainOptions:
-        """The options a per-session chain string describes (``vad ! hysteresis ! ...``).
-
-        The chain is the server's: ``vad ! hysteresis ! buffer_utterance``, each with any of
-        its properties (checked as in a launch string; errors point into ``text``), and
-        optionally ``! transcribe`` with its properties. The
-        hysteresis and buffer_utterance properties that clients may change live become the
-        sessions' default settings; ``settings`` (from flags) may not set one of them again.
-        """
-        from ..pipeline.launch import LaunchError
-
-        els = parse_chain(text)
-        want = [e.name for e in parse_chain(SPEECH_CHAIN)]
-        transcribe: dict[str, Any] | None = None
-        if len(els) == len(want) + 1 and els[-1].name == "transcribe":
-            transcribe = dict(els[-1].options)
-            if "passthrough" in transcribe:
-                raise LaunchError(
-                    "transcribe passthrough is the server's to set", text, els[-1].pos
-                )
-            els = els[:-1]
-        for i, el in enumerate(els):
-            if i >= len(want) or el.name != want[i]:
-                raise LaunchError(
-                    f"the server's per-session chain is {SPEECH_CHAIN}, "
-                    f"each with its properties; {el.name} does not fit here",
-                    text,
-                    el.pos,
-                )
-        if len(els) < len(want):
-            raise LaunchError(
-                f"the chain must go on with {want[len(els)]} (the server's per-session chain is "
-                f"{SPEECH_CHAIN})",
-                text,
-                len(text),
-            )
-        vad_opts = dict(els[0].options)
-        backend = str(vad_opts.pop("backend", "silero"))
-        if backend not in BACKENDS:
-            raise LaunchError(
-                f"the server's vad backend is one of {', '.join(BACKENDS)}, got {backend!r}",
-                text,
-                els[0].pos,
-            )
-        if vad_opts.get("resample", True) is not True:
-            raise LaunchError("vad resample=false: the server converts for the model", text, 0)
-        vad_opts.pop("resample", None)
-        if backend == "silero" and vad_opts.get("rate") not in (None, PIPELINE_RATE):
-            raise LaunchError(
-                f"the server runs Silero at {PIPELINE_RATE} Hz; drop vad rate=", text, els[0].pos
-            )
-        live: dict[str, float] = {}
-        fixed: dict[str, dict[str, Any]] = {}
-        for el, keys in ((els[1], HYSTERESIS_KEYS), (els[2], UTTERANCE_KEYS)):
-            for k, v in el.options.items():
-                if k in keys:
-                    if v is not None:
-                        live[k] = float(v)
-                elif k == "passthrough":
-                    raise LaunchError(
-                        "buffer_utterance passthrough is the server's to set", text, el.pos
-                    )
-                else:
-                    fixed.setdefault(el.name, {})[k] = v
-        for k in settings or {}:
-            if k in live:
-                raise ConfigError(
-                    f"serve: {k} is set twice, in --pipeline and with --{k.replace('_', '-')}; "
-                    "keep one"
-                )
-        return cls(
-            backend=backend,
-            settings={**live, **(settings or {})},
-            vad=vad_opts,
-            fixed=fixed,
-            transcribe=transcribe,
-        )
 
 
 class PrefetchScorer:

@@ -1,13 +1,40 @@
-"""Sinks: pipeable writers that emit a receipt when their output is final."""
+"""Sinks: pipeable writers that emit a receipt when their output is final.
 
-from ._features import to_features
-from ._jsonl import JsonlLog, to_json, to_jsonl
-from ._labels import to_labels
-from ._redis import RedisEntry, RedisWriter, to_redis
-from ._serialize import to_record
-from ._subtitles import to_subtitles
-from ._utterances import UtteranceWriter, to_utterances
-from ._wav import to_wav
+Each name is imported from its module on first use (:mod:`rxaudio._lazy`): the feature sink's
+Parquet writer or the Redis client is imported only by a command that uses it.
+"""
+
+from typing import TYPE_CHECKING
+
+from .._lazy import attributes
+
+_NAMES = {
+    "to_features": "._features",
+    "JsonlLog": "._jsonl",
+    "to_json": "._jsonl",
+    "to_jsonl": "._jsonl",
+    "to_labels": "._labels",
+    "RedisEntry": "._redis",
+    "RedisWriter": "._redis",
+    "to_redis": "._redis",
+    "to_record": "._serialize",
+    "to_subtitles": "._subtitles",
+    "UtteranceWriter": "._utterances",
+    "to_utterances": "._utterances",
+    "to_wav": "._wav",
+}
+
+if TYPE_CHECKING:
+    from ._features import to_features
+    from ._jsonl import JsonlLog, to_json, to_jsonl
+    from ._labels import to_labels
+    from ._redis import RedisEntry, RedisWriter, to_redis
+    from ._serialize import to_record
+    from ._subtitles import to_subtitles
+    from ._utterances import UtteranceWriter, to_utterances
+    from ._wav import to_wav
+
+__getattr__, __dir__ = attributes(__name__, _NAMES)
 
 __all__ = [
     "JsonlLog",

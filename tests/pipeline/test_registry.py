@@ -201,3 +201,37 @@ def test_a_plugin_is_listed_buildable_and_cannot_replace_a_builtin(
     d = json.loads(capsys.readouterr().out)
     assert d["python"] == "rxaudio_louder.louder"
     assert d["properties"][0]["range"]["text"] == "[1, 8]" and d["properties"][0]["unit"] == "x"
+
+
+def test_the_builtin_table_names_every_declared_factory_under_its_own_name() -> None:
+    """``BUILTINS`` lets one element load alone; it must list exactly the declared factories
+    that sources, operators and sinks export, each under the name it declares."""
+    import importlib
+
+    declared = {}
+    for package in ("rxaudio.sources", "rxaudio.operators", "rxaudio.sinks"):
+        mod = importlib.import_module(package)
+        for attr in mod.__all__:
+            info = getattr(getattr(mod, attr), "__element__", None)
+            if isinstance(info, ElementInfo):
+                declared[info.name] = f"{package}:{attr}"
+    assert reg.BUILTINS == declared
+    kinds = [reg.BUILTINS[n].split(":")[0].rsplit(".", 1)[1] for n in reg.BUILTINS]
+    assert kinds == sorted(kinds, key=("sources", "operators", "sinks").index)  # registry order
+
+
+def test_a_builtin_looked_up_alone_is_the_registry_one() -> None:
+    reg.registry(reload=True)
+    listed = reg.registry()
+    saved = reg._registry
+    try:
+        reg._registry = None  # as in a fresh process: nothing listed yet
+        for name in reg.BUILTINS:
+            info = reg.get(name)
+            assert info.name == name
+            assert info.factory is listed[name].factory
+        assert reg._registry is None  # no full listing (no plugin scan) was needed
+        with pytest.raises(ConfigError, match=r"no element called 'hysteresys'; did you mean hyst"):
+            reg.get("hysteresys")
+    finally:
+        reg._registry = saved

@@ -49,6 +49,10 @@ WHEEL_MUST_HOLD = [
 ]
 
 
+PIP = [sys.executable, "-m", "pip", "--python"]  # this environment's pip, into another one
+PIP_OFFLINE = ["--no-deps", "--no-index", "--no-build-isolation", "--no-cache-dir"]
+
+
 def clean_env(**extra: str) -> dict[str, str]:
     """This process's environment without what would point Python at the source tree."""
     env = {
@@ -123,8 +127,7 @@ def fresh_venv(where: Path) -> Venv:
 
 def pip_install(venv: Venv, target: Path, **env: str) -> subprocess.CompletedProcess[str]:
     r = subprocess.run(
-        [sys.executable, "-m", "pip", "--python", str(venv.python), "install", "-v"]
-        + ["--no-deps", "--no-index", "--no-build-isolation", "--no-cache-dir", str(target)],
+        [*PIP, str(venv.python), "install", "-v", *PIP_OFFLINE, str(target)],
         capture_output=True,
         text=True,
         timeout=300,

@@ -27,9 +27,14 @@ settings.register_profile(
 )
 settings.load_profile(os.environ.get("HYPOTHESIS_PROFILE", "default"))
 
+
+def find(module: str) -> bool:
+    return importlib.util.find_spec(module) is not None
+
+
 # torch is optional (the silero-torch extra): the default install and the Python 3.13 CI run have
 # none. Tests marked `torch` (the JIT backend, silero's own reference code) skip there, saying why.
-TORCH_MISSING = [m for m in ("torch", "silero_vad") if importlib.util.find_spec(m) is None]
+TORCH_MISSING = [p for p, m in (("torch", "torch"), ("silero-vad", "silero_vad")) if not find(m)]
 NEEDS_TORCH = (
     f"needs {' and '.join(TORCH_MISSING)} (the silero-torch extra), not installed here: "
     "silero's own reference code and the JIT backend run only with torch"

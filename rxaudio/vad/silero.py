@@ -68,9 +68,9 @@ def torch_model_path(name: str = "silero_vad.jit") -> str:
     it: its ``__init__`` imports torch)."""
     check_torch_backend()
     spec = importlib.util.find_spec("silero_vad")
-    assert spec is not None and spec.submodule_search_locations  # check_torch_backend found it
-    path = os.path.join(next(iter(spec.submodule_search_locations)), "data", name)
-    if not os.path.exists(path):
+    where = list(spec.submodule_search_locations or ()) if spec is not None else []
+    path = os.path.join(where[0], "data", name) if where else name
+    if not where or not os.path.exists(path):
         raise ConfigError(
             f"vad backend silero-torch: model file {name} missing from the silero-vad package; "
             f"reinstall it ({TORCH_EXTRA})"

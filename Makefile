@@ -1,5 +1,6 @@
 # The two commands: `make run` and `make test`. Each does all set-up it needs first.
-.PHONY: setup run test lint bench clean
+# `make test` is Python 3.11 with torch; .ci/run adds the torch-free Python 3.13 run.
+.PHONY: setup run test lint bench dist clean
 
 VENV := .venv
 PY := $(VENV)/bin/python
@@ -22,5 +23,9 @@ lint: setup
 bench: setup
 	$(PY) -m benchmarks.run_all
 
+# an sdist and a wheel (the compiled kernel inside) in dist/
+dist: setup
+	$(PY) -m build --no-isolation --outdir dist .
+
 clean:
-	rm -rf $(VENV) .pytest_cache .mypy_cache .ruff_cache build *.egg-info
+	rm -rf $(VENV) .venv313 dist .pytest_cache .mypy_cache .ruff_cache build *.egg-info

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import importlib.util
 import os
 import shutil
 import signal
@@ -25,6 +26,28 @@ settings.register_profile(
     suppress_health_check=[HealthCheck.too_slow, HealthCheck.data_too_large],
 )
 settings.load_profile(os.environ.get("HYPOTHESIS_PROFILE", "default"))
+
+
+def find(module: str) -> bool:
+    return importlib.util.find_spec(module) is not None
+
+
+# torch is optional (the silero-torch extra): the default install and the Python 3.13 CI run have
+# none. Tests marked `torch` (the JIT backend, silero's own reference code) skip there, saying why.
+TORCH_MISSING = [p for p, m in (("torch", "torch"), ("silero-vad", "silero_vad")) if not find(m)]
+NEEDS_TORCH = (
+    f"needs {' and '.join(TORCH_MISSING)} (the silero-torch extra), not installed here: "
+    "silero's own reference code and the JIT backend run only with torch"
+)
+
+
+def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> None:
+    if not TORCH_MISSING:
+        return
+    skip = pytest.mark.skip(reason=NEEDS_TORCH)
+    for item in items:
+        if item.get_closest_marker("torch") is not None:
+            item.add_marker(skip)
 
 
 @pytest.fixture(scope="session")

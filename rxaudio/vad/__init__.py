@@ -4,7 +4,8 @@ Backends (all with ``reset()``, ``score(window)`` and ``score_many(windows)``):
 
 * ``silero`` -- :class:`~rxaudio.vad.silero.SileroOnnx`, Silero through onnxruntime (default; never
   imports torch), 512-sample windows at 16 kHz or 256 at 8 kHz;
-* ``silero-torch`` -- :class:`~rxaudio.vad.silero.SileroTorch`, the shipped TorchScript model;
+* ``silero-torch`` -- :class:`~rxaudio.vad.silero.SileroTorch`, silero-vad's TorchScript model (the
+  ``silero-torch`` extra: torch and silero-vad);
 * ``webrtc`` -- :class:`~rxaudio.vad.webrtc.WebRtcScorer`, modes 0-3, 10/20/30 ms windows;
 * ``energy`` -- :class:`~rxaudio.vad.energy.EnergyScorer`, level over an adaptive noise floor.
 
@@ -59,8 +60,9 @@ def backend_factory(
             from .silero import SileroOnnx
 
             return model_rate, lambda r: SileroOnnx(r)
-        from .silero import SileroTorch
+        from .silero import SileroTorch, check_torch_backend
 
+        check_torch_backend()  # one line naming the extra, at configuration time
         return model_rate, lambda r: SileroTorch(r)
     if backend == "webrtc":
         from .webrtc import WebRtcScorer, check_webrtc

@@ -1,14 +1,17 @@
-"""Silero VAD on the models shipped inside the ``silero-vad`` package.
+"""Silero VAD: the ONNX models shipped inside rxaudio, and the TorchScript one from ``silero-vad``.
 
-:class:`SileroOnnx` runs ``silero_vad.onnx`` with onnxruntime and never imports torch (importing
-the ``silero_vad`` package itself would: its ``__init__`` loads torch, so the model files are
-located with :func:`importlib.util.find_spec`, which does not run the package). It carries the
-model state and the 64-sample (32 at 8 kHz) context between windows exactly as the package's
-``OnnxWrapper``/``VADIterator`` do, so the probabilities are identical. Runs of 16 kHz windows
-are scored with the shipped ``silero_vad_16k_sequence.onnx`` in one call (bit-identical output;
-its ``h``/``c`` are the two halves of the streaming model's ``state``).
+:class:`SileroOnnx` runs ``silero_vad.onnx`` with onnxruntime and never imports torch. The ONNX
+files live in ``rxaudio/vad/models/`` (copied unchanged from the ``silero-vad`` package, whose
+licence and version are noted beside them), so the default backend needs neither torch nor the
+``silero-vad`` package, which requires torch. It carries the model state and the 64-sample (32 at
+8 kHz) context between windows exactly as the package's ``OnnxWrapper``/``VADIterator`` do, so
+the probabilities are identical. Runs of 16 kHz windows are scored with the shipped
+``silero_vad_16k_sequence.onnx`` in one call (bit-identical output; its ``h``/``c`` are the two
+halves of the streaming model's ``state``).
 
-:class:`SileroTorch` runs the shipped TorchScript model (imports torch on construction).
+:class:`SileroTorch` runs the TorchScript model shipped in the ``silero-vad`` package (the
+``silero-torch`` extra; imports torch on construction). :func:`check_torch_backend` says in one
+line what to install when either is missing.
 :class:`BatchedSileroScorer` scores one window of many independent streams in one call.
 """
 
@@ -32,17 +35,46 @@ RATES = (8000, 16000)
 SEQUENCE_MIN_WINDOWS = 2
 
 
+MODELS_DIR = os.path.join(os.path.dirname(os.path.abspath(__file__)), "models")
+TORCH_EXTRA = "pip install 'rxaudio[silero-torch]'"
+
+
 def model_path(name: str) -> str:
-    """Path of a model file shipped in the ``silero-vad`` package (without importing it)."""
-    spec = importlib.util.find_spec("silero_vad")
-    if spec is None or not spec.submodule_search_locations:
-        raise ConfigError(
-            "silero backend: the silero-vad package is not installed; "
-            "install the vad extra (pip install 'rxaudio[vad]')"
-        )
-    path = os.path.join(next(iter(spec.submodule_search_locations)), "data", name)
+    """Path of an ONNX model file shipped with rxaudio (``rxaudio/vad/models/``)."""
+    path = os.path.join(MODELS_DIR, name)
     if not os.path.exists(path):
-        raise ConfigError(f"silero backend: model file {name} missing from the silero-vad package")
+        raise ConfigError(
+            f"silero backend: model file {name} missing from rxaudio's package "
+            f"({MODELS_DIR}); reinstall rxaudio (pip install --force-reinstall 'rxaudio[vad]')"
+        )
+    return path
+
+
+def check_torch_backend() -> None:
+    """Raise :class:`ConfigError` (one line naming the extra) unless ``backend=silero-torch`` can
+    run: torch and the ``silero-vad`` package installed. Imports neither."""
+    missing = [m for m in ("torch", "silero_vad") if importlib.util.find_spec(m) is None]
+    if missing:
+        names = " and ".join("silero-vad" if m == "silero_vad" else m for m in missing)
+        raise ConfigError(
+            f"vad backend silero-torch needs {names}, not installed; install the extra: "
+            f"{TORCH_EXTRA} (torch pinned first for the CPU build: pip install torch==2.13.0), "
+            "or use backend=silero (onnxruntime, no torch)"
+        )
+
+
+def torch_model_path(name: str = "silero_vad.jit") -> str:
+    """Path of the TorchScript model shipped in the ``silero-vad`` package (without importing
+    it: its ``__init__`` imports torch)."""
+    check_torch_backend()
+    spec = importlib.util.find_spec("silero_vad")
+    where = list(spec.submodule_search_locations or ()) if spec is not None else []
+    path = os.path.join(where[0], "data", name) if where else name
+    if not where or not os.path.exists(path):
+        raise ConfigError(
+            f"vad backend silero-torch: model file {name} missing from the silero-vad package; "
+            f"reinstall it ({TORCH_EXTRA})"
+        )
     return path
 
 
@@ -154,7 +186,7 @@ class SileroOnnx:
 
 
 class SileroTorch:
-    """Silero VAD through torch on the shipped TorchScript model, one stream.
+    """Silero VAD through torch on the ``silero-vad`` package's TorchScript model, one stream.
 
     The JIT model keeps its own context and state (``model.reset_states()`` zeroes them), as the
     package's ``VADIterator`` relies on. Each instance loads its own model copy, since the
@@ -162,14 +194,15 @@ class SileroTorch:
     """
 
     def __init__(self, sample_rate: int = 16000) -> None:
-        import torch
-
         self.sample_rate = sample_rate
         self.window_size, _ = window_sizes(sample_rate)
+        path = torch_model_path("silero_vad.jit")  # ConfigError naming the extra if missing
+        import torch
+
         self._torch = torch
         # torch.jit.load is untyped in torch's stubs
         self._model = torch.jit.load(  # type: ignore[no-untyped-call]
-            model_path("silero_vad.jit"), map_location="cpu"
+            path, map_location="cpu"
         )
         self._model.eval()
         self.reset()

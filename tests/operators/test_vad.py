@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import sys
 from typing import Any
 
 import numpy as np
@@ -120,11 +121,31 @@ def test_nan_and_wrong_items_are_errors() -> None:
     assert out.error is not None and "expected AudioFrame" in str(out.error)
 
 
-@pytest.mark.parametrize("backend", ["webrtc", "energy", "silero-torch"])
+@pytest.mark.parametrize(
+    "backend", ["webrtc", "energy", pytest.param("silero-torch", marks=pytest.mark.torch)]
+)
 def test_other_backends_run(speech: np.ndarray, backend: str) -> None:
     got = collect(from_array(speech[: 16000 * 3], 16000, block_size=1000).pipe(vad(backend)))
     assert got and all(0.0 <= v.probability <= 1.0 for v in got)
     assert got[-1].end == 16000 * 3
+
+
+@pytest.mark.parametrize("missing", [("torch",), ("silero_vad",), ("torch", "silero_vad")])
+def test_silero_torch_without_torch_is_one_line_naming_the_extra(
+    monkeypatch: pytest.MonkeyPatch, missing: tuple[str, ...]
+) -> None:
+    # a None entry in sys.modules is how Python spells "not installed" to find_spec; where torch
+    # really is missing (the Python 3.13 CI run) this changes nothing
+    for m in missing:
+        monkeypatch.setitem(sys.modules, m, None)
+    with pytest.raises(ConfigError) as e:
+        vad("silero-torch")
+    msg = str(e.value)
+    assert "\n" not in msg
+    assert "pip install 'rxaudio[silero-torch]'" in msg
+    names = {"torch": "torch", "silero_vad": "silero-vad"}
+    assert all(names[m] in msg for m in missing)
+    assert "silero_vad" not in msg
 
 
 @pytest.mark.parametrize(

@@ -1,4 +1,7 @@
-"""Fixtures for the voice-activity tests: the silero-vad package's own models as references."""
+"""Fixtures for the voice-activity tests: the silero-vad package's own models as references.
+
+Both need torch (the silero-torch extra); a test using them carries the ``torch`` marker, so it
+skips with the reason where torch is not installed."""
 
 from __future__ import annotations
 

@@ -8,13 +8,16 @@ from pathlib import Path
 from typing import Any
 
 import numpy as np
+import pytest
 import soundfile as sf
 import soxr
-import torch
 
 from rxaudio.apps.cli import main
 from rxaudio.io.labels import read_labels
 from rxaudio.vad.metrics import evaluate
+
+# both tests compare against silero's own get_speech_timestamps, which needs torch
+pytestmark = pytest.mark.torch
 
 SCRIPT = os.path.join(os.path.dirname(__file__), "..", "..", "scripts", "make_devset.py")
 
@@ -28,6 +31,7 @@ def load_script() -> Any:
 
 
 def test_devset_slice_accuracy(tmp_path: Path, pkg_jit: Any) -> None:
+    import torch
     from silero_vad import get_speech_timestamps
 
     dev = load_script()
@@ -64,6 +68,7 @@ def test_devset_slice_accuracy(tmp_path: Path, pkg_jit: Any) -> None:
 def test_segment_parity_on_devset_clips(tmp_path: Path, pkg_onnx: Any) -> None:
     """Our chain's segments match get_speech_timestamps (no padding) on the same 16 kHz audio,
     within one window, for clips stored at 8, 16 and 44.1 kHz (converted by vad)."""
+    import torch
     from reactivex import from_iterable
     from silero_vad import get_speech_timestamps
 

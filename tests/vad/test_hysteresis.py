@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from typing import Any
 
+import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
@@ -47,6 +48,7 @@ def reference(probs: list[float], **kw: Any) -> list[tuple[int, int]]:
 prob = st.sampled_from([0.0, 0.05, 0.3, 0.36, 0.4, 0.49, 0.5, 0.51, 0.7, 0.95, 1.0])
 
 
+@pytest.mark.torch  # silero_vad's module imports torch
 @settings(max_examples=60)
 @given(
     probs=st.lists(prob, min_size=0, max_size=120),

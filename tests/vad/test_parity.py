@@ -5,7 +5,7 @@ from __future__ import annotations
 from typing import Any
 
 import numpy as np
-import torch
+import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 from reactivex import from_iterable
@@ -13,6 +13,9 @@ from reactivex import from_iterable
 from rxaudio.frames import AudioFrame, Utterance
 from rxaudio.operators import buffer_utterance, hysteresis, vad
 from rxaudio.testing import collect
+
+# every test compares against silero's own get_speech_timestamps, which needs torch
+pytestmark = pytest.mark.torch
 
 
 def ours(x: np.ndarray, rate: int, sizes: list[int]) -> list[Utterance]:
@@ -29,6 +32,7 @@ def ours(x: np.ndarray, rate: int, sizes: list[int]) -> list[Utterance]:
 
 
 def reference(model: Any, x: np.ndarray, pad_ms: int = 0) -> list[tuple[int, int]]:
+    import torch
     from silero_vad import get_speech_timestamps
 
     ts = get_speech_timestamps(torch.from_numpy(x), model, speech_pad_ms=pad_ms)

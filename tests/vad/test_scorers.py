@@ -8,7 +8,6 @@ from typing import Any
 
 import numpy as np
 import pytest
-import torch
 
 from rxaudio.errors import ConfigError
 from rxaudio.vad import backend_factory
@@ -27,11 +26,14 @@ def windows(x: np.ndarray, w: int) -> np.ndarray:
 def package_probs(model: Any, x: np.ndarray, rate: int) -> np.ndarray:
     """Per-window probabilities as the package's VADIterator computes them (a fresh stream,
     then ``model(window, rate).item()`` per window)."""
+    import torch
+
     model.reset_states()
     w = 512 if rate == 16000 else 256
     return np.array([model(torch.from_numpy(row.copy()), rate).item() for row in windows(x, w)])
 
 
+@pytest.mark.torch
 @pytest.mark.parametrize("rate", [16000, 8000])
 def test_onnx_equals_package(
     pkg_onnx: Any, speech: np.ndarray, speech8k: np.ndarray, rate: int
@@ -59,6 +61,7 @@ def test_sequence_scoring_equals_window_by_window(speech: np.ndarray) -> None:
     assert np.max(np.abs(many - one)) < 1e-5
 
 
+@pytest.mark.torch
 def test_torch_equals_package_jit(pkg_jit: Any, speech: np.ndarray) -> None:
     pkg_jit.reset_states()
     x = speech[: 16000 * 5]

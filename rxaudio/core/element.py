@@ -132,6 +132,6 @@ def map_operator(
     def push(item: A) -> tuple[B]:
         return (fn(item),)
 
-    step = Step(push, tuple)  # no state: every subscription shares it
+    step = Step(push, tuple, map=fn)  # no state: every subscription shares it
     spec = Fusable(name, lambda: step)
     return Element(name, stages_operator((spec,)), accepts=accepts, produces=produces, fusable=spec)

@@ -75,7 +75,9 @@ class Step:
     outputs first). ``abort`` runs on an upstream error and returns what to emit before it
     (its exceptions are ignored: the original error matters more); ``dispose`` frees
     resources. ``gap_seconds``/``on_gap`` and ``apply`` are the live stages' gap timer and
-    settings (:func:`~rxaudio.operators._live.live_operator`).
+    settings (:func:`~rxaudio.operators._live.live_operator`). ``map``, where given, is the
+    one-in-one-out function that ``push`` wraps (``push(x) == (map(x),)``): the executor calls
+    it directly where that saves a call (a map element on its own).
     """
 
     push: Callable[[Any], Iterable[Any]]
@@ -85,6 +87,7 @@ class Step:
     gap_seconds: Callable[[], float | None] | None = None
     on_gap: Callable[[], Iterable[Any]] | None = None
     apply: Callable[[Mapping[str, Any]], None] | None = None
+    map: Callable[[Any], Any] | None = None
 
 
 @dataclass(frozen=True, slots=True)
@@ -148,6 +151,8 @@ class Stages(Observable[Any]):
                 inlet = _SettingsInlet(run, j)
                 subs.add(settings.subscribe(inlet.on_next, inlet.on_error, scheduler=scheduler))
         on_next = run.on_next_locked if run.locked else run.on_next
+        if len(specs) == 1 and run.map0 is not None and not run.locked:
+            on_next = run.on_next_map  # an element such as level or gain on its own
         subs.add(
             self.source.subscribe(on_next, run.on_error, run.on_completed, scheduler=scheduler)
         )
@@ -210,10 +215,12 @@ class _Run:
         "last",
         "lock",
         "locked",
+        "map0",
         "n",
         "names",
         "observer",
         "opened",
+        "push0",
         "pushes",
         "scheds",
         "steps",
@@ -232,6 +239,8 @@ class _Run:
         steps = self.steps = [specs[j].open() for j in reversed(range(n))][::-1]
         self.names = [s.name for s in specs]
         self.pushes = [st.push for st in steps]
+        self.push0 = steps[0].push
+        self.map0 = steps[0].map
         self.gaps = [st.gap_seconds for st in steps]
         self.observer = observer
         self.emit = observer.on_next
@@ -257,11 +266,36 @@ class _Run:
     # --- from upstream ---------------------------------------------------------------------
 
     def on_next(self, item: Any) -> None:
-        self.run(0, (item,))
+        # the first stage inline: a stage that returns nothing costs one call and no run()
+        try:
+            out = self.push0(item)
+        except Exception as exc:  # a stage's failure travels downstream
+            self.fail(0, exc, item)
+            return
+        if self.n > 1:
+            if out:
+                self.run(1, out)
+            return
+        emit = self.emit
+        for o in out:
+            emit(o)
+
+    def on_next_map(self, item: Any) -> None:
+        # one stage, one in, one out
+        assert self.map0 is not None
+        try:
+            out = self.map0(item)
+        except Exception as exc:
+            self.fail(0, exc, item)
+            return
+        self.emit(out)
 
     def on_next_locked(self, item: Any) -> None:
         with self.lock:
-            self.run(0, (item,))
+            if self.gaps[0] is None:
+                self.on_next(item)
+            else:
+                self.run(0, (item,))
 
     def on_error(self, exc: Exception) -> None:
         with self.lock:
@@ -278,16 +312,17 @@ class _Run:
 
     # --- the stages ------------------------------------------------------------------------
 
-    def run(self, j: int, batch: Sequence[Any]) -> None:
-        """Stage ``j`` takes every item of ``batch``, stage ``j + 1`` what came out, and so on.
+    def run(self, j: int, outputs: Iterable[Any]) -> None:
+        """Stage ``j`` takes every item of ``outputs``, stage ``j + 1`` what came out, and so on.
 
         A loop over the stages, so a chain of a thousand elements runs in one call frame. Each
         stage sees its items in the order separate operators give them, and so does the
         observer. An item that passes one stage at a time allocates nothing here.
         """
         n, done, gaps = self.n, self.done, self.gaps
-        out: Iterable[Any]
         while j < n:
+            # a stage returns a list or a tuple (any other iterable is made one)
+            batch = outputs if type(outputs) is list or type(outputs) is tuple else list(outputs)
             if not batch or done[j]:
                 return
             push, gap = self.pushes[j], gaps[j]
@@ -296,7 +331,7 @@ class _Run:
                 if gap is not None:
                     self.items[j] = item
                 try:
-                    out = push(item)
+                    outputs = push(item)
                 except Exception as exc:  # a stage's failure travels downstream
                     self.fail(j, exc, item)
                     return
@@ -315,11 +350,10 @@ class _Run:
                         return
                     if gap is not None and not done[j] and (self.armed[j] or gap() is not None):
                         self.touch(j)
-                out = acc
-            batch = out if type(out) is list or type(out) is tuple else list(out)
+                outputs = acc
             j += 1
         emit = self.emit
-        for o in batch:
+        for o in outputs:
             emit(o)
 
     def stop(self, j: int) -> None:

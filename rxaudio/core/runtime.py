@@ -32,6 +32,7 @@ hand.
 from __future__ import annotations
 
 import threading
+import traceback
 import weakref
 from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass
@@ -175,6 +176,29 @@ def stages_operator(specs: Sequence[Fusable]) -> Callable[[Observable[Any]], Obs
         return run_stages(source, frozen)
 
     return _operator
+
+
+def _detach_frames(exc: BaseException) -> None:
+    """Keep ``exc``'s traceback as text (a note), not as frames.
+
+    A subscriber may keep the error it was given; the frames of its traceback (and the callers
+    each frame refers to) would keep the executor, so every stage and its buffers, alive
+    with it. The note shows the same lines where the error is printed.
+    """
+    seen: set[int] = set()
+    todo: list[BaseException | None] = [exc]
+    while todo:  # the error, its cause, its context...
+        e = todo.pop()
+        if e is None or id(e) in seen:
+            continue
+        seen.add(id(e))
+        tb = e.__traceback__
+        while tb is not None and tb.tb_frame.f_code.co_filename == __file__:
+            tb = tb.tb_next  # the executor's own frames say nothing about the stage
+        if tb is not None:
+            e.add_note("Raised in the stage at:\n" + "".join(traceback.format_tb(tb)).rstrip())
+        e.__traceback__ = None
+        todo += (e.__cause__, e.__context__)
 
 
 def _on_timer(_scheduler: abc.SchedulerBase, state: tuple[weakref.ref[_Run], int] | None) -> None:
@@ -393,9 +417,11 @@ class _Run:
         self.end_with_error(err)
 
     def fail(self, j: int, exc: Exception, item: Any = None) -> None:
+        _detach_frames(exc)
         if isinstance(exc, PartialFailure):
             self.run(j + 1, list(exc.outputs))
             exc = exc.error
+            _detach_frames(exc)
         self.stop(j)
         self.propagate_error(j + 1, wrap_error(self.names[j], exc, item))
         self.dispose_stages()

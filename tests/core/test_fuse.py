@@ -229,7 +229,7 @@ def test_marbles_error_names_the_stage_that_failed() -> None:
     assert isinstance(err.__cause__, ValueError)
     # its traceback is kept as text: frames would keep the whole run alive with the error
     assert err.__cause__.__traceback__ is None
-    assert "in push" in err.__cause__.__notes__[0] and "s2 refuses" in err.__cause__.__notes__[0]
+    assert "in push" in err.__cause__.__notes__[0] and "refuses" in err.__cause__.__notes__[0]
     # completion pushed s1's flush through s2 before s2's flush: s2 saw it after (a+b)
     assert fused.values[0] == ("s2", 1, ("s1", 3))
 

@@ -151,9 +151,7 @@ class Stages(Observable[Any]):
             if settings is not None:
                 inlet = _SettingsInlet(run, j)
                 subs.add(settings.subscribe(inlet.on_next, inlet.on_error, scheduler=scheduler))
-        on_next = run.on_next_locked if run.locked else run.on_next
-        if len(specs) == 1 and run.map0 is not None and not run.locked:
-            on_next = run.on_next_map  # an element such as level or gain on its own
+        on_next = _entry(run)
         subs.add(
             self.source.subscribe(on_next, run.on_error, run.on_completed, scheduler=scheduler)
         )
@@ -201,6 +199,72 @@ def _detach_frames(exc: BaseException) -> None:
         todo += (e.__cause__, e.__context__)
 
 
+def _entry(run: _Run) -> Callable[[Any], None]:
+    """The run's ``on_next``: the first stage pushed inline, the lock only where it is needed.
+
+    A closure over the run's fields, made once per subscription: per item it is the cheapest
+    call there is (a method reads each field through ``self``). The run does not refer to it,
+    so it makes no cycle.
+    """
+    first, fail, run_from, emit = run.steps[0], run.fail, run.run, run.emit
+    push, fn = first.push, first.map
+    if run.locked:
+        lock = run.lock
+        if first.gap_seconds is not None:  # a live first stage: its timer is tended by run()
+
+            def on_next_live(item: Any) -> None:
+                with lock:
+                    run_from(0, (item,))
+
+            return on_next_live
+
+        def on_next_locked(item: Any) -> None:
+            with lock:
+                try:
+                    out = push(item)
+                except Exception as exc:  # a stage's failure travels downstream
+                    fail(0, exc, item)
+                    return
+                if out:
+                    run_from(1, out)
+
+        return on_next_locked
+    if run.n > 1:
+
+        def on_next(item: Any) -> None:
+            try:
+                out = push(item)
+            except Exception as exc:
+                fail(0, exc, item)
+                return
+            if out:
+                run_from(1, out)
+
+        return on_next
+    if fn is not None:
+
+        def on_next_map(item: Any) -> None:  # an element such as level or gain on its own
+            try:
+                out = fn(item)
+            except Exception as exc:
+                fail(0, exc, item)
+                return
+            emit(out)
+
+        return on_next_map
+
+    def on_next_one(item: Any) -> None:  # one stage on its own
+        try:
+            out = push(item)
+        except Exception as exc:
+            fail(0, exc, item)
+            return
+        for o in out:
+            emit(o)
+
+    return on_next_one
+
+
 def _on_timer(_scheduler: abc.SchedulerBase, state: tuple[weakref.ref[_Run], int] | None) -> None:
     # A pending timer holds its run only weakly: it never keeps a chain alive, and no cycle
     # runs through the scheduler's queue.
@@ -239,12 +303,10 @@ class _Run:
         "last",
         "lock",
         "locked",
-        "map0",
         "n",
         "names",
         "observer",
         "opened",
-        "push0",
         "pushes",
         "scheds",
         "steps",
@@ -263,8 +325,6 @@ class _Run:
         steps = self.steps = [specs[j].open() for j in reversed(range(n))][::-1]
         self.names = [s.name for s in specs]
         self.pushes = [st.push for st in steps]
-        self.push0 = steps[0].push
-        self.map0 = steps[0].map
         self.gaps = [st.gap_seconds for st in steps]
         self.observer = observer
         self.emit = observer.on_next
@@ -288,38 +348,6 @@ class _Run:
         )
 
     # --- from upstream ---------------------------------------------------------------------
-
-    def on_next(self, item: Any) -> None:
-        # the first stage inline: a stage that returns nothing costs one call and no run()
-        try:
-            out = self.push0(item)
-        except Exception as exc:  # a stage's failure travels downstream
-            self.fail(0, exc, item)
-            return
-        if self.n > 1:
-            if out:
-                self.run(1, out)
-            return
-        emit = self.emit
-        for o in out:
-            emit(o)
-
-    def on_next_map(self, item: Any) -> None:
-        # one stage, one in, one out
-        assert self.map0 is not None
-        try:
-            out = self.map0(item)
-        except Exception as exc:
-            self.fail(0, exc, item)
-            return
-        self.emit(out)
-
-    def on_next_locked(self, item: Any) -> None:
-        with self.lock:
-            if self.gaps[0] is None:
-                self.on_next(item)
-            else:
-                self.run(0, (item,))
 
     def on_error(self, exc: Exception) -> None:
         with self.lock:

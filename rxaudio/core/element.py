@@ -15,10 +15,10 @@ run as one executor, item handed from stage to stage by plain calls.
 
 from __future__ import annotations
 
-from collections.abc import Callable, Iterable
-from typing import Generic, Protocol, TypeVar
+from collections.abc import Callable, Iterable, Mapping
+from typing import Any, Generic, Protocol, TypeVar
 
-from reactivex import Observable
+from reactivex import Observable, abc
 
 from .caps import Caps
 from .runtime import (
@@ -28,6 +28,7 @@ from .runtime import (
     run_stages,
     sample_index_of,
     stages_operator,
+    step_of,
     wrap_error,
 )
 
@@ -40,6 +41,7 @@ __all__ = [
     "Step",
     "map_operator",
     "sample_index_of",
+    "stage_element",
     "stage_operator",
     "wrap_error",
 ]
@@ -53,7 +55,12 @@ Operator = Callable[[Observable[A]], Observable[B]]
 
 
 class Stage(Protocol[A_contra, B_co]):
-    """Per-subscription state of an operator: no Rx, testable with plain calls."""
+    """Per-subscription state of an operator: no Rx, testable with plain calls.
+
+    The smallest form of the one stage protocol (:func:`~rxaudio.core.runtime.step_of`); a
+    stage may also be told why it ends (``close(reason)`` instead of ``flush``), take live
+    settings and ask for a timeout (:class:`~rxaudio.operators._live.LiveStage`).
+    """
 
     def push(self, item: A_contra) -> Iterable[B_co]:
         """Consume one input item, return the outputs it completes (possibly none)."""
@@ -111,12 +118,28 @@ def stage_operator(
     produces: Caps | None = None,
 ) -> Element[A, B]:
     """Build an Rx operator from a stage factory (called once per subscription)."""
+    return stage_element(name, make_stage, accepts=accepts, produces=produces)
+
+
+def stage_element(
+    name: str,
+    make_stage: Callable[[], Any],
+    *,
+    accepts: Caps | None = None,
+    produces: Caps | None = None,
+    settings: Observable[Mapping[str, Any]] | None = None,
+    scheduler: abc.SchedulerBase | None = None,
+) -> Element[Any, Any]:
+    """An element running a stage of the one protocol (:func:`~rxaudio.core.runtime.step_of`).
+
+    ``make_stage`` is called once per subscription; ``settings`` feeds the stage's ``apply``
+    while the stream runs and ``scheduler`` runs its gap timer (default: the subscription's).
+    """
 
     def open_step() -> Step:
-        stage = make_stage()
-        return Step(stage.push, stage.flush)
+        return step_of(make_stage())
 
-    spec = Fusable(name, open_step)
+    spec = Fusable(name, open_step, settings, scheduler)
     return Element(name, stages_operator((spec,)), accepts=accepts, produces=produces, fusable=spec)
 
 

@@ -1,8 +1,9 @@
 """The one stage runtime: an executor running a run of adjacent stages in one subscription.
 
-A *stage* is per-subscription state with one protocol, seen by the executor as a :class:`Step`
-of plain calls: ``push`` an item, ``end`` (flush at end of stream), ``abort`` (close with the
-reason ``"error"`` on an upstream error), ``apply`` live settings, a gap timeout
+A *stage* is per-subscription state with one protocol (:func:`step_of`: ``push``, ``flush``
+or ``close(reason)`` at the end, ``apply`` live settings, a gap timeout, ``dispose``), seen by
+the executor as a :class:`Step` of plain calls: ``push`` an item, ``end`` (end of stream),
+``abort`` (close with the reason ``"error"`` on an upstream error), ``apply``, the gap timeout
 (``gap_seconds``/``on_gap``) and ``dispose``. A :class:`Fusable` describes how to open one
 (name, factory, settings Observable, timer scheduler). :class:`Stages` is the Observable of a
 source run through a tuple of them; every stage-based element (``stage_operator``,
@@ -37,6 +38,7 @@ import weakref
 from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from datetime import datetime, timedelta
+from functools import partial
 from typing import Any
 
 from reactivex import Observable, abc
@@ -89,6 +91,29 @@ class Step:
     on_gap: Callable[[], Iterable[Any]] | None = None
     apply: Callable[[Mapping[str, Any]], None] | None = None
     map: Callable[[Any], Any] | None = None
+
+
+def step_of(stage: Any) -> Step:
+    """The executor's view of a stage object: the one stage protocol, read off its methods.
+
+    ``push(item)`` returns the outputs an item completes. At the end of the stream a stage is
+    told why if it can be (``close(reason)``: ``"end_of_stream"`` at completion, ``"error"``
+    on an upstream error, its outputs emitted before the error), else flushed (``flush()``).
+    ``apply(settings)`` takes live settings (raise :class:`~rxaudio.errors.ConfigError` to
+    refuse them); ``gap_seconds()`` asks for a timeout (seconds without input, or ``None``)
+    after which ``on_gap()`` runs; ``dispose()`` frees resources when the run ends.
+    """
+    close = getattr(stage, "close", None)
+    gap_seconds = getattr(stage, "gap_seconds", None)
+    return Step(
+        stage.push,
+        stage.flush if close is None else partial(close, "end_of_stream"),
+        abort=None if close is None else partial(close, "error"),
+        dispose=getattr(stage, "dispose", None),
+        gap_seconds=gap_seconds,
+        on_gap=stage.on_gap if gap_seconds is not None else None,
+        apply=getattr(stage, "apply", None),
+    )
 
 
 @dataclass(frozen=True, slots=True)

@@ -10,7 +10,8 @@ Like :func:`~rxaudio.core.element.stage_operator`, but the stage can also
 * close with a reason: ``close("end_of_stream")`` at completion, ``close("error")`` on an
   upstream error, before the error is forwarded.
 
-The stage becomes a :class:`~rxaudio.core.element.Step` run by the one stage executor
+These are parts of the one stage protocol (:func:`~rxaudio.core.runtime.step_of`): the stage
+becomes a :class:`~rxaudio.core.element.Step` run by the one stage executor
 (:mod:`rxaudio.core.runtime`), alone or with its neighbours; settings and timers may fire on
 other threads, so a run with either serialises them with its items under one lock.
 """
@@ -18,14 +19,12 @@ other threads, so a run with either serialises them with its items under one loc
 from __future__ import annotations
 
 from collections.abc import Callable, Iterable, Mapping
-from functools import partial
 from typing import Any, Protocol
 
 from reactivex import Observable, abc
 
 from ..core.caps import Caps
-from ..core.element import Element, Fusable, Step
-from ..core.runtime import stages_operator
+from ..core.element import Element, stage_element
 from ..errors import ConfigError
 
 
@@ -63,20 +62,9 @@ def live_operator(
     produces: Caps | None = None,
 ) -> Element[Any, Any]:
     """Build the element (one stage per subscription, run by the stage executor)."""
-
-    def open_step() -> Step:
-        stage = make_stage()
-        return Step(
-            stage.push,
-            partial(stage.close, "end_of_stream"),
-            abort=partial(stage.close, "error"),
-            gap_seconds=stage.gap_seconds,
-            on_gap=stage.on_gap,
-            apply=stage.apply,
-        )
-
-    spec = Fusable(name, open_step, settings, scheduler)
-    return Element(name, stages_operator((spec,)), accepts=accepts, produces=produces, fusable=spec)
+    return stage_element(
+        name, make_stage, accepts=accepts, produces=produces, settings=settings, scheduler=scheduler
+    )
 
 
 def updated(current: Any, changes: Mapping[str, Any], op: str) -> dict[str, Any]:

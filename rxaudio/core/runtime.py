@@ -231,7 +231,7 @@ def _entry(run: _Run) -> Callable[[Any], None]:
     call there is (a method reads each field through ``self``). The run does not refer to it,
     so it makes no cycle.
     """
-    first, fail, run_from, emit = run.steps[0], run.fail, run.run, run.emit
+    first, fail, run_from, emit, done = run.steps[0], run.fail, run.run, run.emit, run.done
     push, fn = first.push, first.map
     if run.locked:
         lock = run.lock
@@ -245,6 +245,8 @@ def _entry(run: _Run) -> Callable[[Any], None]:
 
         def on_next_locked(item: Any) -> None:
             with lock:
+                if done[0]:  # disposed from another thread while this item waited
+                    return
                 try:
                     out = push(item)
                 except Exception as exc:  # a stage's failure travels downstream

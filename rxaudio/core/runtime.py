@@ -225,55 +225,31 @@ def _detach_frames(exc: BaseException) -> None:
 
 
 def _entry(run: _Run) -> Callable[[Any], None]:
-    """The run's ``on_next``: the first stage pushed inline, the lock only where it is needed.
+    """The run's ``on_next``: the lock only where it is needed, one stage on its own inline.
 
     A closure over the run's fields, made once per subscription: per item it is the cheapest
     call there is (a method reads each field through ``self``). The run does not refer to it,
     so it makes no cycle.
     """
-    first, fail, run_from, emit, done = run.steps[0], run.fail, run.run, run.emit, run.done
+    first, fail, carry, emit, done = run.steps[0], run.fail, run.carry, run.emit, run.done
     push, fn = first.push, first.map
     if run.locked:
         lock = run.lock
-        if first.gap_seconds is not None:  # a live first stage: its timer is tended by run()
-
-            def on_next_live(item: Any) -> None:
-                with lock:
-                    run_from(0, (item,))
-
-            return on_next_live
 
         def on_next_locked(item: Any) -> None:
             with lock:
-                if done[0]:  # disposed from another thread while this item waited
-                    return
-                try:
-                    out = push(item)
-                except Exception as exc:  # a stage's failure travels downstream
-                    fail(0, exc, item)
-                    return
-                if out:
-                    run_from(1, out)
+                if not done[0]:  # else disposed from another thread while this item waited
+                    carry(0, item)
 
         return on_next_locked
     if run.n > 1:
-
-        def on_next(item: Any) -> None:
-            try:
-                out = push(item)
-            except Exception as exc:
-                fail(0, exc, item)
-                return
-            if out:
-                run_from(1, out)
-
-        return on_next
+        return partial(carry, 0)
     if fn is not None:
 
         def on_next_map(item: Any) -> None:  # an element such as level or gain on its own
             try:
                 out = fn(item)
-            except Exception as exc:
+            except Exception as exc:  # a stage's failure travels downstream
                 fail(0, exc, item)
                 return
             emit(out)
@@ -330,6 +306,7 @@ class _Run:
         "last",
         "lock",
         "locked",
+        "maps",
         "n",
         "names",
         "observer",
@@ -353,6 +330,7 @@ class _Run:
         self.names = [s.name for s in specs]
         self.pushes = [st.push for st in steps]
         self.gaps = [st.gap_seconds for st in steps]
+        self.maps = [st.map for st in steps]
         self.observer = observer
         self.emit = observer.on_next
         self.done = [False] * n
@@ -391,45 +369,73 @@ class _Run:
 
     # --- the stages ------------------------------------------------------------------------
 
-    def run(self, j: int, outputs: Iterable[Any]) -> None:
-        """Stage ``j`` takes every item of ``outputs``, stage ``j + 1`` what came out, and so on.
+    def carry(self, j: int, item: Any) -> None:
+        """One item into stage ``j``, and what comes out on through the stages after it.
 
-        A loop over the stages, so a chain of a thousand elements runs in one call frame. Each
-        stage sees its items in the order separate operators give them, and so does the
-        observer. An item that passes one stage at a time allocates nothing here.
+        A loop over the stages, so a chain of a thousand elements runs in one call frame. While
+        one item goes in and one comes out (a map element, a stage that emits what it takes)
+        nothing is allocated here; several outputs go on through :meth:`run`.
         """
-        n, done, gaps = self.n, self.done, self.gaps
-        while j < n:
-            # a stage returns a list or a tuple (any other iterable is made one)
-            batch = outputs if type(outputs) is list or type(outputs) is tuple else list(outputs)
-            if not batch or done[j]:
-                return
-            push, gap = self.pushes[j], gaps[j]
-            if len(batch) == 1:
-                item = batch[0]
+        n, done, maps = self.n, self.done, self.maps
+        while not done[j]:
+            fn = maps[j]
+            if fn is not None:
+                try:
+                    item = fn(item)
+                except Exception as exc:  # a stage's failure travels downstream
+                    self.fail(j, exc, item)
+                    return
+            else:
+                gap = self.gaps[j]
                 if gap is not None:
                     self.items[j] = item
                 try:
-                    outputs = push(item)
-                except Exception as exc:  # a stage's failure travels downstream
+                    outputs = self.pushes[j](item)
+                except Exception as exc:
                     self.fail(j, exc, item)
                     return
                 if gap is not None and not done[j] and (self.armed[j] or gap() is not None):
                     self.touch(j)
-            else:
-                acc: list[Any] = []
-                for item in batch:
-                    if gap is not None:
-                        self.items[j] = item
-                    try:
-                        acc.extend(push(item))
-                    except Exception as exc:
-                        self.run(j + 1, acc)  # after what the items before it gave
-                        self.fail(j, exc, item)
-                        return
-                    if gap is not None and not done[j] and (self.armed[j] or gap() is not None):
-                        self.touch(j)
-                outputs = acc
+                if type(outputs) is not list and type(outputs) is not tuple:
+                    outputs = list(outputs)  # a stage may return any iterable
+                if len(outputs) != 1:
+                    if outputs:
+                        self.run(j + 1, outputs)
+                    return
+                item = outputs[0]
+            j += 1
+            if j == n:
+                self.emit(item)
+                return
+
+    def run(self, j: int, outputs: Iterable[Any]) -> None:
+        """Stage ``j`` takes every item of ``outputs``, stage ``j + 1`` what came out, and so on.
+
+        Each stage sees its items in the order separate operators give them, and so does the
+        observer.
+        """
+        n, done = self.n, self.done
+        while j < n:
+            batch = outputs if type(outputs) is list or type(outputs) is tuple else list(outputs)
+            if not batch or done[j]:
+                return
+            if len(batch) == 1:
+                self.carry(j, batch[0])
+                return
+            push, gap = self.pushes[j], self.gaps[j]
+            acc: list[Any] = []
+            for item in batch:
+                if gap is not None:
+                    self.items[j] = item
+                try:
+                    acc.extend(push(item))
+                except Exception as exc:
+                    self.run(j + 1, acc)  # after what the items before it gave
+                    self.fail(j, exc, item)
+                    return
+                if gap is not None and not done[j] and (self.armed[j] or gap() is not None):
+                    self.touch(j)
+            outputs = acc
             j += 1
         emit = self.emit
         for o in outputs:

@@ -1,6 +1,7 @@
 """The bottom layer: caps typed by frame class, the element, the one stage protocol, validators.
 
-:func:`fuse` runs adjacent stage-based elements as one operator (same items, fewer hops).
+Every stage-based element is run by the one stage executor (:mod:`rxaudio.core.runtime`);
+adjacent ones in ``pipe(...)`` join one run, and :func:`fuse` makes that grouping explicit.
 
 Imports only :mod:`rxaudio.frames` and :mod:`rxaudio.errors` (an ``import-linter`` contract in
 ``pyproject.toml`` holds every layer to that order). Sources, operators and sinks sit on it;

@@ -1,25 +1,50 @@
-"""The one adapter every stateful operator uses: a per-subscription *stage*.
+"""Elements, and the adapter every stateful operator uses: a per-subscription *stage*.
 
 A stage is a plain object with ``push(item) -> list`` and ``flush() -> list``; it holds the
-operator's state and no Rx. :func:`stage_operator` turns a stage factory into an Rx operator:
-the factory is called inside ``subscribe`` (fresh state for every subscriber, re-subscribe and
-``retry``), exceptions raised by the stage become ``on_error`` with the operator's name and the
-sample index of the item being processed, and ``flush`` runs once on completion.
+operator's state and no Rx. :func:`stage_operator` turns a stage factory into an element run by
+the one stage executor (:mod:`rxaudio.core.runtime`): the factory is called inside
+``subscribe`` (fresh state for every subscriber, re-subscribe and ``retry``), exceptions raised
+by the stage become ``on_error`` with the operator's name and the sample index of the item
+being processed, and ``flush`` runs once on completion. Live stages (settings, gap timers,
+close reasons) are adapted the same way by :func:`~rxaudio.operators._live.live_operator`.
 
-Elements built from stages also carry their stages' description (:class:`Fusable`), so that
-:func:`~rxaudio.core.fuse.fuse` can run several consecutive ones as a single Rx operator.
+An element built from stages carries their description (:class:`Fusable`); applied to the
+output of another such element it joins that one's run, so adjacent stages in ``pipe(...)``
+run as one executor, item handed from stage to stage by plain calls.
 """
 
 from __future__ import annotations
 
 from collections.abc import Callable, Iterable, Mapping
-from dataclasses import dataclass
 from typing import Any, Generic, Protocol, TypeVar
 
 from reactivex import Observable, abc
 
-from ..errors import StreamError
 from .caps import Caps
+from .runtime import (
+    Fusable,
+    PartialFailure,
+    Step,
+    run_stages,
+    sample_index_of,
+    stages_operator,
+    step_of,
+    wrap_error,
+)
+
+__all__ = [
+    "Element",
+    "Fusable",
+    "Operator",
+    "PartialFailure",
+    "Stage",
+    "Step",
+    "map_operator",
+    "sample_index_of",
+    "stage_element",
+    "stage_operator",
+    "wrap_error",
+]
 
 A = TypeVar("A")
 B = TypeVar("B")
@@ -30,7 +55,12 @@ Operator = Callable[[Observable[A]], Observable[B]]
 
 
 class Stage(Protocol[A_contra, B_co]):
-    """Per-subscription state of an operator: no Rx, testable with plain calls."""
+    """Per-subscription state of an operator: no Rx, testable with plain calls.
+
+    The smallest form of the one stage protocol (:func:`~rxaudio.core.runtime.step_of`); a
+    stage may also be told why it ends (``close(reason)`` instead of ``flush``), take live
+    settings and ask for a timeout (:class:`~rxaudio.operators._live.LiveStage`).
+    """
 
     def push(self, item: A_contra) -> Iterable[B_co]:
         """Consume one input item, return the outputs it completes (possibly none)."""
@@ -41,80 +71,18 @@ class Stage(Protocol[A_contra, B_co]):
         ...
 
 
-def sample_index_of(item: Any) -> int | None:
-    """Best-effort sample index of a frame-like item, for error context."""
-    start = getattr(item, "start", None)
-    return start if isinstance(start, int) else None
-
-
-def wrap_error(name: str, exc: BaseException, item: Any = None) -> StreamError:
-    """Give an exception raised inside an operator its context (operator, sample index)."""
-    if isinstance(exc, StreamError):
-        return exc
-    message = str(exc) or type(exc).__name__
-    # Avoid "resample: resample: ..." when the stage already named itself.
-    if message.startswith(name + ": "):
-        message = message[len(name) + 2 :]
-    err = StreamError(name, message, sample_index_of(item))
-    err.__cause__ = exc
-    return err
-
-
-@dataclass(frozen=True, slots=True)
-class Step:
-    """One subscription's stage as plain calls: what a fused operator runs for an element.
-
-    ``push`` and ``end`` (completion) return the outputs; an exception they raise becomes
-    ``on_error`` with the element's name and the item's sample index (:func:`wrap_error`; a
-    :class:`~rxaudio.errors.StreamError` passes unchanged, :class:`PartialFailure` emits its
-    outputs first). ``abort`` runs on an upstream error and returns what to emit before it
-    (its exceptions are ignored: the original error matters more); ``dispose`` frees
-    resources. ``gap_seconds``/``on_gap`` and ``apply`` are the live stages' gap timer and
-    settings (:func:`~rxaudio.operators._live.live_operator`).
-    """
-
-    push: Callable[[Any], Iterable[Any]]
-    end: Callable[[], Iterable[Any]]
-    abort: Callable[[], Iterable[Any]] | None = None
-    dispose: Callable[[], None] | None = None
-    gap_seconds: Callable[[], float | None] | None = None
-    on_gap: Callable[[], Iterable[Any]] | None = None
-    apply: Callable[[Mapping[str, Any]], None] | None = None
-
-
-@dataclass(frozen=True, slots=True)
-class Fusable:
-    """How to run an element inside a fused operator: its name and a :class:`Step` factory.
-
-    ``open`` is called once per subscription (fresh state, as the element's own subscribe
-    does); ``settings`` is the live settings Observable, ``scheduler`` the gap timers' own.
-    """
-
-    name: str
-    open: Callable[[], Step]
-    settings: Any = None  # Observable[Mapping[str, Any]] | None
-    scheduler: abc.SchedulerBase | None = None
-
-
-class PartialFailure(Exception):
-    """Raised by a :class:`Step`: emit ``outputs``, then fail with ``error``."""
-
-    def __init__(self, outputs: list[Any], error: Exception) -> None:
-        super().__init__(str(error))
-        self.outputs = outputs
-        self.error = error
-
-
 class Element(Generic[A, B]):
     """An operator that knows its name and the caps it accepts and produces.
 
     Calling it on an Observable applies the operator, so an Element is used exactly like any
-    RxPY operator (``source.pipe(element)``). ``accepts``/``produces`` are
-    :class:`~rxaudio.pipeline.Caps`; :func:`~rxaudio.pipeline.negotiate` reads them to insert
-    the conversions a chain needs.
+    RxPY operator (``source.pipe(element)``). An element made of stages (``stages``) runs
+    them with the one executor; applied to the output of another such element, it extends
+    that element's run instead of subscribing to it (the same items, by plain calls).
+    ``accepts``/``produces`` are :class:`~rxaudio.pipeline.Caps`;
+    :func:`~rxaudio.pipeline.negotiate` reads them to insert the conversions a chain needs.
     """
 
-    __slots__ = ("_fn", "accepts", "fusable", "name", "produces")
+    __slots__ = ("_fn", "accepts", "fusable", "name", "produces", "stages")
 
     def __init__(
         self,
@@ -129,9 +97,13 @@ class Element(Generic[A, B]):
         self._fn = fn
         self.accepts = accepts if accepts is not None else Caps()
         self.produces = produces if produces is not None else Caps()
-        self.fusable = fusable  # set when the element can run inside a fused operator
+        self.fusable = fusable  # set when the element is a stage run by the executor
+        # the stages it runs: applied to a run of stages, it joins that run
+        self.stages: tuple[Fusable, ...] = () if fusable is None else (fusable,)
 
     def __call__(self, source: Observable[A]) -> Observable[B]:
+        if self.stages:
+            return run_stages(source, self.stages)
         return self._fn(source)
 
     def __repr__(self) -> str:
@@ -146,43 +118,29 @@ def stage_operator(
     produces: Caps | None = None,
 ) -> Element[A, B]:
     """Build an Rx operator from a stage factory (called once per subscription)."""
+    return stage_element(name, make_stage, accepts=accepts, produces=produces)
 
-    def _operator(source: Observable[A]) -> Observable[B]:
-        def subscribe(
-            observer: abc.ObserverBase[B], scheduler: abc.SchedulerBase | None = None
-        ) -> abc.DisposableBase:
-            stage = make_stage()
 
-            def on_next(item: A) -> None:
-                try:
-                    out = stage.push(item)
-                except Exception as exc:  # an operator's failure travels downstream
-                    observer.on_error(wrap_error(name, exc, item))
-                    return
-                for o in out:
-                    observer.on_next(o)
+def stage_element(
+    name: str,
+    make_stage: Callable[[], Any],
+    *,
+    accepts: Caps | None = None,
+    produces: Caps | None = None,
+    settings: Observable[Mapping[str, Any]] | None = None,
+    scheduler: abc.SchedulerBase | None = None,
+) -> Element[Any, Any]:
+    """An element running a stage of the one protocol (:func:`~rxaudio.core.runtime.step_of`).
 
-            def on_completed() -> None:
-                try:
-                    out = stage.flush()
-                except Exception as exc:
-                    observer.on_error(wrap_error(name, exc))
-                    return
-                for o in out:
-                    observer.on_next(o)
-                observer.on_completed()
-
-            return source.subscribe(on_next, observer.on_error, on_completed, scheduler=scheduler)
-
-        return Observable(subscribe)
+    ``make_stage`` is called once per subscription; ``settings`` feeds the stage's ``apply``
+    while the stream runs and ``scheduler`` runs its gap timer (default: the subscription's).
+    """
 
     def open_step() -> Step:
-        stage = make_stage()
-        return Step(stage.push, stage.flush)
+        return step_of(make_stage())
 
-    return Element(
-        name, _operator, accepts=accepts, produces=produces, fusable=Fusable(name, open_step)
-    )
+    spec = Fusable(name, open_step, settings, scheduler)
+    return Element(name, stages_operator((spec,)), accepts=accepts, produces=produces, fusable=spec)
 
 
 def map_operator(
@@ -194,27 +152,9 @@ def map_operator(
 ) -> Element[A, B]:
     """A stateless one-in-one-out operator; exceptions become ``on_error`` with context."""
 
-    def _operator(source: Observable[A]) -> Observable[B]:
-        def subscribe(
-            observer: abc.ObserverBase[B], scheduler: abc.SchedulerBase | None = None
-        ) -> abc.DisposableBase:
-            def on_next(item: A) -> None:
-                try:
-                    out = fn(item)
-                except Exception as exc:
-                    observer.on_error(wrap_error(name, exc, item))
-                    return
-                observer.on_next(out)
+    def push(item: A) -> tuple[B]:
+        return (fn(item),)
 
-            return source.subscribe(
-                on_next, observer.on_error, observer.on_completed, scheduler=scheduler
-            )
-
-        return Observable(subscribe)
-
-    def open_step() -> Step:
-        return Step(lambda item: (fn(item),), tuple)
-
-    return Element(
-        name, _operator, accepts=accepts, produces=produces, fusable=Fusable(name, open_step)
-    )
+    step = Step(push, tuple, map=fn)  # no state: every subscription shares it
+    spec = Fusable(name, lambda: step)
+    return Element(name, stages_operator((spec,)), accepts=accepts, produces=produces, fusable=spec)

@@ -1,14 +1,18 @@
-"""Fused stages: the same items, errors, completions, settings and timers as the unfused chain.
+"""One executor over a run of stages: the same items, errors, completions, settings and timers
+as the stages run apart.
 
-Every test runs a chain twice, as its separate Rx operators and through :func:`fuse`, and
-compares what came out: each item's exact fields (probabilities unrounded, audio bytes), each
-event's virtual tick, and the error's type, element name and sample index.
+Every test runs a chain twice, once with each element behind its own Rx hop (:func:`apart`: one
+executor per stage, as separate Rx operators) and once as one run of stages (``pipe`` joins
+adjacent stage-based elements by itself; :func:`fuse` groups them explicitly), and compares what
+came out: each item's exact fields (probabilities unrounded, audio bytes), each event's virtual
+tick, and the error's type, element name and sample index.
 """
 
 from __future__ import annotations
 
 import gc
 import itertools
+import weakref
 from collections.abc import Callable, Sequence
 from typing import Any, cast
 
@@ -25,9 +29,10 @@ from reactivex.testing import ReactiveTest, TestScheduler
 
 from rxaudio.core.element import Element, Step, map_operator, stage_operator
 from rxaudio.core.fuse import Fused, fuse
+from rxaudio.core.runtime import Stages
 from rxaudio.data import speech_sample
 from rxaudio.errors import StreamError
-from rxaudio.frames import AudioFrame, SettingsRejected, SpeechEnd, Utterance, VadFrame
+from rxaudio.frames import AudioFrame, SettingsRejected, SpeechEnd, SpeechStart, Utterance, VadFrame
 from rxaudio.operators import buffer_utterance, hysteresis, vad
 from rxaudio.testing import MarbleResult, run_marbles
 
@@ -69,9 +74,27 @@ def events(out: MarbleResult) -> list[tuple[float, str, Any]]:
     return [(e.tick, e.kind, fingerprint(e.value)) for e in out.events]
 
 
+def apart(*elements: Callable[[Observable[Any]], Observable[Any]]) -> Any:
+    """The elements composed with an Rx hop after each: every stage runs in its own executor."""
+
+    def hop(element: Callable[[Observable[Any]], Observable[Any]]) -> Any:
+        def apply(source: Observable[Any]) -> Observable[Any]:
+            out = element(source)
+            return Observable(lambda obs, sch=None: out.subscribe(obs, scheduler=sch))
+
+        return apply
+
+    return rx.compose(*(hop(e) for e in elements))
+
+
+def chained(elements: Sequence[Callable[[Observable[Any]], Observable[Any]]], joined: bool) -> Any:
+    """The chain as one run of stages (``fuse``) or ``apart``."""
+    return rx.compose(*fuse(*elements)) if joined else apart(*elements)
+
+
 def both(make: Make, run: Callable[[Callable[[Observable[Any]], Observable[Any]]], Any]) -> Any:
-    """``run`` on the unfused chain and on the fused one (fresh elements each); both results."""
-    plain = run(rx.compose(*make()))
+    """``run`` on the stages apart and as one run (fresh elements each); both results."""
+    plain = run(apart(*make()))
     fused_ops = fuse(*make())
     assert any(isinstance(op, Fused) for op in fused_ops)
     return plain, run(rx.compose(*fused_ops))
@@ -104,6 +127,28 @@ def test_every_stage_based_element_is_fusable() -> None:
     )
     with pytest.raises(ValueError):
         Fused([map_operator("m", str)])
+
+
+def test_pipe_runs_adjacent_stages_as_one_executor() -> None:
+    subscribed: list[int] = []
+
+    def counted(obs: Any, sch: Any = None) -> Any:
+        subscribed.append(1)
+        return rx.of(1, 2, 3).subscribe(obs, scheduler=sch)
+
+    src: Observable[int] = Observable(counted)
+    a, b, c = map_operator("a", lambda x: x + 1), map_operator("b", str), _sum_chain()()[0]
+    out = src.pipe(a, b)
+    assert isinstance(out, Stages) and out.source is src
+    assert [s.name for s in out.specs] == ["a", "b"]
+    assert [s.name for s in cast(Stages, c(out)).specs] == ["a", "b", "s1"]
+    assert [s.name for s in cast(Stages, out.pipe(fuse(b, a)[0])).specs] == ["a", "b", "b", "a"]
+    # anything else between two elements is a boundary: each side is its own run
+    other = src.pipe(a, ops.map(lambda x: x), b)
+    assert isinstance(other, Stages) and [s.name for s in other.specs] == ["b"]
+    assert out.pipe(ops.to_list()).run() == ["2", "3", "4"]
+    assert len(subscribed) == 1  # one run: the source is subscribed once, not once per stage
+    assert src.pipe(a, b, ops.to_list()).run() == src.pipe(apart(a, b), ops.to_list()).run()
 
 
 # --- marbles in virtual time ---------------------------------------------------------------
@@ -170,6 +215,8 @@ def test_marbles_of_a_fused_chain_equal_the_unfused(source: str, fail_at: dict[s
     )
     assert plain == fused
     assert fused[-1][1] in "CE"
+    joined = events(run_marbles(source, NUMS, rx.compose(*_sum_chain(fail_at)()), error=boom))
+    assert joined == fused  # compose/pipe join the adjacent stages by themselves
 
 
 def test_marbles_error_names_the_stage_that_failed() -> None:
@@ -180,6 +227,9 @@ def test_marbles_error_names_the_stage_that_failed() -> None:
     err = fused.error
     assert isinstance(err, StreamError) and err.operator == "s2"
     assert isinstance(err.__cause__, ValueError)
+    # its traceback is kept as text: frames would keep the whole run alive with the error
+    assert err.__cause__.__traceback__ is None
+    assert "in push" in err.__cause__.__notes__[0] and "refuses" in err.__cause__.__notes__[0]
     # completion pushed s1's flush through s2 before s2's flush: s2 saw it after (a+b)
     assert fused.values[0] == ("s2", 1, ("s1", 3))
 
@@ -297,7 +347,7 @@ def test_marbles_speech_chain_with_settings_and_gap_timers(gaps: dict[int, int],
         )
 
     sched = TestScheduler()
-    plain = run(rx.compose(*_speech_chain(sched, live, 100.0)()))
+    plain = run(apart(*_speech_chain(sched, live, 100.0)()))
     sched = TestScheduler()
     fused_ops = fuse(*_speech_chain(sched, live, 100.0)())
     assert len(fused_ops) == 1
@@ -318,7 +368,7 @@ def test_upstream_error_closes_each_stage_in_order() -> None:
             run_marbles(
                 _marbles("..xxxxxxxx", {}, "#"),
                 _speech_lookup("..xxxxxxxx"),
-                rx.compose(*(fuse(*elements) if fused else elements)),
+                chained(elements, fused),
                 error=RuntimeError("mic gone"),
                 timespan=TICK,
                 scheduler=sched,
@@ -412,7 +462,7 @@ def test_speech_chain_fused_equals_unfused_under_any_chunking(
     for fused in (False, True):
         live: Subject[Any] = Subject()
         elements = _real_chain(live)()
-        chain = rx.compose(*(fuse(*elements) if fused else elements))
+        chain = chained(elements, fused)
         results.append(
             [fingerprint(x) for x in _feed(speech10, cuts, chain, live, configs, channels)]
         )
@@ -429,7 +479,7 @@ def test_speech_chain_error_in_the_middle_stage_names_it(
     for fused in (False, True):
         live: Subject[Any] = Subject()
         elements = _real_chain(live, corrupt_at)()
-        chain = rx.compose(*(fuse(*elements) if fused else elements))
+        chain = chained(elements, fused)
         results.append(_feed(speech10, list(range(0, 160_000, 700)), chain, live, {}, 1))
     assert [fingerprint(x) for x in results[0]] == [fingerprint(x) for x in results[1]]
     err = results[1][-1]
@@ -447,7 +497,7 @@ def test_speech_chain_bad_audio_fails_in_vad_with_its_sample_index(speech10: np.
     for fused in (False, True):
         live: Subject[Any] = Subject()
         elements = _real_chain(live)()
-        chain = rx.compose(*(fuse(*elements) if fused else elements))
+        chain = chained(elements, fused)
         results.append(_feed(bad, [4096, 8192], chain, live, {}, 1))
     assert [fingerprint(x) for x in results[0]] == [fingerprint(x) for x in results[1]]
     err = results[1][-1]
@@ -494,7 +544,7 @@ def test_a_chain_that_ends_leaves_no_reference_cycles(
     try:
         live: Subject[Any] = Subject()
         elements = _real_chain(live, corrupt_at=60 if end == "failed" else None)()
-        chain = rx.compose(*(fuse(*elements) if fused else elements))
+        chain = chained(elements, fused)
         src: Subject[AudioFrame] = Subject()
         out: list[Any] = []
         sub = src.pipe(chain).subscribe(out.append, out.append, lambda: out.append("done"))
@@ -510,5 +560,85 @@ def test_a_chain_that_ends_leaves_no_reference_cycles(
         del sub, src, live, elements, chain
         assert _rxaudio_cycles() == []
     finally:
+        if was:
+            gc.enable()
+
+
+class _Probe:
+    """A live stage whose gap timer is always armed; it lets a test see when it is freed."""
+
+    def __init__(self, refs: list[weakref.ref[_Probe]]) -> None:
+        refs.append(weakref.ref(self))
+        self.held = np.zeros(16000, np.float32)  # what a real stage would buffer
+
+    def push(self, item: Any) -> list[Any]:
+        return [item]
+
+    def close(self, reason: str) -> list[Any]:
+        return []
+
+    def apply(self, settings: Any) -> None:
+        pass
+
+    def gap_seconds(self) -> float:
+        return 0.5
+
+    def on_gap(self) -> list[Any]:
+        return []
+
+
+@pytest.mark.parametrize("clock", ["virtual", "asyncio"])
+@pytest.mark.parametrize("end", ["disposed", "completed", "failed", "upstream error"])
+def test_an_ended_run_is_freed_by_reference_counting_alone(clock: str, end: str) -> None:
+    # No cyclic collector at all: once the run ends, its stages (and their buffers) must go
+    # the moment the last reference goes, though timers are pending in a scheduler that stays
+    # alive (a virtual clock's queue keeps even cancelled items) and settings Subjects live on.
+    import asyncio
+
+    from reactivex.scheduler.eventloop import AsyncIOScheduler
+
+    from rxaudio.operators._live import live_operator
+
+    loop = asyncio.new_event_loop()
+    sched: Any = TestScheduler() if clock == "virtual" else AsyncIOScheduler(loop)
+    was = gc.isenabled()
+    gc.disable()
+    try:
+        refs: list[weakref.ref[_Probe]] = []
+        live: Subject[Any] = Subject()
+        chain = rx.compose(
+            live_operator("probe", lambda: _Probe(refs), live, sched),
+            hysteresis(max_gap_ms=100.0, settings=live, scheduler=sched),
+            buffer_utterance(passthrough=True, max_gap_ms=100.0, settings=live, scheduler=sched),
+        )
+        src: Subject[Any] = Subject()
+        out: list[Any] = []
+        sub = src.pipe(chain).subscribe(out.append, out.append, lambda: out.append("done"))
+        live.on_next({"threshold": 0.4})
+        for k in range(15):
+            src.on_next(_vf(k, 0.9 if k > 2 else 0.1))
+        assert len(refs) == 1 and refs[0]() is not None
+        pending = sched._queue if clock == "virtual" else loop._scheduled  # type: ignore[attr-defined]
+        assert pending  # the gap timers are armed
+        if end == "disposed":
+            sub.dispose()
+        elif end == "failed":  # hysteresis refuses a rate change mid-speech
+            src.on_next(VadFrame(15 * W, 16 * W, 8000, 0.9, None, None, 15))
+        elif end == "completed":
+            src.on_completed()
+        elif end == "upstream error":
+            src.on_error(RuntimeError("mic gone"))
+        # speech was open when it ended (closed then by the stages that did not fail)
+        assert any(isinstance(x, SpeechStart) for x in out)
+        closed = any(isinstance(x, SpeechEnd) for x in out)
+        assert closed is (end in ("completed", "upstream error"))
+        if end == "failed":
+            assert isinstance(out[-1], StreamError) and out[-1].operator == "hysteresis"
+        del sub, chain, src
+        # freed, though the error, the settings Subject and the scheduler are still held
+        assert refs[0]() is None
+        live.on_next({"threshold": 0.5})  # nobody listens any more
+    finally:
+        loop.close()
         if was:
             gc.enable()

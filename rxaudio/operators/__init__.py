@@ -16,11 +16,13 @@ from ._resample import resample
 from ._spectral import spectral
 from ._spectrogram import spectrogram
 from ._transcribe import transcribe
-from ._vad import vad
+from ._vad import ScoredVad, ScoredWindow, vad
 
 __all__ = [
     "Element",
     "Operator",
+    "ScoredVad",
+    "ScoredWindow",
     "buffer_utterance",
     "channels",
     "conform",

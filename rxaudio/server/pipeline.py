@@ -37,8 +37,7 @@ import numpy as np
 import reactivex as rx
 from reactivex import Observable, abc
 from reactivex import operators as ops
-from reactivex.disposable import CompositeDisposable
-from reactivex.subject import Subject
+from reactivex.disposable import CompositeDisposable, Disposable
 
 from ..core.check import all_finite
 from ..core.fuse import fuse
@@ -54,7 +53,7 @@ from ..frames import (
     Utterance,
     VadFrame,
 )
-from ..operators import vad
+from ..operators import ScoredWindow, vad
 from ..pipeline import registry
 from ..pipeline.launch import ChainElement, parse_chain
 from .metrics import ServerMetrics
@@ -77,7 +76,7 @@ DISPLAY_CHAINS = {"level": "level", "spectrogram": f"spectrogram kind=log_mel n_
 HYSTERESIS_KEYS = ("threshold", "neg_threshold", "min_speech_ms", "min_silence_ms")
 UTTERANCE_KEYS = ("pre_roll_ms", "post_roll_ms", "max_ms")
 BACKENDS = ("silero", "webrtc", "energy")
-FUSE_STAGES = True  # run adjacent stage-based elements as one operator (False: for comparisons)
+_SILERO_CAPS = ((PIPELINE_RATE, 1), (None, 1), (PIPELINE_RATE, None), (None, None))
 
 
 @dataclass(frozen=True, slots=True)
@@ -128,6 +127,8 @@ class ChainOptions:
     vad: dict[str, Any] = field(default_factory=dict)
     fixed: dict[str, dict[str, Any]] = field(default_factory=dict)
     transcribe: dict[str, Any] | None = None
+    before: tuple[tuple[str, dict[str, Any]], ...] = ()
+    """Elements before ``vad`` (name, options), on the session's 16 kHz mono audio."""
 
     def __post_init__(self) -> None:
         if self.backend not in BACKENDS:
@@ -139,6 +140,30 @@ class ChainOptions:
             if {"passthrough", "scheduler"} & set(self.transcribe):
                 raise ConfigError("serve: transcribe passthrough and scheduler are the server's")
             registry.make("transcribe", **self.transcribe)  # checked at once
+        self.before_operators()  # built and linked at once: errors before the server starts
+
+    def before_operators(self) -> list[Callable[[Observable[Any]], Observable[Any]]]:
+        """The elements before ``vad``, freshly built, with any conversion they need."""
+        from ..core.caps import Caps
+        from ..pipeline.caps import link
+
+        if not self.before:
+            return []
+        built = [registry.make(name, **opts) for name, opts in self.before]
+        linked = link(
+            built,
+            upstream=Caps(sample_rate=PIPELINE_RATE, channels=1, frame_size=WINDOW),
+            upstream_name="the session's audio",
+        )
+        end = linked.caps
+        if end.frame not in (None, AudioFrame) or (
+            self.backend == "silero" and (end.sample_rate, end.channels) not in _SILERO_CAPS
+        ):
+            raise ConfigError(
+                f"serve: vad takes the session's {PIPELINE_RATE} Hz mono audio; "
+                f"{self.before[-1][0]} gives {end}"
+            )
+        return list(linked.steps)
 
     @classmethod
     def from_pipeline(
@@ -148,7 +173,9 @@ class ChainOptions:
 
         The chain is the server's: ``vad ! hysteresis ! buffer_utterance``, each with any of
         its properties (checked as in a launch string; errors point into ``text``), and
-        optionally ``! transcribe`` with its properties. The
+        optionally ``! transcribe`` with its properties. Any operators the registry builds may
+        come before ``vad`` (``gain db=-3 ! vad ! ...``): they run on the session's 16 kHz mono
+        audio, and the batched scorer scores what reaches ``vad``. The
         hysteresis and buffer_utterance properties that clients may change live become the
         sessions' default settings; ``settings`` (from flags) may not set one of them again.
         """
@@ -156,6 +183,18 @@ class ChainOptions:
 
         els = parse_chain(text)
         want = [e.name for e in parse_chain(SPEECH_CHAIN)]
+        at = next((i for i, e in enumerate(els) if e.name == "vad"), None)
+        if at is None:
+            raise LaunchError(
+                f"the server's per-session chain has vad in it ({SPEECH_CHAIN}, with any "
+                "elements on the session's audio before vad)",
+                text,
+                els[0].pos,
+            )
+        before, els = els[:at], els[at:]
+        for el in before:
+            if el.name in (*want, "transcribe"):
+                raise LaunchError(f"{el.name} goes after vad", text, el.pos)
         transcribe: dict[str, Any] | None = None
         if len(els) == len(want) + 1 and els[-1].name == "transcribe":
             transcribe = dict(els[-1].options)
@@ -213,117 +252,32 @@ class ChainOptions:
                     f"serve: {k} is set twice, in --pipeline and with --{k.replace('_', '-')}; "
                     "keep one"
                 )
+        for i, el in enumerate(before):  # each built and linked now, with a caret on error
+            try:
+                cls(
+                    backend=backend,
+                    before=tuple((e.name, dict(e.options)) for e in before[: i + 1]),
+                )
+            except ConfigError as exc:
+                raise LaunchError(str(exc), text, el.pos) from None
         return cls(
             backend=backend,
             settings={**live, **(settings or {})},
             vad=vad_opts,
             fixed=fixed,
             transcribe=transcribe,
+            before=tuple((e.name, dict(e.options)) for e in before),
         )
 
 
-class PrefetchScorer:
-    """A :class:`~rxaudio.vad.base.Scorer` for one session of a batched Silero model.
-
-    The :class:`WindowBatcher` scores a session's windows in batches across sessions and hands
-    each probability over with its window: :meth:`deliver` puts ``(window index, samples,
-    probability)`` in a one-window slot and pushes the window into the session's chain, whose
-    ``vad`` takes it back through :meth:`score` within that same push. ``score`` checks the
-    slot holds the window vad asks for (by its index in the stream, counted from 0, and by its
-    samples); ``deliver`` checks the chain took it. A mismatch either way raises (the session
-    fails with the message), so a probability can never be used for another window or be left
-    for a later one. A window nobody scored ahead (the zero-padded last one, at the end of the
-    stream) is scored on its own, after every batched one, so the model state stays exact.
-    """
-
-    def __init__(self, shared: BatchedSileroScorer) -> None:
-        self.stream: BatchedStream = shared.stream()
-        self.sample_rate = self.stream.sample_rate
-        self.window_size = self.stream.window_size
-        self.asked = 0  # windows vad has asked for so far (the next one's index)
-        self._slot: tuple[int, np.ndarray, float] | None = None
-        self._delivering = False
-
-    @property
-    def handle(self) -> int:
-        """The stream's handle in the shared scorer."""
-        return self.stream.handle
-
-    def reset(self) -> None:
-        """Forget the handed-over probability, the window count and the stream state."""
-        self._slot = None
-        self.asked = 0
-        self.stream.reset()
-
-    def deliver(
-        self, frame: AudioFrame, probability: float, push: Callable[[AudioFrame], Any]
-    ) -> None:
-        """``push(frame)`` with its precomputed ``probability``; raise if vad did not take it.
-
-        ``frame`` is one full window at ``frame.start`` (model-rate samples from 0).
-        """
-        index, rest = divmod(frame.start, self.window_size)
-        if rest or frame.n != self.window_size or self._delivering:
-            raise RuntimeError(
-                f"PrefetchScorer: cannot hand over the window at sample {frame.start} "
-                f"({frame.n} samples)"
-                + (" while another is being pushed" if self._delivering else "")
-            )
-        self._slot = (index, frame.samples[:, 0], probability)
-        self._delivering = True
-        try:
-            push(frame)
-        finally:
-            self._delivering = False
-            left, self._slot = self._slot, None
-        if left is not None:
-            raise RuntimeError(
-                f"PrefetchScorer: the window at sample {frame.start} was scored but the "
-                "session's vad did not ask for it (the chain is not subscribed, or its framing "
-                "differs from phase 1's)"
-            )
-
-    def score(self, window: np.ndarray) -> float:
-        """The probability of ``window``: the handed-over one, or scored alone when none is."""
-        k = self.asked
-        self.asked += 1
-        slot = self._slot
-        if slot is None:
-            if self._delivering:
-                raise RuntimeError(
-                    f"PrefetchScorer: vad asked for window {k} (sample {k * self.window_size}) "
-                    "beyond the one window the batcher handed over"
-                )
-            return self.stream.score(window)
-        self._slot = None
-        index, w, p = slot
-        # the same samples, compared as bytes: the window is a view of the one handed over
-        # (a tenth of np.array_equal's cost; stricter only for -0.0 against 0.0)
-        if index != k or w.tobytes() != window.tobytes():
-            raise RuntimeError(
-                f"PrefetchScorer: the batcher handed over window {index} (sample "
-                f"{index * self.window_size}) but vad asked for window {k} (sample "
-                f"{k * self.window_size})" + ("" if index != k else " with other samples")
-            )
-        return p
-
-    def score_many(self, windows: np.ndarray) -> np.ndarray:
-        """One :meth:`score` per row."""
-        return np.array([self.score(w) for w in windows], dtype=np.float32)
-
-    def close(self) -> None:
-        """Unregister from the shared scorer (again: no effect)."""
-        self._slot = None
-        self.stream.close()
-
-
 class WindowSink(Protocol):
-    """What the batcher needs of a session."""
+    """What the batcher needs of a session: its stream of the shared scorer (``None`` once it
+    failed) and where its scored windows go."""
 
-    scorer: PrefetchScorer | None
+    stream: BatchedStream | None
 
-    def push_window(self, frame: AudioFrame, arrival: float, probability: float | None) -> None:
-        """Continue phase 2 with a window (and its probability when the batcher scored it)."""
+    def push_scored(self, window: ScoredWindow, arrival: float) -> None:
+        """Hand a window's probability to the session's ``vad`` (in the session's order)."""
         ...
 
     def fail(self, exc: Exception) -> None:
@@ -333,9 +287,10 @@ class WindowSink(Protocol):
 
 @dataclass(slots=True)
 class _Entry:
-    """One item of a session's queue: a window, or (``frame`` None) the end of its stream."""
+    """One item of a session's queue: a window vad cut, or (``window`` None) the end."""
 
-    frame: AudioFrame | None
+    window: np.ndarray | None  # (512,) float32, as vad cut it
+    index: int  # its place in the session's stream of windows
     arrival: float
     done: Callable[[], None] | None = None  # the end: what to run after the last window
     probability: float | None = None  # set when a round scored the window
@@ -391,12 +346,12 @@ class WindowBatcher:
         self._now = False
         self._running = False
 
-    def add(self, sink: WindowSink, frame: AudioFrame, arrival: float) -> None:
-        """Queue ``frame`` of ``sink``: a full window to score, or its short last one."""
+    def add(self, sink: WindowSink, window: np.ndarray, index: int, arrival: float) -> None:
+        """Queue window ``index`` of ``sink`` (as its vad cut it) to be scored."""
         q = self.pending.get(sink)
         if q is None:
             q = self.pending[sink] = deque()
-        q.append(_Entry(frame, arrival))
+        q.append(_Entry(window, index, arrival))
         self._schedule()
 
     def end(self, sink: WindowSink, done: Callable[[], None]) -> None:
@@ -405,7 +360,7 @@ class WindowBatcher:
         At once, unless a ``run`` is under way (``done`` is called from inside a push): then
         that run calls ``done`` when it reaches the end of ``sink``'s queue.
         """
-        self.pending.setdefault(sink, deque()).append(_Entry(None, 0.0, done))
+        self.pending.setdefault(sink, deque()).append(_Entry(None, -1, 0.0, done))
         self.run()
 
     def drop(self, sink: WindowSink) -> None:
@@ -413,7 +368,7 @@ class WindowBatcher:
         q = self.pending.get(sink)
         if q is None:
             return
-        ends = [e for e in q if e.frame is None]
+        ends = [e for e in q if e.window is None]
         if ends:
             self.pending[sink] = deque(ends)
         else:
@@ -449,23 +404,18 @@ class WindowBatcher:
 
     @staticmethod
     def _needs_score(sink: WindowSink, e: _Entry) -> bool:
-        return (
-            e.frame is not None
-            and e.probability is None
-            and e.frame.n == WINDOW
-            and sink.scorer is not None
-        )
+        return e.window is not None and e.probability is None and sink.stream is not None
 
     def _score_round(self) -> None:
-        batch: list[tuple[PrefetchScorer, _Entry, WindowSink]] = []
+        batch: list[tuple[BatchedStream, _Entry, WindowSink]] = []
         for sink, q in self.pending.items():
             head = q[0]
             if self._needs_score(sink, head):
-                assert sink.scorer is not None and head.frame is not None
-                batch.append((sink.scorer, head, sink))
+                assert sink.stream is not None
+                batch.append((sink.stream, head, sink))
         if not batch:
             return
-        windows = {s.handle: e.frame.samples[:, 0] for s, e, _ in batch if e.frame is not None}
+        windows = {s.handle: e.window for s, e, _ in batch if e.window is not None}
         try:
             probs = self.shared.score_batch(windows)
         except Exception:  # find whose window it is: a call changes no state when it fails
@@ -495,9 +445,8 @@ class WindowBatcher:
                 try:
                     if e.done is not None:
                         e.done()
-                    else:
-                        assert e.frame is not None
-                        sink.push_window(e.frame, e.arrival, e.probability)
+                    elif e.probability is not None:  # None: the session failed meanwhile
+                        sink.push_scored(ScoredWindow(e.index, e.probability), e.arrival)
                 except Exception as exc:  # one session's failure, never the round's
                     self._fail(sink, exc)
 
@@ -551,41 +500,293 @@ def _pick(keys: tuple[str, ...]) -> Callable[[Mapping[str, Any]], dict[str, Any]
     return pick
 
 
-def _merge_now(branches: list[Observable[Any]]) -> Observable[Any]:
-    """``merge`` of ``branches`` for one thread: each is subscribed at once, in order, and its
-    items go straight to the observer; completes when all have, fails at the first error.
+Operator = Callable[[Observable[Any]], Observable[Any]]
 
-    ``rx.merge`` would schedule the subscriptions on the subscriber's scheduler (a loop turn
-    late: a window pushed meanwhile would be lost) and takes a lock around every item; a
-    session's branches all run on the event loop's thread, so neither is needed."""
 
-    def subscribe(
-        observer: abc.ObserverBase[Any], scheduler: abc.SchedulerBase | None = None
-    ) -> abc.DisposableBase:
-        left = [len(branches)]
-        done = [False]
-        subs = CompositeDisposable()
+class _Input:
+    """The head of a run of stages: what is pushed into it goes to its executor by a plain call.
 
-        def on_error(exc: Exception) -> None:
-            if not done[0]:
-                done[0] = True
-                observer.on_error(exc)
-                subs.dispose()
+    The run is the executor's own (:func:`~rxaudio.core.fuse.fuse`: adjacent stage-based
+    elements as one operator); this is only its source, an Observable whose one subscriber's
+    callbacks are kept, so a push is ``on_next(item)``: no Subject, no lock of ours.
+    """
 
-        def on_completed() -> None:
-            left[0] -= 1
-            if left[0] == 0 and not done[0]:
-                done[0] = True
-                observer.on_completed()
+    __slots__ = ("on_completed", "on_error", "on_next")
 
-        on_next = observer.on_next
-        for b in branches:
-            if done[0]:
-                break
-            subs.add(b.subscribe(on_next, on_error, on_completed, scheduler=scheduler))
-        return subs
+    def __init__(self) -> None:
+        self.on_next: Callable[[Any], None] = _nothing
+        self.on_error: Callable[[Exception], None] = _nothing
+        self.on_completed: Callable[[], None] = _nothing
 
-    return Observable(subscribe)
+    def observable(self) -> Observable[Any]:
+        def subscribe(
+            observer: abc.ObserverBase[Any], scheduler: abc.SchedulerBase | None = None
+        ) -> abc.DisposableBase:
+            self.on_next, self.on_error = observer.on_next, observer.on_error
+            self.on_completed = observer.on_completed
+            return Disposable()
+
+        return Observable(subscribe)
+
+
+def _nothing(*_: Any) -> None:
+    """An input nobody listens to (yet, or any more)."""
+
+
+def _run(
+    operators: list[Operator],
+    on_next: Callable[[Any], None],
+    on_error: Callable[[Exception], None],
+    on_completed: Callable[[], None],
+    scheduler: abc.SchedulerBase,
+    subs: CompositeDisposable,
+) -> _Input:
+    """Subscribe ``operators`` (fused, run by the executor) behind a fresh :class:`_Input`."""
+    head = _Input()
+    subs.add(
+        head.observable()
+        .pipe(*fuse(*operators))
+        .subscribe(on_next, on_error, on_completed, scheduler=scheduler)
+    )
+    return head
+
+
+class _Outputs:
+    """What a session graph has given since its owner last looked (the owner drains it).
+
+    The graph's runs hold this and their inputs, never the graph or the session: a session
+    that ends is freed by reference counting, with no cycle through its graph to break.
+    """
+
+    __slots__ = ("closed", "cut", "done", "error", "items", "open", "wake")
+
+    def __init__(self) -> None:
+        self.items: deque[Any] = deque()
+        self.cut: deque[tuple[np.ndarray, int]] = deque()  # windows vad cut, to be scored
+        self.error: Exception | None = None
+        self.open = 0  # branches still running
+        self.done = False
+        self.closed = False
+        self.wake: Callable[[], None] | None = None  # items came outside a push (timers, text)
+
+    def item(self, item: Any) -> None:
+        if not self.closed:
+            self.items.append(item)
+            if self.wake is not None:
+                self.wake()
+
+    def fail(self, exc: Exception) -> None:
+        if not self.closed:
+            self.closed = True
+            self.error = exc
+            if self.wake is not None:
+                self.wake()
+
+    def completed(self) -> None:
+        self.open -= 1
+        if self.open == 0 and not self.closed:
+            self.done = True
+            if self.wake is not None:
+                self.wake()
+
+
+class SessionGraph:
+    """One session's launch graph, built through the registry and run by the executor.
+
+    ::
+
+        audio -> [conform(16 kHz mono)] -> reframe(512) -+-> speech chain     -> items
+                                                         +-> reframe(1600) -+-> level
+                                                                            +-> spectrogram
+
+    The speech chain is the session's ``--pipeline`` (elements before ``vad``, ``vad``,
+    ``hysteresis``, ``buffer_utterance``; utterances on to ``transcribe`` when asked). Each run
+    of adjacent stages is one operator of the executor; a tee is a plain loop over its
+    branches' inputs. With a batched ``scorer`` (a :class:`~rxaudio.vad.silero.BatchedStream`)
+    ``vad`` is split at its scorer (:class:`~rxaudio.operators.ScoredVad`): what reaches it
+    is cut into windows on arrival (:attr:`out` ``.cut``, for the batcher); their
+    probabilities come back through :meth:`push_scored`, and the chain runs on from there.
+
+    Everything the graph gives lands in :attr:`out` (items, windows to score, the first
+    error, the end), which the owner drains after each call; ``out.wake`` is called when
+    something lands outside a call (a gap timer, a transcript).
+    """
+
+    def __init__(
+        self,
+        options: ChainOptions,
+        *,
+        sample_rate: int,
+        channels: int,
+        settings: Observable[Settings],
+        scheduler: abc.SchedulerBase,
+        scorer: BatchedStream | None = None,
+        deliver: abc.SchedulerBase | None = None,
+    ) -> None:
+        from ..operators import ScoredVad, reframe, resample
+        from ..operators import channels as to_channels
+
+        self.subs = subs = CompositeDisposable()
+        self.out = out = _Outputs()
+        self.cutter = cutter = ScoredVad(scorer) if scorer is not None else None
+        s, fixed = options.settings, options.fixed
+        later = [
+            registry.make(
+                "hysteresis",
+                **_pick(HYSTERESIS_KEYS)(s),
+                settings=settings.pipe(ops.map(_pick(HYSTERESIS_KEYS))),
+                **fixed.get("hysteresis", {}),
+            ),
+            registry.make(
+                "buffer_utterance",
+                **_pick(UTTERANCE_KEYS)(s),
+                passthrough=True,
+                settings=settings.pipe(ops.map(_pick(UTTERANCE_KEYS))),
+                scheduler=scheduler,
+                **fixed.get("buffer_utterance", {}),
+            ),
+        ]
+        before = options.before_operators()
+        speech_out: Callable[[Any], None] = out.item
+        speech_done: Callable[[], None] = out.completed
+        if options.transcribe is not None:
+            # the utterances again, after the speech branch has passed each on; transcripts
+            # come from the recognition thread and go back to the loop's thread
+            out.open += 1
+            text = _Input()
+            chain: list[Operator] = [
+                registry.make("transcribe", **options.transcribe),
+                ops.catch(lambda exc, _: rx.of(TranscriptionFailed(str(exc)))),
+            ]
+            if deliver is not None:
+                chain.append(ops.observe_on(deliver))
+            subs.add(
+                text.observable()
+                .pipe(*chain)
+                .subscribe(out.item, out.fail, out.completed, scheduler=scheduler)
+            )
+            speech_out = _tee([_Sink(out.item), text])
+            speech_done = _tee_end([_Sink(completed=out.completed), text])
+        out.open += 1
+        # vad scores its own windows in the chain, or takes them scored (batched)
+        speech = _run(
+            [*before, vad(options.backend, **options.vad), *later]
+            if cutter is None
+            else [cutter.element, *later],
+            speech_out,
+            out.fail,
+            speech_done,
+            scheduler,
+            subs,
+        )
+        self.speech = speech
+        heads: list[Any] = []
+        ends: list[Any] = []
+        if cutter is None:
+            heads.append(speech)
+            ends.append(speech)
+        else:
+            cut = _cutter(cutter, out)
+            pre = _run(before, cut, out.fail, _nothing, scheduler, subs) if before else None
+            heads.append(pre if pre is not None else _Sink(cut))
+            if pre is not None:
+                ends.append(pre)
+        # the display branches: one shared stream of 100 ms blocks, a branch per event
+        shown = [DISPLAY_CHAINS[e] for e in options.events if e in DISPLAY_CHAINS]
+        if shown:
+            branches = []
+            for text_ in shown:
+                out.open += 1
+                branches.append(
+                    _run(_built(text_), out.item, out.fail, out.completed, scheduler, subs)
+                )
+            display = _run(
+                _built(DISPLAY_BLOCKS),
+                _tee(branches),
+                out.fail,
+                _tee_end(branches),
+                scheduler,
+                subs,
+            )
+            heads.append(display)
+            ends.append(display)
+        # phase 1: any rate and channels to the model's 16 kHz mono windows
+        phase1: list[Operator] = []
+        if channels != 1:
+            phase1.append(to_channels(1))
+        if sample_rate != PIPELINE_RATE:
+            phase1.append(resample(PIPELINE_RATE))
+        phase1.append(reframe(WINDOW))
+        self.input = _run(phase1, _tee(heads), out.fail, _tee_end(ends), scheduler, subs)
+
+    def push(self, frame: AudioFrame) -> None:
+        """One frame of the session's audio, as it arrived."""
+        self.input.on_next(frame)
+
+    def push_scored(self, window: ScoredWindow) -> None:
+        """A window's probability (batched): on into ``vad`` and the rest of the chain."""
+        self.speech.on_next(window)
+
+    def end_input(self) -> None:
+        """The session's audio ended: flush phase 1 and everything up to ``vad``'s scoring
+        (unbatched: the whole graph)."""
+        self.input.on_completed()
+
+    def end_speech(self) -> None:
+        """Batched: every window was scored; ``vad`` scores its last one and the chain ends."""
+        if self.cutter is not None:
+            self.speech.on_completed()
+
+    def close(self) -> None:
+        """Stop every run (timers included); nothing more lands in :attr:`out`."""
+        self.out.closed = True
+        self.out.wake = None
+        self.subs.dispose()
+
+
+class _Sink:
+    """A branch end as an input: items to ``item``, its end to ``completed``."""
+
+    __slots__ = ("on_completed", "on_next")
+
+    def __init__(
+        self, item: Callable[[Any], None] = _nothing, completed: Callable[[], None] = _nothing
+    ) -> None:
+        self.on_next, self.on_completed = item, completed
+
+
+def _cutter(cutter: Any, out: _Outputs) -> Callable[[AudioFrame], None]:
+    """vad's input cut into windows, each queued (with its index) for the batcher."""
+
+    def cut(frame: AudioFrame) -> None:
+        if out.closed:
+            return
+        try:
+            windows = cutter.cut(frame)
+        except Exception as exc:
+            out.fail(exc)
+            return
+        k = cutter.cut_windows - windows.shape[0]
+        for i in range(windows.shape[0]):
+            out.cut.append((windows[i], k + i))
+
+    return cut
+
+
+def _tee(heads: list[Any]) -> Callable[[Any], None]:
+    def tee(item: Any) -> None:
+        for h in heads:
+            h.on_next(item)
+
+    return tee
+
+
+def _tee_end(heads: list[Any]) -> Callable[[], None]:
+    def end() -> None:
+        for h in heads:
+            h.on_completed()
+
+    return end
 
 
 @functools.cache
@@ -593,89 +794,6 @@ def _parsed(text: str) -> tuple[ChainElement, ...]:
     return tuple(parse_chain(text))
 
 
-def _fused(*operators: Callable[[Observable[Any]], Observable[Any]]) -> list[Any]:
-    return fuse(*operators) if FUSE_STAGES else list(operators)
-
-
-def _built(text: str) -> Callable[[Observable[Any]], Observable[Any]]:
+def _built(text: str) -> list[Operator]:
     """A chain string's operators, built through the registry (fresh ones for each session)."""
-    built: Callable[[Observable[Any]], Observable[Any]] = rx.compose(
-        *_fused(*(registry.make(e.name, **e.options) for e in _parsed(text)))
-    )
-    return built
-
-
-class Chain:
-    """Phase 2 of one session: call it on the Observable of its 16 kHz, 512-sample windows."""
-
-    def __init__(
-        self,
-        options: ChainOptions,
-        *,
-        settings: Observable[Settings],
-        scheduler: abc.SchedulerBase,
-        scorer: PrefetchScorer | None,
-        deliver: abc.SchedulerBase | None = None,
-    ) -> None:
-        self.options = options
-        self.settings = settings
-        self.scheduler = scheduler
-        self.scorer = scorer
-        self.deliver = deliver  # where transcripts come back to (a thread-safe loop scheduler)
-
-    def _vad(self) -> Callable[[Observable[AudioFrame]], Observable[VadFrame]]:
-        scorer = self.scorer
-        if scorer is None:
-            return vad(self.options.backend, **self.options.vad)
-
-        def factory(rate: int) -> PrefetchScorer:
-            return scorer
-
-        return vad(factory, rate=PIPELINE_RATE)
-
-    def __call__(self, windows: Observable[AudioFrame]) -> Observable[Any]:
-        s = self.options.settings
-        # A Subject (a session's windows) already multicasts; share() would add a second
-        # subject and an observer hop to every window. Anything else is shared once.
-        audio = windows if isinstance(windows, Subject) else windows.pipe(ops.share())
-        fixed = self.options.fixed
-        speech = audio.pipe(
-            *_fused(
-                self._vad(),
-                registry.make(
-                    "hysteresis",
-                    **_pick(HYSTERESIS_KEYS)(s),
-                    settings=self.settings.pipe(ops.map(_pick(HYSTERESIS_KEYS))),
-                    **fixed.get("hysteresis", {}),
-                ),
-                registry.make(
-                    "buffer_utterance",
-                    **_pick(UTTERANCE_KEYS)(s),
-                    passthrough=True,
-                    settings=self.settings.pipe(ops.map(_pick(UTTERANCE_KEYS))),
-                    scheduler=self.scheduler,
-                    **fixed.get("buffer_utterance", {}),
-                ),
-            )
-        )
-        branches: list[Observable[Any]] = [speech]
-        if self.options.transcribe is not None:
-            # the utterances again, after the speech branch has passed each on; transcripts
-            # come from the recognition thread and go back to the loop's thread
-            speech = speech.pipe(ops.share())
-            text = speech.pipe(
-                registry.make("transcribe", **self.options.transcribe),
-                ops.catch(lambda exc, _: rx.of(TranscriptionFailed(str(exc)))),
-            )
-            if self.deliver is not None:
-                text = text.pipe(ops.observe_on(self.deliver))
-            branches = [speech, text]
-        events = self.options.events
-        shown = [DISPLAY_CHAINS[e] for e in events if e in DISPLAY_CHAINS]
-        if shown:
-            display = audio.pipe(_built(DISPLAY_BLOCKS), ops.share())
-            branches.extend(display.pipe(_built(text)) for text in shown)
-        # Subscribed here and now, in order: rx.merge would schedule the subscriptions on the
-        # subscriber's scheduler (the asyncio loop: one turn later), and a window pushed
-        # before then (a batcher round that ran first) would be lost to vad.
-        return _merge_now(branches)
+    return [registry.make(e.name, **e.options) for e in _parsed(text)]

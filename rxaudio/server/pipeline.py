@@ -1,26 +1,25 @@
-"""The server's operator chain, built once from options, and its items encoded as events.
+"""The server's per-session launch graph, built from options, and its items encoded as events.
 
-Both ways in (the server microphone and client microphones) use this chain, in two phases::
+Both ways in (the server microphone and client microphones) run this graph
+(:class:`SessionGraph`)::
 
-    audio -> conform(16 kHz mono) -> reframe(512)              (phase 1, on arrival)
-          -> [WindowBatcher: one Silero call for the next window of every session]
-          -> share() -+-> vad -> hysteresis -> buffer_utterance -> vad, speech_start,
-                      |                                            speech_end, utterance
-                      +-> reframe(1600) -> level()               -> level        (10/s)
-                      +-> reframe(1600) -> spectrogram(log_mel)  -> spectrogram  (10/s)
+    audio -> conform(16 kHz mono) -> reframe(512)
+      -+-> [before vad] -> vad -> hysteresis -> buffer_utterance -> vad, speech_start,
+       |                                                            speech_end, utterance
+       +-> reframe(1600) -+-> level        (10/s)
+                          +-> spectrogram  (10/s)
     with transcription (``serve --transcribe``), the utterances also go on to
           utterance -> transcribe (its thread, PocketSphinx in a child process)
                     -> observe_on(the loop, thread-safe)                  -> transcript
 
-Phase 1 cuts every session's audio into the model's 512-sample windows. The
-:class:`WindowBatcher` then scores the pending window of every session in one batched
-onnxruntime call (``BatchedSileroScorer.score_batch``) and hands each window on to its session's
-phase 2, whose ``vad`` operator takes the precomputed probability through a
-:class:`PrefetchScorer`. The ``vad``, ``hysteresis``, ``buffer_utterance``, ``level`` and
-``spectrogram`` operators are the library's own; ``hysteresis`` and ``buffer_utterance`` follow
-an Observable of settings, so a client's ``config`` message retunes its running pipeline. The
-speech chain runs fused (:func:`~rxaudio.core.fuse.fuse`): one Rx operator whose window goes
-from ``vad`` to ``hysteresis`` to ``buffer_utterance`` by plain calls, same outputs.
+Every run of adjacent stages is one operator of the stage executor
+(:func:`~rxaudio.core.fuse.fuse`), pushed by plain calls; a tee is a loop over its branches.
+With Silero, ``vad`` is split at its scorer (:class:`~rxaudio.operators.ScoredVad`): what
+reaches it is cut into 512-sample windows on arrival, the :class:`WindowBatcher` scores the
+next window of every session in one onnxruntime call (``BatchedSileroScorer.score_batch``) and
+hands each probability, with its window's index, to that session's ``vad``
+(:class:`~rxaudio.operators.ScoredWindow`). ``hysteresis`` and ``buffer_utterance`` follow an
+Observable of settings, so a client's ``config`` message retunes its running pipeline.
 """
 
 from __future__ import annotations
@@ -308,17 +307,18 @@ class WindowBatcher:
 
     Ordering, by construction:
 
-    * Each session has one FIFO queue, from ``add`` to its ``push_window``: its full windows,
-      its short last window (pushed unscored, in its place) and its end (:meth:`end`: the
-      session completes its chain only after every window queued before). Nothing of a session
+    * Each session has one FIFO queue, from ``add`` to its ``push_scored``: the windows its vad
+      cut and its end (:meth:`end`: the session completes its chain, and its vad scores its
+      zero-padded last window itself, only after every window queued before). Nothing of a session
       is pushed around the queue.
     * ``run`` is not re-entrant. A push can reach code that calls ``run`` again (a session's
       ``close`` from inside another's chain, say); that call returns at once and the running
       loop, which checks the queues after every push, delivers the rest in order. A push never
       starts inside another push.
     * A round scores the head window of each queue and marks it scored in place; delivery then
-      pops scored heads in order and hands each probability over with its window
-      (:meth:`PrefetchScorer.deliver`). A session dropped, failed or closed meanwhile just has
+      pops scored heads in order and hands each probability over with its window's index
+      (a :class:`~rxaudio.operators.ScoredWindow`, checked by the session's vad). A session
+      dropped, failed or closed meanwhile just has
       no queue (or no scorer) any more; other sessions' entries are untouched.
     * A failure is one session's: a batch that cannot be scored is scored again stream by
       stream (the model state changes only when a call succeeds), and only the streams that

@@ -28,6 +28,8 @@ _NAMES = {
     "spectrogram": "._spectrogram",
     "transcribe": "._transcribe",
     "vad": "._vad",
+    "ScoredVad": "._vad",
+    "ScoredWindow": "._vad",
 }
 
 if TYPE_CHECKING:
@@ -44,13 +46,15 @@ if TYPE_CHECKING:
     from ._spectral import spectral
     from ._spectrogram import spectrogram
     from ._transcribe import transcribe
-    from ._vad import vad
+    from ._vad import ScoredVad, ScoredWindow, vad
 
 __getattr__, __dir__ = attributes(__name__, _NAMES)
 
 __all__ = [
     "Element",
     "Operator",
+    "ScoredVad",
+    "ScoredWindow",
     "buffer_utterance",
     "channels",
     "conform",

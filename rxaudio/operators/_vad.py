@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from dataclasses import dataclass
 from typing import Annotated
 
 import numpy as np
@@ -64,12 +65,19 @@ class _VadStage:
             return []
         scorer = self.scorer
         assert scorer is not None
-        rate = self.fmt.sample_rate
-        assert rate is not None
         if n == 1:  # the live case: no array around one number (same float32)
             probs = [float(np.float32(scorer.score(windows[0])))]
         else:
             probs = Windows.score(scorer, windows).tolist()
+        return self.stamp(probs, last_end)
+
+    def stamp(self, probs: list[float], last_end: int | None = None) -> list[VadFrame]:
+        """The VadFrames of the next ``len(probs)`` windows, given their probabilities."""
+        n = len(probs)
+        scorer = self.scorer
+        assert scorer is not None
+        rate = self.fmt.sample_rate
+        assert rate is not None
         k0 = self.windows.k
         starts, ends = self.windows.spans(n, rate, scorer.sample_rate, last_end)
         spans, last = self.spans, self.last
@@ -181,6 +189,90 @@ class _VadStep:
     def dispose(self) -> None:
         self.conv.dispose()
         self.stage.close()
+
+
+@dataclass(frozen=True, slots=True)
+class ScoredWindow:
+    """A window's probability, scored outside ``vad`` (a server's batched scorer).
+
+    ``index`` is the window's place in its stream (from 0), checked against the window the
+    stage stamps next, so a probability can never be used for another window.
+    """
+
+    index: int
+    probability: float
+
+
+class ScoredVad:
+    """``vad`` split at its scorer, for a scorer that scores many streams at once.
+
+    :meth:`cut` takes vad's input (audio at the scorer's rate, mono) and returns the windows
+    now complete, ``(k, window_size)``, to be scored elsewhere in order; :attr:`element` is the
+    ``vad`` element that takes their probabilities, one :class:`ScoredWindow` per window in the
+    same order, and emits the :class:`VadFrame` of each (the source audio it covers included).
+    At the end of the stream it scores the zero-padded last window itself with ``scorer``,
+    after every window scored elsewhere, so the model state stays exact. The element runs
+    once (one stream): a second subscription is an error.
+    """
+
+    def __init__(self, scorer: Scorer) -> None:
+        self.scorer = scorer
+        self.stage = _VadStage(lambda rate: scorer, scorer.sample_rate, "the batched scorer")
+        self.cut_windows = 0  # windows handed out by cut() so far
+        self._opened = False
+        spec = Fusable("vad", self._open)
+        self.element: Element[ScoredWindow, VadFrame] = Element(
+            "vad", stages_operator([spec]), produces=Caps(frame=VadFrame), fusable=spec
+        )
+
+    def cut(self, item: AudioFrame) -> np.ndarray:
+        """Keep ``item``'s audio; return the windows it completes (to score in this order)."""
+        stage = self.stage
+        err: Exception
+        try:
+            frame = stage.original(audio("vad", item))
+            if stage.scorer is None:
+                rate, size = self.scorer.sample_rate, self.scorer.window_size
+                if frame.sample_rate != rate or frame.channels != 1:
+                    raise ValueError(
+                        f"the stream is {frame.sample_rate} Hz, {frame.channels} channel(s), but "
+                        f"the batched scorer takes {rate} Hz mono; convert before vad"
+                    )
+                stage.scorer = self.scorer
+                stage.windows.start(size, frame.start)
+            windows = stage.windows.cut(frame.samples[:, 0])
+        except Exception as exc:
+            err = wrap_error("vad", exc, item)
+            raise err from err.__cause__
+        self.cut_windows += windows.shape[0]
+        return windows
+
+    def _open(self) -> Step:
+        if self._opened:
+            raise RuntimeError("vad: a ScoredVad runs one stream; build one per stream")
+        self._opened = True
+        stage = self.stage
+
+        def push(item: ScoredWindow) -> list[VadFrame]:
+            k = stage.windows.k
+            if item.index != k or k >= self.cut_windows:
+                raise RuntimeError(
+                    f"a probability for window {item.index} came when window {k} was next "
+                    f"({self.cut_windows} cut)"
+                )
+            return stage.stamp([item.probability])
+
+        def end() -> list[VadFrame]:
+            try:
+                return stage.flush()
+            finally:
+                stage.close()
+
+        def close() -> list[VadFrame]:
+            stage.close()
+            return []
+
+        return Step(push, end, abort=close, dispose=stage.close)
 
 
 @element("vad", kind="operator", accepts=Caps(), produces=Caps(frame=VadFrame))

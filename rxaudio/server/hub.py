@@ -7,6 +7,7 @@ import contextlib
 import os
 import time
 from collections import OrderedDict
+from dataclasses import replace
 from typing import TYPE_CHECKING, Any
 
 from aiohttp import web
@@ -15,7 +16,7 @@ from reactivex.scheduler.eventloop import AsyncIOScheduler
 from .config import ServerConfig
 from .limits import ConnectionGuard, StorageBudget
 from .metrics import ServerMetrics
-from .pipeline import ChainOptions, WindowBatcher
+from .pipeline import WindowBatcher
 from .protocol import CLOSE_GOING_AWAY, StartMessage, error_event
 from .reclaim import Reclaimer
 from .sessions import Session, new_session_id
@@ -170,14 +171,7 @@ class Hub:
             sid,
             sample_rate=start.sample_rate,
             channels=start.channels,
-            options=ChainOptions(
-                events=start.events,
-                backend=defaults.backend,
-                settings=settings,
-                vad=defaults.vad,
-                fixed=defaults.fixed,
-                transcribe=defaults.transcribe,
-            ),
+            options=replace(defaults, events=start.events, settings=settings),
             out_dir=self.config.out_dir,
             metrics=self.metrics,
             loop=self.loop,

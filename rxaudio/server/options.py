@@ -7,7 +7,7 @@ chain itself is built by :mod:`.pipeline`.
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -20,6 +20,9 @@ SPEECH_CHAIN = "vad ! hysteresis ! buffer_utterance"
 HYSTERESIS_KEYS = ("threshold", "neg_threshold", "min_speech_ms", "min_silence_ms")
 UTTERANCE_KEYS = ("pre_roll_ms", "post_roll_ms", "max_ms")
 BACKENDS = ("silero", "webrtc", "energy")
+WINDOW = 512  # Silero's window at 16 kHz
+# what a chain before a Silero vad may leave the audio as: the model's rate, mono (or unchanged)
+_SILERO_CAPS = ((PIPELINE_RATE, 1), (None, 1), (PIPELINE_RATE, None), (None, None))
 
 
 Settings = dict[str, float | None]
@@ -63,6 +66,8 @@ class ChainOptions:
     vad: dict[str, Any] = field(default_factory=dict)
     fixed: dict[str, dict[str, Any]] = field(default_factory=dict)
     transcribe: dict[str, Any] | None = None
+    before: tuple[tuple[str, dict[str, Any]], ...] = ()
+    """Elements before ``vad`` (name, options), on the session's 16 kHz mono audio."""
 
     def __post_init__(self) -> None:
         if self.backend not in BACKENDS:
@@ -76,6 +81,32 @@ class ChainOptions:
             from ..pipeline import registry
 
             registry.make("transcribe", **self.transcribe)  # checked at once
+        self.before_operators()  # built and linked at once: errors before the server starts
+
+    def before_operators(self) -> list[Callable[[Any], Any]]:
+        """The elements before ``vad``, freshly built, with any conversion they need."""
+        if not self.before:
+            return []
+        from ..core.caps import Caps
+        from ..frames import AudioFrame
+        from ..pipeline import registry
+        from ..pipeline.caps import link
+
+        built = [registry.make(name, **opts) for name, opts in self.before]
+        linked = link(
+            built,
+            upstream=Caps(sample_rate=PIPELINE_RATE, channels=1, frame_size=WINDOW),
+            upstream_name="the session's audio",
+        )
+        end = linked.caps
+        if end.frame not in (None, AudioFrame) or (
+            self.backend == "silero" and (end.sample_rate, end.channels) not in _SILERO_CAPS
+        ):
+            raise ConfigError(
+                f"serve: vad takes the session's {PIPELINE_RATE} Hz mono audio; "
+                f"{self.before[-1][0]} gives {end}"
+            )
+        return list(linked.steps)
 
     @classmethod
     def from_pipeline(
@@ -85,7 +116,9 @@ class ChainOptions:
 
         The chain is the server's: ``vad ! hysteresis ! buffer_utterance``, each with any of
         its properties (checked as in a launch string; errors point into ``text``), and
-        optionally ``! transcribe`` with its properties. The
+        optionally ``! transcribe`` with its properties. Any operators the registry builds may
+        come before ``vad`` (``gain db=-3 ! vad ! ...``): they run on the session's 16 kHz mono
+        audio, and the batched scorer scores what reaches ``vad``. The
         hysteresis and buffer_utterance properties that clients may change live become the
         sessions' default settings; ``settings`` (from flags) may not set one of them again.
         """
@@ -93,6 +126,18 @@ class ChainOptions:
 
         els = parse_chain(text)
         want = [e.name for e in parse_chain(SPEECH_CHAIN)]
+        at = next((i for i, e in enumerate(els) if e.name == "vad"), None)
+        if at is None:
+            raise LaunchError(
+                f"the server's per-session chain has vad in it ({SPEECH_CHAIN}, with any "
+                "elements on the session's audio before vad)",
+                text,
+                els[0].pos,
+            )
+        before, els = els[:at], els[at:]
+        for el in before:
+            if el.name in (*want, "transcribe"):
+                raise LaunchError(f"{el.name} goes after vad", text, el.pos)
         transcribe: dict[str, Any] | None = None
         if len(els) == len(want) + 1 and els[-1].name == "transcribe":
             transcribe = dict(els[-1].options)
@@ -150,10 +195,19 @@ class ChainOptions:
                     f"serve: {k} is set twice, in --pipeline and with --{k.replace('_', '-')}; "
                     "keep one"
                 )
+        for i, el in enumerate(before):  # each built and linked now, with a caret on error
+            try:
+                cls(
+                    backend=backend,
+                    before=tuple((e.name, dict(e.options)) for e in before[: i + 1]),
+                )
+            except ConfigError as exc:
+                raise LaunchError(str(exc), text, el.pos) from None
         return cls(
             backend=backend,
             settings={**live, **(settings or {})},
             vad=vad_opts,
             fixed=fixed,
             transcribe=transcribe,
+            before=tuple((e.name, dict(e.options)) for e in before),
         )

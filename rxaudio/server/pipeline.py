@@ -1,26 +1,25 @@
-"""The server's operator chain, built once from options, and its items encoded as events.
+"""The server's per-session launch graph, built from options, and its items encoded as events.
 
-Both ways in (the server microphone and client microphones) use this chain, in two phases::
+Both ways in (the server microphone and client microphones) run this graph
+(:class:`SessionGraph`)::
 
-    audio -> conform(16 kHz mono) -> reframe(512)              (phase 1, on arrival)
-          -> [WindowBatcher: one Silero call for the next window of every session]
-          -> share() -+-> vad -> hysteresis -> buffer_utterance -> vad, speech_start,
-                      |                                            speech_end, utterance
-                      +-> reframe(1600) -> level()               -> level        (10/s)
-                      +-> reframe(1600) -> spectrogram(log_mel)  -> spectrogram  (10/s)
+    audio -> conform(16 kHz mono) -> reframe(512)
+      -+-> [before vad] -> vad -> hysteresis -> buffer_utterance -> vad, speech_start,
+       |                                                            speech_end, utterance
+       +-> reframe(1600) -+-> level        (10/s)
+                          +-> spectrogram  (10/s)
     with transcription (``serve --transcribe``), the utterances also go on to
           utterance -> transcribe (its thread, PocketSphinx in a child process)
                     -> observe_on(the loop, thread-safe)                  -> transcript
 
-Phase 1 cuts every session's audio into the model's 512-sample windows. The
-:class:`WindowBatcher` then scores the pending window of every session in one batched
-onnxruntime call (``BatchedSileroScorer.score_batch``) and hands each window on to its session's
-phase 2, whose ``vad`` operator takes the precomputed probability through a
-:class:`PrefetchScorer`. The ``vad``, ``hysteresis``, ``buffer_utterance``, ``level`` and
-``spectrogram`` operators are the library's own; ``hysteresis`` and ``buffer_utterance`` follow
-an Observable of settings, so a client's ``config`` message retunes its running pipeline. The
-speech chain runs fused (:func:`~rxaudio.core.fuse.fuse`): one Rx operator whose window goes
-from ``vad`` to ``hysteresis`` to ``buffer_utterance`` by plain calls, same outputs.
+Every run of adjacent stages is one operator of the stage executor
+(:func:`~rxaudio.core.fuse.fuse`), pushed by plain calls; a tee is a loop over its branches.
+With Silero, ``vad`` is split at its scorer (:class:`~rxaudio.operators.ScoredVad`): what
+reaches it is cut into 512-sample windows on arrival, the :class:`WindowBatcher` scores the
+next window of every session in one onnxruntime call (``BatchedSileroScorer.score_batch``) and
+hands each probability, with its window's index, to that session's ``vad``
+(:class:`~rxaudio.operators.ScoredWindow`). ``hysteresis`` and ``buffer_utterance`` follow an
+Observable of settings, so a client's ``config`` message retunes its running pipeline.
 """
 
 from __future__ import annotations
@@ -37,8 +36,7 @@ import numpy as np
 import reactivex as rx
 from reactivex import Observable, abc
 from reactivex import operators as ops
-from reactivex.disposable import CompositeDisposable
-from reactivex.subject import Subject
+from reactivex.disposable import CompositeDisposable, Disposable
 
 from ..core.check import all_finite
 from ..core.fuse import fuse
@@ -53,7 +51,7 @@ from ..frames import (
     Utterance,
     VadFrame,
 )
-from ..operators import vad
+from ..operators import ScoredWindow, vad
 from ..pipeline import registry
 from ..pipeline.launch import ChainElement, parse_chain
 from .metrics import ServerMetrics
@@ -63,6 +61,7 @@ from .options import (
     PIPELINE_RATE,
     SPEECH_CHAIN,
     UTTERANCE_KEYS,
+    WINDOW,
     ChainOptions,
     Settings,
     check_settings,
@@ -78,13 +77,13 @@ __all__ = [  # the options are declared in .options (light: `rxaudio serve --hel
     "PIPELINE_RATE",
     "SPEECH_CHAIN",
     "UTTERANCE_KEYS",
+    "WINDOW",
     "ChainOptions",
     "Settings",
     "check_settings",
     "default_settings",
 ]
 
-WINDOW = 512  # Silero's window at 16 kHz
 DISPLAY_BLOCK = 1600  # level and spectrogram every 100 ms
 SPEC_MELS = 64
 SPEC_FLOOR_DB = -60.0  # log-mel dB mapped to 0..255 for the page
@@ -94,7 +93,6 @@ SPEC_CEIL_DB = 40.0
 # 100 ms blocks
 DISPLAY_BLOCKS = f"reframe size={DISPLAY_BLOCK}"
 DISPLAY_CHAINS = {"level": "level", "spectrogram": f"spectrogram kind=log_mel n_mels={SPEC_MELS}"}
-FUSE_STAGES = True  # run adjacent stage-based elements as one operator (False: for comparisons)
 
 
 @dataclass(frozen=True, slots=True)
@@ -104,108 +102,14 @@ class TranscriptionFailed:
     message: str
 
 
-class PrefetchScorer:
-    """A :class:`~rxaudio.vad.base.Scorer` for one session of a batched Silero model.
-
-    The :class:`WindowBatcher` scores a session's windows in batches across sessions and hands
-    each probability over with its window: :meth:`deliver` puts ``(window index, samples,
-    probability)`` in a one-window slot and pushes the window into the session's chain, whose
-    ``vad`` takes it back through :meth:`score` within that same push. ``score`` checks the
-    slot holds the window vad asks for (by its index in the stream, counted from 0, and by its
-    samples); ``deliver`` checks the chain took it. A mismatch either way raises (the session
-    fails with the message), so a probability can never be used for another window or be left
-    for a later one. A window nobody scored ahead (the zero-padded last one, at the end of the
-    stream) is scored on its own, after every batched one, so the model state stays exact.
-    """
-
-    def __init__(self, shared: BatchedSileroScorer) -> None:
-        self.stream: BatchedStream = shared.stream()
-        self.sample_rate = self.stream.sample_rate
-        self.window_size = self.stream.window_size
-        self.asked = 0  # windows vad has asked for so far (the next one's index)
-        self._slot: tuple[int, np.ndarray, float] | None = None
-        self._delivering = False
-
-    @property
-    def handle(self) -> int:
-        """The stream's handle in the shared scorer."""
-        return self.stream.handle
-
-    def reset(self) -> None:
-        """Forget the handed-over probability, the window count and the stream state."""
-        self._slot = None
-        self.asked = 0
-        self.stream.reset()
-
-    def deliver(
-        self, frame: AudioFrame, probability: float, push: Callable[[AudioFrame], Any]
-    ) -> None:
-        """``push(frame)`` with its precomputed ``probability``; raise if vad did not take it.
-
-        ``frame`` is one full window at ``frame.start`` (model-rate samples from 0).
-        """
-        index, rest = divmod(frame.start, self.window_size)
-        if rest or frame.n != self.window_size or self._delivering:
-            raise RuntimeError(
-                f"PrefetchScorer: cannot hand over the window at sample {frame.start} "
-                f"({frame.n} samples)"
-                + (" while another is being pushed" if self._delivering else "")
-            )
-        self._slot = (index, frame.samples[:, 0], probability)
-        self._delivering = True
-        try:
-            push(frame)
-        finally:
-            self._delivering = False
-            left, self._slot = self._slot, None
-        if left is not None:
-            raise RuntimeError(
-                f"PrefetchScorer: the window at sample {frame.start} was scored but the "
-                "session's vad did not ask for it (the chain is not subscribed, or its framing "
-                "differs from phase 1's)"
-            )
-
-    def score(self, window: np.ndarray) -> float:
-        """The probability of ``window``: the handed-over one, or scored alone when none is."""
-        k = self.asked
-        self.asked += 1
-        slot = self._slot
-        if slot is None:
-            if self._delivering:
-                raise RuntimeError(
-                    f"PrefetchScorer: vad asked for window {k} (sample {k * self.window_size}) "
-                    "beyond the one window the batcher handed over"
-                )
-            return self.stream.score(window)
-        self._slot = None
-        index, w, p = slot
-        # the same samples, compared as bytes: the window is a view of the one handed over
-        # (a tenth of np.array_equal's cost; stricter only for -0.0 against 0.0)
-        if index != k or w.tobytes() != window.tobytes():
-            raise RuntimeError(
-                f"PrefetchScorer: the batcher handed over window {index} (sample "
-                f"{index * self.window_size}) but vad asked for window {k} (sample "
-                f"{k * self.window_size})" + ("" if index != k else " with other samples")
-            )
-        return p
-
-    def score_many(self, windows: np.ndarray) -> np.ndarray:
-        """One :meth:`score` per row."""
-        return np.array([self.score(w) for w in windows], dtype=np.float32)
-
-    def close(self) -> None:
-        """Unregister from the shared scorer (again: no effect)."""
-        self._slot = None
-        self.stream.close()
-
-
 class WindowSink(Protocol):
-    """What the batcher needs of a session."""
+    """What the batcher needs of a session: its stream of the shared scorer (``None`` once it
+    failed) and where its scored windows go."""
 
-    scorer: PrefetchScorer | None
+    stream: BatchedStream | None
 
-    def push_window(self, frame: AudioFrame, arrival: float, probability: float | None) -> None:
-        """Continue phase 2 with a window (and its probability when the batcher scored it)."""
+    def push_scored(self, window: ScoredWindow, arrival: float) -> None:
+        """Hand a window's probability to the session's ``vad`` (in the session's order)."""
         ...
 
     def fail(self, exc: Exception) -> None:
@@ -215,9 +119,10 @@ class WindowSink(Protocol):
 
 @dataclass(slots=True)
 class _Entry:
-    """One item of a session's queue: a window, or (``frame`` None) the end of its stream."""
+    """One item of a session's queue: a window vad cut, or (``window`` None) the end."""
 
-    frame: AudioFrame | None
+    window: np.ndarray | None  # (512,) float32, as vad cut it
+    index: int  # its place in the session's stream of windows
     arrival: float
     done: Callable[[], None] | None = None  # the end: what to run after the last window
     probability: float | None = None  # set when a round scored the window
@@ -235,17 +140,18 @@ class WindowBatcher:
 
     Ordering, by construction:
 
-    * Each session has one FIFO queue, from ``add`` to its ``push_window``: its full windows,
-      its short last window (pushed unscored, in its place) and its end (:meth:`end`: the
-      session completes its chain only after every window queued before). Nothing of a session
+    * Each session has one FIFO queue, from ``add`` to its ``push_scored``: the windows its vad
+      cut and its end (:meth:`end`: the session completes its chain, and its vad scores its
+      zero-padded last window itself, only after every window queued before). Nothing of a session
       is pushed around the queue.
     * ``run`` is not re-entrant. A push can reach code that calls ``run`` again (a session's
       ``close`` from inside another's chain, say); that call returns at once and the running
       loop, which checks the queues after every push, delivers the rest in order. A push never
       starts inside another push.
     * A round scores the head window of each queue and marks it scored in place; delivery then
-      pops scored heads in order and hands each probability over with its window
-      (:meth:`PrefetchScorer.deliver`). A session dropped, failed or closed meanwhile just has
+      pops scored heads in order and hands each probability over with its window's index
+      (a :class:`~rxaudio.operators.ScoredWindow`, checked by the session's vad). A session
+      dropped, failed or closed meanwhile just has
       no queue (or no scorer) any more; other sessions' entries are untouched.
     * A failure is one session's: a batch that cannot be scored is scored again stream by
       stream (the model state changes only when a call succeeds), and only the streams that
@@ -273,12 +179,12 @@ class WindowBatcher:
         self._now = False
         self._running = False
 
-    def add(self, sink: WindowSink, frame: AudioFrame, arrival: float) -> None:
-        """Queue ``frame`` of ``sink``: a full window to score, or its short last one."""
+    def add(self, sink: WindowSink, window: np.ndarray, index: int, arrival: float) -> None:
+        """Queue window ``index`` of ``sink`` (as its vad cut it) to be scored."""
         q = self.pending.get(sink)
         if q is None:
             q = self.pending[sink] = deque()
-        q.append(_Entry(frame, arrival))
+        q.append(_Entry(window, index, arrival))
         self._schedule()
 
     def end(self, sink: WindowSink, done: Callable[[], None]) -> None:
@@ -287,7 +193,7 @@ class WindowBatcher:
         At once, unless a ``run`` is under way (``done`` is called from inside a push): then
         that run calls ``done`` when it reaches the end of ``sink``'s queue.
         """
-        self.pending.setdefault(sink, deque()).append(_Entry(None, 0.0, done))
+        self.pending.setdefault(sink, deque()).append(_Entry(None, -1, 0.0, done))
         self.run()
 
     def drop(self, sink: WindowSink) -> None:
@@ -295,7 +201,7 @@ class WindowBatcher:
         q = self.pending.get(sink)
         if q is None:
             return
-        ends = [e for e in q if e.frame is None]
+        ends = [e for e in q if e.window is None]
         if ends:
             self.pending[sink] = deque(ends)
         else:
@@ -331,23 +237,18 @@ class WindowBatcher:
 
     @staticmethod
     def _needs_score(sink: WindowSink, e: _Entry) -> bool:
-        return (
-            e.frame is not None
-            and e.probability is None
-            and e.frame.n == WINDOW
-            and sink.scorer is not None
-        )
+        return e.window is not None and e.probability is None and sink.stream is not None
 
     def _score_round(self) -> None:
-        batch: list[tuple[PrefetchScorer, _Entry, WindowSink]] = []
+        batch: list[tuple[BatchedStream, _Entry, WindowSink]] = []
         for sink, q in self.pending.items():
             head = q[0]
             if self._needs_score(sink, head):
-                assert sink.scorer is not None and head.frame is not None
-                batch.append((sink.scorer, head, sink))
+                assert sink.stream is not None
+                batch.append((sink.stream, head, sink))
         if not batch:
             return
-        windows = {s.handle: e.frame.samples[:, 0] for s, e, _ in batch if e.frame is not None}
+        windows = {s.handle: e.window for s, e, _ in batch if e.window is not None}
         try:
             probs = self.shared.score_batch(windows)
         except Exception:  # find whose window it is: a call changes no state when it fails
@@ -377,9 +278,8 @@ class WindowBatcher:
                 try:
                     if e.done is not None:
                         e.done()
-                    else:
-                        assert e.frame is not None
-                        sink.push_window(e.frame, e.arrival, e.probability)
+                    elif e.probability is not None:  # None: the session failed meanwhile
+                        sink.push_scored(ScoredWindow(e.index, e.probability), e.arrival)
                 except Exception as exc:  # one session's failure, never the round's
                     self._fail(sink, exc)
 
@@ -433,41 +333,293 @@ def _pick(keys: tuple[str, ...]) -> Callable[[Mapping[str, Any]], dict[str, Any]
     return pick
 
 
-def _merge_now(branches: list[Observable[Any]]) -> Observable[Any]:
-    """``merge`` of ``branches`` for one thread: each is subscribed at once, in order, and its
-    items go straight to the observer; completes when all have, fails at the first error.
+Operator = Callable[[Observable[Any]], Observable[Any]]
 
-    ``rx.merge`` would schedule the subscriptions on the subscriber's scheduler (a loop turn
-    late: a window pushed meanwhile would be lost) and takes a lock around every item; a
-    session's branches all run on the event loop's thread, so neither is needed."""
 
-    def subscribe(
-        observer: abc.ObserverBase[Any], scheduler: abc.SchedulerBase | None = None
-    ) -> abc.DisposableBase:
-        left = [len(branches)]
-        done = [False]
-        subs = CompositeDisposable()
+class _Input:
+    """The head of a run of stages: what is pushed into it goes to its executor by a plain call.
 
-        def on_error(exc: Exception) -> None:
-            if not done[0]:
-                done[0] = True
-                observer.on_error(exc)
-                subs.dispose()
+    The run is the executor's own (:func:`~rxaudio.core.fuse.fuse`: adjacent stage-based
+    elements as one operator); this is only its source, an Observable whose one subscriber's
+    callbacks are kept, so a push is ``on_next(item)``: no Subject, no lock of ours.
+    """
 
-        def on_completed() -> None:
-            left[0] -= 1
-            if left[0] == 0 and not done[0]:
-                done[0] = True
-                observer.on_completed()
+    __slots__ = ("on_completed", "on_error", "on_next")
 
-        on_next = observer.on_next
-        for b in branches:
-            if done[0]:
-                break
-            subs.add(b.subscribe(on_next, on_error, on_completed, scheduler=scheduler))
-        return subs
+    def __init__(self) -> None:
+        self.on_next: Callable[[Any], None] = _nothing
+        self.on_error: Callable[[Exception], None] = _nothing
+        self.on_completed: Callable[[], None] = _nothing
 
-    return Observable(subscribe)
+    def observable(self) -> Observable[Any]:
+        def subscribe(
+            observer: abc.ObserverBase[Any], scheduler: abc.SchedulerBase | None = None
+        ) -> abc.DisposableBase:
+            self.on_next, self.on_error = observer.on_next, observer.on_error
+            self.on_completed = observer.on_completed
+            return Disposable()
+
+        return Observable(subscribe)
+
+
+def _nothing(*_: Any) -> None:
+    """An input nobody listens to (yet, or any more)."""
+
+
+def _run(
+    operators: list[Operator],
+    on_next: Callable[[Any], None],
+    on_error: Callable[[Exception], None],
+    on_completed: Callable[[], None],
+    scheduler: abc.SchedulerBase,
+    subs: CompositeDisposable,
+) -> _Input:
+    """Subscribe ``operators`` (fused, run by the executor) behind a fresh :class:`_Input`."""
+    head = _Input()
+    subs.add(
+        head.observable()
+        .pipe(*fuse(*operators))
+        .subscribe(on_next, on_error, on_completed, scheduler=scheduler)
+    )
+    return head
+
+
+class _Outputs:
+    """What a session graph has given since its owner last looked (the owner drains it).
+
+    The graph's runs hold this and their inputs, never the graph or the session: a session
+    that ends is freed by reference counting, with no cycle through its graph to break.
+    """
+
+    __slots__ = ("closed", "cut", "done", "error", "items", "open", "wake")
+
+    def __init__(self) -> None:
+        self.items: deque[Any] = deque()
+        self.cut: deque[tuple[np.ndarray, int]] = deque()  # windows vad cut, to be scored
+        self.error: Exception | None = None
+        self.open = 0  # branches still running
+        self.done = False
+        self.closed = False
+        self.wake: Callable[[], None] | None = None  # items came outside a push (timers, text)
+
+    def item(self, item: Any) -> None:
+        if not self.closed:
+            self.items.append(item)
+            if self.wake is not None:
+                self.wake()
+
+    def fail(self, exc: Exception) -> None:
+        if not self.closed:
+            self.closed = True
+            self.error = exc
+            if self.wake is not None:
+                self.wake()
+
+    def completed(self) -> None:
+        self.open -= 1
+        if self.open == 0 and not self.closed:
+            self.done = True
+            if self.wake is not None:
+                self.wake()
+
+
+class SessionGraph:
+    """One session's launch graph, built through the registry and run by the executor.
+
+    ::
+
+        audio -> [conform(16 kHz mono)] -> reframe(512) -+-> speech chain     -> items
+                                                         +-> reframe(1600) -+-> level
+                                                                            +-> spectrogram
+
+    The speech chain is the session's ``--pipeline`` (elements before ``vad``, ``vad``,
+    ``hysteresis``, ``buffer_utterance``; utterances on to ``transcribe`` when asked). Each run
+    of adjacent stages is one operator of the executor; a tee is a plain loop over its
+    branches' inputs. With a batched ``scorer`` (a :class:`~rxaudio.vad.silero.BatchedStream`)
+    ``vad`` is split at its scorer (:class:`~rxaudio.operators.ScoredVad`): what reaches it
+    is cut into windows on arrival (:attr:`out` ``.cut``, for the batcher); their
+    probabilities come back through :meth:`push_scored`, and the chain runs on from there.
+
+    Everything the graph gives lands in :attr:`out` (items, windows to score, the first
+    error, the end), which the owner drains after each call; ``out.wake`` is called when
+    something lands outside a call (a gap timer, a transcript).
+    """
+
+    def __init__(
+        self,
+        options: ChainOptions,
+        *,
+        sample_rate: int,
+        channels: int,
+        settings: Observable[Settings],
+        scheduler: abc.SchedulerBase,
+        scorer: BatchedStream | None = None,
+        deliver: abc.SchedulerBase | None = None,
+    ) -> None:
+        from ..operators import ScoredVad, reframe, resample
+        from ..operators import channels as to_channels
+
+        self.subs = subs = CompositeDisposable()
+        self.out = out = _Outputs()
+        self.cutter = cutter = ScoredVad(scorer) if scorer is not None else None
+        s, fixed = options.settings, options.fixed
+        later = [
+            registry.make(
+                "hysteresis",
+                **_pick(HYSTERESIS_KEYS)(s),
+                settings=settings.pipe(ops.map(_pick(HYSTERESIS_KEYS))),
+                **fixed.get("hysteresis", {}),
+            ),
+            registry.make(
+                "buffer_utterance",
+                **_pick(UTTERANCE_KEYS)(s),
+                passthrough=True,
+                settings=settings.pipe(ops.map(_pick(UTTERANCE_KEYS))),
+                scheduler=scheduler,
+                **fixed.get("buffer_utterance", {}),
+            ),
+        ]
+        before = options.before_operators()
+        speech_out: Callable[[Any], None] = out.item
+        speech_done: Callable[[], None] = out.completed
+        if options.transcribe is not None:
+            # the utterances again, after the speech branch has passed each on; transcripts
+            # come from the recognition thread and go back to the loop's thread
+            out.open += 1
+            text = _Input()
+            chain: list[Operator] = [
+                registry.make("transcribe", **options.transcribe),
+                ops.catch(lambda exc, _: rx.of(TranscriptionFailed(str(exc)))),
+            ]
+            if deliver is not None:
+                chain.append(ops.observe_on(deliver))
+            subs.add(
+                text.observable()
+                .pipe(*chain)
+                .subscribe(out.item, out.fail, out.completed, scheduler=scheduler)
+            )
+            speech_out = _tee([_Sink(out.item), text])
+            speech_done = _tee_end([_Sink(completed=out.completed), text])
+        out.open += 1
+        # vad scores its own windows in the chain, or takes them scored (batched)
+        speech = _run(
+            [*before, vad(options.backend, **options.vad), *later]
+            if cutter is None
+            else [cutter.element, *later],
+            speech_out,
+            out.fail,
+            speech_done,
+            scheduler,
+            subs,
+        )
+        self.speech = speech
+        heads: list[Any] = []
+        ends: list[Any] = []
+        if cutter is None:
+            heads.append(speech)
+            ends.append(speech)
+        else:
+            cut = _cutter(cutter, out)
+            pre = _run(before, cut, out.fail, _nothing, scheduler, subs) if before else None
+            heads.append(pre if pre is not None else _Sink(cut))
+            if pre is not None:
+                ends.append(pre)
+        # the display branches: one shared stream of 100 ms blocks, a branch per event
+        shown = [DISPLAY_CHAINS[e] for e in options.events if e in DISPLAY_CHAINS]
+        if shown:
+            branches = []
+            for text_ in shown:
+                out.open += 1
+                branches.append(
+                    _run(_built(text_), out.item, out.fail, out.completed, scheduler, subs)
+                )
+            display = _run(
+                _built(DISPLAY_BLOCKS),
+                _tee(branches),
+                out.fail,
+                _tee_end(branches),
+                scheduler,
+                subs,
+            )
+            heads.append(display)
+            ends.append(display)
+        # phase 1: any rate and channels to the model's 16 kHz mono windows
+        phase1: list[Operator] = []
+        if channels != 1:
+            phase1.append(to_channels(1))
+        if sample_rate != PIPELINE_RATE:
+            phase1.append(resample(PIPELINE_RATE))
+        phase1.append(reframe(WINDOW))
+        self.input = _run(phase1, _tee(heads), out.fail, _tee_end(ends), scheduler, subs)
+
+    def push(self, frame: AudioFrame) -> None:
+        """One frame of the session's audio, as it arrived."""
+        self.input.on_next(frame)
+
+    def push_scored(self, window: ScoredWindow) -> None:
+        """A window's probability (batched): on into ``vad`` and the rest of the chain."""
+        self.speech.on_next(window)
+
+    def end_input(self) -> None:
+        """The session's audio ended: flush phase 1 and everything up to ``vad``'s scoring
+        (unbatched: the whole graph)."""
+        self.input.on_completed()
+
+    def end_speech(self) -> None:
+        """Batched: every window was scored; ``vad`` scores its last one and the chain ends."""
+        if self.cutter is not None:
+            self.speech.on_completed()
+
+    def close(self) -> None:
+        """Stop every run (timers included); nothing more lands in :attr:`out`."""
+        self.out.closed = True
+        self.out.wake = None
+        self.subs.dispose()
+
+
+class _Sink:
+    """A branch end as an input: items to ``item``, its end to ``completed``."""
+
+    __slots__ = ("on_completed", "on_next")
+
+    def __init__(
+        self, item: Callable[[Any], None] = _nothing, completed: Callable[[], None] = _nothing
+    ) -> None:
+        self.on_next, self.on_completed = item, completed
+
+
+def _cutter(cutter: Any, out: _Outputs) -> Callable[[AudioFrame], None]:
+    """vad's input cut into windows, each queued (with its index) for the batcher."""
+
+    def cut(frame: AudioFrame) -> None:
+        if out.closed:
+            return
+        try:
+            windows = cutter.cut(frame)
+        except Exception as exc:
+            out.fail(exc)
+            return
+        k = cutter.cut_windows - windows.shape[0]
+        for i in range(windows.shape[0]):
+            out.cut.append((windows[i], k + i))
+
+    return cut
+
+
+def _tee(heads: list[Any]) -> Callable[[Any], None]:
+    def tee(item: Any) -> None:
+        for h in heads:
+            h.on_next(item)
+
+    return tee
+
+
+def _tee_end(heads: list[Any]) -> Callable[[], None]:
+    def end() -> None:
+        for h in heads:
+            h.on_completed()
+
+    return end
 
 
 @functools.cache
@@ -475,89 +627,6 @@ def _parsed(text: str) -> tuple[ChainElement, ...]:
     return tuple(parse_chain(text))
 
 
-def _fused(*operators: Callable[[Observable[Any]], Observable[Any]]) -> list[Any]:
-    return fuse(*operators) if FUSE_STAGES else list(operators)
-
-
-def _built(text: str) -> Callable[[Observable[Any]], Observable[Any]]:
+def _built(text: str) -> list[Operator]:
     """A chain string's operators, built through the registry (fresh ones for each session)."""
-    built: Callable[[Observable[Any]], Observable[Any]] = rx.compose(
-        *_fused(*(registry.make(e.name, **e.options) for e in _parsed(text)))
-    )
-    return built
-
-
-class Chain:
-    """Phase 2 of one session: call it on the Observable of its 16 kHz, 512-sample windows."""
-
-    def __init__(
-        self,
-        options: ChainOptions,
-        *,
-        settings: Observable[Settings],
-        scheduler: abc.SchedulerBase,
-        scorer: PrefetchScorer | None,
-        deliver: abc.SchedulerBase | None = None,
-    ) -> None:
-        self.options = options
-        self.settings = settings
-        self.scheduler = scheduler
-        self.scorer = scorer
-        self.deliver = deliver  # where transcripts come back to (a thread-safe loop scheduler)
-
-    def _vad(self) -> Callable[[Observable[AudioFrame]], Observable[VadFrame]]:
-        scorer = self.scorer
-        if scorer is None:
-            return vad(self.options.backend, **self.options.vad)
-
-        def factory(rate: int) -> PrefetchScorer:
-            return scorer
-
-        return vad(factory, rate=PIPELINE_RATE)
-
-    def __call__(self, windows: Observable[AudioFrame]) -> Observable[Any]:
-        s = self.options.settings
-        # A Subject (a session's windows) already multicasts; share() would add a second
-        # subject and an observer hop to every window. Anything else is shared once.
-        audio = windows if isinstance(windows, Subject) else windows.pipe(ops.share())
-        fixed = self.options.fixed
-        speech = audio.pipe(
-            *_fused(
-                self._vad(),
-                registry.make(
-                    "hysteresis",
-                    **_pick(HYSTERESIS_KEYS)(s),
-                    settings=self.settings.pipe(ops.map(_pick(HYSTERESIS_KEYS))),
-                    **fixed.get("hysteresis", {}),
-                ),
-                registry.make(
-                    "buffer_utterance",
-                    **_pick(UTTERANCE_KEYS)(s),
-                    passthrough=True,
-                    settings=self.settings.pipe(ops.map(_pick(UTTERANCE_KEYS))),
-                    scheduler=self.scheduler,
-                    **fixed.get("buffer_utterance", {}),
-                ),
-            )
-        )
-        branches: list[Observable[Any]] = [speech]
-        if self.options.transcribe is not None:
-            # the utterances again, after the speech branch has passed each on; transcripts
-            # come from the recognition thread and go back to the loop's thread
-            speech = speech.pipe(ops.share())
-            text = speech.pipe(
-                registry.make("transcribe", **self.options.transcribe),
-                ops.catch(lambda exc, _: rx.of(TranscriptionFailed(str(exc)))),
-            )
-            if self.deliver is not None:
-                text = text.pipe(ops.observe_on(self.deliver))
-            branches = [speech, text]
-        events = self.options.events
-        shown = [DISPLAY_CHAINS[e] for e in events if e in DISPLAY_CHAINS]
-        if shown:
-            display = audio.pipe(_built(DISPLAY_BLOCKS), ops.share())
-            branches.extend(display.pipe(_built(text)) for text in shown)
-        # Subscribed here and now, in order: rx.merge would schedule the subscriptions on the
-        # subscriber's scheduler (the asyncio loop: one turn later), and a window pushed
-        # before then (a batcher round that ran first) would be lost to vad.
-        return _merge_now(branches)
+    return [registry.make(e.name, **e.options) for e in _parsed(text)]

@@ -16,32 +16,31 @@ import secrets
 import weakref
 from collections import deque
 from collections.abc import Awaitable, Callable
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
 from reactivex import abc
-from reactivex.disposable import Disposable
 from reactivex.scheduler.eventloop import AsyncIOThreadSafeScheduler
-from reactivex.subject import BehaviorSubject, Subject
+from reactivex.subject import BehaviorSubject
 
-from ..core.caps import Caps
 from ..frames import AudioFrame, Transcript, Utterance
-from ..operators import conform, reframe
+from ..operators import ScoredWindow
 from ..sinks import JsonlLog, UtteranceWriter, to_json
+from ..sinks._utterances import wav_bytes
 from .limits import BLOCK, StorageBudget, disk_cost
 from .metrics import ServerMetrics
 from .pipeline import (
-    PIPELINE_RATE,
-    WINDOW,
-    Chain,
     ChainOptions,
-    PrefetchScorer,
+    SessionGraph,
     Settings,
     WindowBatcher,
     check_settings,
     default_settings,
     encode_item,
 )
+
+if TYPE_CHECKING:
+    from ..vad.silero import BatchedStream
 
 # events that must reach the client if at all possible: never dropped while a droppable
 # (level, vad, spectrogram, stats) event is still queued
@@ -55,6 +54,18 @@ BATCH_BYTES = 64 * 1024  # a batched message stops growing past this many charac
 
 
 encode = to_json  # an event's JSON text: the one encoding, shared with the JSONL sink
+
+
+def _weak_call(method: Callable[[], None]) -> Callable[[], None]:
+    """Call ``method`` while its object lives (a callback that does not keep it alive)."""
+    ref = weakref.WeakMethod(method)
+
+    def call() -> None:
+        m = ref()
+        if m is not None:
+            m()
+
+    return call
 
 
 def new_session_id(worker: int | None = None) -> str:
@@ -256,14 +267,8 @@ class Session:
         if out_dir is not None:
             self.dir = os.path.join(out_dir, session_id)
             os.makedirs(self.dir, exist_ok=True)
-            # utterance WAVs through the sinks' writer (atomic), charged before each is written
-            me = weakref.ref(self)  # the writer outlives no session: no cycle through it
-
-            def charge(n: int) -> bool:
-                s = me()
-                return s is not None and s._charge(disk_cost(n))
-
-            self._wavs = UtteranceWriter(self.dir, "utt-", labels=(), charge=charge)
+            # utterance WAVs through the sinks' writer (atomic), charged before each (_on_item)
+            self._wavs = UtteranceWriter(self.dir, "utt-", labels=())
             self._log = JsonlLog(os.path.join(self.dir, "events.jsonl"))
             # the folder and the log's first block count from the start (a session that writes
             # nothing still costs them: thousands of empty sessions must show in the budget)
@@ -273,27 +278,24 @@ class Session:
             {**default_settings(), **options.settings}
         )
         self.batcher = batcher
-        self.scorer = PrefetchScorer(batcher.shared) if batcher is not None else None
-        # phase 1: any rate/channels -> 16 kHz mono model windows (runs on arrival)
-        self._input: Subject[AudioFrame] = Subject()
-        self._windows: Subject[AudioFrame] = Subject()
+        # the session's stream of the shared scorer: its vad's windows are scored in batches
+        self.stream: BatchedStream | None = (
+            batcher.shared.stream() if batcher is not None and options.backend == "silero" else None
+        )
         self._utterance_ids: dict[int, int] = {}  # utterance index -> its id, until transcribed
-        self.chain = Chain(
+        self.graph = SessionGraph(
             options,
+            sample_rate=sample_rate,
+            channels=channels,
             settings=self.settings,
             scheduler=scheduler,
-            scorer=self.scorer,
+            scorer=self.stream,
             deliver=AsyncIOThreadSafeScheduler(loop) if options.transcribe is not None else None,
         )
-        self._sub2 = self.chain(self._windows).subscribe(
-            self._on_item, self._on_error, self._on_completed, scheduler=scheduler
-        )
-        phase1 = [reframe(WINDOW)]
-        if (sample_rate, channels) != (PIPELINE_RATE, 1):  # two hops saved when it already is
-            phase1.insert(0, conform(Caps(sample_rate=PIPELINE_RATE, channels=1)))
-        self._sub1 = self._input.pipe(*phase1).subscribe(
-            self._on_window, self._on_error, scheduler=scheduler
-        )
+        # what lands outside our calls (a gap timer's utterance, a transcript) is drained at
+        # once; the graph refers to us only weakly, so ending us needs no cycle broken
+        self.graph.out.wake = _weak_call(self._drain)
+        self._draining = False
 
     # ---- input -------------------------------------------------------------------------------
     def feed(self, samples: np.ndarray, arrival: float | None = None) -> None:
@@ -310,27 +312,42 @@ class Session:
         self.frames += 1
         self.metrics.frames.inc()
         self.metrics.samples.inc(frame.n)
-        self._input.on_next(frame)
+        self.graph.push(frame)
+        self._drain()
         if self.received >= self._next_stats and not self.closed:
             self._next_stats += self._stats_every
             self.emit(self.stats())
 
-    def _on_window(self, frame: AudioFrame) -> None:
-        if self.batcher is not None:  # the short last window too: in its place in our queue
-            self.batcher.add(self, frame, self._arrival)
+    def _drain(self) -> None:
+        """Handle what the graph gave: its items in order, the windows its vad cut (to the
+        batcher), its error, its end."""
+        if self._draining:  # called from inside an item's handling: the loop below goes on
             return
-        self.push_window(frame, self._arrival)
+        self._draining = True
+        out = self.graph.out
+        try:
+            while out.items:
+                self._on_item(out.items.popleft())
+            if out.cut:
+                if self.batcher is not None and self.stream is not None:
+                    for window, index in out.cut:
+                        self.batcher.add(self, window, index, self._arrival)
+                out.cut.clear()
+            if out.error is not None:
+                err, out.error = out.error, None
+                self._on_error(err)
+            if out.done:
+                out.done = False
+                self._on_completed()
+        finally:
+            self._draining = False
 
-    def push_window(
-        self, frame: AudioFrame, arrival: float, probability: float | None = None
-    ) -> None:
-        """Phase 2: one model window into the chain, with its probability when batched."""
+    def push_scored(self, window: ScoredWindow, arrival: float) -> None:
+        """A window's probability from the batcher: on into vad and the rest of the chain."""
         if self.failed is None:
             self._arrival = arrival
-            if probability is None or self.scorer is None:
-                self._windows.on_next(frame)
-            else:  # vad takes the probability within this push, or this raises
-                self.scorer.deliver(frame, probability, self._windows.on_next)
+            self.graph.push_scored(window)
+            self._drain()
 
     def configure(self, settings: dict[str, float]) -> Settings:
         """Merge new live settings into the running pipeline; return the effective ones.
@@ -357,8 +374,9 @@ class Session:
             self.grace.cancel()
             self.grace = None
         self._arrival = self.loop.time()
-        self._input.on_completed()  # phase 1 flushes its last (short) window
-        if self.batcher is not None:
+        self.graph.end_input()  # phase 1 flushes; what reaches vad is cut and queued
+        self._drain()
+        if self.stream is not None and self.batcher is not None:
             self.batcher.end(self, lambda: self._finish(reason))
         else:
             self._finish(reason)
@@ -366,16 +384,13 @@ class Session:
     def _finish(self, reason: str) -> None:
         try:
             if self.failed is None:
-                self._windows.on_completed()  # open utterance -> end_of_stream, written below
+                self.graph.end_speech()  # open utterance -> end_of_stream, written below
+                self._drain()
         finally:
             self.closed = True
-            self._sub1.dispose()
-            self._sub2.dispose()
-            # the subscriptions hold our bound methods: drop them so that reference counting
-            # frees an ended session at once (tests/server/test_reclaim.py)
-            self._sub1 = self._sub2 = Disposable()
-            if self.scorer is not None:
-                self.scorer.close()
+            self.graph.close()
+            if self.stream is not None:
+                self.stream.close()
             self._write_log(
                 {"type": "closed", "reason": reason, "received": self.received}, force=True
             )
@@ -500,7 +515,12 @@ class Session:
         if isinstance(item, Utterance):  # its dict form, plus the session's id and file
             self.utterances += 1
             event["id"] = self.utterances
-            name = self._wavs.add(item) if self._wavs is not None else None
+            wavs = self._wavs
+            name = (
+                wavs.add(item)
+                if wavs is not None and self._charge(disk_cost(wav_bytes(item)))
+                else None
+            )
             if name is not None:
                 event["url"] = self.file_url(name)
                 event["file"] = name
@@ -533,9 +553,9 @@ class Session:
         if self.failed is not None:
             return
         self.failed = str(exc)
-        if self.scorer is not None:  # unregister its stream (vad may have; twice is harmless)
-            self.scorer.close()
-        self.scorer = None  # the batcher skips this session
+        if self.stream is not None:  # unregister its stream (vad may have; twice is harmless)
+            self.stream.close()
+        self.stream = None  # the batcher skips this session
         if self.batcher is not None:
             self.batcher.drop(self)
         self._write_log({"type": "error", "message": str(exc)})

@@ -89,8 +89,8 @@ class Probe(Session):
         if self.received > before:
             self.fed.append(samples)
 
-    def push_window(self, *args: Any, **kw: Any) -> None:
-        super().push_window(*args, **kw)
+    def push_scored(self, *args: Any, **kw: Any) -> None:
+        super().push_scored(*args, **kw)
         self.pushed += 1
         if self.push_hooks:
             self.push_hooks.pop(0)()
@@ -138,7 +138,21 @@ def _alone(p: Probe) -> list[Any]:
 
 
 def _same(got: list[Any], want: list[Any]) -> None:
-    """Equal item streams: probabilities within 1e-5 (batched kernels may round), rest exact."""
+    """Equal item streams, the speech items and the display items each in their own order
+    (display runs on arrival, speech when vad's window is scored): probabilities within 1e-5
+    (batched kernels may round), the rest exact."""
+    display = (LevelFrame, FeatureFrame)
+    if got is not want:
+        _same_order(
+            [x for x in got if not isinstance(x, display)],
+            [x for x in want if not isinstance(x, display)],
+        )
+        _same_order(
+            [x for x in got if isinstance(x, display)], [x for x in want if isinstance(x, display)]
+        )
+
+
+def _same_order(got: list[Any], want: list[Any]) -> None:
 
     def key(x: Any) -> tuple[Any, ...]:
         if isinstance(x, VadFrame):
@@ -263,8 +277,8 @@ async def test_a_window_that_cannot_be_scored_fails_its_session_only(speech: np.
     batcher = WindowBatcher(_metrics(), loop)
     bad, a, c = (_probe(s, batcher, loop) for s in ("bad", "a", "c"))
     await asyncio.sleep(0)
-    assert bad.scorer is not None
-    poisoned = bad.scorer.handle
+    assert bad.stream is not None
+    poisoned = bad.stream.handle
     real = batcher.shared.score_batch
 
     def score_batch(windows: Any) -> dict[int, float]:
@@ -450,41 +464,3 @@ def test_any_schedule_gives_every_session_what_it_gets_alone(
             _same(p.items, _alone(p))
 
     asyncio.run(check())
-
-
-class _OneStream:
-    """A shared scorer's stand-in: one stream whose own scoring is never wanted here."""
-
-    sample_rate = 16000
-    window_size = WINDOW
-    handle = 0
-
-    def stream(self) -> _OneStream:
-        return self
-
-    def score(self, window: np.ndarray) -> float:
-        raise AssertionError("scored alone")
-
-    def reset(self) -> None:
-        pass
-
-    def close(self) -> None:
-        pass
-
-
-def test_a_handed_over_probability_is_only_for_its_own_samples() -> None:
-    from rxaudio.frames import AudioFrame
-    from rxaudio.server.pipeline import PrefetchScorer
-
-    scorer = PrefetchScorer(_OneStream())  # type: ignore[arg-type]
-    x = np.linspace(-0.5, 0.5, 2 * WINDOW, dtype=np.float32).reshape(-1, 1)
-    first = AudioFrame(x[:WINDOW], 16000, 0)
-    got: list[float] = []
-    # vad asks with a view of the frame it was handed: the probability comes back
-    scorer.deliver(first, 0.25, lambda f: got.append(scorer.score(f.samples[:, 0])))
-    assert got == [0.25]
-    second = AudioFrame(x[WINDOW:], 16000, WINDOW)
-    other = x[WINDOW:, 0].copy()
-    other[7] += 1e-6  # one sample differs: refused, never someone else's probability
-    with pytest.raises(RuntimeError, match="with other samples"):
-        scorer.deliver(second, 0.5, lambda f: scorer.score(other))

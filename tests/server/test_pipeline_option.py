@@ -99,3 +99,44 @@ def test_serve_refuses_a_bad_chain_with_the_caret(
         ]
     )
     assert code == 2 and "disagree" in capsys.readouterr().err
+
+
+def test_elements_before_vad_are_built_and_kept() -> None:
+    o = ChainOptions.from_pipeline("gain db=-3 ! vad ! hysteresis ! buffer_utterance")
+    assert o.before == (("gain", {"db": -3.0}),)
+    assert [getattr(op, "name", None) for op in o.before_operators()] == ["gain"]
+
+
+@pytest.mark.parametrize(
+    ("text", "fragment", "col"),
+    [
+        ("resample rate=8000 ! vad ! hysteresis ! buffer_utterance", "16000 Hz mono", 0),
+        ("gain db=-3 ! level ! vad ! hysteresis ! buffer_utterance", "level", 13),
+        ("hysteresis ! vad ! hysteresis ! buffer_utterance", "goes after vad", 0),
+        ("gain db=-3 ! hysteresis ! buffer_utterance", "has vad in it", 0),
+    ],
+)
+def test_what_vad_cannot_take_is_refused_before_the_server_starts(
+    text: str, fragment: str, col: int
+) -> None:
+    with pytest.raises(LaunchError) as exc:
+        ChainOptions.from_pipeline(text)
+    assert fragment in exc.value.reason and exc.value.pos == col, (exc.value.reason, exc.value.pos)
+
+
+async def test_sessions_run_an_element_before_vad(server, proto, speech_pcm):
+    quiet = ChainOptions.from_pipeline("gain db=-40 ! vad ! hysteresis ! buffer_utterance")
+    loud = ChainOptions.from_pipeline("vad ! hysteresis ! buffer_utterance")
+    peaks = []
+    for opts in (loud, quiet):
+        async with server(options=opts, queue_max=100_000) as client:
+            assert client.app[HUB].batcher is not None  # silero: batched, after the gain
+            ws = await client.ws_connect("/ws")
+            await proto.start(ws, options={"events": ["vad"]})
+            await proto.send_audio(ws, speech_pcm[: 4 * 16000])
+            await ws.send_json({"type": "stop"})
+            events = await proto.until(ws, "stopped")
+            assert not any(e["type"] == "error" for e in events)
+            peaks.append([e["p"] for e in events if e["type"] == "vad"])
+    assert len(peaks[0]) == len(peaks[1]) == 4 * 16000 // 512
+    assert peaks[0] != peaks[1]  # vad scored the quieter audio

@@ -128,8 +128,12 @@ async def test_fifty_realtime_clients_and_a_stalled_one(
     # the stalled client's events were dropped (all drops are its: the others have none)
     assert metrics["rxaudio_events_dropped_total"] > 0
     assert metrics["rxaudio_utterances_total"] >= (CLIENTS + 1) * len(ref_spans)
-    # memory flat while 51 sessions run: the second half adds less than 12 MB
-    steady = [v for t, v in rss if t >= SECONDS / 2 - 2]
+    # memory flat while 51 sessions run: the second half adds less than 12 MB. The half is of
+    # the run as it went, not of SECONDS: on a loaded machine the clients start later and the
+    # sessions' warm-up (utterance buffers, files, the scorer's rows growing) stretches past
+    # SECONDS / 2, which read as growth (17 MB at load 6-8) though the curve was flat after it
+    end = rss[-1][0]
+    steady = [v for t, v in rss if t >= end / 2]
     assert max(steady) - steady[0] < 12.0, rss
     # every session closed by the shutdown left complete files and a closed log; the stalled
     # client lost events on the wire but none of its utterances on disk

@@ -3,7 +3,7 @@
 1. Wall time of fresh processes, median of ``--repeat`` runs, all in the same run:
    ``python -c pass`` (the reference: interpreter start-up alone), ``import numpy``,
    ``import reactivex``, ``import rxaudio``, ``rxaudio --help`` (the console script), every
-   command's ``--help`` and ``rxaudio inspect hysteresis``.
+   command's ``--help``, ``rxaudio inspect hysteresis`` and ``rxaudio inspect`` (the list).
    Targets: ``rxaudio --help`` at most 0.3 s, every command's ``--help`` at most 0.35 s.
 2. Heavy modules (torch, onnxruntime, librosa, matplotlib, aiohttp, scipy, pyarrow, redis,
    prometheus_client) present in ``sys.modules`` after ``import rxaudio`` and after building the
@@ -121,6 +121,7 @@ def main() -> int:
         ("rxaudio --help", [*_cli(), "--help"]),
         *((f"rxaudio {c} --help", [*_cli(), c, "--help"]) for c in COMMANDS),
         ("rxaudio inspect hysteresis", [*_cli(), "inspect", "hysteresis"]),
+        ("rxaudio inspect", [*_cli(), "inspect"]),
     ]
     wall([cmd for _, cmd in cases], 1)  # warm the file cache
     timed = wall([cmd for _, cmd in cases], args.repeat)

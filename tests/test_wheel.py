@@ -37,6 +37,7 @@ WHEEL_MUST_HOLD = [
     "rxaudio/py.typed",
     "rxaudio/data/speech_16k.wav",
     "rxaudio/data/speech_16k.json",
+    "rxaudio/pipeline/elements.json",
     "rxaudio/apps/web/index.html",
     "rxaudio/apps/web/app.js",
     "rxaudio/apps/web/worklet.js",

@@ -56,13 +56,16 @@ class FlagChain:
     def add_arguments(
         self, group: argparse.ArgumentParser | argparse._ArgumentGroup, **kw: Any
     ) -> None:
-        """Add every element's flags to ``group`` (``kw`` as :func:`._flags.add_flags`)."""
+        """Add every element's flags to ``group``, in the order of :attr:`flags` (``kw`` as
+        :func:`._flags.add_flags`).
+
+        Built from the elements' declarations alone: the chain is not parsed (nor its elements
+        imported) to show ``--help``; :attr:`elements` checks it when the command runs."""
         from ._flags import add_flags
 
-        for el in self.elements:
-            names = self.flags.get(el.name, ())
-            if names:
-                add_flags(group, el.info.factory, names, unset=self.unset, **kw)
+        for name, options in self.flags.items():
+            if options:
+                add_flags(group, name, options, unset=self.unset, **kw)
 
     def options(self, args: argparse.Namespace, fixed: Mapping[str, Any] | None = None) -> Options:
         """Per element: the string's options, the flags given (not ``None``), then ``fixed``."""

@@ -48,7 +48,7 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
 
     p.add_argument("--kind", choices=KINDS, default="mfcc", help="features (default mfcc)")
     # the operators' own options: defaults, allowed values and docs from their declarations
-    ops = {name: registry.get(name) for name, _ in ELEMENTS.values()}
+    ops = {name: registry.declaration(name) for name, _ in ELEMENTS.values()}
     shared = ops["spectrogram"]
     for name in SHARED_OPTIONS:  # the same default in every feature operator
         prop = shared.prop(name)

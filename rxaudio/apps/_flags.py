@@ -4,7 +4,9 @@ An app that exposes an element's option (``--threshold`` for ``hysteresis``) doe
 its default, range or doc: :func:`add_flags` builds the flag from the element's
 :class:`~rxaudio.core.props.Prop` (declared once, in the factory's signature), so the value is
 parsed and checked as a launch string would be, and the help shows the element's own doc,
-allowed values and default.
+allowed values and default. A built-in element's props are read from its generated declaration
+(:func:`rxaudio.pipeline.registry.declaration`), so building a command's flags imports no
+element, numpy or reactivex.
 """
 
 from __future__ import annotations
@@ -13,10 +15,13 @@ import argparse
 import dataclasses
 import re
 from collections.abc import Callable, Mapping, Sequence
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from ..core.props import ElementInfo, Prop, Range, info_of
 from ..errors import ConfigError
+
+if TYPE_CHECKING:
+    from ..pipeline.declarations import Declaration
 
 
 def flag_name(option: str) -> str:
@@ -40,7 +45,7 @@ def _plain(text: str) -> str:
     return text.replace("``", "").replace(":class:", "").replace("`", "").replace("%", "%%")
 
 
-def in_flags(message: str, info: ElementInfo) -> str:
+def in_flags(message: str, info: ElementInfo | Declaration) -> str:
     """An element's error in the words of the command line, its option names as their flags:
     ``mfcc: delta_width must be odd`` -> ``--delta-width must be odd``."""
     message = message.removeprefix(f"{info.name}: ")
@@ -100,7 +105,7 @@ def flag_type(element: str, prop: Prop, *, flag: str | None = None) -> Callable[
 
 def add_flags(
     group: argparse.ArgumentParser | argparse._ArgumentGroup,
-    factory: Any,
+    element: str | Any,
     options: Sequence[str],
     *,
     unset: bool = False,
@@ -108,7 +113,7 @@ def add_flags(
     ranges: Mapping[str, Range] | None = None,
     strict: bool = False,
 ) -> None:
-    """Add ``--option`` flags for ``options`` of the element ``factory``.
+    """Add ``--option`` flags for ``options`` of ``element`` (its name, or a declared factory).
 
     With ``unset`` the flags default to ``None`` (not given: whatever the consumer defaults to,
     e.g. a server's per-session settings, or the element's own default when the command passes
@@ -118,7 +123,12 @@ def add_flags(
     recorder refuses a 7 Hz rate the element would take). With ``strict`` a value out of range
     is refused as it is parsed, in one line naming the flag, rather than by the element.
     """
-    info = info_of(factory)
+    if isinstance(element, str):
+        from ..pipeline.registry import declaration
+
+        info: ElementInfo | Declaration = declaration(element)
+    else:
+        info = info_of(element)
     names = names or {}
     ranges = ranges or {}
     for name in options:

@@ -7,18 +7,21 @@ properties (name, type, default, range or choices, unit, doc, aliases such as ``
 the caps it accepts and produces. ``--json`` prints the same as JSON; ``--markdown`` the element
 reference ``docs/elements.md`` (built-ins only), which :func:`markdown` generates and a test
 keeps current. Everything shown comes from the elements' declarations
-(:mod:`rxaudio.core.props`): nothing here restates an option.
+(:mod:`rxaudio.core.props`): nothing here restates an option. The list and one element are
+shown from :func:`~rxaudio.pipeline.registry.declaration` (a built-in's generated declaration,
+:mod:`rxaudio.pipeline.declarations`), so they import no element, numpy or reactivex.
 """
 
 from __future__ import annotations
 
 import argparse
-import inspect as pyinspect
 import json
 import re
 import sys
 import textwrap
 from typing import Any
+
+from ..pipeline.declarations import Declaration, plain
 
 HELP = "list the elements (sources, operators, sinks) or show one: options, defaults, caps"
 
@@ -40,29 +43,6 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
 # --- one element as data ---------------------------------------------------------------------
 
 
-def _plain(value: Any) -> Any:
-    """A default as JSON can hold it (a function by its name)."""
-    if value is None or isinstance(value, bool | int | float | str):
-        return value
-    if isinstance(value, list | tuple):
-        return [_plain(v) for v in value]
-    return getattr(value, "__name__", repr(value))
-
-
-def caps_dict(caps: Any) -> dict[str, Any] | None:
-    """Caps as data: frame class names and, for audio, the fixed format fields."""
-    if caps is None:
-        return None
-    from ..core.caps import type_name
-
-    d: dict[str, Any] = {"caps": str(caps), "frames": [type_name(t) for t in caps.types]}
-    if caps.is_audio:
-        for k in ("sample_rate", "channels", "frame_size"):
-            if getattr(caps, k) is not None:
-                d[k] = getattr(caps, k)
-    return d
-
-
 def prop_dict(prop: Any, aliases: list[str]) -> dict[str, Any]:
     """One property as data."""
     d: dict[str, Any] = {
@@ -72,7 +52,7 @@ def prop_dict(prop: Any, aliases: list[str]) -> dict[str, Any]:
         "settable": prop.type is not object,  # from text (launch strings, flags)
     }
     if not prop.required:
-        d["default"] = _plain(prop.default)
+        d["default"] = plain(prop.default)
     if prop.optional:
         d["optional"] = True  # none is allowed
     if prop.range is not None:
@@ -97,43 +77,22 @@ def prop_dict(prop: Any, aliases: list[str]) -> dict[str, Any]:
     return d
 
 
-def details(info: Any) -> str:
-    """The docstring's paragraphs after the one-line description, up to the first section."""
-    doc = pyinspect.cleandoc(info.factory.__doc__ or "")
-    paras = doc.split("\n\n")[1:]
-    keep: list[str] = []
-    for para in paras:
-        lines = para.strip().splitlines()
-        if not lines:
-            continue
-        if lines[0].startswith(".. ") or (len(lines) > 1 and set(lines[1]) == {"-"}):
-            break
-        keep.append(" ".join(ln.strip() for ln in lines))
-    return "\n\n".join(keep)
-
-
-def _public(info: Any) -> str:
-    """The factory's public dotted name (``rxaudio.operators.hysteresis``)."""
-    mod = info.factory.__module__
-    if mod.startswith("rxaudio."):  # private module ``_name`` inside its public package
-        mod = ".".join(part for part in mod.split(".") if not part.startswith("_"))
-    return f"{mod}.{info.factory.__name__}"
-
-
 def element_dict(info: Any) -> dict[str, Any]:
-    """One element as data (what ``inspect ELEMENT --json`` prints)."""
+    """One element as data (what ``inspect ELEMENT --json`` prints), from its
+    :class:`~rxaudio.pipeline.declarations.Declaration` or its loaded ``ElementInfo``."""
+    decl = info if isinstance(info, Declaration) else Declaration.of(info)
     aliases: dict[str, list[str]] = {}
-    for alias, real in info.aliases:
+    for alias, real in decl.aliases:
         aliases.setdefault(real, []).append(alias)
     return {
-        "name": info.name,
-        "kind": info.kind,
-        "description": info.description,
-        "details": details(info),
-        "python": _public(info),
-        "properties": [prop_dict(p, aliases.get(p.name, [])) for p in info.props],
-        "accepts": caps_dict(info.accepts),
-        "produces": caps_dict(info.produces),
+        "name": decl.name,
+        "kind": decl.kind,
+        "description": decl.description,
+        "details": decl.details,
+        "python": decl.python,
+        "properties": [prop_dict(p, aliases.get(p.name, [])) for p in decl.props],
+        "accepts": decl.accepts,
+        "produces": decl.produces,
     }
 
 
@@ -152,7 +111,7 @@ def listing(infos: list[Any]) -> list[dict[str, str]]:
 def _show(value: Any) -> str:
     from ._flags import show
 
-    return show(_plain(value))
+    return show(plain(value))
 
 
 def _strip_rst(text: str) -> str:
@@ -296,7 +255,7 @@ def _md_element(info: Any) -> list[str]:
 
 def run(args: argparse.Namespace) -> int:
     """List the elements, or show one (exit 2 naming close matches for an unknown name)."""
-    from ..pipeline.registry import get, registry
+    from ..pipeline.registry import declaration, declarations
 
     if args.markdown:
         if args.element:
@@ -308,13 +267,13 @@ def run(args: argparse.Namespace) -> int:
         print(markdown(), end="")
         return 0
     if args.element is None:
-        infos = list(registry().values())
+        infos = list(declarations().values())
         if args.json:
             print(json.dumps(listing(infos), indent=2))
         else:
             print(text_listing(infos))
         return 0
-    info = get(args.element)  # ConfigError naming close matches: one line, exit 2
+    info = declaration(args.element)  # ConfigError naming close ones: one line, exit 2
     if args.json:
         print(json.dumps(element_dict(info), indent=2))
     else:

@@ -29,8 +29,6 @@ MIC_RANGES = {"sample_rate": Range(1000, 10_000_000), "block_size": Range(16, 1 
 
 def add_arguments(p: argparse.ArgumentParser) -> None:
     """Options of ``rxaudio record``."""
-    from ..sinks import to_wav
-    from ..sources import from_microphone
     from ._flags import add_flags
     from ._segment import add_vad_arguments
 
@@ -39,7 +37,7 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
         "--seconds", type=float, default=None, help="stop after N seconds (default: until Ctrl-C)"
     )
     where = p.add_mutually_exclusive_group()
-    add_flags(where, from_microphone, ("device",))
+    add_flags(where, "mic", ("device",))
     where.add_argument(
         "--source",
         metavar="FILE",
@@ -49,15 +47,15 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
     # not given: the microphone's own default, or the --source file's own format
     add_flags(
         p,
-        from_microphone,
+        "mic",
         MIC_FLAGS,
         unset=True,
         names={"sample_rate": "rate"},
         ranges=MIC_RANGES,
         strict=True,
     )
-    add_flags(p, from_microphone, ("block_size",), ranges=MIC_RANGES, strict=True)
-    add_flags(p, to_wav, ("subtype",))
+    add_flags(p, "mic", ("block_size",), ranges=MIC_RANGES, strict=True)
+    add_flags(p, "wav", ("subtype",))
     p.add_argument("--quiet", action="store_true", help="no level meter")
     p.add_argument("--segment", metavar="DIR", default=None, help="also write utterances live")
     add_vad_arguments(p)

@@ -34,10 +34,9 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument(
         "--port", type=int, default=8765, help="port of the live page (a free one if taken)"
     )
-    from ..sinks import to_wav
     from ._flags import add_flags
 
-    add_flags(p, to_wav, ("subtype",))
+    add_flags(p, "wav", ("subtype",))
 
 
 def has_microphone() -> bool:

@@ -86,13 +86,12 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
         default=5.0,
         help="how long a window waits for other sessions' before scoring (default 5)",
     )
-    from ..operators import buffer_utterance, hysteresis
     from ..server.options import HYSTERESIS_KEYS, UTTERANCE_KEYS
     from ._flags import add_flags
 
     # every session's initial live settings; not given: the operators' own defaults
-    add_flags(p, hysteresis, HYSTERESIS_KEYS, unset=True)
-    add_flags(p, buffer_utterance, UTTERANCE_KEYS, unset=True)
+    add_flags(p, "hysteresis", HYSTERESIS_KEYS, unset=True)
+    add_flags(p, "buffer_utterance", UTTERANCE_KEYS, unset=True)
     p.add_argument("--grace", type=float, default=30.0, help="seconds a dropped session waits")
     p.add_argument("--queue", type=int, default=256, help="events per client before dropping")
     p.add_argument(

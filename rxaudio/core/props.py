@@ -205,12 +205,20 @@ class ElementInfo:
 
     def prop(self, name: str) -> Prop:
         """The option called ``name`` (or by one of its aliases); ConfigError when unknown."""
-        real = dict(self.aliases).get(name, name)
-        for p in self.props:
-            if p.name == real:
-                return p
-        known = ", ".join(p.name for p in self.props) or "none"
-        raise ConfigError(f"{self.name}: no option {name!r}; its options: {known}")
+        return find_prop(self.name, self.props, self.aliases, name)
+
+
+def find_prop(
+    element: str, props: Sequence[Prop], aliases: Sequence[tuple[str, str]], name: str
+) -> Prop:
+    """The option of ``element`` called ``name`` or by one of its ``(alias, option)`` pairs;
+    ConfigError naming the element's options when there is none."""
+    real = dict(aliases).get(name, name)
+    for p in props:
+        if p.name == real:
+            return p
+    known = ", ".join(p.name for p in props) or "none"
+    raise ConfigError(f"{element}: no option {name!r}; its options: {known}")
 
 
 def _doc_params(doc: str) -> dict[str, str]:

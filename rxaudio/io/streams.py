@@ -16,13 +16,14 @@ import io
 import re
 import socket
 from dataclasses import dataclass
-from typing import Any
+from typing import TYPE_CHECKING, Any
 from urllib.parse import urlsplit
 
-import numpy as np
-from numpy.typing import NDArray
-
 from ..errors import ConfigError
+
+if TYPE_CHECKING:  # imported where used: `serve --help` and `worker --help` read the names here
+    import numpy as np
+    from numpy.typing import NDArray
 
 SCHEMES = ("redis", "rediss", "unix")
 DEFAULT_URL = "redis://127.0.0.1:6379/0"
@@ -140,6 +141,7 @@ def unreachable(exc: BaseException) -> bool:
 
 def flac_bytes(samples: NDArray[np.float32], sample_rate: int) -> bytes:
     """``(n, channels)`` samples as a 16-bit FLAC file in memory."""
+    import numpy as np
     import soundfile as sf
 
     from ..frames import AudioFrame
@@ -181,6 +183,7 @@ def decode_entry(raw: dict[Any, Any]) -> DecodedEntry:
 
     Audio is decoded when ``audio_format`` is there: 16-bit PCM, FLAC or a WAV path.
     """
+    import numpy as np
     import orjson
 
     fields = {text(k): v for k, v in raw.items()}

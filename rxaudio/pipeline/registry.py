@@ -8,6 +8,10 @@ declared factory those packages export, under its declared name. Third-party
 packages add theirs through the entry-point group ``rxaudio.elements``: each entry point names
 a declared factory (``name = "package.module:factory"``), or a callable returning a list of
 them. A plugin whose element clashes with a built-in name is refused with a warning naming both.
+
+What a command's flags and ``rxaudio inspect`` show comes from :func:`declaration` and
+:func:`declarations`: a built-in's from the generated table (:mod:`.declarations`; no element
+module, numpy or reactivex is imported), a plugin's from its loaded factory.
 """
 
 from __future__ import annotations
@@ -15,14 +19,20 @@ from __future__ import annotations
 import importlib
 import warnings
 from collections.abc import Callable, Iterable
-from typing import Any
+from typing import TYPE_CHECKING, Any, TypeVar
 
 from ..core.props import ElementInfo, info_of
 from ..errors import ConfigError
 
+if TYPE_CHECKING:
+    from .declarations import Declaration
+
+T = TypeVar("T", ElementInfo, "Declaration")
+
 ENTRY_POINT_GROUP = "rxaudio.elements"
 
 _registry: dict[str, ElementInfo] | None = None
+_declared: dict[str, Declaration] | None = None  # the built-ins' generated declarations
 
 
 # element name -> "package:factory"; in registry order (sources, operators, sinks)
@@ -54,7 +64,7 @@ BUILTINS: dict[str, str] = {
 }
 
 
-def _builtin(name: str) -> ElementInfo:
+def builtin(name: str) -> ElementInfo:
     """The built-in element ``name``, importing only its own module."""
     module, attr = BUILTINS[name].split(":")
     return info_of(getattr(importlib.import_module(module), attr))
@@ -90,25 +100,62 @@ def registry(*, reload: bool = False) -> dict[str, ElementInfo]:
     global _registry
     if _registry is not None and not reload:
         return _registry
-    reg: dict[str, ElementInfo] = {}
-    for name in BUILTINS:
-        reg[name] = _builtin(name)
+    reg = {name: builtin(name) for name in BUILTINS}
+    _registry = _with_plugins(reg, lambda info: info)
+    return _registry
+
+
+def _with_plugins(reg: dict[str, T], wrap: Callable[[ElementInfo], T]) -> dict[str, T]:
+    """``reg`` (the built-ins) with every plugin's element added as ``wrap`` makes it."""
     for origin, f in _plugins():
         try:
             info = info_of(f)
         except TypeError as exc:
-            warnings.warn(f"rxaudio: plugin {origin}: {exc}", stacklevel=2)
+            warnings.warn(f"rxaudio: plugin {origin}: {exc}", stacklevel=3)
             continue
         if info.name in reg:
             warnings.warn(
                 f"rxaudio: plugin {origin} declares element {info.name!r}, which already "
                 f"exists ({reg[info.name].description}); the plugin's is ignored",
-                stacklevel=2,
+                stacklevel=3,
             )
             continue
-        reg[info.name] = info
-    _registry = reg
+        reg[info.name] = wrap(info)
     return reg
+
+
+def _builtin_declaration(name: str) -> Declaration:
+    """The built-in ``name``'s generated declaration (its loaded factory's when the generated
+    table lacks it: a stale table is slow, never wrong about which elements exist)."""
+    global _declared
+    from .declarations import Declaration, load
+
+    if _declared is None:
+        _declared = load()
+    decl = _declared.get(name)
+    return decl if decl is not None else Declaration.of(builtin(name))
+
+
+def declaration(name: str) -> Declaration:
+    """What element ``name`` declares (options, docs, caps), for flags and ``inspect``.
+
+    A built-in's comes from the generated table without importing the element (its module,
+    numpy, reactivex); a plugin's from its factory, loaded. ConfigError naming the close ones
+    when there is no such element."""
+    if name in BUILTINS:
+        return _builtin_declaration(name)
+    from .declarations import Declaration
+
+    return Declaration.of(get(name))
+
+
+def declarations() -> dict[str, Declaration]:
+    """Every element's declaration by name: the built-ins' from the generated table (none
+    loaded), then the plugins' (loaded, as :func:`registry` lists them)."""
+    from .declarations import Declaration
+
+    reg = {name: _builtin_declaration(name) for name in BUILTINS}
+    return _with_plugins(reg, Declaration.of)
 
 
 def names(kind: str | None = None) -> list[str]:
@@ -123,7 +170,7 @@ def lookup(name: str) -> ElementInfo | None:
     a command's flags or a launch string of built-ins import those elements, not every element
     and plugin."""
     if _registry is None and name in BUILTINS:
-        return _builtin(name)
+        return builtin(name)
     return registry().get(name)
 
 

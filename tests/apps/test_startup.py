@@ -1,8 +1,10 @@
-"""Start-up: what ``rxaudio --help``, each command's ``--help`` and ``inspect ELEMENT`` import.
+"""Start-up: what ``rxaudio --help``, each command's ``--help`` and ``inspect`` import.
 
 Every command pays its start-up, so what ``--help`` needs stays declarative: the command table,
-the app modules' one-line ``HELP`` and the elements' option declarations, never the server,
-aiohttp (whose connector builds SSL contexts at import), a model runtime or a plotting library.
+the app modules' one-line ``HELP`` and the elements' generated declarations
+(:mod:`rxaudio.pipeline.declarations`), never an element's module (and with it numpy and
+reactivex), the server, aiohttp (whose connector builds SSL contexts at import), a model runtime
+or a plotting library.
 Checked on the module sets of fresh processes, never on wall-clock times (those are measured by
 ``benchmarks/bench_startup.py`` and recorded in docs/benchmarks.md).
 """
@@ -15,7 +17,9 @@ import sys
 
 import pytest
 
+from rxaudio.apps._inspect import text_element
 from rxaudio.apps.cli import COMMANDS
+from rxaudio.pipeline import registry
 
 pytestmark = pytest.mark.timeout(120)
 
@@ -36,8 +40,18 @@ HEAVY = (
 )
 # the server's declarative modules: `serve --help` reads its defaults and live settings there
 SERVER_DECLARATIONS = {"rxaudio.server", "rxaudio.server.config", "rxaudio.server.options"}
-# the top-level help shows the command table only: no element, hence no numpy or Rx either
-TOP_LEVEL_HEAVY = (*HEAVY, "numpy", "reactivex", "rxaudio.core.caps", "rxaudio.operators")
+# help and inspect show elements from their declarations: no element module, no numpy or Rx
+ELEMENTS = (
+    "numpy",
+    "reactivex",
+    "rxaudio.frames",
+    "rxaudio.core.caps",
+    "rxaudio.sources",
+    "rxaudio.operators",
+    "rxaudio.sinks",
+    "rxaudio.pipeline.launch",
+)
+TOP_LEVEL_HEAVY = (*HEAVY, *ELEMENTS)
 
 _PROBE = """
 import contextlib, io, json, sys
@@ -76,20 +90,28 @@ def test_top_level_help_imports_no_element_or_server() -> None:
 
 @pytest.mark.parametrize("command", sorted(COMMANDS))
 def test_command_help_imports_nothing_heavy(command: str) -> None:
+    """Not even the elements whose options are its flags: their declarations are data."""
     out, modules = _imports(command, "--help")
     assert out.startswith(f"usage: rxaudio {command}")
-    loaded = _loaded(modules, HEAVY)
+    loaded = _loaded(modules, TOP_LEVEL_HEAVY)
     if command == "serve":
         loaded = [m for m in loaded if m not in SERVER_DECLARATIONS]
     assert loaded == [], f"rxaudio {command} --help imports {loaded[:8]}"
 
 
-def test_inspect_one_element_imports_it_alone() -> None:
-    out, modules = _imports("inspect", "hysteresis")
-    assert out.startswith("hysteresis")
-    loaded = _loaded(modules, HEAVY)
-    assert loaded == [], f"rxaudio inspect hysteresis imports {loaded[:8]}"
-    # the one element, not every element and plugin (the vad element would import the models'
-    # scorers, mfcc the feature code, importlib.metadata the plugin scan)
-    assert "rxaudio.operators._hysteresis" in modules
-    assert _loaded(modules, ("rxaudio.operators._vad", "rxaudio.sinks", "importlib.metadata")) == []
+@pytest.mark.parametrize("name", list(registry.BUILTINS))
+def test_inspect_one_element_imports_no_element(name: str) -> None:
+    """``inspect ELEMENT`` shows a built-in from its declaration, exactly as its loaded factory
+    would show it, without importing it, any other element or the plugins."""
+    out, modules = _imports("inspect", name)
+    assert out == text_element(registry.get(name)) + "\n"
+    loaded = _loaded(modules, (*TOP_LEVEL_HEAVY, "importlib.metadata"))
+    assert loaded == [], f"rxaudio inspect {name} imports {loaded[:8]}"
+
+
+def test_inspect_listing_imports_no_element() -> None:
+    """The list scans the plugins (none here) but loads no built-in element."""
+    out, modules = _imports("inspect")
+    assert f"{len(registry.BUILTINS)} elements" in out
+    loaded = _loaded(modules, TOP_LEVEL_HEAVY)
+    assert loaded == [], f"rxaudio inspect imports {loaded[:8]}"

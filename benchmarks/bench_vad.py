@@ -472,6 +472,7 @@ def main() -> None:
     if a.tree_worker:  # one run for benchmarks.capacity --vad: JSON on the last line
         import json
 
+        one_blas_thread()
         print(json.dumps(tree_worker(30.0, 11, 120.0)), flush=True)
         return
     if a.pair or a.chain:

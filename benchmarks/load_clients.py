@@ -28,6 +28,7 @@ import os
 import shutil
 import subprocess
 import sys
+import tempfile
 import time
 from typing import Any
 
@@ -156,8 +157,10 @@ def run_clients(
         pins(len(shares), cores) if shutil.which("taskset") else [None] * len(shares)
     )
     workers = []
-    for (first, count), core in zip(shares, pinned, strict=True):
-        cmd = [sys.executable, "-m", "benchmarks.load_clients", "--url", url]
+    tmp = tempfile.mkdtemp(prefix="rxaudio-clients-")
+    reports = [os.path.join(tmp, f"{p}.json") for p in range(len(shares))]
+    for (first, count), core, path in zip(shares, pinned, reports, strict=True):
+        cmd = [sys.executable, "-m", "benchmarks.load_clients", "--url", url, "--report", path]
         cmd += ["--first", str(first), "--count", str(count), "--total", str(streams)]
         cmd += ["--frame", str(frame), "--seconds", str(seconds), "--sync"]
         cmd += ["--client", client] + ([] if batch else ["--no-batch"])
@@ -188,11 +191,16 @@ def run_clients(
     if on_start is not None:
         on_start()
     parts = []
-    for w in workers:
-        out, _ = w.communicate(timeout=seconds + 180)  # stdin closes: nothing more to say
-        if w.returncode != 0:
-            raise RuntimeError(f"load client exited {w.returncode}")
-        parts.append(json.loads(out.strip().splitlines()[-1]))
+    try:
+        for w, path in zip(workers, reports, strict=True):
+            assert w.stdin is not None
+            w.stdin.close()
+            if w.wait(timeout=seconds + 180) != 0:
+                raise RuntimeError(f"load client exited {w.returncode}")
+            with open(path, encoding="utf-8") as f:
+                parts.append(json.load(f))
+    finally:
+        shutil.rmtree(tmp, ignore_errors=True)
     summary = merge(parts, pinned)
     summary.update(start=start_at, end=time.time(), procs=len(shares), pinned=pinned)
     return summary
@@ -209,6 +217,7 @@ def _env() -> dict[str, str]:
 def _worker(argv: list[str] | None = None) -> None:
     ap = argparse.ArgumentParser(description="one load-client process (see the module doc)")
     ap.add_argument("--url", required=True)
+    ap.add_argument("--report", default=None, help="write the JSON report here (else stdout)")
     ap.add_argument("--first", type=int, default=0)
     ap.add_argument("--count", type=int, required=True)
     ap.add_argument("--total", type=int, default=0, help="streams in all processes (0: --count)")
@@ -255,7 +264,12 @@ def _worker(argv: list[str] | None = None) -> None:
 
     w0 = wait_seconds(os.getpid())
     res = run(go(), "auto")
-    print(json.dumps(report(res, wait_seconds(os.getpid()) - w0)), flush=True)
+    text = json.dumps(report(res, wait_seconds(os.getpid()) - w0))
+    if a.report is None:
+        print(text, flush=True)
+    else:
+        with open(a.report, "w", encoding="utf-8") as f:
+            f.write(text)
 
 
 if __name__ == "__main__":

@@ -2,14 +2,22 @@
 
 Run: ``python -m benchmarks.bench_server [--seconds 10] [--counts 1,10,50,100,150]``.
 
-For each stream count the server runs as ``rxaudio serve`` pinned to CPU 0 (``taskset``), this
-process (the clients) on CPU 1. Every client streams the bundled speech at real-time pace in
-64 ms int16 frames through the full chain (vad -> hysteresis -> buffer_utterance, level,
-spectrogram, utterance WAVs and JSONL on disk). Reported per count:
+For each stream count the server runs as ``rxaudio serve`` pinned to CPU 0 (``taskset``), the
+clients on the other cores (here CPU 1): ``--client-procs`` processes of
+:mod:`benchmarks.load_clients` (default 2, raw sockets; ``--client aiohttp`` for the heavier
+aiohttp client). Every client streams the bundled speech at real-time pace in int16 frames
+through the full chain (vad -> hysteresis -> buffer_utterance, level, spectrogram, utterance
+WAVs and JSONL on disk). Reported per count:
 
 * p50/p99 latency from sending the frame that completes a Silero window to receiving its
   ``vad`` event (client-side clock, loopback);
-* the server's CPU use as a fraction of one core, and per stream as a ratio to real time;
+* the server's CPU use as a fraction of one core, and per stream as a ratio to real time (and
+  to the Silero floor's at the same count, where ``--floor silero`` ran);
+* the clients' CPU: the busiest client core's use by the client processes, from their own CPU
+  time over their run; over 0.8 of a core the run is marked ``client-bound`` and does not count
+  toward a capacity (the client may have set the pace);
+* how long the server and the clients were ready to run but waited for their core (the
+  machine's other load; a noisy run shows here);
 * the same with ``--no-batch`` (one Silero scorer per session), the reference in the same run.
 
 Every client asks for every event (level, vad, spectrogram) unless ``--events`` says which:
@@ -23,12 +31,13 @@ loop: no pipeline, files, limits or metrics. That is the most any server sending
 message per frame can carry here, so it says how much of a shortfall is rxaudio's and how much
 the platform's.
 
-The capacity is the largest count whose p99 stays under 100 ms with the server under one core
-and nothing dropped, found separately for 32 ms (512-sample) and 64 ms (1024-sample) client
-frames by trying ``--counts`` in order until one fails. CPU per stream is also given as a
-multiple of batched Silero inference alone on the same audio (``bench_session.inference_cpu``),
-measured in the same run: that ratio is what the server adds, and moves less from machine to
-machine than the stream counts do.
+The capacity is the largest count whose p99 stays under 100 ms with the server under one core,
+nothing dropped and the client not client-bound, found separately for 32 ms (512-sample) and
+64 ms (1024-sample) client frames by trying ``--counts`` in order until one fails. CPU per
+stream is also given as a multiple of batched Silero inference alone on the same audio
+(``bench_session.inference_cpu``), measured in the same run: that ratio is what the server
+adds, and moves less from machine to machine than the stream counts do. Issue 26's before and
+after comparison (trees beside the floor in one run) is ``benchmarks.capacity``.
 """
 
 from __future__ import annotations
@@ -208,13 +217,15 @@ def counts(text: str) -> list[int]:
 def table(rows: list[dict[str, Any]], inference: float | None = None) -> str:
     """The runs as a fixed-width table: latency, server CPU (and per stream-second, as a
     multiple of ``inference`` when given and of the floor's at the same count, frame and
-    events when one ran), the clients' CPU with ``client-bound`` where over 0.8 of a core."""
+    events when one ran), the clients' CPU with ``client-bound`` where over 0.8 of a core, and
+    the share of the run the server / the busiest client process was ready to run but waited
+    for its core (others' load on a shared machine)."""
     head = (
         f"{'server':>14} {'events':>22} {'streams':>7} {'frame':>6} {'batch':>5} "
         f"{'p50 ms':>7} {'p99 ms':>7} {'server cpu':>10} {'cpu ms/stream-s':>15} "
         f"{'x floor':>7} "
         + (f"{'x inference':>11} " if inference else "")
-        + f"{'dropped':>7} {'late':>5} {'client cpu':>10}"
+        + f"{'dropped':>7} {'late':>5} {'client cpu':>10} {'waited s/c':>10}"
     )
     lines = [head]
     for r in rows:
@@ -227,7 +238,7 @@ def table(rows: list[dict[str, Any]], inference: float | None = None) -> str:
             f"{1000 * per:>15.2f} {'' if floor is None else f'{floor:.2f}':>7} "
             + (f"{per / inference:>11.2f} " if inference else "")
             + f"{r['dropped']:>7} {r['late_frames']:>5} {r['client_cpu']:>10.2f} "
-            f"{r.get('server_wait', 0.0):>4.2f}/{r.get('client_wait', 0.0):<4.2f}"
+            f"{r.get('server_wait', 0.0):>5.2f}/{r.get('client_wait', 0.0):<4.2f}"
             + ("  client-bound" if r["client_bound"] else "")
         )
     return "\n".join(lines)

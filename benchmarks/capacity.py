@@ -94,6 +94,12 @@ def materialise(what: str, tmp: str) -> str:
     return dest
 
 
+def disturbed(r: dict[str, Any], max_wait: float) -> bool:
+    """The server (or the busiest client process) waited for its core over ``max_wait`` of the
+    run: others' load took part of the run, and its latency is not the server's alone."""
+    return bool(r.get("server_wait", 0.0) > max_wait or r.get("client_wait", 0.0) > max_wait)
+
+
 def race(
     trees: list[tuple[str, str]],
     frame: int,
@@ -114,8 +120,10 @@ def race(
         order: list[tuple[str, str | None]] = [] if args.no_floor else [(FLOOR, None)]
         order += [(name, path) for name, path in trees if name in alive]
         for name, path in order:
-            tries = [
-                run(
+            tries: list[dict[str, Any]] = []
+
+            def once(n: int = n, name: str = name, path: str | None = path) -> dict[str, Any]:
+                return run(
                     n,
                     args.seconds,
                     True,
@@ -131,9 +139,17 @@ def race(
                     tree=path,
                     name=name,
                 )
-                for _ in range(args.repeat)
-            ]
-            r = {**min(tries, key=lambda t: t["p99_ms"]), "events": events}
+
+            # the machine is shared: a run where the server waited for its core more than
+            # --max-wait of the time is disturbed; run again (up to --retries more times), and
+            # keep the least disturbed, then lowest-p99 run
+            while len(tries) < args.repeat or (
+                all(disturbed(t, args.max_wait) for t in tries)
+                and len(tries) < args.repeat + args.retries
+            ):
+                tries.append(once())
+            r = {**min(tries, key=lambda t: (disturbed(t, args.max_wait), t["p99_ms"]))}
+            r.update(events=events, tries=len(tries))
             rows.append(r)
             print(table([r]).splitlines()[1], flush=True)
             if name in alive and (r["client_bound"] or not fits(r, args.p99_ms)):
@@ -203,6 +219,14 @@ def main(argv: list[str] | None = None) -> None:
     ap.add_argument("--frames", default="512,1024", help="client frame sizes (samples, 16 kHz)")
     ap.add_argument("--seconds", type=float, default=10.0)
     ap.add_argument("--repeat", type=int, default=1, help="runs per count; the lowest p99 kept")
+    ap.add_argument(
+        "--max-wait",
+        type=float,
+        default=0.1,
+        help="a run where the server or a client waited for its core more than this share of "
+        "the time is disturbed (others' load) and is run again",
+    )
+    ap.add_argument("--retries", type=int, default=2, help="extra runs of a disturbed count")
     ap.add_argument("--events", default="level,vad", help="events every client asks for")
     ap.add_argument("--batch-wait-ms", type=float, default=5.0)
     ap.add_argument("--p99-ms", type=float, default=100.0)

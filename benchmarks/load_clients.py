@@ -9,8 +9,10 @@ frame period), as they would in one process.
 
 The client's load is the CPU its processes used on their busiest core, as a fraction of that
 core (processes pinned to the same core add up; an unpinned process counts alone). A run whose
-client load is over ``CLIENT_BOUND`` (0.8) is *client-bound*: its latencies say as much about
-the client as the server, so it does not count toward a capacity.
+client load is over ``CLIENT_BOUND`` (0.8), or whose clients sent more than ``LATE_BOUND`` (1 %)
+of their frames over a frame period late (they could not keep the schedule: on a shared machine
+others may have taken their core), is *client-bound*: its latencies say as much about the
+client as the server, so it does not count toward a capacity.
 
 Worker (started by :func:`run_clients`; by hand only to debug)::
 
@@ -35,6 +37,7 @@ from typing import Any
 import numpy as np
 
 CLIENT_BOUND = 0.8  # a client core busier than this (fraction of one core) marks the run
+LATE_BOUND = 0.01  # so does a run with more than this share of frames sent over a frame late
 
 
 def split(total: int, procs: int) -> list[tuple[int, int]]:
@@ -78,9 +81,13 @@ def client_load(fractions: list[float], pinned: list[int | None]) -> float:
     return max(per.values(), default=0.0)
 
 
-def is_client_bound(load: float, limit: float = CLIENT_BOUND) -> bool:
-    """More than ``limit`` of a client core used: the client may have set the pace."""
-    return load > limit
+def is_client_bound(
+    load: float, late: int = 0, frames: int = 0, limit: float = CLIENT_BOUND
+) -> bool:
+    """More than ``limit`` of a client core used, or more than ``LATE_BOUND`` of the ``frames``
+    sent over a frame period late (``late``; the clients could not keep the schedule, whatever
+    took their core): the client may have set the pace, not the server."""
+    return load > limit or (frames > 0 and late / frames > LATE_BOUND)
 
 
 def merge(parts: list[dict[str, Any]], pinned: list[int | None]) -> dict[str, Any]:
@@ -91,31 +98,35 @@ def merge(parts: list[dict[str, Any]], pinned: list[int | None]) -> dict[str, An
     fractions = [p["cpu_s"] / p["wall_s"] if p["wall_s"] > 0 else 0.0 for p in parts]
     waits = [p.get("wait_s", 0.0) / p["wall_s"] if p["wall_s"] > 0 else 0.0 for p in parts]
     load = client_load(fractions, pinned)
+    late = sum(p["late_frames"] for p in parts)
+    frames = sum(p.get("frames", 0) for p in parts)
     return {
         "clients": sum(p["clients"] for p in parts),
         "p50_ms": float(np.percentile(lat, 50)) * 1000 if lat.size else math.nan,
         "p99_ms": float(np.percentile(lat, 99)) * 1000 if lat.size else math.nan,
         "vad_events": sum(p["vad_events"] for p in parts),
         "dropped": sum(p["dropped"] for p in parts),
-        "late_frames": sum(p["late_frames"] for p in parts),
+        "late_frames": late,
+        "frames": frames,
         "utterances": sum(p["utterances"] for p in parts),
         "errors": [e for p in parts for e in p["errors"]],
         "client_cpu_per_proc": fractions,
         "client_cpu": load,
         "client_wait": max(waits, default=0.0),
-        "client_bound": is_client_bound(load),
+        "client_bound": is_client_bound(load, late, frames),
     }
 
 
-def report(res: Any, wait_s: float = 0.0) -> dict[str, Any]:
-    """A worker's report (JSON-ready) from a ``LoadResult`` and the seconds its threads waited
-    for a core meanwhile."""
+def report(res: Any, wait_s: float = 0.0, frame: int = 0) -> dict[str, Any]:
+    """A worker's report (JSON-ready) from a ``LoadResult``, the seconds its threads waited for
+    a core meanwhile, and (``frame``: samples per frame) how many frames its clients sent."""
     return {
         "clients": len(res.clients),
         "latencies": res.latencies,
         "vad_events": sum(c.vad_events for c in res.clients),
         "dropped": sum(int(c.stats.get("dropped", 0)) for c in res.clients),
         "late_frames": sum(c.late_frames for c in res.clients),
+        "frames": sum(-(-c.sent_samples // frame) for c in res.clients) if frame else 0,
         "utterances": sum(len(c.utterances) for c in res.clients),
         "errors": [e for c in res.clients for e in c.errors],
         "cpu_s": res.cpu_s,
@@ -264,7 +275,7 @@ def _worker(argv: list[str] | None = None) -> None:
 
     w0 = wait_seconds(os.getpid())
     res = run(go(), "auto")
-    text = json.dumps(report(res, wait_seconds(os.getpid()) - w0))
+    text = json.dumps(report(res, wait_seconds(os.getpid()) - w0, a.frame))
     if a.report is None:
         print(text, flush=True)
     else:

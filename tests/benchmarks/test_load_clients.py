@@ -71,6 +71,13 @@ def test_client_bound_is_strictly_over_the_limit() -> None:
     assert is_client_bound(0.5, limit=0.4)
 
 
+def test_clients_that_could_not_keep_the_schedule_are_client_bound_too() -> None:
+    # a light client whose core others took: frames went out late, whatever its CPU
+    assert not is_client_bound(0.1, late=10, frames=1000)  # 1 %: within
+    assert is_client_bound(0.1, late=11, frames=1000)
+    assert not is_client_bound(0.1, late=5, frames=0)  # nothing known about the frames
+
+
 def _part(lat: list[float], cpu: float, wall: float, **kw: Any) -> dict[str, Any]:
     base = {"clients": 1, "latencies": lat, "vad_events": len(lat), "dropped": 0}
     base |= {"late_frames": 0, "utterances": 0, "errors": [], "cpu_s": cpu, "wall_s": wall}
@@ -79,8 +86,8 @@ def _part(lat: list[float], cpu: float, wall: float, **kw: Any) -> dict[str, Any
 
 def test_merge_pools_latencies_and_measures_each_process_cpu_over_its_own_run() -> None:
     parts = [
-        _part([0.010] * 99, cpu=3.0, wall=10.0, dropped=2),
-        _part([0.200], cpu=6.0, wall=10.0, late_frames=5, errors=[{"type": "error"}]),
+        _part([0.010] * 99, cpu=3.0, wall=10.0, dropped=2, frames=600),
+        _part([0.200], cpu=6.0, wall=10.0, late_frames=5, errors=[{"type": "error"}], frames=600),
     ]
     m = merge(parts, [1, 1])
     assert m["clients"] == 2 and m["vad_events"] == 100
@@ -89,16 +96,22 @@ def test_merge_pools_latencies_and_measures_each_process_cpu_over_its_own_run() 
     assert m["client_cpu_per_proc"] == pytest.approx([0.3, 0.6])
     assert m["client_cpu"] == pytest.approx(0.9) and m["client_bound"]
     assert m["dropped"] == 2 and m["late_frames"] == 5 and len(m["errors"]) == 1
+    assert m["frames"] == 1200
     # the same processes on two cores: neither core is over 0.8
     assert not merge(parts, [1, 2])["client_bound"]
+    # ... unless too many of their frames went out late (13 of 1200)
+    parts[1]["late_frames"] = 13
+    assert merge(parts, [1, 2])["client_bound"]
     # no latencies at all: NaN, not a crash (and NaN fails the latency goal)
     assert math.isnan(merge([_part([], 1.0, 10.0)], [None])["p99_ms"])
 
 
 def test_report_carries_the_client_cpu_of_a_load_result() -> None:
     c = ClientResult(latencies=[0.01, 0.02], vad_events=2, late_frames=1, stats={"dropped": 3})
-    r = report(LoadResult([c, ClientResult()], wall_s=4.0, cpu_s=1.0), wait_s=0.5)
+    c.sent_samples = 2 * 512 + 100  # two whole frames and a short last one
+    r = report(LoadResult([c, ClientResult()], wall_s=4.0, cpu_s=1.0), wait_s=0.5, frame=512)
     assert r["cpu_s"] / r["wall_s"] == 0.25 and r["wait_s"] == 0.5
+    assert r["frames"] == 3
     assert (r["clients"], r["vad_events"], r["dropped"], r["late_frames"]) == (2, 2, 3, 1)
 
 
@@ -148,8 +161,7 @@ def test_the_race_runs_the_floor_beside_every_tree_still_in_it() -> None:
 
     args = argparse.Namespace(
         events="level,vad", no_floor=False, floor_to_end=False, seconds=1.0, batch_wait_ms=5.0,
-        repeat=1,
-        client_procs=1, client="raw", p99_ms=100.0,
+        repeat=1, client_procs=1, client="raw", p99_ms=100.0, max_wait=0.1, retries=2,
     )  # fmt: skip
     rows = cap.race([("old", "/a"), ("new", "/b")], 512, [50, 100, 150, 200], args, run=fake)
     assert calls == [
@@ -167,6 +179,26 @@ def test_the_race_runs_the_floor_beside_every_tree_still_in_it() -> None:
         ("floor:silero", 50), ("old", 50), ("floor:silero", 100), ("old", 100),
         ("floor:silero", 150), ("floor:silero", 200),
     ]  # fmt: skip
+
+
+def test_a_disturbed_run_is_run_again_and_the_least_disturbed_kept() -> None:
+    waits = {50: [0.5, 0.3, 0.05], 100: [0.5, 0.4, 0.3]}
+    seen: list[int] = []
+
+    def fake(n: int, *a: Any, name: str, **kw: Any) -> dict[str, Any]:
+        seen.append(n)
+        w = waits[n][sum(1 for m in seen if m == n) - 1]
+        return _row(n, server=name, server_wait=w, p99_ms=10.0 + 100 * w)
+
+    args = argparse.Namespace(
+        events="level,vad", no_floor=True, floor_to_end=False, seconds=1.0, batch_wait_ms=5.0,
+        repeat=1, client_procs=1, client="raw", p99_ms=100.0, max_wait=0.1, retries=2,
+    )  # fmt: skip
+    rows = cap.race([("t", "/t")], 512, [50, 100], args, run=fake)
+    assert seen == [50, 50, 50, 100, 100, 100]  # at most 1 + 2 runs of a count
+    assert [r["server_wait"] for r in rows] == [0.05, 0.3]  # undisturbed, else the least p99
+    assert [r["tries"] for r in rows] == [3, 3]
+    assert cap.disturbed(rows[1], 0.1) and not cap.disturbed(rows[0], 0.1)
 
 
 def test_a_server_started_in_a_tree_imports_that_trees_rxaudio(tmp_path: Any) -> None:

@@ -109,7 +109,8 @@ def race(
 ) -> list[dict[str, Any]]:
     """Counts in order; at each, the floor (unless ``--no-floor``) and every tree not yet out.
     A tree is out after a run that fails or is client-bound; the race ends when every tree is
-    (with ``--floor-to-end``, the floor goes on through every count, for its own capacity).
+    (with ``--floor-to-end``, the floor goes on through every count, for its own capacity; with
+    ``--keep-going`` every tree does, for its CPU ratio to the floor at every count).
     ``run`` is :func:`benchmarks.bench_server.measure` (a stand-in in tests)."""
     rows: list[dict[str, Any]] = []
     alive = {name for name, _ in trees}
@@ -152,7 +153,8 @@ def race(
             r.update(events=events, tries=len(tries))
             rows.append(r)
             print(table([r]).splitlines()[1], flush=True)
-            if name in alive and (r["client_bound"] or not fits(r, args.p99_ms)):
+            out = r["client_bound"] or not fits(r, args.p99_ms)
+            if name in alive and out and not args.keep_going:
                 alive.discard(name)
     return rows
 
@@ -235,6 +237,11 @@ def main(argv: list[str] | None = None) -> None:
         "--floor-to-end",
         action="store_true",
         help="the floor runs every count, after the trees are out too (its own capacity)",
+    )
+    ap.add_argument(
+        "--keep-going",
+        action="store_true",
+        help="every tree runs every count, past its capacity (CPU ratios to the floor at each)",
     )
     ap.add_argument("--vad", type=int, default=0, metavar="N", help="N runs of the vad measures")
     ap.add_argument("--no-capacity", action="store_true", help="only the vad measures")

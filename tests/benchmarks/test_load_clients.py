@@ -160,7 +160,8 @@ def test_the_race_runs_the_floor_beside_every_tree_still_in_it() -> None:
         return _row(n, server=name, **out.get((name, n), {}))
 
     args = argparse.Namespace(
-        events="level,vad", no_floor=False, floor_to_end=False, seconds=1.0, batch_wait_ms=5.0,
+        events="level,vad", no_floor=False, floor_to_end=False, keep_going=False,
+        seconds=1.0, batch_wait_ms=5.0,
         repeat=1, client_procs=1, client="raw", p99_ms=100.0, max_wait=0.1, retries=2,
     )  # fmt: skip
     rows = cap.race([("old", "/a"), ("new", "/b")], 512, [50, 100, 150, 200], args, run=fake)
@@ -191,7 +192,8 @@ def test_a_disturbed_run_is_run_again_and_the_least_disturbed_kept() -> None:
         return _row(n, server=name, server_wait=w, p99_ms=10.0 + 100 * w)
 
     args = argparse.Namespace(
-        events="level,vad", no_floor=True, floor_to_end=False, seconds=1.0, batch_wait_ms=5.0,
+        events="level,vad", no_floor=True, floor_to_end=False, keep_going=False,
+        seconds=1.0, batch_wait_ms=5.0,
         repeat=1, client_procs=1, client="raw", p99_ms=100.0, max_wait=0.1, retries=2,
     )  # fmt: skip
     rows = cap.race([("t", "/t")], 512, [50, 100], args, run=fake)

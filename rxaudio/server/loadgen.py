@@ -4,6 +4,8 @@ Used by the load test and ``benchmarks/bench_server.py``, and useful against a d
 Each client sends ``start`` and then fixed-size int16 frames on an absolute schedule (frame
 ``k`` at ``t0 + k * frame / rate``: no drift), and measures, for every ``vad`` event, the time
 from sending the frame that completed the event's window to receiving the event.
+``run_load_raw`` does the same on raw sockets at a fraction of the client's CPU, for capacity
+runs (``benchmarks/load_clients.py`` runs it in several processes).
 """
 
 from __future__ import annotations
@@ -12,8 +14,8 @@ import asyncio
 import json
 import math
 import time
-from dataclasses import dataclass, field
 from collections.abc import Callable
+from dataclasses import dataclass, field
 from typing import Any, cast
 
 import numpy as np
@@ -273,7 +275,9 @@ async def run_load(
 # per client: at 150 streams of 32 ms frames it used 0.7 of its core, so it, not the server,
 # set the limit. ``run_load_raw`` speaks the same protocol with what a capacity run needs and
 # nothing more: frames are built once for the whole run (the same audio for every client,
-# masked with a zero key, which RFC 6455 allows and leaves the payload as it is), one loop
+# masked with the all-zero key, which leaves the payload as it is; RFC 6455 asks clients for
+# unpredictable keys to protect intermediaries from cache poisoning, and on loopback there are
+# none, while a server cannot tell one key from another), one loop
 # sends every client's frames on the same absolute schedule as ``stream_client`` (client ``i``
 # of ``n`` offset by ``i / n`` of a frame period), and replies are parsed from the byte stream
 # with orjson, one clock read per read from the socket.
@@ -368,12 +372,14 @@ class _RawClient(asyncio.Protocol):
     def connection_made(self, transport: asyncio.BaseTransport) -> None:
         # uvloop's transports are not asyncio.Transport subclasses, but they write alike
         self.transport = cast(asyncio.Transport, transport)
-        transport.write(self.request)
+        self.transport.write(self.request)
 
     def connection_lost(self, exc: Exception | None) -> None:
-        for fut in (self.started, self.stopped):
-            if not fut.done():
-                fut.set_exception(ConnectionError(f"connection lost: {exc or 'closed by peer'}"))
+        # the future someone awaits: ``started`` until the session started, then ``stopped``
+        ok = self.started.done() and not self.started.cancelled() and not self.started.exception()
+        fut = self.stopped if ok else self.started
+        if not fut.done():
+            fut.set_exception(ConnectionError(f"connection lost: {exc or 'closed by peer'}"))
 
     def send_json(self, msg: dict[str, Any]) -> None:
         assert self.transport is not None
@@ -390,6 +396,8 @@ class _RawClient(asyncio.Protocol):
             del self.buf[: end + 4]
             if " 101 " not in status + " ":
                 self.connection_lost(ConnectionError(f"upgrade refused: {status}"))
+                assert self.transport is not None
+                self.transport.close()
                 return
             self.upgraded = True
         frames, used = parse_frames(self.buf)

@@ -172,6 +172,13 @@ def test_the_race_runs_the_floor_beside_every_tree_still_in_it() -> None:
     ]  # fmt: skip
     assert capacity([r for r in rows if r["server"] == "old"]) == (50, "failed at 100")
     assert capacity([r for r in rows if r["server"] == "new"]) == (100, "client-bound at 150")
+    # --keep-going: every tree runs every count (its ratio to the floor past its capacity)
+    calls.clear()
+    args.keep_going = True
+    rows = cap.race([("old", "/a")], 512, [50, 100, 150], args, run=fake)
+    assert calls == [(n, c) for c in (50, 100, 150) for n in ("floor:silero", "old")]
+    assert capacity([r for r in rows if r["server"] == "old"]) == (50, "failed at 100")
+    args.keep_going = False
     # --floor-to-end: the floor goes on alone once the trees are out
     calls.clear()
     args.floor_to_end = True
@@ -354,3 +361,12 @@ def test_run_load_raw_refuses_a_phase_outside_its_total() -> None:
             run_load_raw("ws://127.0.0.1:1/ws", np.zeros(512, np.int16), 16000, clients=3,
                          phase=(2, 4))
         )  # fmt: skip
+
+
+@pytest.mark.slow
+@pytest.mark.timeout(60)
+async def test_raw_client_names_a_refused_upgrade(floor_url: str) -> None:
+    with pytest.raises(ConnectionError, match=r"upgrade refused: HTTP/1\.1 404"):
+        await run_load_raw(
+            floor_url.replace("/ws", "/nowhere"), np.zeros(1024, np.int16), 16000, clients=1
+        )

@@ -266,7 +266,7 @@ def capacity_line(server: str, events: str, frame_ms: float, got: int, why: str,
         f"capacity of {server} with {events} events at {frame_ms:.0f} ms frames: "
         + (f"{got} streams" if got else "under the smallest count tried")
         + f" ({why}; p99 <= {p99:.0f} ms, server under one core, nothing dropped, "
-        "client under 0.8 of its core)"
+        "client not client-bound)"
     )
 
 

@@ -372,3 +372,20 @@ async def test_raw_client_names_a_refused_upgrade(floor_url: str) -> None:
         await run_load_raw(
             floor_url.replace("/ws", "/nowhere"), np.zeros(1024, np.int16), 16000, clients=1
         )
+
+
+def test_vad_summary_compares_trees_by_their_ratio_to_onnxruntime_in_the_same_process() -> None:
+    def run(pair: float, chain: float, direct: float) -> dict[str, Any]:
+        return {"pair": pair, "pair_cpu": pair, "chain_s": chain, "direct_s": direct}
+
+    got = {
+        # before: chain 1.4x onnxruntime in every run, whatever the machine's speed
+        "before": [run(1.0, 1.4, 1.0), run(1.1, 2.8, 2.0), run(0.9, 0.7, 0.5)],
+        # after: faster in seconds only because its runs met a faster machine; 1.5x onnxruntime
+        "after": [run(1.05, 0.75, 0.5), run(1.2, 0.75, 0.5), run(1.0, 0.75, 0.5)],
+    }
+    before, after = cap.vad_summary(got)
+    assert "1.000x onnxruntime direct (median of 3" in before
+    assert "median 1.400 s, 1.400x onnxruntime direct" in before
+    assert "1.050x onnxruntime direct (median of 3" in after
+    assert "1.500x onnxruntime direct; 1.071x before's" in after

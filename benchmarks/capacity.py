@@ -277,6 +277,16 @@ def main(argv: list[str] | None = None) -> None:
                     mine = [r for r in part if r["server"] == name]
                     if mine:
                         got, why = capacity(mine, args.p99_ms)
+                        last = next(
+                            (r for r in mine if r["client_bound"] or not fits(r, args.p99_ms)),
+                            None,
+                        )  # the run that ended the search
+                        if last is not None and disturbed(last, args.max_wait):
+                            why += (
+                                f", a disturbed run (the server waited {last['server_wait']:.0%}"
+                                f" and a client {last['client_wait']:.0%} of it for a core): "
+                                "run again"
+                            )
                         found.append(
                             capacity_line(
                                 name, args.events, 1000 * frame / 16000, got, why, args.p99_ms

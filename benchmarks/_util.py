@@ -40,6 +40,7 @@ def start_server(
     client_cpu: int = 1,
     module: str = "rxaudio.apps.cli serve",
     pin: bool = True,
+    tree: str | None = None,
 ) -> tuple[subprocess.Popen[str], str]:
     """``rxaudio serve --port 0 SERVE_ARGS`` pinned to CPU ``server_cpu`` (this process moves
     to ``client_cpu``) when ``taskset`` exists and ``pin``; return the process and its ``ws://``
@@ -47,14 +48,22 @@ def start_server(
 
     ``runner`` goes between the interpreter and ``-m rxaudio.apps.cli`` (e.g. cProfile's
     ``-m cProfile -o FILE``); ``module`` is what ``-m`` runs (``"benchmarks.floor_server"``: the
-    reference server of ``bench_server --floor``)."""
+    reference server of ``bench_server --floor``); ``tree`` is a source tree whose ``rxaudio``
+    the server imports (first on its ``PYTHONPATH``; default: as this process)."""
     cmd = [sys.executable, *(runner or []), "-m", *module.split(), "--port", "0"]
     cmd += serve_args
     if pin and shutil.which("taskset"):
         n = os.cpu_count() or 1
         cmd = ["taskset", "-c", str(server_cpu % n), *cmd]
         os.sched_setaffinity(0, {client_cpu % n})
-    proc = subprocess.Popen(cmd, stdout=subprocess.PIPE, stderr=subprocess.DEVNULL, text=True)
+    env, cwd = None, None
+    if tree is not None:  # ``-m`` puts the working directory first on sys.path: run it there
+        cwd = os.path.abspath(tree)
+        env = dict(os.environ)
+        env["PYTHONPATH"] = cwd
+    proc = subprocess.Popen(
+        cmd, stdout=subprocess.PIPE, stderr=subprocess.DEVNULL, text=True, env=env, cwd=cwd
+    )
     assert proc.stdout is not None
     m = re.search(r"http://127\.0\.0\.1:(\d+)/", proc.stdout.readline())
     assert m, "server did not start"

@@ -61,6 +61,15 @@ def _interleaved(
     return best
 
 
+def one_blas_thread() -> None:
+    """One thread for numpy's BLAS too where threadpoolctl is there (a stream runs on one core)."""
+    try:
+        from threadpoolctl import threadpool_limits
+    except ImportError:
+        return
+    threadpool_limits(1)
+
+
 def audio_minutes(minutes: float) -> np.ndarray:
     """The bundled sample repeated to ``minutes`` of 16 kHz audio."""
     from rxaudio.data import speech_sample
@@ -139,12 +148,24 @@ def speed(repeat: int) -> dict[str, float]:
     return res
 
 
+def _ort_session() -> Any:
+    """onnxruntime on the silero-vad package's streaming model, one thread: built here from the
+    package, not through rxaudio, so the reference stays the same whatever tree is measured."""
+    import onnxruntime as ort
+
+    spec = importlib.util.find_spec("silero_vad")
+    assert spec is not None and spec.submodule_search_locations, "silero-vad is not installed"
+    path = os.path.join(next(iter(spec.submodule_search_locations)), "data", "silero_vad.onnx")
+    opts = ort.SessionOptions()
+    opts.inter_op_num_threads = 1
+    opts.intra_op_num_threads = 1
+    return ort.InferenceSession(path, sess_options=opts, providers=["CPUExecutionProvider"])
+
+
 def _direct(ws: np.ndarray) -> Callable[[], None]:
     """onnxruntime called directly on ``ws`` (windows of 512), the model's state and 64-sample
     context carried by hand: the reference the operator is measured against."""
-    from rxaudio.vad.silero import _session
-
-    sess = _session("silero_vad.onnx")
+    sess = _ort_session()
     sr = np.array(16000, dtype=np.int64)
 
     def run() -> None:
@@ -159,10 +180,11 @@ def _direct(ws: np.ndarray) -> Callable[[], None]:
     return run
 
 
-def pair(seconds: float, rounds: int) -> tuple[float, float]:
+def pair(seconds: float, rounds: int, cpu: dict[str, float] | None = None) -> tuple[float, float]:
     """The ``vad`` operator on live 32 ms chunks against onnxruntime called directly on the same
     windows (the same model and state handling), one thread, interleaved rounds: the best
-    round of each, in microseconds per window."""
+    round of each, in microseconds per window. ``cpu`` receives the same in process CPU time
+    (``live`` and ``direct``), which the machine's other load moves less."""
     from reactivex import from_iterable
 
     from rxaudio.frames import AudioFrame
@@ -174,14 +196,78 @@ def pair(seconds: float, rounds: int) -> tuple[float, float]:
     run_direct = _direct(ws)
 
     live = [AudioFrame(ws[i].reshape(-1, 1), 16000, i * 512) for i in range(n)]
+    used: dict[str, float] = {}
     best = _interleaved(
         {
             "direct": run_direct,
             "live": lambda: from_iterable(live).pipe(vad()).subscribe(lambda _: None),
         },
         rounds,
+        used,
     )
+    if cpu is not None:
+        cpu.update({k: v / n * 1e6 for k, v in used.items()})
     return best["live"] / n * 1e6, best["direct"] / n * 1e6
+
+
+def pair_runs(runs: int = 5, seconds: float = 30.0, rounds: int = 11) -> list[tuple[float, float]]:
+    """The issue's measure of the ``vad`` operator on live 512-sample chunks: ``runs`` times
+    :func:`pair` (each the best of ``rounds`` interleaved rounds), the operator's time over
+    onnxruntime's direct call in each, in wall and in CPU time; report their medians."""
+    out = []
+    for _ in range(runs):
+        cpu: dict[str, float] = {}
+        live, direct = pair(seconds, rounds, cpu)
+        out.append((live / direct, cpu["live"] / cpu["direct"]))
+    return out
+
+
+def chain_file(seconds: float = 120.0, rounds: int = 5, block: int = 1024) -> dict[str, float]:
+    """``vad ! hysteresis ! buffer_utterance`` on a WAV file (``from_file`` blocks of
+    ``block`` samples, the utterances written by ``to_utterances`` into a new folder each run),
+    against onnxruntime called directly on the same windows one by one, in interleaved rounds:
+    the best of each (wall and process CPU seconds) and the utterances written."""
+    from rxaudio.operators import buffer_utterance, hysteresis, vad
+    from rxaudio.sinks import to_utterances
+    from rxaudio.sources import from_file
+
+    x = audio_minutes(seconds / 60.0)
+    n = len(x) // 512
+    run_direct = _direct(x[: n * 512].reshape(n, 512))
+    got: dict[str, float] = {}
+    with tempfile.TemporaryDirectory() as d:
+        path = os.path.join(d, "speech.wav")
+        sf.write(path, x, 16000, subtype="PCM_16")
+        count = [0]
+
+        def run_chain() -> None:
+            count[0] += 1
+            out = os.path.join(d, f"out{count[0]}")
+            receipts: list[Any] = []
+            from_file(path, block_size=block).pipe(
+                vad(), hysteresis(), buffer_utterance(), to_utterances(out)
+            ).subscribe(receipts.append)
+            got["utterances"] = float(sum(r.frames for r in receipts))
+
+        cpu: dict[str, float] = {}
+        best = _interleaved({"chain": run_chain, "direct": run_direct}, rounds, cpu)
+    return {
+        "seconds": len(x) / 16000,
+        "chain_s": best["chain"],
+        "direct_s": best["direct"],
+        "chain_cpu_s": cpu["chain"],
+        "direct_cpu_s": cpu["direct"],
+        "utterances": got["utterances"],
+    }
+
+
+def tree_worker(pair_seconds: float, pair_rounds: int, chain_seconds: float) -> dict[str, Any]:
+    """One run of both issue-26 measures in this process, for ``benchmarks.capacity --vad``
+    (which runs this file with another tree's ``rxaudio`` first on the path)."""
+    cpu: dict[str, float] = {}
+    live, direct = pair(pair_seconds, pair_rounds, cpu)
+    return {"pair": live / direct, "pair_cpu": cpu["live"] / cpu["direct"], "live_us": live,
+            "direct_us": direct, **chain_file(chain_seconds)}  # fmt: skip
 
 
 def segment_speed(minutes: float, rounds: int = 3, same_out: bool = False) -> dict[str, Any]:
@@ -386,11 +472,39 @@ def main() -> None:
         action="store_true",
         help="only the vad operator (live chunks) against onnxruntime direct, 30 s, 11 rounds",
     )
+    ap.add_argument(
+        "--pair-runs", type=int, default=5, help="--pair: runs, their median is the figure"
+    )
+    ap.add_argument(
+        "--chain",
+        action="store_true",
+        help="only vad ! hysteresis ! buffer_utterance on a 2-minute file against onnxruntime",
+    )
+    ap.add_argument("--tree-worker", action="store_true", help=argparse.SUPPRESS)
     a = ap.parse_args()
+    if a.tree_worker:  # one run for benchmarks.capacity --vad: JSON on the last line
+        import json
+
+        one_blas_thread()
+        print(json.dumps(tree_worker(30.0, 11, 120.0)), flush=True)
+        return
+    if a.pair or a.chain:
+        one_blas_thread()
     if a.pair:
-        live, direct = pair(30.0, 11)
-        print(f"vad operator {live:.0f} us/window, onnxruntime direct {direct:.0f}: "
-              f"{live / direct:.2f}x")  # fmt: skip
+        ratios = pair_runs(a.pair_runs, 30.0, 11)
+        wall, cpu = [r[0] for r in ratios], [r[1] for r in ratios]
+        print("vad operator (live 512-sample chunks) / onnxruntime direct, per run: "
+              + ", ".join(f"{r:.3f}x" for r in wall)
+              + f"; median of {len(wall)}: {statistics.median(wall):.3f}x (in CPU time: "
+              + ", ".join(f"{r:.3f}x" for r in cpu)
+              + f"; median {statistics.median(cpu):.3f}x)")  # fmt: skip
+    if a.chain:
+        c = chain_file()
+        print(f"vad ! hysteresis ! buffer_utterance on {c['seconds']:.0f} s of file: "
+              f"{c['chain_s']:.3f} s ({c['chain_cpu_s']:.3f} s CPU), onnxruntime direct "
+              f"{c['direct_s']:.3f} s: {c['chain_s'] / c['direct_s']:.3f}x; "
+              f"{c['utterances']:.0f} utterances")  # fmt: skip
+    if a.pair or a.chain:
         return
     if not a.no_speed:
         res = {} if a.race_only else speed(a.repeat)

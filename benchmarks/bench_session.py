@@ -11,9 +11,9 @@ CPU per stream-second of audio, and the same for batched Silero inference alone 
 windows in batches of ``N`` (the reference, same run). The ratio is what the server adds to
 inference; the network (WebSocket receive and send) comes on top (``bench_server``).
 
-``--compare-fused`` instead runs the same sessions with the speech chain fused (the default,
-:func:`rxaudio.core.fuse.fuse`) and as three separate Rx operators, in alternating rounds in
-one process, and reports both and their ratio.
+(``--compare-fused`` is gone: since the stage runtime, adjacent stages always run as one
+executor, so there is no unfused server chain to compare with; ``tests/core/test_fuse.py``
+compares one run against stages kept apart.)
 """
 
 from __future__ import annotations
@@ -108,35 +108,6 @@ def inference_cpu(audio: np.ndarray, streams: int) -> float:
     return time.process_time() - c0
 
 
-def compare_fused(
-    audio: np.ndarray, streams: int, frame: int, repeat: int, stream_s: float
-) -> None:
-    """Alternating rounds, speech chain fused and not; ms of CPU per stream-second."""
-    import statistics
-
-    from rxaudio.server import pipeline
-
-    got: dict[bool, list[float]] = {False: [], True: []}
-    try:
-        for r in range(repeat):
-            for fused in (False, True) if r % 2 else (True, False):
-                pipeline.FUSE_STAGES = fused
-                got[fused].append(
-                    1000 * asyncio.run(sessions_cpu(audio, streams, frame)) / stream_s
-                )
-    finally:
-        pipeline.FUSE_STAGES = True
-    med = {k: statistics.median(v) for k, v in got.items()}
-    print(
-        f"{streams} sessions x {stream_s / streams:.0f} s, {frame}-sample frames, {repeat} "
-        f"rounds each: unfused {med[False]:.2f} ms CPU per stream-second (rounds "
-        f"{', '.join(f'{v:.2f}' for v in got[False])}), fused {med[True]:.2f} (rounds "
-        f"{', '.join(f'{v:.2f}' for v in got[True])}): fused/unfused "
-        f"{med[True] / med[False]:.3f} by medians, {min(got[True]) / min(got[False]):.3f} by "
-        "best rounds"
-    )
-
-
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--streams", type=int, default=100)
@@ -147,18 +118,10 @@ def main() -> None:
         "--events", default="level,vad,spectrogram", help="display events sent (default all)"
     )
     ap.add_argument("--no-files", action="store_true", help="write no WAVs or logs")
-    ap.add_argument(
-        "--compare-fused",
-        action="store_true",
-        help="alternate rounds with the speech chain fused and unfused (--repeat of each)",
-    )
     args = ap.parse_args()
     x, _ = sf.read(speech_sample(), dtype="int16")
     audio = np.resize(x, int(args.seconds * PIPELINE_RATE))
     stream_s = args.streams * args.seconds
-    if args.compare_fused:
-        compare_fused(audio, args.streams, args.frame, args.repeat, stream_s)
-        return
     ses = min(
         asyncio.run(sessions_cpu(audio, args.streams, args.frame)) for _ in range(args.repeat)
     )

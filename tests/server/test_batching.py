@@ -188,7 +188,7 @@ def _audio(speech: np.ndarray, offset: int, n: int) -> np.ndarray:
 
 
 async def test_a_session_started_behind_a_queued_round_loses_no_window(speech: np.ndarray) -> None:
-    """The reported failure: ``vad at sample 1536: PrefetchScorer: the window scored ahead ...``.
+    """The reported failure (of the old mailbox): ``vad at sample 1536: PrefetchScorer: ...``.
 
     Session ``a`` starts and gets its first 1536 samples in the turn of the loop in which
     ``b``'s window queued a round with ``call_soon`` (a client's start and first audio read in

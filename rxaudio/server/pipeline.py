@@ -234,6 +234,7 @@ class WindowBatcher:
                 self._deliver()
         finally:
             self._running = False
+            self.metrics.flush()  # the round's tallied frames, events and latencies
 
     @staticmethod
     def _needs_score(sink: WindowSink, e: _Entry) -> bool:

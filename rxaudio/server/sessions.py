@@ -195,10 +195,11 @@ class Outbox:
                 finally:
                     self._busy = False
                 self.sent += len(arrivals)
-                self.metrics.events.inc(len(arrivals))
+                tally = self.metrics.tally  # added to the series once per batcher round
+                tally.events += len(arrivals)
                 now = loop.time()
                 for arrival in arrivals:
-                    self.metrics.latency.observe(max(0.0, now - arrival))
+                    tally.latency(max(0.0, now - arrival))
             if self._closed:
                 return
             self._wake.clear()
@@ -310,8 +311,9 @@ class Session:
             frame = AudioFrame(samples, self.sample_rate, self.received)
         self.received += frame.n
         self.frames += 1
-        self.metrics.frames.inc()
-        self.metrics.samples.inc(frame.n)
+        tally = self.metrics.tally  # added to the series once per batcher round
+        tally.frames += 1
+        tally.samples += frame.n
         self.graph.push(frame)
         self._drain()
         if self.received >= self._next_stats and not self.closed:

@@ -61,7 +61,8 @@ def _header(sample_rate: int, channels: int, subtype: str, data_bytes: int) -> b
 def _encode(block: NDArray[np.float32], subtype: str) -> bytes:
     """A block's WAV data bytes (``subtype`` of :data:`SUBTYPES`)."""
     if subtype == "PCM_16":
-        return np.rint(np.clip(block * 32768.0, -32768, 32767)).astype("<i2").tobytes()
+        pcm: NDArray[np.int16] = np.rint(np.clip(block * 32768.0, -32768, 32767)).astype("<i2")
+        return pcm.tobytes()
     return np.ascontiguousarray(block, dtype="<f4").tobytes()
 
 

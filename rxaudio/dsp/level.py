@@ -23,8 +23,10 @@ def rms_peak_db(
 
     Full-scale square wave is 0 dBFS RMS; a full-scale sine is -3.01 dBFS RMS, 0 dBFS peak.
     """
+    n, c = samples.shape
+    if c == 1:  # mono (a server's every stream): the same values, a third fewer numpy calls
+        return _mono(samples, n)
     x = samples.astype(np.float64, copy=False)
-    n, c = x.shape
     # the same operations as np.mean/np.max/to_db, fewer calls: one to_db over all four values
     ms = np.add.reduce(x * x, axis=0) / n
     pk = np.maximum.reduce(np.abs(x), axis=0)
@@ -35,3 +37,23 @@ def rms_peak_db(
     # math.sqrt and np.sqrt are both the correctly rounded IEEE square root: the same double
     db = to_db(np.concatenate((np.sqrt(ms), pk, (math.sqrt(total), top))))
     return float(db[2 * c]), float(db[2 * c + 1]), db[:c], db[c : 2 * c]
+
+
+_FLOOR = 10.0 ** (FLOOR_DB / 20.0)
+
+
+def _mono(
+    samples: NDArray[np.float32], n: int
+) -> tuple[float, float, NDArray[np.float64], NDArray[np.float64]]:
+    """:func:`rms_peak_db` of ``(n, 1)`` samples: the same operations on the one column (the
+    same pairwise sum of squares, the same square root and ``to_db`` of the same four values),
+    so the very same doubles."""
+    v = samples[:, 0].astype(np.float64)
+    ms = np.add.reduce(v * v) / n
+    pk = np.maximum.reduce(np.abs(v, out=v))
+    if not math.isfinite(pk):
+        raise ValueError("NaN or inf samples; a level of them is meaningless. Clean the input")
+    r = math.sqrt(ms)
+    a = np.array((r, pk, r, pk))
+    db = 20.0 * np.log10(np.maximum(a, _FLOOR, out=a), out=a)
+    return float(db[2]), float(db[3]), db[:1], db[1:2]

@@ -58,6 +58,14 @@ def _header(sample_rate: int, channels: int, subtype: str, data_bytes: int) -> b
     )
 
 
+def _encode(block: NDArray[np.float32], subtype: str) -> bytes:
+    """A block's WAV data bytes (``subtype`` of :data:`SUBTYPES`)."""
+    if subtype == "PCM_16":
+        pcm: NDArray[np.int16] = np.rint(np.clip(block * 32768.0, -32768, 32767)).astype("<i2")
+        return pcm.tobytes()
+    return np.ascontiguousarray(block, dtype="<f4").tobytes()
+
+
 class WavWriter:
     """Write float32 ``(n, channels)`` blocks to a WAV file, header always valid."""
 
@@ -106,10 +114,7 @@ class WavWriter:
         f = self._f
         if f is None:
             raise ValueError(f"WavWriter: {self.path} is already closed")
-        if self.subtype == "PCM_16":
-            data = np.rint(np.clip(block * 32768.0, -32768, 32767)).astype("<i2").tobytes()
-        else:
-            data = np.ascontiguousarray(block, dtype="<f4").tobytes()
+        data = _encode(block, self.subtype)
         if not self._seekable:  # a device or FIFO: appended, the header says "to the end"
             f.write(data)
             f.flush()
@@ -157,7 +162,30 @@ class WavWriter:
 def write_wav(
     path: str, samples: NDArray[np.float32], sample_rate: int, subtype: str = "PCM_16"
 ) -> str:
-    """Write a whole ``(n, channels)`` signal (temporary name, then rename)."""
+    """Write a whole ``(n, channels)`` signal (temporary name, then rename).
+
+    The bytes :class:`WavWriter` gives the signal as one block, written at once: the header
+    already holds the sizes, and the file is written under a name private to this call and
+    renamed into place. (The streaming writer's temporary name, reopening and header patches
+    are a dozen more system calls; a loaded server writes many utterances a second.) A device
+    or FIFO is written by :class:`WavWriter`, streamed in place.
+    """
+    if subtype not in SUBTYPES:
+        raise ValueError(f"write_wav: subtype must be one of {SUBTYPES}, got {subtype!r}")
+    t = target(path)
+    if not t.direct:
+        data = _encode(samples, subtype)
+        fresh = f"{t.tmp}.{os.getpid()}-{id(data):x}.new"  # private to this call
+        try:
+            with open(fresh, "wb") as g:
+                g.write(_header(sample_rate, samples.shape[1], subtype, len(data)))
+                g.write(data)
+            os.replace(fresh, t.final)
+        except BaseException:  # cleaned up, then raised again (KeyboardInterrupt too)
+            with contextlib.suppress(OSError):
+                os.unlink(fresh)
+            raise
+        return path
     w = WavWriter(path, sample_rate, samples.shape[1], subtype)
     try:
         w.write(samples)

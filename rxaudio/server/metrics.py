@@ -34,11 +34,15 @@ bounds as ``le="1"`` (prometheus-client's own writer gives ``1.0`` for both), an
 is global to the process).
 
 Cost on the hot path (``frames.inc()``, ``latency.observe(s)``): docs/benchmarks.md, "Metrics
-on the hot path".
+on the hot path". The busiest series (frames, samples and events processed, event latency) are
+not touched per frame or per event: :class:`Tally` counts them in plain integers and adds them
+to the series at :meth:`ServerMetrics.flush` (each batcher round, each :meth:`refresh`, so
+``render`` is exact).
 """
 
 from __future__ import annotations
 
+import bisect
 import math
 import os
 import threading
@@ -317,6 +321,29 @@ def _zero() -> float:
     return 0.0
 
 
+class Tally:
+    """What the hot path counted since the last :meth:`ServerMetrics.flush`: plain numbers.
+
+    ``frames``, ``samples`` and ``events`` add to their counters; :meth:`latency` files a
+    delay into the latency histogram's bucket counts (the bucket ``observe`` would pick).
+    """
+
+    __slots__ = ("bounds", "buckets", "events", "frames", "latency_sum", "samples")
+
+    def __init__(self, bounds: Sequence[float]) -> None:
+        self.bounds = tuple(bounds)
+        self.frames = 0
+        self.samples = 0
+        self.events = 0
+        self.buckets = [0] * len(self.bounds)
+        self.latency_sum = 0.0
+
+    def latency(self, seconds: float) -> None:
+        """One event's delay (seconds, >= 0), as ``latency.observe(seconds)`` would count it."""
+        self.buckets[bisect.bisect_left(self.bounds, seconds)] += 1
+        self.latency_sum += seconds
+
+
 class ServerMetrics:
     """Every series the server exposes at ``/metrics``.
 
@@ -329,10 +356,10 @@ class ServerMetrics:
         prometheus-client's multiprocess files there, and :meth:`render` reports every process
         that uses the directory (see the module docstring).
 
-    The hot path calls ``frames.inc()``, ``samples.inc(n)``, ``events.inc(n)``,
-    ``dropped.inc()``, ``errors.inc()``, ``utterances.inc()``, ``latency.observe(seconds)``,
-    ``batch.observe(n)``, ``reclaim.observe(seconds)``, ``reclaim_collections.inc()`` and
-    ``limits.inc(limit)`` (these are prometheus-client's objects).
+    The hot path counts frames, samples, events and their latency in :attr:`tally` (plain
+    numbers, added to the series by :meth:`flush`), and calls ``dropped.inc()``,
+    ``errors.inc()``, ``utterances.inc()``, ``batch.observe(n)``, ``reclaim.observe(seconds)``,
+    ``reclaim_collections.inc()`` and ``limits.inc(limit)`` (prometheus-client's objects).
     """
 
     def __init__(
@@ -368,6 +395,8 @@ class ServerMetrics:
         self.reclaim_collections = m.reclaim_collections
         self.redis_written, self.redis_not_written = m.redis_written, m.redis_not_written
         self.redis_relayed = m.redis_relayed
+        # the hot path's counts, added to the series by flush()
+        self.tally = Tally(m.latency._upper_bounds)
         self._callbacks: tuple[tuple[Gauge, Callable[[], float]], ...] = (
             (m.clients, clients),
             (m.sessions, sessions),
@@ -378,9 +407,32 @@ class ServerMetrics:
             (m.redis_waiting, redis_waiting),
         )
 
+    def flush(self) -> None:
+        """Add what :attr:`tally` counted to the series (frames, samples, events, latency)."""
+        t = self.tally
+        if t.frames:
+            self.frames.inc(t.frames)
+            self.samples.inc(t.samples)
+            t.frames = t.samples = 0
+        if t.events:
+            self.events.inc(t.events)
+            t.events = 0
+        if t.latency_sum or any(t.buckets):
+            # prometheus-client's Histogram keeps a value per bucket (not cumulative) and a
+            # sum, which observe() adds to one at a time: the same values, added per bucket
+            hist: Any = self.latency
+            for i, n in enumerate(t.buckets):
+                if n:
+                    hist._buckets[i].inc(n)
+                    t.buckets[i] = 0
+            hist._sum.inc(t.latency_sum)
+            t.latency_sum = 0.0
+
     def refresh(self) -> None:
         """Set every callback gauge from its callable (in multiprocess mode: into this
-        process's files, where the other processes' ``render`` reads them)."""
+        process's files, where the other processes' ``render`` reads them), after adding
+        what the hot path tallied (:meth:`flush`)."""
+        self.flush()
         for gauge, fn in self._callbacks:
             gauge.set(fn())
 

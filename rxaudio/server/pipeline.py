@@ -3,11 +3,15 @@
 Both ways in (the server microphone and client microphones) run this graph
 (:class:`SessionGraph`)::
 
-    audio -> conform(16 kHz mono) -> reframe(512)
+    audio -> conform(16 kHz mono)
       -+-> [before vad] -> vad -> hysteresis -> buffer_utterance -> vad, speech_start,
        |                                                            speech_end, utterance
        +-> reframe(1600) -+-> level        (10/s)
                           +-> spectrogram  (10/s)
+
+The audio goes on in the frames it came in (``vad`` cuts its own windows; every element
+gives the same output for any chunking of its input), so a session adds no reframing step of
+its own to each frame.
     with transcription (``serve --transcribe``), the utterances also go on to
           utterance -> transcribe (its thread, PocketSphinx in a child process)
                     -> observe_on(the loop, thread-safe)                  -> transcript
@@ -234,6 +238,7 @@ class WindowBatcher:
                 self._deliver()
         finally:
             self._running = False
+            self.metrics.flush()  # the round's tallied frames, events and latencies
 
     @staticmethod
     def _needs_score(sink: WindowSink, e: _Entry) -> bool:
@@ -428,9 +433,9 @@ class SessionGraph:
 
     ::
 
-        audio -> [conform(16 kHz mono)] -> reframe(512) -+-> speech chain     -> items
-                                                         +-> reframe(1600) -+-> level
-                                                                            +-> spectrogram
+        audio -> [conform(16 kHz mono)] -+-> speech chain     -> items
+                                         +-> reframe(1600) -+-> level
+                                                            +-> spectrogram
 
     The speech chain is the session's ``--pipeline`` (elements before ``vad``, ``vad``,
     ``hysteresis``, ``buffer_utterance``; utterances on to ``transcribe`` when asked). Each run
@@ -456,7 +461,7 @@ class SessionGraph:
         scorer: BatchedStream | None = None,
         deliver: abc.SchedulerBase | None = None,
     ) -> None:
-        from ..operators import ScoredVad, reframe, resample
+        from ..operators import ScoredVad, resample
         from ..operators import channels as to_channels
 
         self.subs = subs = CompositeDisposable()
@@ -543,14 +548,17 @@ class SessionGraph:
             )
             heads.append(display)
             ends.append(display)
-        # phase 1: any rate and channels to the model's 16 kHz mono windows
+        # phase 1: any rate and channels to the model's 16 kHz mono (vad cuts the windows)
         phase1: list[Operator] = []
         if channels != 1:
             phase1.append(to_channels(1))
         if sample_rate != PIPELINE_RATE:
             phase1.append(resample(PIPELINE_RATE))
-        phase1.append(reframe(WINDOW))
-        self.input = _run(phase1, _tee(heads), out.fail, _tee_end(ends), scheduler, subs)
+        self.input = (
+            _run(phase1, _tee(heads), out.fail, _tee_end(ends), scheduler, subs)
+            if phase1
+            else _Sink(_tee(heads), _tee_end(ends))
+        )
 
     def push(self, frame: AudioFrame) -> None:
         """One frame of the session's audio, as it arrived."""

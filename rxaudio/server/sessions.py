@@ -195,10 +195,11 @@ class Outbox:
                 finally:
                     self._busy = False
                 self.sent += len(arrivals)
-                self.metrics.events.inc(len(arrivals))
+                tally = self.metrics.tally  # added to the series once per batcher round
+                tally.events += len(arrivals)
                 now = loop.time()
                 for arrival in arrivals:
-                    self.metrics.latency.observe(max(0.0, now - arrival))
+                    tally.latency(max(0.0, now - arrival))
             if self._closed:
                 return
             self._wake.clear()
@@ -294,7 +295,7 @@ class Session:
         )
         # what lands outside our calls (a gap timer's utterance, a transcript) is drained at
         # once; the graph refers to us only weakly, so ending us needs no cycle broken
-        self.graph.out.wake = _weak_call(self._drain)
+        self._wake_call = self.graph.out.wake = _weak_call(self._drain)
         self._draining = False
 
     # ---- input -------------------------------------------------------------------------------
@@ -310,13 +311,26 @@ class Session:
             frame = AudioFrame(samples, self.sample_rate, self.received)
         self.received += frame.n
         self.frames += 1
-        self.metrics.frames.inc()
-        self.metrics.samples.inc(frame.n)
-        self.graph.push(frame)
-        self._drain()
+        tally = self.metrics.tally  # added to the series once per batcher round
+        tally.frames += 1
+        tally.samples += frame.n
+        self._push(self.graph.push, frame)
         if self.received >= self._next_stats and not self.closed:
             self._next_stats += self._stats_every
             self.emit(self.stats())
+
+    def _push(self, push: Callable[[Any], None], item: Any) -> None:
+        """``push(item)`` into the graph, then handle what it gave: the graph's wake call is
+        for what lands outside our calls, so it is off meanwhile (one drain per push, not a
+        weak call and a drain per item)."""
+        out = self.graph.out
+        out.wake = None
+        try:
+            push(item)
+        finally:
+            if not out.closed:
+                out.wake = self._wake_call
+        self._drain()
 
     def _drain(self) -> None:
         """Handle what the graph gave: its items in order, the windows its vad cut (to the
@@ -346,8 +360,7 @@ class Session:
         """A window's probability from the batcher: on into vad and the rest of the chain."""
         if self.failed is None:
             self._arrival = arrival
-            self.graph.push_scored(window)
-            self._drain()
+            self._push(self.graph.push_scored, window)
 
     def configure(self, settings: dict[str, float]) -> Settings:
         """Merge new live settings into the running pipeline; return the effective ones.

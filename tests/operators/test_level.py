@@ -70,9 +70,10 @@ def test_level_is_bit_identical_to_the_reference(x: np.ndarray) -> None:
     assert lv.channel_rms_db == tuple(ch_rms.tolist()) and lv.rms_db == rms
 
 
+@pytest.mark.parametrize("channels", [1, 2])  # mono has a path of its own
 @pytest.mark.parametrize("bad", [np.nan, np.inf, -np.inf])
-def test_level_refuses_any_non_finite_sample(bad: float) -> None:
-    x = np.zeros((100, 2), dtype=np.float32)
-    x[50, 1] = bad
+def test_level_refuses_any_non_finite_sample(bad: float, channels: int) -> None:
+    x = np.zeros((100, channels), dtype=np.float32)
+    x[50, channels - 1] = bad
     out = run_marbles("-a-|", {"a": AudioFrame.trusted(x, 16000, 0)}, level())
     assert isinstance(out.error, StreamError) and "NaN or inf" in str(out.error)

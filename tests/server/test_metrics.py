@@ -122,6 +122,29 @@ def test_a_fresh_exposition_lists_every_series_once(no_multiproc_env: None) -> N
     assert 'rxaudio_vad_batch_size_bucket{le="1"} 0' in text  # bounds as always: no "1.0"
 
 
+def test_tally_counts_as_the_series_would(no_multiproc_env: None) -> None:
+    """The hot path's tally (plain numbers) shows the same /metrics as counting each frame and
+    observing each delay, as soon as anything reads the metrics (no round has to run)."""
+    delays = (0.0, 0.0005, 0.001, 0.003, 0.02, 3.0, 0.25, 1e9)
+    one, tallied = ServerMetrics(), ServerMetrics()
+    for _ in range(3):
+        one.frames.inc()
+        one.samples.inc(512)
+    one.events.inc(len(delays))
+    for v in delays:
+        one.latency.observe(v)
+    t = tallied.tally
+    t.frames, t.samples, t.events = 3, 3 * 512, len(delays)
+    for v in delays:
+        t.latency(v)
+    assert _values(tallied.render()) == pytest.approx(_values(one.render()))
+    assert tallied.value("rxaudio_frames_processed_total") == 3
+    t.frames += 1  # counted after a read: read at once
+    t.samples += 512
+    assert tallied.value("rxaudio_samples_processed_total") == 4 * 512
+    assert t.frames == t.samples == t.events == 0 and not any(t.buckets)
+
+
 def test_values_after_counting(no_multiproc_env: None) -> None:
     state = {"clients": 2.0, "depth": 5.0}
     m = ServerMetrics(

@@ -123,7 +123,16 @@ def main() -> None:
     audio = np.resize(x, int(args.seconds * PIPELINE_RATE))
     stream_s = args.streams * args.seconds
     ses = min(
-        asyncio.run(sessions_cpu(audio, args.streams, args.frame)) for _ in range(args.repeat)
+        asyncio.run(
+            sessions_cpu(
+                audio,
+                args.streams,
+                args.frame,
+                tuple(e for e in args.events.split(",") if e),
+                files=not args.no_files,
+            )
+        )
+        for _ in range(args.repeat)
     )
     inf = min(inference_cpu(audio, args.streams) for _ in range(args.repeat))
     print(

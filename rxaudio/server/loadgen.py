@@ -132,19 +132,24 @@ async def stream_client(
     return res
 
 
+def _ws_head(opcode: int, n: int) -> bytes:
+    """A final client frame's header up to its mask key, for ``n`` payload bytes (RFC 6455 5.2)."""
+    import struct
+
+    head = bytes([0x80 | opcode])
+    if n < 126:
+        return head + bytes([0x80 | n])
+    if n < 65536:
+        return head + bytes([0x80 | 126]) + struct.pack(">H", n)
+    return head + bytes([0x80 | 127]) + struct.pack(">Q", n)
+
+
 def _ws_frame(opcode: int, payload: bytes) -> bytes:
     """One masked client frame (RFC 6455 5.2)."""
     import os
-    import struct
 
     n = len(payload)
-    head = bytes([0x80 | opcode])
-    if n < 126:
-        head += bytes([0x80 | n])
-    elif n < 65536:
-        head += bytes([0x80 | 126]) + struct.pack(">H", n)
-    else:
-        head += bytes([0x80 | 127]) + struct.pack(">Q", n)
+    head = _ws_head(opcode, n)
     mask = os.urandom(4)
     data = np.frombuffer(payload, dtype=np.uint8) ^ np.resize(
         np.frombuffer(mask, dtype=np.uint8), n
@@ -287,17 +292,7 @@ _OP_CONT, _OP_TEXT, _OP_BINARY, _OP_CLOSE, _OP_PING, _OP_PONG = 0x0, 0x1, 0x2, 0
 
 def _zero_masked(opcode: int, payload: bytes) -> bytes:
     """One client frame masked with the all-zero key (the payload travels unchanged)."""
-    import struct
-
-    n = len(payload)
-    head = bytes([0x80 | opcode])
-    if n < 126:
-        head += bytes([0x80 | n])
-    elif n < 65536:
-        head += bytes([0x80 | 126]) + struct.pack(">H", n)
-    else:
-        head += bytes([0x80 | 127]) + struct.pack(">Q", n)
-    return head + b"\0\0\0\0" + payload
+    return _ws_head(opcode, len(payload)) + b"\0\0\0\0" + payload
 
 
 def parse_frames(buf: bytearray) -> tuple[list[tuple[int, bool, bytes]], int]:

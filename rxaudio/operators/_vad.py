@@ -213,6 +213,12 @@ class ScoredVad:
     At the end of the stream it scores the zero-padded last window itself with ``scorer``,
     after every window scored elsewhere, so the model state stays exact. The element runs
     once (one stream): a second subscription is an error.
+
+    .. marble::
+        cut(a), cut(b): two windows (0, 1) to score elsewhere; b's last samples wait
+        -w(0, 0.9)----x(1, 0.4)-----|
+        [        ScoredVad.element          ]
+        -P------------Q-------------(R|)      R: the short last window, scored here
     """
 
     def __init__(self, scorer: Scorer) -> None:

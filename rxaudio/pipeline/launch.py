@@ -75,7 +75,19 @@ from ..frames import AudioFrame, FileReceipt, StreamReceipt
 from . import registry
 from .caps import Link, LinkError, link
 
-__all__ = ["Branch", "LaunchError", "Output", "Pipeline", "PipelineStats", "parse_launch"]
+__all__ = [
+    "Branch",
+    "ChainElement",
+    "ChainGraph",
+    "ChainTee",
+    "LaunchError",
+    "Output",
+    "Pipeline",
+    "PipelineStats",
+    "parse_chain",
+    "parse_graph",
+    "parse_launch",
+]
 
 Operator = Callable[[Observable[Any]], Observable[Any]]
 
@@ -1049,3 +1061,123 @@ def parse_chain(text: str) -> list[ChainElement]:
     if not out:
         raise LaunchError("empty chain: expected operators, e.g. vad ! hysteresis", text, 0)
     return out
+
+
+@dataclass(frozen=True, slots=True)
+class ChainTee:
+    """A tee along a :class:`ChainGraph`'s line, after its first ``at`` elements."""
+
+    at: int
+    name: str
+    pos: int
+    branches: tuple[ChainGraph, ...]
+    """The lines that start ``NAME. ! ...``, in the order written."""
+
+
+@dataclass(frozen=True, slots=True)
+class ChainGraph:
+    """An operator-only launch graph: a line of elements with tees along it, a graph per
+    branch of each tee (:func:`parse_graph`)."""
+
+    elements: tuple[ChainElement, ...]
+    tees: tuple[ChainTee, ...] = ()
+    pos: int = 0
+    """Where the line starts in the text (its first element, or its ``NAME.``)."""
+
+
+def parse_graph(text: str) -> ChainGraph:
+    """Parse an operator-only graph (``"tee name=t ! vad ! hysteresis t. ! level"``).
+
+    Like :func:`parse_chain`, on a stream given from outside (no source), with tees and
+    branches as in a launch string: ``tee name=t`` anywhere along a line, ``t. ! ...`` for
+    each branch. Every element's options are parsed and checked; every error is a
+    :class:`LaunchError` pointing into ``text``. No sinks and no caps filters.
+    """
+    full = _CHAIN_PREFIX + text
+    off = len(_CHAIN_PREFIX)
+    parser = _Parser(full)
+    try:
+        chains = parser.parse()
+    except LaunchError as exc:
+        if exc.pos < off:
+            msg = "empty chain: expected operators, e.g. vad ! hysteresis"
+            raise LaunchError(msg, text, 0) from None
+        raise LaunchError(exc.reason, text, exc.pos - off) from None
+    named: dict[str, _Node] = {}
+    for k, chain in enumerate(chains):
+        for node in chain if k else chain[1:]:  # chain 0 starts at the stand-in source
+            if node.kind == "ref":
+                continue
+            if node.kind == "caps":
+                raise LaunchError(
+                    "no caps filters here: the stream's caps are given", text, node.pos - off
+                )
+            if node.kind == "element" and node.elkind != "operator":
+                raise LaunchError(
+                    f"only operators and tees here; {node.word} is a {node.elkind}",
+                    text,
+                    node.pos - off,
+                )
+            if node.name is not None:
+                if node.name in named:
+                    raise LaunchError(
+                        f"the name {node.name!r} is used twice", text, node.name_pos - off
+                    )
+                named[node.name] = node
+    by_tee: dict[str, list[list[_Node]]] = {}
+    for chain in chains[1:]:
+        ref = chain[0]
+        tee = named.get(ref.word)
+        if tee is None or tee.kind != "tee":
+            tees = [n for n, v in named.items() if v.kind == "tee"]
+            names = ", ".join(f"{t}." for t in tees) or "none (add tee name=t where it splits)"
+            what = (
+                f"{ref.word} is a {tee.word}, not a tee"
+                if tee is not None
+                else (f"no tee named {ref.word!r} to branch from")
+            )
+            raise LaunchError(f"{what}; branches: {names}", text, ref.pos - off)
+        by_tee.setdefault(ref.word, []).append(chain)
+
+    def options(node: _Node) -> dict[str, Any]:
+        assert node.info is not None
+        out: dict[str, Any] = {}
+        for tok in node.props:
+            p = parser.prop(node.info, tok)
+            try:
+                out[p.name] = p.parse(node.info.name, tok.value)
+            except ConfigError as exc:
+                raise LaunchError(str(exc), text, tok.value_pos - off) from None
+        return out
+
+    seen: set[str] = set()
+
+    def line(nodes: Sequence[_Node], pos: int) -> ChainGraph:
+        els: list[ChainElement] = []
+        tees: list[ChainTee] = []
+        for node in nodes:
+            if node.kind == "tee":
+                if node.name is None:
+                    raise LaunchError(
+                        "a tee here needs a name for its branches: tee name=t ... t. ! ...",
+                        text,
+                        node.pos - off,
+                    )
+                seen.add(node.name)
+                branches = tuple(line(c[1:], c[0].pos - off) for c in by_tee.get(node.name, []))
+                tees.append(ChainTee(len(els), node.name, node.pos - off, branches))
+            else:
+                assert node.info is not None
+                els.append(ChainElement(node.word, node.info, options(node), node.pos - off))
+        return ChainGraph(tuple(els), tuple(tees), pos)
+
+    root = chains[0][1:]
+    if not root:
+        raise LaunchError("empty chain: expected operators, e.g. vad ! hysteresis", text, 0)
+    graph = line(root, root[0].pos - off)
+    for name, branches in by_tee.items():
+        if name not in seen:  # a tee only reached from a branch of its own
+            raise LaunchError(
+                f"this branch is never reached ({name}.)", text, branches[0][0].pos - off
+            )
+    return graph

@@ -213,7 +213,7 @@ class Connection:
         msg = parse_text(text)
         kind = msg["type"]
         if kind == "start":
-            self._start(parse_start(msg))
+            self._start(parse_start(msg, self.hub.config.options.events))
         elif kind == "config":
             self._config(msg)
         elif kind == "stop":

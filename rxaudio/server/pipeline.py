@@ -57,10 +57,11 @@ from ..frames import (
 )
 from ..operators import ScoredWindow, vad
 from ..pipeline import registry
-from ..pipeline.launch import ChainElement, parse_chain
+from ..pipeline.launch import ChainElement, ChainGraph, ChainTee, parse_chain
 from .metrics import ServerMetrics
 from .options import (
     BACKENDS,
+    BRANCH_EVENTS,
     HYSTERESIS_KEYS,
     PIPELINE_RATE,
     SPEECH_CHAIN,
@@ -68,11 +69,14 @@ from .options import (
     WINDOW,
     ChainOptions,
     Settings,
+    _graph_events,
+    _linked,
     check_settings,
     default_settings,
 )
 
 if TYPE_CHECKING:
+    from ..core.caps import Caps
     from ..vad.silero import BatchedSileroScorer, BatchedStream
 
 __all__ = [  # the options are declared in .options (light: `rxaudio serve --help` reads them)
@@ -320,6 +324,8 @@ def encode_item(item: Any, events: tuple[str, ...]) -> dict[str, Any] | None:
     if isinstance(item, SpeechStart | SpeechEnd | Utterance | LevelFrame | Transcript):
         return item.to_dict()
     if isinstance(item, FeatureFrame):
+        if item.kind != "log_mel":  # mfcc, spectral: the rows as numbers (docs/events.md)
+            return item.to_dict()
         d = item.to_dict(values=False)
         d["db_range"] = [SPEC_FLOOR_DB, SPEC_CEIL_DB]
         d["data"] = _u8_rows(item.values)
@@ -438,7 +444,11 @@ class SessionGraph:
                                                             +-> spectrogram
 
     The speech chain is the session's ``--pipeline`` (elements before ``vad``, ``vad``,
-    ``hysteresis``, ``buffer_utterance``; utterances on to ``transcribe`` when asked). Each run
+    ``hysteresis``, ``buffer_utterance``; utterances on to ``transcribe`` when asked). Its
+    display branches (``tee name=t ! ... t. ! spectral``) leave the way to ``vad`` where
+    they were written (:attr:`ChainOptions.branches`); one that gives ``level`` or
+    ``spectrogram`` stands in for the server's own 100 ms branch of that event, and a branch
+    whose events the client did not ask for is not built. Each run
     of adjacent stages is one operator of the executor; a tee is a plain loop over its
     branches' inputs. With a batched ``scorer`` (a :class:`~rxaudio.vad.silero.BatchedStream`)
     ``vad`` is split at its scorer (:class:`~rxaudio.operators.ScoredVad`): what reaches it
@@ -484,7 +494,19 @@ class SessionGraph:
                 **fixed.get("buffer_utterance", {}),
             ),
         ]
-        before = options.before_operators()
+        # the elements before vad, in stretches between the points where branches leave
+        wanted = set(options.events)
+        given = {e for _, g in options.branches for e in _graph_events(g)}
+        branch_at: dict[int, list[Any]] = {}
+        if options.branches:
+            caps_at = options.branch_caps()
+            for k, g in options.branches:
+                head = _branch(g, caps_at[k], wanted, out, scheduler, subs)
+                if head is not None:
+                    branch_at.setdefault(k, []).append(head)
+        cuts = tuple(sorted(branch_at))
+        segments = options.before_segments(cuts)
+        bounds = sorted({0, *cuts, len(options.before)})
         speech_out: Callable[[Any], None] = out.item
         speech_done: Callable[[], None] = out.completed
         if options.transcribe is not None:
@@ -505,10 +527,13 @@ class SessionGraph:
             )
             speech_out = _tee([_Sink(out.item), text])
             speech_done = _tee_end([_Sink(completed=out.completed), text])
+        n = len(options.before)
+        tail = branch_at.get(n, []) if n else []  # branches right before vad
+        fold = cutter is None and not tail  # unbatched, the last stretch runs in vad's run
         out.open += 1
         # vad scores its own windows in the chain, or takes them scored (batched)
         speech = _run(
-            [*before, vad(options.backend, **options.vad), *later]
+            [*(segments[-1] if fold else []), vad(options.backend, **options.vad), *later]
             if cutter is None
             else [cutter.element, *later],
             speech_out,
@@ -518,19 +543,33 @@ class SessionGraph:
             subs,
         )
         self.speech = speech
-        heads: list[Any] = []
-        ends: list[Any] = []
-        if cutter is None:
-            heads.append(speech)
-            ends.append(speech)
-        else:
-            cut = _cutter(cutter, out)
-            pre = _run(before, cut, out.fail, _nothing, scheduler, subs) if before else None
-            heads.append(pre if pre is not None else _Sink(cut))
-            if pre is not None:
-                ends.append(pre)
-        # the display branches: one shared stream of 100 ms blocks, a branch per event
-        shown = [DISPLAY_CHAINS[e] for e in options.events if e in DISPLAY_CHAINS]
+        # the way to vad, built from its end: each stretch feeds the next and the branches
+        # that leave after it; batched, vad's input is cut into windows for the batcher (its
+        # end is the batcher's: end_speech); unbatched, the whole chain ends with the input
+        way: Any = speech if cutter is None else _Sink(_cutter(cutter, out))
+        way_ends = cutter is None
+
+        def attach(kids: list[Any]) -> None:
+            nonlocal way, way_ends
+            if kids:
+                way = _Sink(_tee([way, *kids]), _tee_end([way, *kids] if way_ends else kids))
+                way_ends = True
+
+        attach(tail)
+        for j in range(len(segments) - 1, -1, -1):
+            seg = [] if fold and j == len(segments) - 1 else segments[j]
+            if seg:
+                done = way.on_completed if way_ends else _nothing
+                way = _run(seg, way.on_next, out.fail, done, scheduler, subs)
+                way_ends = True
+            attach(branch_at.get(bounds[j], []) if bounds[j] != n or n == 0 else [])
+        heads: list[Any] = [way]
+        ends: list[Any] = [way] if way_ends else []
+        # the server's display branches: one shared stream of 100 ms blocks, a branch per
+        # event that no branch of --pipeline gives
+        shown = [
+            DISPLAY_CHAINS[e] for e in options.events if e in DISPLAY_CHAINS and e not in given
+        ]
         if shown:
             branches = []
             for text_ in shown:
@@ -638,3 +677,39 @@ def _parsed(text: str) -> tuple[ChainElement, ...]:
 def _built(text: str) -> list[Operator]:
     """A chain string's operators, built through the registry (fresh ones for each session)."""
     return [registry.make(e.name, **e.options) for e in _parsed(text)]
+
+
+def _branch(
+    graph: ChainGraph,
+    caps: Caps,
+    wanted: set[str],
+    out: _Outputs,
+    scheduler: abc.SchedulerBase,
+    subs: CompositeDisposable,
+) -> Any:
+    """A display branch of ``--pipeline`` as an input (``None``: none of its ends is wanted).
+
+    Its ends give items to ``out`` (each counted open until it completes); a tee on it is a
+    loop over its branches, as on the way to vad."""
+
+    def line(els: tuple[ChainElement, ...], tees: tuple[ChainTee, ...], a: int, c: Caps) -> Any:
+        cut = min((t.at for t in tees if t.at >= a), default=None)
+        stop = len(els) if cut is None else cut
+        built = [registry.make(e.name, **e.options) for e in els[a:stop]]
+        steps, c = _linked(built, c, "tee")
+        if cut is None:  # an end: its event, if the client asked for it
+            if BRANCH_EVENTS[els[-1].name] not in wanted:
+                return None
+            out.open += 1
+            return _run(steps, out.item, out.fail, out.completed, scheduler, subs)
+        kids = [line(els, tuple(t for t in tees if t.at > cut), cut, c)] if cut < len(els) else []
+        kids += [line(b.elements, b.tees, 0, c) for t in tees if t.at == cut for b in t.branches]
+        kids = [k for k in kids if k is not None]
+        if not kids:
+            return None
+        tee = _Sink(_tee(kids), _tee_end(kids))
+        if not steps:
+            return tee
+        return _run(steps, tee.on_next, out.fail, tee.on_completed, scheduler, subs)
+
+    return line(graph.elements, graph.tees, 0, caps)

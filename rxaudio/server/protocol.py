@@ -24,6 +24,8 @@ from typing import Any
 
 import numpy as np
 
+from .options import EVENTS
+
 PROTOCOL_VERSION = 2
 VERSIONS = (1, 2)  # what ``start.version`` may say
 SAMPLE_RATES = (8000, 11025, 16000, 22050, 24000, 32000, 44100, 48000, 88200, 96000)
@@ -83,7 +85,7 @@ def _tunable() -> dict[str, tuple[float, float]]:
 TUNABLE: dict[str, tuple[float, float]] = _tunable()
 # options fixed at ``start`` (they shape the pipeline)
 START_ONLY: dict[str, tuple[str, ...]] = {
-    "events": ("level", "vad", "spectrogram"),
+    "events": EVENTS,
 }
 
 
@@ -270,8 +272,12 @@ def parse_options(raw: Any, *, context: str) -> dict[str, float]:
     return out
 
 
-def parse_start(msg: dict[str, Any]) -> StartMessage:
-    """Validate a ``start`` message (raises :class:`ProtocolError`)."""
+def parse_start(msg: dict[str, Any], events: tuple[str, ...] = EVENTS) -> StartMessage:
+    """Validate a ``start`` message (raises :class:`ProtocolError`).
+
+    ``events``: what this server's sessions give (``started`` lists a session's), the default
+    when the client names none."""
+    available = events
     version = msg.get("version", PROTOCOL_VERSION)
     if type(version) is not int or version not in VERSIONS:  # not True, not 1.0
         raise ProtocolError(
@@ -302,17 +308,16 @@ def parse_start(msg: dict[str, Any]) -> StartMessage:
             f"start: format {show(fmt)} is not supported; use one of {', '.join(FORMATS)}",
         )
     options = parse_options(msg.get("options"), context="start")
-    events = START_ONLY["events"]
     raw_opts = msg.get("options") or {}
     if "events" in raw_opts:
         ev = raw_opts["events"]
         if not isinstance(ev, list) or any(
-            not isinstance(e, str) or e not in START_ONLY["events"] for e in ev
+            not isinstance(e, str) or e not in available for e in ev
         ):
             raise ProtocolError(
                 "bad_config",
-                f"start: options.events must be a list drawn from "
-                f"{', '.join(START_ONLY['events'])}, got {show(ev)}",
+                f"start: options.events must be a list drawn from {', '.join(available)} "
+                f"(what this server's sessions give), got {show(ev)}",
             )
         events = tuple(ev)
     session = msg.get("session")

@@ -66,6 +66,22 @@ def rss_mb(pid: int) -> float:
     return total / 1024.0 if total else float("nan")
 
 
+def reclaim_collections(url: str) -> float | None:
+    """The server's ``rxaudio_reclaim_collections_total`` (collections the reclaimer had to
+    run because ended sessions were not freed by reference counting), from ``/metrics``."""
+    import re
+    import urllib.request
+
+    try:
+        base = url.split("/ws")[0].rstrip("/")
+        with urllib.request.urlopen(base + "/metrics", timeout=10) as r:
+            text = r.read().decode()
+    except OSError:
+        return None
+    m = re.search(r"^rxaudio_reclaim_collections_total(?:\{[^}]*\})? (\S+)$", text, re.M)
+    return float(m.group(1)) if m else None
+
+
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--streams", type=int, default=100)
@@ -110,7 +126,8 @@ def main() -> None:
             print(
                 f"round {k + 1}/{rounds} at {(time.monotonic() - t0) / 60:.1f} min: "
                 f"p50 {s['p50_ms']:.1f} ms, p99 {s['p99_ms']:.1f} ms, dropped {s['dropped']}, "
-                f"late frames {s['late_frames']}, server RSS {rss_mb(proc.pid):.1f} MB",
+                f"late frames {s['late_frames']}, server RSS {rss_mb(proc.pid):.1f} MB, "
+                f"reclaim collections {reclaim_collections(url)}",
                 flush=True,
             )
     finally:

@@ -59,6 +59,7 @@ BUILTINS: dict[str, str] = {
     "features": "rxaudio.sinks:to_features",
     "jsonl": "rxaudio.sinks:to_jsonl",
     "labels": "rxaudio.sinks:to_labels",
+    "null": "rxaudio.sinks:to_null",
     "redis": "rxaudio.sinks:to_redis",
     "subtitles": "rxaudio.sinks:to_subtitles",
     "wavdir": "rxaudio.sinks:to_utterances",

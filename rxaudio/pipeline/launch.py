@@ -807,6 +807,22 @@ class Pipeline:
             lines.append("conversions inserted: none")
         return "\n".join(lines)
 
+    def to_dot(self) -> str:
+        """The pipeline as built, in Graphviz's DOT language: each element with its properties,
+        each link labelled with its negotiated caps, inserted conversions as dashed nodes
+        (:func:`~rxaudio.pipeline.graph.to_dot`)."""
+        from .graph import to_dot
+
+        return to_dot(self)
+
+    def draw(self, path: str | os.PathLike[str]) -> str:
+        """Write :meth:`to_dot`'s picture to ``path``: ``.dot`` as text, ``.svg``/``.png``/
+        ``.pdf``... drawn by Graphviz's ``dot`` (:func:`~rxaudio.pipeline.graph.draw`, whose
+        ConfigError names the package when ``dot`` is missing). Returns the path."""
+        from .graph import draw
+
+        return draw(self, path)
+
     def observable(self) -> Observable[Any]:
         """The merged outputs of every branch end (sinks' receipts, or the items of a branch
         ending in an operator); completes when every branch has completed.

@@ -77,7 +77,8 @@ def _syllable(rate: int, rng: np.random.Generator, n: int, prev: np.ndarray) -> 
     fric[:hiss] *= np.hanning(2 * hiss)[:hiss]
     fric[hiss:] = 0.0
     prev[:] = target
-    return out * np.sin(np.pi * np.arange(n) / n) ** 0.5 + 0.15 * fric
+    voiced: np.ndarray = out * np.sin(np.pi * np.arange(n) / n) ** 0.5 + 0.15 * fric
+    return voiced
 
 
 class TestSignal:
@@ -157,7 +158,8 @@ class TestSignal:
         f1 = max(f0, 0.45 * self.rate)
         tau = np.mod(t, CHIRP_SECONDS)
         k = (f1 - f0) / CHIRP_SECONDS
-        return np.sin(2 * np.pi * (f0 * tau + 0.5 * k * tau * tau))
+        sweep: np.ndarray = np.sin(2 * np.pi * (f0 * tau + 0.5 * k * tau * tau))
+        return sweep
 
     def _burst_table(self, until: int) -> None:
         """Extend the burst schedule past sample ``until`` (it depends only on the seed)."""

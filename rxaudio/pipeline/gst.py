@@ -46,7 +46,7 @@ GST_NAMES: tuple[GstName, ...] = (
     ),
     GstName("audioresample", "resample", "resample rate=16000"),
     GstName("volume", "gain", "gain db=-6 (decibels, not a factor)"),
-        GstName("wavparse", "file", "file location=a.wav (decodes WAV itself)"),
+    GstName("wavparse", "file", "file location=a.wav (decodes WAV itself)"),
     GstName("decodebin", "file", "file location=a.flac (decodes WAV, FLAC, OGG, MP3 itself)"),
     GstName("uridecodebin", "file", "file location=a.wav (local files only)"),
     GstName("wavenc", "wav", "wav location=out.wav (encodes and writes: no filesink)"),

@@ -71,8 +71,8 @@ from ..core.element import Element
 from ..core.fuse import fuse
 from ..core.props import ElementInfo, Prop
 from ..errors import ConfigError, RxAudioError
-from ..operators._queue import Queue
 from ..frames import AudioFrame, CountReceipt, FileReceipt, StreamReceipt
+from ..operators._queue import Queue
 from . import gst, registry
 from .caps import Link, LinkError, link
 

@@ -1,4 +1,4 @@
-"""testsrc: a generated test signal (GStreamer's ``audiotestsrc``): tones, noise, a chirp, speech."""
+"""testsrc: a generated test signal (GStreamer's ``audiotestsrc``): tones, noise, chirp, speech."""
 
 from __future__ import annotations
 

@@ -126,3 +126,6 @@ def testsrc(
 
     caps = Caps(rate, channels, samplesperbuffer)
     return TestSource(make, caps, total, realtime=is_live, scheduler=scheduler)
+
+
+testsrc.__test__ = False  # type: ignore[attr-defined]  # pytest must not collect it as a test

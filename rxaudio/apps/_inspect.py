@@ -38,7 +38,7 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
         action="store_true",
         help="print the element reference (docs/elements.md) of the built-in elements",
     )
-    out.add_argument(
+    p.add_argument(
         "--gst",
         action="store_true",
         help="GStreamer's element names and their rxaudio equivalents (with --json: as JSON)",
@@ -274,6 +274,9 @@ def run(args: argparse.Namespace) -> int:
         print(markdown(), end="")
         return 0
     if args.gst:
+        if args.markdown:
+            print("rxaudio inspect: error: --gst and --markdown: choose one", file=sys.stderr)
+            return 2
         return _gst(args)
     if args.element is None:
         infos = list(declarations().values())

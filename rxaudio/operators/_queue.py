@@ -270,8 +270,9 @@ def queue(
     leaky
         When full: ``no`` blocks, ``upstream`` drops the newest, ``downstream`` the oldest.
     scheduler
-        Deliver by actions on this scheduler instead of a thread of the queue's own (a
-        virtual-time scheduler in tests: there, ``leaky=no`` delivers at once when full).
+        Deliver by actions on this scheduler instead of a thread of the queue's own (default:
+        the subscription's scheduler when it is a virtual-time one, as in marble tests, else
+        a thread). In virtual time ``leaky=no`` delivers at once when the buffer is full.
     """
     holder: list[Queue] = []
 
@@ -281,8 +282,10 @@ def queue(
         ) -> abc.DisposableBase:
             stats = holder[0].stats
             stats.passed = stats.dropped = stats.level = stats.max_level = 0
+            # virtual time drives it when it drives the subscription (tests, marbles)
+            virtual = sched if isinstance(sched, VirtualTimeScheduler) else None
             run = _QueueRun(
-                observer, scheduler, max_size_buffers, max_size_time, leaky, holder[0].stats
+                observer, scheduler or virtual, max_size_buffers, max_size_time, leaky, stats
             )
             try:
                 sub = source.subscribe(run.on_next, run.on_error, run.on_completed, scheduler=sched)

@@ -128,5 +128,3 @@ def test_inspect_gst_table_and_json() -> None:
     res = h.rxaudio("inspect", "volume")
     assert res.returncode == 2 and "gain" in res.stderr
     assert h.rxaudio("inspect", "fakesink").stdout.startswith("null (sink")
-
-

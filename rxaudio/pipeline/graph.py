@@ -48,7 +48,7 @@ def to_dot(pipeline: Pipeline) -> str:
         "digraph pipeline {",
         "  rankdir=LR;",
         '  graph [fontname="Helvetica", fontsize=11, labelloc=t, '
-        f"label={_quote('rxaudio: ' + ' '.join(pipeline.text.split()))}];",
+        f"label={_quote(_title(pipeline.text))}];",
         '  node [fontname="Helvetica", fontsize=10];',
         '  edge [fontname="Helvetica", fontsize=9];',
     ]
@@ -86,6 +86,13 @@ def to_dot(pipeline: Pipeline) -> str:
             lines.append(f"  {a} -> {b} [label={_quote(_caps(link.caps))}];")
     lines.append("}")
     return "\n".join(lines) + "\n"
+
+
+def _title(text: str) -> str:
+    """The launch string on lines of at most about 100 characters, for the picture's title."""
+    import textwrap
+
+    return "\n".join(textwrap.wrap("rxaudio launch: " + " ".join(text.split()), 100))
 
 
 def _caps(caps: object) -> str:

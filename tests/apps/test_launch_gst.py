@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import io
 import os
+import sys
 import threading
 import time
 from pathlib import Path
@@ -128,3 +129,34 @@ def test_inspect_gst_table_and_json() -> None:
     res = h.rxaudio("inspect", "volume")
     assert res.returncode == 2 and "gain" in res.stderr
     assert h.rxaudio("inspect", "fakesink").stdout.startswith("null (sink")
+
+
+def test_ctrl_c_with_queues_finalizes_and_ends_their_threads(tmp_path: Path) -> None:
+    import signal
+    import subprocess
+
+    out = tmp_path / "q.jsonl"
+    proc = subprocess.Popen(
+        [
+            sys.executable,
+            "-m",
+            "rxaudio.apps.cli",
+            "launch",
+            f"testsrc is-live=true ! tee name=t t. ! queue ! level ! jsonl location={out} "
+            "t. ! queue leaky=downstream ! null",
+        ],
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+    )
+    partial = tmp_path / ".q.jsonl.partial"
+    deadline = time.monotonic() + WAIT
+    while not partial.exists() and time.monotonic() < deadline:  # it runs
+        time.sleep(0.05)
+    proc.send_signal(signal.SIGINT)
+    stdout, stderr = proc.communicate(timeout=WAIT)
+    assert proc.returncode == 0, stderr  # the process exits: no queue thread held it
+    assert "(stopped by SIGINT)" in stdout
+    assert "queue0:" in stdout and "queue1:" in stdout
+    lines = out.read_text().splitlines()
+    assert lines and f"jsonl: {len(lines)} items, wrote {out}" in stdout

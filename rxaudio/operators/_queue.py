@@ -185,10 +185,10 @@ class _QueueRun:
                 obs.on_completed()
         except Exception as exc:  # raised downstream, on this thread: end the stream with it
             with self.cond:
-                was_closed, self.closed = self.closed, True
+                self.closed = True
                 self.buf.clear()
                 self.cond.notify_all()
-            if got or not was_closed or end is None or end[0] != "E":
+            if end is None or end[0] != "E":  # (an observer failing in on_error: not again)
                 try:
                     obs.on_error(exc)
                 except Exception:  # nobody below can take it: the stream has ended anyway

@@ -342,6 +342,38 @@ class StreamReceipt:
         }
 
 
+@dataclass(frozen=True, slots=True)
+class CountReceipt:
+    """What a discarding sink (``null``) took in: emitted once when its input has ended.
+
+    ``items`` counts everything it was given, ``samples`` the audio samples among them (per
+    channel) at ``sample_rate`` (that of the last audio frame; None when there was none);
+    ``reason``: ``completed`` or ``error`` (the input failed after these).
+    """
+
+    items: int
+    samples: int = 0
+    sample_rate: int | None = None
+    reason: str = "completed"
+
+    @property
+    def seconds(self) -> float:
+        """Audio taken in, in seconds (0 when none)."""
+        return self.samples / self.sample_rate if self.sample_rate else 0.0
+
+    def to_dict(self) -> dict[str, Any]:
+        """The one dict form: ``type`` ``"count"``, ``items``, ``samples``, ``seconds``,
+        ``sample_rate``, ``reason``."""
+        return {
+            "type": "count",
+            "items": self.items,
+            "samples": self.samples,
+            "seconds": round(self.seconds, TIME_DECIMALS),
+            "sample_rate": self.sample_rate,
+            "reason": self.reason,
+        }
+
+
 _FEATURE_TYPES = {"mfcc": "mfcc", "spectral": "spectral"}  # other kinds: "spectrogram"
 
 

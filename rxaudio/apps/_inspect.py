@@ -38,6 +38,11 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
         action="store_true",
         help="print the element reference (docs/elements.md) of the built-in elements",
     )
+    p.add_argument(
+        "--gst",
+        action="store_true",
+        help="GStreamer's element names and their rxaudio equivalents (with --json: as JSON)",
+    )
 
 
 # --- one element as data ---------------------------------------------------------------------
@@ -255,6 +260,8 @@ def _md_element(info: Any) -> list[str]:
 
 def run(args: argparse.Namespace) -> int:
     """List the elements, or show one (exit 2 naming close matches for an unknown name)."""
+    from ..errors import ConfigError
+    from ..pipeline import gst
     from ..pipeline.registry import declaration, declarations
 
     if args.markdown:
@@ -266,6 +273,11 @@ def run(args: argparse.Namespace) -> int:
             return 2
         print(markdown(), end="")
         return 0
+    if args.gst:
+        if args.markdown:
+            print("rxaudio inspect: error: --gst and --markdown: choose one", file=sys.stderr)
+            return 2
+        return _gst(args)
     if args.element is None:
         infos = list(declarations().values())
         if args.json:
@@ -273,9 +285,43 @@ def run(args: argparse.Namespace) -> int:
         else:
             print(text_listing(infos))
         return 0
-    info = declaration(args.element)  # ConfigError naming close ones: one line, exit 2
+    name = gst.alias(args.element) or args.element  # audiotestsrc is testsrc
+    known = gst.hint(name)
+    if known is not None:
+        raise ConfigError(f"no element called {name!r}: {known}")
+    info = declaration(name)  # ConfigError naming close ones: one line, exit 2
     if args.json:
         print(json.dumps(element_dict(info), indent=2))
     else:
         print(text_element(info))
+    return 0
+
+
+def gst_table() -> str:
+    """The table of GStreamer names (``rxaudio inspect --gst``), one row per name."""
+    from ..pipeline.gst import GST_NAMES
+
+    rows = [("GStreamer", "rxaudio", "write")]
+    rows += [(g.gst + (" (alias)" if g.alias else ""), g.rxaudio, g.write) for g in GST_NAMES]
+    w0 = max(len(r[0]) for r in rows)
+    w1 = max(len(r[1]) for r in rows)
+    lines = [f"{a:<{w0}}  {b:<{w1}}  {c}" for a, b, c in rows]
+    lines.insert(1, "-" * w0 + "  " + "-" * w1 + "  " + "-" * 5)
+    return "\n".join(lines)
+
+
+def _gst(args: argparse.Namespace) -> int:
+    from ..pipeline.gst import GST_NAMES
+
+    if args.element:
+        print("rxaudio inspect: error: --gst prints the whole table; drop ELEMENT", file=sys.stderr)
+        return 2
+    if args.json:
+        rows = [
+            {"gstreamer": g.gst, "rxaudio": g.rxaudio, "write": g.write, "alias": g.alias}
+            for g in GST_NAMES
+        ]
+        print(json.dumps(rows, indent=2))
+    else:
+        print(gst_table())
     return 0

@@ -4,7 +4,9 @@ The string is parsed and every link negotiated before anything opens
 (:func:`~rxaudio.pipeline.launch.parse_launch`); a mistake is one error with a caret under it
 and exit 2. It then runs until the source ends, or Ctrl-C/SIGTERM, which stops the source and
 finalizes every sink's file. On a terminal one status line on stderr is rewritten in place
-(audio seconds, items per sink); otherwise only the final summary is printed (on stdout).
+(audio seconds, items per sink, what each ``queue`` dropped); otherwise only the final summary
+is printed (on stdout), with each queue's drops and each ``null``'s counts. ``--graph FILE``
+draws the pipeline as built before it runs (:meth:`~rxaudio.pipeline.launch.Pipeline.draw`).
 """
 
 from __future__ import annotations
@@ -40,6 +42,13 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
         help="read the launch string from FILE (newlines are spaces, # starts a comment)",
     )
     p.add_argument(
+        "--graph",
+        metavar="FILE",
+        default=None,
+        help="draw the pipeline as built (elements, properties, every link's caps, inserted "
+        "conversions) to FILE before it runs: .svg/.png/.pdf through Graphviz's dot, .dot as text",
+    )
+    p.add_argument(
         "-v",
         "--verbose",
         action="store_true",
@@ -58,7 +67,10 @@ class Status:
         """The status text."""
         st = self.pipeline.stats
         counts = "  ".join(f"{end}: {st.items.get(end, 0)}" for end in self.pipeline.ends)
-        return f"{st.audio_seconds:8.2f} s  {counts}"
+        drops = "".join(
+            f"  {label} dropped {q.stats.dropped}" for label, q in self.pipeline.queues.items()
+        )
+        return f"{st.audio_seconds:8.2f} s  {counts}{drops}"
 
     def tick(self) -> None:
         """Redraw (on a terminal only)."""
@@ -92,15 +104,26 @@ def _text(args: argparse.Namespace) -> str:
 def summary(pipeline: Pipeline, stopped_by: str) -> list[str]:
     """The final lines: audio seconds, how it stopped, and each branch end's count and file
     (or, for a stream sink, the entries it wrote)."""
-    from ..frames import StreamReceipt
+    from ..frames import CountReceipt, StreamReceipt
 
     st = pipeline.stats
     how = "" if stopped_by == "completed" else f" (stopped by {stopped_by})"
     lines = [f"rxaudio launch: {st.audio_seconds:.2f} s of audio{how}"]
+    for label, q in pipeline.queues.items():  # drops are never silent
+        qs = q.stats
+        lines.append(
+            f"  {label}: {qs.passed} items passed, {qs.dropped} dropped (leaky={q.leaky}), "
+            f"at most {qs.max_level} buffered"
+        )
     for b in pipeline.branches:
         if b.tee is not None:
             continue
         r = st.receipts.get(b.end)
+        if isinstance(r, CountReceipt):  # null: counted and discarded
+            lines.append(
+                f"  {b.end}: {r.items} items, {r.samples} samples ({r.seconds:.2f} s), discarded"
+            )
+            continue
         if isinstance(r, StreamReceipt):  # a stream sink: entries, not a file
             lines.append(
                 f"  {b.end}: {st.items.get(b.end, 0)} items, wrote {r.written} entries to "
@@ -130,6 +153,9 @@ def run(args: argparse.Namespace) -> int:
         pipeline = parse_launch(_text(args))
         if args.verbose:
             print(pipeline.caps_report(), file=sys.stderr, flush=True)
+        if args.graph is not None:
+            pipeline.draw(args.graph)
+            print(f"rxaudio launch: drew the pipeline to {args.graph}", file=sys.stderr, flush=True)
         status = Status(pipeline, sys.stderr)
         stopped_by, error = "completed", None
 

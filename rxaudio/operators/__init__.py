@@ -22,6 +22,9 @@ _NAMES = {
     "hysteresis": "._hysteresis",
     "level": "._level",
     "mfcc": "._mfcc",
+    "Queue": "._queue",
+    "QueueStats": "._queue",
+    "queue": "._queue",
     "reframe": "._reframe",
     "resample": "._resample",
     "spectral": "._spectral",
@@ -41,6 +44,7 @@ if TYPE_CHECKING:
     from ._hysteresis import hysteresis
     from ._level import level
     from ._mfcc import mfcc
+    from ._queue import Queue, QueueStats, queue
     from ._reframe import reframe
     from ._resample import resample
     from ._spectral import spectral
@@ -53,6 +57,8 @@ __getattr__, __dir__ = attributes(__name__, _NAMES)
 __all__ = [
     "Element",
     "Operator",
+    "Queue",
+    "QueueStats",
     "ScoredVad",
     "ScoredWindow",
     "buffer_utterance",
@@ -63,6 +69,7 @@ __all__ = [
     "level",
     "map_operator",
     "mfcc",
+    "queue",
     "reframe",
     "resample",
     "spectral",

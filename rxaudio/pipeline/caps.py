@@ -219,7 +219,8 @@ def link(
                 current = _after(current, need)
         links.append(Link(prev, name, produced, current, words))
         steps.append(el)
-        current = _after(current, produces)
+        if not getattr(el, "passthrough", False):  # a queue gives what it takes
+            current = _after(current, produces)
         prev = name
     return Linked(tuple(steps), tuple(links), current)
 

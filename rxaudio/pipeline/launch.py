@@ -57,7 +57,7 @@ import difflib
 import os
 import re
 import threading
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -71,8 +71,9 @@ from ..core.element import Element
 from ..core.fuse import fuse
 from ..core.props import ElementInfo, Prop
 from ..errors import ConfigError, RxAudioError
-from ..frames import AudioFrame, FileReceipt, StreamReceipt
-from . import registry
+from ..frames import AudioFrame, CountReceipt, FileReceipt, StreamReceipt
+from ..operators._queue import Queue
+from . import gst, registry
 from .caps import Link, LinkError, link
 
 __all__ = [
@@ -238,7 +239,12 @@ class _Parser:
         if word == "tee":
             return _Node("tee", word, tok.pos)
         info = registry.lookup(word)
+        if info is None and gst.alias(word) is not None:
+            info = registry.lookup(gst.alias(word) or "")  # audiotestsrc, fakesink
         if info is None:
+            known = gst.hint(word)
+            if known is not None:
+                raise self.error(f"no element called {word!r}: {known}", tok.pos)
             reg = registry.registry()
             close = difflib.get_close_matches(word, [*reg, "tee"], n=3)
             hint = f"; did you mean {', '.join(close)}?" if close else ""
@@ -453,6 +459,17 @@ class Output:
     """Where the first of them is written (the element's name when it is not)."""
 
 
+@dataclass(frozen=True, slots=True)
+class NodeInfo:
+    """One element of a built pipeline: its label, its element's name and kind, and its
+    properties as written in the launch string (``name=`` aside)."""
+
+    label: str
+    element: str
+    kind: str
+    props: tuple[tuple[str, str], ...]
+
+
 @dataclass
 class PipelineStats:
     """What a running pipeline has done (reset on every subscription)."""
@@ -461,7 +478,7 @@ class PipelineStats:
     """Audio the source has emitted, in seconds (the last frame's end)."""
     items: dict[str, int] = field(default_factory=dict)
     """Items that reached each branch end (into its sink, or out of its last element)."""
-    receipts: dict[str, FileReceipt | StreamReceipt] = field(default_factory=dict)
+    receipts: dict[str, FileReceipt | StreamReceipt | CountReceipt] = field(default_factory=dict)
     """The receipt of each sink whose file is final."""
 
 
@@ -506,6 +523,8 @@ class _Builder:
         self.p, self.chains = parser, chains
         self.branches: list[Branch] = []
         self.outputs: list[Output] = []
+        self.queues: dict[str, Queue] = {}
+        self.nodes: dict[str, NodeInfo] = {}
         self.written: dict[tuple[str, Any], tuple[_Node, str, int]] = {}  # see claim()
 
     def label(self) -> None:
@@ -555,8 +574,13 @@ class _Builder:
             self.claim(node, info, kwargs)
         if info.writes:
             self.outputs.append(self.output(node, info))
+        self.nodes[node.label] = NodeInfo(
+            node.label, info.name, info.kind, tuple((t.key, t.value) for t in node.props)
+        )
         try:
             node.obj = info.factory(**kwargs)
+            if isinstance(node.obj, Queue):
+                self.queues[node.label] = node.obj
         except RxAudioError as exc:
             pos = node.pos
             for tok in node.props:  # point at the value the error is about, when it says
@@ -754,6 +778,8 @@ class Pipeline:
         source_caps: Caps,
         branches: Sequence[Branch],
         outputs: Sequence[Output] = (),
+        queues: Mapping[str, Queue] | None = None,
+        nodes: Mapping[str, NodeInfo] | None = None,
     ) -> None:
         self.text = text
         self.source = source
@@ -762,6 +788,10 @@ class Pipeline:
         self.branches = tuple(branches)
         self.outputs = tuple(outputs)
         """What its elements write, as named in :attr:`text` (:class:`Output`)."""
+        self.queues: dict[str, Queue] = dict(queues or {})
+        """Its ``queue`` elements by label; each one's ``stats`` counts what it dropped."""
+        self.nodes: dict[str, NodeInfo] = dict(nodes or {})
+        """Its elements by label, with their properties as written (for :meth:`to_dot`)."""
         self.stats = PipelineStats()
 
     @property
@@ -788,6 +818,22 @@ class Pipeline:
         else:
             lines.append("conversions inserted: none")
         return "\n".join(lines)
+
+    def to_dot(self) -> str:
+        """The pipeline as built, in Graphviz's DOT language: each element with its properties,
+        each link labelled with its negotiated caps, inserted conversions as dashed nodes
+        (:func:`~rxaudio.pipeline.graph.to_dot`)."""
+        from .graph import to_dot
+
+        return to_dot(self)
+
+    def draw(self, path: str | os.PathLike[str]) -> str:
+        """Write :meth:`to_dot`'s picture to ``path``: ``.dot`` as text, ``.svg``/``.png``/
+        ``.pdf``... drawn by Graphviz's ``dot`` (:func:`~rxaudio.pipeline.graph.draw`, whose
+        ConfigError names the package when ``dot`` is missing). Returns the path."""
+        from .graph import draw
+
+        return draw(self, path)
 
     def observable(self) -> Observable[Any]:
         """The merged outputs of every branch end (sinks' receipts, or the items of a branch
@@ -835,7 +881,7 @@ class Pipeline:
                 if b.sink is not None:
 
                     def receipt(r: Any, end: str = end) -> None:
-                        if isinstance(r, FileReceipt | StreamReceipt):
+                        if isinstance(r, FileReceipt | StreamReceipt | CountReceipt):
                             stats.receipts[end] = r
 
                     x = x.pipe(b.sink, ops.do_action(receipt))
@@ -952,7 +998,7 @@ class Pipeline:
         scheduler: abc.SchedulerBase | None = None,
         on_poll: Callable[[], None] | None = None,
         poll_s: float = 0.1,
-    ) -> list[FileReceipt | StreamReceipt]:
+    ) -> list[FileReceipt | StreamReceipt | CountReceipt]:
         """Run until every branch has ended; return the sinks' receipts.
 
         The wait is a loop of short timed waits (``on_poll`` is called after each), so Ctrl-C
@@ -961,11 +1007,11 @@ class Pipeline:
         the exception goes on. An error in the stream is raised after the files are final.
         """
         done = threading.Event()
-        receipts: list[FileReceipt | StreamReceipt] = []
+        receipts: list[FileReceipt | StreamReceipt | CountReceipt] = []
         failed: list[Exception] = []
 
         def on_next(item: Any) -> None:
-            if isinstance(item, FileReceipt | StreamReceipt):
+            if isinstance(item, FileReceipt | StreamReceipt | CountReceipt):
                 receipts.append(item)
 
         def on_error(exc: Exception) -> None:
@@ -1007,7 +1053,16 @@ def parse_launch(text: str) -> Pipeline:
     chains = parser.parse()
     builder = _Builder(parser, chains)
     head, caps = builder.run()
-    return Pipeline(text, head.obj, head.label, caps, builder.branches, builder.outputs)
+    return Pipeline(
+        text,
+        head.obj,
+        head.label,
+        caps,
+        builder.branches,
+        builder.outputs,
+        builder.queues,
+        builder.nodes,
+    )
 
 
 # --- operator-only chains (a server's per-session chain) ---------------------------------

@@ -14,6 +14,7 @@ _NAMES = {
     "to_json": "._jsonl",
     "to_jsonl": "._jsonl",
     "to_labels": "._labels",
+    "to_null": "._null",
     "RedisEntry": "._redis",
     "RedisWriter": "._redis",
     "to_redis": "._redis",
@@ -28,6 +29,7 @@ if TYPE_CHECKING:
     from ._features import to_features
     from ._jsonl import JsonlLog, to_json, to_jsonl
     from ._labels import to_labels
+    from ._null import to_null
     from ._redis import RedisEntry, RedisWriter, to_redis
     from ._serialize import to_record
     from ._subtitles import to_subtitles
@@ -45,6 +47,7 @@ __all__ = [
     "to_json",
     "to_jsonl",
     "to_labels",
+    "to_null",
     "to_record",
     "to_redis",
     "to_subtitles",

@@ -20,6 +20,8 @@ _NAMES = {
     "StreamEntry": "._redis",
     "StreamReader": "._redis",
     "from_redis": "._redis",
+    "TestSource": "._testsrc",
+    "testsrc": "._testsrc",
 }
 
 if TYPE_CHECKING:
@@ -27,6 +29,7 @@ if TYPE_CHECKING:
     from ._file import FileSource, from_file
     from ._microphone import CaptureStats, MicrophoneSource, from_microphone, list_input_devices
     from ._redis import RedisSource, StreamEntry, StreamReader, from_redis
+    from ._testsrc import TestSource, testsrc
 
 __getattr__, __dir__ = attributes(__name__, _NAMES)
 
@@ -37,9 +40,11 @@ __all__ = [
     "RedisSource",
     "StreamEntry",
     "StreamReader",
+    "TestSource",
     "from_array",
     "from_file",
     "from_microphone",
     "from_redis",
     "list_input_devices",
+    "testsrc",
 ]

@@ -33,7 +33,7 @@ def test_the_builtins_are_all_there() -> None:
         assert n in names
     for n in ("wav", "jsonl", "labels", "gain", "reframe", "spectrogram", "mfcc", "level"):
         assert n in names
-    assert reg.names("source") == ["array", "file", "mic", "redis_src"]
+    assert reg.names("source") == ["array", "file", "mic", "redis_src", "testsrc"]
     assert set(reg.names("sink")) >= {"wav", "jsonl", "labels"}
 
 

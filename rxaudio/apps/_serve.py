@@ -357,9 +357,11 @@ def run(args: argparse.Namespace) -> int:
 
 def run_processes(config: Any, args: argparse.Namespace, what: str) -> int:
     """``--processes N``: a supervisor routing connections to N worker servers."""
+    import functools
+
     from ..errors import ConfigError
     from ..server.loops import run as run_loop
-    from ..server.supervisor import Supervisor, listen_socket
+    from ..server.supervisor import Supervisor, listen_socket, own_ports, tls_context
 
     if config.source is not None:
         raise ConfigError(
@@ -373,12 +375,25 @@ def run_processes(config: Any, args: argparse.Namespace, what: str) -> int:
             f"serve: cannot listen on {args.host}:{args.port} ({exc.strerror})"
         ) from exc
     bound = sock.getsockname()[1]
-    sup = Supervisor(config, args.processes, sock)
+    try:  # each worker's own port, where its sessions resume
+        own = own_ports(args.host, args.port, args.processes)
+    except OSError as exc:
+        sock.close()
+        raise ConfigError(
+            f"serve: cannot listen on {args.host}, {exc.strerror}: --processes "
+            f"{args.processes} also takes ports --port + 1 to --port + {args.processes} "
+            "(one per process, where its sessions resume); pick another --port"
+        ) from exc
+    # --certfile/--keyfile: each worker loads the pair (a context cannot cross processes)
+    certfile, keyfile = getattr(args, "certfile", None), getattr(args, "keyfile", None)
+    tls = functools.partial(tls_context, certfile, keyfile) if certfile and keyfile else None
+    sup = Supervisor(config, args.processes, sock, own, tls=tls)
     token = f"?token={config.token}" if config.token else ""
-    print(f"rxaudio serve: page at http://{args.host}:{bound}/{token}", flush=True)
+    scheme = "https" if tls is not None else "http"
+    print(f"rxaudio serve: page at {scheme}://{args.host}:{bound}/{token}", flush=True)
     print(
-        f"rxaudio serve: {args.processes} server processes on port {bound}"
-        + (f"; {what}" if what else ""),
+        f"rxaudio serve: {args.processes} server processes on port {bound} (sessions resume "
+        f"on ports {', '.join(map(str, sup.ports()))})" + (f"; {what}" if what else ""),
         file=sys.stderr,
         flush=True,
     )

@@ -41,8 +41,8 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
         default=1,
         metavar="N",
         help="server processes behind the one port, each with its own event loop and batched "
-        "scorer (auto: one per core; default 1). Sessions resume in their own process: clients "
-        "put ?session=ID in the WebSocket URL when they resume (the page does)",
+        "scorer (auto: one per core; default 1). Each also listens on a port of its own "
+        "(--port + 1 to --port + N) where its sessions resume: started's resume_url names it",
     )
     p.add_argument(
         "--any-origin",

@@ -387,6 +387,19 @@ def run_processes(config: Any, args: argparse.Namespace, what: str) -> int:
     # --certfile/--keyfile: each worker loads the pair (a context cannot cross processes)
     certfile, keyfile = getattr(args, "certfile", None), getattr(args, "keyfile", None)
     tls = functools.partial(tls_context, certfile, keyfile) if certfile and keyfile else None
+    if tls is not None:  # loaded here once too: a bad pair is one line now, not N dead workers
+        import ssl
+
+        try:
+            tls()
+        except (OSError, ssl.SSLError) as exc:
+            sock.close()
+            for s in own:
+                s.close()
+            raise ConfigError(
+                f"serve: cannot load --certfile {certfile} with --keyfile {keyfile} ({exc}); "
+                "give a PEM certificate and the key that matches it"
+            ) from exc
     sup = Supervisor(config, args.processes, sock, own, tls=tls)
     token = f"?token={config.token}" if config.token else ""
     scheme = "https" if tls is not None else "http"

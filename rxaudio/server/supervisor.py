@@ -62,13 +62,12 @@ import os
 import shutil
 import signal
 import socket
-import ssl
 import string
 import sys
 import tempfile
 import time
 from collections.abc import Callable
-from typing import Any
+from typing import TYPE_CHECKING, Any
 from urllib.parse import quote
 
 # a session id's first character names its worker (so at most this many workers)
@@ -80,7 +79,11 @@ ACK = 8  # bytes of a worker's acknowledgement: the count of sockets it has take
 QUICK_S = 10.0  # a worker that dies this soon after starting ...
 QUICK_DEATHS = 3  # ... this many times in a row is not started again: the server stops
 
-TlsFactory = Callable[[], ssl.SSLContext]
+if TYPE_CHECKING:
+    import ssl
+
+# makes each worker's TLS context (a context cannot be sent to another process; this can)
+TlsFactory = Callable[[], "ssl.SSLContext"]
 
 
 def worker_mark(index: int) -> str:
@@ -118,6 +121,8 @@ def resume_url(scheme: str, host: str, port: int, session_id: str) -> str:
 def tls_context(certfile: str, keyfile: str) -> ssl.SSLContext:
     """A server TLS context from a PEM certificate (chain) and its key, as every worker
     loads it (a context cannot be sent to another process; the two paths can)."""
+    import ssl
+
     ctx = ssl.SSLContext(ssl.PROTOCOL_TLS_SERVER)
     ctx.load_cert_chain(certfile, keyfile)
     return ctx
@@ -285,7 +290,6 @@ class Supervisor:
         self.procs: list[Any] = [None] * workers
         self.chans: list[_Channel | None] = [None] * workers
         self.turn = 0
-        self.refused = 0  # connections closed because every worker's channel was full
         self.stopping = False
         self.restarts = 0
         self.failed = False  # stopped because a worker could not start
@@ -379,7 +383,6 @@ class Supervisor:
                 chan.sent += 1
                 chan.times.append(now)
                 return i
-            self.refused += 1
             return None
         finally:
             conn.close()  # the worker holds its own copy now

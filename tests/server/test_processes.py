@@ -458,8 +458,9 @@ async def test_idle_half_open_connections_cost_the_supervisor_nothing(
     served_tls: Served, cert: tuple[Path, Path]
 ) -> None:
     """400 silent connections: the supervisor hands each over at once and holds none. The
-    design before polled each one every 5 ms: 1.5-2.5 CPU seconds in these 3 s (half a
-    core and more, docs/apps/serve.md); handing 400 over costs a few hundredths."""
+    design before polled each one every 5 ms: it used 1.15 CPU seconds in these 3 s on a
+    loaded machine (45-97 % of a core in docs/apps/serve.md); handing 400 over costs a few
+    hundredths."""
     await _both_workers_serve(served_tls, _trusting(cert[0]))
     sup = served_tls.proc.pid
     before = _cpu_s(sup)
@@ -491,3 +492,21 @@ def test_a_taken_port_is_refused_in_one_line(tmp_path: Path) -> None:
         )
     assert r.returncode == 2 and "Traceback" not in r.stderr, r.stderr
     assert f"port {port + 2}" in r.stderr and "pick another --port" in r.stderr, r.stderr
+
+
+def test_a_key_that_does_not_load_is_refused_in_one_line(
+    tmp_path: Path, cert: tuple[Path, Path]
+) -> None:
+    bad = tmp_path / "key.pem"
+    bad.write_text("not a key\n")
+    r = subprocess.run(
+        [
+            *(*SERVE_TLS, "serve", "--processes", "2", "--port", "0", "--out", str(tmp_path)),
+            *("--certfile", str(cert[0]), "--keyfile", str(bad)),
+        ],
+        capture_output=True,
+        text=True,
+        timeout=60,
+    )
+    assert r.returncode == 2 and "Traceback" not in r.stderr, r.stderr
+    assert r.stderr.count("\n") == 1 and f"--keyfile {bad}" in r.stderr, r.stderr

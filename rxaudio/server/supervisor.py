@@ -94,9 +94,9 @@ def worker_mark(index: int) -> str:
 def worker_of(session_id: str, workers: int) -> int | None:
     """The worker a session id belongs to, or ``None`` when it names none of ``workers``.
 
-    An id may carry an instance prefix ending in ``-`` (``NAME-`` + the id a worker made, see
-    ``docs/deploy.md``): the worker mark is then the first of the last
-    :data:`SESSION_ID_CHARS` characters.
+    An id may carry an instance prefix ending in ``-`` (``NAME-`` + the id a worker made, so
+    that a proxy in front of several servers can route by it): the worker mark is then the
+    first of the last :data:`SESSION_ID_CHARS` characters.
     """
     core = session_id
     if len(core) > SESSION_ID_CHARS and core[-SESSION_ID_CHARS - 1] == "-":

@@ -17,7 +17,8 @@ set -euo pipefail
 cd "$(dirname "$0")/.."
 
 APT_PACKAGES=(libportaudio2 libsndfile1 pulseaudio pulseaudio-utils libasound2-plugins
-              redis-server chromium espeak-ng sox gcc graphviz)
+              redis-server chromium espeak-ng sox gcc graphviz nginx-light
+              openssl)  # graphviz: launch --graph; nginx-light: the deploy tests' proxy; openssl: the TLS tests' certificates
 missing=()
 for p in "${APT_PACKAGES[@]}"; do
     dpkg -s "$p" >/dev/null 2>&1 || missing+=("$p")

@@ -41,8 +41,8 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
         default=1,
         metavar="N",
         help="server processes behind the one port, each with its own event loop and batched "
-        "scorer (auto: one per core; default 1). Sessions resume in their own process: clients "
-        "put ?session=ID in the WebSocket URL when they resume (the page does)",
+        "scorer (auto: one per core; default 1). Each also listens on a port of its own "
+        "(--port + 1 to --port + N) where its sessions resume: started's resume_url names it",
     )
     p.add_argument(
         "--any-origin",
@@ -357,9 +357,11 @@ def run(args: argparse.Namespace) -> int:
 
 def run_processes(config: Any, args: argparse.Namespace, what: str) -> int:
     """``--processes N``: a supervisor routing connections to N worker servers."""
+    import functools
+
     from ..errors import ConfigError
     from ..server.loops import run as run_loop
-    from ..server.supervisor import Supervisor, listen_socket
+    from ..server.supervisor import Supervisor, listen_socket, own_ports, tls_context
 
     if config.source is not None:
         raise ConfigError(
@@ -373,12 +375,38 @@ def run_processes(config: Any, args: argparse.Namespace, what: str) -> int:
             f"serve: cannot listen on {args.host}:{args.port} ({exc.strerror})"
         ) from exc
     bound = sock.getsockname()[1]
-    sup = Supervisor(config, args.processes, sock)
+    try:  # each worker's own port, where its sessions resume
+        own = own_ports(args.host, args.port, args.processes)
+    except OSError as exc:
+        sock.close()
+        raise ConfigError(
+            f"serve: cannot listen on {args.host}, {exc.strerror}: --processes "
+            f"{args.processes} also takes ports --port + 1 to --port + {args.processes} "
+            "(one per process, where its sessions resume); pick another --port"
+        ) from exc
+    # --certfile/--keyfile: each worker loads the pair (a context cannot cross processes)
+    certfile, keyfile = getattr(args, "certfile", None), getattr(args, "keyfile", None)
+    tls = functools.partial(tls_context, certfile, keyfile) if certfile and keyfile else None
+    if tls is not None:  # loaded here once too: a bad pair is one line now, not N dead workers
+        import ssl
+
+        try:
+            tls()
+        except (OSError, ssl.SSLError) as exc:
+            sock.close()
+            for s in own:
+                s.close()
+            raise ConfigError(
+                f"serve: cannot load --certfile {certfile} with --keyfile {keyfile} ({exc}); "
+                "give a PEM certificate and the key that matches it"
+            ) from exc
+    sup = Supervisor(config, args.processes, sock, own, tls=tls)
     token = f"?token={config.token}" if config.token else ""
-    print(f"rxaudio serve: page at http://{args.host}:{bound}/{token}", flush=True)
+    scheme = "https" if tls is not None else "http"
+    print(f"rxaudio serve: page at {scheme}://{args.host}:{bound}/{token}", flush=True)
     print(
-        f"rxaudio serve: {args.processes} server processes on port {bound}"
-        + (f"; {what}" if what else ""),
+        f"rxaudio serve: {args.processes} server processes on port {bound} (sessions resume "
+        f"on ports {', '.join(map(str, sup.ports()))})" + (f"; {what}" if what else ""),
         file=sys.stderr,
         flush=True,
     )

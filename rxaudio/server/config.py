@@ -82,6 +82,12 @@ class ServerConfig:
         How many workers that server runs (set by the supervisor with ``worker``). An id whose
         first character names none of them was never made by this server: like any unknown
         id, it starts a new session.
+    resume_port
+        This worker's own port (set by the supervisor): ``started`` carries ``resume_url`` on
+        it, where the client resumes and reaches this process (``None``: no such field).
+    page_port
+        The server's main port (set by the supervisor with ``resume_port``): the page served
+        there resumes on ``resume_port``, so its ``Origin`` (that port) is this server's own.
     redis_url
         ``rxaudio serve --redis``: publish every session's speech events and utterances to
         ``redis_stream`` and relay workers' results from ``redis_results`` (``None``: no Redis).
@@ -129,6 +135,8 @@ class ServerConfig:
     device: int | str | None = None
     worker: int | None = None
     workers: int = 1
+    resume_port: int | None = None
+    page_port: int | None = None
     metrics_dir: str | None = None
     redis_url: str | None = None
     redis_stream: str = DEFAULT_STREAM

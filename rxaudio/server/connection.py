@@ -294,7 +294,7 @@ class Connection:
                 raise ProtocolError(
                     "wrong_process",
                     f"start: session {start.session} lives in another process of this server; "
-                    "reconnect with ?session=<id> in the WebSocket URL so it routes you there",
+                    "resume on the resume_url its started message gave",
                 )
         resumed = (
             s is not None
@@ -349,22 +349,26 @@ class Connection:
         self.session, self.start = s, start
         s.owner = self
         s.attach(self.outbox)
-        self.send(
-            {
-                "type": "started",
-                "session": s.id,
-                "resume_token": s.resume_token,
-                "resumed": resumed,
-                "received": s.received,
-                "seq": s.seq,
-                "sample_rate": s.sample_rate,
-                "channels": s.channels,
-                "format": start.format,
-                "pipeline_rate": 16000,
-                "settings": s.settings.value,
-                "events": list(s.options.events),
-            }
-        )
+        started: dict[str, Any] = {
+            "type": "started",
+            "session": s.id,
+            "resume_token": s.resume_token,
+            "resumed": resumed,
+            "received": s.received,
+            "seq": s.seq,
+            "sample_rate": s.sample_rate,
+            "channels": s.channels,
+            "format": start.format,
+            "pipeline_rate": 16000,
+            "settings": s.settings.value,
+            "events": list(s.options.events),
+        }
+        if hub.config.resume_port is not None:  # one of several processes: resume on its port
+            from .supervisor import resume_url
+
+            req = self.request
+            started["resume_url"] = resume_url(req.scheme, req.host, hub.config.resume_port, s.id)
+        self.send(started)
         if resumed:
             after = start.ack if start.ack is not None else s.acked
             lost = s.replay_to(self.outbox, after)

@@ -193,9 +193,29 @@ def host_allowed(host: str, bind: str, allowed: Iterable[str]) -> bool:
     return addr == bind_addr or (addr.is_loopback and bind_addr.is_loopback)
 
 
-def origin_allowed(origin: str, scheme: str, host: str) -> bool:
-    """Whether a browser's ``Origin`` is this server's own page (scheme, name and port)."""
-    return origin.strip().lower().rstrip("/") == f"{scheme}://{host}".lower()
+def origin_allowed(origin: str, scheme: str, host: str, page_port: int | None = None) -> bool:
+    """Whether a browser's ``Origin`` is this server's own page (scheme, name and port).
+
+    ``page_port``: a worker of ``rxaudio serve --processes N`` is reached on its own port by
+    the page served from the main port, so that port, with the same scheme and name, is its
+    own page too.
+    """
+    given = origin.strip().lower().rstrip("/")
+    if given == f"{scheme}://{host}".lower():
+        return True
+    if page_port is None:
+        return False
+    page = f"{scheme}://{without_port(host)}".lower()
+    default = {"http": 80, "https": 443}.get(scheme)
+    return given == f"{page}:{page_port}" or (page_port == default and given == page)
+
+
+def without_port(host: str) -> str:
+    """A ``Host`` header value without its port (``[v6]`` keeps its brackets)."""
+    name = host.strip()
+    if name.startswith("["):
+        return name[: name.find("]") + 1] if "]" in name else name
+    return name.split(":", 1)[0] if name.count(":") == 1 else name
 
 
 # ---- connections ----------------------------------------------------------------------------

@@ -99,7 +99,7 @@ async def websocket(request: web.Request) -> web.StreamResponse:
     if (
         origin is not None
         and not hub.config.any_origin
-        and not origin_allowed(origin, request.scheme, request.host)
+        and not origin_allowed(origin, request.scheme, request.host, hub.config.page_port)
     ):
         # a page from another site must not drive this server through the visitor's browser
         raise web.HTTPForbidden(

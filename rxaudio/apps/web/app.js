@@ -16,6 +16,8 @@
     hello: null,
     session: null, // id given by the server, reused to resume after a drop
     resumeToken: null, // the secret from "started" that resumes it (never put in a URL)
+    resumeUrl: null, // where to resume it ("started".resume_url, --processes N), if given
+    resumeOk: true, // false after the resume URL could not be reached: use the page's own
     seq: 0, // the last numbered speech event we hold (acknowledged to the server)
     mode: null, // "client" | "listen" | null
     rate: 0,
@@ -56,10 +58,16 @@
   let backoff = 500;
   let retryTimer = null;
 
-  function wsUrl() {
+  function wsUrl(viaResume) {
+    // a server of several processes names, in "started", the URL of the process that holds
+    // the session (its own port): a resume goes there (the secret resume_token goes only in
+    // the start message, never in a URL)
+    if (viaResume) {
+      const u = new URL(state.resumeUrl);
+      if (token) u.searchParams.set("token", token);
+      return u.toString();
+    }
     const proto = location.protocol === "https:" ? "wss:" : "ws:";
-    // a resume names its session in the URL: a server of several processes routes it to the
-    // one holding the session (the secret resume_token goes only in the start message)
     const params = [];
     if (token) params.push("token=" + encodeURIComponent(token));
     if (state.session) params.push("session=" + encodeURIComponent(state.session));
@@ -70,9 +78,13 @@
   function connect() {
     clearTimeout(retryTimer);
     setConn("connecting", "wait");
-    ws = new WebSocket(wsUrl());
+    // a resume URL that cannot be reached (a proxy that does not expose the process's port)
+    // is given up for this session after one failed try: the page's own URL is used instead
+    const viaResume = Boolean(state.session && state.resumeUrl && state.resumeOk);
+    let opened = false;
+    ws = new WebSocket(wsUrl(viaResume));
     ws.binaryType = "arraybuffer";
-    ws.onopen = () => { backoff = 500; };
+    ws.onopen = () => { backoff = 500; opened = true; };
     ws.onmessage = (ev) => {
       if (typeof ev.data !== "string") return;
       let msg;
@@ -80,7 +92,10 @@
       // we ask for batching: several events in one message, a JSON array, in order
       if (Array.isArray(msg)) msg.forEach(handle); else handle(msg);
     };
-    ws.onclose = (ev) => dropped(ev.code, ev.reason);
+    ws.onclose = (ev) => {
+      if (viaResume && !opened) state.resumeOk = false;
+      dropped(ev.code, ev.reason);
+    };
   }
 
   // Our own keep-alive: a server that stops answering pings for 15 s is treated as gone
@@ -230,6 +245,8 @@
           flushPending(0);
         }
         if (msg.resume_token) state.resumeToken = msg.resume_token;
+        state.resumeUrl = msg.resume_url || null; // a server of several processes gives one
+        state.resumeOk = true;
         state.live = true;
         showSettings(msg.settings);
         $("info").textContent = "session " + msg.session + " · " + msg.sample_rate + " Hz → " +

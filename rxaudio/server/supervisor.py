@@ -50,7 +50,13 @@ def worker_mark(index: int) -> str:
 
 
 def worker_of(session_id: str, workers: int) -> int | None:
-    """The worker a session id belongs to, or ``None`` when it names none of ``workers``."""
+    """The worker a session id belongs to, or ``None`` when it names none of ``workers``.
+
+    An instance prefix (``NAME-``, ``serve --instance``) is skipped: the mark follows it.
+    """
+    from .config import split_instance
+
+    session_id = split_instance(session_id)[1]
     i = WORKER_MARKS.find(session_id[:1]) if session_id else -1
     return i if 0 <= i < workers else None
 

@@ -1,8 +1,9 @@
 """``rxaudio serve``: the live server (browser page, WebSocket protocol, files, metrics).
 
-Prints ``rxaudio serve: page at http://HOST:PORT/`` once listening (with ``--port 0`` the port the
-system chose). Ctrl-C or SIGTERM shuts down gracefully: every pipeline is flushed, every open
-utterance written, every WebSocket closed with 1001 (going away).
+Prints ``rxaudio serve: page at http://HOST:PORT/`` (``https://`` with ``--certfile``) once
+listening (with ``--port 0`` the port the system chose). Ctrl-C or SIGTERM shuts down
+gracefully: every pipeline is flushed, every open utterance written, every WebSocket closed
+with 1001 (going away).
 """
 
 from __future__ import annotations
@@ -110,6 +111,35 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
         metavar="NAME",
         help="another name this server answers to in Host (repeatable; '*' accepts any); "
         "the bind address and localhost always work",
+    )
+    d = p.add_argument_group(
+        "deployment (HTTPS, reverse proxies, several machines: docs/deploy.md)"
+    )
+    d.add_argument(
+        "--certfile",
+        metavar="PEM",
+        default=None,
+        help="serve HTTPS with this certificate (chain, PEM; e.g. certbot's fullchain.pem): "
+        "browsers give the microphone only to https pages (or localhost)",
+    )
+    d.add_argument(
+        "--keyfile", metavar="PEM", default=None, help="the certificate's private key (PEM)"
+    )
+    d.add_argument(
+        "--trusted-proxy",
+        action="append",
+        default=[],
+        metavar="ADDR",
+        help="a reverse proxy's address or network (repeatable): its Forwarded / "
+        "X-Forwarded-Proto, -Host and -For headers give the public scheme, name and client "
+        "(ignored from anyone else)",
+    )
+    d.add_argument(
+        "--instance",
+        metavar="NAME",
+        default=None,
+        help="this server's name among several behind one proxy (letters, digits): session "
+        "ids start with NAME- so the proxy routes resumes to it",
     )
     r = p.add_argument_group("Redis Streams (workers: rxaudio worker; see docs/apps/worker.md)")
     r.add_argument(
@@ -246,6 +276,10 @@ def config_from_args(args: argparse.Namespace) -> Any:
         redis_audio=args.redis_audio,
         redis_retry_s=args.redis_retry,
         loop=args.loop,
+        certfile=args.certfile,
+        keyfile=args.keyfile,
+        trusted_proxies=tuple(args.trusted_proxy),
+        instance=args.instance,
     )
 
 
@@ -279,14 +313,20 @@ async def serve(
             raise
         guard(runner)
         freeze_startup()  # this process is the server: later collections skip startup's objects
-        site = web.TCPSite(runner, host, port)
+        tls = None
+        if config.certfile is not None and config.keyfile is not None:
+            from ..server.tls import server_context
+
+            tls = server_context(config.certfile, config.keyfile)
+        site = web.TCPSite(runner, host, port, ssl_context=tls)
         await site.start()
         server = getattr(site, "_server", None)
         bound = port
         if server is not None and server.sockets:
             bound = server.sockets[0].getsockname()[1]
         token = f"?token={config.token}" if config.token else ""
-        print(f"rxaudio serve: page at http://{host}:{bound}/{token}", flush=True)
+        scheme = "https" if tls is not None else "http"
+        print(f"rxaudio serve: page at {scheme}://{host}:{bound}/{token}", flush=True)
         if announce:
             print(f"rxaudio serve: {announce}", file=sys.stderr, flush=True)
         if seconds is None:
@@ -361,7 +401,8 @@ def run_processes(config: Any, args: argparse.Namespace, what: str) -> int:
 
     from ..errors import ConfigError
     from ..server.loops import run as run_loop
-    from ..server.supervisor import Supervisor, listen_socket, own_ports, tls_context
+    from ..server.supervisor import Supervisor, listen_socket, own_ports
+    from ..server.tls import server_context
 
     if config.source is not None:
         raise ConfigError(
@@ -384,22 +425,13 @@ def run_processes(config: Any, args: argparse.Namespace, what: str) -> int:
             f"{args.processes} also takes ports --port + 1 to --port + {args.processes} "
             "(one per process, where its sessions resume); pick another --port"
         ) from exc
-    # --certfile/--keyfile: each worker loads the pair (a context cannot cross processes)
-    certfile, keyfile = getattr(args, "certfile", None), getattr(args, "keyfile", None)
-    tls = functools.partial(tls_context, certfile, keyfile) if certfile and keyfile else None
-    if tls is not None:  # loaded here once too: a bad pair is one line now, not N dead workers
-        import ssl
-
-        try:
-            tls()
-        except (OSError, ssl.SSLError) as exc:
-            sock.close()
-            for s in own:
-                s.close()
-            raise ConfigError(
-                f"serve: cannot load --certfile {certfile} with --keyfile {keyfile} ({exc}); "
-                "give a PEM certificate and the key that matches it"
-            ) from exc
+    # --certfile/--keyfile: each worker loads the pair (a context cannot cross processes);
+    # ServerConfig checked it already, so a bad pair was one line before any port was taken
+    tls = (
+        functools.partial(server_context, config.certfile, config.keyfile)
+        if config.certfile is not None and config.keyfile is not None
+        else None
+    )
     sup = Supervisor(config, args.processes, sock, own, tls=tls)
     token = f"?token={config.token}" if config.token else ""
     scheme = "https" if tls is not None else "http"

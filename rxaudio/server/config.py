@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import os
+import re
 from dataclasses import dataclass, field
 
 from ..errors import ConfigError
@@ -103,6 +104,19 @@ class ServerConfig:
     loop
         The event loop: ``auto`` (uvloop where it is installed, else asyncio's), ``uvloop`` or
         ``asyncio`` (see :mod:`rxaudio.server.loops`).
+    certfile, keyfile
+        ``rxaudio serve --certfile F --keyfile F``: serve HTTPS with this PEM certificate
+        (chain) and its key (:func:`~rxaudio.server.tls.server_context` checks them at start-up;
+        ``None``: plain HTTP, e.g. behind a proxy that terminates TLS).
+    trusted_proxies
+        ``--trusted-proxy``: addresses or networks (``10.0.0.5``, ``10.0.0.0/24``) of reverse
+        proxies whose ``Forwarded`` / ``X-Forwarded-Proto``, ``-Host`` and ``-For`` headers
+        give the public scheme, name and client address (the Host and Origin checks then use
+        them). From any other address those headers are ignored.
+    instance
+        ``--instance NAME``: this server's name among several behind one proxy; every session
+        id made here starts with ``NAME-`` (the proxy routes a resume by it), and a resume of a
+        session of another instance is refused (``wrong_process``).
     metrics_dir
         The directory where every worker process of ``rxaudio serve --processes N`` keeps its
         metrics (prometheus-client's multiprocess mode), so that ``/metrics``, whichever worker
@@ -144,6 +158,10 @@ class ServerConfig:
     redis_audio: str = "int16"
     redis_retry_s: float = DEFAULT_RETRY_S
     loop: str = "auto"
+    certfile: str | None = None
+    keyfile: str | None = None
+    trusted_proxies: tuple[str, ...] = ()
+    instance: str | None = None
 
     def __post_init__(self) -> None:
         from .loops import resolve
@@ -178,6 +196,7 @@ class ServerConfig:
             if not value >= low:  # NaN fails too
                 raise ConfigError(f"serve: {flag} must be >= {low}, got {value}")
         self.allowed_hosts = tuple(self.allowed_hosts)
+        self._check_deploy()
         if self.out_dir is not None:
             try:
                 os.makedirs(self.out_dir, exist_ok=True)
@@ -209,6 +228,45 @@ class ServerConfig:
             raise ConfigError(
                 f"serve: --source {self.source}: no such file; give an audio file or 'mic'"
             )
+
+    def _check_deploy(self) -> None:
+        """TLS files, proxies and the instance name (``docs/deploy.md``)."""
+        if (self.certfile is None) != (self.keyfile is None):
+            given, missing = (
+                ("--certfile", "--keyfile") if self.keyfile is None else ("--keyfile", "--certfile")
+            )
+            raise ConfigError(
+                f"serve: {given} without {missing}; HTTPS needs both the certificate "
+                "(--certfile) and its private key (--keyfile)"
+            )
+        if self.certfile is not None and self.keyfile is not None:
+            from .tls import server_context
+
+            server_context(self.certfile, self.keyfile)  # every problem said now, in one line
+        from .limits import proxy_networks
+
+        self.trusted_proxies = tuple(self.trusted_proxies)
+        proxy_networks(self.trusted_proxies)  # raises for a bad address
+        if self.instance is not None and not INSTANCE_RE.match(self.instance):
+            raise ConfigError(
+                f"serve: --instance must be 1-16 letters or digits (it starts every session "
+                f"id, before a '-'), got {self.instance!r}"
+            )
+
+
+INSTANCE_RE = re.compile(r"^[A-Za-z0-9]{1,16}$")
+ID_LEN = 16  # a session id made by new_session_id, without an instance prefix
+_PREFIXED = re.compile(rf"^([A-Za-z0-9]{{1,16}})-(.{{{ID_LEN}}})$")
+
+
+def split_instance(session_id: str) -> tuple[str | None, str]:
+    """A session id's instance (``serve --instance``) and the id within that instance.
+
+    Ids are :data:`ID_LEN` characters, or ``NAME-`` and that many: the two cannot be
+    confused. ``("a1", "Bxyz...")`` for ``"a1-Bxyz..."``; ``(None, id)`` without a prefix.
+    """
+    m = _PREFIXED.match(session_id)
+    return (m.group(1), m.group(2)) if m else (None, session_id)
 
 
 # The limits' command-line flags: (field, flag, type, unit/help). Defaults come from the

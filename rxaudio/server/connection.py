@@ -283,6 +283,19 @@ class Connection:
         self.outbox.batch = start.batch
         s = hub.sessions.get(start.session) if start.session else None
         worker = hub.config.worker
+        instance = hub.config.instance
+        if s is None and start.session and instance is not None:
+            from .config import split_instance
+
+            # another instance's id (behind one proxy, each server has a name): routed wrong
+            owner_name, _ = split_instance(start.session)
+            if owner_name is not None and owner_name != instance:
+                raise ProtocolError(
+                    "wrong_process",
+                    f"start: session {start.session} lives on instance {owner_name} of this "
+                    "deployment; reconnect with ?session=<id> in the WebSocket URL so the "
+                    "proxy routes you there",
+                )
         if s is None and start.session and worker is not None:
             from .supervisor import worker_of
 

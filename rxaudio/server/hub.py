@@ -14,7 +14,7 @@ from aiohttp import web
 from reactivex.scheduler.eventloop import AsyncIOScheduler
 
 from .config import ServerConfig
-from .limits import ConnectionGuard, StorageBudget
+from .limits import ConnectionGuard, StorageBudget, proxy_networks
 from .metrics import ServerMetrics
 from .pipeline import WindowBatcher
 from .protocol import CLOSE_GOING_AWAY, StartMessage, error_event
@@ -54,6 +54,7 @@ class Hub:
             request_timeout=config.request_timeout_s,
             on_limit=self.limit_reached,
         )
+        self.proxies = proxy_networks(config.trusted_proxies)  # --trusted-proxy, parsed once
         self.shared: Session | None = None
         self._source_sub: Any = None
         self._shared_running = False
@@ -167,6 +168,8 @@ class Hub:
         defaults = self.config.options
         settings = {**defaults.settings, **start.options}
         sid = session_id or new_session_id(self.config.worker)
+        if session_id is None and self.config.instance is not None:
+            sid = f"{self.config.instance}-{sid}"  # --instance: the proxy routes resumes by it
         s = Session(
             sid,
             sample_rate=start.sample_rate,

@@ -218,6 +218,91 @@ def without_port(host: str) -> str:
     return name.split(":", 1)[0] if name.count(":") == 1 else name
 
 
+# ---- reverse proxies --------------------------------------------------------------------------
+Network = ipaddress.IPv4Network | ipaddress.IPv6Network
+
+
+def proxy_networks(items: Iterable[str]) -> tuple[Network, ...]:
+    """``--trusted-proxy`` values (addresses or CIDR networks) as networks."""
+    from ..errors import ConfigError
+
+    nets = []
+    for item in items:
+        try:
+            nets.append(ipaddress.ip_network(item.strip(), strict=False))
+        except ValueError:
+            raise ConfigError(
+                f"serve: --trusted-proxy {item!r} is not an IP address or network; give the "
+                "proxy's address as it connects to this server (e.g. 127.0.0.1 or 10.0.0.0/24)"
+            ) from None
+    return tuple(nets)
+
+
+def _addr(text: str) -> ipaddress.IPv4Address | ipaddress.IPv6Address | None:
+    """An address from a forwarded ``for``: ``1.2.3.4``, ``1.2.3.4:5``, ``[v6]:5``, ``v6``."""
+    t = text.strip().strip('"')
+    if t.startswith("["):
+        t = t[1 : t.find("]")] if "]" in t else ""
+    elif t.count(":") == 1:
+        t = t.split(":")[0]
+    a = _ip(t)
+    if isinstance(a, ipaddress.IPv6Address) and a.ipv4_mapped is not None:
+        return a.ipv4_mapped
+    return a
+
+
+def trusted(peer: str | None, nets: tuple[Network, ...]) -> bool:
+    """Whether the TCP peer ``peer`` is one of the named proxies."""
+    a = _addr(peer) if peer else None
+    return a is not None and any(a in n for n in nets)
+
+
+def forwarded_view(
+    peer: str | None,
+    headers: Any,
+    nets: tuple[Network, ...],
+    forwarded: Iterable[Any] = (),
+) -> dict[str, str]:
+    """What a trusted proxy says about the request: ``scheme``, ``host`` and ``remote``.
+
+    Empty unless ``peer`` (the connection's address) is in ``nets``: from anyone else the
+    headers are the client's own words and are ignored. ``forwarded`` is the request's parsed
+    RFC 7239 ``Forwarded`` header (aiohttp's ``request.forwarded``, one mapping per proxy);
+    when present it wins over ``X-Forwarded-Proto`` / ``-Host`` / ``-For``. The scheme and
+    host are the last proxy's (the one named); the client is the rightmost ``for`` address
+    that is not itself a named proxy.
+    """
+    if not nets or not trusted(peer, nets):
+        return {}
+    elems = list(forwarded)
+    if elems:
+        last = elems[-1]
+        proto, host = last.get("proto"), last.get("host")
+        fors = [str(e.get("for", "")) for e in elems]
+    else:
+        proto = _last(headers.get("X-Forwarded-Proto", ""))
+        host = _last(headers.get("X-Forwarded-Host", ""))
+        fors = [f for f in headers.get("X-Forwarded-For", "").split(",") if f.strip()]
+    view: dict[str, str] = {}
+    if proto and proto.lower() in ("http", "https"):
+        view["scheme"] = proto.lower()
+    if host:
+        view["host"] = host.strip()
+    for f in reversed(fors):
+        a = _addr(f)
+        if a is None:
+            break  # an obfuscated or unknown hop: the chain of facts ends here
+        view["remote"] = str(a)
+        if not any(a in n for n in nets):
+            break
+    return view
+
+
+def _last(value: str) -> str | None:
+    parts = [p.strip() for p in value.split(",") if p.strip()]
+    return parts[-1] if parts else None
+
+
 # ---- connections ----------------------------------------------------------------------------
 class ConnectionGuard:
     """Caps the TCP connections of an aiohttp server and the time to send the first request.

@@ -11,7 +11,9 @@ Routes
 
 Every request must name this server in ``Host`` (DNS-rebinding protection, see
 :func:`~rxaudio.server.limits.host_allowed`); a browser's WebSocket must come from this
-server's own page (``Origin``: same scheme, name and port) unless ``--any-origin``.
+server's own page (``Origin``: same scheme, name and port) unless ``--any-origin``. Behind a
+proxy named by ``--trusted-proxy`` the public scheme, name and client address are the ones it
+forwards (:func:`~rxaudio.server.limits.forwarded_view`), from nobody else.
 """
 
 from __future__ import annotations
@@ -34,7 +36,7 @@ from ..errors import ConfigError
 from .config import ServerConfig
 from .connection import Connection
 from .hub import Hub
-from .limits import host_allowed, origin_allowed
+from .limits import forwarded_view, host_allowed, origin_allowed
 from .metrics import CONTENT_TYPE
 from .pipeline import default_settings
 from .protocol import MAX_MESSAGE_BYTES, PROTOCOL_VERSION, ProtocolError, hello_event, show
@@ -80,6 +82,15 @@ async def check_host(request: web.Request, handler: Handler) -> web.StreamRespon
     try:
         cfg = hub.config
         host = request.headers.get("Host", "")
+        if hub.proxies:  # behind a named proxy: the public scheme, name and client it reports
+            view = forwarded_view(request.remote, request.headers, hub.proxies, request.forwarded)
+            if view:
+                host = view.get("host", host)
+                request = request.clone(
+                    scheme=view.get("scheme", request.scheme),
+                    host=view.get("host", request.host),
+                    remote=view.get("remote", request.remote or ""),
+                )
         if not host_allowed(host, cfg.host, cfg.allowed_hosts):
             raise web.HTTPMisdirectedRequest(
                 text=f"Host {show(host)} is not a name this server answers to; use its "

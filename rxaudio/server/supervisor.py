@@ -72,7 +72,6 @@ from urllib.parse import quote
 
 # a session id's first character names its worker (so at most this many workers)
 WORKER_MARKS = string.ascii_letters + string.digits
-SESSION_ID_CHARS = 16  # the length of an id new_session_id makes (without an instance prefix)
 SOFT_IN_FLIGHT = 64  # sockets handed to a worker and not yet taken: past this, skip it ...
 STALL_S = 1.0  # ... and when the oldest of them has waited this long
 ACK = 8  # bytes of a worker's acknowledgement: the count of sockets it has taken so far
@@ -94,14 +93,12 @@ def worker_mark(index: int) -> str:
 def worker_of(session_id: str, workers: int) -> int | None:
     """The worker a session id belongs to, or ``None`` when it names none of ``workers``.
 
-    An id may carry an instance prefix ending in ``-`` (``NAME-`` + the id a worker made, so
-    that a proxy in front of several servers can route by it): the worker mark is then the
-    first of the last :data:`SESSION_ID_CHARS` characters.
+    An instance prefix (``NAME-``, ``serve --instance``) is skipped: the mark follows it.
     """
-    core = session_id
-    if len(core) > SESSION_ID_CHARS and core[-SESSION_ID_CHARS - 1] == "-":
-        core = core[-SESSION_ID_CHARS:]
-    i = WORKER_MARKS.find(core[:1]) if core else -1
+    from .config import split_instance
+
+    session_id = split_instance(session_id)[1]
+    i = WORKER_MARKS.find(session_id[:1]) if session_id else -1
     return i if 0 <= i < workers else None
 
 
@@ -116,16 +113,6 @@ def resume_url(scheme: str, host: str, port: int, session_id: str) -> str:
 
     ws = "wss" if scheme == "https" else "ws"
     return f"{ws}://{without_port(host)}:{port}/ws?session={quote(session_id, safe='')}"
-
-
-def tls_context(certfile: str, keyfile: str) -> ssl.SSLContext:
-    """A server TLS context from a PEM certificate (chain) and its key, as every worker
-    loads it (a context cannot be sent to another process; the two paths can)."""
-    import ssl
-
-    ctx = ssl.SSLContext(ssl.PROTOCOL_TLS_SERVER)
-    ctx.load_cert_chain(certfile, keyfile)
-    return ctx
 
 
 # ---- worker process ---------------------------------------------------------------------------

@@ -68,15 +68,13 @@ def _cmdline(pid: int) -> str:
         return ""
 
 
-# ``rxaudio serve`` with --certfile/--keyfile accepted (see the helper's docstring)
-SERVE_TLS = [sys.executable, str(Path(__file__).with_name("serve_tls.py"))]
+SERVE = [sys.executable, "-m", "rxaudio.apps.cli"]
 
 
 def serve_two(out: Path, *more: str, tls: tuple[Path, Path] | None = None) -> Served:
     """``rxaudio serve --processes 2 --port 0 --out OUT MORE...``, once it listens; with
     ``tls`` (certificate, key): over HTTPS on every port."""
-    head = [sys.executable, "-m", "rxaudio.apps.cli"] if tls is None else SERVE_TLS
-    cmd = [*head, "serve", "--processes", "2", "--port", "0", "--out", str(out), *more]
+    cmd = [*SERVE, "serve", "--processes", "2", "--port", "0", "--out", str(out), *more]
     if tls is not None:
         cmd += ["--certfile", str(tls[0]), "--keyfile", str(tls[1])]
     proc = subprocess.Popen(cmd, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
@@ -501,7 +499,7 @@ def test_a_key_that_does_not_load_is_refused_in_one_line(
     bad.write_text("not a key\n")
     r = subprocess.run(
         [
-            *(*SERVE_TLS, "serve", "--processes", "2", "--port", "0", "--out", str(tmp_path)),
+            *(*SERVE, "serve", "--processes", "2", "--port", "0", "--out", str(tmp_path)),
             *("--certfile", str(cert[0]), "--keyfile", str(bad)),
         ],
         capture_output=True,

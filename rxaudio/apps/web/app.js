@@ -527,9 +527,18 @@
     state.mode = null;
     state.session = null;
     state.pending = [];
-    $("start").disabled = false;
+    $("start").disabled = !window.isSecureContext;
     $("stop").disabled = true;
     $("listen").disabled = false;
+  }
+
+  // Browsers give the microphone only to secure contexts (https, or localhost): opened over
+  // plain HTTP by any other name, say why Start cannot work and what fixes it (listen still works)
+  if (!window.isSecureContext) {
+    $("insecure-host").textContent = location.host;
+    $("insecure").hidden = false;
+    $("start").disabled = true;
+    $("start").title = "needs an https page (see the note above)";
   }
 
   $("start").addEventListener("click", startMic);

@@ -195,6 +195,15 @@ class ChainOptions:
                 text,
                 vads[1].pos,
             )
+        for el in _graph_elements(graph):
+            if el.name == "queue":
+                raise LaunchError(
+                    "queue is a thread boundary, and a session runs on the server's event loop "
+                    "(its windows are batched across sessions, its events sent from the loop); "
+                    "drop it here, or use it in rxaudio launch",
+                    text,
+                    el.pos,
+                )
         before, branches, els = _speech_path(graph, text)
         for el in before:
             if el.name in (*want, "transcribe"):

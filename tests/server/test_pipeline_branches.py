@@ -81,6 +81,8 @@ def test_branches_before_vad_are_read_from_the_graph(
         ("tee name=t ! vad ! hysteresis ! buffer_utterance t. ! spectral n_fft=0", "n_fft", 69),
         ("vad ! hysteresis ! buffer_utterance t. ! level", "no tee named 't'", 36),
         ("tee ! vad ! hysteresis ! buffer_utterance", "needs a name", 0),
+        ("tee name=t ! vad ! hysteresis ! buffer_utterance t. ! queue ! level", "thread", 54),
+        ("queue ! vad ! hysteresis ! buffer_utterance", "queue is a thread boundary", 0),
         ("tee name=t ! vad ! hysteresis ! buffer_utterance t. ! wav location=x.wav", "sink", 54),
     ],
 )

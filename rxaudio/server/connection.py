@@ -9,6 +9,7 @@ from typing import TYPE_CHECKING, Any
 
 from aiohttp import web
 
+from .config import Limit
 from .limits import TokenBucket, WindowCounter
 from .protocol import (
     CLOSE_IDLE,
@@ -115,7 +116,7 @@ class Connection:
         self._idle = None
         if self.session is not None or self.ws.closed:
             return
-        self.hub.limit_reached("start_timeout")
+        self.hub.limit_reached(Limit.START_TIMEOUT)
         self.send(
             error_event(
                 "start_timeout",
@@ -185,7 +186,7 @@ class Connection:
         """Count one control message (text, or a WebSocket ping/pong) against the rate limit."""
         self.messages += 1
         if not self.control.take(self.hub.loop.time()):
-            self.hub.limit_reached("control_rate")
+            self.hub.limit_reached(Limit.CONTROL_RATE)
             cfg = self.hub.config
             raise ProtocolError(
                 "rate_limited",
@@ -344,14 +345,14 @@ class Connection:
             # an unknown or expired id, or no/the wrong resume_token: a new session
             now = hub.loop.time()
             if hub.config.out_dir is not None and hub.budget.full:
-                hub.limit_reached("out_bytes")
+                hub.limit_reached(Limit.OUT_BYTES)
                 raise ProtocolError(
                     "storage_full",
                     "the server's output folder reached its limit (--max-out-bytes); "
                     "no new sessions until space is freed",
                 )
             if not self.starts.take(now):
-                hub.limit_reached("sessions_per_minute")
+                hub.limit_reached(Limit.SESSIONS_PER_MINUTE)
                 raise ProtocolError(
                     "too_many_sessions",
                     f"more than {hub.config.sessions_per_minute} sessions started on this "

@@ -13,9 +13,10 @@ from typing import TYPE_CHECKING, Any
 from aiohttp import web
 from reactivex.scheduler.eventloop import AsyncIOScheduler
 
-from .config import ServerConfig
+from .config import Limit, ServerConfig
 from .limits import ConnectionGuard, StorageBudget, proxy_networks
 from .metrics import ServerMetrics
+from .options import PIPELINE_RATE, WINDOW
 from .pipeline import WindowBatcher
 from .protocol import CLOSE_GOING_AWAY, StartMessage, error_event
 from .reclaim import Reclaimer
@@ -156,7 +157,7 @@ class Hub:
         assert self._loop is not None, "Hub.startup() must run first"
         return self._loop
 
-    def limit_reached(self, limit: str) -> None:
+    def limit_reached(self, limit: Limit) -> None:
         """Count a limit that refused or ended something (``/metrics``)."""
         self.metrics.limits.inc(limit)
 
@@ -213,7 +214,7 @@ class Hub:
         s.grace = self.loop.call_later(grace, self.end_session, s, "client gone")
         while len(self.in_grace) > self.config.max_grace_sessions:
             _, oldest = next(iter(self.in_grace.items()))
-            self.limit_reached("grace_sessions")
+            self.limit_reached(Limit.GRACE_SESSIONS)
             self.end_session(oldest, "grace limit (--max-grace-sessions)")
 
     def resumed(self, s: Session) -> None:
@@ -221,7 +222,7 @@ class Hub:
         if self.in_grace.get(s.id) is s:
             del self.in_grace[s.id]
 
-    def _storage_limit(self, s: Session, limit: str) -> None:
+    def _storage_limit(self, s: Session, limit: Limit) -> None:
         # called from inside the session's chain: end it on the next loop turn, not re-entrantly
         self.limit_reached(limit)
         self.loop.call_soon(self._end_for_limit, s, limit)
@@ -240,13 +241,15 @@ class Hub:
         if source == "mic":
             from ..sources import from_microphone
 
-            obs: Any = from_microphone(self.config.device, sample_rate=16000, block_size=512)
-            rate, channels = 16000, 1
+            obs: Any = from_microphone(
+                self.config.device, sample_rate=PIPELINE_RATE, block_size=WINDOW
+            )
+            rate, channels = PIPELINE_RATE, 1
         else:
             from ..sources import from_file
 
             assert source is not None
-            obs = from_file(source, block_size=512, realtime=True)
+            obs = from_file(source, block_size=WINDOW, realtime=True)
             rate, channels = obs.info.sample_rate, obs.info.channels
         start = StartMessage(rate, channels, "float32", events=self.config.options.events)
         self.shared = self.new_session(

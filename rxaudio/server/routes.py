@@ -33,7 +33,7 @@ from aiohttp.http_exceptions import HttpProcessingError
 
 from .. import __version__
 from ..errors import ConfigError
-from .config import ServerConfig
+from .config import ServerConfig, hello_limits
 from .connection import Connection
 from .hub import Hub
 from .limits import forwarded_view, host_allowed, origin_allowed
@@ -142,16 +142,14 @@ async def websocket(request: web.Request) -> web.StreamResponse:
     has_source = hub.shared is not None and not hub.shared.closed
     modes = ["client"] + (["listen"] if has_source else [])
     cfg = hub.config
-    limits = {
-        "control_rate": cfg.control_rate,
-        "control_burst": cfg.control_burst,
-        "sessions_per_minute": cfg.sessions_per_minute,
-        "start_timeout_s": cfg.start_timeout_s,
-        "max_session_bytes": cfg.max_session_bytes,
-    }
     defaults = {**default_settings(), **cfg.options.settings}  # what a start without options gets
     conn.send(
-        hello_event(modes=modes, server=f"rxaudio {__version__}", limits=limits, defaults=defaults)
+        hello_event(
+            modes=modes,
+            server=f"rxaudio {__version__}",
+            limits=hello_limits(cfg),
+            defaults=defaults,
+        )
     )
     loop = hub.loop
     try:

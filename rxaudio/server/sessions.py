@@ -27,6 +27,7 @@ from ..frames import AudioFrame, Transcript, Utterance
 from ..operators import ScoredWindow
 from ..sinks import JsonlLog, UtteranceWriter, to_json
 from ..sinks._utterances import wav_bytes
+from .config import Limit
 from .limits import BLOCK, StorageBudget, disk_cost
 from .metrics import ServerMetrics
 from .pipeline import (
@@ -225,7 +226,7 @@ class Session:
         stats_every_s: float = 1.0,
         budget: StorageBudget | None = None,
         max_bytes: int | None = None,
-        on_limit: Callable[[Session, str], None] | None = None,
+        on_limit: Callable[[Session, Limit], None] | None = None,
         replay: bool = True,
         publish: Callable[[Session, dict[str, Any], Any], None] | None = None,
     ) -> None:
@@ -472,14 +473,14 @@ class Session:
             return False
         limit = None
         if self.max_bytes is not None and self.written + n > self.max_bytes:
-            limit = "session_bytes"
+            limit = Limit.SESSION_BYTES
         elif self.budget is not None and not self.budget.charge(n):
-            limit = "out_bytes"
+            limit = Limit.OUT_BYTES
         if limit is None:
             self.written += n
             return True
         self.storage_stopped = limit
-        if limit == "session_bytes":
+        if limit == Limit.SESSION_BYTES:
             code = "session_storage_limit"
             msg = (
                 f"session {self.id} reached its limit of {self.max_bytes} bytes of files "

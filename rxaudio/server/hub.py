@@ -15,10 +15,11 @@ from reactivex.scheduler.eventloop import AsyncIOScheduler
 
 from .config import Limit, ServerConfig
 from .limits import ConnectionGuard, StorageBudget, proxy_networks
+from .messages import Close, ErrorCode, error_event
 from .metrics import ServerMetrics
 from .options import PIPELINE_RATE, WINDOW
 from .pipeline import WindowBatcher
-from .protocol import CLOSE_GOING_AWAY, StartMessage, error_event
+from .protocol import StartMessage
 from .reclaim import Reclaimer
 from .sessions import Session, new_session_id
 from .streams import RedisBridge
@@ -135,7 +136,7 @@ class Hub:
         with contextlib.suppress(Exception):
             await asyncio.gather(*(c.outbox.drain(wait) for c in conns))
         await asyncio.gather(
-            *(c.close(CLOSE_GOING_AWAY, "server shutdown", wait) for c in conns),
+            *(c.close(Close.GOING_AWAY, "server shutdown", wait) for c in conns),
             return_exceptions=True,
         )
         if self.redis is not None:  # after the sessions: their last events go out too
@@ -304,7 +305,7 @@ class Hub:
             self.shared = None
         shared = self.open_external(*fmt)
         if (shared.sample_rate, shared.channels) != fmt:
-            shared.emit(error_event("source_error", "the shared source changed its format"))
+            shared.emit(error_event(ErrorCode.SOURCE_ERROR, "the shared source changed its format"))
             return
         self._feed_shared(samples, self.loop.time())
 
@@ -314,5 +315,5 @@ class Hub:
 
     def _shared_failed(self, exc: Exception) -> None:
         if self.shared is not None:
-            self.shared.emit(error_event("source_error", f"server source failed: {exc}"))
+            self.shared.emit(error_event(ErrorCode.SOURCE_ERROR, f"server source failed: {exc}"))
             self.end_session(self.shared, "source error")

@@ -37,6 +37,7 @@ from .config import ServerConfig, hello_limits
 from .connection import Connection
 from .hub import Hub
 from .limits import forwarded_view, host_allowed, origin_allowed
+from .messages import ErrorCode
 from .metrics import CONTENT_TYPE
 from .pipeline import default_settings
 from .protocol import MAX_MESSAGE_BYTES, PROTOCOL_VERSION, ProtocolError, hello_event, show
@@ -169,7 +170,7 @@ async def websocket(request: web.Request) -> web.StreamResponse:
             except ProtocolError as err:
                 await conn.fail(err)
             except ConfigError as err:  # e.g. a setting the operators refuse
-                await conn.fail(ProtocolError("bad_config", str(err)))
+                await conn.fail(ProtocolError(ErrorCode.BAD_CONFIG, str(err)))
             # fairness: every connection gets one message per turn of the loop, whatever kind
             # and however many it has queued, instead of its whole backlog at once
             await asyncio.sleep(0)

@@ -29,6 +29,7 @@ from ..sinks import JsonlLog, UtteranceWriter, to_json
 from ..sinks._utterances import wav_bytes
 from .config import Limit
 from .limits import BLOCK, StorageBudget, disk_cost
+from .messages import ErrorCode
 from .metrics import ServerMetrics
 from .pipeline import (
     ChainOptions,
@@ -481,14 +482,14 @@ class Session:
             return True
         self.storage_stopped = limit
         if limit == Limit.SESSION_BYTES:
-            code = "session_storage_limit"
+            code = ErrorCode.SESSION_STORAGE_LIMIT
             msg = (
                 f"session {self.id} reached its limit of {self.max_bytes} bytes of files "
                 "(--max-session-bytes); the session ended and its files are complete; "
                 "start a new session to go on"
             )
         else:
-            code = "storage_full"
+            code = ErrorCode.STORAGE_FULL
             msg = (
                 "the server's output folder reached its limit (--max-out-bytes); the session "
                 "ended and its files are complete; no new sessions until space is freed"
@@ -573,7 +574,7 @@ class Session:
         if self.batcher is not None:
             self.batcher.drop(self)
         self._write_log({"type": "error", "message": str(exc)})
-        self.emit({"type": "error", "code": "pipeline_error", "message": str(exc)})
+        self.emit({"type": "error", "code": ErrorCode.PIPELINE_ERROR, "message": str(exc)})
 
     def _on_completed(self) -> None:
         self.emit(self.stats())

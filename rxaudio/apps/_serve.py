@@ -21,21 +21,22 @@ def _processes(text: str) -> int:
     """``--processes``: a count from 1, or ``auto`` (the cores this process may run on)."""
     if text == "auto":
         return max(1, len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else 1)
+    from ..server.config import WORKER_MARKS  # a session id's first character names its worker
+
     try:
         n = int(text)
     except ValueError:
         raise argparse.ArgumentTypeError(f"must be a count or auto, got {text!r}") from None
-    if not 1 <= n <= 62:
-        raise argparse.ArgumentTypeError(f"must be from 1 to 62 (or auto), got {n}")
+    if not 1 <= n <= len(WORKER_MARKS):
+        raise argparse.ArgumentTypeError(
+            f"must be from 1 to {len(WORKER_MARKS)} (or auto), got {n}"
+        )
     return n
 
 
 def add_arguments(p: argparse.ArgumentParser) -> None:
     """Options of ``rxaudio serve``."""
-    p.add_argument("--host", default="127.0.0.1", help="address to bind (default 127.0.0.1)")
     p.add_argument("--port", type=int, default=8765, help="TCP port; 0 picks a free one")
-    p.add_argument("--out", default="out/serve", help="directory for utterance WAVs and JSONL logs")
-    p.add_argument("--token", default=None, help="require ?token=TOKEN on /ws and /files")
     p.add_argument(
         "--processes",
         type=_processes,
@@ -44,11 +45,6 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
         help="server processes behind the one port, each with its own event loop and batched "
         "scorer (auto: one per core; default 1). Each also listens on a port of its own "
         "(--port + 1 to --port + N) where its sessions resume: started's resume_url names it",
-    )
-    p.add_argument(
-        "--any-origin",
-        action="store_true",
-        help="accept WebSockets from pages served by other sites (default: this server's page)",
     )
     p.add_argument(
         "--source",
@@ -76,122 +72,51 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
         help="recognise each utterance (PocketSphinx, offline, in a process per session) and "
         "send a transcript event; or end --pipeline with '! transcribe' and its properties",
     )
-    p.add_argument(
-        "--no-batch",
-        action="store_true",
-        help="one Silero scorer per session instead of one batched call for all",
-    )
-    p.add_argument(
-        "--batch-wait-ms",
-        type=float,
-        default=5.0,
-        help="how long a window waits for other sessions' before scoring (default 5)",
-    )
     from ..server.options import HYSTERESIS_KEYS, UTTERANCE_KEYS
     from ._flags import add_flags
 
     # every session's initial live settings; not given: the operators' own defaults
     add_flags(p, "hysteresis", HYSTERESIS_KEYS, unset=True)
     add_flags(p, "buffer_utterance", UTTERANCE_KEYS, unset=True)
-    p.add_argument("--grace", type=float, default=30.0, help="seconds a dropped session waits")
-    p.add_argument("--queue", type=int, default=256, help="events per client before dropping")
-    p.add_argument(
-        "--heartbeat", type=float, default=20.0, help="WebSocket ping interval in seconds"
-    )
     p.add_argument("--seconds", type=float, default=None, help="stop after N seconds")
-    p.add_argument(
-        "--loop",
-        default="auto",
-        help="event loop: auto (uvloop where installed: less CPU per stream), uvloop or asyncio",
-    )
-    p.add_argument(
-        "--allowed-host",
-        action="append",
-        default=[],
-        metavar="NAME",
-        help="another name this server answers to in Host (repeatable; '*' accepts any); "
-        "the bind address and localhost always work",
-    )
-    d = p.add_argument_group(
-        "deployment (HTTPS, reverse proxies, several machines: docs/deploy.md)"
-    )
-    d.add_argument(
-        "--certfile",
-        metavar="PEM",
-        default=None,
-        help="serve HTTPS with this certificate (chain, PEM; e.g. certbot's fullchain.pem): "
-        "browsers give the microphone only to https pages (or localhost)",
-    )
-    d.add_argument(
-        "--keyfile", metavar="PEM", default=None, help="the certificate's private key (PEM)"
-    )
-    d.add_argument(
-        "--trusted-proxy",
-        action="append",
-        default=[],
-        metavar="ADDR",
-        help="a reverse proxy's address or network (repeatable): its Forwarded / "
-        "X-Forwarded-Proto, -Host and -For headers give the public scheme, name and client "
-        "(ignored from anyone else)",
-    )
-    d.add_argument(
-        "--instance",
-        metavar="NAME",
-        default=None,
-        help="this server's name among several behind one proxy (letters, digits): session "
-        "ids start with NAME- so the proxy routes resumes to it",
-    )
-    r = p.add_argument_group("Redis Streams (workers: rxaudio worker; see docs/apps/worker.md)")
-    r.add_argument(
-        "--redis",
-        metavar="URL",
-        default=None,
-        help="publish every session's speech events and utterances to a Redis stream, and "
-        "relay workers' results back to the session's clients (e.g. redis://127.0.0.1:6379/0)",
-    )
-    from dataclasses import fields
+    add_config_flags(p)
 
-    from ..io.streams import AUDIO_MODES
-    from ..server.config import ServerConfig
 
-    default = {f.name: f.default for f in fields(ServerConfig)}  # one place for each default
-    r.add_argument(
-        "--redis-stream",
-        default=default["redis_stream"],
-        help="the stream (default: %(default)s)",
-    )
-    r.add_argument(
-        "--redis-results",
-        default=None,
-        help="the stream workers write results to ('none': relay nothing; default: "
-        "STREAM:results, where rxaudio worker writes by default)",
-    )
-    r.add_argument(
-        "--redis-audio",
-        default=default["redis_audio"],
-        choices=AUDIO_MODES,
-        help="how an utterance's audio goes with its entry (default: %(default)s)",
-    )
-    r.add_argument(
-        "--redis-retry",
-        type=float,
-        default=default["redis_retry_s"],
-        metavar="S",
-        help="seconds an outage may last before waiting entries count as lost (default: "
-        "%(default)s)",
-    )
-    from ..server.config import LIMIT_FLAGS, limit_defaults
+def add_config_flags(p: argparse.ArgumentParser) -> None:
+    """The flags of the ServerConfig fields declared with a :class:`~rxaudio.server.config.Flag`:
+    names, defaults, ranges and help from the declaration; values checked by ServerConfig."""
+    from ..server.config import config_props, metavar
+    from ._flags import flag_type, show
 
-    defaults = limit_defaults()
-    limits = p.add_argument_group("limits (each reached limit counts in /metrics)")
-    for name, flag, kind, what in LIMIT_FLAGS:
-        limits.add_argument(
-            flag,
+    groups: dict[str, Any] = {"": p}
+    for name, (prop, flag) in config_props().items():
+        if flag is None:
+            continue
+        if flag.group not in groups:
+            groups[flag.group] = p.add_argument_group(flag.group)
+        group = groups[flag.group]
+        if flag.action in ("store_true", "negate"):
+            group.add_argument(flag.name, dest=name, action="store_true", help=flag.help)
+            continue
+        if flag.action == "append":
+            group.add_argument(
+                flag.name,
+                dest=name,
+                action="append",
+                default=[],
+                metavar=flag.metavar,
+                help=flag.help.replace("%", "%%"),
+            )
+            continue
+        what = f"{prop.describe()}; " if prop.range or prop.choices else ""
+        suffix = f" ({what}default {show(prop.default)})" if what or prop.default else ""
+        group.add_argument(
+            flag.name,
             dest=name,
-            type=kind,
-            default=defaults[name],
-            metavar="S" if kind is float else "N",
-            help=f"{what} ({defaults[name]})",
+            type=flag_type("serve", prop) if prop.type in (int, float) else str,
+            default=prop.default,
+            metavar=metavar(prop, flag),
+            help=(flag.help + suffix).replace("%", "%%"),
         )
 
 
@@ -252,34 +177,27 @@ def config_from_args(args: argparse.Namespace) -> Any:
     device = args.device
     if isinstance(device, str) and device.isdigit():
         device = int(device)
-    from ..server.config import LIMIT_FLAGS
+    from ..server.config import config_props
 
-    limits = {name: getattr(args, name) for name, *_ in LIMIT_FLAGS}
+    given: dict[str, Any] = {}
+    for name, (_, flag) in config_props().items():
+        if flag is None:
+            continue
+        value = getattr(args, name)
+        if flag.action == "negate":
+            value = not value
+        elif flag.action == "append":
+            value = tuple(value)
+        elif isinstance(value, int | float) and not isinstance(value, bool) and flag.scale != 1:
+            value = value / flag.scale
+        given[name] = value
+    if given["redis_results"] == "none":  # relay nothing (None: derived from the stream)
+        given["redis_results"] = ""
     return ServerConfig(
-        **limits,
-        host=args.host,
-        allowed_hosts=tuple(args.allowed_host),
-        out_dir=args.out,
-        token=args.token,
+        **given,
         source=source,
         device=device,
-        grace_s=args.grace,
-        queue_max=args.queue,
-        heartbeat_s=args.heartbeat,
-        batch=not args.no_batch,
-        batch_wait_s=args.batch_wait_ms / 1000.0,
-        any_origin=args.any_origin,
         options=chain_options(args, settings),
-        redis_url=args.redis,
-        redis_stream=args.redis_stream,
-        redis_results="" if args.redis_results == "none" else args.redis_results,  # None: derived
-        redis_audio=args.redis_audio,
-        redis_retry_s=args.redis_retry,
-        loop=args.loop,
-        certfile=args.certfile,
-        keyfile=args.keyfile,
-        trusted_proxies=tuple(args.trusted_proxy),
-        instance=args.instance,
     )
 
 

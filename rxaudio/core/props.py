@@ -289,28 +289,58 @@ def props_of(fn: Callable[..., Any]) -> tuple[Prop, ...]:
         if typing.get_origin(tp) is typing.Annotated:
             tp, *rest = typing.get_args(tp)
             meta = tuple(rest)
-        base, optional, loose, text = _base(tp)
-        if base not in _TEXT:
-            base = object
-        rng = next((m for m in meta if isinstance(m, Range)), None)
-        ch = next((m for m in meta if isinstance(m, Choices)), None)
-        unit = next((m.name for m in meta if isinstance(m, Unit)), None)
-        props.append(
-            Prop(
-                name=name,
-                type=base,
-                default=p.default,
-                doc=docs.get(name, ""),
-                unit=unit,
-                range=rng,
-                choices=ch.values if ch else None,
-                optional=optional,
-                positional=i == 0 and p.kind is not p.KEYWORD_ONLY,
-                loose=loose,
-                text=text,
-            )
-        )
+        positional = i == 0 and p.kind is not p.KEYWORD_ONLY
+        props.append(_prop(name, tp, meta, p.default, docs.get(name, ""), positional))
     return tuple(props)
+
+
+def _prop(
+    name: str, tp: Any, meta: tuple[Any, ...], default: Any, doc: str, positional: bool = False
+) -> Prop:
+    """One :class:`Prop` from an annotation's base type and its ``Annotated`` metadata."""
+    base, optional, loose, text = _base(tp)
+    if base not in _TEXT:
+        base = object
+    rng = next((m for m in meta if isinstance(m, Range)), None)
+    ch = next((m for m in meta if isinstance(m, Choices)), None)
+    unit = next((m.name for m in meta if isinstance(m, Unit)), None)
+    return Prop(
+        name=name,
+        type=base,
+        default=default,
+        doc=doc,
+        unit=unit,
+        range=rng,
+        choices=ch.values if ch else None,
+        optional=optional,
+        positional=positional,
+        loose=loose,
+        text=text,
+    )
+
+
+def field_props(cls: type) -> dict[str, tuple[Prop, tuple[Any, ...]]]:
+    """The fields of a dataclass declared like an element's options, by name.
+
+    Each field's ``Annotated`` metadata gives its :class:`Range`, :class:`Choices` and
+    :class:`Unit` as in :func:`props_of`, its numpydoc ``Parameters`` entry its doc; the
+    metadata itself comes back beside the :class:`Prop` for what the caller adds (a command's
+    flag, say). A field whose default is a factory has :data:`REQUIRED` as its default.
+    """
+    import dataclasses
+
+    hints = typing.get_type_hints(cls, include_extras=True)
+    docs = _doc_params(cls.__doc__ or "")
+    out: dict[str, tuple[Prop, tuple[Any, ...]]] = {}
+    for f in dataclasses.fields(cls):
+        tp = hints[f.name]
+        meta: tuple[Any, ...] = ()
+        if typing.get_origin(tp) is typing.Annotated:
+            tp, *rest = typing.get_args(tp)
+            meta = tuple(rest)
+        default = REQUIRED if f.default is dataclasses.MISSING else f.default
+        out[f.name] = (_prop(f.name, tp, meta, default, docs.get(f.name, "")), meta)
+    return out
 
 
 def first_line(doc: str | None) -> str:

@@ -16,6 +16,7 @@ from ..errors import RxAudioError
 from ..frames import AudioFrame
 from .app import HUB, Hub, ServerConfig, create_app, guard
 from .loops import loop_factory
+from .options import PIPELINE_RATE
 
 
 class BackgroundServer:
@@ -42,7 +43,7 @@ class BackgroundServer:
         port: int = 8765,
         *,
         any_port: bool = False,
-        shared_format: tuple[int, int] = (16000, 1),
+        shared_format: tuple[int, int] = (PIPELINE_RATE, 1),
     ) -> None:
         self.shared_format = shared_format
         self.config, self.host, self.port, self.any_port = config, host, port, any_port

@@ -1,16 +1,76 @@
-"""Everything ``rxaudio serve`` can set, checked once: :class:`ServerConfig`."""
+"""Everything ``rxaudio serve`` can set, declared once and checked once: :class:`ServerConfig`.
+
+Each field is declared as an element's option is (:mod:`rxaudio.core.props`): its type,
+default, :class:`~rxaudio.core.props.Range` or :class:`~rxaudio.core.props.Choices`,
+:class:`~rxaudio.core.props.Unit` and doc, plus a :class:`Flag` where ``rxaudio serve`` sets it.
+The command's flags (their defaults, ranges and help), the checks and their messages, the
+limits a ``hello`` carries, the limit names ``/metrics`` counts and the option table of
+``docs/apps/serve.md`` are all generated from these declarations (:func:`config_props`).
+"""
 
 from __future__ import annotations
 
 import os
 import re
+import string
 from dataclasses import dataclass, field
+from enum import StrEnum
+from typing import Annotated, Any
 
+from ..core.props import REQUIRED, Choices, Prop, Range, Unit, field_props
 from ..errors import ConfigError
-from ..io.streams import DEFAULT_RETRY_S, DEFAULT_STREAM, results_stream
+from ..io.streams import AUDIO_MODES, DEFAULT_RETRY_S, DEFAULT_STREAM, results_stream
 from .options import ChainOptions
 
 GIB = 1 << 30
+LOOPS = ("auto", "uvloop", "asyncio")  # ``--loop`` (see :mod:`rxaudio.server.loops`)
+# a session id's first character names its worker (so at most this many workers)
+WORKER_MARKS = string.ascii_letters + string.digits
+
+
+class Limit(StrEnum):
+    """Every limit that can be reached, as ``rxaudio_limit_reached_total{limit=...}`` names it;
+    each is a :class:`ServerConfig` field's (its :class:`Flag`'s ``limit``)."""
+
+    CONNECTIONS = "connections"
+    REQUEST_TIMEOUT = "request_timeout"
+    START_TIMEOUT = "start_timeout"
+    CONTROL_RATE = "control_rate"
+    SESSIONS_PER_MINUTE = "sessions_per_minute"
+    GRACE_SESSIONS = "grace_sessions"
+    SESSION_BYTES = "session_bytes"
+    OUT_BYTES = "out_bytes"
+
+
+# the argparse groups of ``rxaudio serve --help`` ("": the command's own)
+DEPLOY_GROUP = "deployment (HTTPS, reverse proxies, several machines: docs/deploy.md)"
+REDIS_GROUP = "Redis Streams (workers: rxaudio worker; see docs/apps/worker.md)"
+LIMITS_GROUP = "limits (each reached limit counts in /metrics)"
+
+
+@dataclass(frozen=True, slots=True)
+class Flag:
+    """How ``rxaudio serve`` sets a :class:`ServerConfig` field: the field's flag.
+
+    ``help`` is the flag's one line (its range and default are added to it). ``scale``: the
+    flag's value is the field's times it, in ``unit`` (``--batch-wait-ms``: 1000, ms).
+    ``cli``: the command's default where it differs from the field's (``--out``).
+    ``action``: ``store``, ``store_true``, ``negate`` (``--no-batch`` sets the field false) or
+    ``append`` (repeatable; a tuple field). ``limit``: the name a reached limit counts under
+    in ``rxaudio_limit_reached_total{limit=...}``. ``hello``: the ``hello`` message's
+    ``limits`` carries the field.
+    """
+
+    name: str
+    help: str
+    group: str = ""
+    metavar: str | None = None
+    scale: float = 1.0
+    unit: str | None = None
+    cli: Any = REQUIRED
+    action: str = "store"
+    limit: Limit | None = None
+    hello: bool = False
 
 
 @dataclass
@@ -123,78 +183,275 @@ class ServerConfig:
         answers, reports them all; ``None`` for one process (metrics in memory).
     """
 
-    out_dir: str | None = None
-    token: str | None = None
+    out_dir: Annotated[
+        str | None,
+        Flag(
+            "--out", "directory for utterance WAVs and JSONL logs", metavar="DIR", cli="out/serve"
+        ),
+    ] = None
+    token: Annotated[
+        str | None, Flag("--token", "require ?token=TOKEN on /ws and /files", metavar="T")
+    ] = None
     source: str | None = None
-    grace_s: float = 30.0
-    queue_max: int = 256
-    heartbeat_s: float = 20.0
-    socket_buffer: int = 16384
-    batch: bool = True
-    batch_wait_s: float = 0.005
-    any_origin: bool = False
-    host: str = "127.0.0.1"
-    allowed_hosts: tuple[str, ...] = ()
-    max_connections: int = 1000
-    request_timeout_s: float = 10.0
-    start_timeout_s: float = 60.0
-    control_rate: float = 20.0
-    control_burst: float = 100.0
-    sessions_per_minute: int = 60
-    max_grace_sessions: int = 256
-    max_session_bytes: int = 1 * GIB
-    max_out_bytes: int | None = 20 * GIB
-    shutdown_timeout_s: float = 2.0
+    grace_s: Annotated[
+        float, Range(0), Unit("s"), Flag("--grace", "seconds a dropped session waits", metavar="S")
+    ] = 30.0
+    queue_max: Annotated[int, Range(8), Flag("--queue", "events per client before dropping")] = 256
+    heartbeat_s: Annotated[
+        float,
+        Range(0, lo_open=True),
+        Unit("s"),
+        Flag("--heartbeat", "WebSocket ping interval", metavar="S"),
+    ] = 20.0
+    socket_buffer: Annotated[int, Range(4096), Unit("bytes")] = 16384
+    batch: Annotated[
+        bool,
+        Flag(
+            "--no-batch",
+            "one Silero scorer per session instead of one batched call for all",
+            action="negate",
+        ),
+    ] = True
+    batch_wait_s: Annotated[
+        float,
+        Range(0, 0.1),
+        Unit("s"),
+        Flag(
+            "--batch-wait-ms",
+            "how long a window waits for other sessions' before scoring",
+            scale=1000,
+            unit="ms",
+            metavar="MS",
+        ),
+    ] = 0.005
+    any_origin: Annotated[
+        bool,
+        Flag(
+            "--any-origin",
+            "accept WebSockets from pages served by other sites (default: this server's page)",
+            action="store_true",
+        ),
+    ] = False
+    host: Annotated[str, Flag("--host", "address to bind")] = "127.0.0.1"
+    allowed_hosts: Annotated[
+        tuple[str, ...],
+        Flag(
+            "--allowed-host",
+            "another name this server answers to in Host (repeatable; '*' accepts any); the bind "
+            "address and localhost always work",
+            action="append",
+            metavar="NAME",
+        ),
+    ] = ()
+    max_connections: Annotated[
+        int,
+        Range(1),
+        Flag(
+            "--max-connections",
+            "TCP connections held at once",
+            group=LIMITS_GROUP,
+            limit=Limit.CONNECTIONS,
+        ),
+    ] = 1000
+    request_timeout_s: Annotated[
+        float,
+        Range(0.1),
+        Unit("s"),
+        Flag(
+            "--request-timeout",
+            "seconds to send the first HTTP request",
+            group=LIMITS_GROUP,
+            limit=Limit.REQUEST_TIMEOUT,
+            metavar="S",
+        ),
+    ] = 10.0
+    start_timeout_s: Annotated[
+        float,
+        Range(0),
+        Unit("s"),
+        Flag(
+            "--start-timeout",
+            "seconds a WebSocket has to send start (0: off)",
+            group=LIMITS_GROUP,
+            limit=Limit.START_TIMEOUT,
+            hello=True,
+            metavar="S",
+        ),
+    ] = 60.0
+    control_rate: Annotated[
+        float,
+        Range(0),
+        Unit("/s"),
+        Flag(
+            "--control-rate",
+            "text messages per second per connection (0: off)",
+            group=LIMITS_GROUP,
+            limit=Limit.CONTROL_RATE,
+            hello=True,
+            metavar="R",
+        ),
+    ] = 20.0
+    control_burst: Annotated[
+        float,
+        Range(1),
+        Flag(
+            "--control-burst",
+            "text messages in a burst per connection",
+            group=LIMITS_GROUP,
+            hello=True,
+            metavar="B",
+        ),
+    ] = 100.0
+    sessions_per_minute: Annotated[
+        int,
+        Range(1),
+        Flag(
+            "--sessions-per-minute",
+            "sessions one connection may start",
+            group=LIMITS_GROUP,
+            limit=Limit.SESSIONS_PER_MINUTE,
+            hello=True,
+        ),
+    ] = 60
+    max_grace_sessions: Annotated[
+        int,
+        Range(0),
+        Flag(
+            "--max-grace-sessions",
+            "disconnected sessions kept for resume",
+            group=LIMITS_GROUP,
+            limit=Limit.GRACE_SESSIONS,
+        ),
+    ] = 256
+    max_session_bytes: Annotated[
+        int,
+        Range(4096),
+        Unit("bytes"),
+        Flag(
+            "--max-session-bytes",
+            "bytes of files per session",
+            group=LIMITS_GROUP,
+            limit=Limit.SESSION_BYTES,
+            hello=True,
+        ),
+    ] = 1 * GIB
+    max_out_bytes: Annotated[
+        int | None,
+        Range(4096),
+        Unit("bytes"),
+        Flag(
+            "--max-out-bytes",
+            "bytes under --out in total (none: no limit)",
+            group=LIMITS_GROUP,
+            limit=Limit.OUT_BYTES,
+        ),
+    ] = 20 * GIB
+    shutdown_timeout_s: Annotated[
+        float,
+        Range(0.1),
+        Unit("s"),
+        Flag(
+            "--shutdown-timeout", "seconds shutdown waits per step", group=LIMITS_GROUP, metavar="S"
+        ),
+    ] = 2.0
     options: ChainOptions = field(default_factory=ChainOptions)
     device: int | str | None = None
     worker: int | None = None
-    workers: int = 1
+    workers: Annotated[int, Range(1, len(WORKER_MARKS))] = 1
     resume_port: int | None = None
     page_port: int | None = None
     metrics_dir: str | None = None
-    redis_url: str | None = None
-    redis_stream: str = DEFAULT_STREAM
-    redis_results: str | None = None
-    redis_audio: str = "int16"
-    redis_retry_s: float = DEFAULT_RETRY_S
-    loop: str = "auto"
-    certfile: str | None = None
-    keyfile: str | None = None
-    trusted_proxies: tuple[str, ...] = ()
-    instance: str | None = None
+    redis_url: Annotated[
+        str | None,
+        Flag(
+            "--redis",
+            "publish every session's speech events and utterances to a Redis stream, and relay "
+            "workers' results back to the session's clients (e.g. redis://127.0.0.1:6379/0)",
+            group=REDIS_GROUP,
+            metavar="URL",
+        ),
+    ] = None
+    redis_stream: Annotated[str, Flag("--redis-stream", "the stream", group=REDIS_GROUP)] = (
+        DEFAULT_STREAM
+    )
+    redis_results: Annotated[
+        str | None,
+        Flag(
+            "--redis-results",
+            "the stream workers write results to ('none': relay nothing; default: STREAM:results, "
+            "where rxaudio worker writes by default)",
+            group=REDIS_GROUP,
+            metavar="STREAM",
+        ),
+    ] = None
+    redis_audio: Annotated[
+        str,
+        Choices(AUDIO_MODES),
+        Flag("--redis-audio", "how an utterance's audio goes with its entry", group=REDIS_GROUP),
+    ] = "int16"
+    redis_retry_s: Annotated[
+        float,
+        Range(0),
+        Unit("s"),
+        Flag(
+            "--redis-retry",
+            "seconds an outage may last before waiting entries count as lost",
+            group=REDIS_GROUP,
+            metavar="S",
+        ),
+    ] = DEFAULT_RETRY_S
+    loop: Annotated[
+        str,
+        Choices(LOOPS),
+        Flag(
+            "--loop",
+            "event loop: auto (uvloop where installed: less CPU per stream), uvloop or asyncio",
+        ),
+    ] = "auto"
+    certfile: Annotated[
+        str | None,
+        Flag(
+            "--certfile",
+            "serve HTTPS with this certificate (chain, PEM; e.g. certbot's fullchain.pem): "
+            "browsers give the microphone only to https pages (or localhost)",
+            group=DEPLOY_GROUP,
+            metavar="PEM",
+        ),
+    ] = None
+    keyfile: Annotated[
+        str | None,
+        Flag("--keyfile", "the certificate's private key (PEM)", group=DEPLOY_GROUP, metavar="PEM"),
+    ] = None
+    trusted_proxies: Annotated[
+        tuple[str, ...],
+        Flag(
+            "--trusted-proxy",
+            "a reverse proxy's address or network (repeatable): its Forwarded / "
+            "X-Forwarded-Proto, -Host and -For headers give the public scheme, name and client "
+            "(ignored from anyone else)",
+            group=DEPLOY_GROUP,
+            action="append",
+            metavar="ADDR",
+        ),
+    ] = ()
+    instance: Annotated[
+        str | None,
+        Flag(
+            "--instance",
+            "this server's name among several behind one proxy (letters, digits): session ids "
+            "start with NAME- so the proxy routes resumes to it",
+            group=DEPLOY_GROUP,
+            metavar="NAME",
+        ),
+    ] = None
 
     def __post_init__(self) -> None:
+        for name, (prop, _) in config_props().items():
+            if prop.range is not None or prop.choices is not None:
+                check(name, getattr(self, name))
         from .loops import resolve
 
-        resolve(self.loop)  # an unknown loop, or uvloop asked for and missing: said now
-        if self.grace_s < 0:
-            raise ConfigError(f"serve: grace must be >= 0 seconds, got {self.grace_s}")
-        if self.queue_max < 8:
-            raise ConfigError(f"serve: queue size must be at least 8, got {self.queue_max}")
-        if self.socket_buffer < 4096:
-            raise ConfigError(
-                f"serve: socket buffer must be >= 4096 bytes, got {self.socket_buffer}"
-            )
-        if not 0 <= self.batch_wait_s <= 0.1:
-            raise ConfigError(f"serve: batch wait must be 0-100 ms, got {self.batch_wait_s}")
-        if self.heartbeat_s <= 0:
-            raise ConfigError(f"serve: heartbeat must be > 0 seconds, got {self.heartbeat_s}")
-        checks: list[tuple[str, float, float]] = [
-            ("--max-connections", self.max_connections, 1),
-            ("--request-timeout", self.request_timeout_s, 0.1),
-            ("--start-timeout", self.start_timeout_s, 0),
-            ("--control-rate", self.control_rate, 0),
-            ("--control-burst", self.control_burst, 1),
-            ("--sessions-per-minute", self.sessions_per_minute, 1),
-            ("--max-grace-sessions", self.max_grace_sessions, 0),
-            ("--max-session-bytes", self.max_session_bytes, 4096),
-            ("--shutdown-timeout", self.shutdown_timeout_s, 0.1),
-        ]
-        if self.max_out_bytes is not None:
-            checks.append(("--max-out-bytes", self.max_out_bytes, 4096))
-        for flag, value, low in checks:
-            if not value >= low:  # NaN fails too
-                raise ConfigError(f"serve: {flag} must be >= {low}, got {value}")
+        resolve(self.loop)  # uvloop asked for and missing: said now
         self.allowed_hosts = tuple(self.allowed_hosts)
         self._check_deploy()
         if self.out_dir is not None:
@@ -208,22 +465,15 @@ class ServerConfig:
             if not os.access(self.out_dir, os.W_OK):
                 raise ConfigError(f"serve: --out {self.out_dir} is not writable")
         if self.redis_url is not None:
-            from ..io.streams import AUDIO_MODES, check_url
+            from ..io.streams import check_url
 
             check_url(self.redis_url, "serve: --redis")
             if not self.redis_stream:
                 raise ConfigError("serve: --redis-stream must name a stream")
             if self.redis_results is None:
                 self.redis_results = results_stream(self.redis_stream)
-            if self.redis_audio not in AUDIO_MODES:
-                raise ConfigError(
-                    f"serve: --redis-audio must be one of {', '.join(AUDIO_MODES)}, got "
-                    f"{self.redis_audio!r}"
-                )
             if self.redis_audio == "file" and self.out_dir is None:
                 raise ConfigError("serve: --redis-audio file writes WAVs under --out; give --out")
-            if not self.redis_retry_s >= 0:
-                raise ConfigError(f"serve: --redis-retry must be >= 0, got {self.redis_retry_s}")
         if self.source not in (None, "mic") and not os.path.isfile(self.source):
             raise ConfigError(
                 f"serve: --source {self.source}: no such file; give an audio file or 'mic'"
@@ -269,27 +519,131 @@ def split_instance(session_id: str) -> tuple[str | None, str]:
     return (m.group(1), m.group(2)) if m else (None, session_id)
 
 
-# The limits' command-line flags: (field, flag, type, unit/help). Defaults come from the
-# dataclass fields above, so `rxaudio serve --help` and ServerConfig never disagree.
-LIMIT_FLAGS: tuple[tuple[str, str, type, str], ...] = (
-    ("max_connections", "--max-connections", int, "TCP connections held at once"),
-    ("request_timeout_s", "--request-timeout", float, "seconds to send the first HTTP request"),
-    ("start_timeout_s", "--start-timeout", float, "seconds a WebSocket has to send start (0: off)"),
-    ("control_rate", "--control-rate", float, "text messages per second per connection (0: off)"),
-    ("control_burst", "--control-burst", float, "text messages in a burst per connection"),
-    ("sessions_per_minute", "--sessions-per-minute", int, "sessions one connection may start"),
-    ("max_grace_sessions", "--max-grace-sessions", int, "disconnected sessions kept for resume"),
-    ("max_session_bytes", "--max-session-bytes", int, "bytes of files per session"),
-    ("max_out_bytes", "--max-out-bytes", int, "bytes under --out in total"),
-    ("shutdown_timeout_s", "--shutdown-timeout", float, "seconds shutdown waits per step"),
+def config_props() -> dict[str, tuple[Prop, Flag | None]]:
+    """Every :class:`ServerConfig` field as a :class:`~rxaudio.core.props.Prop` (in the words
+    of its flag where it has one: the flag's name, range and unit), and its :class:`Flag`."""
+    global _PROPS
+    if _PROPS is None:
+        out: dict[str, tuple[Prop, Flag | None]] = {}
+        for name, (prop, meta) in field_props(ServerConfig).items():
+            flag = next((m for m in meta if isinstance(m, Flag)), None)
+            out[name] = (prop if flag is None else flag_prop(prop, flag), flag)
+        _PROPS = out
+    return _PROPS
+
+
+_PROPS: dict[str, tuple[Prop, Flag | None]] | None = None
+
+
+def flag_prop(prop: Prop, flag: Flag) -> Prop:
+    """``prop`` as its flag takes it: named by the flag, its range and default scaled."""
+    import dataclasses
+
+    rng = prop.range
+    if rng is not None and flag.scale != 1:
+        rng = Range(
+            None if rng.lo is None else rng.lo * flag.scale,
+            None if rng.hi is None else rng.hi * flag.scale,
+            rng.lo_open,
+            rng.hi_open,
+        )
+    default = prop.default
+    if flag.scale != 1 and isinstance(default, int | float):
+        default *= flag.scale
+    return dataclasses.replace(
+        prop,
+        name=flag.name,
+        range=rng,
+        unit=flag.unit or prop.unit,
+        default=default if flag.cli is REQUIRED else flag.cli,
+    )
+
+
+def check(name: str, value: Any) -> None:
+    """Refuse a value outside field ``name``'s range or choices: one line naming its flag (or
+    the field) and what it allows, ``serve: --grace must be a finite number >= 0 s, got -1``."""
+    prop, flag = config_props()[name]
+    if flag is not None and flag.scale != 1 and isinstance(value, int | float):
+        value = value * flag.scale
+    prop.check("serve", value)
+
+
+def hello_limits(config: ServerConfig) -> dict[str, Any]:
+    """The limits a ``hello`` tells its client (the fields declared with ``hello=True``)."""
+    return {n: getattr(config, n) for n, (_, f) in config_props().items() if f and f.hello}
+
+
+def limit_flags() -> dict[Limit, str]:
+    """The flag that sets each :class:`Limit`."""
+    return {f.limit: f.name for _, f in config_props().values() if f and f.limit}
+
+
+OPTIONS_BEGIN = (
+    "<!-- serve options: generated by rxaudio.server.config.options_markdown(); do not edit by"
+    " hand (tests/server/test_config.py fails when stale) -->"
 )
+OPTIONS_END = "<!-- /serve options -->"
 
 
-def limit_defaults() -> dict[str, object]:
-    """Every limit's default, by field name."""
-    from dataclasses import fields
+def _md(text: str) -> str:
+    """reST markup as Markdown: ``x`` and :role:`~a.b` become `x` and `b`."""
+    text = re.sub(r":\w+:`~?(?:[\w.]*\.)?([^`]+)`", r"`\1`", text)
+    return text.replace("``", "`").replace("|", "\\|")
 
-    return {f.name: f.default for f in fields(ServerConfig) if f.name in _LIMIT_NAMES}
+
+def metavar(prop: Prop, flag: Flag) -> str | None:
+    """How ``--help`` and the docs show a flag's value: ``S``, ``N``, ``{a,b}``."""
+    if flag.action in ("store_true", "negate"):
+        return None
+    if prop.choices is not None:
+        return "{" + ",".join(map(str, prop.choices)) + "}"
+    return flag.metavar or ("N" if prop.type is int else None)
 
 
-_LIMIT_NAMES = frozenset(name for name, *_ in LIMIT_FLAGS)
+def _show(value: Any) -> str:
+    """A default as a command line writes it: ``30`` for 30.0, ``0.005`` as is."""
+    if isinstance(value, float) and value.is_integer():
+        return str(int(value))
+    return str(value)
+
+
+def options_markdown() -> str:
+    """The table of ``rxaudio serve``'s ServerConfig flags for ``docs/apps/serve.md``."""
+    out = ["| flag | default | allowed | meaning |", "|---|---|---|---|"]
+    for prop, flag in config_props().values():
+        if flag is None:
+            continue
+        if flag.action in ("store_true", "negate"):
+            allowed, default = "a switch", "off"
+        elif flag.action == "append":
+            allowed, default = "repeatable", "none"
+        else:
+            allowed = prop.describe() if prop.range or prop.choices else "text"
+            default = "none" if prop.default is None else _show(prop.default)
+            if isinstance(prop.default, int) and prop.default >= GIB:
+                default += f" ({prop.default // GIB} GiB)"
+        value = f" {meta}" if (meta := metavar(prop, flag)) else ""
+        doc = _md(flag.help)
+        if flag.limit:
+            doc += f"; reached: `limit={flag.limit}`"
+        out.append(f"| `{flag.name}{value}` | {default} | {allowed} | {doc} |")
+    return "\n".join(out) + "\n"
+
+
+def with_options(doc: str) -> str:
+    """``doc`` (the text of ``docs/apps/serve.md``) with its generated option table renewed."""
+    head, begin, rest = doc.partition(OPTIONS_BEGIN)
+    _, end, tail = rest.partition(OPTIONS_END)
+    if not begin or not end:
+        raise ValueError(f"no {OPTIONS_BEGIN} ... {OPTIONS_END} block")
+    return f"{head}{OPTIONS_BEGIN}\n{options_markdown()}{OPTIONS_END}{tail}"
+
+
+if __name__ == "__main__":  # python -m rxaudio.server.config: renew docs/apps/serve.md's table
+    import sys
+
+    path = sys.argv[1] if len(sys.argv) > 1 else "docs/apps/serve.md"
+    with open(path, encoding="utf-8") as fh:
+        text = with_options(fh.read())
+    with open(path, "w", encoding="utf-8") as fh:
+        fh.write(text)

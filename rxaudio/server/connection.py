@@ -9,18 +9,15 @@ from typing import TYPE_CHECKING, Any
 
 from aiohttp import web
 
+from .config import Limit
 from .limits import TokenBucket, WindowCounter
+from .messages import Close, ErrorCode, error_event
 from .protocol import (
-    CLOSE_IDLE,
-    CLOSE_POLICY,
-    CLOSE_TAKEN_OVER,
-    CLOSE_TOO_BIG,
     MAX_MESSAGE_BYTES,
     MAX_TEXT_BYTES,
     ProtocolError,
     StartMessage,
     decode_audio,
-    error_event,
     parse_ack,
     parse_batch,
     parse_options,
@@ -60,7 +57,9 @@ class Connection:
         self._arm_idle()
         # audio refused after its session ended or failed: reported, coalesced (see _dropped)
         self._drop_last = -1e9
-        self._drop_pending: tuple[str, str, int, int] | None = None  # code, prefix, frames, bytes
+        self._drop_pending: tuple[ErrorCode, str, int, int] | None = (
+            None  # code, prefix, frames, bytes
+        )
         self._drop_timer: asyncio.TimerHandle | None = None
 
     def send(self, event: dict[str, Any]) -> None:
@@ -74,8 +73,10 @@ class Connection:
         self.send(err.event())
         close = err.close
         if close is None and self.errors >= MAX_ERRORS:
-            close = CLOSE_POLICY
-            self.send(error_event("too_many_errors", f"{MAX_ERRORS} protocol errors; closing"))
+            close = Close.POLICY
+            self.send(
+                error_event(ErrorCode.TOO_MANY_ERRORS, f"{MAX_ERRORS} protocol errors; closing")
+            )
         if close is not None:
             await self.outbox.drain()  # the error event goes out before the close frame
             await self.close(close, err.code, self.hub.config.shutdown_timeout_s)
@@ -115,16 +116,16 @@ class Connection:
         self._idle = None
         if self.session is not None or self.ws.closed:
             return
-        self.hub.limit_reached("start_timeout")
+        self.hub.limit_reached(Limit.START_TIMEOUT)
         self.send(
             error_event(
-                "start_timeout",
+                ErrorCode.START_TIMEOUT,
                 f"no start or listen within {self.hub.config.start_timeout_s:g} s "
                 "(--start-timeout); connect again when there is audio to send",
             )
         )
         task = asyncio.ensure_future(
-            self.close(CLOSE_IDLE, "start_timeout", self.hub.config.shutdown_timeout_s)
+            self.close(Close.IDLE, "start_timeout", self.hub.config.shutdown_timeout_s)
         )
         self.hub.tasks.add(task)
         task.add_done_callback(self.hub.tasks.discard)
@@ -138,7 +139,7 @@ class Connection:
             self.ended = (s.id, why)
             self._arm_idle()
 
-    def _dropped(self, code: str, prefix: str, nbytes: int) -> None:
+    def _dropped(self, code: ErrorCode, prefix: str, nbytes: int) -> None:
         """A frame refused because its session is gone: say so, at most every DROP_NOTICE_S.
 
         The first refused frame gets an ``error`` naming it at once; later ones are counted
@@ -185,13 +186,13 @@ class Connection:
         """Count one control message (text, or a WebSocket ping/pong) against the rate limit."""
         self.messages += 1
         if not self.control.take(self.hub.loop.time()):
-            self.hub.limit_reached("control_rate")
+            self.hub.limit_reached(Limit.CONTROL_RATE)
             cfg = self.hub.config
             raise ProtocolError(
-                "rate_limited",
+                ErrorCode.RATE_LIMITED,
                 f"more than {cfg.control_rate:g} text messages per second (bursts of "
                 f"{cfg.control_burst:g}) on one connection (--control-rate); closing",
-                close=CLOSE_POLICY,
+                close=Close.POLICY,
             )
 
     def on_ping_pong(self) -> None:
@@ -205,10 +206,10 @@ class Connection:
             and len(text.encode("utf-8", "replace")) > MAX_TEXT_BYTES
         ):
             raise ProtocolError(
-                "too_big",
+                ErrorCode.TOO_BIG,
                 f"text message of {len(text.encode('utf-8', 'replace'))} bytes exceeds "
                 f"{MAX_TEXT_BYTES} (control messages are small; audio goes in binary messages)",
-                close=CLOSE_TOO_BIG,
+                close=Close.TOO_BIG,
             )
         msg = parse_text(text)
         kind = msg["type"]
@@ -230,7 +231,7 @@ class Connection:
             self.send(ev)
         else:
             raise ProtocolError(
-                "unknown_type",
+                ErrorCode.UNKNOWN_TYPE,
                 f"unknown message type {show(kind)}; use start, config, stop, listen, ack or ping",
             )
 
@@ -238,28 +239,34 @@ class Connection:
         self.messages += 1
         if len(data) > MAX_MESSAGE_BYTES:
             raise ProtocolError(
-                "too_big",
+                ErrorCode.TOO_BIG,
                 f"binary message of {len(data)} bytes exceeds {MAX_MESSAGE_BYTES}",
-                close=CLOSE_TOO_BIG,
+                close=Close.TOO_BIG,
             )
         s = self.session
         if s is None or self.start is None:
             if self.ended is not None:
                 sid, why = self.ended
-                self._dropped("session_ended", f"session {sid} ended ({why})", len(data))
+                self._dropped(ErrorCode.SESSION_ENDED, f"session {sid} ended ({why})", len(data))
                 return
             raise ProtocolError(
-                "not_started", "binary audio before start; send a start message first"
+                ErrorCode.NOT_STARTED, "binary audio before start; send a start message first"
             )
         if self.listening:
-            raise ProtocolError("not_started", "listeners cannot send audio; send stop, then start")
+            raise ProtocolError(
+                ErrorCode.NOT_STARTED, "listeners cannot send audio; send stop, then start"
+            )
         if s.failed is not None:
             self._dropped(
-                "session_failed", f"session {s.id}'s pipeline failed ({s.failed})", len(data)
+                ErrorCode.SESSION_FAILED,
+                f"session {s.id}'s pipeline failed ({s.failed})",
+                len(data),
             )
             return
         if s.closed:  # the server is shutting down (sessions close first)
-            self._dropped("session_ended", f"session {s.id} ended (server shutdown)", len(data))
+            self._dropped(
+                ErrorCode.SESSION_ENDED, f"session {s.id} ended (server shutdown)", len(data)
+            )
             return
         samples = decode_audio(data, self.start)
         s.feed(samples, arrival)
@@ -277,7 +284,7 @@ class Connection:
             self.session = None
         if self.session is not None or self.listening:
             raise ProtocolError(
-                "already_started", "this connection already started; send stop first"
+                ErrorCode.ALREADY_STARTED, "this connection already started; send stop first"
             )
         hub = self.hub
         self.outbox.batch = start.batch
@@ -291,7 +298,7 @@ class Connection:
             owner_name, _ = split_instance(start.session)
             if owner_name is not None and owner_name != instance:
                 raise ProtocolError(
-                    "wrong_process",
+                    ErrorCode.WRONG_PROCESS,
                     f"start: session {start.session} lives on instance {owner_name} of this "
                     "deployment; reconnect with ?session=<id> in the WebSocket URL so the "
                     "proxy routes you there",
@@ -305,7 +312,7 @@ class Connection:
             owner = worker_of(start.session, hub.config.workers)
             if owner is not None and owner != worker:
                 raise ProtocolError(
-                    "wrong_process",
+                    ErrorCode.WRONG_PROCESS,
                     f"start: session {start.session} lives in another process of this server; "
                     "resume on the resume_url its started message gave",
                 )
@@ -324,7 +331,8 @@ class Connection:
             assert s is not None
             if start.ack is not None and not s.ack(start.ack):
                 raise ProtocolError(
-                    "bad_message", f"start: ack {start.ack} is beyond the last event sent ({s.seq})"
+                    ErrorCode.BAD_MESSAGE,
+                    f"start: ack {start.ack} is beyond the last event sent ({s.seq})",
                 )
             if start.options:
                 s.configure(start.options)
@@ -335,7 +343,7 @@ class Connection:
                 old.session = None
                 s.detach(old.outbox)
                 task = asyncio.ensure_future(
-                    old.close(CLOSE_TAKEN_OVER, "session resumed elsewhere", 1.0)
+                    old.close(Close.TAKEN_OVER, "session resumed elsewhere", 1.0)
                 )
                 hub.tasks.add(task)
                 task.add_done_callback(hub.tasks.discard)
@@ -344,16 +352,16 @@ class Connection:
             # an unknown or expired id, or no/the wrong resume_token: a new session
             now = hub.loop.time()
             if hub.config.out_dir is not None and hub.budget.full:
-                hub.limit_reached("out_bytes")
+                hub.limit_reached(Limit.OUT_BYTES)
                 raise ProtocolError(
-                    "storage_full",
+                    ErrorCode.STORAGE_FULL,
                     "the server's output folder reached its limit (--max-out-bytes); "
                     "no new sessions until space is freed",
                 )
             if not self.starts.take(now):
-                hub.limit_reached("sessions_per_minute")
+                hub.limit_reached(Limit.SESSIONS_PER_MINUTE)
                 raise ProtocolError(
-                    "too_many_sessions",
+                    ErrorCode.TOO_MANY_SESSIONS,
                     f"more than {hub.config.sessions_per_minute} sessions started on this "
                     "connection in a minute (--sessions-per-minute); wait, or resume one",
                 )
@@ -388,7 +396,7 @@ class Connection:
             if lost:
                 self.send(
                     error_event(
-                        "events_lost",
+                        ErrorCode.EVENTS_LOST,
                         f"{lost} speech events after seq {after} were not kept for replay "
                         "(too many unacknowledged); they are in the session's events.jsonl",
                     )
@@ -396,9 +404,11 @@ class Connection:
 
     def _config(self, msg: dict[str, Any]) -> None:
         if self.session is None:
-            raise ProtocolError("not_started", "config before start; send a start message first")
+            raise ProtocolError(
+                ErrorCode.NOT_STARTED, "config before start; send a start message first"
+            )
         if self.listening:
-            raise ProtocolError("bad_config", "listeners cannot retune the shared pipeline")
+            raise ProtocolError(ErrorCode.BAD_CONFIG, "listeners cannot retune the shared pipeline")
         settings = parse_options(msg.get("options"), context="config")
         merged = self.session.configure(settings)
         self.send({"type": "config", "settings": merged})
@@ -406,18 +416,18 @@ class Connection:
     def _ack(self, seq: int) -> None:
         s = self.session
         if s is None:
-            raise ProtocolError("not_started", "ack before start")
+            raise ProtocolError(ErrorCode.NOT_STARTED, "ack before start")
         if self.listening:
             return  # listeners do not resume; nothing is kept for them
         if not s.ack(seq):
             raise ProtocolError(
-                "bad_message", f"ack: seq {seq} is beyond the last event sent ({s.seq})"
+                ErrorCode.BAD_MESSAGE, f"ack: seq {seq} is beyond the last event sent ({s.seq})"
             )
 
     def _stop(self) -> None:
         s = self.session
         if s is None:
-            raise ProtocolError("not_started", "stop before start")
+            raise ProtocolError(ErrorCode.NOT_STARTED, "stop before start")
         if self.listening:
             s.detach(self.outbox)
         else:
@@ -429,12 +439,12 @@ class Connection:
 
     def _listen(self, batch: bool) -> None:
         if self.session is not None:
-            raise ProtocolError("already_started", "this connection already started")
+            raise ProtocolError(ErrorCode.ALREADY_STARTED, "this connection already started")
         self.outbox.batch = batch
         shared = self.hub.shared
         if shared is None or shared.closed:
             raise ProtocolError(
-                "no_server_source", "this server has no shared source; start with --source"
+                ErrorCode.NO_SERVER_SOURCE, "this server has no shared source; start with --source"
             )
         self._started()
         self.session, self.listening = shared, True

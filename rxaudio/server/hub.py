@@ -13,11 +13,13 @@ from typing import TYPE_CHECKING, Any
 from aiohttp import web
 from reactivex.scheduler.eventloop import AsyncIOScheduler
 
-from .config import ServerConfig
+from .config import Limit, ServerConfig
 from .limits import ConnectionGuard, StorageBudget, proxy_networks
+from .messages import Close, ErrorCode, error_event
 from .metrics import ServerMetrics
+from .options import PIPELINE_RATE, WINDOW
 from .pipeline import WindowBatcher
-from .protocol import CLOSE_GOING_AWAY, StartMessage, error_event
+from .protocol import StartMessage
 from .reclaim import Reclaimer
 from .sessions import Session, new_session_id
 from .streams import RedisBridge
@@ -134,7 +136,7 @@ class Hub:
         with contextlib.suppress(Exception):
             await asyncio.gather(*(c.outbox.drain(wait) for c in conns))
         await asyncio.gather(
-            *(c.close(CLOSE_GOING_AWAY, "server shutdown", wait) for c in conns),
+            *(c.close(Close.GOING_AWAY, "server shutdown", wait) for c in conns),
             return_exceptions=True,
         )
         if self.redis is not None:  # after the sessions: their last events go out too
@@ -156,7 +158,7 @@ class Hub:
         assert self._loop is not None, "Hub.startup() must run first"
         return self._loop
 
-    def limit_reached(self, limit: str) -> None:
+    def limit_reached(self, limit: Limit) -> None:
         """Count a limit that refused or ended something (``/metrics``)."""
         self.metrics.limits.inc(limit)
 
@@ -213,7 +215,7 @@ class Hub:
         s.grace = self.loop.call_later(grace, self.end_session, s, "client gone")
         while len(self.in_grace) > self.config.max_grace_sessions:
             _, oldest = next(iter(self.in_grace.items()))
-            self.limit_reached("grace_sessions")
+            self.limit_reached(Limit.GRACE_SESSIONS)
             self.end_session(oldest, "grace limit (--max-grace-sessions)")
 
     def resumed(self, s: Session) -> None:
@@ -221,7 +223,7 @@ class Hub:
         if self.in_grace.get(s.id) is s:
             del self.in_grace[s.id]
 
-    def _storage_limit(self, s: Session, limit: str) -> None:
+    def _storage_limit(self, s: Session, limit: Limit) -> None:
         # called from inside the session's chain: end it on the next loop turn, not re-entrantly
         self.limit_reached(limit)
         self.loop.call_soon(self._end_for_limit, s, limit)
@@ -240,13 +242,15 @@ class Hub:
         if source == "mic":
             from ..sources import from_microphone
 
-            obs: Any = from_microphone(self.config.device, sample_rate=16000, block_size=512)
-            rate, channels = 16000, 1
+            obs: Any = from_microphone(
+                self.config.device, sample_rate=PIPELINE_RATE, block_size=WINDOW
+            )
+            rate, channels = PIPELINE_RATE, 1
         else:
             from ..sources import from_file
 
             assert source is not None
-            obs = from_file(source, block_size=512, realtime=True)
+            obs = from_file(source, block_size=WINDOW, realtime=True)
             rate, channels = obs.info.sample_rate, obs.info.channels
         start = StartMessage(rate, channels, "float32", events=self.config.options.events)
         self.shared = self.new_session(
@@ -301,7 +305,7 @@ class Hub:
             self.shared = None
         shared = self.open_external(*fmt)
         if (shared.sample_rate, shared.channels) != fmt:
-            shared.emit(error_event("source_error", "the shared source changed its format"))
+            shared.emit(error_event(ErrorCode.SOURCE_ERROR, "the shared source changed its format"))
             return
         self._feed_shared(samples, self.loop.time())
 
@@ -311,5 +315,5 @@ class Hub:
 
     def _shared_failed(self, exc: Exception) -> None:
         if self.shared is not None:
-            self.shared.emit(error_event("source_error", f"server source failed: {exc}"))
+            self.shared.emit(error_event(ErrorCode.SOURCE_ERROR, f"server source failed: {exc}"))
             self.end_session(self.shared, "source error")

@@ -16,6 +16,8 @@ from collections import deque
 from collections.abc import Callable, Iterable
 from typing import Any
 
+from .config import Limit
+
 log = logging.getLogger("rxaudio.server")
 
 WILDCARDS = frozenset({"", "0.0.0.0", "::", "*"})
@@ -61,6 +63,7 @@ class WindowCounter:
 
 
 BLOCK = 4096  # a file's or a folder's smallest cost on disk
+ST_BLOCK = 512  # the unit of st_blocks (POSIX), whatever the file system's block size
 
 
 def disk_cost(n: int) -> int:
@@ -78,7 +81,7 @@ def tree_bytes(path: str) -> int:
             except OSError:
                 continue
             blocks = getattr(st, "st_blocks", None)
-            total += blocks * 512 if blocks is not None else disk_cost(st.st_size)
+            total += blocks * ST_BLOCK if blocks is not None else disk_cost(st.st_size)
     return total
 
 
@@ -319,7 +322,7 @@ class ConnectionGuard:
         *,
         max_connections: int,
         request_timeout: float,
-        on_limit: Callable[[str], None],
+        on_limit: Callable[[Limit], None],
     ) -> None:
         self.max_connections = max_connections
         self.request_timeout = request_timeout
@@ -351,7 +354,7 @@ class ConnectionGuard:
             self.open += 1
             loop = asyncio.get_running_loop()
             if self.max_connections and self.open > self.max_connections:
-                self.on_limit("connections")
+                self.on_limit(Limit.CONNECTIONS)
                 # cut it once aiohttp's request task for it has started (two loop turns):
                 # closing inside connection_made leaves that task asserting on a dead handler
                 loop.call_soon(loop.call_soon, transport.abort)
@@ -375,7 +378,7 @@ class ConnectionGuard:
         if st is None or transport.is_closing():
             return
         if st[1] == 0 and st[0] == begun:
-            self.on_limit("request_timeout")
+            self.on_limit(Limit.REQUEST_TIMEOUT)
             transport.close()
             return
         loop = asyncio.get_running_loop()

@@ -15,10 +15,9 @@ from collections.abc import Callable, Coroutine
 from typing import Any, TypeVar
 
 from ..errors import ConfigError
+from .config import check
 
 T = TypeVar("T")
-
-LOOPS = ("auto", "uvloop", "asyncio")
 
 
 def uvloop_installed() -> bool:
@@ -35,8 +34,7 @@ def resolve(kind: str) -> str:
     Raises :class:`~rxaudio.errors.ConfigError` for an unknown kind, and for ``uvloop`` when it
     is not installed (``auto`` then falls back to asyncio's loop instead).
     """
-    if kind not in LOOPS:
-        raise ConfigError(f"serve: --loop must be one of {', '.join(LOOPS)}, got {kind!r}")
+    check("loop", kind)  # one of LOOPS, said as every flag's check says it
     if kind == "asyncio":
         return "asyncio"
     if uvloop_installed():

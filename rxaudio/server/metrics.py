@@ -53,23 +53,17 @@ from typing import Any, Literal
 from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram, multiprocess
 from prometheus_client import values as value_classes
 
+from .config import Limit
+
 CONTENT_TYPE = "text/plain; version=0.0.4; charset=utf-8"
 MULTIPROC_ENV = "PROMETHEUS_MULTIPROC_DIR"
 
 LATENCY_BUCKETS = (0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5)
 BATCH_BUCKETS = (1, 2, 4, 8, 16, 32, 64, 128, 256)
 PAUSE_BUCKETS = (0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0)
-# every limit that can be reached (``rxaudio_limit_reached_total{limit=...}``); see ServerConfig
-LIMITS = (
-    "connections",
-    "request_timeout",
-    "start_timeout",
-    "control_rate",
-    "sessions_per_minute",
-    "grace_sessions",
-    "session_bytes",
-    "out_bytes",
-)
+# every limit that can be reached (``rxaudio_limit_reached_total{limit=...}``), declared with
+# the ServerConfig field that sets it
+LIMITS: tuple[str, ...] = tuple(Limit)
 
 
 @dataclass(frozen=True)

@@ -24,6 +24,7 @@ from typing import Any
 
 import numpy as np
 
+from .messages import Close, ErrorCode, error_event
 from .options import EVENTS
 
 PROTOCOL_VERSION = 2
@@ -35,14 +36,6 @@ MAX_FRAME_SECONDS = 1.0
 MAX_MESSAGE_BYTES = 1 << 20
 MAX_TEXT_BYTES = 1 << 16  # control messages are small; a bigger text message is refused
 
-# close codes (RFC 6455 private range 4000-4999 plus the standard ones)
-CLOSE_NORMAL = 1000
-CLOSE_GOING_AWAY = 1001
-CLOSE_POLICY = 1008
-CLOSE_BAD_VERSION = 4002
-CLOSE_TAKEN_OVER = 4005
-CLOSE_IDLE = 4008  # no ``start`` or ``listen`` within the start timeout
-CLOSE_TOO_BIG = 1009
 MAX_ID_CHARS = 64  # ``ping.id`` strings
 
 # What the server allows its clients beyond the operators' own ranges (None: the operator's
@@ -162,7 +155,7 @@ class ProtocolError(Exception):
     ``close`` is the WebSocket close code when the connection must end, else ``None``.
     """
 
-    def __init__(self, code: str, message: str, close: int | None = None) -> None:
+    def __init__(self, code: ErrorCode, message: str, close: Close | None = None) -> None:
         super().__init__(message)
         self.code = code
         self.message = message
@@ -171,11 +164,6 @@ class ProtocolError(Exception):
     def event(self) -> dict[str, Any]:
         """The ``error`` event answering it."""
         return error_event(self.code, self.message)
-
-
-def error_event(code: str, message: str) -> dict[str, Any]:
-    """An ``error`` event: ``code`` for programs, ``message`` for people."""
-    return {"type": "error", "code": code, "message": message}
 
 
 def hello_event(
@@ -228,21 +216,25 @@ def parse_text(text: str) -> dict[str, Any]:
     try:
         msg = json.loads(text)
     except (ValueError, RecursionError) as exc:
-        raise ProtocolError("bad_json", f"text messages must be JSON objects ({exc})") from None
+        raise ProtocolError(
+            ErrorCode.BAD_JSON, f"text messages must be JSON objects ({exc})"
+        ) from None
     if not isinstance(msg, dict):
         raise ProtocolError(
-            "bad_message", f"a message must be a JSON object, got {type(msg).__name__}"
+            ErrorCode.BAD_MESSAGE, f"a message must be a JSON object, got {type(msg).__name__}"
         )
     kind = msg.get("type")
     if not isinstance(kind, str):
-        raise ProtocolError("bad_message", 'a message needs a string "type" field')
+        raise ProtocolError(ErrorCode.BAD_MESSAGE, 'a message needs a string "type" field')
     return msg
 
 
 def _int(msg: dict[str, Any], key: str, default: int | None = None) -> int:
     v = msg.get(key, default)
     if isinstance(v, bool) or not isinstance(v, int):
-        raise ProtocolError("bad_message", f'start: "{key}" must be an integer, got {show(v)}')
+        raise ProtocolError(
+            ErrorCode.BAD_MESSAGE, f'start: "{key}" must be an integer, got {show(v)}'
+        )
     return v
 
 
@@ -251,21 +243,21 @@ def parse_options(raw: Any, *, context: str) -> dict[str, float]:
     if raw is None:
         return {}
     if not isinstance(raw, dict):
-        raise ProtocolError("bad_config", f"{context}: options must be an object")
+        raise ProtocolError(ErrorCode.BAD_CONFIG, f"{context}: options must be an object")
     out: dict[str, float] = {}
     for key, value in raw.items():
         if key in START_ONLY:
             continue
         if key not in TUNABLE:
             raise ProtocolError(
-                "bad_config",
+                ErrorCode.BAD_CONFIG,
                 f"{context}: unknown option {show(key)}; tunable options are {', '.join(TUNABLE)}",
             )
         lo, hi = TUNABLE[key]
         ok = isinstance(value, int | float) and not isinstance(value, bool)
         if not ok or not math.isfinite(value) or not lo <= value <= hi:
             raise ProtocolError(
-                "bad_config",
+                ErrorCode.BAD_CONFIG,
                 f"{context}: {key} must be a number in [{lo}, {hi}], got {show(value)}",
             )
         out[key] = float(value)
@@ -281,30 +273,30 @@ def parse_start(msg: dict[str, Any], events: tuple[str, ...] = EVENTS) -> StartM
     version = msg.get("version", PROTOCOL_VERSION)
     if type(version) is not int or version not in VERSIONS:  # not True, not 1.0
         raise ProtocolError(
-            "bad_version",
+            ErrorCode.BAD_VERSION,
             f"start: protocol version {show(version)} is not supported; this server speaks "
             f"versions {', '.join(map(str, VERSIONS))} (an integer)",
-            close=CLOSE_BAD_VERSION,
+            close=Close.BAD_VERSION,
         )
     rate = _int(msg, "sample_rate", None) if "sample_rate" in msg else None
     if rate is None:
-        raise ProtocolError("bad_message", 'start: "sample_rate" is required')
+        raise ProtocolError(ErrorCode.BAD_MESSAGE, 'start: "sample_rate" is required')
     if rate not in SAMPLE_RATES:
         raise ProtocolError(
-            "unsupported_rate",
+            ErrorCode.UNSUPPORTED_RATE,
             f"start: sample_rate {rate} is not supported; use one of "
             f"{', '.join(map(str, SAMPLE_RATES))}",
         )
     channels = _int(msg, "channels", 1)
     if not 1 <= channels <= MAX_CHANNELS:
         raise ProtocolError(
-            "unsupported_channels",
+            ErrorCode.UNSUPPORTED_CHANNELS,
             f"start: channels must be 1..{MAX_CHANNELS}, got {channels}",
         )
     fmt = msg.get("format", "int16")
     if not isinstance(fmt, str) or fmt not in FORMATS:
         raise ProtocolError(
-            "unsupported_format",
+            ErrorCode.UNSUPPORTED_FORMAT,
             f"start: format {show(fmt)} is not supported; use one of {', '.join(FORMATS)}",
         )
     options = parse_options(msg.get("options"), context="start")
@@ -315,23 +307,25 @@ def parse_start(msg: dict[str, Any], events: tuple[str, ...] = EVENTS) -> StartM
             not isinstance(e, str) or e not in available for e in ev
         ):
             raise ProtocolError(
-                "bad_config",
+                ErrorCode.BAD_CONFIG,
                 f"start: options.events must be a list drawn from {', '.join(available)} "
                 f"(what this server's sessions give), got {show(ev)}",
             )
         events = tuple(ev)
     session = msg.get("session")
     if session is not None and (not isinstance(session, str) or not 8 <= len(session) <= 64):
-        raise ProtocolError("bad_message", "start: session must be the id the server gave")
+        raise ProtocolError(ErrorCode.BAD_MESSAGE, "start: session must be the id the server gave")
     token = msg.get("resume_token")
     if token is not None and (not isinstance(token, str) or not _TOKEN_RE.fullmatch(token)):
         raise ProtocolError(
-            "bad_message", "start: resume_token must be the string the server gave in started"
+            ErrorCode.BAD_MESSAGE,
+            "start: resume_token must be the string the server gave in started",
         )
     ack = msg.get("ack")
     if ack is not None and (isinstance(ack, bool) or not isinstance(ack, int) or ack < 0):
         raise ProtocolError(
-            "bad_message", f'start: "ack" must be a non-negative integer (a seq), got {show(ack)}'
+            ErrorCode.BAD_MESSAGE,
+            f'start: "ack" must be a non-negative integer (a seq), got {show(ack)}',
         )
     batch = parse_batch(msg)
     return StartMessage(rate, channels, fmt, options, events, session, token, ack, batch)
@@ -343,7 +337,7 @@ def parse_batch(msg: dict[str, Any]) -> bool:
     if not isinstance(batch, bool):
         kind = msg.get("type")
         raise ProtocolError(
-            "bad_message", f'{kind}: "batch" must be true or false, got {show(batch)}'
+            ErrorCode.BAD_MESSAGE, f'{kind}: "batch" must be true or false, got {show(batch)}'
         )
     return batch
 
@@ -356,7 +350,7 @@ def parse_ack(msg: dict[str, Any]) -> int:
     seq = msg.get("seq")
     if isinstance(seq, bool) or not isinstance(seq, int) or seq < 0:
         raise ProtocolError(
-            "bad_message", f'ack: "seq" must be a non-negative integer, got {show(seq)}'
+            ErrorCode.BAD_MESSAGE, f'ack: "seq" must be a non-negative integer, got {show(seq)}'
         )
     return seq
 
@@ -368,10 +362,12 @@ def parse_ping_id(msg: dict[str, Any]) -> str | int | None:
         return None
     if isinstance(pid, bool) or not isinstance(pid, str | int):
         raise ProtocolError(
-            "bad_message", f'ping: "id" must be a string or an integer, got {show(pid)}'
+            ErrorCode.BAD_MESSAGE, f'ping: "id" must be a string or an integer, got {show(pid)}'
         )
     if isinstance(pid, str) and len(pid) > MAX_ID_CHARS:
-        raise ProtocolError("bad_message", f'ping: "id" is longer than {MAX_ID_CHARS} characters')
+        raise ProtocolError(
+            ErrorCode.BAD_MESSAGE, f'ping: "id" is longer than {MAX_ID_CHARS} characters'
+        )
     return pid
 
 
@@ -388,13 +384,13 @@ def decode_audio(data: bytes, start: StartMessage) -> np.ndarray:
     n = len(data)
     if n == 0 or n % width:
         raise ProtocolError(
-            "bad_frame",
+            ErrorCode.BAD_FRAME,
             f"binary message of {n} bytes is not a whole number of {start.channels}-channel "
             f"{start.format} sample frames ({width} bytes each); the frame was dropped",
         )
     if n // width > MAX_FRAME_SECONDS * start.sample_rate:
         raise ProtocolError(
-            "bad_frame",
+            ErrorCode.BAD_FRAME,
             f"binary message holds {n // width} samples, more than {MAX_FRAME_SECONDS} s at "
             f"{start.sample_rate} Hz; send smaller frames (20-100 ms is typical)",
         )
@@ -407,7 +403,7 @@ def decode_audio(data: bytes, start: StartMessage) -> np.ndarray:
         a = np.frombuffer(data, dtype="<f4").astype(np.float32)
         if not np.isfinite(a).all():
             raise ProtocolError(
-                "bad_frame", "float32 frame holds NaN or inf samples; the frame was dropped"
+                ErrorCode.BAD_FRAME, "float32 frame holds NaN or inf samples; the frame was dropped"
             )
         a = np.clip(a, -1.0, 1.0)
     return a.reshape(-1, start.channels)

@@ -33,10 +33,11 @@ from aiohttp.http_exceptions import HttpProcessingError
 
 from .. import __version__
 from ..errors import ConfigError
-from .config import ServerConfig
+from .config import ServerConfig, hello_limits
 from .connection import Connection
 from .hub import Hub
 from .limits import forwarded_view, host_allowed, origin_allowed
+from .messages import ErrorCode
 from .metrics import CONTENT_TYPE
 from .pipeline import default_settings
 from .protocol import MAX_MESSAGE_BYTES, PROTOCOL_VERSION, ProtocolError, hello_event, show
@@ -142,16 +143,14 @@ async def websocket(request: web.Request) -> web.StreamResponse:
     has_source = hub.shared is not None and not hub.shared.closed
     modes = ["client"] + (["listen"] if has_source else [])
     cfg = hub.config
-    limits = {
-        "control_rate": cfg.control_rate,
-        "control_burst": cfg.control_burst,
-        "sessions_per_minute": cfg.sessions_per_minute,
-        "start_timeout_s": cfg.start_timeout_s,
-        "max_session_bytes": cfg.max_session_bytes,
-    }
     defaults = {**default_settings(), **cfg.options.settings}  # what a start without options gets
     conn.send(
-        hello_event(modes=modes, server=f"rxaudio {__version__}", limits=limits, defaults=defaults)
+        hello_event(
+            modes=modes,
+            server=f"rxaudio {__version__}",
+            limits=hello_limits(cfg),
+            defaults=defaults,
+        )
     )
     loop = hub.loop
     try:
@@ -171,7 +170,7 @@ async def websocket(request: web.Request) -> web.StreamResponse:
             except ProtocolError as err:
                 await conn.fail(err)
             except ConfigError as err:  # e.g. a setting the operators refuse
-                await conn.fail(ProtocolError("bad_config", str(err)))
+                await conn.fail(ProtocolError(ErrorCode.BAD_CONFIG, str(err)))
             # fairness: every connection gets one message per turn of the loop, whatever kind
             # and however many it has queued, instead of its whole backlog at once
             await asyncio.sleep(0)

@@ -27,7 +27,9 @@ from ..frames import AudioFrame, Transcript, Utterance
 from ..operators import ScoredWindow
 from ..sinks import JsonlLog, UtteranceWriter, to_json
 from ..sinks._utterances import wav_bytes
+from .config import Limit
 from .limits import BLOCK, StorageBudget, disk_cost
+from .messages import ErrorCode
 from .metrics import ServerMetrics
 from .pipeline import (
     ChainOptions,
@@ -225,7 +227,7 @@ class Session:
         stats_every_s: float = 1.0,
         budget: StorageBudget | None = None,
         max_bytes: int | None = None,
-        on_limit: Callable[[Session, str], None] | None = None,
+        on_limit: Callable[[Session, Limit], None] | None = None,
         replay: bool = True,
         publish: Callable[[Session, dict[str, Any], Any], None] | None = None,
     ) -> None:
@@ -472,22 +474,22 @@ class Session:
             return False
         limit = None
         if self.max_bytes is not None and self.written + n > self.max_bytes:
-            limit = "session_bytes"
+            limit = Limit.SESSION_BYTES
         elif self.budget is not None and not self.budget.charge(n):
-            limit = "out_bytes"
+            limit = Limit.OUT_BYTES
         if limit is None:
             self.written += n
             return True
         self.storage_stopped = limit
-        if limit == "session_bytes":
-            code = "session_storage_limit"
+        if limit == Limit.SESSION_BYTES:
+            code = ErrorCode.SESSION_STORAGE_LIMIT
             msg = (
                 f"session {self.id} reached its limit of {self.max_bytes} bytes of files "
                 "(--max-session-bytes); the session ended and its files are complete; "
                 "start a new session to go on"
             )
         else:
-            code = "storage_full"
+            code = ErrorCode.STORAGE_FULL
             msg = (
                 "the server's output folder reached its limit (--max-out-bytes); the session "
                 "ended and its files are complete; no new sessions until space is freed"
@@ -572,7 +574,7 @@ class Session:
         if self.batcher is not None:
             self.batcher.drop(self)
         self._write_log({"type": "error", "message": str(exc)})
-        self.emit({"type": "error", "code": "pipeline_error", "message": str(exc)})
+        self.emit({"type": "error", "code": ErrorCode.PIPELINE_ERROR, "message": str(exc)})
 
     def _on_completed(self) -> None:
         self.emit(self.stats())

@@ -62,7 +62,6 @@ import os
 import shutil
 import signal
 import socket
-import string
 import sys
 import tempfile
 import time
@@ -70,8 +69,8 @@ from collections.abc import Callable
 from typing import TYPE_CHECKING, Any
 from urllib.parse import quote
 
-# a session id's first character names its worker (so at most this many workers)
-WORKER_MARKS = string.ascii_letters + string.digits
+from .config import WORKER_MARKS
+
 SOFT_IN_FLIGHT = 64  # sockets handed to a worker and not yet taken: past this, skip it ...
 STALL_S = 1.0  # ... and when the oldest of them has waited this long
 ACK = 8  # bytes of a worker's acknowledgement: the count of sockets it has taken so far

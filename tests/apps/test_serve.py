@@ -16,13 +16,13 @@ from rxaudio.apps.cli import main
     [
         (["--source", "no/such/file.wav"], "no such file"),
         (["--backend", "nope"], "backend must be one of"),
-        (["--grace", "-1"], "grace must be >= 0"),
-        (["--queue", "2"], "at least 8"),
+        (["--grace", "-1"], "--grace must be a finite number >= 0 s, got -1"),
+        (["--queue", "2"], "--queue must be an int >= 8, got 2"),
         (["--threshold", "0.3", "--min-silence-ms", "-5"], "min_silence_ms"),
-        (["--max-connections", "0"], "--max-connections must be >= 1"),
-        (["--control-rate", "nan"], "--control-rate must be >= 0"),
-        (["--max-session-bytes", "10"], "--max-session-bytes must be >= 4096"),
-        (["--shutdown-timeout", "0"], "--shutdown-timeout must be >= 0.1"),
+        (["--max-connections", "0"], "--max-connections must be an int >= 1, got 0"),
+        (["--control-rate", "nan"], "--control-rate must be a finite number >= 0 /s, got nan"),
+        (["--max-session-bytes", "10"], "--max-session-bytes must be an int >= 4096 bytes, got 10"),
+        (["--shutdown-timeout", "0"], "--shutdown-timeout must be a finite number >= 0.1 s, got 0"),
     ],
 )
 def test_bad_options_exit_2_with_the_reason(

@@ -59,7 +59,9 @@ def test_without_uvloop_auto_falls_back_and_uvloop_is_refused(
 
 
 def test_an_unknown_loop_is_refused_naming_the_choices() -> None:
-    with pytest.raises(ConfigError, match=r"--loop must be one of auto, uvloop, asyncio, got 'x'"):
+    with pytest.raises(
+        ConfigError, match=r"--loop must be one of 'auto', 'uvloop', 'asyncio', got 'x'"
+    ):
         ServerConfig(loop="x")
 
 

@@ -128,17 +128,20 @@ def worker(url: str, stream: str, name: str, tail: str, emit: str) -> subprocess
 def through_redis(url: str, utts: list[Any], workers: int, tail: str, emit: str, run: str) -> float:
     """Seconds from the first entry published to the last result, with ``workers`` workers."""
     import redis
+    from reactivex.subject import Subject
 
-    from rxaudio.sinks import RedisWriter
+    from rxaudio.sinks import to_redis
 
     stream = f"bench-{run}"
     procs = [worker(url, stream, f"w{k}", tail, emit) for k in range(workers)]
     client = redis.Redis.from_url(url)
     try:
-        w = RedisWriter(url, stream=stream)
+        publish: Subject[Any] = Subject()
+        written = threading.Event()
+        publish.pipe(to_redis(url, stream=stream)).subscribe(on_completed=written.set)
         t0 = time.perf_counter()
         for u in utts:
-            assert w.put(u)
+            publish.on_next(u)  # queued: the sink's writer thread writes it
         last, seen = time.perf_counter(), 0
         while (done := client.xlen(f"{stream}:results")) < len(utts):
             if done != seen:
@@ -151,7 +154,8 @@ def through_redis(url: str, utts: list[Any], workers: int, tail: str, emit: str,
                 )
             time.sleep(0.002)
         elapsed = time.perf_counter() - t0
-        w.close()
+        publish.on_completed()
+        assert written.wait(60), "the publisher did not finish"
         pending = client.xpending(stream, "bench")["pending"]
         assert pending == 0, f"{pending} pending"
         return elapsed

@@ -1,4 +1,5 @@
-"""Redis Streams at the I/O edge: URLs, connections, failure causes and the entry format.
+"""Redis Streams at the I/O edge: URLs and the entry format (connecting, retrying and failure
+causes: :mod:`rxaudio.io.redis`).
 
 One entry format, written by the ``redis`` sink and the server and read by the ``redis_src``
 source and ``rxaudio worker``: ``type`` (the item's dict form's type), ``data`` (that dict form
@@ -14,12 +15,12 @@ from __future__ import annotations
 
 import io
 import re
-import socket
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 from urllib.parse import urlsplit
 
 from ..errors import ConfigError
+from .redis import why
 
 if TYPE_CHECKING:  # imported where used: `serve --help` and `worker --help` read the names here
     import numpy as np
@@ -43,8 +44,6 @@ AUDIO_MODES = ("int16", "flac", "file", "none")
 """How an utterance's audio goes with its entry (``file``: a WAV whose path the entry holds)."""
 AUDIO_FORMAT = {"int16": "int16", "flac": "flac", "file": "wav"}
 """The entry's ``audio_format`` for each audio mode."""
-# getaddrinfo answers that no retry will change (a temporary DNS failure is retried)
-NO_SUCH_HOST = {socket.EAI_NONAME, getattr(socket, "EAI_NODATA", socket.EAI_NONAME)}
 
 
 def shown_url(url: str) -> str:
@@ -84,56 +83,10 @@ def check_url(url: str, who: str = "redis") -> str:
     return url
 
 
-def connect(url: str, *, timeout_s: float, name: str) -> Any:
-    """A redis-py client for ``url`` that does not retry on its own (callers retry, with their
-    own back-off); connects lazily, on its first command."""
-    import redis
-    from redis.backoff import NoBackoff
-    from redis.retry import Retry
-
-    return redis.Redis.from_url(
-        url,
-        socket_timeout=timeout_s,
-        socket_connect_timeout=timeout_s,
-        retry=Retry(NoBackoff(), 0),
-        client_name=name,
-    )
-
-
 def text(v: Any) -> str:
     """A field value (bytes from Redis) as text (bytes that are not UTF-8 as escapes: an
     entry is anyone's input, and reading it must not fail before it can be dead-lettered)."""
     return v.decode(errors="backslashreplace") if isinstance(v, bytes) else str(v)
-
-
-def why(exc: BaseException) -> str:
-    """A failure's cause in a few words (``Connection refused``)."""
-    for e in (exc.__cause__, exc.__context__, exc):
-        if isinstance(e, OSError) and e.strerror:
-            return e.strerror
-    return str(exc).strip().rstrip(".") or type(exc).__name__
-
-
-def gaierror(exc: BaseException) -> socket.gaierror | None:
-    """The name-resolution failure behind ``exc``, if that is what it is."""
-    seen: set[int] = set()
-    e: BaseException | None = exc
-    while e is not None and id(e) not in seen:
-        if isinstance(e, socket.gaierror):
-            return e
-        seen.add(id(e))
-        e = e.__cause__ or e.__context__
-    return None
-
-
-def unreachable(exc: BaseException) -> bool:
-    """Whether ``exc`` means the server cannot be reached now (worth retrying)."""
-    import redis.exceptions as rex
-
-    if isinstance(exc, rex.ConnectionError | rex.TimeoutError | OSError):
-        gai = gaierror(exc)
-        return gai is None or gai.errno not in NO_SUCH_HOST
-    return isinstance(exc, rex.BusyLoadingError)
 
 
 # --- utterance audio in an entry ----------------------------------------------------------

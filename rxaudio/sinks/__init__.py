@@ -15,8 +15,9 @@ _NAMES = {
     "to_jsonl": "._jsonl",
     "to_labels": "._labels",
     "to_null": "._null",
+    "EntryQueue": "._redis",
     "RedisEntry": "._redis",
-    "RedisWriter": "._redis",
+    "WriteFailed": "._redis",
     "to_redis": "._redis",
     "to_record": "._serialize",
     "to_subtitles": "._subtitles",
@@ -30,7 +31,7 @@ if TYPE_CHECKING:
     from ._jsonl import JsonlLog, to_json, to_jsonl
     from ._labels import to_labels
     from ._null import to_null
-    from ._redis import RedisEntry, RedisWriter, to_redis
+    from ._redis import EntryQueue, RedisEntry, WriteFailed, to_redis
     from ._serialize import to_record
     from ._subtitles import to_subtitles
     from ._utterances import UtteranceWriter, to_utterances
@@ -39,10 +40,11 @@ if TYPE_CHECKING:
 __getattr__, __dir__ = attributes(__name__, _NAMES)
 
 __all__ = [
+    "EntryQueue",
     "JsonlLog",
     "RedisEntry",
-    "RedisWriter",
     "UtteranceWriter",
+    "WriteFailed",
     "to_features",
     "to_json",
     "to_jsonl",

@@ -7,14 +7,18 @@ pipelined batches and takes them off the queue once the server has acknowledged 
 entry leaves the queue only written. While Redis is unreachable the entries wait, in order, and
 the writer retries with back-off; an outage longer than ``retry_s`` or a full queue ends the
 stream with a :class:`~rxaudio.errors.SinkError` that counts what was and was not written.
+Connecting, back-off, the outage limit and what a failure means are the one Redis policy
+(:mod:`rxaudio.io.redis`); the queue, its batches and the exactly-once bookkeeping are
+:class:`EntryQueue`, which ``rxaudio serve --redis`` drives from its event loop instead of a
+thread.
 
 Exactly once: every entry carries its producer (one random id per subscription) and its
 ``seq``. A round trip cut off by a lost connection may or may not have been applied; before
 anything is sent again the writer reads the entries added since the last one acknowledged
 (``XRANGE``) and takes those of its own that arrived off the queue.
 
-Timing here is wall-clock (``time.monotonic``) on purpose: back-off and outage limits are
-about a network peer, not about the stream's sample time, and they live on the writer thread.
+Timing here is wall-clock on purpose: back-off and outage limits are about a network peer,
+not about the stream's sample time, and they live on the writer thread.
 """
 
 from __future__ import annotations
@@ -25,7 +29,6 @@ import logging
 import os
 import secrets
 import threading
-import time
 from collections import deque
 from collections.abc import Callable
 from dataclasses import dataclass, field
@@ -39,20 +42,17 @@ from ..core.element import wrap_error
 from ..core.props import Choices, Range, Unit, element
 from ..errors import ConfigError, SinkError
 from ..frames import StreamReceipt, Utterance
+from ..io.redis import DEFAULT_TIMEOUT_S, GiveUp, Outage, connect, why
 from ..io.streams import (
     AUDIO_FORMAT,
     AUDIO_MODES,
     DEFAULT_RETRY_S,
     DEFAULT_STREAM,
     DEFAULT_URL,
-    NO_SUCH_HOST,
     check_url,
-    connect,
     flac_bytes,
-    gaierror,
     shown_url,
     text,
-    why,
 )
 from ..io.wav import write_wav
 from ._filesink import SinkOutput
@@ -61,14 +61,12 @@ from ._serialize import to_record
 
 log = logging.getLogger("rxaudio.sinks")
 
-BACKOFF_FIRST_S = 0.05
-"""First wait after a failed attempt; it doubles after each failure up to BACKOFF_MAX_S."""
-BACKOFF_MAX_S = 1.0
 BATCH_ENTRIES = 256
 """Most entries sent in one pipelined round trip..."""
 BATCH_BYTES = 4 << 20
 """...and about the most bytes (at least one entry goes, however large)."""
-_SCAN = 1000  # entries per XRANGE page when looking for what a lost round trip wrote
+SCAN = 1000
+"""Entries per XRANGE page when looking for what a lost round trip wrote."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -96,8 +94,8 @@ class RedisEntry:
     record: dict[str, Any] | None = None
 
 
-class _Failed(Exception):
-    """The writer cannot go on: ``what`` failed, ``fix`` says what to do."""
+class WriteFailed(Exception):
+    """Writing cannot go on: ``what`` failed, ``fix`` says what to do."""
 
     def __init__(self, what: str, fix: str) -> None:
         super().__init__(what)
@@ -110,6 +108,223 @@ class _Entry:
     fields: dict[str, str | bytes | int]
     utt: Utterance | None  # audio still to add (the writer adds it just before sending)
     size: int  # about the bytes it sends
+
+
+@dataclass(slots=True)
+class Scan:
+    """Where :meth:`EntryQueue.reconcile` has got to: read ``start`` onwards next."""
+
+    start: str
+    count: int = SCAN
+    newest: str | None = None
+    found: set[int] = field(default_factory=set)
+    done: bool = False
+
+
+class EntryQueue:
+    """The entries one producer writes to one stream, in order and each once: the core that
+    the ``redis`` sink's writer thread and ``rxaudio serve --redis``'s writer task share.
+
+    No I/O here: the writer runs the commands with its own client (blocking, or
+    ``redis.asyncio``, whose pipelines take the same calls) and hands back the answers.
+    :meth:`put` from any thread (it never waits; :attr:`cond` guards the queue and the
+    counts); the rest from one writer: :meth:`take` a batch, :meth:`prepare` its audio,
+    :meth:`stage` its XADDs on a pipeline, :meth:`settle` the answers. An entry leaves the
+    queue only once Redis has acknowledged it. After a round trip cut off part-way
+    (:attr:`in_flight`), :meth:`reconcile` the stream's newest entries before sending again.
+    """
+
+    def __init__(self, cfg: _Config) -> None:
+        self.cfg = cfg
+        self.producer = secrets.token_hex(8)
+        self.cond = threading.Condition()  # reentrant: a writer adds its own checks around put
+        # guarded by cond
+        self.queue: deque[_Entry] = deque()
+        self.next_seq = 0
+        self.written = 0
+        self.refused = 0  # items taken in but never queued (buffer full, or after the end)
+        # the writer's own
+        self.last_id: str | None = None  # the newest entry known to be in the stream before ours
+        self.in_flight = 0  # entries of a round trip that failed part-way: maybe written
+
+    @classmethod
+    def to(
+        cls,
+        url: str,
+        *,
+        stream: str = DEFAULT_STREAM,
+        maxlen: int | None = None,
+        audio: str = "int16",
+        audio_dir: str | None = None,
+        buffer: int = 10_000,
+        retry_s: float = DEFAULT_RETRY_S,
+        timeout_s: float = DEFAULT_TIMEOUT_S,
+    ) -> EntryQueue:
+        """A queue for ``stream`` at ``url``; the options are :func:`to_redis`'s."""
+        if audio not in AUDIO_MODES:
+            raise ConfigError(
+                f"redis: audio must be one of {', '.join(AUDIO_MODES)}, got {audio!r}"
+            )
+        return cls(_config(url, stream, maxlen, audio, audio_dir, buffer, retry_s, timeout_s))
+
+    def put(self, item: Any) -> bool:
+        """Queue one item's entry (raises when the item has no JSON form); never waits.
+        ``False`` (counted in :attr:`refused`) when the queue holds ``buffer`` entries."""
+        extra: dict[str, str] = {}
+        if isinstance(item, RedisEntry):
+            extra = item.fields
+            rec = item.record if item.record is not None else to_record(item.item)
+            item = item.item
+        else:
+            rec = to_record(item)
+        data = to_json(rec)
+        kind = rec.get("type")
+        kind = kind if isinstance(kind, str) else type(item).__name__
+        utt = item if isinstance(item, Utterance) and self.cfg.audio != "none" else None
+        size = len(data) + 64 + (int(utt.samples.size) * 2 if utt is not None else 0)
+        with self.cond:
+            if len(self.queue) >= self.cfg.buffer:
+                self.refused += 1
+                return False
+            seq = self.next_seq
+            self.next_seq += 1
+            fields: dict[str, str | bytes | int] = {
+                "type": kind,
+                "data": data,
+                "producer": self.producer,
+                "seq": seq,
+                **extra,
+            }
+            self.queue.append(_Entry(seq, fields, utt, size))
+            self.cond.notify_all()
+        return True
+
+    @property
+    def waiting(self) -> int:
+        """Entries queued, not yet written."""
+        with self.cond:
+            return len(self.queue)
+
+    def take(self) -> list[_Entry]:
+        """The next batch from the front of the queue (left there until written)."""
+        batch: list[_Entry] = []
+        size = 0
+        with self.cond:
+            for e in self.queue:
+                if batch and (len(batch) >= BATCH_ENTRIES or size + e.size > BATCH_BYTES):
+                    break
+                batch.append(e)
+                size += e.size
+        return batch
+
+    def heavy(self, batch: list[_Entry]) -> bool:
+        """Whether preparing ``batch`` encodes FLAC or writes WAVs (work for a thread)."""
+        return self.cfg.audio in ("flac", "file") and any(e.utt is not None for e in batch)
+
+    def prepare(self, batch: list[_Entry]) -> None:
+        """Add each utterance's audio to its entry (once: a retry sends the same fields);
+        :class:`WriteFailed` when it cannot be encoded or written."""
+        cfg = self.cfg
+        for e in batch:
+            utt = e.utt
+            if utt is None:
+                continue
+            what = "encode" if cfg.audio != "file" else "write the WAV of"
+            try:
+                fields = e.fields
+                fields["audio_format"] = AUDIO_FORMAT[cfg.audio]
+                fields["sample_rate"] = int(utt.sample_rate)
+                fields["channels"] = int(utt.samples.shape[1])
+                if cfg.audio == "int16":
+                    fields["audio"] = utt.to_frame().to_pcm16()
+                elif cfg.audio == "flac":
+                    fields["audio"] = flac_bytes(utt.samples, utt.sample_rate)
+                else:
+                    assert cfg.audio_dir is not None
+                    path = os.path.join(cfg.audio_dir, f"{self.producer}-{e.seq:08d}.wav")
+                    fields["path"] = write_wav(path, utt.samples, utt.sample_rate)
+            except Exception as exc:
+                fix = "free space in audio_dir" if cfg.audio == "file" else "use audio=int16"
+                raise WriteFailed(
+                    f"cannot {what} the utterance at {utt.time:.3f} s ({why(exc)})", fix
+                ) from exc
+            e.utt = None
+
+    def started(self, top: list[Any]) -> None:
+        """Note the stream's newest entry when the writer first connects (``XREVRANGE
+        COUNT 1``, which also checks that the key is a stream)."""
+        if self.last_id is None:
+            self.last_id = text(top[0][0]) if top else "0-0"
+
+    def stage(self, pipe: Any, batch: list[_Entry]) -> None:
+        """Queue ``batch``'s XADDs on ``pipe`` (a pipeline without a transaction)."""
+        cfg = self.cfg
+        for e in batch:
+            pipe.xadd(cfg.stream, e.fields, maxlen=cfg.maxlen, approximate=True)
+        self.in_flight = len(batch)  # until the answers are in, any of them may be written
+
+    def settle(self, batch: list[_Entry], results: list[Any]) -> int:
+        """Take what Redis acknowledged off the queue; return how many. The first refusal
+        (an entry refused one by one, out of memory...: left queued, retried) is raised."""
+        self.in_flight = 0
+        ok = [not isinstance(r, Exception) for r in results]
+        with self.cond:
+            for _ in batch:
+                self.queue.popleft()
+            for e, done in zip(reversed(batch), reversed(ok), strict=True):
+                if not done:
+                    self.queue.appendleft(e)
+            self.written += sum(ok)
+            self.cond.notify_all()
+        ids = [r for r in results if not isinstance(r, Exception)]
+        if ids:
+            self.last_id = text(ids[-1])
+        errors = [r for r in results if isinstance(r, Exception)]
+        if errors:
+            raise errors[0]
+        return len(ids)
+
+    def scan(self) -> Scan:
+        """Begin reconciling: read the stream after the last entry known (``XRANGE``,
+        ``SCAN`` at a time from :attr:`Scan.start`), :meth:`scanned` each page."""
+        return Scan(f"({self.last_id}")
+
+    def scanned(self, scan: Scan, rows: list[Any]) -> None:
+        """Note one page of ``XRANGE`` rows (``COUNT`` :attr:`Scan.count`): which of ours
+        arrived."""
+        me = self.producer.encode()
+        for _id, fields in rows:
+            if fields.get(b"producer") == me:
+                with contextlib.suppress(KeyError, ValueError):
+                    scan.found.add(int(fields[b"seq"]))
+        if rows:
+            scan.newest = text(rows[-1][0])
+            scan.start = f"({scan.newest}"
+        scan.done = len(rows) < SCAN
+
+    def reconciled(self, scan: Scan) -> int:
+        """Take off the queue the entries of the cut-off round trip that reached the stream;
+        return how many."""
+        with self.cond:
+            head = [self.queue.popleft() for _ in range(min(self.in_flight, len(self.queue)))]
+            kept = [e for e in head if e.seq not in scan.found]
+            self.queue.extendleft(reversed(kept))
+            arrived = len(head) - len(kept)
+            self.written += arrived
+            self.cond.notify_all()
+        self.in_flight = 0
+        if scan.newest is not None:
+            self.last_id = scan.newest
+        return arrived
+
+    def clear(self) -> int:
+        """Drop every queued entry (a writer that gave up on them); return how many."""
+        with self.cond:
+            n = len(self.queue)
+            self.queue.clear()
+            self.cond.notify_all()
+        self.in_flight = 0
+        return n
 
 
 # subscriptions whose writer still runs: a script that never disposes its chain still gets
@@ -125,7 +340,7 @@ def _stop_all_at_exit() -> None:
 
 
 class _Link:
-    """One subscription: the queue, its writer thread, the counts, the end downstream."""
+    """One subscription: its entry queue, its writer thread, the end downstream."""
 
     def __init__(
         self,
@@ -134,13 +349,9 @@ class _Link:
         upstream: abc.DisposableBase,
     ) -> None:
         self.cfg, self.observer, self.upstream = cfg, observer, upstream
-        self.producer = secrets.token_hex(8)
-        self.cond = threading.Condition()
+        self.q = EntryQueue(cfg)
+        self.cond = self.q.cond
         # guarded by cond
-        self.queue: deque[_Entry] = deque()
-        self.next_seq = 0
-        self.written = 0
-        self.refused = 0  # items taken in but never queued (buffer full, or after the end)
         self.closing = False  # the input ended: write what is queued, then stop
         self.stopping = False  # disposed: stop (after one last flush while connected)
         self.full = False
@@ -149,16 +360,12 @@ class _Link:
         self.upstream_error: Exception | None = None
         # the writer thread's own
         self.client: Any = None
-        self.last_id: str | None = None  # the newest entry known to be in the stream before ours
-        self.in_flight = 0  # entries of a round trip that failed part-way: maybe written
-        self.outage_since: float | None = None
-        self.outage_why = ""
-        self.outage_fix = ""
+        self.outage = Outage(cfg.retry_s, shown=cfg.shown, stream=cfg.stream)
         # the end downstream, once
         self.emit_lock = threading.Lock()
         self.ended = False
         self.thread = threading.Thread(
-            target=self._run, name=f"rxaudio-redis-{self.producer[:6]}", daemon=True
+            target=self._run, name=f"rxaudio-redis-{self.q.producer[:6]}", daemon=True
         )
 
     # --- the caller's side ---------------------------------------------------------------
@@ -170,38 +377,14 @@ class _Link:
     def put(self, item: Any) -> bool:
         """Queue one item's entry (raises when the item has no JSON form); never waits.
         ``False`` when it was refused (buffer full, or the writer stopped or failed)."""
-        extra: dict[str, str] = {}
-        if isinstance(item, RedisEntry):
-            extra = item.fields
-            rec = item.record if item.record is not None else to_record(item.item)
-            item = item.item
-        else:
-            rec = to_record(item)
-        data = to_json(rec)
-        kind = rec.get("type")
-        kind = kind if isinstance(kind, str) else type(item).__name__
-        utt = item if isinstance(item, Utterance) and self.cfg.audio != "none" else None
-        size = len(data) + 64 + (int(utt.samples.size) * 2 if utt is not None else 0)
         with self.cond:
             if self.failed or self.full or self.stopping or self.closing:
-                self.refused += 1
+                self.q.refused += 1
                 return False
-            if len(self.queue) >= self.cfg.buffer:
-                self.refused += 1
+            if not self.q.put(item):
                 self.full = True  # the writer ends the stream with the counts
                 self.cond.notify_all()
                 return False
-            seq = self.next_seq
-            self.next_seq += 1
-            fields: dict[str, str | bytes | int] = {
-                "type": kind,
-                "data": data,
-                "producer": self.producer,
-                "seq": seq,
-                **extra,
-            }
-            self.queue.append(_Entry(seq, fields, utt, size))
-            self.cond.notify_all()
         return True
 
     def finish(self, error: Exception | None = None) -> None:
@@ -229,7 +412,7 @@ class _Link:
             # bounded: a round trip in flight ends within timeout_s, then the writer sees stop
             self.thread.join(timeout=3 * self.cfg.timeout_s + 1.0)
         with self.cond:
-            left, failed = len(self.queue) + self.refused, self.failed
+            left, failed = len(self.q.queue) + self.q.refused, self.failed
         with self.emit_lock:
             ended, self.ended = self.ended, True  # nothing goes downstream after a dispose
         if left and not failed and not ended:
@@ -238,12 +421,12 @@ class _Link:
                 left,
                 self.cfg.shown,
                 self.cfg.stream,
-                self.written,
+                self.q.written,
             )
 
     def receipt(self, reason: str) -> StreamReceipt:
         with self.cond:
-            written, left = self.written, len(self.queue) + self.refused
+            written, left = self.q.written, len(self.q.queue) + self.q.refused
         return StreamReceipt(self.cfg.shown, self.cfg.stream, written, left, reason)
 
     def _end(self, receipt: StreamReceipt, error: Exception | None) -> None:
@@ -262,7 +445,7 @@ class _Link:
     def _run(self) -> None:
         try:
             self._loop()
-        except _Failed as f:
+        except WriteFailed as f:
             self._fail(f.what, f.fix)
         except Exception as exc:  # a bug or an unforeseen library error: reported, never silent
             self._fail(f"unexpected {type(exc).__name__}: {exc}", "please report this")
@@ -274,8 +457,7 @@ class _Link:
             _LIVE.discard(self)
 
     def _loop(self) -> None:
-        cfg = self.cfg
-        delay = BACKOFF_FIRST_S
+        q, outage = self.q, self.outage
         while True:
             with self.cond:
                 while True:
@@ -283,64 +465,53 @@ class _Link:
                         raise self._overflow()
                     # disposed: write what is queued unless an attempt has failed since the
                     # last success (the first connection may still be on its way)
-                    healthy = self.outage_since is None
-                    if self.stopping and not (healthy and self.queue):
+                    if self.stopping and not (not outage.away and q.queue):
                         return
-                    if self.queue or (self.client is None and not self.closing):
+                    if q.queue or (self.client is None and not self.closing):
                         break  # entries to send, or not yet connected (connect at once)
                     if self.closing or self.stopping:
                         return  # everything is written
                     self.cond.wait()
-                batch = self._take()
-            started = time.monotonic()
+                batch = q.take()
+            started = outage.clock()
             try:
                 if self.client is None:
                     self._connect()
-                if self.in_flight:
+                if q.in_flight:
                     self._reconcile()
                 elif batch:
-                    self._send(batch)
+                    q.prepare(batch)
+                    pipe = self.client.pipeline(transaction=False)
+                    q.stage(pipe, batch)
+                    q.settle(batch, pipe.execute(raise_on_error=False))
+            except WriteFailed:
+                raise
             except Exception as exc:
-                self._classify(exc)  # raises _Failed when no retry can help
                 self._drop_client()
-                if self.outage_since is None:
-                    self.outage_since = started
+                try:
+                    wait = outage.failed(exc, started=started)  # the one policy
+                except GiveUp as g:
+                    if g.outage and self.stopping:
+                        return  # disposed: counted in dispose's warning
+                    raise self._gave_up(g) from None
                 if self.stopping:
                     return
-                waited = time.monotonic() - self.outage_since
-                if waited >= cfg.retry_s:
-                    raise self._lost(waited) from None
                 with self.cond:
                     self.cond.wait_for(
-                        lambda: self.stopping or self.full or (self.closing and not self.queue),
-                        timeout=min(delay, cfg.retry_s - waited),
+                        lambda: self.stopping or self.full or (self.closing and not q.queue),
+                        timeout=wait,
                     )
-                delay = min(2 * delay, BACKOFF_MAX_S)
                 continue
-            self.outage_since = None
-            delay = BACKOFF_FIRST_S
-
-    def _take(self) -> list[_Entry]:
-        """The next batch from the front of the queue (left there until written)."""
-        batch: list[_Entry] = []
-        size = 0
-        for e in self.queue:
-            if batch and (len(batch) >= BATCH_ENTRIES or size + e.size > BATCH_BYTES):
-                break
-            batch.append(e)
-            size += e.size
-        return batch
+            outage.ok()
 
     def _connect(self) -> None:
         cfg = self.cfg
         client = connect(cfg.url, timeout_s=cfg.timeout_s, name="rxaudio-redis")
         try:
-            top = client.xrevrange(cfg.stream, count=1)  # also checks the key is a stream
+            self.q.started(client.xrevrange(cfg.stream, count=1))
         except BaseException:
             client.close()
             raise
-        if self.last_id is None:
-            self.last_id = text(top[0][0]) if top else "0-0"
         self.client = client
 
     def _drop_client(self) -> None:
@@ -349,155 +520,46 @@ class _Link:
             with contextlib.suppress(Exception):
                 client.close()
 
-    def _prepare(self, e: _Entry) -> None:
-        """Add an utterance's audio to its entry (once: a retry sends the same fields)."""
-        utt, cfg = e.utt, self.cfg
-        if utt is None:
-            return
-        what = "encode" if cfg.audio != "file" else "write the WAV of"
-        try:
-            fields = e.fields
-            fields["audio_format"] = AUDIO_FORMAT[cfg.audio]
-            fields["sample_rate"] = int(utt.sample_rate)
-            fields["channels"] = int(utt.samples.shape[1])
-            if cfg.audio == "int16":
-                fields["audio"] = utt.to_frame().to_pcm16()
-            elif cfg.audio == "flac":
-                fields["audio"] = flac_bytes(utt.samples, utt.sample_rate)
-            else:
-                assert cfg.audio_dir is not None
-                path = os.path.join(cfg.audio_dir, f"{self.producer}-{e.seq:08d}.wav")
-                fields["path"] = write_wav(path, utt.samples, utt.sample_rate)
-        except Exception as exc:
-            fix = "free space in audio_dir" if cfg.audio == "file" else "use audio=int16"
-            raise _Failed(
-                f"cannot {what} the utterance at {utt.time:.3f} s ({why(exc)})", fix
-            ) from exc
-        e.utt = None
-
-    def _send(self, batch: list[_Entry]) -> None:
-        cfg = self.cfg
-        for e in batch:
-            self._prepare(e)
-        pipe = self.client.pipeline(transaction=False)
-        for e in batch:
-            pipe.xadd(cfg.stream, e.fields, maxlen=cfg.maxlen, approximate=True)
-        self.in_flight = len(batch)  # until the answers are in, any of them may be written
-        results = pipe.execute(raise_on_error=False)
-        self.in_flight = 0
-        ok = [not isinstance(r, Exception) for r in results]
-        with self.cond:
-            for _ in batch:
-                self.queue.popleft()
-            for e, done in zip(reversed(batch), reversed(ok), strict=True):
-                if not done:
-                    self.queue.appendleft(e)  # refused one by one (out of memory...): retried
-            self.written += sum(ok)
-            self.cond.notify_all()
-        ids = [r for r in results if not isinstance(r, Exception)]
-        if ids:
-            self.last_id = text(ids[-1])
-        errors = [r for r in results if isinstance(r, Exception)]
-        if errors:
-            raise errors[0]
-
     def _reconcile(self) -> None:
         """After a round trip cut off part-way: take off the queue what reached the stream."""
-        cfg = self.cfg
-        me = self.producer.encode()
-        found: set[int] = set()
-        start, newest = f"({self.last_id}", None
-        while True:
-            rows = self.client.xrange(cfg.stream, min=start, max="+", count=_SCAN)
-            for _id, fields in rows:
-                if fields.get(b"producer") == me:
-                    with contextlib.suppress(KeyError, ValueError):
-                        found.add(int(fields[b"seq"]))
-            if rows:
-                newest = text(rows[-1][0])
-                start = f"({newest}"
-            if len(rows) < _SCAN:
-                break
-        with self.cond:
-            head = [self.queue.popleft() for _ in range(min(self.in_flight, len(self.queue)))]
-            kept = [e for e in head if e.seq not in found]
-            self.queue.extendleft(reversed(kept))
-            self.written += len(head) - len(kept)
-            self.cond.notify_all()
-        self.in_flight = 0
-        if newest is not None:
-            self.last_id = newest
+        scan = self.q.scan()
+        while not scan.done:
+            rows = self.client.xrange(self.cfg.stream, min=scan.start, max="+", count=scan.count)
+            self.q.scanned(scan, rows)
+        self.q.reconciled(scan)
 
-    def _classify(self, exc: Exception) -> None:
-        """Return for a failure worth retrying (noting why); raise :class:`_Failed` otherwise."""
-        import redis.exceptions as rex
-
-        cfg = self.cfg
-        if isinstance(exc, _Failed):
-            raise exc
-        if isinstance(exc, rex.AuthenticationError | rex.AuthorizationError):
-            raise _Failed(
-                f"{cfg.shown} refused the login ({why(exc)})",
-                "check the user name and password in url",
-            ) from exc
-        if isinstance(exc, rex.ConnectionError | rex.TimeoutError | OSError):
-            gai = gaierror(exc)
-            if gai is not None and gai.errno in NO_SUCH_HOST:
-                raise _Failed(
-                    f"cannot resolve the host of {cfg.shown} ({gai.strerror})",
-                    "check the host name in url",
-                ) from exc
-            self.outage_why = why(exc)
-            self.outage_fix = "start redis-server there"
-            return
-        if isinstance(exc, rex.OutOfMemoryError | rex.ReadOnlyError):
-            self.outage_why = why(exc)
-            self.outage_fix = (
-                "give redis more memory (maxmemory) or trim the stream (maxlen)"
-                if isinstance(exc, rex.OutOfMemoryError)
-                else "point url at the primary"
-            )
-            return
-        if isinstance(exc, rex.ResponseError):
-            if "WRONGTYPE" in str(exc):
-                raise _Failed(
-                    f"the key {cfg.stream!r} at {cfg.shown} holds no stream ({why(exc)})",
-                    "name another stream",
-                ) from exc
-            raise _Failed(
-                f"{cfg.shown} refused the entries for stream {cfg.stream!r} ({why(exc)})",
-                "see the server's message",
-            ) from exc
-        raise exc
-
-    def _lost(self, waited: float) -> _Failed:
-        cfg = self.cfg
-        return _Failed(
-            f"no connection to {cfg.shown} for {waited:.1f} s ({self.outage_why})",
-            f"{self.outage_fix} or raise retry_s (now {cfg.retry_s:g} s)",
+    def _gave_up(self, g: GiveUp) -> WriteFailed:
+        f, cfg = g.failure, self.cfg
+        if g.waited is None:
+            return WriteFailed(f.what, f.fix)
+        return WriteFailed(
+            f"no connection to {cfg.shown} for {g.waited:.1f} s ({f.why})",
+            f"{f.fix} or raise retry_s (now {cfg.retry_s:g} s)",
         )
 
-    def _overflow(self) -> _Failed:
-        cfg = self.cfg
+    def _overflow(self) -> WriteFailed:
+        cfg, outage = self.cfg, self.outage
         head = f"the buffer of {cfg.buffer} entries is full"
-        if self.outage_since is not None:
-            waited = time.monotonic() - self.outage_since
-            return _Failed(
-                f"{head}: no connection to {cfg.shown} for {waited:.1f} s so far "
-                f"({self.outage_why})",
-                f"{self.outage_fix}, or raise buffer to ride out longer outages",
+        if outage.away and outage.last is not None:
+            return WriteFailed(
+                f"{head}: no connection to {cfg.shown} for {outage.waited():.1f} s so far "
+                f"({outage.last.why})",
+                f"{outage.last.fix}, or raise buffer to ride out longer outages",
             )
         if self.client is None:
-            return _Failed(f"{head} before the connection to {cfg.shown} was made", "raise buffer")
-        return _Failed(
+            return WriteFailed(
+                f"{head} before the connection to {cfg.shown} was made", "raise buffer"
+            )
+        return WriteFailed(
             f"{head}: {cfg.shown} takes entries slower than they come",
             "raise buffer, or make entries cheaper (audio=file) or redis faster",
         )
 
     def _fail(self, what: str, fix: str) -> None:
+        q = self.q
         with self.cond:
             self.failed = True
-            written, left, maybe = self.written, len(self.queue) + self.refused, self.in_flight
+            written, left, maybe = q.written, len(q.queue) + q.refused, q.in_flight
             self.cond.notify_all()
         note = ""
         if maybe:
@@ -513,86 +575,6 @@ class _Link:
         self.upstream.dispose()  # the stream ends here: stop the source
         receipt = StreamReceipt(self.cfg.shown, self.cfg.stream, written, left, "failed")
         self._end(receipt, err)
-
-
-class RedisWriter:
-    """A long-lived writer to one stream, outside any Rx chain (the server's publisher).
-
-    The same writer as the ``redis`` sink's (bounded queue, one thread, retries, exactly
-    once): :meth:`put` never waits and returns ``False`` when the entry was refused (the
-    buffer is full, or the writer has failed; :attr:`error` then says why). :meth:`close`
-    writes what is queued (within ``retry_s``) and returns the receipt. Options as
-    :func:`to_redis`.
-    """
-
-    def __init__(
-        self,
-        url: str,
-        *,
-        stream: str = DEFAULT_STREAM,
-        maxlen: int | None = None,
-        audio: str = "int16",
-        audio_dir: str | None = None,
-        buffer: int = 10_000,
-        retry_s: float = DEFAULT_RETRY_S,
-        timeout_s: float = 5.0,
-    ) -> None:
-        if audio not in AUDIO_MODES:
-            raise ConfigError(
-                f"redis: audio must be one of {', '.join(AUDIO_MODES)}, got {audio!r}"
-            )
-        self.config = _config(url, stream, maxlen, audio, audio_dir, buffer, retry_s, timeout_s)
-        self.receipt: StreamReceipt | None = None
-        self.error: Exception | None = None
-        writer = self
-
-        class _End(abc.ObserverBase[StreamReceipt]):
-            def on_next(self, value: StreamReceipt) -> None:
-                writer.receipt = value
-
-            def on_error(self, error: Exception) -> None:
-                writer.error = error
-
-            def on_completed(self) -> None:
-                pass
-
-        self._link = _Link(self.config, _End(), Disposable())
-        self._link.start()
-
-    def put(self, item: Any) -> bool:
-        """Queue ``item`` (or a :class:`RedisEntry`); ``False`` if it was refused."""
-        return self._link.put(item)
-
-    @property
-    def written(self) -> int:
-        """Entries the server has acknowledged."""
-        with self._link.cond:
-            return self._link.written
-
-    @property
-    def waiting(self) -> int:
-        """Entries queued, not yet written."""
-        with self._link.cond:
-            return len(self._link.queue)
-
-    @property
-    def refused(self) -> int:
-        """Entries never queued (the buffer was full, or the writer had failed)."""
-        with self._link.cond:
-            return self._link.refused
-
-    @property
-    def failed(self) -> bool:
-        """Whether the writer gave up (:attr:`error` says why); nothing more is written."""
-        with self._link.cond:
-            return self._link.failed
-
-    def close(self) -> StreamReceipt:
-        """Write what is queued (giving up after ``retry_s`` without Redis) and stop."""
-        if not self.failed:
-            self._link.finish()
-        self._link.dispose()
-        return self.receipt or self._link.receipt("failed" if self.failed else "completed")
 
 
 def _config(
@@ -673,7 +655,7 @@ def to_redis(
     audio_dir: str | None = None,
     buffer: Annotated[int, Range(1, None)] = 10_000,
     retry_s: Annotated[float, Range(0, None), Unit("s")] = DEFAULT_RETRY_S,
-    timeout_s: Annotated[float, Range(0, 300, lo_open=True), Unit("s")] = 5.0,
+    timeout_s: Annotated[float, Range(0, 300, lo_open=True), Unit("s")] = DEFAULT_TIMEOUT_S,
 ) -> Callable[[Observable[Any]], Observable[StreamReceipt]]:
     """Add each item to a Redis stream (XADD); emit a :class:`StreamReceipt` at the end.
 

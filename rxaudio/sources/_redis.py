@@ -33,6 +33,15 @@ from ..core.caps import Caps
 from ..core.props import Choices, Range, Unit, element
 from ..errors import ConfigError, SourceError
 from ..frames import AudioFrame, Utterance
+from ..io.redis import (
+    DEFAULT_TIMEOUT_S,
+    UNREACHABLE_FIX,
+    GiveUp,
+    Outage,
+    call,
+    classify,
+    connect,
+)
 from ..io.streams import (
     DEFAULT_RETRY_S,
     DEFAULT_STREAM,
@@ -40,18 +49,13 @@ from ..io.streams import (
     DecodedEntry,
     MalformedEntry,
     check_url,
-    connect,
     decode_entry,
     shown_url,
     text,
-    unreachable,
-    why,
 )
 
 EMIT = ("item", "audio")
 START = ("begin", "new")
-BACKOFF_FIRST_S = 0.05
-BACKOFF_MAX_S = 1.0
 
 # KEYS: the stream, the results stream. ARGV: group, entry id, the number of results, then
 # each result as its number of fields and its fields (name, value, ...). XACK first; the
@@ -130,7 +134,7 @@ class ReaderConfig:
     max_deliveries: int = 5
     dead_letter: str = ""
     retry_s: float = DEFAULT_RETRY_S
-    timeout_s: float = 5.0
+    timeout_s: float = DEFAULT_TIMEOUT_S
     drain: bool = False
     shown: str = field(init=False)
 
@@ -255,45 +259,38 @@ class StreamReader:
                 pass
 
     def _error(self, exc: BaseException, *, at_start: bool = False) -> SourceError:
-        import redis.exceptions as rex
-
+        """The one-line error for ``exc`` (a :class:`GiveUp`, or a failure at the start)."""
         cfg = self.cfg
-        if isinstance(exc, rex.AuthenticationError | rex.AuthorizationError):
+        if isinstance(exc, GiveUp):
+            failure = exc.failure
+        else:
+            failure = classify(exc, shown=cfg.shown, stream=cfg.stream)
+        if not failure.retry:
+            return SourceError(f"redis_src: {failure.what}; {failure.fix}")
+        when = "" if at_start else f" for {cfg.retry_s:g} s"
+        if failure.fix == UNREACHABLE_FIX:
             return SourceError(
-                f"redis_src: {cfg.shown} refused the login ({why(exc)}); check the user name "
-                "and password in url"
+                f"redis_src: cannot reach {cfg.shown}{when} ({failure.why}); {failure.fix} or "
+                "check the url"
             )
-        if isinstance(exc, rex.ResponseError) and "WRONGTYPE" in str(exc):
-            return SourceError(
-                f"redis_src: the key {cfg.stream!r} at {cfg.shown} holds no stream; name "
-                "another stream"
-            )
-        if unreachable(exc):
-            when = "" if at_start else f" for {cfg.retry_s:g} s"
-            return SourceError(
-                f"redis_src: cannot reach {cfg.shown}{when} ({why(exc)}); start redis-server "
-                "there or check the url"
-            )
-        return SourceError(f"redis_src: {cfg.shown}: {why(exc)}")
+        return SourceError(
+            f"redis_src: {cfg.shown} refused commands{when} ({failure.why}); {failure.fix}"
+        )
 
     def _call(self, what: Callable[[Any], Any]) -> Any:
-        """``what(client)``, reconnecting and retrying with back-off while Redis is away."""
-        delay, since = BACKOFF_FIRST_S, None
-        while True:
-            try:
-                if self.client is None:
-                    self._connect()
-                return what(self.client)
-            except Exception as exc:
-                if not unreachable(exc):
-                    raise self._error(exc) from exc
-                self.close()
-                now = time.monotonic()
-                since = now if since is None else since
-                if now - since >= self.cfg.retry_s:
-                    raise self._error(exc) from exc
-                time.sleep(min(delay, self.cfg.retry_s - (now - since)))
-                delay = min(2 * delay, BACKOFF_MAX_S)
+        """``what(client)``, reconnecting and retrying with back-off while Redis is away (the
+        one policy: :mod:`rxaudio.io.redis`); :class:`SourceError` when no retry helps."""
+
+        def do() -> Any:
+            if self.client is None:
+                self._connect()
+            return what(self.client)
+
+        outage = Outage(self.cfg.retry_s, shown=self.cfg.shown, stream=self.cfg.stream)
+        try:
+            return call(do, outage, drop=self.close)
+        except GiveUp as exc:
+            raise self._error(exc) from exc.__cause__
 
     # --- reading ------------------------------------------------------------------------------
     def poll(self, block_ms: int | None = None) -> list[StreamEntry]:
@@ -558,7 +555,7 @@ def from_redis(
     max_deliveries: Annotated[int, Range(1, None)] = 5,
     dead_letter: str | None = None,
     retry_s: Annotated[float, Range(0, None), Unit("s")] = DEFAULT_RETRY_S,
-    timeout_s: Annotated[float, Range(0, 300, lo_open=True), Unit("s")] = 5.0,
+    timeout_s: Annotated[float, Range(0, 300, lo_open=True), Unit("s")] = DEFAULT_TIMEOUT_S,
     drain: bool = False,
 ) -> RedisSource:
     """Read a Redis stream through a consumer group (``XREADGROUP``), one item per entry.

@@ -149,3 +149,34 @@ def test_redis_down_at_start_is_one_line(dead_url: str, capsys: Any, tmp_path: P
 def test_bad_redis_options_are_refused(capsys: Any, tmp_path: Path) -> None:
     assert main(["serve", "--redis", "http://x", "--port", "0", "--out", str(tmp_path)]) == 2
     assert "must start with redis://" in capsys.readouterr().err
+
+
+async def test_redis_stopped_and_restarted_the_loop_goes_on_and_every_event_is_written_once(
+    server: Any, proto: Any, speech_pcm: np.ndarray, redis_server: Any
+) -> None:
+    """Redis killed while a session streams: the session's frames keep being answered (its
+    events arrive: the event loop never waits for Redis) while the writer queues and retries;
+    after the restart every event is written once, in order, and results are relayed again."""
+    async with server(redis_url=redis_server.url, queue_max=100_000, redis_retry_s=120) as client:
+        ws = await client.ws_connect("/ws")
+        started = await proto.start(ws)
+        await proto.send_audio(ws, speech_pcm[:16000])
+        redis_server.kill()
+        await proto.send_audio(ws, speech_pcm[16000:])
+        events = await proto.until(ws, "utterance")  # answered while Redis is away
+        n_away = sum(e["type"] in ("speech_start", "speech_end", "utterance") for e in events)
+        metrics = await (await client.get("/metrics")).text()
+        waiting = [ln for ln in metrics.splitlines() if ln.startswith("rxaudio_redis_entries_wait")]
+        assert n_away >= 3 and waiting and float(waiting[0].split()[-1]) >= 1, waiting
+        await asyncio.to_thread(redis_server.start)  # same port, appendonly: the data is back
+        redis_server.client().xadd(
+            "rxaudio:results",
+            {"type": "t", "data": '{"type":"t"}', "session": started["session"], "producer": "w"},
+        )
+        events += await proto.until(ws, "result")  # the relay reconnected
+        await ws.send_json({"type": "stop"})
+        events += await proto.until(ws, "stopped")
+    speech = [e for e in events if e["type"] in ("speech_start", "speech_end", "utterance")]
+    got = stream_entries(redis_server)
+    assert [json.loads(f["data"]) for f in got] == speech  # in order, each once
+    assert [int(f["seq"]) for f in got] == list(range(len(speech)))

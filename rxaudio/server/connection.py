@@ -11,7 +11,8 @@ from aiohttp import web
 
 from .config import Limit
 from .limits import TokenBucket, WindowCounter
-from .messages import Close, ErrorCode, error_event
+from .messages import Close, ErrorCode, Started, error_event
+from .options import PIPELINE_RATE
 from .protocol import (
     MAX_MESSAGE_BYTES,
     MAX_TEXT_BYTES,
@@ -370,25 +371,13 @@ class Connection:
         self.session, self.start = s, start
         s.owner = self
         s.attach(self.outbox)
-        started: dict[str, Any] = {
-            "type": "started",
-            "session": s.id,
-            "resume_token": s.resume_token,
-            "resumed": resumed,
-            "received": s.received,
-            "seq": s.seq,
-            "sample_rate": s.sample_rate,
-            "channels": s.channels,
-            "format": start.format,
-            "pipeline_rate": 16000,
-            "settings": s.settings.value,
-            "events": list(s.options.events),
-        }
+        resume_at = None
         if hub.config.resume_port is not None:  # one of several processes: resume on its port
             from .supervisor import resume_url
 
             req = self.request
-            started["resume_url"] = resume_url(req.scheme, req.host, hub.config.resume_port, s.id)
+            resume_at = resume_url(req.scheme, req.host, hub.config.resume_port, s.id)
+        started = self._started_event(s, resumed, start.format, resume_at, s.resume_token)
         self.send(started)
         if resumed:
             after = start.ack if start.ack is not None else s.acked
@@ -449,21 +438,33 @@ class Connection:
         self._started()
         self.session, self.listening = shared, True
         shared.attach(self.outbox)
-        self.send(
-            {
-                "type": "started",
-                "session": shared.id,
-                "resumed": False,
-                "listen": True,
-                "received": shared.received,
-                "seq": shared.seq,
-                "sample_rate": shared.sample_rate,
-                "channels": shared.channels,
-                "pipeline_rate": 16000,
-                "settings": shared.settings.value,
-                "events": list(shared.options.events),
-            }
-        )
+        self.send(self._started_event(shared, False, None, None, None, listen=True))
+
+    @staticmethod
+    def _started_event(
+        s: Session,
+        resumed: bool,
+        fmt: str | None,
+        resume_at: str | None,
+        token: str | None,
+        *,
+        listen: bool = False,
+    ) -> dict[str, Any]:
+        return Started(
+            session=s.id,
+            received=s.received,
+            seq=s.seq,
+            sample_rate=s.sample_rate,
+            channels=s.channels,
+            pipeline_rate=PIPELINE_RATE,
+            settings=s.settings.value,
+            events=s.options.events,
+            resumed=resumed,
+            resume_token=token,
+            format=fmt,
+            listen=listen,
+            resume_url=resume_at,
+        ).encode()
 
     def disconnected(self) -> None:
         """The socket is gone: keep a client session for its grace period, then close it."""

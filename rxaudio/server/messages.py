@@ -9,6 +9,8 @@ Python: no aiohttp, no numpy.
 
 from __future__ import annotations
 
+from collections.abc import Mapping
+from dataclasses import dataclass
 from enum import IntEnum, StrEnum
 from typing import Any
 
@@ -229,3 +231,46 @@ if __name__ == "__main__":  # python -m rxaudio.server.messages: renew docs/prot
         text = with_tables(fh.read())
     with open(path, "w", encoding="utf-8") as fh:
         fh.write(text)
+
+
+@dataclass(frozen=True, slots=True)
+class Started:
+    """The ``started`` event: a session began or resumed on this connection (``docs/protocol.md``).
+
+    A client session carries its ``resume_token`` (the secret that resumes it) and the
+    ``format`` the client declared; a listener (``listen``) carries neither. ``resume_url``
+    only where the server runs several processes (resume on that worker's port).
+    """
+
+    session: str
+    received: int
+    seq: int
+    sample_rate: int
+    channels: int
+    pipeline_rate: int
+    settings: Mapping[str, Any]
+    events: tuple[str, ...]
+    resumed: bool = False
+    resume_token: str | None = None
+    format: str | None = None
+    listen: bool = False
+    resume_url: str | None = None
+
+    def encode(self) -> dict[str, Any]:
+        """The event as sent (a client's fields, or a listener's)."""
+        d: dict[str, Any] = {"type": "started", "session": self.session}
+        if self.resume_token is not None:
+            d["resume_token"] = self.resume_token
+        d["resumed"] = self.resumed
+        if self.listen:
+            d["listen"] = True
+        d.update(received=self.received, seq=self.seq, sample_rate=self.sample_rate)
+        d["channels"] = self.channels
+        if self.format is not None:
+            d["format"] = self.format
+        d["pipeline_rate"] = self.pipeline_rate
+        d["settings"] = self.settings
+        d["events"] = list(self.events)
+        if self.resume_url is not None:
+            d["resume_url"] = self.resume_url
+        return d

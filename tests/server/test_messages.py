@@ -68,3 +68,40 @@ def test_protocol_errors_carry_typed_codes_and_closes() -> None:
         assert ERRORS[err.code][1] is err.close  # the docs table says the same close
     else:
         raise AssertionError("version 9 accepted")
+
+
+def test_started_is_encoded_once_for_clients_and_listeners() -> None:
+    from rxaudio.server.messages import Started
+
+    common = dict(
+        session="abc", received=5, seq=2, sample_rate=48000, channels=2, pipeline_rate=16000
+    )
+    client = Started(
+        **common,
+        settings={"threshold": 0.5},
+        events=("vad",),
+        resumed=True,
+        resume_token="tok",
+        format="int16",
+    ).encode()
+    assert client == {
+        "type": "started",
+        "session": "abc",
+        "resume_token": "tok",
+        "resumed": True,
+        "received": 5,
+        "seq": 2,
+        "sample_rate": 48000,
+        "channels": 2,
+        "format": "int16",
+        "pipeline_rate": 16000,
+        "settings": {"threshold": 0.5},
+        "events": ["vad"],
+    }
+    assert (
+        "resume_url"
+        in Started(**common, settings={}, events=(), resume_url="wss://h:1/ws?session=abc").encode()
+    )
+    listener = Started(**common, settings={}, events=("level",), listen=True).encode()
+    assert listener["listen"] is True and listener["resumed"] is False
+    assert not {"resume_token", "format", "resume_url"} & set(listener)

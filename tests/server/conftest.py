@@ -77,6 +77,25 @@ async def send_audio(ws: ClientWebSocketResponse, data: np.ndarray, block: int =
         await ws.send_bytes(np.ascontiguousarray(data[i : i + block]).tobytes())
 
 
+def scrape(metrics: Any, name: str, **labels: str) -> float:
+    """The value of one ``/metrics`` line of ``metrics`` (a ``ServerMetrics``), read as a
+    scraper reads it: its exposition parsed by prometheus-client's parser (``KeyError`` when no
+    such line), e.g. ``scrape(m, "rxaudio_limit_reached_total", limit="connections")``."""
+    from prometheus_client.parser import text_string_to_metric_families
+
+    for family in text_string_to_metric_families(metrics.render()):
+        for sample in family.samples:
+            if sample.name == name and sample.labels == labels:
+                return float(sample.value)
+    raise KeyError(f"no line {name} {labels} in the exposition")
+
+
+@pytest.fixture
+def metric() -> Callable[..., float]:
+    """``metric(server_metrics, name, **labels)``: one exposed value, parsed from /metrics."""
+    return scrape
+
+
 class Proto:
     """The helpers above, handed to tests as a fixture (test folders are not packages)."""
 

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import json
+from typing import Any
 
 import numpy as np
 import pytest
@@ -19,7 +20,7 @@ def _metrics() -> ServerMetrics:
     return ServerMetrics()
 
 
-async def test_outbox_drops_oldest_droppable_first_and_counts() -> None:
+async def test_outbox_drops_oldest_droppable_first_and_counts(metric: Any) -> None:
     gate = asyncio.Event()
     sent: list[str] = []
 
@@ -37,7 +38,7 @@ async def test_outbox_drops_oldest_droppable_first_and_counts() -> None:
         ob.put({"type": "vad", "i": i}, 0.0)
     ob.put({"type": "speech_end"}, 0.0)
     assert len(ob) == 8
-    assert ob.dropped == 14 and m.value("rxaudio_events_dropped_total") == 14
+    assert ob.dropped == 14 and metric(m, "rxaudio_events_dropped_total") == 14
     queued = [json.loads(text) for _, text, _ in ob.queue]
     kinds = [e["type"] for e in queued]
     assert kinds[0] == "utterance" and kinds[-1] == "speech_end"  # critical events kept
@@ -45,8 +46,8 @@ async def test_outbox_drops_oldest_droppable_first_and_counts() -> None:
     gate.set()
     ob.close()
     await asyncio.wait_for(task, 5)
-    assert len(sent) == 9 and m.value("rxaudio_events_sent_total") == 9
-    assert m.value("rxaudio_frame_to_event_seconds_count") == 9
+    assert len(sent) == 9 and metric(m, "rxaudio_events_sent_total") == 9
+    assert metric(m, "rxaudio_frame_to_event_seconds_count") == 9
 
 
 async def test_outbox_of_only_critical_events_still_bounded() -> None:

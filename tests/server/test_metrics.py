@@ -334,3 +334,22 @@ async def test_the_server_keeps_its_gauges_current_in_the_shared_directory(
         await ws.close()
     # shut down: the last refresh leaves no connection counted
     assert _read_dir(multiproc_dir, "rxaudio_clients_connected") == 0
+
+
+def test_histogram_exposition() -> None:
+    m = ServerMetrics()
+    for v in (0.005, 0.05, 0.05, 0.5):
+        m.latency.observe(v)
+    text = m.render()
+    lines = text.splitlines()
+    name = "rxaudio_frame_to_event_seconds"
+    assert f"# TYPE {name} histogram" in lines and text.endswith("\n")
+    assert f'{name}_bucket{{le="0.0025"}} 0' in lines
+    assert f'{name}_bucket{{le="0.005"}} 1' in lines  # a value on a bound counts in it
+    assert f'{name}_bucket{{le="0.01"}} 1' in lines
+    assert f'{name}_bucket{{le="0.05"}} 3' in lines  # cumulative
+    assert f'{name}_bucket{{le="0.25"}} 3' in lines
+    assert f'{name}_bucket{{le="0.5"}} 4' in lines
+    assert f'{name}_bucket{{le="+Inf"}} 4' in lines
+    assert f"{name}_sum 0.605" in lines
+    assert f"{name}_count 4" in lines

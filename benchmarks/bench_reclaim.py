@@ -23,8 +23,8 @@ import numpy as np
 import soundfile as sf
 
 from benchmarks._util import start_server
+from benchmarks.loadgen import run_load
 from rxaudio.data import speech_sample
-from rxaudio.server.loadgen import run_load
 
 
 def main() -> None:

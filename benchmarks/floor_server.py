@@ -3,7 +3,7 @@
 Run (``bench_server --floor`` starts it for you): ``python -m benchmarks.floor_server --port 0
 [--model silero|none] [--batch-wait-ms 5]``; it prints ``http://127.0.0.1:PORT/`` once it listens.
 
-It speaks the part of rxaudio's protocol that ``rxaudio.server.loadgen``'s clients use (``hello``,
+It speaks the part of rxaudio's protocol that ``benchmarks.loadgen``'s clients use (``hello``,
 ``start`` -> ``started``, binary int16 frames, ``stop`` -> ``stats`` and ``stopped``, batched
 events when the ``start`` asks) on the same aiohttp and event loop as ``rxaudio serve``. Per
 frame it decodes the int16 samples (one numpy call) and sends a ``level`` event; per 512-sample

@@ -1,7 +1,7 @@
 """Load clients in separate processes, with their own CPU measured: who was the bottleneck?
 
 A capacity figure is only the server's if the clients kept up. Each worker process runs a share
-of the streams (``rxaudio.server.loadgen``: raw sockets by default, or the aiohttp client),
+of the streams (``benchmarks.loadgen``: raw sockets by default, or the aiohttp client),
 pinned to a core other than the server's when there are enough cores, and reports what its
 clients saw and its own CPU time (every thread) over its run. Their frames interleave on one
 schedule across processes (a shared start time; client ``i`` of ``n`` offset by ``i / n`` of a
@@ -244,7 +244,7 @@ def _worker(argv: list[str] | None = None) -> None:
     ap.add_argument("--no-batch", action="store_true")
     ap.add_argument("--events", default=None, help="e.g. level,vad (default: the server's)")
     a = ap.parse_args(argv)
-    from rxaudio.server.loadgen import run_load, run_load_raw
+    from benchmarks.loadgen import run_load, run_load_raw
 
     audio = speech(a.seconds)
     options = None if a.events is None else {"events": a.events.split(",")}

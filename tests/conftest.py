@@ -50,6 +50,28 @@ def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item
             item.add_marker(skip)
 
 
+def _from_text(name: str, options: dict[str, str]) -> Any:
+    """Build element ``name`` from text options (``{"rate": "16000"}``) as a launch string does:
+    each option parsed and checked by its declaration, then the factory called."""
+    from rxaudio.errors import ConfigError
+    from rxaudio.pipeline import registry
+
+    info = registry.get(name)
+    kwargs = {}
+    for key, text in options.items():
+        p = info.prop(key)
+        if p.type is object:
+            raise ConfigError(f"{name}: {p.name} cannot be set from text (set it from Python)")
+        kwargs[p.name] = p.parse(name, text)
+    return info.factory(**kwargs)
+
+
+@pytest.fixture
+def from_text() -> Any:
+    """``from_text(name, {"option": "text"})``: an element built from text options."""
+    return _from_text
+
+
 @pytest.fixture(scope="session")
 def speech_path() -> str:
     """Path of the bundled 16 kHz mono speech sample."""

@@ -195,15 +195,3 @@ def make(name: str, **options: Any) -> Any:
     info = get(name)
     kwargs = {info.prop(k).name: v for k, v in options.items()}
     return info.factory(**kwargs)
-
-
-def from_text(name: str, options: dict[str, str]) -> Callable[..., Any] | Any:
-    """Build element ``name`` from text options (``{"rate": "16000"}``), each parsed and checked."""
-    info = get(name)
-    kwargs = {}
-    for k, text in options.items():
-        p = info.prop(k)
-        if p.type is object:
-            raise ConfigError(f"{name}: {p.name} cannot be set from text (set it from Python)")
-        kwargs[p.name] = p.parse(name, text)
-    return info.factory(**kwargs)

@@ -11,18 +11,19 @@ from typing import TYPE_CHECKING
 from .._lazy import attributes
 
 _NAMES = {
-    "HUB": ".app",
-    "Hub": ".app",
-    "create_app": ".app",
-    "guard": ".app",
+    "HUB": ".routes",
+    "Hub": ".hub",
+    "create_app": ".routes",
+    "guard": ".routes",
     "ServerConfig": ".config",
     "PROTOCOL_VERSION": ".protocol",
 }
 
 if TYPE_CHECKING:
-    from .app import HUB, Hub, create_app, guard
     from .config import ServerConfig
+    from .hub import Hub
     from .protocol import PROTOCOL_VERSION
+    from .routes import HUB, create_app, guard
 
 __getattr__, __dir__ = attributes(__name__, _NAMES)
 

@@ -14,9 +14,11 @@ from typing import Any
 
 from ..errors import RxAudioError
 from ..frames import AudioFrame
-from .app import HUB, Hub, ServerConfig, create_app, guard
+from .config import ServerConfig
+from .hub import Hub
 from .loops import loop_factory
 from .options import PIPELINE_RATE
+from .routes import HUB, create_app, guard
 
 
 class BackgroundServer:

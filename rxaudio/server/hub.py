@@ -149,11 +149,6 @@ class Hub:
             self.metrics.refresh()  # the gauges as they end (no connections, no sessions)
 
     @property
-    def sockets(self) -> set[web.WebSocketResponse]:
-        """Every open WebSocket."""
-        return {c.ws for c in self.connections}
-
-    @property
     def loop(self) -> asyncio.AbstractEventLoop:
         assert self._loop is not None, "Hub.startup() must run first"
         return self._loop

@@ -27,11 +27,26 @@ another process, so :meth:`ServerMetrics.refresh` copies every callable's value 
 ``render`` does it first (one process is always exact) and the server calls it every second
 when it runs as one of several processes (:class:`~rxaudio.server.hub.Hub`).
 
-The exposition text is written here from the collected samples, family by family in a fixed
-order, exactly as this server has always exposed it: integral values without ``.0`` and bucket
-bounds as ``le="1"`` (prometheus-client's own writer gives ``1.0`` for both), and no
-``_created`` series (left out here rather than switched off in prometheus-client, whose switch
-is global to the process).
+**Where prometheus-client's public API is used, and where it cannot be (and why).** Public:
+one ``CollectorRegistry`` per server, ``Counter``/``Gauge``/``Histogram`` and their ``inc``,
+``set`` and ``observe``, ``registry.collect()`` for the samples, ``MultiProcessCollector`` and
+``mark_process_dead`` for ``--processes``. Three places go beyond it:
+
+1. *The value class.* prometheus-client chooses in-memory or file-backed values once, at its
+   import, from ``PROMETHEUS_MULTIPROC_DIR`` (module global ``values.ValueClass``), for every
+   metric of the process. A server must keep its values in memory even when that variable is
+   inherited, and one process holds in-memory servers beside file-backed ones (the tests, a
+   ``BackgroundServer``); no public argument picks the class per metric, so :func:`_build` sets
+   the global while it builds this module's series, under a lock (as prometheus-client's own
+   tests do), and restores it.
+2. *The exposition.* ``generate_latest`` writes bucket bounds as ``le="1.0"`` where this server
+   has always written ``le="1"``, every value as ``1.0``, and a ``_created`` series per counter
+   and histogram (switched off only process-wide); dashboards read these lines, so
+   :meth:`ServerMetrics.render` writes them from ``registry.collect()``'s samples, family by
+   family, as before.
+3. *The hot path's batch add.* ``Histogram`` has no public way to add ``n`` observations to one
+   bucket; :meth:`ServerMetrics.flush` adds a round's tallied counts to the histogram's bucket
+   and sum values (``_buckets``, ``_sum``), which is what ``observe`` does one at a time.
 
 Cost on the hot path (``frames.inc()``, ``latency.observe(s)``): docs/benchmarks.md, "Metrics
 on the hot path". The busiest series (frames, samples and events processed, event latency) are
@@ -436,13 +451,6 @@ class ServerMetrics:
             for family in self.registry.collect()
             for s in family.samples
         }
-
-    def value(self, name: str, **labels: str) -> float:
-        """The value one exposed line would show now, e.g. ``value("rxaudio_utterances_total")``
-        or ``value("rxaudio_limit_reached_total", limit="connections")`` (``KeyError`` when no
-        such line)."""
-        self.refresh()
-        return self._collect()[(name, _labels(labels))]
 
     def render(self) -> str:
         """The whole exposition, Prometheus text format (version 0.0.4)."""

@@ -117,7 +117,6 @@ class Outbox:
         self.bytes = 0  # characters of JSON text queued (bounded by maxbytes, as events by maxlen)
         self.queue: deque[tuple[str, str, float]] = deque()  # (type, JSON text, arrival)
         self.dropped = 0
-        self.sent = 0
         self._wake = asyncio.Event()
         self._closed = False
         self._busy = False
@@ -196,7 +195,6 @@ class Outbox:
                     await self._send(payload)
                 finally:
                     self._busy = False
-                self.sent += len(arrivals)
                 tally = self.metrics.tally  # added to the series once per batcher round
                 tally.events += len(arrivals)
                 now = loop.time()

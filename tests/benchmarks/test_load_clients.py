@@ -33,7 +33,7 @@ from benchmarks.load_clients import (
     run_clients,
     split,
 )
-from rxaudio.server.loadgen import ClientResult, LoadResult, parse_frames, run_load_raw
+from benchmarks.loadgen import ClientResult, LoadResult, parse_frames, run_load_raw
 
 
 def test_split_spreads_streams_evenly_and_never_leaves_a_process_empty() -> None:
@@ -241,7 +241,7 @@ def test_a_git_revision_becomes_a_tree_with_the_built_kernel(tmp_path: Any) -> N
     if subprocess.run(["git", "-C", cap.HERE, "rev-parse", "HEAD"], capture_output=True).returncode:
         pytest.skip("not a git checkout")
     tree = cap.materialise("HEAD", str(tmp_path))
-    assert os.path.isfile(os.path.join(tree, "rxaudio", "server", "loadgen.py"))
+    assert os.path.isfile(os.path.join(tree, "rxaudio", "server", "hub.py"))
     built = [f for f in os.listdir(os.path.join(cap.HERE, "rxaudio", "dsp")) if f.endswith(".so")]
     for f in built:  # the ignored build output comes along, or spectrograms fall back to numpy
         assert os.path.isfile(os.path.join(tree, "rxaudio", "dsp", f))
@@ -318,7 +318,7 @@ async def test_raw_client_sees_what_the_aiohttp_client_sees(
 ) -> None:
     from aiohttp import ClientSession
 
-    from rxaudio.server.loadgen import stream_client
+    from benchmarks.loadgen import stream_client
 
     audio = speech_pcm[: 16000 * 2]
     raw: list[list[dict[str, Any]]] = [[], [], []]

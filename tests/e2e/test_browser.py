@@ -212,7 +212,7 @@ async def test_browser_end_to_end(
                 break
         assert s is not None
         session_id = s.id
-        for ws in list(hub.sockets):
+        for ws in [c.ws for c in hub.connections]:
             await ws.close(code=1012, message=b"test: network drop")
         # the page reconnects by itself, resumes, re-sends; the sample is 17 s long
         found = 0

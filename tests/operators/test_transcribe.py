@@ -304,14 +304,14 @@ def test_lm_and_keyphrase_together_is_refused(tmp_path: Any) -> None:
         transcribe(lm=str(lm), keyphrase="stop")
 
 
-def test_registered_and_built_from_a_launch_string() -> None:
+def test_registered_and_built_from_a_launch_string(from_text: Any) -> None:
     info = registry.get("transcribe")
     assert info.kind == "operator"
     assert {p.name for p in info.props} >= {"lm", "dictionary", "keyphrase", "queue", "overflow"}
     pytest.importorskip("pocketsphinx")
     (el,) = parse_chain("transcribe queue=2 overflow=wait keyphrase=stop")
     assert el.name == "transcribe" and el.options["queue"] == 2
-    op = registry.from_text("transcribe", {"queue": "2", "overflow": "wait"})
+    op = from_text("transcribe", {"queue": "2", "overflow": "wait"})
     assert op.produces.frame is Transcript
 
 

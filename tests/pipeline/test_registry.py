@@ -91,7 +91,7 @@ def test_text_settable_options_round_trip_and_defaults_pass_their_checks(
         assert msg.startswith(f"{name}: {prop.name} must be ") and str(prop.range) in msg
 
 
-def test_a_bad_value_names_element_option_value_and_range() -> None:
+def test_a_bad_value_names_element_option_value_and_range(from_text: Any) -> None:
     with pytest.raises(
         ConfigError, match=r"^gain: db must be a finite number in \[-120, 60\] dB, got 100$"
     ):
@@ -99,11 +99,11 @@ def test_a_bad_value_names_element_option_value_and_range() -> None:
     with pytest.raises(
         ConfigError, match=r"^reframe: tail must be one of 'flush', 'pad', 'drop', got 'x'$"
     ):
-        reg.from_text("reframe", {"size": "512", "tail": "x"})
+        from_text("reframe", {"size": "512", "tail": "x"})
     with pytest.raises(
         ConfigError, match=r"^resample: rate must be an int in \[1, 768000\] Hz, got 'fast'$"
     ):
-        reg.from_text("resample", {"rate": "fast"})
+        from_text("resample", {"rate": "fast"})
 
 
 def test_aliases_and_names_in_text() -> None:
@@ -181,7 +181,7 @@ def plugin(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Iterator[Path]:
 
 
 def test_a_plugin_is_listed_buildable_and_cannot_replace_a_builtin(
-    plugin: Path, capsys: pytest.CaptureFixture[str]
+    plugin: Path, capsys: pytest.CaptureFixture[str], from_text: Any
 ) -> None:
     with pytest.warns(UserWarning, match=r"declares element 'gain', which already exists"):
         elements = reg.registry(reload=True)
@@ -192,7 +192,7 @@ def test_a_plugin_is_listed_buildable_and_cannot_replace_a_builtin(
     (out,) = collect(rx.just(AudioFrame(np.full((4, 1), 0.1, np.float32), 16000)).pipe(op))
     assert np.allclose(out.samples, 0.3)
     with pytest.raises(ConfigError, match=r"^louder: times must be a finite number in \[1, 8\] x"):
-        reg.from_text("louder", {"times": "9"})
+        from_text("louder", {"times": "9"})
 
     assert main(["inspect"]) == 0
     listing = capsys.readouterr().out

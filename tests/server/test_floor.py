@@ -16,7 +16,7 @@ from typing import Any
 import numpy as np
 import pytest
 
-from rxaudio.server.loadgen import stream_client
+from benchmarks.loadgen import stream_client
 from rxaudio.vad.silero import SileroOnnx
 
 pytestmark = [pytest.mark.slow, pytest.mark.timeout(120)]

@@ -25,7 +25,7 @@ import numpy as np
 import pytest
 from aiohttp import ClientSession
 
-from rxaudio.server.loadgen import run_load
+from benchmarks.loadgen import run_load
 
 CLIENTS = 50
 SECONDS = 20.0

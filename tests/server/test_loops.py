@@ -13,9 +13,9 @@ from typing import Any
 import numpy as np
 import pytest
 
+from benchmarks.loadgen import run_load
 from rxaudio.errors import ConfigError
 from rxaudio.server import ServerConfig
-from rxaudio.server.loadgen import run_load
 from rxaudio.server.loops import loop_factory, resolve, uvloop_installed
 
 pytestmark = pytest.mark.timeout(120)

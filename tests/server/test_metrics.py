@@ -122,7 +122,7 @@ def test_a_fresh_exposition_lists_every_series_once(no_multiproc_env: None) -> N
     assert 'rxaudio_vad_batch_size_bucket{le="1"} 0' in text  # bounds as always: no "1.0"
 
 
-def test_tally_counts_as_the_series_would(no_multiproc_env: None) -> None:
+def test_tally_counts_as_the_series_would(no_multiproc_env: None, metric: Any) -> None:
     """The hot path's tally (plain numbers) shows the same /metrics as counting each frame and
     observing each delay, as soon as anything reads the metrics (no round has to run)."""
     delays = (0.0, 0.0005, 0.001, 0.003, 0.02, 3.0, 0.25, 1e9)
@@ -138,14 +138,14 @@ def test_tally_counts_as_the_series_would(no_multiproc_env: None) -> None:
     for v in delays:
         t.latency(v)
     assert _values(tallied.render()) == pytest.approx(_values(one.render()))
-    assert tallied.value("rxaudio_frames_processed_total") == 3
+    assert metric(tallied, "rxaudio_frames_processed_total") == 3
     t.frames += 1  # counted after a read: read at once
     t.samples += 512
-    assert tallied.value("rxaudio_samples_processed_total") == 4 * 512
+    assert metric(tallied, "rxaudio_samples_processed_total") == 4 * 512
     assert t.frames == t.samples == t.events == 0 and not any(t.buckets)
 
 
-def test_values_after_counting(no_multiproc_env: None) -> None:
+def test_values_after_counting(no_multiproc_env: None, metric: Any) -> None:
     state = {"clients": 2.0, "depth": 5.0}
     m = ServerMetrics(
         lambda: state["clients"],
@@ -208,8 +208,8 @@ def test_values_after_counting(no_multiproc_env: None) -> None:
     values = _values(m.render())
     assert values["rxaudio_clients_connected"] == 4
     assert values["rxaudio_outbound_queue_depth_max"] == 0
-    assert m.value("rxaudio_frame_to_event_seconds_count") == 5
-    assert m.value("rxaudio_limit_reached_total", limit="out_bytes") == 2
+    assert metric(m, "rxaudio_frame_to_event_seconds_count") == 5
+    assert metric(m, "rxaudio_limit_reached_total", limit="out_bytes") == 2
     # each instance has its own registry: a second one starts at 0
     assert (
         _values(ServerMetrics(_zero, _zero, _zero, _zero).render())[
@@ -252,7 +252,10 @@ def _child(directory: str, frames: int, clients: float) -> None:
 
 
 def test_multiprocess_sums_processes_and_drops_dead_ones_gauges(
-    multiproc_dir: str, monkeypatch: pytest.MonkeyPatch, pytestconfig: pytest.Config
+    multiproc_dir: str,
+    monkeypatch: pytest.MonkeyPatch,
+    pytestconfig: pytest.Config,
+    metric: Any,
 ) -> None:
     # a spawned child imports _child from this module by name (tests.server.test_metrics)
     monkeypatch.syspath_prepend(str(pytestconfig.rootpath))
@@ -307,7 +310,7 @@ def test_multiprocess_sums_processes_and_drops_dead_ones_gauges(
     assert values["rxaudio_frame_to_event_seconds_count"] == 2
     assert values["rxaudio_clients_connected"] == 1  # the parent's own
     assert values["rxaudio_outbound_queue_depth_max"] == 0
-    assert parent.value("rxaudio_clients_connected") == 1
+    assert metric(parent, "rxaudio_clients_connected") == 1
 
 
 def _read_dir(path: str, name: str) -> float | None:
@@ -331,3 +334,22 @@ async def test_the_server_keeps_its_gauges_current_in_the_shared_directory(
         await ws.close()
     # shut down: the last refresh leaves no connection counted
     assert _read_dir(multiproc_dir, "rxaudio_clients_connected") == 0
+
+
+def test_histogram_exposition() -> None:
+    m = ServerMetrics()
+    for v in (0.005, 0.05, 0.05, 0.5):
+        m.latency.observe(v)
+    text = m.render()
+    lines = text.splitlines()
+    name = "rxaudio_frame_to_event_seconds"
+    assert f"# TYPE {name} histogram" in lines and text.endswith("\n")
+    assert f'{name}_bucket{{le="0.0025"}} 0' in lines
+    assert f'{name}_bucket{{le="0.005"}} 1' in lines  # a value on a bound counts in it
+    assert f'{name}_bucket{{le="0.01"}} 1' in lines
+    assert f'{name}_bucket{{le="0.05"}} 3' in lines  # cumulative
+    assert f'{name}_bucket{{le="0.25"}} 3' in lines
+    assert f'{name}_bucket{{le="0.5"}} 4' in lines
+    assert f'{name}_bucket{{le="+Inf"}} 4' in lines
+    assert f"{name}_sum 0.605" in lines
+    assert f"{name}_count 4" in lines

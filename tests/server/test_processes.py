@@ -23,8 +23,8 @@ import aiohttp
 import numpy as np
 import pytest
 
+from benchmarks.loadgen import run_load
 from rxaudio.server.limits import origin_allowed
-from rxaudio.server.loadgen import run_load
 from rxaudio.server.supervisor import resume_url, worker_mark, worker_of
 
 pytestmark = pytest.mark.timeout(120)

@@ -1,4 +1,5 @@
-"""Protocol v1 over a real aiohttp server on loopback: every event type, every bad message."""
+"""Protocol v1 over a real aiohttp server on loopback: every event type, every bad message;
+the start message parsed and audio decoded without a socket."""
 
 from __future__ import annotations
 
@@ -13,7 +14,13 @@ import soundfile as sf
 from aiohttp import WSMsgType, WSServerHandshakeError
 
 from rxaudio.server import HUB
-from rxaudio.server.protocol import MAX_MESSAGE_BYTES
+from rxaudio.server.protocol import (
+    MAX_MESSAGE_BYTES,
+    ProtocolError,
+    StartMessage,
+    decode_audio,
+    parse_start,
+)
 
 pytestmark = pytest.mark.timeout(60)
 
@@ -670,3 +677,33 @@ async def test_a_bad_batch_flag_is_refused(server, proto, bad):
         await ws.send_json({"type": "start", "sample_rate": 16000, "batch": bad})
         err = await ws.receive_json(timeout=10)
         assert err["type"] == "error" and err["code"] == "bad_message" and "batch" in err["message"]
+
+
+def test_parse_start_defaults_and_errors() -> None:
+    s = parse_start({"type": "start", "sample_rate": 44100})
+    assert (s.sample_rate, s.channels, s.format, s.session) == (44100, 1, "int16", None)
+    assert s.bytes_per_frame == 2
+    with pytest.raises(ProtocolError) as e:
+        parse_start({"type": "start", "sample_rate": 16000, "channels": True})
+    assert e.value.code == "bad_message"
+    with pytest.raises(ProtocolError) as e:
+        parse_start({"type": "start", "sample_rate": 16000, "options": {"threshold": "x"}})
+    assert e.value.code == "bad_config" and "threshold" in e.value.message
+
+
+def test_decode_audio_int16_float32_stereo() -> None:
+    st = StartMessage(16000, 2, "int16")
+    x = np.array([[0, -32768], [16384, 32767]], dtype="<i2")
+    a = decode_audio(x.tobytes(), st)
+    assert a.dtype == np.float32 and a.shape == (2, 2)
+    assert a[0, 1] == -1.0 and a[1, 0] == 0.5
+    f = np.array([0.25, -2.0], dtype="<f4")  # out-of-range floats are clipped
+    b = decode_audio(f.tobytes(), StartMessage(16000, 1, "float32"))
+    assert b[:, 0].tolist() == [0.25, -1.0]
+
+
+def test_decode_audio_int16_is_exactly_x_over_32768_for_every_value() -> None:
+    every = np.arange(-32768, 32768, dtype="<i2")
+    st = StartMessage(16000, 1, "int16")  # in 1 s messages, the most one may hold
+    a = np.concatenate([decode_audio(p.tobytes(), st) for p in np.split(every, 8)])
+    assert np.array_equal(a[:, 0], every.astype(np.float32) / np.float32(32768.0))

@@ -17,7 +17,6 @@ from rxaudio.data import speech_sample
 from rxaudio.errors import ConfigError, StreamError
 from rxaudio.frames import FeatureFrame, FileReceipt
 from rxaudio.operators import mfcc
-from rxaudio.pipeline import registry
 from rxaudio.sinks import to_features
 from rxaudio.sources import from_file
 from rxaudio.testing import collect, frame, run_marbles
@@ -191,14 +190,14 @@ def test_parquet_rows_are_gathered_into_row_groups(tmp_path: Path) -> None:
     assert_holds(out, frames)
 
 
-def test_registered_as_features_for_launch_strings(tmp_path: Path) -> None:
+def test_registered_as_features_for_launch_strings(tmp_path: Path, from_text: Any) -> None:
     out = tmp_path / "l.npz"
-    sink = registry.from_text("features", {"location": str(out)})
+    sink = from_text("features", {"location": str(out)})
     r = run_marbles("-a-|", {"a": ff(0)}, sink)
     assert r.values[0].frames == 2
     assert_holds(out, [ff(0)])
     csv = tmp_path / "l.txt"  # the format named in text where the extension says nothing
-    sink = registry.from_text("features", {"location": str(csv), "fmt": "csv"})
+    sink = from_text("features", {"location": str(csv), "fmt": "csv"})
     run_marbles("-a-|", {"a": ff(0)}, sink)
     assert csv.read_text().startswith("row,start,time,mfcc_0")
 

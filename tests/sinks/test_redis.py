@@ -24,7 +24,6 @@ from reactivex.subject import Subject
 from rxaudio.errors import ConfigError, SinkError, StreamError
 from rxaudio.frames import SpeechEnd, SpeechStart, StreamReceipt, Utterance
 from rxaudio.operators import buffer_utterance, hysteresis, vad
-from rxaudio.pipeline import registry
 from rxaudio.pipeline.launch import parse_launch
 from rxaudio.sinks import to_json, to_jsonl, to_redis
 from rxaudio.sinks._redis import shown_url
@@ -367,7 +366,7 @@ def test_a_bad_url_is_a_config_error(url: str) -> None:
         to_redis(url)
 
 
-def test_bad_options_are_config_errors(tmp_path: Path) -> None:
+def test_bad_options_are_config_errors(tmp_path: Path, from_text: Any) -> None:
     with pytest.raises(ConfigError, match="give audio_dir"):
         to_redis(audio="file")
     with pytest.raises(ConfigError, match="audio_dir is for audio=file"):
@@ -377,7 +376,7 @@ def test_bad_options_are_config_errors(tmp_path: Path) -> None:
     with pytest.raises(ConfigError, match="stream must name a key"):
         to_redis(stream="")
     with pytest.raises(ConfigError, match=r"audio must be one of 'int16', 'flac', 'file'"):
-        registry.from_text("redis", {"audio": "mp3"})
+        from_text("redis", {"audio": "mp3"})
 
 
 def test_a_password_never_shows() -> None:

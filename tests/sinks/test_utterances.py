@@ -14,7 +14,6 @@ from rxaudio.errors import ConfigError
 from rxaudio.frames import FileReceipt, Utterance
 from rxaudio.io.labels import read_labels
 from rxaudio.operators import buffer_utterance, hysteresis, vad
-from rxaudio.pipeline import registry
 from rxaudio.sinks import UtteranceWriter, to_utterances
 from rxaudio.sources import from_file
 from rxaudio.testing import collect, frame, run_marbles
@@ -106,7 +105,7 @@ def test_writer_charge_refuses_a_file_whole(tmp_path: Any) -> None:
     assert sorted(os.listdir(tmp_path)) == ["x-0001.wav", "x.jsonl"]
 
 
-def test_registered_as_wavdir(tmp_path: Any) -> None:
-    sink = registry.from_text("wavdir", {"location": str(tmp_path / "w"), "labels": "rttm"})
+def test_registered_as_wavdir(tmp_path: Any, from_text: Any) -> None:
+    sink = from_text("wavdir", {"location": str(tmp_path / "w"), "labels": "rttm"})
     r = run_marbles("-U-|", {"U": _utt(0)}, sink)
     assert r.values[0].frames == 1 and (tmp_path / "w" / "utt.rttm").exists()

@@ -144,7 +144,7 @@ def _ws_head(opcode: int, n: int) -> bytes:
     return head + bytes([0x80 | 127]) + struct.pack(">Q", n)
 
 
-def _ws_frame(opcode: int, payload: bytes) -> bytes:
+def ws_frame(opcode: int, payload: bytes) -> bytes:
     """One masked client frame (RFC 6455 5.2)."""
     import os
 
@@ -190,15 +190,15 @@ async def stalled_client(
         raise ConnectionError(f"upgrade refused: {head.splitlines()[0]}")
     accept = next(h for h in head.split("\r\n") if h.lower().startswith("sec-websocket-accept"))
     start = {"type": "start", "version": 1, "sample_rate": rate, "format": "int16"}
-    writer.write(_ws_frame(0x1, json.dumps(start).encode()))
+    writer.write(ws_frame(0x1, json.dumps(start).encode()))
     t0 = time.perf_counter()
     for k in range(-(-audio.shape[0] // frame)):
         wait = t0 + k * frame / rate - time.perf_counter()
         if wait > 0:
             await asyncio.sleep(wait)
-        writer.write(_ws_frame(0x2, audio[k * frame : (k + 1) * frame].astype("<i2").tobytes()))
+        writer.write(ws_frame(0x2, audio[k * frame : (k + 1) * frame].astype("<i2").tobytes()))
         await writer.drain()
-    writer.write(_ws_frame(0x8, b"\x03\xe8"))  # close 1000, without waiting for the reply
+    writer.write(ws_frame(0x8, b"\x03\xe8"))  # close 1000, without waiting for the reply
     writer.close()
     return accept
 

@@ -632,11 +632,9 @@ def options_markdown() -> str:
 
 def with_options(doc: str) -> str:
     """``doc`` (the text of ``docs/apps/serve.md``) with its generated option table renewed."""
-    head, begin, rest = doc.partition(OPTIONS_BEGIN)
-    _, end, tail = rest.partition(OPTIONS_END)
-    if not begin or not end:
-        raise ValueError(f"no {OPTIONS_BEGIN} ... {OPTIONS_END} block")
-    return f"{head}{OPTIONS_BEGIN}\n{options_markdown()}{OPTIONS_END}{tail}"
+    from .._generated import renew_block
+
+    return renew_block(doc, OPTIONS_BEGIN, OPTIONS_END, options_markdown())
 
 
 if __name__ == "__main__":  # python -m rxaudio.server.config: renew docs/apps/serve.md's table

@@ -216,11 +216,9 @@ def tables_markdown() -> str:
 
 def with_tables(doc: str) -> str:
     """``doc`` (the text of ``docs/protocol.md``) with its generated tables renewed."""
-    head, begin, rest = doc.partition(ERRORS_BEGIN)
-    _, end, tail = rest.partition(ERRORS_END)
-    if not begin or not end:
-        raise ValueError(f"no {ERRORS_BEGIN} ... {ERRORS_END} block")
-    return f"{head}{ERRORS_BEGIN}\n{tables_markdown()}{ERRORS_END}{tail}"
+    from .._generated import renew_block
+
+    return renew_block(doc, ERRORS_BEGIN, ERRORS_END, tables_markdown())
 
 
 if __name__ == "__main__":  # python -m rxaudio.server.messages: renew docs/protocol.md

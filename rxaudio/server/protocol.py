@@ -124,11 +124,9 @@ def options_markdown() -> str:
 
 def with_options(doc: str) -> str:
     """``doc`` (the text of ``docs/protocol.md``) with its generated options table renewed."""
-    head, begin, rest = doc.partition(OPTIONS_BEGIN)
-    _, end, tail = rest.partition(OPTIONS_END)
-    if not begin or not end:
-        raise ValueError(f"no {OPTIONS_BEGIN} ... {OPTIONS_END} block")
-    return f"{head}{OPTIONS_BEGIN}\n{options_markdown()}{OPTIONS_END}{tail}"
+    from .._generated import renew_block
+
+    return renew_block(doc, OPTIONS_BEGIN, OPTIONS_END, options_markdown())
 
 
 SHOW_CHARS = 40  # how much of a client's value an error message repeats

@@ -11,7 +11,15 @@ from aiohttp import web
 
 from .config import Limit
 from .limits import TokenBucket, WindowCounter
-from .messages import Close, ErrorCode, Started, error_event
+from .messages import (
+    Close,
+    ErrorCode,
+    Started,
+    Stopped,
+    config_event,
+    error_event,
+    pong_event,
+)
 from .options import PIPELINE_RATE
 from .protocol import (
     MAX_MESSAGE_BYTES,
@@ -134,7 +142,7 @@ class Connection:
         """The server ended our session (a limit): say so; later audio is refused by name."""
         if self.session is s and not self.listening:
             s.detach(self.outbox)
-            self.send({"type": "stopped", "session": s.id, "received": s.received, "reason": why})
+            self.send(Stopped(s.id, s.received, why).encode())
             self.session, self.start = None, None
             self.ended = (s.id, why)
             self._arm_idle()
@@ -223,11 +231,7 @@ class Connection:
         elif kind == "ack":
             self._ack(parse_ack(msg))
         elif kind == "ping":
-            pid = parse_ping_id(msg)
-            ev: dict[str, Any] = {"type": "pong"}
-            if pid is not None:
-                ev["id"] = pid
-            self.send(ev)
+            self.send(pong_event(parse_ping_id(msg)))
         else:
             raise ProtocolError(
                 ErrorCode.UNKNOWN_TYPE,
@@ -397,7 +401,7 @@ class Connection:
             raise ProtocolError(ErrorCode.BAD_CONFIG, "listeners cannot retune the shared pipeline")
         settings = parse_options(msg.get("options"), context="config")
         merged = self.session.configure(settings)
-        self.send({"type": "config", "settings": merged})
+        self.send(config_event(merged))
 
     def _ack(self, seq: int) -> None:
         s = self.session
@@ -419,7 +423,7 @@ class Connection:
         else:
             self.hub.end_session(s, "client stop")
             s.detach(self.outbox)
-        self.send({"type": "stopped", "session": s.id, "received": s.received})
+        self.send(Stopped(s.id, s.received).encode())
         self.session, self.start, self.listening = None, None, False
         self._arm_idle()
 

@@ -1,7 +1,10 @@
 """The protocol's vocabulary, typed: error codes, close codes and the server's events.
 
-Every ``error`` event's ``code`` is an :class:`ErrorCode`, every close a :class:`Close`; the
-``started`` event is a :class:`Started` record encoded by one method. ``docs/protocol.md``'s
+Every ``error`` event's ``code`` is an :class:`ErrorCode` (built by :func:`error_event`), every
+close a :class:`Close`; the server's own events are typed records (:class:`Started`,
+:class:`Stopped`, :class:`Stats`) or built by one function each (``hello`` in
+:mod:`.protocol`, :func:`config_event`, :func:`pong_event`); the pipeline's events are the
+frames' own dict forms (``rxaudio.frames``). ``docs/protocol.md``'s
 error and close tables are generated from :data:`ERRORS` and :data:`CLOSES`
 (:func:`with_tables`; ``tests/server/test_messages.py`` fails when they are stale). Pure
 Python: no aiohttp, no numpy.
@@ -272,3 +275,54 @@ class Started:
         if self.resume_url is not None:
             d["resume_url"] = self.resume_url
         return d
+
+
+@dataclass(frozen=True, slots=True)
+class Stopped:
+    """The ``stopped`` event: the session ended for this connection (``reason`` when the
+    server ended it: a limit, shutdown)."""
+
+    session: str
+    received: int
+    reason: str | None = None
+
+    def encode(self) -> dict[str, Any]:
+        d: dict[str, Any] = {"type": "stopped", "session": self.session, "received": self.received}
+        if self.reason is not None:
+            d["reason"] = self.reason
+        return d
+
+
+@dataclass(frozen=True, slots=True)
+class Stats:
+    """The ``stats`` event: a session's counts, every second of audio and at the end."""
+
+    session: str
+    received: int
+    seconds: float
+    frames: int
+    utterances: int
+    dropped: int
+    queue: int
+
+    def encode(self) -> dict[str, Any]:
+        return {
+            "type": "stats",
+            "session": self.session,
+            "received": self.received,
+            "seconds": self.seconds,
+            "frames": self.frames,
+            "utterances": self.utterances,
+            "dropped": self.dropped,
+            "queue": self.queue,
+        }
+
+
+def config_event(settings: Mapping[str, Any]) -> dict[str, Any]:
+    """The ``config`` event: every live setting of the session, effective after a change."""
+    return {"type": "config", "settings": settings}
+
+
+def pong_event(ping_id: Any | None) -> dict[str, Any]:
+    """The ``pong`` event, carrying the ``ping``'s ``id`` when it had one."""
+    return {"type": "pong"} if ping_id is None else {"type": "pong", "id": ping_id}

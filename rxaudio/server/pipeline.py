@@ -58,7 +58,7 @@ from ..frames import (
 from ..operators import ScoredWindow, vad
 from ..pipeline import registry
 from ..pipeline.launch import ChainElement, ChainGraph, ChainTee, parse_chain
-from .messages import ErrorCode
+from .messages import ErrorCode, error_event
 from .metrics import ServerMetrics
 from .options import (
     BACKENDS,
@@ -332,9 +332,9 @@ def encode_item(item: Any, events: tuple[str, ...]) -> dict[str, Any] | None:
         d["data"] = _u8_rows(item.values)
         return d
     if isinstance(item, SettingsRejected):
-        return {"type": "error", "code": ErrorCode.BAD_CONFIG, "message": item.message}
+        return error_event(ErrorCode.BAD_CONFIG, item.message)
     if isinstance(item, TranscriptionFailed):
-        return {"type": "error", "code": ErrorCode.TRANSCRIBE_FAILED, "message": item.message}
+        return error_event(ErrorCode.TRANSCRIBE_FAILED, item.message)
     return None
 
 

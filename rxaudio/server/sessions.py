@@ -29,7 +29,7 @@ from ..sinks import JsonlLog, UtteranceWriter, to_json
 from ..sinks._utterances import wav_bytes
 from .config import Limit
 from .limits import BLOCK, StorageBudget, disk_cost
-from .messages import ErrorCode
+from .messages import ErrorCode, Stats, error_event
 from .metrics import ServerMetrics
 from .pipeline import (
     ChainOptions,
@@ -492,23 +492,22 @@ class Session:
                 "the server's output folder reached its limit (--max-out-bytes); the session "
                 "ended and its files are complete; no new sessions until space is freed"
             )
-        self.emit({"type": "error", "code": code, "message": msg})
+        self.emit(error_event(code, msg))
         if self._on_limit is not None:
             self._on_limit(self, limit)
         return False
 
     def stats(self) -> dict[str, Any]:
         """A ``stats`` event for this session."""
-        return {
-            "type": "stats",
-            "session": self.id,
-            "received": self.received,
-            "seconds": round(self.received / self.sample_rate, 3),
-            "frames": self.frames,
-            "utterances": self.utterances,
-            "dropped": sum(ob.dropped for ob in self.outboxes),
-            "queue": max((len(ob) for ob in self.outboxes), default=0),
-        }
+        return Stats(
+            session=self.id,
+            received=self.received,
+            seconds=round(self.received / self.sample_rate, 3),
+            frames=self.frames,
+            utterances=self.utterances,
+            dropped=sum(ob.dropped for ob in self.outboxes),
+            queue=max((len(ob) for ob in self.outboxes), default=0),
+        ).encode()
 
     def file_url(self, name: str) -> str:
         """URL under which the server serves this session's file ``name``."""
@@ -572,7 +571,7 @@ class Session:
         if self.batcher is not None:
             self.batcher.drop(self)
         self._write_log({"type": "error", "message": str(exc)})
-        self.emit({"type": "error", "code": ErrorCode.PIPELINE_ERROR, "message": str(exc)})
+        self.emit(error_event(ErrorCode.PIPELINE_ERROR, str(exc)))
 
     def _on_completed(self) -> None:
         self.emit(self.stats())

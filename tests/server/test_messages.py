@@ -105,3 +105,23 @@ def test_started_is_encoded_once_for_clients_and_listeners() -> None:
     listener = Started(**common, settings={}, events=("level",), listen=True).encode()
     assert listener["listen"] is True and listener["resumed"] is False
     assert not {"resume_token", "format", "resume_url"} & set(listener)
+
+
+def test_the_servers_other_events_are_encoded_by_their_records() -> None:
+    from rxaudio.server.messages import Stats, Stopped, config_event, pong_event
+
+    assert Stopped("s", 10).encode() == {"type": "stopped", "session": "s", "received": 10}
+    assert Stopped("s", 10, "storage_full").encode()["reason"] == "storage_full"
+    stats = Stats("s", 16000, 1.0, 8, 1, 0, 2).encode()
+    assert list(stats) == [
+        "type",
+        "session",
+        "received",
+        "seconds",
+        "frames",
+        "utterances",
+        "dropped",
+        "queue",
+    ]
+    assert config_event({"threshold": 0.6}) == {"type": "config", "settings": {"threshold": 0.6}}
+    assert pong_event(None) == {"type": "pong"} and pong_event(7) == {"type": "pong", "id": 7}

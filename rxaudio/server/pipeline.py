@@ -460,6 +460,7 @@ class SessionGraph:
         scheduler: abc.SchedulerBase,
         scorer: BatchedStream | None = None,
         deliver: abc.SchedulerBase | None = None,
+        quiet_path: bool = True,
     ) -> None:
         from ..operators import ScoredVad, resample
         from ..operators import channels as to_channels
@@ -507,16 +508,23 @@ class SessionGraph:
             speech_done = _tee_end([_Sink(completed=out.completed), text])
         out.open += 1
         # vad scores its own windows in the chain, or takes them scored (batched)
-        speech = _run(
-            [*before, vad(options.backend, **options.vad), *later]
-            if cutter is None
-            else [cutter.element, *later],
-            speech_out,
-            out.fail,
-            speech_done,
-            scheduler,
-            subs,
-        )
+        speech: Any
+        if cutter is not None and quiet_path:  # the same run, quiet windows straight through
+            from .rounds import SpeechLane
+
+            specs = tuple(f for e in (cutter.element, *later) for f in e.stages)
+            speech = SpeechLane(specs, cutter, speech_out, out.fail, speech_done, scheduler, subs)
+        else:
+            speech = _run(
+                [*before, vad(options.backend, **options.vad), *later]
+                if cutter is None
+                else [cutter.element, *later],
+                speech_out,
+                out.fail,
+                speech_done,
+                scheduler,
+                subs,
+            )
         self.speech = speech
         heads: list[Any] = []
         ends: list[Any] = []

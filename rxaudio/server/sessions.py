@@ -228,6 +228,7 @@ class Session:
         on_limit: Callable[[Session, str], None] | None = None,
         replay: bool = True,
         publish: Callable[[Session, dict[str, Any], Any], None] | None = None,
+        quiet_path: bool = True,
     ) -> None:
         self.id = session_id
         self._publish = publish
@@ -292,6 +293,7 @@ class Session:
             scheduler=scheduler,
             scorer=self.stream,
             deliver=AsyncIOThreadSafeScheduler(loop) if options.transcribe is not None else None,
+            quiet_path=quiet_path,  # False: every window through the executor (the reference)
         )
         # what lands outside our calls (a gap timer's utterance, a transcript) is drained at
         # once; the graph refers to us only weakly, so ending us needs no cycle broken

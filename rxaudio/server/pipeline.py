@@ -74,6 +74,7 @@ from .options import (
 
 if TYPE_CHECKING:
     from ..vad.silero import BatchedSileroScorer, BatchedStream
+    from .rounds import SpeechLane
 
 __all__ = [  # the options are declared in .options (light: `rxaudio serve --help` reads them)
     "BACKENDS",
@@ -112,8 +113,8 @@ class WindowSink(Protocol):
 
     stream: BatchedStream | None
 
-    def push_scored(self, window: ScoredWindow, arrival: float) -> None:
-        """Hand a window's probability to the session's ``vad`` (in the session's order)."""
+    def push_scored(self, index: int, probability: float, arrival: float) -> None:
+        """Hand window ``index``'s probability to the session's ``vad`` (in its order)."""
         ...
 
     def fail(self, exc: Exception) -> None:
@@ -246,14 +247,16 @@ class WindowBatcher:
 
     def _score_round(self) -> None:
         batch: list[tuple[BatchedStream, _Entry, WindowSink]] = []
+        windows: dict[int, np.ndarray] = {}
         for sink, q in self.pending.items():
             head = q[0]
-            if self._needs_score(sink, head):
-                assert sink.stream is not None
-                batch.append((sink.stream, head, sink))
+            stream = sink.stream
+            # _needs_score, inline: a window, not yet scored, of a session still scored
+            if head.window is not None and head.probability is None and stream is not None:
+                batch.append((stream, head, sink))
+                windows[stream.handle] = head.window
         if not batch:
             return
-        windows = {s.handle: e.window for s, e, _ in batch if e.window is not None}
         try:
             probs = self.shared.score_batch(windows)
         except Exception:  # find whose window it is: a call changes no state when it fails
@@ -269,22 +272,23 @@ class WindowBatcher:
                 e.probability = probs[scorer.handle]
 
     def _deliver(self) -> None:
-        for sink in list(self.pending):
+        pending = self.pending
+        for sink in list(pending):
             while True:
-                q = self.pending.get(sink)
+                q = pending.get(sink)
                 if not q:
                     break
                 e = q[0]
-                if self._needs_score(sink, e):
-                    break  # the next round scores it
+                if e.window is not None and e.probability is None and sink.stream is not None:
+                    break  # the next round scores it (_needs_score, inline)
                 q.popleft()
                 if not q:
-                    del self.pending[sink]
+                    del pending[sink]
                 try:
                     if e.done is not None:
                         e.done()
                     elif e.probability is not None:  # None: the session failed meanwhile
-                        sink.push_scored(ScoredWindow(e.index, e.probability), e.arrival)
+                        sink.push_scored(e.index, e.probability, e.arrival)
                 except Exception as exc:  # one session's failure, never the round's
                     self._fail(sink, exc)
 
@@ -379,11 +383,22 @@ def _run(
     scheduler: abc.SchedulerBase,
     subs: CompositeDisposable,
 ) -> _Input:
-    """Subscribe ``operators`` (fused, run by the executor) behind a fresh :class:`_Input`."""
+    """Subscribe ``operators`` (fused, run by the executor) behind a fresh :class:`_Input`.
+
+    When they are all stages (one run of the executor), the run is opened directly, as
+    :class:`~rxaudio.core.runtime.Stages` opens it, with our callbacks as its observer and
+    its entry as the input: an item pushed in and one given out skip an Rx observer wrapper
+    each (the run's own flags end it, as that wrapper would)."""
+    fused = fuse(*operators)
+    specs = getattr(fused[0], "stages", ()) if len(fused) == 1 else ()
+    if specs:
+        from .rounds import open_run
+
+        return open_run(specs, on_next, on_error, on_completed, scheduler, subs)
     head = _Input()
     subs.add(
         head.observable()
-        .pipe(*fuse(*operators))
+        .pipe(*fused)
         .subscribe(on_next, on_error, on_completed, scheduler=scheduler)
     )
     return head
@@ -468,6 +483,7 @@ class SessionGraph:
         self.subs = subs = CompositeDisposable()
         self.out = out = _Outputs()
         self.cutter = cutter = ScoredVad(scorer) if scorer is not None else None
+        self.lane: SpeechLane | None = None  # the default speech chain's direct paths
         s, fixed = options.settings, options.fixed
         later = [
             registry.make(
@@ -514,6 +530,7 @@ class SessionGraph:
 
             specs = tuple(f for e in (cutter.element, *later) for f in e.stages)
             speech = SpeechLane(specs, cutter, speech_out, out.fail, speech_done, scheduler, subs)
+            self.lane = speech
         else:
             speech = _run(
                 [*before, vad(options.backend, **options.vad), *later]

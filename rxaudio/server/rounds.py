@@ -37,7 +37,7 @@ from ..core.runtime import Fusable, _entry, _Run, _SettingsInlet
 from ..frames import AudioFrame, VadFrame
 from ..operators import ScoredVad, ScoredWindow
 
-__all__ = ["SpeechLane"]
+__all__ = ["SpeechLane", "open_run"]
 
 
 class _Observer:
@@ -52,6 +52,52 @@ class _Observer:
         on_completed: Callable[[], None],
     ) -> None:
         self.on_next, self.on_error, self.on_completed = on_next, on_error, on_completed
+
+
+class _RunInput:
+    """A run's input: ``on_next`` is its entry, the rest its upstream callbacks."""
+
+    __slots__ = ("on_completed", "on_error", "on_next")
+
+    def __init__(self, run: _Run) -> None:
+        self.on_next: Callable[[Any], None] = _entry(run)
+        self.on_error: Callable[[Exception], None] = run.on_error
+        self.on_completed: Callable[[], None] = run.on_completed
+
+
+def _subscribe(
+    specs: tuple[Fusable, ...],
+    on_next: Callable[[Any], None],
+    on_error: Callable[[Exception], None],
+    on_completed: Callable[[], None],
+    scheduler: abc.SchedulerBase,
+    subs: CompositeDisposable,
+) -> _Run:
+    """What :meth:`~rxaudio.core.runtime.Stages._subscribe_core` does, with no source (the
+    caller pushes into the run) and the callbacks as the observer."""
+    # _Run calls only the three callbacks (the executor's own ``ended`` flag stops them)
+    observer = cast("abc.ObserverBase[Any]", _Observer(on_next, on_error, on_completed))
+    run = _Run(specs, observer, scheduler)
+    for j in reversed(range(len(specs))):  # the last first, as separate operators would
+        settings = specs[j].settings
+        if settings is not None:
+            inlet = _SettingsInlet(run, j)
+            subs.add(settings.subscribe(inlet.on_next, inlet.on_error, scheduler=scheduler))
+    subs.add(Disposable(run.dispose))
+    return run
+
+
+def open_run(
+    specs: tuple[Fusable, ...],
+    on_next: Callable[[Any], None],
+    on_error: Callable[[Exception], None],
+    on_completed: Callable[[], None],
+    scheduler: abc.SchedulerBase,
+    subs: CompositeDisposable,
+) -> _RunInput:
+    """One run of the executor over ``specs``, opened for pushing into (disposed with
+    ``subs``)."""
+    return _RunInput(_subscribe(specs, on_next, on_error, on_completed, scheduler, subs))
 
 
 class SpeechLane:
@@ -90,19 +136,10 @@ class SpeechLane:
         names = tuple(s.name for s in specs)
         if names != ("vad", "hysteresis", "buffer_utterance"):
             raise ValueError(f"SpeechLane runs the default speech chain, not {names}")
-        # what Stages._subscribe_core does, with no source: we push into the run ourselves
-        # _Run calls only the three callbacks (the executor's own ``ended`` flag stops them)
-        observer = cast("abc.ObserverBase[Any]", _Observer(on_next, on_error, on_completed))
-        run = self.run = _Run(specs, observer, scheduler)
-        for j in reversed(range(len(specs))):  # the last first, as separate operators would
-            settings = specs[j].settings
-            if settings is not None:
-                inlet = _SettingsInlet(run, j)
-                subs.add(settings.subscribe(inlet.on_next, inlet.on_error, scheduler=scheduler))
+        run = self.run = _subscribe(specs, on_next, on_error, on_completed, scheduler, subs)
         self._entry = _entry(run)
         self.on_error = run.on_error
         self.on_completed = run.on_completed
-        subs.add(Disposable(run.dispose))
         self.emit = on_next
         self._cutter = cutter
         self._vad = cutter.stage  # the _VadStage behind its vad element
@@ -116,16 +153,20 @@ class SpeechLane:
         """Window ``window.index``'s probability: a direct path where one applies, else the
         executor (which then may have taught the lane the rates it needs)."""
         index, p = window.index, window.probability
-        if not (self.rate and self.direct(index, p)):
+        if not (self.rate and self.direct(index, p, None)):
             self._entry(window)
             if not self.rate:
                 self.prime()
 
-    def direct(self, index: int, p: float) -> bool:
+    def direct(self, index: int, p: float, vad_out: Callable[[VadFrame], None] | None) -> bool:
         """Run window ``index`` with probability ``p`` on a direct path if one applies (and
         say whether it did): :meth:`push_quiet` (nothing open, opening, pending or timed, and
         ``p`` below the threshold) or :meth:`push_speech` (a confirmed segment open and staying
-        open, its utterance open, not due for a split, nothing closing)."""
+        open, its utterance open, not due for a split, nothing closing).
+
+        The window's VadFrame, the one output of either, is emitted; or, with ``vad_out``
+        (the session's own handling of it, when nothing else of the chain waits to be
+        handled), given to ``vad_out`` without its audio, which nobody after it reads."""
         run = self.run
         done = run.done
         if done[0] or done[1] or done[2]:
@@ -143,7 +184,7 @@ class SpeechLane:
                 and not run.armed[1]
                 and not run.armed[2]
             ):
-                self.push_quiet(index, p)
+                self.push_quiet(index, p, vad_out)
                 return True
             return False
         u = cut.open
@@ -154,7 +195,7 @@ class SpeechLane:
             and index * self.size + self._vad.windows.m0 + self.size - u.audio_start
             < cut._n(cut.settings.max_ms)
         ):
-            self.push_speech(index, p)
+            self.push_speech(index, p, vad_out)
             return True
         return False
 
@@ -174,7 +215,9 @@ class SpeechLane:
                 self.size = scorer.window_size
                 self.rate = rate
 
-    def push_quiet(self, index: int, p: float) -> None:
+    def push_quiet(
+        self, index: int, p: float, vad_out: Callable[[VadFrame], None] | None = None
+    ) -> None:
         """Window ``index`` (its audio in vad's buffer), probability ``p``, nothing open
         (:meth:`direct`).
 
@@ -203,10 +246,11 @@ class SpeechLane:
             spans = stage.spans
             seg = spans.take(a, b)
             spans.trim(b)
-            buf = AudioFrame.trusted(seg, self.rate, a) if seg.shape[0] else None
+            n = seg.shape[0]
+            buf = AudioFrame.trusted(seg, self.rate, a) if n and vad_out is None else None
             self._hyst.h.last_end = b
             cut = self._utt.cut
-            if buf is not None:
+            if n:
                 cut.audio.append(a, seg)
             cut.pending = None
             cut._last_end = b
@@ -214,9 +258,11 @@ class SpeechLane:
             vf = VadFrame.trusted(a, b, self.rate, p, buf, False, index, None)
             items = run.items
             items[1] = items[2] = vf
-            self.emit(vf)
+            (self.emit if vad_out is None else vad_out)(vf)
 
-    def push_speech(self, index: int, p: float) -> None:
+    def push_speech(
+        self, index: int, p: float, vad_out: Callable[[VadFrame], None] | None = None
+    ) -> None:
         """Window ``index``, probability ``p``, inside a confirmed segment (:meth:`direct`).
 
         What the stages do for it (their code in brackets):
@@ -242,7 +288,8 @@ class SpeechLane:
             spans = stage.spans
             seg = spans.take(a, b)
             spans.trim(b)
-            buf = AudioFrame.trusted(seg, self.rate, a) if seg.shape[0] else None
+            n = seg.shape[0]
+            buf = AudioFrame.trusted(seg, self.rate, a) if n and vad_out is None else None
             hs = self._hyst
             h = hs.h
             h.last_end = b
@@ -255,7 +302,7 @@ class SpeechLane:
                 run.touch(1)
             us = self._utt
             cut = us.cut
-            if buf is not None:
+            if n:
                 cut.audio.append(a, seg)
             cut.pending = None
             cut._last_end = b
@@ -264,4 +311,4 @@ class SpeechLane:
             items[2] = vf
             if run.armed[2] or us.gap_seconds() is not None:
                 run.touch(2)
-            self.emit(vf)
+            (self.emit if vad_out is None else vad_out)(vf)

@@ -23,7 +23,7 @@ from reactivex import abc
 from reactivex.scheduler.eventloop import AsyncIOThreadSafeScheduler
 from reactivex.subject import BehaviorSubject
 
-from ..frames import AudioFrame, Transcript, Utterance
+from ..frames import AudioFrame, Transcript, Utterance, VadFrame
 from ..operators import ScoredWindow
 from ..sinks import JsonlLog, UtteranceWriter, to_json
 from ..sinks._utterances import wav_bytes
@@ -358,11 +358,36 @@ class Session:
         finally:
             self._draining = False
 
-    def push_scored(self, window: ScoredWindow, arrival: float) -> None:
-        """A window's probability from the batcher: on into vad and the rest of the chain."""
+    def push_scored(self, index: int, probability: float, arrival: float) -> None:
+        """Window ``index``'s probability from the batcher: on into vad and the rest of the
+        chain (on a direct path of the default chain where one applies, its VadFrame
+        handled here at once when nothing of the graph waits to be handled)."""
         if self.failed is None:
             self._arrival = arrival
-            self._push(self.graph.push_scored, window)
+            lane = self.graph.lane
+            if (
+                lane is not None
+                and lane.rate
+                and not self._draining
+                and not self.graph.out.items
+                and lane.direct(index, probability, self._vad_frame)
+            ):
+                out = self.graph.out
+                if out.items or out.cut or out.error is not None or out.done:
+                    self._drain()  # what handling the VadFrame made land (as after a push)
+                return
+            self._push(self.graph.push_scored, ScoredWindow(index, probability))
+
+    def _vad_frame(self, item: VadFrame) -> None:
+        """A direct path's VadFrame, handled as :meth:`_drain` would handle it as the one
+        item of its push."""
+        if self.graph.out.closed:  # the graph would have dropped it
+            return
+        self._draining = True
+        try:
+            self._on_item(item)
+        finally:
+            self._draining = False
 
     def configure(self, settings: dict[str, float]) -> Settings:
         """Merge new live settings into the running pipeline; return the effective ones.

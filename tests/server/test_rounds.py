@@ -158,13 +158,13 @@ def _compare(plans: list[Plan], tmp_path: Path) -> tuple[dict[str, Any], dict[st
     counts = {"quiet": 0, "speech": 0}
     q0, s0 = SpeechLane.push_quiet, SpeechLane.push_speech
 
-    def pq(self: SpeechLane, index: int, p: float) -> None:
+    def pq(self: SpeechLane, *args: Any) -> None:
         counts["quiet"] += 1
-        q0(self, index, p)
+        q0(self, *args)
 
-    def ps(self: SpeechLane, index: int, p: float) -> None:
+    def ps(self: SpeechLane, *args: Any) -> None:
         counts["speech"] += 1
-        s0(self, index, p)
+        s0(self, *args)
 
     ref = run_sessions(plans, tmp_path / "executor", quiet=False)
     assert counts == {"quiet": 0, "speech": 0}

@@ -71,10 +71,10 @@ from .options import (
     check_settings,
     default_settings,
 )
+from .rounds import SpeechLane, _RunInput, open_run
 
 if TYPE_CHECKING:
     from ..vad.silero import BatchedSileroScorer, BatchedStream
-    from .rounds import SpeechLane
 
 __all__ = [  # the options are declared in .options (light: `rxaudio serve --help` reads them)
     "BACKENDS",
@@ -382,7 +382,7 @@ def _run(
     on_completed: Callable[[], None],
     scheduler: abc.SchedulerBase,
     subs: CompositeDisposable,
-) -> _Input:
+) -> _Input | _RunInput:
     """Subscribe ``operators`` (fused, run by the executor) behind a fresh :class:`_Input`.
 
     When they are all stages (one run of the executor), the run is opened directly, as
@@ -392,8 +392,6 @@ def _run(
     fused = fuse(*operators)
     specs = getattr(fused[0], "stages", ()) if len(fused) == 1 else ()
     if specs:
-        from .rounds import open_run
-
         return open_run(specs, on_next, on_error, on_completed, scheduler, subs)
     head = _Input()
     subs.add(
@@ -525,9 +523,7 @@ class SessionGraph:
         out.open += 1
         # vad scores its own windows in the chain, or takes them scored (batched)
         speech: Any
-        if cutter is not None and quiet_path:  # the same run, quiet windows straight through
-            from .rounds import SpeechLane
-
+        if cutter is not None and quiet_path:  # the same run, common windows straight through
             specs = tuple(f for e in (cutter.element, *later) for f in e.stages)
             speech = SpeechLane(specs, cutter, speech_out, out.fail, speech_done, scheduler, subs)
             self.lane = speech

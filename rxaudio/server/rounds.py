@@ -1,28 +1,32 @@
-"""The default speech chain of a batched session, run straight from the batcher's rounds.
+"""A batched session's speech chain, its common windows run straight from the batcher's round.
 
-A session whose speech chain is the default one (``vad ! hysteresis ! buffer_utterance``
-on the session's 16 kHz mono audio, Silero scored by the shared :class:`WindowBatcher`,
-nothing before ``vad``, no ``transcribe``) gets a :class:`SpeechLane` as the head of that
-chain instead of a plain executor input. The lane owns the very same executor
-(:class:`~rxaudio.core.runtime._Run`) over the very same stages (the ``vad`` of
-:class:`~rxaudio.operators.ScoredVad`, ``hysteresis`` and ``buffer_utterance`` built by the
-registry with the session's settings Observables and gap-timer scheduler), subscribed the way
-:class:`~rxaudio.core.runtime.Stages` subscribes them; that executor is the reference, and it
-runs every window that can change anything: speech opening, open or closing, a pending segment,
-an armed gap timer, the first window, the end, an error, and every settings change.
+A session scored by the shared :class:`~rxaudio.server.pipeline.WindowBatcher` (Silero) runs
+``vad`` (split at its scorer, :class:`~rxaudio.operators.ScoredVad`) ``! hysteresis !
+buffer_utterance`` behind a :class:`SpeechLane` instead of a plain executor input, whatever runs
+before ``vad`` (its audio at 16 kHz mono either way) or after (``transcribe``). The lane owns
+the very same executor (:class:`~rxaudio.core.runtime._Run`) over the very same stages (built by
+the registry with the session's settings Observables and gap-timer scheduler), subscribed as
+:class:`~rxaudio.core.runtime.Stages` subscribes them: that executor is the reference, and it
+runs every window that can change anything (a segment opening, pending or closing, a dip below
+the exit threshold, an utterance due for a split or collecting its post-roll, a timer armed
+with nothing open, the first window, the short last one, an error, settings refused).
 
-The rest, the windows of a quiet stream (by far most of them: no speech, none pending, no
-utterance open), take the *quiet path*: one window's whole effect on the three stages, done
-directly instead of through three stages' pushes, a VadFrame copy, the cutter's wrappers and
-the executor's bookkeeping. What it does is exactly what the stages do for such a window
-(see :meth:`SpeechLane.quiet`), and ``tests/server/test_rounds.py`` checks it against the
-executor alone, event for event and file for file, over settings, live changes, chunkings,
-sessions joining and leaving mid-round and failing sessions; the golden set runs through it.
+The rest, most windows of a live stream, take a *direct path* (:meth:`SpeechLane.direct`):
+a quiet window, one of an utterance's post-roll, one of a segment still pending, one inside a
+confirmed segment that stays open. A direct
+path does to the three stages' state exactly what their pushes would (each step names the code
+it stands for), touches the gap timers as the executor does, and gives the one output, the
+window's VadFrame; the session handles it at once when nothing else waits (an event at most:
+``vad`` frames are neither numbered nor written). What it skips is the executor's
+bookkeeping, the stages' wrappers, a VadFrame copy per stage and the session's drain.
+``tests/server/test_rounds.py`` runs the same sessions with the executor alone
+(``Session(quiet_path=False)``) and with the lanes, and compares every event's JSON text and
+every file's bytes, over chunkings, settings, live changes, splits, joins and leaves mid-round,
+a failing session, a storage limit, gap timers; the golden set runs through the lanes.
 
-The batcher tells the lanes of one round their probabilities together
-(:meth:`WindowBatcher._deliver`): whether a window is quiet is decided for every lane of the
-round at once, as arrays (probability against each lane's threshold, and each lane's state
-flags), before any lane runs.
+Not arrays over the sessions of a round: deciding the path is a handful of attribute reads per
+session, cheaper than gathering every session's state into arrays and scattering it back, and
+what the direct paths save is Python calls and objects, not arithmetic.
 """
 
 from __future__ import annotations
@@ -38,6 +42,9 @@ from ..frames import AudioFrame, VadFrame
 from ..operators import ScoredVad, ScoredWindow
 
 __all__ = ["SpeechLane", "open_run"]
+
+# the direct paths of a window (SpeechLane.direct)
+QUIET, CLOSING, PENDING, SPEECH = range(4)
 
 
 class _Observer:
@@ -104,9 +111,9 @@ class SpeechLane:
     """One session's default speech chain: ``vad`` (scored elsewhere), ``hysteresis``,
     ``buffer_utterance``; an input of :class:`~rxaudio.server.pipeline.SessionGraph`.
 
-    ``on_next`` takes a :class:`~rxaudio.operators.ScoredWindow`; :meth:`quiet` says whether
-    the lane's next window, with probability ``p``, is a quiet one, and :meth:`push_quiet`
-    runs it so. ``on_completed`` ends the chain (vad scores its short last window itself).
+    ``on_next`` takes a :class:`~rxaudio.operators.ScoredWindow`: :meth:`direct` runs it on a
+    direct path where one applies, else the executor does. ``on_completed`` ends the chain
+    (vad scores its short last window itself).
     """
 
     __slots__ = (
@@ -159,45 +166,76 @@ class SpeechLane:
                 self.prime()
 
     def direct(self, index: int, p: float, vad_out: Callable[[VadFrame], None] | None) -> bool:
-        """Run window ``index`` with probability ``p`` on a direct path if one applies (and
-        say whether it did): :meth:`push_quiet` (nothing open, opening, pending or timed, and
-        ``p`` below the threshold) or :meth:`push_speech` (a confirmed segment open and staying
-        open, its utterance open, not due for a split, nothing closing).
+        """Run window ``index`` with probability ``p`` on a direct path if one applies, and say
+        whether it did (else the caller gives it to the executor, untouched).
 
-        The window's VadFrame, the one output of either, is emitted; or, with ``vad_out``
-        (the session's own handling of it, when nothing else of the chain waits to be
-        handled), given to ``vad_out`` without its audio, which nobody after it reads."""
+        The paths, by the stages' state and ``p`` (what the stages would do in brackets):
+
+        * ``QUIET``: no segment open or pending, nothing cutting, ``p`` below the threshold
+          [nothing but the stream end moves];
+        * ``CLOSING``: the same, but an utterance collecting its post-roll that this window
+          does not complete [the audio is kept];
+        * ``PENDING``: a segment opened but not confirmed, ``p`` not below the exit threshold,
+          not confirmed by this window, nothing cutting [its window noted as a split
+          candidate];
+        * ``SPEECH``: a confirmed segment, not closed by this window (``p`` below the exit
+          threshold only while the silence is shorter than ``min_silence_ms``), its utterance
+          open and not due for a split, nothing closing [its window noted].
+
+        The window's VadFrame, the one output, is emitted; or, with ``vad_out`` (the
+        session's own handling of it, when nothing else of the chain waits to be handled),
+        given to ``vad_out`` without its audio, which nobody after it reads.
+        """
         run = self.run
         done = run.done
         if done[0] or done[1] or done[2]:
             return False
-        if self._vad.windows.k != index or index >= self._cutter.cut_windows:
+        stage = self._vad
+        if stage.windows.k != index or index >= self._cutter.cut_windows:
             return False  # the executor says what is wrong
         h = self._hyst.h
+        if h is None:
+            return False
+        a = stage.windows.m0 + index * self.size
+        b = a + self.size
+        spans = stage.spans
+        if a < spans.start or b > spans.end:
+            return False  # (never: a cut window's audio is kept until it is stamped)
         cut = self._utt.cut
-        if h is None or cut.closing is not None:
-            return False
-        if not h.triggered:
-            if (
-                p < h.settings.threshold
-                and cut.open is None
-                and not run.armed[1]
-                and not run.armed[2]
-            ):
-                self.push_quiet(index, p, vad_out)
-                return True
-            return False
-        u = cut.open
-        if (
-            h.confirmed
-            and p >= h.settings.neg
-            and u is not None
-            and index * self.size + self._vad.windows.m0 + self.size - u.audio_start
-            < cut._n(cut.settings.max_ms)
-        ):
-            self.push_speech(index, p, vad_out)
-            return True
-        return False
+        s = h.settings
+        temp_end = h.temp_end
+        if h.triggered:
+            if cut.closing is not None:
+                return False
+            if p < s.neg:
+                if temp_end is None:
+                    temp_end = a
+                if a - temp_end >= h._samples(s.min_silence_ms) or not h.confirmed:
+                    return False  # the segment closes (or a pending one dips)
+            elif p >= s.threshold:
+                temp_end = None
+            if h.confirmed:
+                u = cut.open
+                if u is None or b - u.audio_start >= cut._n(cut.settings.max_ms):
+                    return False  # no utterance to go on with, or one due for a split
+                kind = SPEECH
+            else:
+                bound = temp_end if temp_end is not None else b
+                if bound - h.start > h._samples(s.min_speech_ms) or cut.open is not None:
+                    return False  # confirmed by this window (or speech already cut)
+                kind = PENDING
+        else:
+            if p >= s.threshold or cut.open is not None:
+                return False  # a segment opens (or an utterance is open without one)
+            c = cut.closing
+            if c is None:
+                kind = QUIET
+            elif b < cut._post_end(c):
+                kind = CLOSING
+            else:
+                return False  # its post-roll completes: an utterance
+        self._direct_path(kind, index, a, b, p, temp_end, vad_out)
+        return True
 
     def prime(self) -> None:
         """After a window went through the executor: learn the rates the quiet path needs."""
@@ -215,98 +253,52 @@ class SpeechLane:
                 self.size = scorer.window_size
                 self.rate = rate
 
-    def push_quiet(
-        self, index: int, p: float, vad_out: Callable[[VadFrame], None] | None = None
+    def _direct_path(
+        self,
+        kind: int,
+        index: int,
+        a: int,
+        b: int,
+        p: float,
+        temp_end: int | None,
+        vad_out: Callable[[VadFrame], None] | None,
     ) -> None:
-        """Window ``index`` (its audio in vad's buffer), probability ``p``, nothing open
-        (:meth:`direct`).
-
-        What the three stages do for it, step by step (their code in brackets):
-
-        * ``vad`` [``_VadStage.stamp``]: the window is ``[a, b)`` with ``a = m0 + k * size``
-          (the source rate is the model rate), its audio the buffer's ``[a, b)``; the window
-          index moves on and the buffer is trimmed to ``b``;
-        * ``hysteresis`` [``Hysteresis.push``, not triggered, ``p`` below the threshold]: only
-          the stream end moves to ``b``; no decision; the frame goes on with ``speech`` False
-          and ``pending`` None;
-        * ``buffer_utterance`` [``UtteranceCutter.frame``/``window``, nothing open or closing,
-          no speech, none pending]: the audio is appended, ``pending`` cleared, the last end
-          moved, the history trimmed; no utterance;
-        * the executor [``_Run.carry``]: each live stage's last item is this window (the
-          sample index a refused setting names); no gap timer is armed (neither stage asks
-          for one, none was armed); the one output, the window's VadFrame, is emitted.
-        """
+        """Window ``[a, b)`` through the three stages on path ``kind`` (:meth:`direct`): what
+        their pushes do for it, in their order (their code in brackets)."""
         run = self.run
         with run.lock:
+            # vad [_VadStage.stamp]: the window's audio from the buffer, the index on, the
+            # buffer trimmed to the window's end (the source rate is the model rate)
             stage = self._vad
-            win = stage.windows
-            a = win.m0 + index * self.size
-            b = a + self.size
-            win.k = index + 1
+            stage.windows.k = index + 1
             spans = stage.spans
             seg = spans.take(a, b)
             spans.trim(b)
-            n = seg.shape[0]
-            buf = AudioFrame.trusted(seg, self.rate, a) if n and vad_out is None else None
-            self._hyst.h.last_end = b
-            cut = self._utt.cut
-            if n:
-                cut.audio.append(a, seg)
-            cut.pending = None
-            cut._last_end = b
-            cut._trim()
-            vf = VadFrame.trusted(a, b, self.rate, p, buf, False, index, None)
-            items = run.items
-            items[1] = items[2] = vf
-            (self.emit if vad_out is None else vad_out)(vf)
-
-    def push_speech(
-        self, index: int, p: float, vad_out: Callable[[VadFrame], None] | None = None
-    ) -> None:
-        """Window ``index``, probability ``p``, inside a confirmed segment (:meth:`direct`).
-
-        What the stages do for it (their code in brackets):
-
-        * ``vad``: as in :meth:`push_quiet`;
-        * ``hysteresis`` [``Hysteresis.push``, triggered and confirmed, ``p`` not below the
-          exit threshold]: the stream end moves to ``b``; at or above the threshold the
-          tentative end is cleared; no decision; the frame goes on with ``speech`` True and
-          ``pending`` None; then its gap timer is touched [``_Run.carry``] as the executor does;
-        * ``buffer_utterance`` [``UtteranceCutter.frame``/``window``, an utterance open, none
-          closing, its audio short of ``max_ms`` with this window]: the audio is appended,
-          ``pending`` cleared, the last end moved, the window noted as a split candidate, the
-          (empty) closing drained, the history trimmed; no utterance; its gap timer touched;
-        * the one output, the window's VadFrame, is emitted.
-        """
-        run = self.run
-        with run.lock:
-            stage = self._vad
-            win = stage.windows
-            a = win.m0 + index * self.size
-            b = a + self.size
-            win.k = index + 1
-            spans = stage.spans
-            seg = spans.take(a, b)
-            spans.trim(b)
-            n = seg.shape[0]
-            buf = AudioFrame.trusted(seg, self.rate, a) if n and vad_out is None else None
+            buf = AudioFrame.trusted(seg, self.rate, a) if vad_out is None else None
+            # hysteresis [Hysteresis.push]: the stream end, the tentative end; no decision
             hs = self._hyst
             h = hs.h
             h.last_end = b
-            if p >= h.settings.threshold:
-                h.temp_end = None
-            vf = VadFrame.trusted(a, b, self.rate, p, buf, True, index, None)
+            pending: int | None = None
+            if h.triggered:
+                h.temp_end = temp_end
+                if not h.confirmed:
+                    pending = h.start
+            vf = VadFrame.trusted(a, b, self.rate, p, buf, kind == SPEECH, index, pending)
             items = run.items
-            items[1] = vf
+            items[1] = vf  # [_Run.carry]: the live stage's last item, its gap timer
             if run.armed[1] or hs.gap_seconds() is not None:
                 run.touch(1)
+            # buffer_utterance [UtteranceCutter.frame, .window]: the audio kept, the window
+            # noted as a split candidate while a segment is open or pending, the closing
+            # utterance's post-roll not yet complete, the history trimmed; no utterance
             us = self._utt
             cut = us.cut
-            if n:
-                cut.audio.append(a, seg)
-            cut.pending = None
+            cut.audio.append(a, seg)
+            cut.pending = pending
             cut._last_end = b
-            cut._note(a, b, p)
+            if kind == SPEECH or kind == PENDING:
+                cut._note(a, b, p)
             cut._trim()
             items[2] = vf
             if run.armed[2] or us.gap_seconds() is not None:

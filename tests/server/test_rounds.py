@@ -155,22 +155,18 @@ def run_sessions(plans: list[Plan], folder: Path, *, quiet: bool) -> dict[str, A
 
 def _compare(plans: list[Plan], tmp_path: Path) -> tuple[dict[str, Any], dict[str, int]]:
     """Both ways; equal outputs; how many windows each direct path ran."""
-    counts = {"quiet": 0, "speech": 0}
-    q0, s0 = SpeechLane.push_quiet, SpeechLane.push_speech
+    names = ("quiet", "closing", "pending", "speech")
+    counts = dict.fromkeys(names, 0)
+    path = SpeechLane._direct_path
 
-    def pq(self: SpeechLane, *args: Any) -> None:
-        counts["quiet"] += 1
-        q0(self, *args)
-
-    def ps(self: SpeechLane, *args: Any) -> None:
-        counts["speech"] += 1
-        s0(self, *args)
+    def counted(self: SpeechLane, kind: int, *args: Any) -> None:
+        counts[names[kind]] += 1
+        path(self, kind, *args)
 
     ref = run_sessions(plans, tmp_path / "executor", quiet=False)
-    assert counts == {"quiet": 0, "speech": 0}
+    assert not any(counts.values())
     mp = pytest.MonkeyPatch()
-    mp.setattr(SpeechLane, "push_quiet", pq)
-    mp.setattr(SpeechLane, "push_speech", ps)
+    mp.setattr(SpeechLane, "_direct_path", counted)
     try:
         new = run_sessions(plans, tmp_path / "lanes", quiet=True)
     finally:
@@ -202,7 +198,7 @@ def test_direct_paths_equal_the_executor_per_chunking(tmp_path: Path, frame: int
     ref, counts = _compare(plans, tmp_path)
     kinds = _kinds(ref)
     assert kinds["utterance"] >= 2 and kinds["speech_start"] == kinds["speech_end"]
-    assert counts["quiet"] > 50 and counts["speech"] > 50  # both direct paths really ran
+    assert all(n > 0 for n in counts.values()), counts  # every direct path really ran
 
 
 def test_settings_live_changes_and_split_utterances(tmp_path: Path) -> None:
@@ -224,6 +220,17 @@ def test_settings_live_changes_and_split_utterances(tmp_path: Path) -> None:
             },
         ),
     ]
+    # a split whose last second holds windows of the segment while it was pending
+    short = {"pre_roll_ms": 0.0, "max_ms": 1100.0, "min_speech_ms": 600.0, "threshold": 0.4}
+    plans.append(Plan(x, 512, options={"settings": short}))
+    # a segment pending for seconds: its audio is kept back to its onset through the trims
+    late = {
+        "min_speech_ms": 5000.0,
+        "min_silence_ms": 3000.0,
+        "threshold": 0.3,
+        "neg_threshold": 0.05,
+    }
+    plans.append(Plan(x, 512, options={"settings": late}))
     ref, counts = _compare(plans, tmp_path)
     texts = [t for k, t in ref["s0"]["events"] if k == "utterance"]
     assert any('"max_length"' in t for t in texts)  # a split happened on the way
@@ -241,6 +248,7 @@ def test_sessions_join_leave_fail_and_hit_limits_mid_round(tmp_path: Path) -> No
         Plan(x, 512, max_bytes=200_000),  # its storage limit ends it inside a round
         Plan(stereo48, 1536, rate=48000, join=5),  # phase 1 before vad
         Plan(x, 512, options={"events": ("vad",)}),
+        Plan(x, 1000, options={"before": (("gain", {"db": -3.0}),)}),  # an element before vad
     ]
     ref, _ = _compare(plans, tmp_path)
     assert ref["s2"]["failed"] and "NaN" in ref["s2"]["failed"]

@@ -286,9 +286,8 @@ class SpeechLane:
                     pending = h.start
             vf = VadFrame.trusted(a, b, self.rate, p, buf, kind == SPEECH, index, pending)
             items = run.items
-            items[1] = vf  # [_Run.carry]: the live stage's last item, its gap timer
-            if run.armed[1] or hs.gap_seconds() is not None:
-                run.touch(1)
+            items[1] = vf  # [_Run.carry]: the live stage's last item, its gap timer (below)
+            gap1 = hs.gap_seconds()
             # buffer_utterance [UtteranceCutter.frame, .window]: the audio kept, the window
             # noted as a split candidate while a segment is open or pending, the closing
             # utterance's post-roll not yet complete, the history trimmed; no utterance
@@ -301,6 +300,26 @@ class SpeechLane:
                 cut._note(a, b, p)
             cut._trim()
             items[2] = vf
-            if run.armed[2] or us.gap_seconds() is not None:
-                run.touch(2)
+            gap2 = us.gap_seconds()
+            # [_Run.carry, .touch, .arm] for each stage in turn: the time of its last item
+            # (the clock read once where both stages' timers run on one scheduler), and a
+            # timer armed or cancelled unless one is armed and still wanted. Touching the
+            # hysteresis' timer after the cutter's state moved is the same: neither timer
+            # depends on the other stage's state, and nothing here schedules in between.
+            armed = run.armed
+            if armed[1] or gap1 is not None:
+                sched = run.scheds[1]
+                assert sched is not None
+                now = sched.now
+                run.last[1] = now
+                if gap1 is None or not armed[1]:
+                    run.arm(1)
+            else:
+                sched, now = None, None
+            if armed[2] or gap2 is not None:
+                sched2 = run.scheds[2]
+                assert sched2 is not None
+                run.last[2] = now if sched2 is sched and now is not None else sched2.now
+                if gap2 is None or not armed[2]:
+                    run.arm(2)
             (self.emit if vad_out is None else vad_out)(vf)

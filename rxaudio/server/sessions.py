@@ -23,7 +23,7 @@ from reactivex import abc
 from reactivex.scheduler.eventloop import AsyncIOThreadSafeScheduler
 from reactivex.subject import BehaviorSubject
 
-from ..frames import AudioFrame, Transcript, Utterance, VadFrame
+from ..frames import AudioFrame, LevelFrame, Transcript, Utterance, VadFrame
 from ..operators import ScoredWindow
 from ..sinks import JsonlLog, UtteranceWriter, to_json
 from ..sinks._utterances import wav_bytes
@@ -298,6 +298,7 @@ class Session:
         # what lands outside our calls (a gap timer's utterance, a transcript) is drained at
         # once; the graph refers to us only weakly, so ending us needs no cycle broken
         self._wake_call = self.graph.out.wake = _weak_call(self._drain)
+        self._vad_events = "vad" in options.events
         self._draining = False
 
     # ---- input -------------------------------------------------------------------------------
@@ -548,6 +549,11 @@ class Session:
             self._log.write(record, self._spent if force else self._charge)
 
     def _on_item(self, item: Any) -> None:
+        t = type(item)
+        if t is VadFrame or t is LevelFrame:  # the many: an event at most (encode_item's)
+            if t is LevelFrame or self._vad_events:
+                self.emit(item.to_dict())
+            return
         event = encode_item(item, self.options.events)
         if event is None:
             return

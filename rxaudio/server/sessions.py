@@ -309,6 +309,9 @@ class Session:
         self._arrival = self.loop.time() if arrival is None else arrival
         if samples.dtype == np.float32 and samples.ndim == 2 and samples.size:
             # decode_audio's samples (or a source's frames'): only our rate and count to add
+            if samples.flags.writeable:  # the frame's read-only view (as AudioFrame makes
+                samples = samples.view()  # it), by setflags: a microsecond less than
+                samples.setflags(write=False)  # setting flags.writeable
             frame = AudioFrame.trusted(samples, self.sample_rate, self.received)
         else:  # anything else is checked, and refused with the frame's own message
             frame = AudioFrame(samples, self.sample_rate, self.received)

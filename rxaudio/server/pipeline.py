@@ -461,6 +461,11 @@ class SessionGraph:
     Everything the graph gives lands in :attr:`out` (items, windows to score, the first
     error, the end), which the owner drains after each call; ``out.wake`` is called when
     something lands outside a call (a gap timer, a transcript).
+
+    With a batched ``scorer`` the speech chain runs behind a
+    :class:`~rxaudio.server.rounds.SpeechLane` (:attr:`lane`): the same executor, with direct
+    paths for the windows that change nothing but a few counters; ``quiet_path=False`` keeps
+    the executor alone for every window (the reference the lanes are tested against).
     """
 
     def __init__(

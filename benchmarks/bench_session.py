@@ -11,6 +11,11 @@ CPU per stream-second of audio, and the same for batched Silero inference alone 
 windows in batches of ``N`` (the reference, same run). The ratio is what the server adds to
 inference; the network (WebSocket receive and send) comes on top (``bench_server``).
 
+``--paths`` runs the same sessions with the executor alone (``Session(quiet_path=False)``) and
+with the direct paths of :mod:`rxaudio.server.rounds`, interleaved, ``--repeat`` rounds, and
+prints the median CPU per session-frame of each; ``--recorded`` replays Silero's probabilities
+of the audio, scored once beforehand, so what is measured is the sessions' own work.
+
 (``--compare-fused`` is gone: since the stage runtime, adjacent stages always run as one
 executor, so there is no unfused server chain to compare with; ``tests/core/test_fuse.py``
 compares one run against stages kept apart.)

@@ -11,6 +11,11 @@ CPU per stream-second of audio, and the same for batched Silero inference alone 
 windows in batches of ``N`` (the reference, same run). The ratio is what the server adds to
 inference; the network (WebSocket receive and send) comes on top (``bench_server``).
 
+``--paths`` runs the same sessions with the executor alone (``Session(quiet_path=False)``) and
+with the direct paths of :mod:`rxaudio.server.rounds`, interleaved, ``--repeat`` rounds, and
+prints the median CPU per session-frame of each; ``--recorded`` replays Silero's probabilities
+of the audio, scored once beforehand, so what is measured is the sessions' own work.
+
 (``--compare-fused`` is gone: since the stage runtime, adjacent stages always run as one
 executor, so there is no unfused server chain to compare with; ``tests/core/test_fuse.py``
 compares one run against stages kept apart.)
@@ -23,6 +28,7 @@ import asyncio
 import shutil
 import tempfile
 import time
+from collections.abc import Mapping
 from typing import Any
 
 import numpy as np
@@ -33,10 +39,37 @@ from rxaudio.data import speech_sample
 from rxaudio.server.metrics import ServerMetrics
 from rxaudio.server.pipeline import PIPELINE_RATE, WINDOW, ChainOptions, WindowBatcher
 from rxaudio.server.sessions import Outbox, Session
+from rxaudio.vad.silero import BatchedSileroScorer
 
 
 async def _null_send(text: str) -> None:
     return None
+
+
+class RecordedScores(BatchedSileroScorer):
+    """Silero's probabilities of the audio, scored once beforehand and replayed per stream in
+    window order: the sessions' own work, without inference (``--recorded``)."""
+
+    def __init__(self, audio: np.ndarray) -> None:
+        super().__init__(PIPELINE_RATE)
+        h = self.register()
+        x = audio.astype(np.float32) / np.float32(32768.0)
+        self.probs = [
+            self.score_batch({h: x[i : i + WINDOW]})[h]
+            for i in range(0, x.shape[0] - WINDOW + 1, WINDOW)
+        ]
+        self.unregister(h)
+        self.k: dict[int, int] = {}
+
+    def score_batch(self, windows: Mapping[int, np.ndarray]) -> dict[int, float]:
+        if not hasattr(self, "probs"):  # scoring the recording itself
+            return super().score_batch(windows)
+        out = {}
+        for h in windows:
+            k = self.k.get(h, 0)
+            self.k[h] = k + 1
+            out[h] = self.probs[k % len(self.probs)]
+        return out
 
 
 async def sessions_cpu(
@@ -45,11 +78,14 @@ async def sessions_cpu(
     frame: int,
     events: tuple[str, ...] = ("level", "vad", "spectrogram"),
     files: bool = True,
+    *,
+    quiet_path: bool = True,
+    shared: BatchedSileroScorer | None = None,
 ) -> float:
     """CPU seconds for ``streams`` sessions to process ``audio`` (int16) each."""
     loop = asyncio.get_running_loop()
     metrics = ServerMetrics()
-    batcher = WindowBatcher(metrics, loop)
+    batcher = WindowBatcher(metrics, loop, shared)
     out = tempfile.mkdtemp(prefix="rxaudio-bench-")
     scheduler = AsyncIOScheduler(loop)
     try:
@@ -67,6 +103,7 @@ async def sessions_cpu(
                 loop=loop,
                 scheduler=scheduler,
                 batcher=batcher,
+                quiet_path=quiet_path,
             )
             box = Outbox(_null_send, metrics, maxlen=100_000, maxbytes=1 << 30)
             s.attach(box)
@@ -118,10 +155,49 @@ def main() -> None:
         "--events", default="level,vad,spectrogram", help="display events sent (default all)"
     )
     ap.add_argument("--no-files", action="store_true", help="write no WAVs or logs")
+    ap.add_argument(
+        "--paths",
+        action="store_true",
+        help="the executor alone against the quiet path (rxaudio.server.rounds), interleaved "
+        "round by round; median CPU per session-frame of each",
+    )
+    ap.add_argument(
+        "--recorded",
+        action="store_true",
+        help="replay Silero's probabilities recorded beforehand instead of scoring: the "
+        "sessions' own work, without inference",
+    )
     args = ap.parse_args()
     x, _ = sf.read(speech_sample(), dtype="int16")
     audio = np.resize(x, int(args.seconds * PIPELINE_RATE))
     stream_s = args.streams * args.seconds
+    events = tuple(e for e in args.events.split(",") if e)
+    if args.paths:
+        frames = args.streams * -(-audio.shape[0] // args.frame)
+        per: dict[bool, list[float]] = {False: [], True: []}
+        for _ in range(args.repeat):
+            for quiet in (False, True):
+                shared = RecordedScores(audio) if args.recorded else None
+                cpu = asyncio.run(
+                    sessions_cpu(
+                        audio,
+                        args.streams,
+                        args.frame,
+                        events,
+                        files=not args.no_files,
+                        quiet_path=quiet,
+                        shared=shared,
+                    )
+                )
+                per[quiet].append(1e6 * cpu / frames)
+        for quiet in (False, True):
+            runs = ", ".join(f"{v:.1f}" for v in per[quiet])
+            print(
+                f"{'quiet path' if quiet else 'executor  '}: median "
+                f"{float(np.median(per[quiet])):.1f} us CPU per session-frame ({runs})"
+                f"{' without inference' if args.recorded else ''}"
+            )
+        return
     ses = min(
         asyncio.run(
             sessions_cpu(

@@ -75,6 +75,7 @@ from .options import (
     check_settings,
     default_settings,
 )
+from .rounds import SpeechLane, _RunInput, open_run
 
 if TYPE_CHECKING:
     from ..core.caps import Caps
@@ -117,8 +118,8 @@ class WindowSink(Protocol):
 
     stream: BatchedStream | None
 
-    def push_scored(self, window: ScoredWindow, arrival: float) -> None:
-        """Hand a window's probability to the session's ``vad`` (in the session's order)."""
+    def push_scored(self, index: int, probability: float, arrival: float) -> None:
+        """Hand window ``index``'s probability to the session's ``vad`` (in its order)."""
         ...
 
     def fail(self, exc: Exception) -> None:
@@ -251,14 +252,16 @@ class WindowBatcher:
 
     def _score_round(self) -> None:
         batch: list[tuple[BatchedStream, _Entry, WindowSink]] = []
+        windows: dict[int, np.ndarray] = {}
         for sink, q in self.pending.items():
             head = q[0]
-            if self._needs_score(sink, head):
-                assert sink.stream is not None
-                batch.append((sink.stream, head, sink))
+            stream = sink.stream
+            # _needs_score, inline: a window, not yet scored, of a session still scored
+            if head.window is not None and head.probability is None and stream is not None:
+                batch.append((stream, head, sink))
+                windows[stream.handle] = head.window
         if not batch:
             return
-        windows = {s.handle: e.window for s, e, _ in batch if e.window is not None}
         try:
             probs = self.shared.score_batch(windows)
         except Exception:  # find whose window it is: a call changes no state when it fails
@@ -274,22 +277,23 @@ class WindowBatcher:
                 e.probability = probs[scorer.handle]
 
     def _deliver(self) -> None:
-        for sink in list(self.pending):
+        pending = self.pending
+        for sink in list(pending):
             while True:
-                q = self.pending.get(sink)
+                q = pending.get(sink)
                 if not q:
                     break
                 e = q[0]
-                if self._needs_score(sink, e):
-                    break  # the next round scores it
+                if e.window is not None and e.probability is None and sink.stream is not None:
+                    break  # the next round scores it (_needs_score, inline)
                 q.popleft()
                 if not q:
-                    del self.pending[sink]
+                    del pending[sink]
                 try:
                     if e.done is not None:
                         e.done()
                     elif e.probability is not None:  # None: the session failed meanwhile
-                        sink.push_scored(ScoredWindow(e.index, e.probability), e.arrival)
+                        sink.push_scored(e.index, e.probability, e.arrival)
                 except Exception as exc:  # one session's failure, never the round's
                     self._fail(sink, exc)
 
@@ -385,12 +389,21 @@ def _run(
     on_completed: Callable[[], None],
     scheduler: abc.SchedulerBase,
     subs: CompositeDisposable,
-) -> _Input:
-    """Subscribe ``operators`` (fused, run by the executor) behind a fresh :class:`_Input`."""
+) -> _Input | _RunInput:
+    """Subscribe ``operators`` (fused, run by the executor) behind a fresh :class:`_Input`.
+
+    When they are all stages (one run of the executor), the run is opened directly, as
+    :class:`~rxaudio.core.runtime.Stages` opens it, with our callbacks as its observer and
+    its entry as the input: an item pushed in and one given out skip an Rx observer wrapper
+    each (the run's own flags end it, as that wrapper would)."""
+    fused = fuse(*operators)
+    specs = getattr(fused[0], "stages", ()) if len(fused) == 1 else ()
+    if specs:
+        return open_run(specs, on_next, on_error, on_completed, scheduler, subs)
     head = _Input()
     subs.add(
         head.observable()
-        .pipe(*fuse(*operators))
+        .pipe(*fused)
         .subscribe(on_next, on_error, on_completed, scheduler=scheduler)
     )
     return head
@@ -459,6 +472,11 @@ class SessionGraph:
     Everything the graph gives lands in :attr:`out` (items, windows to score, the first
     error, the end), which the owner drains after each call; ``out.wake`` is called when
     something lands outside a call (a gap timer, a transcript).
+
+    With a batched ``scorer`` the speech chain runs behind a
+    :class:`~rxaudio.server.rounds.SpeechLane` (:attr:`lane`): the same executor, with direct
+    paths for the windows that change nothing but a few counters; ``quiet_path=False`` keeps
+    the executor alone for every window (the reference the lanes are tested against).
     """
 
     def __init__(
@@ -471,6 +489,7 @@ class SessionGraph:
         scheduler: abc.SchedulerBase,
         scorer: BatchedStream | None = None,
         deliver: abc.SchedulerBase | None = None,
+        quiet_path: bool = True,
     ) -> None:
         from ..operators import ScoredVad, resample
         from ..operators import channels as to_channels
@@ -478,6 +497,7 @@ class SessionGraph:
         self.subs = subs = CompositeDisposable()
         self.out = out = _Outputs()
         self.cutter = cutter = ScoredVad(scorer) if scorer is not None else None
+        self.lane: SpeechLane | None = None  # the default speech chain's direct paths
         s, fixed = options.settings, options.fixed
         later = [
             registry.make(
@@ -533,16 +553,22 @@ class SessionGraph:
         fold = cutter is None and not tail  # unbatched, the last stretch runs in vad's run
         out.open += 1
         # vad scores its own windows in the chain, or takes them scored (batched)
-        speech = _run(
-            [*(segments[-1] if fold else []), vad(options.backend, **options.vad), *later]
-            if cutter is None
-            else [cutter.element, *later],
-            speech_out,
-            out.fail,
-            speech_done,
-            scheduler,
-            subs,
-        )
+        speech: Any
+        if cutter is not None and quiet_path:  # the same run, common windows straight through
+            specs = tuple(f for e in (cutter.element, *later) for f in e.stages)
+            speech = SpeechLane(specs, cutter, speech_out, out.fail, speech_done, scheduler, subs)
+            self.lane = speech
+        else:
+            speech = _run(
+                [*(segments[-1] if fold else []), vad(options.backend, **options.vad), *later]
+                if cutter is None
+                else [cutter.element, *later],
+                speech_out,
+                out.fail,
+                speech_done,
+                scheduler,
+                subs,
+            )
         self.speech = speech
         # the way to vad, built from its end: each stretch feeds the next and the branches
         # that leave after it; batched, vad's input is cut into windows for the batcher (its

@@ -23,7 +23,7 @@ from reactivex import abc
 from reactivex.scheduler.eventloop import AsyncIOThreadSafeScheduler
 from reactivex.subject import BehaviorSubject
 
-from ..frames import AudioFrame, Transcript, Utterance
+from ..frames import AudioFrame, LevelFrame, Transcript, Utterance, VadFrame
 from ..operators import ScoredWindow
 from ..sinks import JsonlLog, UtteranceWriter, to_json
 from ..sinks._utterances import wav_bytes
@@ -228,6 +228,7 @@ class Session:
         on_limit: Callable[[Session, Limit], None] | None = None,
         replay: bool = True,
         publish: Callable[[Session, dict[str, Any], Any], None] | None = None,
+        quiet_path: bool = True,
     ) -> None:
         self.id = session_id
         self._publish = publish
@@ -292,10 +293,12 @@ class Session:
             scheduler=scheduler,
             scorer=self.stream,
             deliver=AsyncIOThreadSafeScheduler(loop) if options.transcribe is not None else None,
+            quiet_path=quiet_path,  # False: every window through the executor (the reference)
         )
         # what lands outside our calls (a gap timer's utterance, a transcript) is drained at
         # once; the graph refers to us only weakly, so ending us needs no cycle broken
         self._wake_call = self.graph.out.wake = _weak_call(self._drain)
+        self._vad_events = "vad" in options.events
         self._draining = False
 
     # ---- input -------------------------------------------------------------------------------
@@ -306,6 +309,9 @@ class Session:
         self._arrival = self.loop.time() if arrival is None else arrival
         if samples.dtype == np.float32 and samples.ndim == 2 and samples.size:
             # decode_audio's samples (or a source's frames'): only our rate and count to add
+            if samples.flags.writeable:  # the frame's read-only view (as AudioFrame makes
+                samples = samples.view()  # it), by setflags: a microsecond less than
+                samples.setflags(write=False)  # setting flags.writeable
             frame = AudioFrame.trusted(samples, self.sample_rate, self.received)
         else:  # anything else is checked, and refused with the frame's own message
             frame = AudioFrame(samples, self.sample_rate, self.received)
@@ -356,11 +362,36 @@ class Session:
         finally:
             self._draining = False
 
-    def push_scored(self, window: ScoredWindow, arrival: float) -> None:
-        """A window's probability from the batcher: on into vad and the rest of the chain."""
+    def push_scored(self, index: int, probability: float, arrival: float) -> None:
+        """Window ``index``'s probability from the batcher: on into vad and the rest of the
+        chain (on a direct path of the default chain where one applies, its VadFrame
+        handled here at once when nothing of the graph waits to be handled)."""
         if self.failed is None:
             self._arrival = arrival
-            self._push(self.graph.push_scored, window)
+            lane = self.graph.lane
+            if (
+                lane is not None
+                and lane.rate
+                and not self._draining
+                and not self.graph.out.items
+                and lane.direct(index, probability, self._vad_frame)
+            ):
+                out = self.graph.out
+                if out.items or out.cut or out.error is not None or out.done:
+                    self._drain()  # what handling the VadFrame made land (as after a push)
+                return
+            self._push(self.graph.push_scored, ScoredWindow(index, probability))
+
+    def _vad_frame(self, item: VadFrame) -> None:
+        """A direct path's VadFrame, handled as :meth:`_drain` would handle it as the one
+        item of its push."""
+        if self.graph.out.closed:  # the graph would have dropped it
+            return
+        self._draining = True
+        try:
+            self._on_item(item)
+        finally:
+            self._draining = False
 
     def configure(self, settings: dict[str, float]) -> Settings:
         """Merge new live settings into the running pipeline; return the effective ones.
@@ -520,6 +551,11 @@ class Session:
             self._log.write(record, self._spent if force else self._charge)
 
     def _on_item(self, item: Any) -> None:
+        t = type(item)
+        if t is VadFrame or t is LevelFrame:  # the many: an event at most (encode_item's)
+            if t is LevelFrame or self._vad_events:
+                self.emit(item.to_dict())
+            return
         event = encode_item(item, self.options.events)
         if event is None:
             return

@@ -1081,22 +1081,41 @@ class ChainElement:
 _CHAIN_PREFIX = "array ! "  # parsed behind a stand-in source; positions are shifted back
 
 
+def _parse_behind_stand_in(text: str) -> tuple[_Parser, list[list[_Node]]]:
+    """Parse ``text`` behind the stand-in source; errors point into ``text`` itself."""
+    off = len(_CHAIN_PREFIX)
+    parser = _Parser(_CHAIN_PREFIX + text)
+    try:
+        return parser, parser.parse()
+    except LaunchError as exc:
+        if exc.pos < off:
+            msg = "empty chain: expected operators, e.g. vad ! hysteresis"
+            raise LaunchError(msg, text, 0) from None
+        raise LaunchError(exc.reason, text, exc.pos - off) from None
+
+
+def _chain_element(parser: _Parser, node: _Node, text: str) -> ChainElement:
+    """An operator node of a chain parsed behind the stand-in, its options parsed and checked."""
+    assert node.info is not None
+    off = len(_CHAIN_PREFIX)
+    options: dict[str, Any] = {}
+    for tok in node.props:
+        p = parser.prop(node.info, tok)
+        try:
+            options[p.name] = p.parse(node.info.name, tok.value)
+        except ConfigError as exc:
+            raise LaunchError(str(exc), text, tok.value_pos - off) from None
+    return ChainElement(node.word, node.info, options, node.pos - off)
+
+
 def parse_chain(text: str) -> list[ChainElement]:
     """Parse an operator-only chain (``"vad ! hysteresis threshold=0.6"``) without building it.
 
     Each element's options are parsed and checked as in a launch string; every error is a
     :class:`LaunchError` pointing into ``text``. No source, sink, tee or caps filter.
     """
-    full = _CHAIN_PREFIX + text
+    parser, chains = _parse_behind_stand_in(text)
     off = len(_CHAIN_PREFIX)
-    parser = _Parser(full)
-    try:
-        chains = parser.parse()
-    except LaunchError as exc:
-        if exc.pos < off:
-            msg = "empty chain: expected operators, e.g. vad ! hysteresis"
-            raise LaunchError(msg, text, 0) from None
-        raise LaunchError(exc.reason, text, exc.pos - off) from None
     if len(chains) != 1:
         raise LaunchError("a chain here has no branches or tees", text, chains[1][0].pos - off)
     out: list[ChainElement] = []
@@ -1105,14 +1124,7 @@ def parse_chain(text: str) -> list[ChainElement]:
             raise LaunchError(
                 f"only operators can be chained here; {node.word} is not one", text, node.pos - off
             )
-        options: dict[str, Any] = {}
-        for tok in node.props:
-            p = parser.prop(node.info, tok)
-            try:
-                options[p.name] = p.parse(node.info.name, tok.value)
-            except ConfigError as exc:
-                raise LaunchError(str(exc), text, tok.value_pos - off) from None
-        out.append(ChainElement(node.word, node.info, options, node.pos - off))
+        out.append(_chain_element(parser, node, text))
     if not out:
         raise LaunchError("empty chain: expected operators, e.g. vad ! hysteresis", text, 0)
     return out
@@ -1148,16 +1160,8 @@ def parse_graph(text: str) -> ChainGraph:
     each branch. Every element's options are parsed and checked; every error is a
     :class:`LaunchError` pointing into ``text``. No sinks and no caps filters.
     """
-    full = _CHAIN_PREFIX + text
+    parser, chains = _parse_behind_stand_in(text)
     off = len(_CHAIN_PREFIX)
-    parser = _Parser(full)
-    try:
-        chains = parser.parse()
-    except LaunchError as exc:
-        if exc.pos < off:
-            msg = "empty chain: expected operators, e.g. vad ! hysteresis"
-            raise LaunchError(msg, text, 0) from None
-        raise LaunchError(exc.reason, text, exc.pos - off) from None
     named: dict[str, _Node] = {}
     for k, chain in enumerate(chains):
         for node in chain if k else chain[1:]:  # chain 0 starts at the stand-in source
@@ -1194,17 +1198,6 @@ def parse_graph(text: str) -> ChainGraph:
             raise LaunchError(f"{what}; branches: {names}", text, ref.pos - off)
         by_tee.setdefault(ref.word, []).append(chain)
 
-    def options(node: _Node) -> dict[str, Any]:
-        assert node.info is not None
-        out: dict[str, Any] = {}
-        for tok in node.props:
-            p = parser.prop(node.info, tok)
-            try:
-                out[p.name] = p.parse(node.info.name, tok.value)
-            except ConfigError as exc:
-                raise LaunchError(str(exc), text, tok.value_pos - off) from None
-        return out
-
     seen: set[str] = set()
 
     def line(nodes: Sequence[_Node], pos: int) -> ChainGraph:
@@ -1222,8 +1215,7 @@ def parse_graph(text: str) -> ChainGraph:
                 branches = tuple(line(c[1:], c[0].pos - off) for c in by_tee.get(node.name, []))
                 tees.append(ChainTee(len(els), node.name, node.pos - off, branches))
             else:
-                assert node.info is not None
-                els.append(ChainElement(node.word, node.info, options(node), node.pos - off))
+                els.append(_chain_element(parser, node, text))
         return ChainGraph(tuple(els), tuple(tees), pos)
 
     root = chains[0][1:]

@@ -168,20 +168,30 @@ class Stages(Observable[Any]):
     def _subscribe_core(
         self, observer: abc.ObserverBase[Any], scheduler: abc.SchedulerBase | None = None
     ) -> abc.DisposableBase:
-        specs = self.specs
-        run = _Run(specs, observer, scheduler)
+        run = _Run(self.specs, observer, scheduler)
         subs = CompositeDisposable()
-        for j in reversed(range(len(specs))):  # as separate operators would: the last first
-            settings = specs[j].settings
-            if settings is not None:
-                inlet = _SettingsInlet(run, j)
-                subs.add(settings.subscribe(inlet.on_next, inlet.on_error, scheduler=scheduler))
+        subscribe_settings(run, self.specs, scheduler, subs)
         on_next = _entry(run)
         subs.add(
             self.source.subscribe(on_next, run.on_error, run.on_completed, scheduler=scheduler)
         )
         subs.add(Disposable(run.dispose))
         return subs
+
+
+def subscribe_settings(
+    run: _Run,
+    specs: Sequence[Fusable],
+    scheduler: abc.SchedulerBase | None,
+    subs: CompositeDisposable,
+) -> None:
+    """Subscribe the settings Observables of ``specs`` (``run``'s stages) into ``subs``, the
+    last stage first, as separate operators would subscribe them."""
+    for j in reversed(range(len(specs))):
+        settings = specs[j].settings
+        if settings is not None:
+            inlet = _SettingsInlet(run, j)
+            subs.add(settings.subscribe(inlet.on_next, inlet.on_error, scheduler=scheduler))
 
 
 def run_stages(source: Observable[Any], specs: Sequence[Fusable]) -> Observable[Any]:

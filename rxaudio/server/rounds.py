@@ -37,7 +37,7 @@ from typing import Any, cast
 from reactivex import abc
 from reactivex.disposable import CompositeDisposable, Disposable
 
-from ..core.runtime import Fusable, _entry, _Run, _SettingsInlet
+from ..core.runtime import Fusable, _entry, _Run, subscribe_settings
 from ..frames import AudioFrame, VadFrame
 from ..operators import ScoredVad, ScoredWindow
 
@@ -85,11 +85,7 @@ def _subscribe(
     # _Run calls only the three callbacks (the executor's own ``ended`` flag stops them)
     observer = cast("abc.ObserverBase[Any]", _Observer(on_next, on_error, on_completed))
     run = _Run(specs, observer, scheduler)
-    for j in reversed(range(len(specs))):  # the last first, as separate operators would
-        settings = specs[j].settings
-        if settings is not None:
-            inlet = _SettingsInlet(run, j)
-            subs.add(settings.subscribe(inlet.on_next, inlet.on_error, scheduler=scheduler))
+    subscribe_settings(run, specs, scheduler, subs)
     subs.add(Disposable(run.dispose))
     return run
 

@@ -234,6 +234,22 @@ class ScoredVad:
     def cut(self, item: AudioFrame) -> np.ndarray:
         """Keep ``item``'s audio; return the windows it completes (to score in this order)."""
         stage = self.stage
+        if stage.scorer is not None and type(item) is AudioFrame:
+            # the live case, once started: a frame that follows on at the stream's rate, mono,
+            # finite; what stage.original and the checks below do for it, without their calls
+            samples = item.samples
+            spans = stage.spans
+            if (
+                item.start == spans.end
+                and item.sample_rate == stage.fmt.sample_rate
+                and samples.shape[1] == 1
+                and all_finite(samples)
+            ):
+                spans.append(item.start, samples)
+                stage.last = item
+                windows = stage.windows.cut(samples[:, 0])
+                self.cut_windows += windows.shape[0]
+                return windows
         err: Exception
         try:
             frame = stage.original(audio("vad", item))

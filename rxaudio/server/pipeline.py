@@ -44,6 +44,7 @@ from reactivex.disposable import CompositeDisposable, Disposable
 
 from ..core.check import all_finite
 from ..core.fuse import fuse
+from ..dsp.framing import Reframer
 from ..frames import (
     AudioFrame,
     FeatureFrame,
@@ -56,6 +57,7 @@ from ..frames import (
     VadFrame,
 )
 from ..operators import ScoredWindow, vad
+from ..operators._level import _level
 from ..pipeline import registry
 from ..pipeline.launch import ChainElement, ChainGraph, ChainTee, parse_chain
 from .messages import ErrorCode, error_event
@@ -195,7 +197,8 @@ class WindowBatcher:
         if q is None:
             q = self.pending[sink] = deque()
         q.append(_Entry(window, index, arrival))
-        self._schedule()
+        if not self._now:  # (a round already due at once: nothing to do)
+            self._schedule()
 
     def end(self, sink: WindowSink, done: Callable[[], None]) -> None:
         """Run ``done`` after every window of ``sink`` queued so far was pushed.
@@ -625,6 +628,18 @@ class SessionGraph:
             if phase1
             else _Sink(_tee(heads), _tee_end(ends))
         )
+        # the common session (16 kHz mono, nothing before vad, no branches, level at most):
+        # its frames skip the runs above (DirectFeed does what they would)
+        self.direct: DirectFeed | None = None
+        if (
+            self.lane is not None
+            and cutter is not None
+            and not phase1
+            and not options.before
+            and not branch_at
+            and all(t == DISPLAY_CHAINS["level"] for t in shown)
+        ):
+            self.direct = DirectFeed(cutter, out, level=bool(shown))
 
     def push(self, frame: AudioFrame) -> None:
         """One frame of the session's audio, as it arrived."""
@@ -637,6 +652,8 @@ class SessionGraph:
     def end_input(self) -> None:
         """The session's audio ended: flush phase 1 and everything up to ``vad``'s scoring
         (unbatched: the whole graph)."""
+        if self.direct is not None:
+            self.direct.end()
         self.input.on_completed()
 
     def end_speech(self) -> None:
@@ -649,6 +666,65 @@ class SessionGraph:
         self.out.closed = True
         self.out.wake = None
         self.subs.dispose()
+
+
+class DirectFeed:
+    """The way in of a common session's graph, without its runs: per frame, what
+    ``input.on_next`` does when the input is a tee of ``vad``'s cutter and the display
+    branch ``reframe size=1600 ! level`` (or the cutter alone).
+
+    :meth:`push` cuts the frame (:class:`~rxaudio.operators.ScoredVad`'s ``cut``, the state
+    the executor's ``vad`` stamps from) and returns the windows with the index of the first,
+    for the batcher; the 100 ms blocks are cut by a :class:`~rxaudio.dsp.framing.Reframer`
+    as the ``reframe`` stage cuts them (its first block at the first frame's start, the last
+    shorter one flushed at the end) and measured by the ``level`` element's own function,
+    their LevelFrames landing in ``out.items``. A failure to cut fails the graph (``out``),
+    as the cutter's input does, and nothing of that frame reaches the display. The display
+    run itself is never pushed: at :meth:`end` (before the graph's input ends) the last block
+    is flushed here, and the run, which saw nothing, flushes nothing.
+    """
+
+    __slots__ = ("blocks", "cutter", "level", "out")
+
+    def __init__(self, cutter: Any, out: _Outputs, *, level: bool) -> None:
+        self.cutter = cutter
+        self.out = out
+        self.level = level
+        self.blocks: Reframer | None = None
+
+    def push(self, frame: AudioFrame) -> tuple[np.ndarray, int] | None:
+        """Cut ``frame``; its windows and the first one's index (``None``: the graph is
+        closed or failed)."""
+        out = self.out
+        if out.closed:
+            return None
+        cutter = self.cutter
+        try:
+            windows = cutter.cut(frame)
+        except Exception as exc:
+            out.fail(exc)
+            return None
+        if self.level:
+            r = self.blocks
+            if r is None:
+                r = self.blocks = Reframer(DISPLAY_BLOCK, DISPLAY_BLOCK, 1, frame.start)
+            pairs = r.push(frame.samples)
+            if pairs:
+                self._levels(pairs)
+        return windows, cutter.cut_windows - windows.shape[0]
+
+    def _levels(self, pairs: list[tuple[int, np.ndarray]]) -> None:
+        items = self.out.items
+        for start, samples in pairs:
+            items.append(_level(AudioFrame.trusted(samples, PIPELINE_RATE, start)))
+
+    def end(self) -> None:
+        """The input ended: the last, shorter block (``reframe``'s ``tail=flush``)."""
+        r = self.blocks
+        if r is not None and not self.out.closed:
+            pairs = r.flush("flush")
+            if pairs:
+                self._levels(pairs)
 
 
 class _Sink:

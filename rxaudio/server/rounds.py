@@ -43,6 +43,10 @@ from ..operators import ScoredVad, ScoredWindow
 
 __all__ = ["SpeechLane", "open_run"]
 
+# what a direct path gives a VadFrame's taker instead of the frame: its start, end,
+# probability, speech flag, index and pending onset (SpeechLane.direct)
+VadOut = Callable[[int, int, float, bool, int, "int | None"], None]
+
 # the direct paths of a window (SpeechLane.direct)
 QUIET, CLOSING, PENDING, SPEECH = range(4)
 
@@ -59,6 +63,16 @@ class _Observer:
         on_completed: Callable[[], None],
     ) -> None:
         self.on_next, self.on_error, self.on_completed = on_next, on_error, on_completed
+
+
+class _At:
+    """What a direct path leaves as a live stage's last input (``_Run.items``): read only for
+    its ``start``, the sample index a refused setting names (``sample_index_of``)."""
+
+    __slots__ = ("start",)
+
+    def __init__(self) -> None:
+        self.start = 0
 
 
 class _RunInput:
@@ -113,6 +127,7 @@ class SpeechLane:
     """
 
     __slots__ = (
+        "_at",
         "_cutter",
         "_entry",
         "_hyst",
@@ -151,6 +166,7 @@ class SpeechLane:
         self._utt = run.steps[2].push.__self__  # type: ignore[attr-defined]
         self.rate = 0  # the window rate, once the stream's first window was stamped
         self.size = 0
+        self._at = _At()
 
     def on_next(self, window: ScoredWindow) -> None:
         """Window ``window.index``'s probability: a direct path where one applies, else the
@@ -161,7 +177,7 @@ class SpeechLane:
             if not self.rate:
                 self.prime()
 
-    def direct(self, index: int, p: float, vad_out: Callable[[VadFrame], None] | None) -> bool:
+    def direct(self, index: int, p: float, vad_out: VadOut | None) -> bool:
         """Run window ``index`` with probability ``p`` on a direct path if one applies, and say
         whether it did (else the caller gives it to the executor, untouched).
 
@@ -180,7 +196,8 @@ class SpeechLane:
 
         The window's VadFrame, the one output, is emitted; or, with ``vad_out`` (the
         session's own handling of it, when nothing else of the chain waits to be handled),
-        given to ``vad_out`` without its audio, which nobody after it reads.
+        no VadFrame is made: ``vad_out(start, end, probability, speech, index, pending)`` gets
+        its fields (its audio, which nobody after it reads, is not needed either).
         """
         run = self.run
         done = run.done
@@ -212,8 +229,12 @@ class SpeechLane:
                 temp_end = None
             if h.confirmed:
                 u = cut.open
-                if u is None or b - u.audio_start >= cut._n(cut.settings.max_ms):
-                    return False  # no utterance to go on with, or one due for a split
+                if u is None:
+                    return False  # no utterance to go on with
+                if cut.sized_for is not cut.settings:
+                    cut.sized()
+                if b - u.audio_start >= cut.max_n:  # [cut._n(settings.max_ms)]
+                    return False  # one due for a split
                 kind = SPEECH
             else:
                 bound = temp_end if temp_end is not None else b
@@ -257,7 +278,7 @@ class SpeechLane:
         b: int,
         p: float,
         temp_end: int | None,
-        vad_out: Callable[[VadFrame], None] | None,
+        vad_out: VadOut | None,
     ) -> None:
         """Window ``[a, b)`` through the three stages on path ``kind`` (:meth:`direct`): what
         their pushes do for it, in their order (their code in brackets)."""
@@ -280,10 +301,16 @@ class SpeechLane:
                 h.temp_end = temp_end
                 if not h.confirmed:
                     pending = h.start
-            vf = VadFrame.trusted(a, b, self.rate, p, buf, kind == SPEECH, index, pending)
+            vf: VadFrame | _At
+            if vad_out is None:
+                vf = VadFrame.trusted(a, b, self.rate, p, buf, kind == SPEECH, index, pending)
+            else:  # the stages' last inputs are read only for their start
+                vf = self._at
+                vf.start = a
             items = run.items
             items[1] = vf  # [_Run.carry]: the live stage's last item, its gap timer (below)
-            gap1 = hs.gap_seconds()
+            # [hs.gap_seconds() is not None]: a gap limit and a segment open
+            gap1 = hs.settings.max_gap_ms is not None and h.triggered
             # buffer_utterance [UtteranceCutter.frame, .window]: the audio kept, the window
             # noted as a split candidate while a segment is open or pending, the closing
             # utterance's post-roll not yet complete, the history trimmed; no utterance
@@ -296,26 +323,32 @@ class SpeechLane:
                 cut._note(a, b, p)
             cut._trim()
             items[2] = vf
-            gap2 = us.gap_seconds()
+            # [us.gap_seconds() is not None]: a gap limit and an utterance open or closing
+            gap2 = cut.settings.max_gap_ms is not None and (
+                cut.open is not None or cut.closing is not None
+            )
             # [_Run.carry, .touch, .arm] for each stage in turn: the time of its last item
             # (the clock read once where both stages' timers run on one scheduler), and a
             # timer armed or cancelled unless one is armed and still wanted. Touching the
             # hysteresis' timer after the cutter's state moved is the same: neither timer
             # depends on the other stage's state, and nothing here schedules in between.
             armed = run.armed
-            if armed[1] or gap1 is not None:
+            if armed[1] or gap1:
                 sched = run.scheds[1]
                 assert sched is not None
                 now = sched.now
                 run.last[1] = now
-                if gap1 is None or not armed[1]:
+                if not gap1 or not armed[1]:
                     run.arm(1)
             else:
                 sched, now = None, None
-            if armed[2] or gap2 is not None:
+            if armed[2] or gap2:
                 sched2 = run.scheds[2]
                 assert sched2 is not None
                 run.last[2] = now if sched2 is sched and now is not None else sched2.now
-                if gap2 is None or not armed[2]:
+                if not gap2 or not armed[2]:
                     run.arm(2)
-            (self.emit if vad_out is None else vad_out)(vf)
+            if vad_out is None:
+                self.emit(vf)
+            else:
+                vad_out(a, b, p, kind == SPEECH, index, pending)

@@ -152,28 +152,10 @@ async def websocket(request: web.Request) -> web.StreamResponse:
             defaults=defaults,
         )
     )
-    loop = hub.loop
     try:
-        async for msg in ws:
-            try:
-                if msg.type == WSMsgType.BINARY:
-                    conn.on_binary(msg.data, loop.time())
-                elif msg.type == WSMsgType.TEXT:
-                    conn.on_text(msg.data)
-                elif msg.type == WSMsgType.PING:
-                    conn.on_ping_pong()
-                    await ws.pong(msg.data)
-                elif msg.type == WSMsgType.PONG:
-                    conn.on_ping_pong()
-                elif msg.type == WSMsgType.ERROR:
-                    break
-            except ProtocolError as err:
-                await conn.fail(err)
-            except ConfigError as err:  # e.g. a setting the operators refuse
-                await conn.fail(ProtocolError(ErrorCode.BAD_CONFIG, str(err)))
-            # fairness: every connection gets one message per turn of the loop, whatever kind
-            # and however many it has queued, instead of its whole backlog at once
-            await asyncio.sleep(0)
+        # the messages are read by a task of their own: each of its awaits resumes only its
+        # own coroutine, not this handler under the middlewares (a cancelled handler cancels it)
+        await asyncio.ensure_future(_messages(conn, ws, hub.loop))
     except (ConnectionError, OSError) as exc:
         log.info("rxaudio serve: connection from %s lost (%s)", request.remote or "?", exc)
     finally:
@@ -184,6 +166,32 @@ async def websocket(request: web.Request) -> web.StreamResponse:
         with contextlib.suppress(asyncio.CancelledError, Exception):
             await sender
     return ws
+
+
+async def _messages(
+    conn: Connection, ws: web.WebSocketResponse, loop: asyncio.AbstractEventLoop
+) -> None:
+    """A connection's messages, one per turn of the loop, until it closes."""
+    async for msg in ws:
+        try:
+            if msg.type == WSMsgType.BINARY:
+                conn.on_binary(msg.data, loop.time())
+            elif msg.type == WSMsgType.TEXT:
+                conn.on_text(msg.data)
+            elif msg.type == WSMsgType.PING:
+                conn.on_ping_pong()
+                await ws.pong(msg.data)
+            elif msg.type == WSMsgType.PONG:
+                conn.on_ping_pong()
+            elif msg.type == WSMsgType.ERROR:
+                break
+        except ProtocolError as err:
+            await conn.fail(err)
+        except ConfigError as err:  # e.g. a setting the operators refuse
+            await conn.fail(ProtocolError(ErrorCode.BAD_CONFIG, str(err)))
+        # fairness: every connection gets one message per turn of the loop, whatever kind
+        # and however many it has queued, instead of its whole backlog at once
+        await asyncio.sleep(0)
 
 
 async def index(request: web.Request) -> web.StreamResponse:

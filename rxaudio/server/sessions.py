@@ -14,8 +14,10 @@ import asyncio
 import os
 import secrets
 import weakref
+from bisect import bisect_left
 from collections import deque
 from collections.abc import Awaitable, Callable
+from math import isfinite
 from typing import TYPE_CHECKING, Any
 
 import numpy as np
@@ -23,7 +25,15 @@ from reactivex import abc
 from reactivex.scheduler.eventloop import AsyncIOThreadSafeScheduler
 from reactivex.subject import BehaviorSubject
 
-from ..frames import AudioFrame, LevelFrame, Transcript, Utterance, VadFrame
+from ..frames import (
+    PROBABILITY_DECIMALS,
+    TIME_DECIMALS,
+    AudioFrame,
+    LevelFrame,
+    Transcript,
+    Utterance,
+    VadFrame,
+)
 from ..operators import ScoredWindow
 from ..sinks import JsonlLog, UtteranceWriter, to_json
 from ..sinks._utterances import wav_bytes
@@ -198,8 +208,13 @@ class Outbox:
                 tally = self.metrics.tally  # added to the series once per batcher round
                 tally.events += len(arrivals)
                 now = loop.time()
+                # Tally.latency, inline: each event's delay into its bucket and the sum
+                buckets, bounds, total = tally.buckets, tally.bounds, tally.latency_sum
                 for arrival in arrivals:
-                    tally.latency(max(0.0, now - arrival))
+                    d = max(0.0, now - arrival)
+                    buckets[bisect_left(bounds, d)] += 1
+                    total += d
+                tally.latency_sum = total
             if self._closed:
                 return
             self._wake.clear()
@@ -315,12 +330,27 @@ class Session:
             frame = AudioFrame.trusted(samples, self.sample_rate, self.received)
         else:  # anything else is checked, and refused with the frame's own message
             frame = AudioFrame(samples, self.sample_rate, self.received)
-        self.received += frame.n
+        n = frame.samples.shape[0]
+        self.received += n
         self.frames += 1
         tally = self.metrics.tally  # added to the series once per batcher round
         tally.frames += 1
-        tally.samples += frame.n
-        self._push(self.graph.push, frame)
+        tally.samples += n
+        direct = self.graph.direct
+        if direct is None:
+            self._push(self.graph.push, frame)
+        else:  # the common session: the graph's input without its runs (as _push, _drain)
+            cut = direct.push(frame)
+            out = self.graph.out
+            if out.items or out.error is not None:
+                self._drain()
+            if cut is not None:
+                windows, k = cut
+                batcher = self.batcher
+                if batcher is not None and self.stream is not None:
+                    arrival = self._arrival
+                    for i in range(windows.shape[0]):
+                        batcher.add(self, windows[i], k + i, arrival)
         if self.received >= self._next_stats and not self.closed:
             self._next_stats += self._stats_every
             self.emit(self.stats())
@@ -382,16 +412,30 @@ class Session:
                 return
             self._push(self.graph.push_scored, ScoredWindow(index, probability))
 
-    def _vad_frame(self, item: VadFrame) -> None:
-        """A direct path's VadFrame, handled as :meth:`_drain` would handle it as the one
-        item of its push."""
-        if self.graph.out.closed:  # the graph would have dropped it
-            return
-        self._draining = True
-        try:
-            self._on_item(item)
-        finally:
-            self._draining = False
+    def _vad_frame(
+        self, a: int, b: int, p: float, speech: bool, index: int, pending: int | None
+    ) -> None:
+        """A direct path's window ``[a, b)``: what :meth:`_drain` does with its VadFrame as
+        the one item of its push (an event at most, ``VadFrame.to_dict``'s, its speech flag
+        set by hysteresis), without the frame (``index`` and ``pending`` go in no event)."""
+        if self.graph.out.closed or not self._vad_events or not self.outboxes:
+            return  # the graph would have dropped it; or no event is sent
+        lane = self.graph.lane
+        assert lane is not None
+        r = lane.rate  # the windows' rate: the batched scorer's
+        p = float(p)
+        text = encode(
+            {
+                "type": "vad",
+                "t": round(a / r, TIME_DECIMALS),
+                "end": round(b / r, TIME_DECIMALS),
+                "p": round(p, PROBABILITY_DECIMALS) if isfinite(p) else None,
+                "speech": speech,
+            }
+        )
+        arrival = self._arrival
+        for ob in self.outboxes:
+            ob.put_text("vad", text, arrival)
 
     def configure(self, settings: dict[str, float]) -> Settings:
         """Merge new live settings into the running pipeline; return the effective ones.

@@ -93,6 +93,11 @@ class UtteranceCutter:
         self.pending: int | None = None  # onset of a segment opened but not yet confirmed
         self._last_end = 0  # end of the last window seen (the same moment on every path)
         self._probs: deque[tuple[int, int, float]] = deque()  # recent windows of the open one
+        # the settings in samples, as _n gives them, for the settings object they were made
+        # from (settings are replaced, never changed, so a new object means new numbers)
+        self.sized_for: UtteranceSettings | None = None
+        self.history_n = 0  # _history()
+        self.max_n = 0  # _n(max_ms)
 
     def _n(self, ms: float) -> int:
         assert self.rate is not None
@@ -251,6 +256,13 @@ class UtteranceCutter:
     def _history(self) -> int:
         return self._n(self.settings.pre_roll_ms + 1000.0 * LOOKBACK_S)
 
+    def sized(self) -> None:
+        """:attr:`history_n` and :attr:`max_n` for the current settings (needs the rate)."""
+        s = self.settings
+        self.history_n = self._history()
+        self.max_n = self._n(s.max_ms)
+        self.sized_for = s
+
     def trim_due(self) -> int | None:
         """The audio end at which the next window trims the history (``None`` before the rate
         is known); an idle window ending before it only adds audio (offline callers reveal such
@@ -260,10 +272,13 @@ class UtteranceCutter:
         return self.audio.start + self._history() + self.rate
 
     def _trim(self) -> None:
-        if self.rate is None:
+        rate = self.rate
+        if rate is None:
             return
-        limit = self._history()
-        if self.audio.end - self.audio.start < limit + self.rate:  # trim once a second
+        if self.sized_for is not self.settings:
+            self.sized()
+        limit = self.history_n
+        if self.audio.end - self.audio.start < limit + rate:  # trim once a second
             return
         keep = self.audio.end - limit
         if self.pending is not None:  # a segment that may still be confirmed: keep its pre-roll

@@ -106,6 +106,16 @@ class Probe(Session):
         if isinstance(item, VadFrame) and self.item_hooks:
             self.item_hooks.pop(0)()
 
+    def _vad_frame(
+        self, a: int, b: int, p: float, speech: bool, index: int, pending: int | None
+    ) -> None:
+        # a direct path's window (no VadFrame made): recorded as the frame it stands for
+        super()._vad_frame(a, b, p, speech, index, pending)
+        if not self.graph.out.closed:  # (the graph drops what comes after it closed)
+            self.items.append(VadFrame.trusted(a, b, 16000, p, None, speech, index, pending))
+            if self.item_hooks:
+                self.item_hooks.pop(0)()
+
 
 def _probe(sid: str, batcher: WindowBatcher | None, loop: asyncio.AbstractEventLoop) -> Probe:
     return Probe(

@@ -80,17 +80,21 @@ class SpanBuffer:
         if len(self._blocks) == 1:  # the common case: one block holds the span
             s0, blk0 = self._blocks[0]
             return blk0[a - s0 : b - s0]
+        # the blocks that hold any of [a, b), whole (an utterance spans hundreds of windows'
+        # blocks: no slice per block), then the one array cut to the span
         parts = []
+        first = 0
         for s, blk in self._blocks:
-            e = s + blk.shape[0]
-            if e <= a:
-                continue
             if s >= b:
                 break
-            parts.append(blk[max(a, s) - s : min(b, e) - s])
+            if s + blk.shape[0] <= a:
+                continue
+            if not parts:
+                first = s
+            parts.append(blk)
         if len(parts) == 1:
-            return parts[0]
-        return np.concatenate(parts)
+            return parts[0][a - first : b - first]
+        return np.concatenate(parts)[a - first : b - first]
 
     def trim(self, before: int) -> None:
         """Forget samples before ``before``."""

@@ -478,16 +478,25 @@ async def test_idle_half_open_connections_cost_the_supervisor_nothing(
 def test_a_taken_port_is_refused_in_one_line(tmp_path: Path) -> None:
     """--processes 2 takes --port + 1 and + 2 for the workers' own ports: one taken is one
     line naming the fix, nothing started."""
-    with socket.create_server(("127.0.0.1", 0)) as main:
-        port = main.getsockname()[1]
-    with socket.create_server(("127.0.0.1", port + 2)):
-        cmd = [sys.executable, "-m", "rxaudio.apps.cli", "serve", "--processes", "2"]
-        r = subprocess.run(
-            [*cmd, "--port", str(port), "--out", str(tmp_path / "out")],
-            capture_output=True,
-            text=True,
-            timeout=60,
-        )
+    cmd = [sys.executable, "-m", "rxaudio.apps.cli", "serve", "--processes", "2"]
+    for _ in range(5):
+        # a free port, let go for the server to take: another process on this machine may
+        # take it first (then the refusal names it, not port + 2), so pick again
+        with socket.create_server(("127.0.0.1", 0)) as main:
+            port = main.getsockname()[1]
+        try:
+            taken = socket.create_server(("127.0.0.1", port + 2))
+        except OSError:  # port + 2 is somebody else's already
+            continue
+        with taken:
+            r = subprocess.run(
+                [*cmd, "--port", str(port), "--out", str(tmp_path / "out")],
+                capture_output=True,
+                text=True,
+                timeout=60,
+            )
+        if f"port {port}:" not in r.stderr:
+            break
     assert r.returncode == 2 and "Traceback" not in r.stderr, r.stderr
     assert f"port {port + 2}" in r.stderr and "pick another --port" in r.stderr, r.stderr
 

@@ -82,7 +82,7 @@ class SpanBuffer:
             return blk0[a - s0 : b - s0]
         # the blocks that hold any of [a, b), whole (an utterance spans hundreds of windows'
         # blocks: no slice per block), then the one array cut to the span
-        parts = []
+        parts: list[F32] = []
         first = 0
         for s, blk in self._blocks:
             if s >= b:

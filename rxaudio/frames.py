@@ -601,14 +601,21 @@ class VadFrame:
         """The one dict form (without the audio): ``type`` ``"vad"``, ``t`` and ``end`` (the
         window ``[t, end)``, s), ``p`` (probability, 4 decimals), ``speech`` (the
         ``hysteresis`` state; ``None`` before it)."""
-        r = self.sample_rate
-        return {
-            "type": "vad",
-            "t": seconds(self.start, r),
-            "end": seconds(self.end, r),
-            "p": finite(self.probability, PROBABILITY_DECIMALS),
-            "speech": None if self.speech is None else bool(self.speech),
-        }
+        return vad_dict(self.start, self.end, self.sample_rate, self.probability, self.speech)
+
+
+def vad_dict(
+    start: int, end: int, sample_rate: int, probability: float, speech: bool | None
+) -> dict[str, Any]:
+    """:meth:`VadFrame.to_dict` from the frame's fields, for a caller that has them without
+    a frame (the server's direct paths)."""
+    return {
+        "type": "vad",
+        "t": seconds(start, sample_rate),
+        "end": seconds(end, sample_rate),
+        "p": finite(probability, PROBABILITY_DECIMALS),
+        "speech": None if speech is None else bool(speech),
+    }
 
 
 _new = object.__new__

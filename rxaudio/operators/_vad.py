@@ -35,11 +35,14 @@ class _VadStage:
 
     def original(self, frame: AudioFrame) -> AudioFrame:
         """Keep the source audio; return the frame to convert (with any gap filled)."""
-        self.fmt.check(frame)
-        if not all_finite(frame.samples):
+        fmt, samples = self.fmt, frame.samples
+        if frame.sample_rate != fmt.sample_rate or samples.shape[1] != fmt.channels:
+            fmt.check(frame)  # the first frame (kept), or a change (refused)
+        if not all_finite(samples):
             raise ValueError(f"NaN or inf in the frame at sample {frame.start}; clean the input")
-        gap = frame.start - self.spans.end if self.spans.channels is not None else 0
-        self.spans.append(frame.start, frame.samples)
+        spans = self.spans
+        gap = frame.start - spans.end if spans.channels is not None else 0
+        spans.append(frame.start, samples)
         self.last = frame
         if gap > 0:  # keep converted and source time aligned: convert the silence too
             z = np.zeros((gap + frame.n, frame.channels), dtype=np.float32)
@@ -234,25 +237,9 @@ class ScoredVad:
     def cut(self, item: AudioFrame) -> np.ndarray:
         """Keep ``item``'s audio; return the windows it completes (to score in this order)."""
         stage = self.stage
-        if stage.scorer is not None and type(item) is AudioFrame:
-            # the live case, once started: a frame that follows on at the stream's rate, mono,
-            # finite; what stage.original and the checks below do for it, without their calls
-            samples = item.samples
-            spans = stage.spans
-            if (
-                item.start == spans.end
-                and item.sample_rate == stage.fmt.sample_rate
-                and samples.shape[1] == 1
-                and all_finite(samples)
-            ):
-                spans.append(item.start, samples)
-                stage.last = item
-                windows = stage.windows.cut(samples[:, 0])
-                self.cut_windows += windows.shape[0]
-                return windows
         err: Exception
         try:
-            frame = stage.original(audio("vad", item))
+            frame = stage.original(item if type(item) is AudioFrame else audio("vad", item))
             if stage.scorer is None:
                 rate, size = self.scorer.sample_rate, self.scorer.window_size
                 if frame.sample_rate != rate or frame.channels != 1:

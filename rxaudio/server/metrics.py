@@ -334,7 +334,8 @@ class Tally:
     """What the hot path counted since the last :meth:`ServerMetrics.flush`: plain numbers.
 
     ``frames``, ``samples`` and ``events`` add to their counters; :meth:`latency` files a
-    delay into the latency histogram's bucket counts (the bucket ``observe`` would pick).
+    delay into the latency histogram's bucket counts (the bucket ``observe`` would pick), and
+    :meth:`sent` a send's worth of them.
     """
 
     __slots__ = ("bounds", "buckets", "events", "frames", "latency_sum", "samples")
@@ -349,8 +350,17 @@ class Tally:
 
     def latency(self, seconds: float) -> None:
         """One event's delay (seconds, >= 0), as ``latency.observe(seconds)`` would count it."""
-        self.buckets[bisect.bisect_left(self.bounds, seconds)] += 1
-        self.latency_sum += seconds
+        self.sent(seconds, (0.0,))
+
+    def sent(self, now: float, arrivals: Sequence[float]) -> None:
+        """Events sent at loop time ``now`` whose audio arrived at ``arrivals``: each one's
+        delay (never below 0) counted as :meth:`latency` counts it, in one call per send."""
+        buckets, bounds, total = self.buckets, self.bounds, self.latency_sum
+        for arrival in arrivals:
+            d = max(0.0, now - arrival)
+            buckets[bisect.bisect_left(bounds, d)] += 1
+            total += d
+        self.latency_sum = total
 
 
 class ServerMetrics:

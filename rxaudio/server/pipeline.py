@@ -77,7 +77,7 @@ from .options import (
     check_settings,
     default_settings,
 )
-from .rounds import SpeechLane, _RunInput, open_run
+from .rounds import SpeechLane, _Observer, open_run
 
 if TYPE_CHECKING:
     from ..core.caps import Caps
@@ -197,8 +197,7 @@ class WindowBatcher:
         if q is None:
             q = self.pending[sink] = deque()
         q.append(_Entry(window, index, arrival))
-        if not self._now:  # (a round already due at once: nothing to do)
-            self._schedule()
+        self._schedule()
 
     def end(self, sink: WindowSink, done: Callable[[], None]) -> None:
         """Run ``done`` after every window of ``sink`` queued so far was pushed.
@@ -392,7 +391,7 @@ def _run(
     on_completed: Callable[[], None],
     scheduler: abc.SchedulerBase,
     subs: CompositeDisposable,
-) -> _Input | _RunInput:
+) -> _Input | _Observer:
     """Subscribe ``operators`` (fused, run by the executor) behind a fresh :class:`_Input`.
 
     When they are all stages (one run of the executor), the run is opened directly, as

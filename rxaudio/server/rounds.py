@@ -52,7 +52,8 @@ QUIET, CLOSING, PENDING, SPEECH = range(4)
 
 
 class _Observer:
-    """The executor's observer: the chain's outputs, its error and its end, to the session."""
+    """Three callbacks: the executor's observer (the chain's outputs, its error and its end,
+    to the session), or a run's input (its entry and its upstream callbacks)."""
 
     __slots__ = ("on_completed", "on_error", "on_next")
 
@@ -73,17 +74,6 @@ class _At:
 
     def __init__(self) -> None:
         self.start = 0
-
-
-class _RunInput:
-    """A run's input: ``on_next`` is its entry, the rest its upstream callbacks."""
-
-    __slots__ = ("on_completed", "on_error", "on_next")
-
-    def __init__(self, run: _Run) -> None:
-        self.on_next: Callable[[Any], None] = _entry(run)
-        self.on_error: Callable[[Exception], None] = run.on_error
-        self.on_completed: Callable[[], None] = run.on_completed
 
 
 def _subscribe(
@@ -111,10 +101,11 @@ def open_run(
     on_completed: Callable[[], None],
     scheduler: abc.SchedulerBase,
     subs: CompositeDisposable,
-) -> _RunInput:
+) -> _Observer:
     """One run of the executor over ``specs``, opened for pushing into (disposed with
     ``subs``)."""
-    return _RunInput(_subscribe(specs, on_next, on_error, on_completed, scheduler, subs))
+    run = _subscribe(specs, on_next, on_error, on_completed, scheduler, subs)
+    return _Observer(_entry(run), run.on_error, run.on_completed)
 
 
 class SpeechLane:

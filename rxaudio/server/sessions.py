@@ -14,10 +14,8 @@ import asyncio
 import os
 import secrets
 import weakref
-from bisect import bisect_left
 from collections import deque
 from collections.abc import Awaitable, Callable
-from math import isfinite
 from typing import TYPE_CHECKING, Any
 
 import numpy as np
@@ -25,15 +23,7 @@ from reactivex import abc
 from reactivex.scheduler.eventloop import AsyncIOThreadSafeScheduler
 from reactivex.subject import BehaviorSubject
 
-from ..frames import (
-    PROBABILITY_DECIMALS,
-    TIME_DECIMALS,
-    AudioFrame,
-    LevelFrame,
-    Transcript,
-    Utterance,
-    VadFrame,
-)
+from ..frames import AudioFrame, LevelFrame, Transcript, Utterance, VadFrame, vad_dict
 from ..operators import ScoredWindow
 from ..sinks import JsonlLog, UtteranceWriter, to_json
 from ..sinks._utterances import wav_bytes
@@ -207,14 +197,7 @@ class Outbox:
                     self._busy = False
                 tally = self.metrics.tally  # added to the series once per batcher round
                 tally.events += len(arrivals)
-                now = loop.time()
-                # Tally.latency, inline: each event's delay into its bucket and the sum
-                buckets, bounds, total = tally.buckets, tally.bounds, tally.latency_sum
-                for arrival in arrivals:
-                    d = max(0.0, now - arrival)
-                    buckets[bisect_left(bounds, d)] += 1
-                    total += d
-                tally.latency_sum = total
+                tally.sent(loop.time(), arrivals)
             if self._closed:
                 return
             self._wake.clear()
@@ -422,17 +405,7 @@ class Session:
             return  # the graph would have dropped it; or no event is sent
         lane = self.graph.lane
         assert lane is not None
-        r = lane.rate  # the windows' rate: the batched scorer's
-        p = float(p)
-        text = encode(
-            {
-                "type": "vad",
-                "t": round(a / r, TIME_DECIMALS),
-                "end": round(b / r, TIME_DECIMALS),
-                "p": round(p, PROBABILITY_DECIMALS) if isfinite(p) else None,
-                "speech": speech,
-            }
-        )
+        text = encode(vad_dict(a, b, lane.rate, p, speech))  # (lane.rate: the windows')
         arrival = self._arrival
         for ob in self.outboxes:
             ob.put_text("vad", text, arrival)

@@ -23,6 +23,7 @@ from .protocol import StartMessage
 from .reclaim import Reclaimer
 from .sessions import Session, new_session_id
 from .streams import RedisBridge
+from .writer import FileWriter
 
 if TYPE_CHECKING:
     from .connection import Connection
@@ -68,12 +69,15 @@ class Hub:
         self.stopping = False
         self.started = time.time()
         self.redis: RedisBridge | None = None
+        self.files: FileWriter | None = None  # utterance WAVs, off the loop (writer.py)
 
     # ---- lifecycle ---------------------------------------------------------------------------
     async def startup(self, _: web.Application | None = None) -> None:
         """Bind to the running loop; start the shared source if configured."""
         self._loop = asyncio.get_running_loop()
         self._scheduler = AsyncIOScheduler(self._loop)
+        if self.config.out_dir is not None:
+            self.files = FileWriter(self._loop)
         self.reclaim = Reclaimer(
             self._loop,
             observe=self.metrics.reclaim.observe,
@@ -131,6 +135,9 @@ class Hub:
             s.close("server shutdown")
         self.sessions.clear()
         self.in_grace.clear()
+        if self.files is not None:  # every utterance on disk, its events and log lines out
+            await self.files.drain()
+            self.files.close()
         wait = self.config.shutdown_timeout_s
         conns = list(self.connections)
         with contextlib.suppress(Exception):
@@ -182,6 +189,7 @@ class Hub:
             on_limit=self._storage_limit,
             replay=not shared,
             publish=self.redis.publish if self.redis is not None else None,
+            files=self.files,
         )
         self.sessions[sid] = s
         return s

@@ -16,6 +16,7 @@ import secrets
 import weakref
 from collections import deque
 from collections.abc import Awaitable, Callable
+from functools import partial
 from typing import TYPE_CHECKING, Any
 
 import numpy as np
@@ -24,6 +25,7 @@ from reactivex.scheduler.eventloop import AsyncIOThreadSafeScheduler
 from reactivex.subject import BehaviorSubject
 
 from ..frames import AudioFrame, LevelFrame, Transcript, Utterance, VadFrame, vad_dict
+from ..io.wav import write_wav
 from ..operators import ScoredWindow
 from ..sinks import JsonlLog, UtteranceWriter, to_json
 from ..sinks._utterances import wav_bytes
@@ -40,6 +42,7 @@ from .pipeline import (
     default_settings,
     encode_item,
 )
+from .writer import FileJob, FileWriter
 
 if TYPE_CHECKING:
     from ..vad.silero import BatchedStream
@@ -49,6 +52,9 @@ if TYPE_CHECKING:
 CRITICAL = frozenset(
     {"speech_start", "speech_end", "utterance", "transcript", "error", "started", "stopped"}
 )
+# what waits behind an utterance's file (Outbox.hold): numbered speech events and what must
+# follow them; the display stream (vad, level, spectrogram, a branch's rows) goes on
+WAITS = CRITICAL | {"stats"}
 # numbered per session (``seq``), kept until acknowledged and sent again on resume
 SPEECH = ("speech_start", "speech_end", "utterance", "transcript")
 REPLAY_MAX = 1024  # unacknowledged speech events kept per session
@@ -116,6 +122,8 @@ class Outbox:
         self.maxbytes = maxbytes
         self.bytes = 0  # characters of JSON text queued (bounded by maxbytes, as events by maxlen)
         self.queue: deque[tuple[str, str, float]] = deque()  # (type, JSON text, arrival)
+        # behind a file being written (hold): (the job or None, type, JSON text, arrival)
+        self.held: deque[tuple[FileJob | None, str | None, str, float]] = deque()
         self.dropped = 0
         self._wake = asyncio.Event()
         self._closed = False
@@ -130,9 +138,41 @@ class Outbox:
         self.put_text(event["type"], encode(event), arrival)
 
     def put_text(self, kind: str, text: str, arrival: float) -> None:
-        """Queue an already encoded event of type ``kind`` (fan-out encodes once)."""
+        """Queue an already encoded event of type ``kind`` (fan-out encodes once); behind a
+        :meth:`hold` when of a kind that :data:`WAITS` (display events go on)."""
         if self._closed:
             return
+        if self.held and kind in WAITS:
+            self.held.append((None, kind, text, arrival))
+            return
+        self._queue(kind, text, arrival)
+
+    def hold(
+        self, job: FileJob, kind: str | None = None, text: str = "", arrival: float = 0.0
+    ) -> None:
+        """Send nothing that :data:`WAITS` put from now on until ``job`` is done; then
+        the event ``kind``/``text`` first, unless the job failed (the event names its file)."""
+        if self._closed:
+            return
+        if job.done and not self.held:
+            if kind is not None and job.error is None:
+                self._queue(kind, text, arrival)
+            return
+        self.held.append((job, kind, text, arrival))
+        job.then(self._release)
+
+    def _release(self, _: FileJob) -> None:
+        """Queue what the holds done so far let through, in order."""
+        held = self.held
+        while held:
+            job, kind, text, arrival = held[0]
+            if job is not None and not job.done:
+                break
+            held.popleft()
+            if kind is not None and not self._closed and (job is None or job.error is None):
+                self._queue(kind, text, arrival)
+
+    def _queue(self, kind: str, text: str, arrival: float) -> None:
         q = self.queue
         while q and (len(q) >= self.maxlen or self.bytes + len(text) > self.maxbytes):
             victim = None
@@ -156,7 +196,7 @@ class Outbox:
         """Wait (at most ``timeout`` s) until everything queued has been handed to the socket."""
         loop = asyncio.get_running_loop()
         end = loop.time() + timeout
-        while (self.queue or self._busy) and loop.time() < end:
+        while (self.queue or self._busy or self.held) and loop.time() < end:
             await asyncio.sleep(0.005)
 
     def close(self) -> None:
@@ -227,6 +267,7 @@ class Session:
         replay: bool = True,
         publish: Callable[[Session, dict[str, Any], Any], None] | None = None,
         quiet_path: bool = True,
+        files: FileWriter | None = None,
     ) -> None:
         self.id = session_id
         self._publish = publish
@@ -264,6 +305,11 @@ class Session:
         self.dir: str | None = None
         self._wavs: UtteranceWriter | None = None
         self._log: JsonlLog | None = None
+        # utterance WAVs on the server's writer thread (None: written here, at once); what
+        # must follow a file waits for it: its jobs in order, and (job, action) to run after
+        self._files = files
+        self._writing: deque[FileJob] = deque()
+        self._after: deque[tuple[FileJob, Callable[[], None]]] = deque()
         if out_dir is not None:
             self.dir = os.path.join(out_dir, session_id)
             os.makedirs(self.dir, exist_ok=True)
@@ -455,9 +501,12 @@ class Session:
             self._write_log(
                 {"type": "closed", "reason": reason, "received": self.received}, force=True
             )
-            if self._log is not None:
-                self._log.close()
-                self._log = None
+            self._later(self._close_log)
+
+    def _close_log(self) -> None:
+        if self._log is not None:
+            self._log.close()
+            self._log = None
 
     # ---- output ------------------------------------------------------------------------------
     def attach(self, outbox: Outbox) -> None:
@@ -497,6 +546,8 @@ class Session:
         unacknowledged); they are still in the session's ``events.jsonl``.
         """
         now = self.loop.time()
+        if self._writing:  # the events of files not yet written wait for them
+            outbox.hold(self._writing[-1])
         for seq, kind, text in self.replay:
             if seq > after:
                 outbox.put_text(kind, text, now)
@@ -562,10 +613,49 @@ class Session:
         return f"{self._url_prefix}/{self.id}/{name}"
 
     def _write_log(self, record: dict[str, Any], *, force: bool = False) -> None:
+        self._later(partial(self._log_now, record, force))  # after the files it names
+
+    def _log_now(self, record: dict[str, Any], force: bool) -> None:
         if self._log is not None:
             # the closing record is written whatever the limits: a complete log matters more
             # than a few bytes
             self._log.write(record, self._spent if force else self._charge)
+
+    # ---- files written on the writer thread ----------------------------------------------------
+    def _later(self, action: Callable[[], None]) -> None:
+        """Run ``action`` once every utterance file submitted so far is written (at once when
+        none is waiting)."""
+        if self._writing:
+            self._after.append((self._writing[-1], action))
+        else:
+            action()
+
+    def _written(self, job: FileJob) -> None:
+        """An utterance file is written (jobs end in submission order), or failed to be."""
+        if self._writing and self._writing[0] is job:
+            self._writing.popleft()
+        else:
+            self._writing.remove(job)
+        if job.error is None:
+            self.metrics.utterances.inc()
+        elif isinstance(job.error, Exception):
+            # as a write on the loop failed the session, at the file's place: its log line
+            # before those that waited for the file, its event next in the outboxes' holds
+            writing, self._writing = self._writing, deque()
+            try:
+                self._on_error(job.error)
+            finally:
+                self._writing = writing
+        after = self._after
+        while after and after[0][0].done:
+            after.popleft()[1]()
+
+    def _if_written(self, job: FileJob, event: dict[str, Any], item: Any) -> None:
+        """An utterance event's log line and Redis entry, once its file is in place."""
+        if job.error is None:
+            self._log_now(event, False)
+            if self._publish is not None:
+                self._publish(self, event, item)
 
     def _on_item(self, item: Any) -> None:
         t = type(item)
@@ -577,19 +667,31 @@ class Session:
         if event is None:
             return
         kind = event["type"]
+        job: FileJob | None = None
         if isinstance(item, Utterance):  # its dict form, plus the session's id and file
             self.utterances += 1
             event["id"] = self.utterances
             wavs = self._wavs
             name = (
-                wavs.add(item)
+                wavs.reserve(item)
                 if wavs is not None and self._charge(disk_cost(wav_bytes(item)))
                 else None
             )
             if name is not None:
+                assert wavs is not None
                 event["url"] = self.file_url(name)
                 event["file"] = name
-                self.metrics.utterances.inc()
+                if self._files is None:
+                    write_wav(wavs.path(name), item.samples, item.sample_rate)
+                    self.metrics.utterances.inc()
+                else:  # on the writer thread; what must follow the file waits for it
+                    job = self._files.submit(
+                        partial(write_wav, wavs.path(name), item.samples, item.sample_rate),
+                        item.samples.nbytes,
+                    )
+                    self._writing.append(job)
+                    job.then(self._written)
+                wavs.record(name, item)
             if self.options.transcribe is not None:
                 self._utterance_ids[item.index] = self.utterances
         elif isinstance(item, Transcript):  # its dict form, plus its utterance's id
@@ -597,15 +699,21 @@ class Session:
         if kind in SPEECH:
             self.seq += 1
             event["seq"] = self.seq
-            self._write_log(event)
-            if self._publish is not None:
-                self._publish(self, event, item)
+            if job is None:
+                self._write_log(event)
+                if self._publish is not None:  # after the files earlier entries name
+                    self._later(partial(self._publish, self, event, item))
+            else:  # once its file is written; not at all if it fails (it names the file)
+                self._later(partial(self._if_written, job, event, item))
             text = encode(event)
             if self._keep_replay:
                 self.replay.append((self.seq, kind, text))
                 if len(self.replay) > REPLAY_MAX:
                     self.replay_lost = self.replay.popleft()[0]
-            if self.outboxes:
+            if job is not None:  # its file first
+                for ob in self.outboxes:
+                    ob.hold(job, kind, text, self._arrival)
+            elif self.outboxes:
                 self._fan(kind, text)
             return
         self.emit(event)

@@ -17,6 +17,7 @@ from aiohttp.test_utils import TestClient, TestServer
 
 from benchmarks.loadgen import ws_frame
 from rxaudio.server import ServerConfig, create_app, guard
+from rxaudio.server.sessions import WAITS
 
 ServerFactory = Callable[..., AbstractAsyncContextManager[TestClient[Any, Any]]]
 
@@ -108,6 +109,17 @@ async def error(ws: ClientWebSocketResponse, code: str, fragment: str = "") -> d
             return dict(ev)
 
 
+def streams(events: list[dict[str, Any]]) -> tuple[list[dict[str, Any]], list[dict[str, Any]]]:
+    """A session's events as its two ordered streams (docs/protocol.md, "Order"): the display
+    events, and those that wait for utterance files (``WAITS``: numbered speech events,
+    ``stats``, ``stopped``, errors). Each is in order; between the two an ``utterance`` may
+    come after display events of later windows."""
+    return (
+        [e for e in events if e["type"] not in WAITS],
+        [e for e in events if e["type"] in WAITS],
+    )
+
+
 class Proto:
     """The helpers above, handed to tests as a fixture (test folders are not packages)."""
 
@@ -115,6 +127,7 @@ class Proto:
     start = staticmethod(start)
     send_audio = staticmethod(send_audio)
     error = staticmethod(error)
+    streams = staticmethod(streams)
 
 
 class Wire:

@@ -143,8 +143,10 @@ async def test_a_spectral_branch_after_a_gain_streams_what_the_library_gives(
     _, alone = await _session(server, proto, plain, audio)
     speech = ("vad", "speech_start", "speech_end", "utterance")
 
-    def said(evs: list[dict[str, Any]]) -> list[dict[str, Any]]:
-        return [{k: v for k, v in e.items() if k != "url"} for e in evs if e["type"] in speech]
+    def said(evs: list[dict[str, Any]]) -> tuple[list[dict[str, Any]], list[dict[str, Any]]]:
+        return proto.streams(
+            [{k: v for k, v in e.items() if k != "url"} for e in evs if e["type"] in speech]
+        )
 
     assert said(events) == said(alone)
     assert any(e["type"] == "utterance" for e in alone)
@@ -241,8 +243,10 @@ async def test_every_shape_of_branch_leaves_the_speech_chain_as_it_was(
     audio = speech_pcm[: 3 * 16000]
     speech = ("vad", "speech_start", "speech_end", "utterance")
 
-    def said(evs: list[dict[str, Any]]) -> list[dict[str, Any]]:
-        return [{k: v for k, v in e.items() if k != "url"} for e in evs if e["type"] in speech]
+    def said(evs: list[dict[str, Any]]) -> tuple[list[dict[str, Any]], list[dict[str, Any]]]:
+        return proto.streams(
+            [{k: v for k, v in e.items() if k != "url"} for e in evs if e["type"] in speech]
+        )
 
     _, teed = await _session(server, proto, ChainOptions.from_pipeline(text), audio)
     _, alone = await _session(server, proto, ChainOptions.from_pipeline(plain), audio)

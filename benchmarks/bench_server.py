@@ -65,19 +65,30 @@ def _cpu_seconds(pid: int) -> float:
 def wait_seconds(pid: int) -> float:
     """Seconds the process's threads were ready to run but waited for a core (the scheduler's
     run-queue delay, ``/proc/PID/task/*/schedstat``): over a run, how much others took from it.
-    0.0 where the kernel keeps no such statistics."""
+    Only threads at the main thread's priority count: a thread the process runs nicer (the
+    server's file writer) waits for the process's own loop by design, which is no one else's
+    load. 0.0 where the kernel keeps no such statistics."""
     total = 0
     try:
         tasks = os.listdir(f"/proc/{pid}/task")
-    except OSError:
+        main_nice = _nice(pid, pid)
+    except (OSError, IndexError, ValueError):
         return 0.0
     for tid in tasks:
         try:
+            if _nice(pid, int(tid)) != main_nice:
+                continue
             with open(f"/proc/{pid}/task/{tid}/schedstat", encoding="ascii") as f:
                 total += int(f.read().split()[1])
         except (OSError, IndexError, ValueError):
             continue  # a thread that ended meanwhile
     return total / 1e9
+
+
+def _nice(pid: int, tid: int) -> int:
+    """A thread's niceness (``/proc/PID/task/TID/stat``, field 19)."""
+    with open(f"/proc/{pid}/task/{tid}/stat", encoding="ascii") as f:
+        return int(f.read().rsplit(")", 1)[1].split()[16])
 
 
 def _start_server(

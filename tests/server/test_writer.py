@@ -318,3 +318,62 @@ async def test_a_served_session_hears_of_each_utterance_once_its_file_is_there(
         logged = [json.loads(x).get("file") for x in (folder / "events.jsonl").open()]
         assert [f for f in logged if f] == files
         assert {p.name for p in folder.glob("utt-*.wav")} == set(files)
+
+
+def test_a_resumed_session_replays_an_utterance_only_once_its_file_is_there(
+    tmp_path: Path,
+) -> None:
+    """A client that resumes while files are still being written: the replayed speech events
+    wait for them in its new outbox too."""
+
+    async def main() -> None:
+        loop = asyncio.get_running_loop()
+        metrics = ServerMetrics()
+        w = FileWriter(loop)
+        gate = threading.Event()
+        w.submit(lambda: gate.wait(10))  # every file after this waits for the gate
+        s = Session(
+            "s",
+            sample_rate=RATE,
+            channels=1,
+            options=ChainOptions(events=("vad",)),
+            out_dir=str(tmp_path),
+            metrics=metrics,
+            loop=loop,
+            scheduler=AsyncIOScheduler(loop),
+            files=w,
+        )
+        audio = _audio()
+        for i in range(0, 6 * RATE, 1024):
+            s.feed(audio[i : i + 1024])
+        assert s._writing  # utterances cut, their files not yet written
+        sent: list[str] = []
+
+        async def send(text: str) -> None:
+            sent.append(text)
+
+        box = Outbox(send, metrics)
+        task = loop.create_task(box.run())
+        try:
+            s.attach(box)
+            assert s.replay_to(box, 0) == 0
+            s.feed(audio[6 * RATE : 6 * RATE + 1024])  # a display event goes on meanwhile
+            await asyncio.sleep(0.05)
+            assert sent and all('"type":"vad"' in t for t in sent)
+            gate.set()
+            await w.drain()
+            await box.drain()
+            replayed = [json.loads(t) for t in sent if '"type":"vad"' not in t]
+            assert [e["seq"] for e in replayed] == list(range(1, s.seq + 1))
+            for e in replayed:
+                if e["type"] == "utterance":
+                    assert (tmp_path / "s" / e["file"]).is_file()
+        finally:
+            gate.set()
+            s.close("done")
+            await w.drain()
+            w.close()
+            box.close()
+            await task
+
+    asyncio.run(main())

@@ -106,6 +106,10 @@ class Outbox:
     left) and counted in ``dropped``. The
     send loop stamps each event's latency (arrival of the audio frame that caused it to the
     moment it is handed to the socket) into the metrics histogram.
+
+    :meth:`hold` parks what :data:`WAITS` (the speech stream, ``stats``, ``stopped``, errors)
+    behind an utterance file being written, in order, until the file is in place; the display
+    stream is queued as usual meanwhile (docs/protocol.md, "Order").
     """
 
     def __init__(

@@ -8,12 +8,20 @@ import numpy as np
 
 from .base import F32
 
+COALESCE = 16
+"""Appended blocks joined into one as soon as this many follow one another (see SpanBuffer)."""
+
 
 class SpanBuffer:
     """Keeps ``(n, channels)`` blocks by their start sample; slices any retained span.
 
     Blocks must arrive in order; a gap is filled with silence so indices stay exact. Call
     :meth:`trim` to drop what is no longer needed (memory stays bounded by the caller's policy).
+
+    Every :data:`COALESCE` appended blocks are joined into one (read-only) block as they come:
+    a long span (an utterance of hundreds of 32 ms windows) is then cut from a few blocks
+    instead of gathered from hundreds at the moment it ends, when a live server's sessions
+    tend to end theirs all at once; the copying is spread over the stream instead.
     """
 
     def __init__(self) -> None:
@@ -23,6 +31,7 @@ class SpanBuffer:
         self.channels: int | None = None
         self._loaded = 0  # one past the last sample stored by load() (visible or not)
         self._revealed = False
+        self._run = 0  # appended blocks at the end not yet joined (COALESCE)
 
     def append(self, start: int, samples: F32) -> None:
         """Add a block starting at sample ``start`` (>= :attr:`end` once anything was added)."""
@@ -37,8 +46,25 @@ class SpanBuffer:
         if start > self.end:
             gap = np.zeros((start - self.end, samples.shape[1]), dtype=np.float32)
             self._blocks.append((self.end, gap))
+            self._run += 1
         self._blocks.append((start, samples))
         self.end = start + samples.shape[0]
+        self._run += 1
+        if self._run >= COALESCE:
+            self._join_run()
+
+    def _join_run(self) -> None:
+        """Join the appended blocks at the end (consecutive by construction) into one."""
+        blocks = self._blocks
+        k = min(self._run, len(blocks))
+        self._run = 0
+        if k < 2:
+            return
+        parts = [blocks.pop() for _ in range(k)]
+        parts.reverse()
+        joined = np.concatenate([p for _, p in parts])
+        joined.flags.writeable = False  # takes hand out views of it, as of the frames before
+        blocks.append((parts[0][0], joined))
 
     def load(self, start: int, samples: F32) -> None:
         """Store a block ahead of time; its samples join the buffer only as :meth:`reveal`
@@ -53,6 +79,7 @@ class SpanBuffer:
             )
         self._blocks.append((start, samples))
         self._loaded = start + samples.shape[0]
+        self._run = 0  # a loaded block is never joined with appended ones
 
     @property
     def loaded_end(self) -> int:
@@ -101,4 +128,6 @@ class SpanBuffer:
         blocks = self._blocks
         while blocks and blocks[0][0] + blocks[0][1].shape[0] <= before:
             blocks.popleft()
+        if self._run > len(blocks):
+            self._run = len(blocks)
         self.start = max(self.start, min(before, self.end))

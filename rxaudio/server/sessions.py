@@ -314,6 +314,7 @@ class Session:
         self._files = files
         self._writing: deque[FileJob] = deque()
         self._after: deque[tuple[FileJob, Callable[[], None]]] = deque()
+        self._log_closed: FileJob | None = None  # done once the log is closed (Outbox.hold)
         if out_dir is not None:
             self.dir = os.path.join(out_dir, session_id)
             os.makedirs(self.dir, exist_ok=True)
@@ -505,12 +506,23 @@ class Session:
             self._write_log(
                 {"type": "closed", "reason": reason, "received": self.received}, force=True
             )
+            if self._files is not None and self._log is not None:
+                # what the outboxes get after this (``stopped``) waits for the complete log
+                self._log_closed = FileJob(None, 0)
+                for ob in self.outboxes:
+                    ob.hold(self._log_closed)
             self._later(self._close_log)
 
     def _close_log(self) -> None:
-        if self._log is not None:
-            self._log.close()
-            self._log = None
+        log, self._log = self._log, None
+        if log is not None:
+            if self._files is None:
+                log.close()
+            else:  # after its last lines, on the writer thread
+                job = self._files.submit(log.close)
+                closed = self._log_closed
+                if closed is not None:
+                    job.then(lambda j: closed.settle(j.error))
 
     # ---- output ------------------------------------------------------------------------------
     def attach(self, outbox: Outbox) -> None:
@@ -620,10 +632,21 @@ class Session:
         self._later(partial(self._log_now, record, force))  # after the files it names
 
     def _log_now(self, record: dict[str, Any], force: bool) -> None:
-        if self._log is not None:
+        log = self._log
+        if log is not None:
             # the closing record is written whatever the limits: a complete log matters more
             # than a few bytes
-            self._log.write(record, self._spent if force else self._charge)
+            line = log.line(record, self._spent if force else self._charge)
+            if line is None:
+                return
+            if self._files is None:
+                log.append(line)
+            else:  # on the writer thread, after the files submitted before it
+                self._files.submit(partial(log.append, line)).then(self._log_written)
+
+    def _log_written(self, job: FileJob) -> None:
+        if isinstance(job.error, Exception):  # as a log line that failed here failed us
+            self._on_error(job.error)
 
     # ---- files written on the writer thread ----------------------------------------------------
     def _later(self, action: Callable[[], None]) -> None:

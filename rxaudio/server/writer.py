@@ -43,7 +43,7 @@ class FileJob:
 
     __slots__ = ("_callbacks", "done", "error", "nbytes", "work")
 
-    def __init__(self, work: Callable[[], object], nbytes: int) -> None:
+    def __init__(self, work: Callable[[], object] | None, nbytes: int) -> None:
         self.work: Callable[[], object] | None = work
         self.nbytes = nbytes
         self.done = False
@@ -56,6 +56,13 @@ class FileJob:
             callback(self)
         else:
             self._callbacks.append(callback)
+
+    def settle(self, error: BaseException | None = None) -> None:
+        """Mark a job made by hand (``FileJob(None, 0)``, never submitted) done, on the loop:
+        a promise that something else completes (a session's log closed on the thread)."""
+        self.error = error
+        for cb in self._finish():
+            cb(self)
 
     def _finish(self) -> list[Callable[[FileJob], None]]:
         self.done = True

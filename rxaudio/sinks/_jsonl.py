@@ -46,13 +46,29 @@ class JsonlLog:
         """Append ``record``; return whether it was written (``charge`` may refuse it)."""
         if self.f is None:
             raise ValueError(f"{self.path}: the log is closed")
+        line = self.line(record, charge)
+        if line is None:
+            return False
+        self.append(line)
+        return True
+
+    def line(
+        self, record: dict[str, Any], charge: Callable[[int], bool] | None = None
+    ) -> str | None:
+        """``record``'s line, charged (``None``: refused); :meth:`append` writes it, anywhere
+        (a writer thread), :meth:`write` does both."""
         line = to_json(record) + "\n"
         if charge is not None and not charge(len(line.encode("utf-8"))):
-            return False
+            return None
+        return line
+
+    def append(self, line: str) -> None:
+        """Write and flush one line made by :meth:`line`."""
+        if self.f is None:
+            raise ValueError(f"{self.path}: the log is closed")
         self.f.write(line)
         self.f.flush()
         self.count += 1
-        return True
 
     def close(self) -> None:
         """Close the file (idempotent)."""

@@ -13,6 +13,7 @@ import asyncio
 import json
 import os
 import threading
+import time
 from pathlib import Path
 from typing import Any
 
@@ -22,10 +23,12 @@ import soundfile as sf
 from reactivex.scheduler.eventloop import AsyncIOScheduler
 
 from rxaudio.data import speech_sample
+from rxaudio.server import HUB
 from rxaudio.server.metrics import ServerMetrics
 from rxaudio.server.pipeline import ChainOptions
 from rxaudio.server.sessions import WAITS, Outbox, Session
 from rxaudio.server.writer import NICE, FileWriter
+from rxaudio.sinks import JsonlLog
 
 RATE = 16000
 
@@ -293,15 +296,28 @@ def test_a_write_that_fails_fails_its_session_and_its_event_is_never_sent(
 
 # ---- the server ---------------------------------------------------------------------------------
 async def test_a_served_session_hears_of_each_utterance_once_its_file_is_there(
-    server: Any, proto: Any, speech_pcm: np.ndarray, tmp_path: Path
+    server: Any, proto: Any, speech_pcm: np.ndarray, tmp_path: Path, monkeypatch: Any
 ) -> None:
     """A client that stops at once after its audio: every ``utterance`` event, and ``stopped``
-    after them, come only when the file is complete (read on receipt), and the session's log
-    names every file."""
+    after them, come only when the file is complete (read on receipt); on ``stopped`` the
+    session's log (written on the writer thread too) is complete and names every file."""
     async with server() as client:
         ws = await client.ws_connect("/ws")
         started = await proto.start(ws)
         await proto.send_audio(ws, np.tile(speech_pcm, 2))
+        # the disk is slow: nothing the writer thread does finishes for 0.3 s, and the log's
+        # closing line takes 0.3 s more
+        gate = threading.Event()
+        client.server.app[HUB].files.submit(lambda: gate.wait(10))
+        threading.Timer(0.3, gate.set).start()
+        append = JsonlLog.append
+
+        def slow(log: JsonlLog, line: str) -> None:
+            if '"type":"closed"' in line:
+                time.sleep(0.3)
+            append(log, line)
+
+        monkeypatch.setattr(JsonlLog, "append", slow)
         await ws.send_json({"type": "stop"})
         folder = tmp_path / "out" / started["session"]
         files = []
@@ -315,8 +331,10 @@ async def test_a_served_session_hears_of_each_utterance_once_its_file_is_there(
             if ev["type"] == "stopped":
                 break
         assert len(files) >= 4
-        logged = [json.loads(x).get("file") for x in (folder / "events.jsonl").open()]
-        assert [f for f in logged if f] == files
+        # read on receipt of stopped, the server still running: the log is complete
+        records = [json.loads(x) for x in (folder / "events.jsonl").open()]
+        assert records[-1]["type"] == "closed"
+        assert [r["file"] for r in records if "file" in r] == files
         assert {p.name for p in folder.glob("utt-*.wav")} == set(files)
 
 

@@ -25,7 +25,6 @@ from reactivex.scheduler.eventloop import AsyncIOThreadSafeScheduler
 from reactivex.subject import BehaviorSubject
 
 from ..frames import AudioFrame, LevelFrame, Transcript, Utterance, VadFrame, vad_dict
-from ..io.wav import write_wav
 from ..operators import ScoredWindow
 from ..sinks import JsonlLog, UtteranceWriter, to_json
 from ..sinks._utterances import wav_bytes
@@ -709,12 +708,11 @@ class Session:
                 event["url"] = self.file_url(name)
                 event["file"] = name
                 if self._files is None:
-                    write_wav(wavs.path(name), item.samples, item.sample_rate)
+                    wavs.write_file(name, item)
                     self.metrics.utterances.inc()
                 else:  # on the writer thread; what must follow the file waits for it
                     job = self._files.submit(
-                        partial(write_wav, wavs.path(name), item.samples, item.sample_rate),
-                        item.samples.nbytes,
+                        partial(wavs.write_file, name, item), item.samples.nbytes
                     )
                     self._writing.append(job)
                     job.then(self._written)

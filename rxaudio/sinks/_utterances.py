@@ -80,23 +80,23 @@ class UtteranceWriter:
         """Write one utterance's WAV; return its file name (``None`` when refused)."""
         name = self.reserve(utt)
         if name is not None:
-            write_wav(self.path(name), utt.samples, utt.sample_rate)
+            self.write_file(name, utt)
             self.record(name, utt)
         return name
 
     def reserve(self, utt: Utterance) -> str | None:
         """Number ``utt`` and charge its bytes: its file name, ``None`` when refused. Writing
-        it (``write_wav(self.path(name), ...)``, anywhere, e.g. on a writer thread) and
-        :meth:`record` are then the caller's; :meth:`add` does all three."""
+        it (:meth:`write_file`, anywhere, e.g. on a writer thread) and :meth:`record` are then
+        the caller's; :meth:`add` does all three."""
         self.count += 1
         name = f"{self.stem}{self.count:04d}.wav"
         if self.charge is not None and not self.charge(wav_bytes(utt)):
             return None
         return name
 
-    def path(self, name: str) -> str:
-        """Where the file ``name`` goes."""
-        return os.path.join(self.out_dir, name)
+    def write_file(self, name: str, utt: Utterance) -> None:
+        """Write ``utt``'s WAV as ``name`` (reads only the arguments: safe on another thread)."""
+        write_wav(os.path.join(self.out_dir, name), utt.samples, utt.sample_rate)
 
     def record(self, name: str, utt: Utterance) -> None:
         """Note ``utt``, written as ``name``, for the label files of :meth:`finish`."""

@@ -14,6 +14,8 @@ import json
 import os
 import threading
 import time
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
 from pathlib import Path
 from typing import Any
 
@@ -133,77 +135,76 @@ def test_after_close_a_job_runs_at_once_and_nothing_is_lost(tmp_path: Path) -> N
 
 
 # ---- the outbox's holds -------------------------------------------------------------------------
+@asynccontextmanager
+async def _held_box(*, batch: bool = False) -> AsyncIterator[tuple[FileWriter, Outbox, list[str]]]:
+    """A writer thread, an outbox sending into a list (``batch`` as a client may ask), its send
+    task running; all ended on the way out."""
+    loop = asyncio.get_running_loop()
+    sent: list[str] = []
+
+    async def send(text: str) -> None:
+        sent.append(text)
+
+    w = FileWriter(loop)
+    box = Outbox(send, ServerMetrics())
+    box.batch = batch
+    task = loop.create_task(box.run())
+    try:
+        yield w, box, sent
+    finally:
+        box.close()
+        await task
+        w.close()
+
+
 def test_an_outbox_holds_what_waits_behind_a_file_and_lets_display_events_pass() -> None:
     async def main() -> None:
-        loop = asyncio.get_running_loop()
-        sent: list[str] = []
-
-        async def send(text: str) -> None:
-            sent.append(text)
-
-        w = FileWriter(loop)
-        box = Outbox(send, ServerMetrics())
-        task = loop.create_task(box.run())
         gate = threading.Event()
         try:
-            job = w.submit(lambda: gate.wait(5))
-            box.put_text("vad", "v1", 0.0)
-            box.hold(job, "utterance", "u1", 0.0)
-            box.put_text("speech_start", "s2", 0.0)
-            box.put_text("vad", "v2", 0.0)
-            box.put_text("stopped", "end", 0.0)
-            await asyncio.sleep(0.05)
-            assert sent == ["v1", "v2"]  # the display stream goes on
-            gate.set()
-            await w.drain()
-            await box.drain()
-            assert sent == ["v1", "v2", "u1", "s2", "end"]
-            # a failed write: its event is not sent (it names a file that is not there), the
-            # rest is
-            bad = w.submit(lambda: 1 / 0)
-            box.hold(bad, "utterance", "u2", 0.0)
-            box.put_text("speech_end", "e3", 0.0)
-            await w.drain()
-            await box.drain()
-            assert sent[5:] == ["e3"] and isinstance(bad.error, ZeroDivisionError)
+            async with _held_box() as (w, box, sent):
+                job = w.submit(lambda: gate.wait(5))
+                box.put_text("vad", "v1", 0.0)
+                box.hold(job, "utterance", "u1", 0.0)
+                box.put_text("speech_start", "s2", 0.0)
+                box.put_text("vad", "v2", 0.0)
+                box.put_text("stopped", "end", 0.0)
+                await asyncio.sleep(0.05)
+                assert sent == ["v1", "v2"]  # the display stream goes on
+                gate.set()
+                await w.drain()
+                await box.drain()
+                assert sent == ["v1", "v2", "u1", "s2", "end"]
+                # a failed write: its event is not sent (it names a file that is not there),
+                # the rest is
+                bad = w.submit(lambda: 1 / 0)
+                box.hold(bad, "utterance", "u2", 0.0)
+                box.put_text("speech_end", "e3", 0.0)
+                await w.drain()
+                await box.drain()
+                assert sent[5:] == ["e3"] and isinstance(bad.error, ZeroDivisionError)
         finally:
             gate.set()
-            box.close()
-            await task
-            w.close()
 
     asyncio.run(main())
 
 
 def test_a_batched_message_never_reaches_past_a_hold() -> None:
     async def main() -> None:
-        loop = asyncio.get_running_loop()
-        sent: list[str] = []
-
-        async def send(text: str) -> None:
-            sent.append(text)
-
-        w = FileWriter(loop)
-        box = Outbox(send, ServerMetrics())
-        box.batch = True
         gate = threading.Event()
-        job = w.submit(lambda: gate.wait(5))
-        box.put_text("speech_start", '{"a":1}', 0.0)
-        box.hold(job, "utterance", '{"u":1}', 0.0)
-        box.put_text("speech_end", '{"b":2}', 0.0)
-        task = loop.create_task(box.run())
         try:
-            await asyncio.sleep(0.05)
-            assert sent == ['{"a":1}']
-            gate.set()
-            await w.drain()
-            await box.drain()
-            assert sent == ['{"a":1}', '[{"u":1},{"b":2}]']
+            async with _held_box(batch=True) as (w, box, sent):
+                job = w.submit(lambda: gate.wait(5))
+                box.put_text("speech_start", '{"a":1}', 0.0)
+                box.hold(job, "utterance", '{"u":1}', 0.0)
+                box.put_text("speech_end", '{"b":2}', 0.0)
+                await asyncio.sleep(0.05)
+                assert sent == ['{"a":1}']
+                gate.set()
+                await w.drain()
+                await box.drain()
+                assert sent == ['{"a":1}', '[{"u":1},{"b":2}]']
         finally:
             gate.set()
-            box.close()
-            await task
-            w.close()
 
     asyncio.run(main())
 
